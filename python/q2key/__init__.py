@@ -1,0 +1,50 @@
+"""q2key: Q² codes (2-bit Gray-coded quaternary quantization), 64-bit transition keys, Lee-distance search.
+
+>>> import numpy as np, q2key
+>>> x = np.random.default_rng(0).normal(size=(1000, 384)).astype(np.float32)
+>>> enc = q2key.encode(x)
+>>> enc.codes.shape, enc.keys.shape
+((1000, 96), (1000,))
+>>> dist, idx = q2key.search(enc.codes[:5], enc.codes, k=10)
+>>> idx[:, 0].tolist()
+[0, 1, 2, 3, 4]
+"""
+
+from ._codes import complement, keys_from_symbols, pack, run_reduce, unpack
+from ._distance import lee, lee_matrix, search, weighted_lee
+from ._encode import Encoded, encode, gaussian_threshold, symbols
+from ._native import DTypeError, NonFiniteError, Q2KeyError, ShapeError, __version__
+
+
+def simd_backend() -> str:
+    """The SIMD kernel family in use: ``"avx512-vpopcntdq"``, ``"avx2"`` or ``"scalar"``.
+
+    Chosen once from the CPU at import; the environment variable ``Q2KEY_SIMD``
+    (``scalar``, ``avx2``, ``avx512``) can lower the choice.
+    """
+    from . import _native
+
+    return _native.simd_backend()
+
+
+__all__ = [
+    "DTypeError",
+    "Encoded",
+    "NonFiniteError",
+    "Q2KeyError",
+    "ShapeError",
+    "__version__",
+    "complement",
+    "encode",
+    "gaussian_threshold",
+    "keys_from_symbols",
+    "lee",
+    "lee_matrix",
+    "pack",
+    "run_reduce",
+    "search",
+    "simd_backend",
+    "symbols",
+    "unpack",
+    "weighted_lee",
+]

@@ -1,0 +1,182 @@
+//! Kernel variants and the table of the one chosen at run time.
+//!
+//! Every variant exposes the same five functions; `scalar` is the reference
+//! the others are tested against. The x86 variants are `#[target_feature]`
+//! functions wrapped in safe shims that are only reachable through a
+//! [`Kernels`] table built after the CPU was checked.
+
+pub(crate) mod scalar;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod x86_avx2;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod x86_avx512;
+
+use crate::quantize::{fill_all_b, row_threshold, Element, RowThreshold};
+use crate::runs::key_and_transitions;
+use std::sync::OnceLock;
+
+/// Encodes one row into `code`; on a NaN/±Inf returns its column.
+pub type EncodeRow<T> = fn(x: &[T], tau: f64, code: &mut [u8]) -> Result<(u64, u32), usize>;
+/// Lee distance of two codes of equal length.
+pub type LeePair = fn(a: &[u8], b: &[u8]) -> u32;
+/// Lee distances of one code to each row of a row-major block (`out.len()` rows).
+pub type LeeRows = fn(query: &[u8], rows: &[u8], out: &mut [u32]);
+/// Lee distances of `queries.len() / words` queries (as little-endian u64
+/// words) to a transposed block of 8-row groups; `out` is query-major.
+pub type LeeTile = fn(queries: &[u64], words: usize, block: &[u64], out: &mut [u32]);
+
+/// Which kernel family runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Backend {
+    Scalar,
+    Avx2,
+    Avx512,
+}
+
+impl Backend {
+    /// The name `q2key.simd_backend()` reports.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Backend::Scalar => "scalar",
+            Backend::Avx2 => "avx2",
+            Backend::Avx512 => "avx512-vpopcntdq",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Backend> {
+        [Backend::Scalar, Backend::Avx2, Backend::Avx512]
+            .into_iter()
+            .find(|b| b.name() == name || (name == "avx512" && *b == Backend::Avx512))
+    }
+
+    /// Whether this CPU can run the backend.
+    pub fn is_supported(self) -> bool {
+        match self {
+            Backend::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx2 => {
+                std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("popcnt")
+            }
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx512 => {
+                Backend::Avx2.is_supported()
+                    && std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512bw")
+                    && std::arch::is_x86_feature_detected!("avx512vpopcntdq")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+
+    /// The best backend this CPU supports.
+    pub fn best() -> Backend {
+        [Backend::Avx512, Backend::Avx2]
+            .into_iter()
+            .find(|b| b.is_supported())
+            .unwrap_or(Backend::Scalar)
+    }
+
+    /// Every backend this CPU can run (for tests and benchmarks).
+    pub fn supported() -> Vec<Backend> {
+        [Backend::Scalar, Backend::Avx2, Backend::Avx512]
+            .into_iter()
+            .filter(|b| b.is_supported())
+            .collect()
+    }
+}
+
+/// One backend's kernels.
+pub struct Kernels {
+    pub backend: Backend,
+    pub encode_f32: EncodeRow<f32>,
+    pub encode_f64: EncodeRow<f64>,
+    pub lee_pair: LeePair,
+    pub lee_rows: LeeRows,
+    pub lee_tile: LeeTile,
+}
+
+impl Kernels {
+    /// The kernels of `backend`, or `None` when this CPU cannot run them.
+    pub fn for_backend(backend: Backend) -> Option<&'static Kernels> {
+        if !backend.is_supported() {
+            return None;
+        }
+        Some(match backend {
+            Backend::Scalar => &scalar::KERNELS,
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx2 => &x86_avx2::KERNELS,
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx512 => &x86_avx512::KERNELS,
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => return None,
+        })
+    }
+
+    /// The kernels in use: the best the CPU supports, chosen once. The
+    /// environment variable `Q2KEY_SIMD` (`scalar`, `avx2`, `avx512`) can
+    /// lower the choice, for testing and for comparing backends.
+    pub fn active() -> &'static Kernels {
+        static ACTIVE: OnceLock<&'static Kernels> = OnceLock::new();
+        ACTIVE.get_or_init(|| {
+            let best = Backend::best();
+            let chosen = std::env::var("Q2KEY_SIMD")
+                .ok()
+                .and_then(|name| Backend::from_name(name.trim()))
+                .filter(|b| *b <= best && b.is_supported())
+                .unwrap_or(best);
+            Kernels::for_backend(chosen).unwrap_or(&scalar::KERNELS)
+        })
+    }
+}
+
+/// The row encoder every variant shares: threshold, quantise with the
+/// variant's `quantize`, then key and transition count from the packed code.
+#[inline(always)]
+pub(crate) fn encode_row_with<T: Element>(
+    x: &[T],
+    tau: f64,
+    code: &mut [u8],
+    quantize: impl FnOnce(&[T], T, &mut [u8]),
+) -> Result<(u64, u32), usize> {
+    match row_threshold(x, tau) {
+        RowThreshold::Cut(t) => quantize(x, t, code),
+        RowThreshold::AllZero => fill_all_b(code, x.len()),
+        RowThreshold::NonFinite(col) => return Err(col),
+    }
+    Ok(key_and_transitions(code, x.len()))
+}
+
+/// Number of 64-bit words per code of `width` bytes.
+#[inline]
+pub const fn words_per_code(width: usize) -> usize {
+    width.div_ceil(8)
+}
+
+/// One code as little-endian u64 words, zero-padded (the layout `LeeTile` takes).
+#[inline]
+pub fn code_words(code: &[u8], out: &mut [u64]) {
+    for (w, chunk) in out.iter_mut().zip(code.chunks(8)) {
+        let mut buf = [0u8; 8];
+        buf[..chunk.len()].copy_from_slice(chunk);
+        *w = u64::from_le_bytes(buf);
+    }
+}
+
+/// Transposes `rows` (row-major, `width` bytes each) into 8-row groups:
+/// `out[(g·words + w)·8 + r]` is word `w` of row `8g + r`; missing rows are zero.
+pub fn transpose_block(rows: &[u8], width: usize, out: &mut Vec<u64>) {
+    let words = words_per_code(width);
+    let n = rows.len() / width.max(1);
+    let groups = n.div_ceil(8);
+    out.clear();
+    out.resize(groups * words * 8, 0);
+    let mut row_words = vec![0u64; words];
+    for (i, code) in rows.chunks_exact(width.max(1)).enumerate() {
+        code_words(code, &mut row_words);
+        let (g, r) = (i / 8, i % 8);
+        for (w, &word) in row_words.iter().enumerate() {
+            out[(g * words + w) * 8 + r] = word;
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! The portable reference kernels: every SIMD variant must match these bit for bit.
+
+use super::{encode_row_with, Backend, Kernels};
+use crate::quantize::quantize_pack_scalar;
+
+pub(crate) static KERNELS: Kernels = Kernels {
+    backend: Backend::Scalar,
+    encode_f32,
+    encode_f64,
+    lee_pair,
+    lee_rows,
+    lee_tile,
+};
+
+fn encode_f32(x: &[f32], tau: f64, code: &mut [u8]) -> Result<(u64, u32), usize> {
+    encode_row_with(x, tau, code, quantize_pack_scalar)
+}
+
+fn encode_f64(x: &[f64], tau: f64, code: &mut [u8]) -> Result<(u64, u32), usize> {
+    encode_row_with(x, tau, code, quantize_pack_scalar)
+}
+
+#[inline(always)]
+pub(crate) fn lee_pair(a: &[u8], b: &[u8]) -> u32 {
+    debug_assert_eq!(a.len(), b.len());
+    let mut total = 0u32;
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        let x = u64::from_le_bytes(x.try_into().unwrap());
+        let y = u64::from_le_bytes(y.try_into().unwrap());
+        total += (x ^ y).count_ones();
+    }
+    for (x, y) in ra.iter().zip(rb) {
+        total += (x ^ y).count_ones();
+    }
+    total
+}
+
+fn lee_rows(query: &[u8], rows: &[u8], out: &mut [u32]) {
+    let width = query.len();
+    if width == 0 {
+        out.fill(0);
+        return;
+    }
+    for (o, row) in out.iter_mut().zip(rows.chunks_exact(width)) {
+        *o = lee_pair(query, row);
+    }
+}
+
+fn lee_tile(queries: &[u64], words: usize, block: &[u64], out: &mut [u32]) {
+    let group_len = words * 8;
+    let groups = block.len() / group_len;
+    let rows = groups * 8;
+    for (q, qw) in queries.chunks_exact(words).enumerate() {
+        for (g, gb) in block.chunks_exact(group_len).enumerate() {
+            let mut acc = [0u32; 8];
+            for (w, &word) in qw.iter().enumerate() {
+                for (r, a) in acc.iter_mut().enumerate() {
+                    *a += (gb[w * 8 + r] ^ word).count_ones();
+                }
+            }
+            out[q * rows + g * 8..][..8].copy_from_slice(&acc);
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! AVX2 kernels: compare masks for the quantiser, the nibble-table popcount
+//! (Muła et al.) for Lee distances.
+
+use super::{encode_row_with, Backend, Kernels};
+use crate::quantize::{quantize_pack_scalar, INTERLEAVE};
+use std::arch::x86_64::*;
+
+pub(crate) static KERNELS: Kernels = Kernels {
+    backend: Backend::Avx2,
+    encode_f32,
+    encode_f64,
+    lee_pair,
+    lee_rows,
+    lee_tile,
+};
+
+// Safe shims: only reachable through `KERNELS`, which `Kernels::for_backend`
+// hands out after checking the CPU supports AVX2 and POPCNT.
+fn encode_f32(x: &[f32], tau: f64, code: &mut [u8]) -> Result<(u64, u32), usize> {
+    unsafe { encode_f32_avx2(x, tau, code) }
+}
+fn encode_f64(x: &[f64], tau: f64, code: &mut [u8]) -> Result<(u64, u32), usize> {
+    unsafe { encode_f64_avx2(x, tau, code) }
+}
+fn lee_pair(a: &[u8], b: &[u8]) -> u32 {
+    unsafe { lee_pair_avx2(a, b) }
+}
+fn lee_rows(query: &[u8], rows: &[u8], out: &mut [u32]) {
+    unsafe { lee_rows_avx2(query, rows, out) }
+}
+fn lee_tile(queries: &[u64], words: usize, block: &[u64], out: &mut [u32]) {
+    unsafe { lee_tile_avx2(queries, words, block, out) }
+}
+
+#[target_feature(enable = "avx2,popcnt")]
+unsafe fn encode_f32_avx2(x: &[f32], tau: f64, code: &mut [u8]) -> Result<(u64, u32), usize> {
+    encode_row_with(x, tau, code, |x, t, out| quantize_f32(x, t, out))
+}
+
+#[target_feature(enable = "avx2,popcnt")]
+unsafe fn encode_f64_avx2(x: &[f64], tau: f64, code: &mut [u8]) -> Result<(u64, u32), usize> {
+    encode_row_with(x, tau, code, |x, t, out| quantize_f64(x, t, out))
+}
+
+/// Eight coordinates → two code bytes: sign mask and near-zero mask, then a table.
+#[inline(always)]
+pub(crate) unsafe fn quantize_f32(x: &[f32], t: f32, out: &mut [u8]) {
+    let body = x.len() / 8 * 8;
+    let (zero, tv, nt) = (_mm256_setzero_ps(), _mm256_set1_ps(t), _mm256_set1_ps(-t));
+    let mut i = 0;
+    while i < body {
+        let v = _mm256_loadu_ps(x.as_ptr().add(i));
+        let h = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(v, zero)) as usize;
+        let near = _mm256_and_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(v, nt), _mm256_cmp_ps::<_CMP_LE_OQ>(v, tv));
+        let l = _mm256_movemask_ps(near) as usize;
+        *out.get_unchecked_mut(i / 4) = INTERLEAVE[(h & 15) << 4 | (l & 15)];
+        *out.get_unchecked_mut(i / 4 + 1) = INTERLEAVE[(h >> 4) << 4 | (l >> 4)];
+        i += 8;
+    }
+    quantize_pack_scalar(&x[body..], t, &mut out[body / 4..]);
+}
+
+#[inline(always)]
+unsafe fn quantize_f64(x: &[f64], t: f64, out: &mut [u8]) {
+    let body = x.len() / 4 * 4;
+    let (zero, tv, nt) = (_mm256_setzero_pd(), _mm256_set1_pd(t), _mm256_set1_pd(-t));
+    let mut i = 0;
+    while i < body {
+        let v = _mm256_loadu_pd(x.as_ptr().add(i));
+        let h = _mm256_movemask_pd(_mm256_cmp_pd::<_CMP_GT_OQ>(v, zero)) as usize;
+        let near = _mm256_and_pd(_mm256_cmp_pd::<_CMP_GT_OQ>(v, nt), _mm256_cmp_pd::<_CMP_LE_OQ>(v, tv));
+        let l = _mm256_movemask_pd(near) as usize;
+        *out.get_unchecked_mut(i / 4) = INTERLEAVE[h << 4 | l];
+        i += 4;
+    }
+    quantize_pack_scalar(&x[body..], t, &mut out[body / 4..]);
+}
+
+/// Per-byte popcount of 32 bytes via two 16-entry nibble tables.
+#[inline(always)]
+unsafe fn popcount_bytes(v: __m256i) -> __m256i {
+    let table = _mm256_setr_epi8(
+        0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
+    );
+    let low = _mm256_set1_epi8(0x0f);
+    let lo = _mm256_and_si256(v, low);
+    let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(v), low);
+    _mm256_add_epi8(_mm256_shuffle_epi8(table, lo), _mm256_shuffle_epi8(table, hi))
+}
+
+/// Sums of each 8-byte lane of per-byte counts.
+#[inline(always)]
+unsafe fn popcount_u64_lanes(v: __m256i) -> __m256i {
+    _mm256_sad_epu8(popcount_bytes(v), _mm256_setzero_si256())
+}
+
+#[inline(always)]
+unsafe fn hsum_u64(v: __m256i) -> u64 {
+    let mut lanes = [0u64; 4];
+    _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, v);
+    lanes[0] + lanes[1] + lanes[2] + lanes[3]
+}
+
+#[inline(always)]
+unsafe fn lee_pair_inline(a: &[u8], b: &[u8]) -> u32 {
+    let n = a.len().min(b.len());
+    let body = n / 32 * 32;
+    let mut acc = _mm256_setzero_si256();
+    let mut i = 0;
+    while i < body {
+        let x = _mm256_loadu_si256(a.as_ptr().add(i) as *const __m256i);
+        let y = _mm256_loadu_si256(b.as_ptr().add(i) as *const __m256i);
+        acc = _mm256_add_epi64(acc, popcount_u64_lanes(_mm256_xor_si256(x, y)));
+        i += 32;
+    }
+    hsum_u64(acc) as u32 + super::scalar::lee_pair(&a[body..n], &b[body..n])
+}
+
+#[target_feature(enable = "avx2,popcnt")]
+unsafe fn lee_pair_avx2(a: &[u8], b: &[u8]) -> u32 {
+    lee_pair_inline(a, b)
+}
+
+#[target_feature(enable = "avx2,popcnt")]
+unsafe fn lee_rows_avx2(query: &[u8], rows: &[u8], out: &mut [u32]) {
+    let width = query.len();
+    if width == 0 {
+        out.fill(0);
+        return;
+    }
+    for (o, row) in out.iter_mut().zip(rows.chunks_exact(width)) {
+        *o = lee_pair_inline(query, row);
+    }
+}
+
+/// Two queries at a time against each 8-row group (two ymm of four rows).
+#[target_feature(enable = "avx2,popcnt")]
+unsafe fn lee_tile_avx2(queries: &[u64], words: usize, block: &[u64], out: &mut [u32]) {
+    let nq = queries.len() / words;
+    let groups = block.len() / (words * 8);
+    let mut q = 0;
+    while q + 2 <= nq {
+        tile::<2>(queries, q, words, block, groups, out);
+        q += 2;
+    }
+    if q < nq {
+        tile::<1>(queries, q, words, block, groups, out);
+    }
+}
+
+#[inline(always)]
+unsafe fn tile<const T: usize>(queries: &[u64], q0: usize, words: usize, block: &[u64], groups: usize, out: &mut [u32]) {
+    let rows = groups * 8;
+    let qp = queries.as_ptr().add(q0 * words);
+    for g in 0..groups {
+        let gp = block.as_ptr().add(g * words * 8);
+        let mut lo = [_mm256_setzero_si256(); T];
+        let mut hi = [_mm256_setzero_si256(); T];
+        for w in 0..words {
+            let d_lo = _mm256_loadu_si256(gp.add(w * 8) as *const __m256i);
+            let d_hi = _mm256_loadu_si256(gp.add(w * 8 + 4) as *const __m256i);
+            for t in 0..T {
+                let qv = _mm256_set1_epi64x(*qp.add(t * words + w) as i64);
+                lo[t] = _mm256_add_epi64(lo[t], popcount_u64_lanes(_mm256_xor_si256(d_lo, qv)));
+                hi[t] = _mm256_add_epi64(hi[t], popcount_u64_lanes(_mm256_xor_si256(d_hi, qv)));
+            }
+        }
+        for t in 0..T {
+            let mut lanes = [0u64; 8];
+            _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, lo[t]);
+            _mm256_storeu_si256(lanes.as_mut_ptr().add(4) as *mut __m256i, hi[t]);
+            let dst = out.as_mut_ptr().add((q0 + t) * rows + g * 8);
+            for (r, &v) in lanes.iter().enumerate() {
+                *dst.add(r) = v as u32;
+            }
+        }
+    }
+}

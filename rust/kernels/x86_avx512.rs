@@ -1,0 +1,156 @@
+//! AVX-512 kernels: VPOPCNTQ for Lee distances (64 bytes per instruction,
+//! masked loads for tails) and 16-wide compare masks for the quantiser.
+
+use super::{encode_row_with, Backend, Kernels};
+use crate::quantize::{quantize_pack_scalar, INTERLEAVE};
+use std::arch::x86_64::*;
+
+pub(crate) static KERNELS: Kernels = Kernels {
+    backend: Backend::Avx512,
+    encode_f32,
+    encode_f64,
+    lee_pair,
+    lee_rows,
+    lee_tile,
+};
+
+// Safe shims: only reachable through `KERNELS`, which `Kernels::for_backend`
+// hands out after checking AVX-512 F, BW and VPOPCNTDQ (and AVX2).
+fn encode_f32(x: &[f32], tau: f64, code: &mut [u8]) -> Result<(u64, u32), usize> {
+    unsafe { encode_f32_avx512(x, tau, code) }
+}
+fn encode_f64(x: &[f64], tau: f64, code: &mut [u8]) -> Result<(u64, u32), usize> {
+    unsafe { encode_f64_avx512(x, tau, code) }
+}
+fn lee_pair(a: &[u8], b: &[u8]) -> u32 {
+    unsafe { lee_pair_avx512(a, b) }
+}
+fn lee_rows(query: &[u8], rows: &[u8], out: &mut [u32]) {
+    unsafe { lee_rows_avx512(query, rows, out) }
+}
+fn lee_tile(queries: &[u64], words: usize, block: &[u64], out: &mut [u32]) {
+    unsafe { lee_tile_avx512(queries, words, block, out) }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vpopcntdq,avx2,popcnt")]
+unsafe fn encode_f32_avx512(x: &[f32], tau: f64, code: &mut [u8]) -> Result<(u64, u32), usize> {
+    encode_row_with(x, tau, code, |x, t, out| quantize_f32(x, t, out))
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vpopcntdq,avx2,popcnt")]
+unsafe fn encode_f64_avx512(x: &[f64], tau: f64, code: &mut [u8]) -> Result<(u64, u32), usize> {
+    encode_row_with(x, tau, code, |x, t, out| quantize_f64(x, t, out))
+}
+
+/// Sixteen coordinates → four code bytes.
+#[inline(always)]
+unsafe fn quantize_f32(x: &[f32], t: f32, out: &mut [u8]) {
+    let body = x.len() / 16 * 16;
+    let (zero, tv, nt) = (_mm512_setzero_ps(), _mm512_set1_ps(t), _mm512_set1_ps(-t));
+    let mut i = 0;
+    while i < body {
+        let v = _mm512_loadu_ps(x.as_ptr().add(i));
+        let h = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, zero) as usize;
+        let l = (_mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, nt) & _mm512_cmp_ps_mask::<_CMP_LE_OQ>(v, tv)) as usize;
+        let dst = out.as_mut_ptr().add(i / 4);
+        for j in 0..4 {
+            *dst.add(j) = INTERLEAVE[((h >> (4 * j)) & 15) << 4 | ((l >> (4 * j)) & 15)];
+        }
+        i += 16;
+    }
+    quantize_pack_scalar(&x[body..], t, &mut out[body / 4..]);
+}
+
+/// Eight coordinates → two code bytes.
+#[inline(always)]
+unsafe fn quantize_f64(x: &[f64], t: f64, out: &mut [u8]) {
+    let body = x.len() / 8 * 8;
+    let (zero, tv, nt) = (_mm512_setzero_pd(), _mm512_set1_pd(t), _mm512_set1_pd(-t));
+    let mut i = 0;
+    while i < body {
+        let v = _mm512_loadu_pd(x.as_ptr().add(i));
+        let h = _mm512_cmp_pd_mask::<_CMP_GT_OQ>(v, zero) as usize;
+        let l = (_mm512_cmp_pd_mask::<_CMP_GT_OQ>(v, nt) & _mm512_cmp_pd_mask::<_CMP_LE_OQ>(v, tv)) as usize;
+        let dst = out.as_mut_ptr().add(i / 4);
+        *dst = INTERLEAVE[(h & 15) << 4 | (l & 15)];
+        *dst.add(1) = INTERLEAVE[(h >> 4) << 4 | (l >> 4)];
+        i += 8;
+    }
+    quantize_pack_scalar(&x[body..], t, &mut out[body / 4..]);
+}
+
+#[inline(always)]
+unsafe fn lee_pair_inline(a: &[u8], b: &[u8]) -> u32 {
+    let n = a.len().min(b.len());
+    let mut acc = _mm512_setzero_si512();
+    let mut i = 0;
+    while i + 64 <= n {
+        let x = _mm512_loadu_si512(a.as_ptr().add(i) as *const _);
+        let y = _mm512_loadu_si512(b.as_ptr().add(i) as *const _);
+        acc = _mm512_add_epi64(acc, _mm512_popcnt_epi64(_mm512_xor_si512(x, y)));
+        i += 64;
+    }
+    if i < n {
+        // Masked loads read only the bytes that exist and zero the rest.
+        let mask: __mmask64 = (1u64 << (n - i)) - 1;
+        let x = _mm512_maskz_loadu_epi8(mask, a.as_ptr().add(i) as *const i8);
+        let y = _mm512_maskz_loadu_epi8(mask, b.as_ptr().add(i) as *const i8);
+        acc = _mm512_add_epi64(acc, _mm512_popcnt_epi64(_mm512_xor_si512(x, y)));
+    }
+    _mm512_reduce_add_epi64(acc) as u32
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vpopcntdq,avx2,popcnt")]
+unsafe fn lee_pair_avx512(a: &[u8], b: &[u8]) -> u32 {
+    lee_pair_inline(a, b)
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vpopcntdq,avx2,popcnt")]
+unsafe fn lee_rows_avx512(query: &[u8], rows: &[u8], out: &mut [u32]) {
+    let width = query.len();
+    if width == 0 {
+        out.fill(0);
+        return;
+    }
+    for (o, row) in out.iter_mut().zip(rows.chunks_exact(width)) {
+        *o = lee_pair_inline(query, row);
+    }
+}
+
+/// Four queries at a time against each 8-row group: one load of the group's
+/// word serves four XOR + VPOPCNTQ + add, with no horizontal sums.
+#[target_feature(enable = "avx512f,avx512bw,avx512vpopcntdq,avx2,popcnt")]
+unsafe fn lee_tile_avx512(queries: &[u64], words: usize, block: &[u64], out: &mut [u32]) {
+    let nq = queries.len() / words;
+    let groups = block.len() / (words * 8);
+    let mut q = 0;
+    while q + 4 <= nq {
+        tile::<4>(queries, q, words, block, groups, out);
+        q += 4;
+    }
+    while q < nq {
+        tile::<1>(queries, q, words, block, groups, out);
+        q += 1;
+    }
+}
+
+#[inline(always)]
+unsafe fn tile<const T: usize>(queries: &[u64], q0: usize, words: usize, block: &[u64], groups: usize, out: &mut [u32]) {
+    let rows = groups * 8;
+    let qp = queries.as_ptr().add(q0 * words);
+    for g in 0..groups {
+        let gp = block.as_ptr().add(g * words * 8);
+        let mut acc = [_mm512_setzero_si512(); T];
+        for w in 0..words {
+            let d = _mm512_loadu_si512(gp.add(w * 8) as *const _);
+            for (t, a) in acc.iter_mut().enumerate() {
+                let qv = _mm512_set1_epi64(*qp.add(t * words + w) as i64);
+                *a = _mm512_add_epi64(*a, _mm512_popcnt_epi64(_mm512_xor_si512(d, qv)));
+            }
+        }
+        for (t, a) in acc.iter().enumerate() {
+            let dst = out.as_mut_ptr().add((q0 + t) * rows + g * 8);
+            _mm256_storeu_si256(dst as *mut __m256i, _mm512_cvtepi64_epi32(*a));
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! Borrowing numpy arrays as slices and handing Rust buffers back as arrays.
+
+use super::errors::ShapeError;
+use numpy::{Element, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use pyo3::prelude::*;
+
+/// A contiguous, aligned view of a 2-D array with its shape; anything else
+/// is an error naming the argument (the Python layer copies when needed).
+pub(crate) fn matrix<'a, T: Element>(arg: &str, a: &'a PyReadonlyArray2<'_, T>) -> PyResult<(&'a [T], usize, usize)> {
+    let (rows, cols) = (a.shape()[0], a.shape()[1]);
+    let slice = a
+        .as_slice()
+        .map_err(|_| ShapeError::new_err(format!("{arg}: expected a C-contiguous, aligned array")))?;
+    Ok((slice, rows, cols))
+}
+
+pub(crate) fn vector<'a, T: Element>(arg: &str, a: &'a PyReadonlyArray1<'_, T>) -> PyResult<&'a [T]> {
+    a.as_slice()
+        .map_err(|_| ShapeError::new_err(format!("{arg}: expected a C-contiguous, aligned array")))
+}
+
+/// A `(rows, cols)` array owning `data` (no copy).
+pub(crate) fn to_matrix<T: Element>(py: Python<'_>, data: Vec<T>, rows: usize, cols: usize) -> PyResult<Bound<'_, PyArray2<T>>> {
+    PyArray1::from_vec(py, data).reshape([rows, cols])
+}
+
+pub(crate) fn to_vector<T: Element>(py: Python<'_>, data: Vec<T>) -> Bound<'_, PyArray1<T>> {
+    PyArray1::from_vec(py, data)
+}

@@ -1,0 +1,315 @@
+//! The `q2key._native` extension module: converts arrays, releases the GIL
+//! and calls the core. Input normalisation (dtypes, layout, broadcasting)
+//! happens in the Python package; here arrays must already be contiguous.
+
+mod arrays;
+mod errors;
+
+use crate::error::Error;
+use crate::lee::LeeWeights;
+use crate::{encode::EncodeElement, parallel};
+use arrays::{matrix, to_matrix, to_vector, vector};
+use errors::{from_err, DTypeError, NonFiniteError, Q2KeyError, ShapeError};
+use numpy::{PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
+use pyo3::prelude::*;
+
+type Encoded<'py> = (Bound<'py, PyArray2<u8>>, Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<u32>>);
+
+fn run<R: Send>(threads: Option<usize>, f: impl FnOnce() -> crate::Result<R> + Send) -> PyResult<R> {
+    parallel::install(threads, f).and_then(|r| r).map_err(from_err)
+}
+
+fn encode_any<'py, T: EncodeElement + numpy::Element>(
+    py: Python<'py>,
+    x: PyReadonlyArray2<'py, T>,
+    threshold: Option<f64>,
+    threads: Option<usize>,
+) -> PyResult<Encoded<'py>> {
+    let (data, rows, dim) = matrix("x", &x)?;
+    let width = crate::code_width(dim);
+    let (codes, keys, transitions) = py.detach(|| {
+        run(threads, || {
+            let (mut c, mut k, mut t) = (vec![0u8; rows * width], vec![0u64; rows], vec![0u32; rows]);
+            crate::encode(data, dim, threshold, &mut c, &mut k, &mut t).map(|_| (c, k, t))
+        })
+    })?;
+    Ok((to_matrix(py, codes, rows, width)?, to_vector(py, keys), to_vector(py, transitions)))
+}
+
+fn symbols_any<'py, T: EncodeElement + numpy::Element>(
+    py: Python<'py>,
+    x: PyReadonlyArray2<'py, T>,
+    threshold: Option<f64>,
+    threads: Option<usize>,
+) -> PyResult<Bound<'py, PyArray2<u8>>> {
+    let (data, rows, dim) = matrix("x", &x)?;
+    let out = py.detach(|| {
+        run(threads, || {
+            let mut s = vec![0u8; rows * dim];
+            crate::symbols(data, dim, threshold, &mut s).map(|_| s)
+        })
+    })?;
+    to_matrix(py, out, rows, dim)
+}
+
+/// Encodes a float32 matrix: (codes, keys, transitions).
+#[pyfunction]
+#[pyo3(signature = (x, threshold=None, threads=None))]
+fn encode_f32<'py>(
+    py: Python<'py>,
+    x: PyReadonlyArray2<'py, f32>,
+    threshold: Option<f64>,
+    threads: Option<usize>,
+) -> PyResult<Encoded<'py>> {
+    encode_any(py, x, threshold, threads)
+}
+
+/// Encodes a float64 matrix: (codes, keys, transitions).
+#[pyfunction]
+#[pyo3(signature = (x, threshold=None, threads=None))]
+fn encode_f64<'py>(
+    py: Python<'py>,
+    x: PyReadonlyArray2<'py, f64>,
+    threshold: Option<f64>,
+    threads: Option<usize>,
+) -> PyResult<Encoded<'py>> {
+    encode_any(py, x, threshold, threads)
+}
+
+#[pyfunction]
+#[pyo3(signature = (x, threshold=None, threads=None))]
+fn symbols_f32<'py>(
+    py: Python<'py>,
+    x: PyReadonlyArray2<'py, f32>,
+    threshold: Option<f64>,
+    threads: Option<usize>,
+) -> PyResult<Bound<'py, PyArray2<u8>>> {
+    symbols_any(py, x, threshold, threads)
+}
+
+#[pyfunction]
+#[pyo3(signature = (x, threshold=None, threads=None))]
+fn symbols_f64<'py>(
+    py: Python<'py>,
+    x: PyReadonlyArray2<'py, f64>,
+    threshold: Option<f64>,
+    threads: Option<usize>,
+) -> PyResult<Bound<'py, PyArray2<u8>>> {
+    symbols_any(py, x, threshold, threads)
+}
+
+#[pyfunction]
+fn pack<'py>(py: Python<'py>, symbols: PyReadonlyArray2<'py, u8>) -> PyResult<Bound<'py, PyArray2<u8>>> {
+    let (s, rows, dim) = matrix("symbols", &symbols)?;
+    let width = crate::code_width(dim);
+    let codes = py.detach(|| {
+        let mut c = vec![0u8; rows * width];
+        crate::pack(s, dim, &mut c).map(|_| c)
+    });
+    to_matrix(py, codes.map_err(from_err)?, rows, width)
+}
+
+#[pyfunction]
+fn unpack<'py>(py: Python<'py>, codes: PyReadonlyArray2<'py, u8>, dim: usize) -> PyResult<Bound<'py, PyArray2<u8>>> {
+    let (c, rows, width) = matrix("codes", &codes)?;
+    check_width(width, dim)?;
+    let symbols = py.detach(|| {
+        let mut s = vec![0u8; rows * dim];
+        crate::unpack(c, dim, &mut s).map(|_| s)
+    });
+    to_matrix(py, symbols.map_err(from_err)?, rows, dim)
+}
+
+#[pyfunction]
+fn complement<'py>(py: Python<'py>, codes: PyReadonlyArray2<'py, u8>, dim: usize) -> PyResult<Bound<'py, PyArray2<u8>>> {
+    let (c, rows, width) = matrix("codes", &codes)?;
+    check_width(width, dim)?;
+    let out = py.detach(|| {
+        let mut o = vec![0u8; c.len()];
+        crate::complement(c, dim, &mut o).map(|_| o)
+    });
+    to_matrix(py, out.map_err(from_err)?, rows, width)
+}
+
+fn check_width(width: usize, dim: usize) -> PyResult<()> {
+    if width != crate::code_width(dim) {
+        return Err(from_err(Error::Shape {
+            arg: "codes",
+            expected: format!("{} bytes per row for dim={dim}", crate::code_width(dim)),
+            got: format!("{width} bytes"),
+        }));
+    }
+    Ok(())
+}
+
+#[pyfunction]
+fn run_reduce<'py>(py: Python<'py>, symbols: PyReadonlyArray1<'py, u8>) -> PyResult<Bound<'py, PyArray1<u8>>> {
+    let s = vector("symbols", &symbols)?;
+    crate::validate_symbols(s, s.len()).map_err(from_err)?;
+    Ok(to_vector(py, py.detach(|| crate::run_reduce(s))))
+}
+
+#[pyfunction]
+fn keys_from_symbols<'py>(
+    py: Python<'py>,
+    symbols: PyReadonlyArray2<'py, u8>,
+) -> PyResult<(Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<u32>>)> {
+    let (s, rows, dim) = matrix("symbols", &symbols)?;
+    let (keys, counts) = py
+        .detach(|| {
+            let (mut k, mut t) = (vec![0u64; rows], vec![0u32; rows]);
+            crate::keys_from_symbols(s, dim, &mut k, &mut t).map(|_| (k, t))
+        })
+        .map_err(from_err)?;
+    Ok((to_vector(py, keys), to_vector(py, counts)))
+}
+
+#[pyfunction]
+fn gaussian_threshold(dim: usize) -> PyResult<f64> {
+    crate::gaussian_threshold(dim).map_err(from_err)
+}
+
+/// Row-wise Lee distances of two `(N, B)` code matrices.
+#[pyfunction]
+fn lee_pairwise<'py>(
+    py: Python<'py>,
+    a: PyReadonlyArray2<'py, u8>,
+    b: PyReadonlyArray2<'py, u8>,
+) -> PyResult<Bound<'py, PyArray1<u32>>> {
+    let (a, rows, width) = matrix("a", &a)?;
+    let (b, _, wb) = matrix("b", &b)?;
+    width_match(width, wb)?;
+    let out = py.detach(|| {
+        let mut o = vec![0u32; rows];
+        crate::lee_pairwise(a, b, width, &mut o).map(|_| o)
+    });
+    Ok(to_vector(py, out.map_err(from_err)?))
+}
+
+/// Lee distances of one code to every row of a matrix.
+#[pyfunction]
+fn lee_one_to_many<'py>(
+    py: Python<'py>,
+    query: PyReadonlyArray1<'py, u8>,
+    db: PyReadonlyArray2<'py, u8>,
+) -> PyResult<Bound<'py, PyArray1<u32>>> {
+    let q = vector("a", &query)?;
+    let (d, rows, width) = matrix("b", &db)?;
+    width_match(q.len(), width)?;
+    let out = py.detach(|| {
+        let mut o = vec![0u32; rows];
+        crate::lee_one_to_many(q, d, &mut o).map(|_| o)
+    });
+    Ok(to_vector(py, out.map_err(from_err)?))
+}
+
+#[pyfunction]
+#[pyo3(signature = (a, b, threads=None))]
+fn lee_matrix<'py>(
+    py: Python<'py>,
+    a: PyReadonlyArray2<'py, u8>,
+    b: PyReadonlyArray2<'py, u8>,
+    threads: Option<usize>,
+) -> PyResult<Bound<'py, PyArray2<u32>>> {
+    let (a, m, width) = matrix("a", &a)?;
+    let (b, n, wb) = matrix("b", &b)?;
+    width_match(width, wb)?;
+    let out = py.detach(|| {
+        run(threads, || {
+            let mut o = vec![0u32; m * n];
+            crate::lee_matrix(a, b, width, &mut o).map(|_| o)
+        })
+    })?;
+    to_matrix(py, out, m, n)
+}
+
+#[pyfunction]
+fn weighted_lee_pairwise<'py>(
+    py: Python<'py>,
+    a: PyReadonlyArray2<'py, u8>,
+    b: PyReadonlyArray2<'py, u8>,
+    weights: (f64, f64, f64),
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let w = LeeWeights::new(weights.0, weights.1, weights.2).map_err(from_err)?;
+    let (a, rows, width) = matrix("a", &a)?;
+    let (b, _, wb) = matrix("b", &b)?;
+    width_match(width, wb)?;
+    let out = py.detach(|| {
+        let mut o = vec![0f64; rows];
+        crate::weighted_lee_pairwise(a, b, width, w, &mut o).map(|_| o)
+    });
+    Ok(to_vector(py, out.map_err(from_err)?))
+}
+
+fn width_match(a: usize, b: usize) -> PyResult<()> {
+    if a != b {
+        return Err(from_err(Error::Shape {
+            arg: "b",
+            expected: format!("codes {a} bytes wide, like a"),
+            got: format!("{b} bytes"),
+        }));
+    }
+    Ok(())
+}
+
+/// Exact k-NN: `(distances uint32 (Q, min(k, N)), indices int64 (Q, min(k, N)))`.
+#[pyfunction]
+#[pyo3(signature = (queries, database, k, threads=None))]
+fn search<'py>(
+    py: Python<'py>,
+    queries: PyReadonlyArray2<'py, u8>,
+    database: PyReadonlyArray2<'py, u8>,
+    k: usize,
+    threads: Option<usize>,
+) -> PyResult<(Bound<'py, PyArray2<u32>>, Bound<'py, PyArray2<i64>>)> {
+    let (q, nq, width) = matrix("queries", &queries)?;
+    let (d, n, wd) = matrix("database", &database)?;
+    if width != wd {
+        return Err(from_err(Error::Shape {
+            arg: "queries",
+            expected: format!("codes {wd} bytes wide, like the database"),
+            got: format!("{width} bytes"),
+        }));
+    }
+    let cols = crate::search::result_columns(k, n);
+    let (dist, rows) = py.detach(|| {
+        run(threads, || {
+            let (mut dist, mut rows) = (vec![0u32; nq * cols], vec![0i64; nq * cols]);
+            crate::search(q, d, width, k, &mut dist, &mut rows).map(|_| (dist, rows))
+        })
+    })?;
+    Ok((to_matrix(py, dist, nq, cols)?, to_matrix(py, rows, nq, cols)?))
+}
+
+/// The SIMD backend in use.
+#[pyfunction]
+fn simd_backend() -> &'static str {
+    crate::simd_backend()
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("Q2KeyError", py.get_type::<Q2KeyError>())?;
+    m.add("NonFiniteError", py.get_type::<NonFiniteError>())?;
+    m.add("ShapeError", py.get_type::<ShapeError>())?;
+    m.add("DTypeError", py.get_type::<DTypeError>())?;
+    m.add_function(wrap_pyfunction!(encode_f32, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_f64, m)?)?;
+    m.add_function(wrap_pyfunction!(symbols_f32, m)?)?;
+    m.add_function(wrap_pyfunction!(symbols_f64, m)?)?;
+    m.add_function(wrap_pyfunction!(pack, m)?)?;
+    m.add_function(wrap_pyfunction!(unpack, m)?)?;
+    m.add_function(wrap_pyfunction!(complement, m)?)?;
+    m.add_function(wrap_pyfunction!(run_reduce, m)?)?;
+    m.add_function(wrap_pyfunction!(keys_from_symbols, m)?)?;
+    m.add_function(wrap_pyfunction!(gaussian_threshold, m)?)?;
+    m.add_function(wrap_pyfunction!(lee_pairwise, m)?)?;
+    m.add_function(wrap_pyfunction!(lee_one_to_many, m)?)?;
+    m.add_function(wrap_pyfunction!(lee_matrix, m)?)?;
+    m.add_function(wrap_pyfunction!(weighted_lee_pairwise, m)?)?;
+    m.add_function(wrap_pyfunction!(search, m)?)?;
+    m.add_function(wrap_pyfunction!(simd_backend, m)?)?;
+    Ok(())
+}

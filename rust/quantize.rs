@@ -1,0 +1,233 @@
+//! Thresholds and the scalar quantiser: one vector → Z4 symbols → packed Gray
+//! code (SPEC §1).
+//!
+//! Instead of dividing by the norm we compare each raw coordinate with
+//! `t = τ·‖x‖`; that is the same test and keeps scale invariance exact for
+//! power-of-two scalings. The norm is accumulated in f64 in eight lanes with a
+//! fixed combination order, so every backend gets the same bits.
+
+use crate::error::{Error, Result};
+
+/// The reference design's quartile constant (`Φ⁻¹(3/4) ≈ 0.67449`, rounded as the reference kernel does).
+pub const GAUSSIAN_QUARTILE: f64 = 0.6745;
+
+/// The default threshold `0.6745 / √dim` for unit vectors of `dim` roughly i.i.d. coordinates.
+pub fn gaussian_threshold(dim: usize) -> Result<f64> {
+    if dim == 0 {
+        return Err(Error::value("dim", "must be at least 1"));
+    }
+    Ok(GAUSSIAN_QUARTILE / (dim as f64).sqrt())
+}
+
+/// Checks a user threshold, or picks the Gaussian one when `None`.
+pub fn resolve_threshold(threshold: Option<f64>, dim: usize) -> Result<f64> {
+    match threshold {
+        None => gaussian_threshold(dim),
+        Some(t) if t.is_finite() && t >= 0.0 => Ok(t),
+        Some(t) => Err(Error::value(
+            "threshold",
+            format!("must be a finite number ≥ 0 (in units of the normalised vector), got {t}"),
+        )),
+    }
+}
+
+/// A float element type the encoder accepts.
+pub trait Element: Copy + PartialOrd + Send + Sync + 'static {
+    const ZERO: Self;
+    fn to_f64(self) -> f64;
+    /// Rounds a threshold to the element type for the comparisons.
+    fn from_f64(v: f64) -> Self;
+    /// Whether `Σx²` accumulated in f64 can overflow or underflow for this type.
+    const NEEDS_NORM_RESCUE: bool;
+}
+
+impl Element for f32 {
+    const ZERO: Self = 0.0;
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        f64::from(self)
+    }
+    #[inline(always)]
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+    // f32² spans 1e-90 … 1e77 in f64: neither overflows nor underflows.
+    const NEEDS_NORM_RESCUE: bool = false;
+}
+
+impl Element for f64 {
+    const ZERO: Self = 0.0;
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self
+    }
+    #[inline(always)]
+    fn from_f64(v: f64) -> Self {
+        v
+    }
+    const NEEDS_NORM_RESCUE: bool = true;
+}
+
+/// Σx² in f64, eight independent lanes combined in a fixed order (vectorises
+/// without reassociation, so it is bit-identical on every backend).
+#[inline(always)]
+pub(crate) fn sum_of_squares<T: Element>(x: &[T]) -> f64 {
+    let mut acc = [0f64; 8];
+    let chunks = x.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for j in 0..8 {
+            let v = c[j].to_f64();
+            acc[j] += v * v;
+        }
+    }
+    for (j, &v) in rest.iter().enumerate() {
+        let v = v.to_f64();
+        acc[j] += v * v;
+    }
+    ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+}
+
+/// `v · 2^k` without intermediate overflow of the factor.
+fn scale_pow2(mut v: f64, mut k: i32) -> f64 {
+    while k != 0 {
+        let step = k.clamp(-1000, 1000);
+        v *= f64::powi(2.0, step);
+        k -= step;
+    }
+    v
+}
+
+/// What the per-row threshold computation found.
+pub(crate) enum RowThreshold<T> {
+    /// Compare coordinates with `±t`.
+    Cut(T),
+    /// The all-zero vector: every symbol is B.
+    AllZero,
+    /// A NaN or ±Inf at this column.
+    NonFinite(usize),
+}
+
+/// The absolute cut `t = τ·‖x‖` of one row, computed without overflow or underflow.
+#[inline(always)]
+pub(crate) fn row_threshold<T: Element>(x: &[T], tau: f64) -> RowThreshold<T> {
+    let s = sum_of_squares(x);
+    if s.is_finite() && (s >= f64::MIN_POSITIVE || !T::NEEDS_NORM_RESCUE) {
+        if s == 0.0 {
+            return RowThreshold::AllZero;
+        }
+        return RowThreshold::Cut(T::from_f64(tau * s.sqrt()));
+    }
+    rescue_threshold(x, tau, s)
+}
+
+/// Slow path: a non-finite input, or an f64 row whose Σx² over- or underflows.
+/// Rescale by a power of two (exact), so scale invariance still holds.
+#[cold]
+#[inline(never)]
+fn rescue_threshold<T: Element>(x: &[T], tau: f64, s: f64) -> RowThreshold<T> {
+    if let Some(col) = x.iter().position(|v| !v.to_f64().is_finite()) {
+        return RowThreshold::NonFinite(col);
+    }
+    debug_assert!(!s.is_nan());
+    let max = x.iter().fold(0f64, |m, v| m.max(v.to_f64().abs()));
+    if max == 0.0 {
+        return RowThreshold::AllZero;
+    }
+    // Bring the largest magnitude near 1: 2^-e with e its binary exponent.
+    let e = max.log2().floor() as i32;
+    let scaled = x.iter().fold(0f64, |acc, v| {
+        let w = scale_pow2(v.to_f64(), -e);
+        acc + w * w
+    });
+    RowThreshold::Cut(T::from_f64(scale_pow2(tau * scaled.sqrt(), e)))
+}
+
+/// The 2-bit Gray code of one coordinate against the cut `t ≥ 0`:
+/// high bit = sign (`x > 0`), low bit = near zero (`−t < x ≤ t`).
+#[inline(always)]
+pub(crate) fn gray_of<T: Element>(v: T, neg_t: T, t: T) -> u8 {
+    let high = (v > T::ZERO) as u8;
+    let low = ((v > neg_t) & (v <= t)) as u8;
+    (high << 1) | low
+}
+
+/// Scalar quantise-and-pack of `x` into `out` (`ceil(len/4)` bytes), padding zero.
+#[inline(always)]
+pub(crate) fn quantize_pack_scalar<T: Element + std::ops::Neg<Output = T>>(x: &[T], t: T, out: &mut [u8]) {
+    let neg_t = -t;
+    for (byte, chunk) in out.iter_mut().zip(x.chunks(4)) {
+        let mut b = 0u8;
+        for (j, &v) in chunk.iter().enumerate() {
+            b |= gray_of(v, neg_t, t) << (6 - 2 * j);
+        }
+        *byte = b;
+    }
+}
+
+/// Fills a code with all-B symbols (Gray `01`), padding zero.
+pub(crate) fn fill_all_b(out: &mut [u8], dim: usize) {
+    out.fill(0b0101_0101);
+    if let Some(last) = out.last_mut() {
+        *last &= crate::gray::last_byte_mask(dim);
+    }
+}
+
+/// Byte for a group of four coordinates given their sign bits `h` and
+/// near-zero bits `l` (bit j = coordinate j): used by the SIMD quantisers,
+/// which get `h` and `l` from compare masks.
+pub(crate) static INTERLEAVE: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let (h, l) = (i >> 4, i & 15);
+        let mut b = 0u8;
+        let mut j = 0;
+        while j < 4 {
+            b |= ((((h >> j) & 1) << 1 | ((l >> j) & 1)) as u8) << (6 - 2 * j);
+            j += 1;
+        }
+        table[i] = b;
+        i += 1;
+    }
+    table
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_follow_the_spec_table_with_boundaries_in_the_lower_cell() {
+        let t = 0.5f32;
+        let cases = [(-0.7, 0b00), (-0.5, 0b00), (-0.2, 0b01), (0.0, 0b01), (-0.0, 0b01), (0.2, 0b11), (0.5, 0b11), (0.9, 0b10)];
+        for (v, g) in cases {
+            assert_eq!(gray_of(v, -t, t), g, "v = {v}");
+        }
+    }
+
+    #[test]
+    fn f64_rows_that_overflow_or_underflow_the_norm_keep_their_code() {
+        let base = [3.0f64, -1.0, 0.25, -0.125, 2.0, 0.0, -7.0, 0.5];
+        let code = |x: &[f64]| match row_threshold(x, 0.3) {
+            RowThreshold::Cut(t) => {
+                let mut out = [0u8; 2];
+                quantize_pack_scalar(x, t, &mut out);
+                out
+            }
+            _ => panic!("expected a cut"),
+        };
+        let reference = code(&base);
+        for k in [-1070, -600, -200, 200, 600, 1000] {
+            let scaled: Vec<f64> = base.iter().map(|v| scale_pow2(*v, k)).collect();
+            assert_eq!(code(&scaled), reference, "scale 2^{k}");
+        }
+    }
+
+    #[test]
+    fn non_finite_is_reported_with_its_column() {
+        assert!(matches!(row_threshold(&[1.0f32, f32::NAN], 0.5), RowThreshold::NonFinite(1)));
+        assert!(matches!(row_threshold(&[f64::NEG_INFINITY], 0.5), RowThreshold::NonFinite(0)));
+        assert!(matches!(row_threshold(&[0.0f32, -0.0], 0.5), RowThreshold::AllZero));
+    }
+}

@@ -1,0 +1,200 @@
+//! Run-reduction, the 64-bit transition key, the transition count and key
+//! prefix ranges (SPEC §4).
+//!
+//! Keys and counts are computed from the packed Gray code, 32 symbols per
+//! 64-bit word: a symbol differs from its predecessor exactly when their Gray
+//! pairs differ, so the run starts of a word are one XOR with the word shifted
+//! by one symbol and its population count.
+
+use crate::error::Result;
+use crate::gray::{check_len, check_rows, code_width, ungray, validate_symbols};
+
+/// Number of symbols a key holds.
+pub const KEY_SYMBOLS: usize = 32;
+
+const LOW_BITS: u64 = 0x5555_5555_5555_5555;
+
+/// Run-reduces one symbol sequence: the first symbol, then every symbol that
+/// differs from its predecessor.
+pub fn run_reduce(symbols: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(symbols.len().min(64));
+    for &s in symbols {
+        if out.last() != Some(&s) {
+            out.push(s);
+        }
+    }
+    out
+}
+
+/// The key of a run-reduced (or any) sequence: its first 32 elements as
+/// base-4 digits, most significant first; missing low digits are 0.
+pub fn key_from_reduced(reduced: &[u8]) -> u64 {
+    reduced
+        .iter()
+        .take(KEY_SYMBOLS)
+        .enumerate()
+        .fold(0u64, |k, (i, &r)| k | (u64::from(r & 3) << (62 - 2 * i)))
+}
+
+/// Loads code word `w` (symbols `32w .. 32w+31`) big-endian, zero-filled past the end.
+#[inline(always)]
+fn load_word(code: &[u8], w: usize) -> u64 {
+    let start = w * 8;
+    let end = (start + 8).min(code.len());
+    let mut buf = [0u8; 8];
+    buf[..end - start].copy_from_slice(&code[start..end]);
+    u64::from_be_bytes(buf)
+}
+
+/// Key and transition count `|R|` of one packed code of dimension `dim ≥ 1`.
+#[inline]
+pub fn key_and_transitions(code: &[u8], dim: usize) -> (u64, u32) {
+    debug_assert_eq!(code.len(), code_width(dim));
+    if dim == 0 {
+        return (0, 0);
+    }
+    let words = dim.div_ceil(32);
+    let mut key = 0u64;
+    let mut key_len = 0usize;
+    let mut runs = 0u32;
+    let mut prev_last = 0u64; // Gray pair of the symbol before this word
+    for w in 0..words {
+        let word = load_word(code, w);
+        // The pair for symbol 0 of the word compares with the previous word's
+        // last symbol; for the first word, with itself (it always starts a run,
+        // counted below).
+        let carry = if w == 0 { word >> 62 } else { prev_last };
+        let diff = word ^ ((word >> 2) | (carry << 62));
+        let mut starts = (diff | (diff >> 1)) & LOW_BITS;
+        if w == 0 {
+            starts |= 1 << 62;
+        }
+        let used = (dim - 32 * w).min(32);
+        if used < 32 {
+            starts &= !(u64::MAX >> (2 * used));
+        }
+        runs += starts.count_ones();
+        while key_len < KEY_SYMBOLS && starts != 0 {
+            let pos = 63 - starts.leading_zeros() as usize; // low bit of the pair
+            let digit = u64::from(ungray(((word >> pos) & 3) as u8));
+            key |= digit << (62 - 2 * key_len);
+            key_len += 1;
+            starts &= !(1u64 << pos);
+        }
+        prev_last = word >> (2 * (32 - used)) & 3;
+    }
+    (key, runs)
+}
+
+/// Key and transition count of one row of symbols (values 0..=3).
+pub fn key_and_transitions_of_symbols(symbols: &[u8]) -> (u64, u32) {
+    let mut key = 0u64;
+    let mut runs = 0u32;
+    let mut prev = None;
+    for &s in symbols {
+        if prev != Some(s) {
+            if (runs as usize) < KEY_SYMBOLS {
+                key |= u64::from(s & 3) << (62 - 2 * runs as usize);
+            }
+            runs += 1;
+            prev = Some(s);
+        }
+    }
+    (key, runs)
+}
+
+/// Keys and transition counts of a `(rows, dim)` symbol matrix (values 0..=3).
+pub fn keys_from_symbols(symbols: &[u8], dim: usize, keys: &mut [u64], transitions: &mut [u32]) -> Result<()> {
+    let rows = check_rows("symbols", symbols.len(), dim)?;
+    check_len("keys", keys.len(), rows)?;
+    check_len("transitions", transitions.len(), rows)?;
+    validate_symbols(symbols, dim)?;
+    if dim == 0 {
+        return Ok(());
+    }
+    for ((row, key), count) in symbols.chunks_exact(dim).zip(keys.iter_mut()).zip(transitions.iter_mut()) {
+        (*key, *count) = key_and_transitions_of_symbols(row);
+    }
+    Ok(())
+}
+
+/// Mask of the top `2·depth` bits: keys agree on it iff their transition
+/// sequences agree in the first `depth` places (`depth ≤ 32`).
+#[inline]
+pub const fn prefix_mask(depth: u32) -> u64 {
+    if depth == 0 {
+        0
+    } else if depth >= 32 {
+        u64::MAX
+    } else {
+        !(u64::MAX >> (2 * depth))
+    }
+}
+
+/// The inclusive key range `[K & m, K | !m]` of keys sharing `key`'s first `depth` transitions.
+#[inline]
+pub const fn prefix_range(key: u64, depth: u32) -> (u64, u64) {
+    let m = prefix_mask(depth);
+    (key & m, key | !m)
+}
+
+/// The design's window `[K − δ, K + δ]`, saturating at 0 and 2⁶⁴ − 1.
+#[inline]
+pub const fn window_range(key: u64, delta: u64) -> (u64, u64) {
+    (key.saturating_sub(delta), key.saturating_add(delta))
+}
+
+/// The half-width `4^(32−depth) − 1` whose window covers every key sharing the first `depth` transitions.
+#[inline]
+pub const fn window_delta_for_depth(depth: u32) -> u64 {
+    !prefix_mask(depth)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gray::pack_row;
+
+    fn packed(symbols: &[u8]) -> Vec<u8> {
+        let mut code = vec![0u8; code_width(symbols.len())];
+        pack_row(symbols, &mut code).unwrap();
+        code
+    }
+
+    #[test]
+    fn single_run_keys() {
+        // R = (B): key has B in the top digit and nothing else; |R| = 1.
+        assert_eq!(key_and_transitions(&packed(&[1, 1, 1]), 3), (1 << 62, 1));
+        // R = (B, A) has the same key but |R| = 2.
+        assert_eq!(key_and_transitions(&packed(&[1, 1, 0]), 3), (1 << 62, 2));
+    }
+
+    #[test]
+    fn packed_key_matches_the_symbol_walk_across_word_boundaries() {
+        let mut state = 0x1234_5678_9abc_def0u64;
+        for dim in 1..200 {
+            let symbols: Vec<u8> = (0..dim)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    // Long runs too, so keys are not always full.
+                    if state.is_multiple_of(3) { 1 } else { (state >> 20) as u8 & 3 }
+                })
+                .collect();
+            let expected = key_and_transitions_of_symbols(&symbols);
+            assert_eq!(key_and_transitions(&packed(&symbols), dim), expected, "dim {dim}");
+            let reduced = run_reduce(&symbols);
+            assert_eq!(expected, (key_from_reduced(&reduced), reduced.len() as u32));
+        }
+    }
+
+    #[test]
+    fn prefix_and_window_ranges() {
+        assert_eq!(prefix_mask(1), 0xC000_0000_0000_0000);
+        assert_eq!(prefix_range(0x4000_0000_0000_0001, 1), (0x4000_0000_0000_0000, 0x7FFF_FFFF_FFFF_FFFF));
+        assert_eq!(window_range(5, 10), (0, 15));
+        assert_eq!(window_range(u64::MAX - 1, 10), (u64::MAX - 11, u64::MAX));
+        assert_eq!(window_delta_for_depth(31), 3);
+    }
+}

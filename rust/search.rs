@@ -1,0 +1,87 @@
+//! Exact k-nearest-neighbour search of packed codes by Lee distance.
+
+use crate::blocks::for_each_block;
+use crate::error::{Error, Result};
+use crate::gray::{check_len, check_rows};
+use crate::kernels::Kernels;
+use crate::topk::{select_by_counting, TopK};
+use rayon::prelude::*;
+
+/// Above this k, selection counts a full distance histogram instead of inserting.
+const COUNTING_K: usize = 256;
+
+/// Number of result columns for `k` over `n` database rows: `min(k, n)`.
+pub fn result_columns(k: usize, n: usize) -> usize {
+    k.min(n)
+}
+
+fn queries_per_task(nq: usize, n: usize) -> usize {
+    // Enough tasks to balance two-plus cores; enough queries per task that
+    // each database block read from memory serves many queries.
+    let threads = rayon::current_num_threads().max(1);
+    let per = nq.div_ceil(threads * 4);
+    if n < 4096 {
+        per.max(1)
+    } else {
+        per.clamp(8.min(nq), 256)
+    }
+}
+
+/// Exact top-`k` of each query row among the database rows (codes of `width`
+/// bytes). Writes `min(k, N)` columns per query into `dist` and `rows`,
+/// ascending by distance, ties by lower row; returns that column count.
+pub fn search(queries: &[u8], db: &[u8], width: usize, k: usize, dist: &mut [u32], rows: &mut [i64]) -> Result<usize> {
+    search_with(Kernels::active(), queries, db, width, k, dist, rows)
+}
+
+/// [`search`] with the given kernels (for comparing backends).
+pub fn search_with(
+    kernels: &Kernels,
+    queries: &[u8],
+    db: &[u8],
+    width: usize,
+    k: usize,
+    dist: &mut [u32],
+    rows: &mut [i64],
+) -> Result<usize> {
+    if width == 0 {
+        return Err(Error::shape("codes", "a code width of at least 1 byte", "width 0"));
+    }
+    if k == 0 {
+        return Err(Error::value("k", "must be at least 1"));
+    }
+    let nq = check_rows("queries", queries.len(), width)?;
+    let n = check_rows("database", db.len(), width)?;
+    let kk = result_columns(k, n);
+    check_len("distances", dist.len(), nq * kk)?;
+    check_len("indices", rows.len(), nq * kk)?;
+    if nq == 0 || kk == 0 {
+        return Ok(kk);
+    }
+    if kk > COUNTING_K {
+        let max_dist = (8 * width) as u32;
+        queries
+            .par_chunks(width)
+            .zip(dist.par_chunks_mut(kk).zip(rows.par_chunks_mut(kk)))
+            .for_each_init(
+                || vec![0u32; n],
+                |all, (q, (d, r))| {
+                    (kernels.lee_rows)(q, db, all);
+                    select_by_counting(all, max_dist, d, r);
+                },
+            );
+        return Ok(kk);
+    }
+    let per = queries_per_task(nq, n);
+    queries
+        .par_chunks(per * width)
+        .zip(dist.par_chunks_mut(per * kk).zip(rows.par_chunks_mut(per * kk)))
+        .for_each(|(chunk, (d, r))| {
+            let mut tops: Vec<TopK> = (0..chunk.len() / width).map(|_| TopK::new(kk)).collect();
+            for_each_block(kernels, chunk, db, width, |q, first, ds| tops[q].offer(ds, first as u64));
+            for ((top, d), r) in tops.iter().zip(d.chunks_exact_mut(kk)).zip(r.chunks_exact_mut(kk)) {
+                top.write(d, r);
+            }
+        });
+    Ok(kk)
+}
