@@ -1,6 +1,6 @@
 //! Exact k-nearest-neighbour search of packed codes by Lee distance.
 
-use crate::blocks::for_each_block;
+use crate::blocks::top_k_blocks;
 use crate::error::{Error, Result};
 use crate::gray::{check_len, check_rows};
 use crate::kernels::Kernels;
@@ -15,16 +15,11 @@ pub fn result_columns(k: usize, n: usize) -> usize {
     k.min(n)
 }
 
-fn queries_per_task(nq: usize, n: usize) -> usize {
-    // Enough tasks to balance two-plus cores; enough queries per task that
-    // each database block read from memory serves many queries.
+fn queries_per_task(nq: usize) -> usize {
+    // One chunk per thread, up to 1024 queries: every chunk transposes each
+    // database block once, so a larger chunk spreads that over more queries.
     let threads = rayon::current_num_threads().max(1);
-    let per = nq.div_ceil(threads * 4);
-    if n < 4096 {
-        per.max(1)
-    } else {
-        per.clamp(8.min(nq), 256)
-    }
+    nq.div_ceil(threads).clamp(1, 1024)
 }
 
 /// Exact top-`k` of each query row among the database rows (codes of `width`
@@ -72,13 +67,13 @@ pub fn search_with(
             );
         return Ok(kk);
     }
-    let per = queries_per_task(nq, n);
+    let per = queries_per_task(nq);
     queries
         .par_chunks(per * width)
         .zip(dist.par_chunks_mut(per * kk).zip(rows.par_chunks_mut(per * kk)))
         .for_each(|(chunk, (d, r))| {
             let mut tops: Vec<TopK> = (0..chunk.len() / width).map(|_| TopK::new(kk)).collect();
-            for_each_block(kernels, chunk, db, width, |q, first, ds| tops[q].offer(ds, first as u64));
+            top_k_blocks(kernels, chunk, db, width, &mut tops);
             for ((top, d), r) in tops.iter().zip(d.chunks_exact_mut(kk)).zip(r.chunks_exact_mut(kk)) {
                 top.write(d, r);
             }

@@ -24,7 +24,7 @@ impl TopK {
 
     /// A candidate enters only if its distance is strictly below this.
     #[inline(always)]
-    fn bound(&self) -> u32 {
+    pub(crate) fn bound(&self) -> u32 {
         if self.dist.len() < self.k {
             u32::MAX
         } else {
@@ -55,6 +55,21 @@ impl TopK {
                 if d < bound {
                     self.insert(d, first_row + (c * 16 + j) as u64);
                     bound = self.bound();
+                }
+            }
+        }
+    }
+
+    /// Offers the rows of the 8-row groups flagged in `hits` (bit r of
+    /// `hits[g]` = row `8g + r` of `dists`), rows below `valid` only.
+    pub(crate) fn offer_hits(&mut self, dists: &[u32], hits: &[u8], valid: usize, first_row: u64) {
+        for (g, &mask) in hits.iter().enumerate() {
+            let mut m = mask;
+            while m != 0 {
+                let r = g * 8 + m.trailing_zeros() as usize;
+                m &= m - 1;
+                if r < valid && dists[r] < self.bound() {
+                    self.insert(dists[r], first_row + r as u64);
                 }
             }
         }

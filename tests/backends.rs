@@ -70,7 +70,10 @@ fn lee_pair_every_length_and_every_offset() {
             for k in &simd {
                 let got = (k.lee_pair)(a, b);
                 if got != expected {
-                    panic!("{:?} lee_pair len {len} offsets {off}/{b_off}: {got} != scalar {expected}", k.backend);
+                    panic!(
+                        "{:?} lee_pair len {len} offsets {off}/{b_off}: {got} != scalar {expected}",
+                        k.backend
+                    );
                 }
             }
         }
@@ -93,7 +96,12 @@ fn lee_pair_extremes() {
             let copy = buf[o1..o1 + len].to_vec();
             let mut shifted = vec![0u8; len + 64];
             shifted[o2..o2 + len].copy_from_slice(&copy);
-            assert_eq!((k.lee_pair)(&buf[o1..o1 + len], &shifted[o2..o2 + len]), 0, "{:?} len {len}", k.backend);
+            assert_eq!(
+                (k.lee_pair)(&buf[o1..o1 + len], &shifted[o2..o2 + len]),
+                0,
+                "{:?} len {len}",
+                k.backend
+            );
         }
     }
 }
@@ -123,7 +131,11 @@ fn lee_rows_matches_scalar_and_brute_force() {
                 // Exactly n rows' worth of input also works.
                 let mut exact = vec![u32::MAX; n];
                 (k.lee_rows)(query, &rows[..n * width], &mut exact);
-                assert_eq!(exact, expected, "{:?} lee_rows width {width} rows {n} (exact)", k.backend);
+                assert_eq!(
+                    exact, expected,
+                    "{:?} lee_rows width {width} rows {n} (exact)",
+                    k.backend
+                );
             }
         }
     }
@@ -155,7 +167,11 @@ fn code_words_and_transpose_block_layout() {
                         assert_eq!(cw, expect, "code_words width {width}");
                     }
                     for (w, &e) in expect.iter().enumerate() {
-                        assert_eq!(t[(g * words + w) * 8 + r], e, "width {width} rows {n} group {g} row {r} word {w}");
+                        assert_eq!(
+                            t[(g * words + w) * 8 + r],
+                            e,
+                            "width {width} rows {n} group {g} row {r} word {w}"
+                        );
                     }
                 }
             }
@@ -192,13 +208,21 @@ fn lee_tile_matches_scalar_and_brute_force() {
                         // Missing rows of the last group are zero codes.
                         query.iter().map(|b| b.count_ones()).sum()
                     };
-                    assert_eq!(expected[q * padded + r], brute, "scalar lee_tile width {width} query {q} row {r}");
+                    assert_eq!(
+                        expected[q * padded + r],
+                        brute,
+                        "scalar lee_tile width {width} query {q} row {r}"
+                    );
                 }
             }
             for k in &simd {
                 let mut got = vec![u32::MAX; nq * padded];
                 (k.lee_tile)(&qwords, words, &block, &mut got);
-                assert_eq!(got, expected, "{:?} lee_tile width {width} queries {nq} rows {n}", k.backend);
+                assert_eq!(
+                    got, expected,
+                    "{:?} lee_tile width {width} queries {nq} rows {n}",
+                    k.backend
+                );
             }
         }
     }
@@ -294,8 +318,16 @@ fn scalar_encode_writes_every_byte_and_zero_padding() {
         let (mut a, mut b) = (vec![0u8; code_width(dim)], vec![0xFFu8; code_width(dim)]);
         let ra = (scalar().encode_f32)(&xf, tau, &mut a).unwrap();
         let rb = (scalar().encode_f32)(&xf, tau, &mut b).unwrap();
-        assert_eq!((ra, &a), (rb, &b), "dim {dim}: output depends on the buffer's old contents");
-        assert_eq!(a.last().unwrap() & !q2key::gray::last_byte_mask(dim), 0, "dim {dim}: padding");
+        assert_eq!(
+            (ra, &a),
+            (rb, &b),
+            "dim {dim}: output depends on the buffer's old contents"
+        );
+        assert_eq!(
+            a.last().unwrap() & !q2key::gray::last_byte_mask(dim),
+            0,
+            "dim {dim}: padding"
+        );
         let mut c = vec![0u8; code_width(dim)];
         let rc = (scalar().encode_f64)(&x, tau, &mut c).unwrap();
         assert_eq!((rc, &c), (ra, &a), "dim {dim}: f64 of f32 data differs from f32");
@@ -380,8 +412,18 @@ fn encode_kernels_report_the_first_non_finite_column() {
                 let yf: Vec<f32> = y.iter().map(|&v| v as f32).collect();
                 for k in all() {
                     let mut code = vec![0u8; code_width(dim)];
-                    assert_eq!((k.encode_f32)(&yf, 0.1, &mut code), Err(col), "{:?} f32 dim {dim}", k.backend);
-                    assert_eq!((k.encode_f64)(&y, 0.1, &mut code), Err(col), "{:?} f64 dim {dim}", k.backend);
+                    assert_eq!(
+                        (k.encode_f32)(&yf, 0.1, &mut code),
+                        Err(col),
+                        "{:?} f32 dim {dim}",
+                        k.backend
+                    );
+                    assert_eq!(
+                        (k.encode_f64)(&y, 0.1, &mut code),
+                        Err(col),
+                        "{:?} f64 dim {dim}",
+                        k.backend
+                    );
                 }
             }
         }

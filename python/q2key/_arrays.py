@@ -6,7 +6,7 @@ everything else is converted here, copying only when needed.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -27,9 +27,7 @@ def float_rows(x: Any, arg: str = "x") -> tuple[Float32 | Float64, bool]:
     a = np.asarray(x)
     kind = a.dtype.kind
     if kind not in "fiu":
-        raise DTypeError(
-            f"{arg}: expected a real numeric array (float16/32/64 or integers), got dtype {a.dtype}"
-        )
+        raise DTypeError(f"{arg}: expected a real numeric array (float16/32/64 or integers), got dtype {a.dtype}")
     exact_in_f32 = (kind == "f" and a.dtype.itemsize <= 4) or (kind in "iu" and a.dtype.itemsize <= 2)
     target = np.float32 if exact_in_f32 else np.float64
     if a.ndim not in (1, 2):
@@ -64,13 +62,12 @@ def symbol_rows(s: Any, arg: str = "symbols") -> UInt8:
         if len(bad):
             row, col = (int(v) for v in bad[0])
             raise Q2KeyError(
-                f"{arg}: row {row} column {col} holds {m[row, col]}; "
-                "symbols are 0 (A), 1 (B), 2 (C) or 3 (D)"
+                f"{arg}: row {row} column {col} holds {m[row, col]}; symbols are 0 (A), 1 (B), 2 (C) or 3 (D)"
             )
     return np.require(m, dtype=np.uint8, requirements=["C", "A"])
 
 
-def check_threads(threads: Optional[int]) -> Optional[int]:
+def check_threads(threads: int | None) -> int | None:
     if threads is None:
         return None
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
@@ -78,7 +75,7 @@ def check_threads(threads: Optional[int]) -> Optional[int]:
     return int(threads)
 
 
-def check_threshold(threshold: Optional[float]) -> Optional[float]:
+def check_threshold(threshold: float | None) -> float | None:
     if threshold is None:
         return None
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -21,9 +21,7 @@ def _broadcast_rows(a: Any, b: Any) -> tuple[npt.NDArray[np.uint8], npt.NDArray[
     try:
         lead = np.broadcast_shapes(aa.shape[:-1], bb.shape[:-1])
     except ValueError:
-        raise ShapeError(
-            f"a, b: leading shapes {aa.shape[:-1]} and {bb.shape[:-1]} do not broadcast"
-        ) from None
+        raise ShapeError(f"a, b: leading shapes {aa.shape[:-1]} and {bb.shape[:-1]} do not broadcast") from None
     width = a2.shape[1]
     full = (*lead, width)
     a3 = np.ascontiguousarray(np.broadcast_to(aa, full)).reshape(-1, width)
@@ -52,7 +50,7 @@ def lee(a: Any, b: Any) -> npt.NDArray[np.uint32]:
     return _native.lee_pairwise(a2, b2).reshape(lead)
 
 
-def lee_matrix(a: Any, b: Any, *, threads: Optional[int] = None) -> npt.NDArray[np.uint32]:
+def lee_matrix(a: Any, b: Any, *, threads: int | None = None) -> npt.NDArray[np.uint32]:
     """All Lee distances between rows of ``a`` ``(M, width)`` and rows of ``b`` ``(N, width)``: ``(M, N)``.
 
     1-D inputs count as one row.
@@ -68,9 +66,7 @@ def lee_matrix(a: Any, b: Any, *, threads: Optional[int] = None) -> npt.NDArray[
     return _native.lee_matrix(a2, b2, check_threads(threads))
 
 
-def weighted_lee(
-    a: Any, b: Any, weights: tuple[float, float, float] = (1.0, 1.0, 2.0)
-) -> npt.NDArray[np.float64]:
+def weighted_lee(a: Any, b: Any, weights: tuple[float, float, float] = (1.0, 1.0, 2.0)) -> npt.NDArray[np.float64]:
     """Weighted Lee distance ``w_mag·#magnitude + w_sign·#sign + w_both·#both`` (row-wise, broadcasting).
 
     Per dimension, the XOR of the two Gray pairs says what changed: the low bit
@@ -90,7 +86,7 @@ def weighted_lee(
 
 
 def search(
-    queries: Any, database: Any, k: int, *, threads: Optional[int] = None
+    queries: Any, database: Any, k: int, *, threads: int | None = None
 ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64]]:
     """Exact k-nearest neighbours of each query code among the database codes by Lee distance.
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
 
 from . import _native
-from ._arrays import check_threads, check_threshold, float_rows
+from ._arrays import Float32, Float64, check_threads, check_threshold, float_rows
 
 
 @dataclass(frozen=True, eq=False)
@@ -32,7 +32,7 @@ class Encoded:
         return int(self.keys.shape[0])
 
 
-def encode(x: Any, *, threshold: Optional[float] = None, threads: Optional[int] = None) -> Encoded:
+def encode(x: Any, *, threshold: float | None = None, threads: int | None = None) -> Encoded:
     """Encode vectors into Q² codes, 64-bit transition keys and transition counts.
 
     ``x`` is ``(n,)`` or ``(N, n)``, of any real numeric dtype and memory layout;
@@ -49,13 +49,13 @@ def encode(x: Any, *, threshold: Optional[float] = None, threads: Optional[int] 
     rows, _ = float_rows(x)
     t, n = check_threshold(threshold), check_threads(threads)
     if rows.dtype == np.float32:
-        codes, keys, transitions = _native.encode_f32(rows, t, n)
+        codes, keys, transitions = _native.encode_f32(cast(Float32, rows), t, n)
     else:
-        codes, keys, transitions = _native.encode_f64(rows, t, n)
+        codes, keys, transitions = _native.encode_f64(cast(Float64, rows), t, n)
     return Encoded(codes=codes, keys=keys, transitions=transitions, dim=int(rows.shape[1]))
 
 
-def symbols(x: Any, *, threshold: Optional[float] = None) -> npt.NDArray[np.uint8]:
+def symbols(x: Any, *, threshold: float | None = None) -> npt.NDArray[np.uint8]:
     """Z4 symbols (0 = A strong −, 1 = B weak −, 2 = C weak +, 3 = D strong +) of ``x``.
 
     Same rank as the input: ``(n,)`` gives ``(n,)``, ``(N, n)`` gives ``(N, n)``.
@@ -66,7 +66,10 @@ def symbols(x: Any, *, threshold: Optional[float] = None) -> npt.NDArray[np.uint
     """
     rows, was_1d = float_rows(x)
     t = check_threshold(threshold)
-    out = _native.symbols_f32(rows, t) if rows.dtype == np.float32 else _native.symbols_f64(rows, t)
+    if rows.dtype == np.float32:
+        out = _native.symbols_f32(cast(Float32, rows), t)
+    else:
+        out = _native.symbols_f64(cast(Float64, rows), t)
     return out[0] if was_1d else out
 
 

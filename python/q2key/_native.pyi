@@ -3,6 +3,29 @@ import numpy as np
 import numpy.typing as npt
 
 __version__: str
+__all__ = [
+    "__version__",
+    "DTypeError",
+    "NonFiniteError",
+    "Q2KeyError",
+    "ShapeError",
+    "complement",
+    "encode_f32",
+    "encode_f64",
+    "gaussian_threshold",
+    "keys_from_symbols",
+    "lee_matrix",
+    "lee_one_to_many",
+    "lee_pairwise",
+    "pack",
+    "run_reduce",
+    "search",
+    "simd_backend",
+    "symbols_f32",
+    "symbols_f64",
+    "unpack",
+    "weighted_lee_pairwise",
+]
 
 class Q2KeyError(ValueError): ...
 class NonFiniteError(Q2KeyError): ...

@@ -24,6 +24,11 @@ pub type LeeRows = fn(query: &[u8], rows: &[u8], out: &mut [u32]);
 /// Lee distances of `queries.len() / words` queries (as little-endian u64
 /// words) to a transposed block of 8-row groups; `out` is query-major.
 pub type LeeTile = fn(queries: &[u64], words: usize, block: &[u64], out: &mut [u32]);
+/// [`LeeTile`] that also sets, per (query, 8-row group), a bit mask of the
+/// rows whose distance is below `bounds[query]`: `hits[q·groups + g]`, bit r
+/// for row `8g + r`. Distances of groups without hits may be left unwritten.
+pub type LeeTileHits =
+    fn(queries: &[u64], words: usize, block: &[u64], bounds: &[u32], out: &mut [u32], hits: &mut [u8]);
 
 /// Which kernel family runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -94,6 +99,7 @@ pub struct Kernels {
     pub lee_pair: LeePair,
     pub lee_rows: LeeRows,
     pub lee_tile: LeeTile,
+    pub lee_tile_hits: LeeTileHits,
 }
 
 impl Kernels {
@@ -171,12 +177,16 @@ pub fn transpose_block(rows: &[u8], width: usize, out: &mut Vec<u64>) {
     let groups = n.div_ceil(8);
     out.clear();
     out.resize(groups * words * 8, 0);
-    let mut row_words = vec![0u64; words];
+    let full = width / 8;
     for (i, code) in rows.chunks_exact(width.max(1)).enumerate() {
-        code_words(code, &mut row_words);
-        let (g, r) = (i / 8, i % 8);
-        for (w, &word) in row_words.iter().enumerate() {
-            out[(g * words + w) * 8 + r] = word;
+        let base = (i / 8) * words * 8 + i % 8;
+        for (w, bytes) in code.chunks_exact(8).enumerate() {
+            out[base + w * 8] = u64::from_le_bytes(bytes.try_into().unwrap_or([0; 8]));
+        }
+        if full < words {
+            let mut buf = [0u8; 8];
+            buf[..width - full * 8].copy_from_slice(&code[full * 8..]);
+            out[base + full * 8] = u64::from_le_bytes(buf);
         }
     }
 }

@@ -10,6 +10,7 @@ pub(crate) static KERNELS: Kernels = Kernels {
     lee_pair,
     lee_rows,
     lee_tile,
+    lee_tile_hits,
 };
 
 fn encode_f32(x: &[f32], tau: f64, code: &mut [u8]) -> Result<(u64, u32), usize> {
@@ -61,6 +62,17 @@ fn lee_tile(queries: &[u64], words: usize, block: &[u64], out: &mut [u32]) {
                 }
             }
             out[q * rows + g * 8..][..8].copy_from_slice(&acc);
+        }
+    }
+}
+
+fn lee_tile_hits(queries: &[u64], words: usize, block: &[u64], bounds: &[u32], out: &mut [u32], hits: &mut [u8]) {
+    lee_tile(queries, words, block, out);
+    let groups = block.len() / (words * 8);
+    for (q, &bound) in bounds.iter().enumerate() {
+        for g in 0..groups {
+            let d = &out[(q * groups + g) * 8..][..8];
+            hits[q * groups + g] = d.iter().enumerate().fold(0u8, |m, (r, &v)| m | (u8::from(v < bound) << r));
         }
     }
 }

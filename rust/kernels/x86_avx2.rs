@@ -12,6 +12,7 @@ pub(crate) static KERNELS: Kernels = Kernels {
     lee_pair,
     lee_rows,
     lee_tile,
+    lee_tile_hits,
 };
 
 // Safe shims: only reachable through `KERNELS`, which `Kernels::for_backend`
@@ -29,7 +30,10 @@ fn lee_rows(query: &[u8], rows: &[u8], out: &mut [u32]) {
     unsafe { lee_rows_avx2(query, rows, out) }
 }
 fn lee_tile(queries: &[u64], words: usize, block: &[u64], out: &mut [u32]) {
-    unsafe { lee_tile_avx2(queries, words, block, out) }
+    unsafe { lee_tile_avx2(queries, words, block, None, out) }
+}
+fn lee_tile_hits(queries: &[u64], words: usize, block: &[u64], bounds: &[u32], out: &mut [u32], hits: &mut [u8]) {
+    unsafe { lee_tile_avx2(queries, words, block, Some((bounds, hits)), out) }
 }
 
 #[target_feature(enable = "avx2,popcnt")]
@@ -135,21 +139,35 @@ unsafe fn lee_rows_avx2(query: &[u8], rows: &[u8], out: &mut [u32]) {
 
 /// Two queries at a time against each 8-row group (two ymm of four rows).
 #[target_feature(enable = "avx2,popcnt")]
-unsafe fn lee_tile_avx2(queries: &[u64], words: usize, block: &[u64], out: &mut [u32]) {
+unsafe fn lee_tile_avx2(
+    queries: &[u64],
+    words: usize,
+    block: &[u64],
+    mut hits: Option<(&[u32], &mut [u8])>,
+    out: &mut [u32],
+) {
     let nq = queries.len() / words;
     let groups = block.len() / (words * 8);
     let mut q = 0;
     while q + 2 <= nq {
-        tile::<2>(queries, q, words, block, groups, out);
+        tile::<2>(queries, q, words, block, groups, hits.as_mut().map(|(b, h)| (&b[..], &mut h[..])), out);
         q += 2;
     }
     if q < nq {
-        tile::<1>(queries, q, words, block, groups, out);
+        tile::<1>(queries, q, words, block, groups, hits.as_mut().map(|(b, h)| (&b[..], &mut h[..])), out);
     }
 }
 
 #[inline(always)]
-unsafe fn tile<const T: usize>(queries: &[u64], q0: usize, words: usize, block: &[u64], groups: usize, out: &mut [u32]) {
+unsafe fn tile<const T: usize>(
+    queries: &[u64],
+    q0: usize,
+    words: usize,
+    block: &[u64],
+    groups: usize,
+    mut hits: Option<(&[u32], &mut [u8])>,
+    out: &mut [u32],
+) {
     let rows = groups * 8;
     let qp = queries.as_ptr().add(q0 * words);
     for g in 0..groups {
@@ -172,6 +190,13 @@ unsafe fn tile<const T: usize>(queries: &[u64], q0: usize, words: usize, block: 
             let dst = out.as_mut_ptr().add((q0 + t) * rows + g * 8);
             for (r, &v) in lanes.iter().enumerate() {
                 *dst.add(r) = v as u32;
+            }
+            if let Some((bounds, hits)) = hits.as_mut() {
+                // Distances and bounds are below 2^32, so the signed 64-bit compare is exact.
+                let bound = _mm256_set1_epi64x(i64::from(*bounds.get_unchecked(q0 + t)));
+                let lo_hit = _mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpgt_epi64(bound, lo[t])));
+                let hi_hit = _mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpgt_epi64(bound, hi[t])));
+                *hits.get_unchecked_mut((q0 + t) * groups + g) = (lo_hit | (hi_hit << 4)) as u8;
             }
         }
     }

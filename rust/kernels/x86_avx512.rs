@@ -12,6 +12,7 @@ pub(crate) static KERNELS: Kernels = Kernels {
     lee_pair,
     lee_rows,
     lee_tile,
+    lee_tile_hits,
 };
 
 // Safe shims: only reachable through `KERNELS`, which `Kernels::for_backend`
@@ -29,7 +30,10 @@ fn lee_rows(query: &[u8], rows: &[u8], out: &mut [u32]) {
     unsafe { lee_rows_avx512(query, rows, out) }
 }
 fn lee_tile(queries: &[u64], words: usize, block: &[u64], out: &mut [u32]) {
-    unsafe { lee_tile_avx512(queries, words, block, out) }
+    unsafe { lee_tile_avx512(queries, words, block, None, out) }
+}
+fn lee_tile_hits(queries: &[u64], words: usize, block: &[u64], bounds: &[u32], out: &mut [u32], hits: &mut [u8]) {
+    unsafe { lee_tile_avx512(queries, words, block, Some((bounds, hits)), out) }
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vpopcntdq,avx2,popcnt")]
@@ -117,25 +121,43 @@ unsafe fn lee_rows_avx512(query: &[u8], rows: &[u8], out: &mut [u32]) {
     }
 }
 
-/// Four queries at a time against each 8-row group: one load of the group's
-/// word serves four XOR + VPOPCNTQ + add, with no horizontal sums.
+/// Eight (then four, then one) queries at a time against each 8-row group: one
+/// load of the group's word serves several XOR + VPOPCNTQ + add, with no horizontal sums.
 #[target_feature(enable = "avx512f,avx512bw,avx512vpopcntdq,avx2,popcnt")]
-unsafe fn lee_tile_avx512(queries: &[u64], words: usize, block: &[u64], out: &mut [u32]) {
+unsafe fn lee_tile_avx512(
+    queries: &[u64],
+    words: usize,
+    block: &[u64],
+    mut hits: Option<(&[u32], &mut [u8])>,
+    out: &mut [u32],
+) {
     let nq = queries.len() / words;
     let groups = block.len() / (words * 8);
     let mut q = 0;
+    while q + 8 <= nq {
+        tile::<8>(queries, q, words, block, groups, hits.as_mut().map(|(b, h)| (&b[..], &mut h[..])), out);
+        q += 8;
+    }
     while q + 4 <= nq {
-        tile::<4>(queries, q, words, block, groups, out);
+        tile::<4>(queries, q, words, block, groups, hits.as_mut().map(|(b, h)| (&b[..], &mut h[..])), out);
         q += 4;
     }
     while q < nq {
-        tile::<1>(queries, q, words, block, groups, out);
+        tile::<1>(queries, q, words, block, groups, hits.as_mut().map(|(b, h)| (&b[..], &mut h[..])), out);
         q += 1;
     }
 }
 
 #[inline(always)]
-unsafe fn tile<const T: usize>(queries: &[u64], q0: usize, words: usize, block: &[u64], groups: usize, out: &mut [u32]) {
+unsafe fn tile<const T: usize>(
+    queries: &[u64],
+    q0: usize,
+    words: usize,
+    block: &[u64],
+    groups: usize,
+    mut hits: Option<(&[u32], &mut [u8])>,
+    out: &mut [u32],
+) {
     let rows = groups * 8;
     let qp = queries.as_ptr().add(q0 * words);
     for g in 0..groups {
@@ -150,7 +172,18 @@ unsafe fn tile<const T: usize>(queries: &[u64], q0: usize, words: usize, block: 
         }
         for (t, a) in acc.iter().enumerate() {
             let dst = out.as_mut_ptr().add((q0 + t) * rows + g * 8);
-            _mm256_storeu_si256(dst as *mut __m256i, _mm512_cvtepi64_epi32(*a));
+            match hits.as_mut() {
+                Some((bounds, hits)) => {
+                    // Search reads distances of flagged groups only: skip the rest's stores.
+                    let bound = _mm512_set1_epi64(i64::from(*bounds.get_unchecked(q0 + t)));
+                    let mask = _mm512_cmplt_epu64_mask(*a, bound);
+                    *hits.get_unchecked_mut((q0 + t) * groups + g) = mask;
+                    if mask != 0 {
+                        _mm256_storeu_si256(dst as *mut __m256i, _mm512_cvtepi64_epi32(*a));
+                    }
+                }
+                None => _mm256_storeu_si256(dst as *mut __m256i, _mm512_cvtepi64_epi32(*a)),
+            }
         }
     }
 }

@@ -52,17 +52,10 @@ impl Rng {
     }
 }
 
-/// Lee distance of two byte strings, one bit at a time.
+/// Lee distance of two byte strings, one byte at a time.
 pub fn naive_lee(a: &[u8], b: &[u8]) -> u32 {
     assert_eq!(a.len(), b.len());
-    let mut d = 0;
-    for (x, y) in a.iter().zip(b) {
-        let z = x ^ y;
-        for bit in 0..8 {
-            d += u32::from((z >> bit) & 1);
-        }
-    }
-    d
+    a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum()
 }
 
 /// Lee distance on Z4 of two symbols.
