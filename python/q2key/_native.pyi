@@ -4,11 +4,11 @@ import numpy.typing as npt
 
 __version__: str
 __all__ = [
-    "__version__",
     "DTypeError",
     "NonFiniteError",
     "Q2KeyError",
     "ShapeError",
+    "__version__",
     "complement",
     "encode_f32",
     "encode_f64",
