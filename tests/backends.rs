@@ -228,6 +228,79 @@ fn lee_tile_matches_scalar_and_brute_force() {
     }
 }
 
+/// lee_tile_hits: the hit masks equal the scalar ones (bit r of group g set
+/// iff row 8g + r is below the query's bound), and every flagged row's
+/// distance equals the scalar one (unflagged groups may be left unwritten).
+#[test]
+fn lee_tile_hits_matches_scalar() {
+    let mut rng = Rng::new(15);
+    let simd = simd();
+    let scalar = scalar();
+    let mut block = Vec::new();
+    for width in 1..=300usize {
+        let words = words_per_code(width);
+        for &nq in &[1usize, 2, 3, 4, 5, 8] {
+            let n = [1usize, 7, 8, 13, 17, 24, 40][(width * 3 + nq) % 7];
+            let queries = rng.bytes(nq * width);
+            let db = rng.bytes(n * width);
+            let mut qwords = vec![0u64; nq * words];
+            for (q, w) in queries.chunks_exact(width).zip(qwords.chunks_exact_mut(words)) {
+                code_words(q, w);
+            }
+            transpose_block(&db, width, &mut block);
+            let groups = n.div_ceil(8);
+            let max = 8 * width as u32;
+            for round in 0..3 {
+                let bounds: Vec<u32> = (0..nq)
+                    .map(|q| match (round + q) % 4 {
+                        0 => u32::MAX,
+                        1 => 0,
+                        2 => 4 * width as u32,
+                        _ => rng.below(max as usize + 2) as u32,
+                    })
+                    .collect();
+                let mut full = vec![u32::MAX; nq * groups * 8];
+                (scalar.lee_tile)(&qwords, words, &block, &mut full);
+                let (mut d0, mut h0) = (vec![u32::MAX; nq * groups * 8], vec![0xEEu8; nq * groups]);
+                (scalar.lee_tile_hits)(&qwords, words, &block, &bounds, &mut d0, &mut h0);
+                for q in 0..nq {
+                    for g in 0..groups {
+                        let expect = (0..8).fold(0u8, |m, r| {
+                            m | (u8::from(full[(q * groups + g) * 8 + r] < bounds[q]) << r)
+                        });
+                        assert_eq!(
+                            h0[q * groups + g],
+                            expect,
+                            "scalar hits width {width} query {q} group {g}"
+                        );
+                    }
+                }
+                for k in &simd {
+                    let (mut d, mut h) = (vec![u32::MAX; nq * groups * 8], vec![0xEEu8; nq * groups]);
+                    (k.lee_tile_hits)(&qwords, words, &block, &bounds, &mut d, &mut h);
+                    assert_eq!(
+                        h, h0,
+                        "{:?} hits width {width} queries {nq} rows {n} bounds {bounds:?}",
+                        k.backend
+                    );
+                    for (i, &dist) in d.iter().enumerate() {
+                        let (q, g, r) = (i / (groups * 8), (i / 8) % groups, i % 8);
+                        if h0[q * groups + g] >> r & 1 == 1 {
+                            assert_eq!(
+                                dist,
+                                full[i],
+                                "{:?} tile_hits distance width {width} query {q} row {}",
+                                k.backend,
+                                8 * g + r
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// One row of test data of dimension `dim`, of the given kind (f64 values that
 /// are exactly representable as f32).
 fn row(rng: &mut Rng, kind: usize, dim: usize) -> Vec<f64> {
