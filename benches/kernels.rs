@@ -202,7 +202,9 @@ fn bench_probes(c: &mut Criterion) {
         if probe::has_vpopcntdq() {
             g.throughput(Throughput::Elements(ITERS * 16));
             // SAFETY: the CPU has AVX-512 F and VPOPCNTDQ (checked above).
-            g.bench_function("vpopcntq_zmm", |b| b.iter(|| unsafe { probe::vpopcntq(black_box(ITERS)) }));
+            g.bench_function("vpopcntq_zmm", |b| {
+                b.iter(|| unsafe { probe::vpopcntq(black_box(ITERS)) })
+            });
             let data = [0x5Au8; 512];
             let q = 0x0123_4567_89AB_CDEFu64;
             g.throughput(Throughput::Elements(ITERS * 8));
@@ -269,10 +271,20 @@ impl Block {
         for k in kernels() {
             let mut got = vec![0u32; ROWS];
             (k.lee_rows)(self.query(), &self.rows, &mut got);
-            assert!(got == expected, "{:?} lee_rows differs from scalar at width {}", k.backend, self.width);
+            assert!(
+                got == expected,
+                "{:?} lee_rows differs from scalar at width {}",
+                k.backend,
+                self.width
+            );
             let mut got_tile = vec![0u32; TILE_QUERIES * ROWS];
             (k.lee_tile)(&self.query_words, self.words, &self.transposed, &mut got_tile);
-            assert!(got_tile == expected_tile, "{:?} lee_tile differs from scalar at width {}", k.backend, self.width);
+            assert!(
+                got_tile == expected_tile,
+                "{:?} lee_tile differs from scalar at width {}",
+                k.backend,
+                self.width
+            );
             for r in (0..ROWS).step_by(991) {
                 let row = &self.rows[r * self.width..][..self.width];
                 assert_eq!((k.lee_pair)(self.query(), row), expected[r], "{:?} lee_pair", k.backend);
@@ -331,7 +343,14 @@ fn bench_lee(c: &mut Criterion) {
                 let mut out = vec![0u32; nq * ROWS];
                 let qw = &blk.query_words[..nq * blk.words];
                 g.bench_function(BenchmarkId::new(k.backend.name(), format!("{w}/q{nq}")), |b| {
-                    b.iter(|| (k.lee_tile)(black_box(qw), blk.words, black_box(&blk.transposed), black_box(&mut out)))
+                    b.iter(|| {
+                        (k.lee_tile)(
+                            black_box(qw),
+                            blk.words,
+                            black_box(&blk.transposed),
+                            black_box(&mut out),
+                        )
+                    })
                 });
             }
         }
@@ -341,23 +360,28 @@ fn bench_lee(c: &mut Criterion) {
         g.throughput(Throughput::Elements((TILE_QUERIES * HOT_ROWS) as u64));
         for k in kernels() {
             let mut out = vec![0u32; TILE_QUERIES * HOT_ROWS];
-            g.bench_function(BenchmarkId::new(k.backend.name(), format!("{w}/q{TILE_QUERIES}")), |b| {
-                b.iter(|| {
-                    (k.lee_tile)(
-                        black_box(&blk.query_words),
-                        blk.words,
-                        black_box(&blk.hot_transposed),
-                        black_box(&mut out),
-                    )
-                })
-            });
+            g.bench_function(
+                BenchmarkId::new(k.backend.name(), format!("{w}/q{TILE_QUERIES}")),
+                |b| {
+                    b.iter(|| {
+                        (k.lee_tile)(
+                            black_box(&blk.query_words),
+                            blk.words,
+                            black_box(&blk.hot_transposed),
+                            black_box(&mut out),
+                        )
+                    })
+                },
+            );
         }
         g.finish();
 
         let mut g = c.benchmark_group("transpose");
         g.throughput(Throughput::Elements(ROWS as u64));
         let mut t = Vec::new();
-        g.bench_function(&w, |b| b.iter(|| transpose_block(black_box(&blk.rows), width, black_box(&mut t))));
+        g.bench_function(&w, |b| {
+            b.iter(|| transpose_block(black_box(&blk.rows), width, black_box(&mut t)))
+        });
         g.finish();
     }
 }
@@ -376,14 +400,21 @@ fn bench_search(c: &mut Criterion) {
         let run = |k: &Kernels, dist: &mut [u32], rows: &mut [i64]| {
             one_thread(|| q2key::search_with(k, &queries, &db, width, SEARCH_K, dist, rows).expect("search"))
         };
-        let (mut d0, mut r0) = (vec![0u32; SEARCH_QUERIES * SEARCH_K], vec![0i64; SEARCH_QUERIES * SEARCH_K]);
+        let (mut d0, mut r0) = (
+            vec![0u32; SEARCH_QUERIES * SEARCH_K],
+            vec![0i64; SEARCH_QUERIES * SEARCH_K],
+        );
         run(scalar(), &mut d0, &mut r0);
         let mut g = c.benchmark_group("search");
         g.throughput(Throughput::Elements((SEARCH_QUERIES * ROWS) as u64));
         for k in kernels() {
             let (mut d, mut r) = (vec![0u32; d0.len()], vec![0i64; r0.len()]);
             run(k, &mut d, &mut r);
-            assert!(d == d0 && r == r0, "{:?} search differs from scalar at width {width}", k.backend);
+            assert!(
+                d == d0 && r == r0,
+                "{:?} search differs from scalar at width {width}",
+                k.backend
+            );
             g.bench_function(BenchmarkId::new(k.backend.name(), format!("{width}B")), |b| {
                 b.iter(|| run(k, black_box(&mut d), black_box(&mut r)))
             });
@@ -407,7 +438,11 @@ fn bench_encode(c: &mut Criterion) {
         let mut codes = vec![0u8; c0.len()];
         let (mut keys, mut trans) = (vec![0u64; ENCODE_ROWS], vec![0u32; ENCODE_ROWS]);
         run(k, &mut codes, &mut keys, &mut trans);
-        assert!(codes == c0 && keys == k0 && trans == t0, "{:?} encode differs from scalar", k.backend);
+        assert!(
+            codes == c0 && keys == k0 && trans == t0,
+            "{:?} encode differs from scalar",
+            k.backend
+        );
         g.bench_function(BenchmarkId::new(k.backend.name(), format!("f32_n{ENCODE_DIM}")), |b| {
             b.iter(|| run(k, black_box(&mut codes), black_box(&mut keys), black_box(&mut trans)))
         });

@@ -113,7 +113,14 @@ pub(crate) fn top_k_blocks(kernels: &Kernels, queries: &[u8], db: &[u8], width: 
             }
             let out = &mut dists[..tq * groups * 8];
             let hit = &mut hits[..tq * groups];
-            (kernels.lee_tile_hits)(tiles.queries(q0, tq), tiles.words, &tiles.transposed, &bounds[..tq], out, hit);
+            (kernels.lee_tile_hits)(
+                tiles.queries(q0, tq),
+                tiles.words,
+                &tiles.transposed,
+                &bounds[..tq],
+                out,
+                hit,
+            );
             for t in 0..tq {
                 let d = &out[t * groups * 8..][..groups * 8];
                 tops[q0 + t].offer_hits(d, &hit[t * groups..][..groups], rows, first as u64);

@@ -87,8 +87,8 @@ pub fn encode_with<T: EncodeElement>(
                 .enumerate()
             {
                 let row = first + i;
-                let (k, n) = row_kernel(&x[row * dim..][..dim], tau, code)
-                    .map_err(|col| non_finite(row, col, x, dim))?;
+                let (k, n) =
+                    row_kernel(&x[row * dim..][..dim], tau, code).map_err(|col| non_finite(row, col, x, dim))?;
                 *key = k;
                 *count = n;
             }

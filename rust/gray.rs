@@ -91,11 +91,7 @@ pub fn pack(symbols: &[u8], dim: usize, out: &mut [u8]) -> Result<()> {
     let rows = check_rows("symbols", symbols.len(), dim)?;
     let width = code_width(dim);
     check_len("out", out.len(), rows * width)?;
-    for (r, (srow, crow)) in symbols
-        .chunks_exact(dim)
-        .zip(out.chunks_exact_mut(width))
-        .enumerate()
-    {
+    for (r, (srow, crow)) in symbols.chunks_exact(dim).zip(out.chunks_exact_mut(width)).enumerate() {
         pack_row(srow, crow).map_err(|(col, s)| {
             Error::value(
                 "symbols",

@@ -12,7 +12,11 @@ const ROWS_PER_TASK: usize = 4096;
 
 fn check_same_width(a: usize, b: usize) -> Result<()> {
     if a != b {
-        return Err(Error::shape("b", format!("codes of {a} bytes, like a"), format!("{b} bytes")));
+        return Err(Error::shape(
+            "b",
+            format!("codes of {a} bytes, like a"),
+            format!("{b} bytes"),
+        ));
     }
     Ok(())
 }
@@ -139,7 +143,10 @@ impl LeeWeights {
     pub fn new(magnitude: f64, sign: f64, both: f64) -> Result<Self> {
         for (name, w) in [("w_mag", magnitude), ("w_sign", sign), ("w_both", both)] {
             if !w.is_finite() || w < 0.0 {
-                return Err(Error::value("weights", format!("{name} must be a finite number ≥ 0, got {w}")));
+                return Err(Error::value(
+                    "weights",
+                    format!("{name} must be a finite number ≥ 0, got {w}"),
+                ));
             }
         }
         Ok(LeeWeights { magnitude, sign, both })

@@ -37,9 +37,13 @@ pub use encode::{encode, encode_with, symbols, EncodeElement};
 pub use error::{Error, Result};
 pub use gray::{code_width, complement, pack, unpack, validate_symbols};
 pub use kernels::{Backend, Kernels};
-pub use lee::{lee, lee_counts, lee_matrix, lee_one_to_many, lee_pairwise, weighted_lee_pairwise, LeeCounts, LeeWeights};
+pub use lee::{
+    lee, lee_counts, lee_matrix, lee_one_to_many, lee_pairwise, weighted_lee_pairwise, LeeCounts, LeeWeights,
+};
 pub use quantize::{gaussian_threshold, GAUSSIAN_QUARTILE};
-pub use runs::{key_and_transitions, key_from_reduced, keys_from_symbols, prefix_mask, prefix_range, run_reduce, window_range};
+pub use runs::{
+    key_and_transitions, key_from_reduced, keys_from_symbols, prefix_mask, prefix_range, run_reduce, window_range,
+};
 pub use search::{search, search_with};
 
 /// The name of the SIMD backend in use (`"avx512-vpopcntdq"`, `"avx2"` or `"scalar"`).

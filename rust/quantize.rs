@@ -200,7 +200,16 @@ mod tests {
     #[test]
     fn cells_follow_the_spec_table_with_boundaries_in_the_lower_cell() {
         let t = 0.5f32;
-        let cases = [(-0.7, 0b00), (-0.5, 0b00), (-0.2, 0b01), (0.0, 0b01), (-0.0, 0b01), (0.2, 0b11), (0.5, 0b11), (0.9, 0b10)];
+        let cases = [
+            (-0.7, 0b00),
+            (-0.5, 0b00),
+            (-0.2, 0b01),
+            (0.0, 0b01),
+            (-0.0, 0b01),
+            (0.2, 0b11),
+            (0.5, 0b11),
+            (0.9, 0b10),
+        ];
         for (v, g) in cases {
             assert_eq!(gray_of(v, -t, t), g, "v = {v}");
         }
@@ -226,8 +235,14 @@ mod tests {
 
     #[test]
     fn non_finite_is_reported_with_its_column() {
-        assert!(matches!(row_threshold(&[1.0f32, f32::NAN], 0.5), RowThreshold::NonFinite(1)));
-        assert!(matches!(row_threshold(&[f64::NEG_INFINITY], 0.5), RowThreshold::NonFinite(0)));
+        assert!(matches!(
+            row_threshold(&[1.0f32, f32::NAN], 0.5),
+            RowThreshold::NonFinite(1)
+        ));
+        assert!(matches!(
+            row_threshold(&[f64::NEG_INFINITY], 0.5),
+            RowThreshold::NonFinite(0)
+        ));
         assert!(matches!(row_threshold(&[0.0f32, -0.0], 0.5), RowThreshold::AllZero));
     }
 }

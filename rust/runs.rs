@@ -112,7 +112,11 @@ pub fn keys_from_symbols(symbols: &[u8], dim: usize, keys: &mut [u64], transitio
     if dim == 0 {
         return Ok(());
     }
-    for ((row, key), count) in symbols.chunks_exact(dim).zip(keys.iter_mut()).zip(transitions.iter_mut()) {
+    for ((row, key), count) in symbols
+        .chunks_exact(dim)
+        .zip(keys.iter_mut())
+        .zip(transitions.iter_mut())
+    {
         (*key, *count) = key_and_transitions_of_symbols(row);
     }
     Ok(())
@@ -179,7 +183,11 @@ mod tests {
                     state ^= state >> 7;
                     state ^= state << 17;
                     // Long runs too, so keys are not always full.
-                    if state.is_multiple_of(3) { 1 } else { (state >> 20) as u8 & 3 }
+                    if state.is_multiple_of(3) {
+                        1
+                    } else {
+                        (state >> 20) as u8 & 3
+                    }
                 })
                 .collect();
             let expected = key_and_transitions_of_symbols(&symbols);
@@ -192,7 +200,10 @@ mod tests {
     #[test]
     fn prefix_and_window_ranges() {
         assert_eq!(prefix_mask(1), 0xC000_0000_0000_0000);
-        assert_eq!(prefix_range(0x4000_0000_0000_0001, 1), (0x4000_0000_0000_0000, 0x7FFF_FFFF_FFFF_FFFF));
+        assert_eq!(
+            prefix_range(0x4000_0000_0000_0001, 1),
+            (0x4000_0000_0000_0000, 0x7FFF_FFFF_FFFF_FFFF)
+        );
         assert_eq!(window_range(5, 10), (0, 15));
         assert_eq!(window_range(u64::MAX - 1, 10), (u64::MAX - 11, u64::MAX));
         assert_eq!(window_delta_for_depth(31), 3);

@@ -136,7 +136,9 @@ mod tests {
         for n in [1usize, 5, 16, 17, 100, 1000] {
             let dists: Vec<u32> = (0..n)
                 .map(|_| {
-                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
                     ((state >> 33) % 7) as u32
                 })
                 .collect();

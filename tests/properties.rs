@@ -464,3 +464,12 @@ fn default_threshold_and_boundary_cells() {
         );
     }
 }
+
+/// §3: weights must be finite and non-negative.
+#[test]
+fn lee_weights_are_validated() {
+    assert!(LeeWeights::new(0.0, 0.0, 0.0).is_ok());
+    for (m, s, b) in [(-1.0, 1.0, 2.0), (1.0, f64::NAN, 2.0), (1.0, 1.0, f64::INFINITY)] {
+        assert!(LeeWeights::new(m, s, b).is_err(), "weights ({m}, {s}, {b})");
+    }
+}

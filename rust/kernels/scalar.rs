@@ -72,7 +72,10 @@ fn lee_tile_hits(queries: &[u64], words: usize, block: &[u64], bounds: &[u32], o
     for (q, &bound) in bounds.iter().enumerate() {
         for g in 0..groups {
             let d = &out[(q * groups + g) * 8..][..8];
-            hits[q * groups + g] = d.iter().enumerate().fold(0u8, |m, (r, &v)| m | (u8::from(v < bound) << r));
+            hits[q * groups + g] = d
+                .iter()
+                .enumerate()
+                .fold(0u8, |m, (r, &v)| m | (u8::from(v < bound) << r));
         }
     }
 }

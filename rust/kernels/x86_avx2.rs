@@ -150,11 +150,27 @@ unsafe fn lee_tile_avx2(
     let groups = block.len() / (words * 8);
     let mut q = 0;
     while q + 2 <= nq {
-        tile::<2>(queries, q, words, block, groups, hits.as_mut().map(|(b, h)| (&b[..], &mut h[..])), out);
+        tile::<2>(
+            queries,
+            q,
+            words,
+            block,
+            groups,
+            hits.as_mut().map(|(b, h)| (&b[..], &mut h[..])),
+            out,
+        );
         q += 2;
     }
     if q < nq {
-        tile::<1>(queries, q, words, block, groups, hits.as_mut().map(|(b, h)| (&b[..], &mut h[..])), out);
+        tile::<1>(
+            queries,
+            q,
+            words,
+            block,
+            groups,
+            hits.as_mut().map(|(b, h)| (&b[..], &mut h[..])),
+            out,
+        );
     }
 }
 

@@ -135,15 +135,39 @@ unsafe fn lee_tile_avx512(
     let groups = block.len() / (words * 8);
     let mut q = 0;
     while q + 8 <= nq {
-        tile::<8>(queries, q, words, block, groups, hits.as_mut().map(|(b, h)| (&b[..], &mut h[..])), out);
+        tile::<8>(
+            queries,
+            q,
+            words,
+            block,
+            groups,
+            hits.as_mut().map(|(b, h)| (&b[..], &mut h[..])),
+            out,
+        );
         q += 8;
     }
     while q + 4 <= nq {
-        tile::<4>(queries, q, words, block, groups, hits.as_mut().map(|(b, h)| (&b[..], &mut h[..])), out);
+        tile::<4>(
+            queries,
+            q,
+            words,
+            block,
+            groups,
+            hits.as_mut().map(|(b, h)| (&b[..], &mut h[..])),
+            out,
+        );
         q += 4;
     }
     while q < nq {
-        tile::<1>(queries, q, words, block, groups, hits.as_mut().map(|(b, h)| (&b[..], &mut h[..])), out);
+        tile::<1>(
+            queries,
+            q,
+            words,
+            block,
+            groups,
+            hits.as_mut().map(|(b, h)| (&b[..], &mut h[..])),
+            out,
+        );
         q += 1;
     }
 }

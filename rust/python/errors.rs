@@ -13,8 +13,18 @@ create_exception!(
     "Base of the errors q2key raises for bad input values (a ValueError)."
 );
 create_exception!(q2key, NonFiniteError, Q2KeyError, "An input row holds NaN or ±Inf.");
-create_exception!(q2key, ShapeError, Q2KeyError, "Array shapes or code widths do not fit together.");
-create_exception!(q2key, DTypeError, PyTypeError, "An array has a dtype q2key cannot use (a TypeError).");
+create_exception!(
+    q2key,
+    ShapeError,
+    Q2KeyError,
+    "Array shapes or code widths do not fit together."
+);
+create_exception!(
+    q2key,
+    DTypeError,
+    PyTypeError,
+    "An array has a dtype q2key cannot use (a TypeError)."
+);
 
 /// Maps a core error onto its exception class, keeping the message.
 pub(crate) fn from_err(err: Error) -> PyErr {

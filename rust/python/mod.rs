@@ -8,12 +8,18 @@ mod errors;
 use crate::error::Error;
 use crate::lee::LeeWeights;
 use crate::{encode::EncodeElement, parallel};
-use arrays::{matrix, to_matrix, to_vector, vector};
+use arrays::{matrix, to_matrix, to_vector, vector, zeroed};
 use errors::{from_err, DTypeError, NonFiniteError, Q2KeyError, ShapeError};
 use numpy::{PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
 
-type Encoded<'py> = (Bound<'py, PyArray2<u8>>, Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<u32>>);
+type Encoded<'py> = (
+    Bound<'py, PyArray2<u8>>,
+    Bound<'py, PyArray1<u64>>,
+    Bound<'py, PyArray1<u32>>,
+);
+type Keys<'py> = (Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<u32>>);
+type Neighbours<'py> = (Bound<'py, PyArray2<u32>>, Bound<'py, PyArray2<i64>>);
 
 fn run<R: Send>(threads: Option<usize>, f: impl FnOnce() -> crate::Result<R> + Send) -> PyResult<R> {
     parallel::install(threads, f).and_then(|r| r).map_err(from_err)
@@ -27,13 +33,14 @@ fn encode_any<'py, T: EncodeElement + numpy::Element>(
 ) -> PyResult<Encoded<'py>> {
     let (data, rows, dim) = matrix("x", &x)?;
     let width = crate::code_width(dim);
-    let (codes, keys, transitions) = py.detach(|| {
-        run(threads, || {
-            let (mut c, mut k, mut t) = (vec![0u8; rows * width], vec![0u64; rows], vec![0u32; rows]);
-            crate::encode(data, dim, threshold, &mut c, &mut k, &mut t).map(|_| (c, k, t))
-        })
-    })?;
-    Ok((to_matrix(py, codes, rows, width)?, to_vector(py, keys), to_vector(py, transitions)))
+    let (mut c, mut k, mut t) = (zeroed(rows, width)?, zeroed(rows, 1)?, zeroed(rows, 1)?);
+    py.detach(|| run(threads, || crate::encode(data, dim, threshold, &mut c, &mut k, &mut t)))?;
+    let (codes, keys, transitions) = (c, k, t);
+    Ok((
+        to_matrix(py, codes, rows, width)?,
+        to_vector(py, keys),
+        to_vector(py, transitions),
+    ))
 }
 
 fn symbols_any<'py, T: EncodeElement + numpy::Element>(
@@ -43,12 +50,8 @@ fn symbols_any<'py, T: EncodeElement + numpy::Element>(
     threads: Option<usize>,
 ) -> PyResult<Bound<'py, PyArray2<u8>>> {
     let (data, rows, dim) = matrix("x", &x)?;
-    let out = py.detach(|| {
-        run(threads, || {
-            let mut s = vec![0u8; rows * dim];
-            crate::symbols(data, dim, threshold, &mut s).map(|_| s)
-        })
-    })?;
+    let mut out = zeroed(rows, dim)?;
+    py.detach(|| run(threads, || crate::symbols(data, dim, threshold, &mut out)))?;
     to_matrix(py, out, rows, dim)
 }
 
@@ -102,33 +105,31 @@ fn symbols_f64<'py>(
 fn pack<'py>(py: Python<'py>, symbols: PyReadonlyArray2<'py, u8>) -> PyResult<Bound<'py, PyArray2<u8>>> {
     let (s, rows, dim) = matrix("symbols", &symbols)?;
     let width = crate::code_width(dim);
-    let codes = py.detach(|| {
-        let mut c = vec![0u8; rows * width];
-        crate::pack(s, dim, &mut c).map(|_| c)
-    });
-    to_matrix(py, codes.map_err(from_err)?, rows, width)
+    let mut codes = zeroed(rows, width)?;
+    py.detach(|| crate::pack(s, dim, &mut codes)).map_err(from_err)?;
+    to_matrix(py, codes, rows, width)
 }
 
 #[pyfunction]
 fn unpack<'py>(py: Python<'py>, codes: PyReadonlyArray2<'py, u8>, dim: usize) -> PyResult<Bound<'py, PyArray2<u8>>> {
     let (c, rows, width) = matrix("codes", &codes)?;
     check_width(width, dim)?;
-    let symbols = py.detach(|| {
-        let mut s = vec![0u8; rows * dim];
-        crate::unpack(c, dim, &mut s).map(|_| s)
-    });
-    to_matrix(py, symbols.map_err(from_err)?, rows, dim)
+    let mut symbols = zeroed(rows, dim)?;
+    py.detach(|| crate::unpack(c, dim, &mut symbols)).map_err(from_err)?;
+    to_matrix(py, symbols, rows, dim)
 }
 
 #[pyfunction]
-fn complement<'py>(py: Python<'py>, codes: PyReadonlyArray2<'py, u8>, dim: usize) -> PyResult<Bound<'py, PyArray2<u8>>> {
+fn complement<'py>(
+    py: Python<'py>,
+    codes: PyReadonlyArray2<'py, u8>,
+    dim: usize,
+) -> PyResult<Bound<'py, PyArray2<u8>>> {
     let (c, rows, width) = matrix("codes", &codes)?;
     check_width(width, dim)?;
-    let out = py.detach(|| {
-        let mut o = vec![0u8; c.len()];
-        crate::complement(c, dim, &mut o).map(|_| o)
-    });
-    to_matrix(py, out.map_err(from_err)?, rows, width)
+    let mut out = zeroed(rows, width)?;
+    py.detach(|| crate::complement(c, dim, &mut out)).map_err(from_err)?;
+    to_matrix(py, out, rows, width)
 }
 
 fn check_width(width: usize, dim: usize) -> PyResult<()> {
@@ -150,16 +151,10 @@ fn run_reduce<'py>(py: Python<'py>, symbols: PyReadonlyArray1<'py, u8>) -> PyRes
 }
 
 #[pyfunction]
-fn keys_from_symbols<'py>(
-    py: Python<'py>,
-    symbols: PyReadonlyArray2<'py, u8>,
-) -> PyResult<(Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<u32>>)> {
+fn keys_from_symbols<'py>(py: Python<'py>, symbols: PyReadonlyArray2<'py, u8>) -> PyResult<Keys<'py>> {
     let (s, rows, dim) = matrix("symbols", &symbols)?;
-    let (keys, counts) = py
-        .detach(|| {
-            let (mut k, mut t) = (vec![0u64; rows], vec![0u32; rows]);
-            crate::keys_from_symbols(s, dim, &mut k, &mut t).map(|_| (k, t))
-        })
+    let (mut keys, mut counts) = (zeroed(rows, 1)?, zeroed(rows, 1)?);
+    py.detach(|| crate::keys_from_symbols(s, dim, &mut keys, &mut counts))
         .map_err(from_err)?;
     Ok((to_vector(py, keys), to_vector(py, counts)))
 }
@@ -179,11 +174,10 @@ fn lee_pairwise<'py>(
     let (a, rows, width) = matrix("a", &a)?;
     let (b, _, wb) = matrix("b", &b)?;
     width_match(width, wb)?;
-    let out = py.detach(|| {
-        let mut o = vec![0u32; rows];
-        crate::lee_pairwise(a, b, width, &mut o).map(|_| o)
-    });
-    Ok(to_vector(py, out.map_err(from_err)?))
+    let mut out = zeroed(rows, 1)?;
+    py.detach(|| crate::lee_pairwise(a, b, width, &mut out))
+        .map_err(from_err)?;
+    Ok(to_vector(py, out))
 }
 
 /// Lee distances of one code to every row of a matrix.
@@ -196,11 +190,9 @@ fn lee_one_to_many<'py>(
     let q = vector("a", &query)?;
     let (d, rows, width) = matrix("b", &db)?;
     width_match(q.len(), width)?;
-    let out = py.detach(|| {
-        let mut o = vec![0u32; rows];
-        crate::lee_one_to_many(q, d, &mut o).map(|_| o)
-    });
-    Ok(to_vector(py, out.map_err(from_err)?))
+    let mut out = zeroed(rows, 1)?;
+    py.detach(|| crate::lee_one_to_many(q, d, &mut out)).map_err(from_err)?;
+    Ok(to_vector(py, out))
 }
 
 #[pyfunction]
@@ -214,12 +206,8 @@ fn lee_matrix<'py>(
     let (a, m, width) = matrix("a", &a)?;
     let (b, n, wb) = matrix("b", &b)?;
     width_match(width, wb)?;
-    let out = py.detach(|| {
-        run(threads, || {
-            let mut o = vec![0u32; m * n];
-            crate::lee_matrix(a, b, width, &mut o).map(|_| o)
-        })
-    })?;
+    let mut out = zeroed(m, n)?;
+    py.detach(|| run(threads, || crate::lee_matrix(a, b, width, &mut out)))?;
     to_matrix(py, out, m, n)
 }
 
@@ -234,11 +222,10 @@ fn weighted_lee_pairwise<'py>(
     let (a, rows, width) = matrix("a", &a)?;
     let (b, _, wb) = matrix("b", &b)?;
     width_match(width, wb)?;
-    let out = py.detach(|| {
-        let mut o = vec![0f64; rows];
-        crate::weighted_lee_pairwise(a, b, width, w, &mut o).map(|_| o)
-    });
-    Ok(to_vector(py, out.map_err(from_err)?))
+    let mut out = zeroed(rows, 1)?;
+    py.detach(|| crate::weighted_lee_pairwise(a, b, width, w, &mut out))
+        .map_err(from_err)?;
+    Ok(to_vector(py, out))
 }
 
 fn width_match(a: usize, b: usize) -> PyResult<()> {
@@ -261,7 +248,7 @@ fn search<'py>(
     database: PyReadonlyArray2<'py, u8>,
     k: usize,
     threads: Option<usize>,
-) -> PyResult<(Bound<'py, PyArray2<u32>>, Bound<'py, PyArray2<i64>>)> {
+) -> PyResult<Neighbours<'py>> {
     let (q, nq, width) = matrix("queries", &queries)?;
     let (d, n, wd) = matrix("database", &database)?;
     if width != wd {
@@ -272,10 +259,10 @@ fn search<'py>(
         }));
     }
     let cols = crate::search::result_columns(k, n);
-    let (dist, rows) = py.detach(|| {
+    let (mut dist, mut rows) = (zeroed(nq, cols)?, zeroed(nq, cols)?);
+    py.detach(|| {
         run(threads, || {
-            let (mut dist, mut rows) = (vec![0u32; nq * cols], vec![0i64; nq * cols]);
-            crate::search(q, d, width, k, &mut dist, &mut rows).map(|_| (dist, rows))
+            crate::search(q, d, width, k, &mut dist, &mut rows).map(|_| ())
         })
     })?;
     Ok((to_matrix(py, dist, nq, cols)?, to_matrix(py, rows, nq, cols)?))
