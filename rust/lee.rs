@@ -10,6 +10,14 @@ use rayon::prelude::*;
 /// Rows per parallel task for the row-wise kernels.
 const ROWS_PER_TASK: usize = 4096;
 
+/// Codes have at least one byte (a dimension of at least 1).
+fn check_width(width: usize) -> Result<()> {
+    if width == 0 {
+        return Err(Error::shape("a", "codes of at least 1 byte", "width 0"));
+    }
+    Ok(())
+}
+
 fn check_same_width(a: usize, b: usize) -> Result<()> {
     if a != b {
         return Err(Error::shape(
@@ -29,13 +37,10 @@ pub fn lee(a: &[u8], b: &[u8]) -> Result<u32> {
 
 /// Row-wise distances: `out[i] = lee(a[i], b[i])` for `rows × width` codes.
 pub fn lee_pairwise(a: &[u8], b: &[u8], width: usize, out: &mut [u32]) -> Result<()> {
+    check_width(width)?;
     let rows = check_rows("a", a.len(), width)?;
     check_len("b", b.len(), a.len())?;
     check_len("out", out.len(), rows)?;
-    if width == 0 {
-        out.fill(0);
-        return Ok(());
-    }
     let pair = Kernels::active().lee_pair;
     out.par_chunks_mut(ROWS_PER_TASK).enumerate().for_each(|(t, o)| {
         let first = t * ROWS_PER_TASK;
@@ -50,13 +55,10 @@ pub fn lee_pairwise(a: &[u8], b: &[u8], width: usize, out: &mut [u32]) -> Result
 /// One-to-many: `out[i] = lee(query, db[i])`.
 pub fn lee_one_to_many(query: &[u8], db: &[u8], out: &mut [u32]) -> Result<()> {
     let width = query.len();
-    let rows = check_rows("b", db.len(), width.max(1))?;
-    check_len("out", out.len(), if width == 0 { out.len() } else { rows })?;
+    check_width(width)?;
+    let rows = check_rows("b", db.len(), width)?;
+    check_len("out", out.len(), rows)?;
     let kernel = Kernels::active().lee_rows;
-    if width == 0 {
-        out.fill(0);
-        return Ok(());
-    }
     out.par_chunks_mut(ROWS_PER_TASK)
         .zip(db.par_chunks(ROWS_PER_TASK * width))
         .for_each(|(o, block)| kernel(query, block, o));
@@ -65,11 +67,11 @@ pub fn lee_one_to_many(query: &[u8], db: &[u8], out: &mut [u32]) -> Result<()> {
 
 /// Many-to-many: `out[i·N + j] = lee(a[i], b[j])` for `a` of `M` rows and `b` of `N` rows.
 pub fn lee_matrix(a: &[u8], b: &[u8], width: usize, out: &mut [u32]) -> Result<()> {
+    check_width(width)?;
     let m = check_rows("a", a.len(), width)?;
     let n = check_rows("b", b.len(), width)?;
     check_len("out", out.len(), m * n)?;
-    if width == 0 || n == 0 || m == 0 {
-        out.fill(0);
+    if n == 0 || m == 0 {
         return Ok(());
     }
     let kernels = Kernels::active();
@@ -160,13 +162,10 @@ impl LeeWeights {
 
 /// Row-wise weighted Lee distances of `rows × width` codes.
 pub fn weighted_lee_pairwise(a: &[u8], b: &[u8], width: usize, weights: LeeWeights, out: &mut [f64]) -> Result<()> {
-    let rows = check_rows("a", a.len(), width.max(1))?;
+    check_width(width)?;
+    let rows = check_rows("a", a.len(), width)?;
     check_len("b", b.len(), a.len())?;
-    check_len("out", out.len(), if width == 0 { out.len() } else { rows })?;
-    if width == 0 {
-        out.fill(0.0);
-        return Ok(());
-    }
+    check_len("out", out.len(), rows)?;
     out.par_chunks_mut(ROWS_PER_TASK).enumerate().for_each(|(t, o)| {
         let first = t * ROWS_PER_TASK;
         for (i, d) in o.iter_mut().enumerate() {

@@ -72,17 +72,24 @@ impl Element for f64 {
 /// without reassociation, so it is bit-identical on every backend).
 #[inline(always)]
 pub(crate) fn sum_of_squares<T: Element>(x: &[T]) -> f64 {
+    sum_of_squares_by(x, T::to_f64)
+}
+
+/// Σf(x)² in the same lane order as [`sum_of_squares`], so a rescaled row's
+/// norm is exactly the scaled norm.
+#[inline(always)]
+fn sum_of_squares_by<T: Element>(x: &[T], f: impl Fn(T) -> f64) -> f64 {
     let mut acc = [0f64; 8];
     let chunks = x.chunks_exact(8);
     let rest = chunks.remainder();
     for c in chunks {
         for j in 0..8 {
-            let v = c[j].to_f64();
+            let v = f(c[j]);
             acc[j] += v * v;
         }
     }
     for (j, &v) in rest.iter().enumerate() {
-        let v = v.to_f64();
+        let v = f(v);
         acc[j] += v * v;
     }
     ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
@@ -136,10 +143,7 @@ fn rescue_threshold<T: Element>(x: &[T], tau: f64, s: f64) -> RowThreshold<T> {
     }
     // Bring the largest magnitude near 1: 2^-e with e its binary exponent.
     let e = max.log2().floor() as i32;
-    let scaled = x.iter().fold(0f64, |acc, v| {
-        let w = scale_pow2(v.to_f64(), -e);
-        acc + w * w
-    });
+    let scaled = sum_of_squares_by(x, |v| scale_pow2(v.to_f64(), -e));
     RowThreshold::Cut(T::from_f64(scale_pow2(tau * scaled.sqrt(), e)))
 }
 

@@ -40,29 +40,57 @@ pub fn key_from_reduced(reduced: &[u8]) -> u64 {
 #[inline(always)]
 fn load_word(code: &[u8], w: usize) -> u64 {
     let start = w * 8;
-    let end = (start + 8).min(code.len());
+    match code.get(start..start + 8) {
+        Some(bytes) => u64::from_be_bytes(bytes.try_into().unwrap_or([0; 8])),
+        None => load_partial_word(&code[start..]),
+    }
+}
+
+/// The last, partial word of a code (a variable-length copy: kept off the hot path).
+#[cold]
+fn load_partial_word(bytes: &[u8]) -> u64 {
     let mut buf = [0u8; 8];
-    buf[..end - start].copy_from_slice(&code[start..end]);
+    buf[..bytes.len()].copy_from_slice(bytes);
     u64::from_be_bytes(buf)
 }
 
 /// Key and transition count `|R|` of one packed code of dimension `dim ≥ 1`.
 #[inline]
 pub fn key_and_transitions(code: &[u8], dim: usize) -> (u64, u32) {
+    key_and_transitions_with(code, dim, gather_run_starts)
+}
+
+/// The Gray pairs of `word` whose low bit is set in `starts`, packed in order
+/// (the earliest symbol highest): what BMI2 `pext(word, starts | starts << 1)` computes.
+#[inline(always)]
+pub(crate) fn gather_run_starts(word: u64, starts: u64) -> u64 {
+    let (mut out, mut m) = (0u64, starts);
+    while m != 0 {
+        let pos = 63 - m.leading_zeros();
+        out = (out << 2) | ((word >> pos) & 3);
+        m &= !(1u64 << pos);
+    }
+    out
+}
+
+/// [`key_and_transitions`] with the run-start gather supplied by the caller
+/// (the AVX-512 backend passes `pext`).
+#[inline(always)]
+pub(crate) fn key_and_transitions_with(code: &[u8], dim: usize, gather: impl Fn(u64, u64) -> u64) -> (u64, u32) {
     debug_assert_eq!(code.len(), code_width(dim));
     if dim == 0 {
         return (0, 0);
     }
     let words = dim.div_ceil(32);
     let mut key = 0u64;
-    let mut key_len = 0usize;
+    let mut key_len = 0u32;
     let mut runs = 0u32;
     let mut prev_last = 0u64; // Gray pair of the symbol before this word
     for w in 0..words {
         let word = load_word(code, w);
         // The pair for symbol 0 of the word compares with the previous word's
         // last symbol; for the first word, with itself (it always starts a run,
-        // counted below).
+        // set below).
         let carry = if w == 0 { word >> 62 } else { prev_last };
         let diff = word ^ ((word >> 2) | (carry << 62));
         let mut starts = (diff | (diff >> 1)) & LOW_BITS;
@@ -73,15 +101,17 @@ pub fn key_and_transitions(code: &[u8], dim: usize) -> (u64, u32) {
         if used < 32 {
             starts &= !(u64::MAX >> (2 * used));
         }
-        runs += starts.count_ones();
-        while key_len < KEY_SYMBOLS && starts != 0 {
-            let pos = 63 - starts.leading_zeros() as usize; // low bit of the pair
-            let digit = u64::from(ungray(((word >> pos) & 3) as u8));
-            key |= digit << (62 - 2 * key_len);
-            key_len += 1;
-            starts &= !(1u64 << pos);
+        let count = starts.count_ones();
+        runs += count;
+        if key_len < KEY_SYMBOLS as u32 && count > 0 {
+            let gray = gather(word, starts);
+            // Gray → Z4 per pair: the high bit stays, the low bit becomes low ⊕ high.
+            let digits = gray ^ ((gray >> 1) & LOW_BITS);
+            let take = count.min(KEY_SYMBOLS as u32 - key_len);
+            key |= (digits >> (2 * (count - take))) << (64 - 2 * (key_len + take));
+            key_len += take;
         }
-        prev_last = word >> (2 * (32 - used)) & 3;
+        prev_last = (word >> (2 * (32 - used))) & 3;
     }
     (key, runs)
 }

@@ -322,13 +322,10 @@ proptest! {
 }
 
 /// SPEC §1 with an explicit threshold: scale invariance must also hold for a
-/// coordinate exactly on the cut. It fails when `2^k·x` takes the f64 norm's
-/// rescue path (Σx² overflows or underflows): `rust/quantize.rs`
-/// `rescue_threshold` sums the rescaled squares sequentially, while the fast
-/// path (`sum_of_squares`) sums them in eight lanes, so the two cuts differ in
-/// the last bit. Un-ignore once the rescue path sums in the same order.
+/// coordinate exactly on the cut, when `2^k·x` takes the f64 norm's rescue
+/// path (Σx² overflows or underflows): both paths must sum the squares in the
+/// same lane order, or the two cuts differ in the last bit.
 #[test]
-#[ignore = "known bug in rust/quantize.rs rescue_threshold (summation order); see the doc comment"]
 fn scale_invariance_f64_on_the_cut_across_the_rescue_path() {
     let x = [1.0f64, 0.1, 0.3, 0.7];
     let tau = f64::from_bits(0x3fe9_60ad_b816_696e); // 0.7930515857181442: x[0] sits on the cut
@@ -473,5 +470,25 @@ fn lee_weights_are_validated() {
     assert!(LeeWeights::new(0.0, 0.0, 0.0).is_ok());
     for (m, s, b) in [(-1.0, 1.0, 2.0), (1.0, f64::NAN, 2.0), (1.0, 1.0, f64::INFINITY)] {
         assert!(LeeWeights::new(m, s, b).is_err(), "weights ({m}, {s}, {b})");
+    }
+}
+
+/// §1: with rows spread over parallel tasks, the error names the first bad row.
+#[test]
+fn non_finite_error_names_the_first_bad_row_of_a_large_matrix() {
+    let (dim, rows) = (4usize, 60_000usize);
+    let mut x = vec![0.25f32; rows * dim];
+    for (r, c) in [(50_000usize, 1usize), (33_000, 2), (20_001, 0), (59_999, 3)] {
+        x[r * dim + c] = f32::INFINITY;
+    }
+    let (mut codes, mut keys, mut n) = (vec![0u8; rows * code_width(dim)], vec![0u64; rows], vec![0u32; rows]);
+    for threads in [Some(1), Some(2), None] {
+        let err = q2key::parallel::install(threads, || encode(&x, dim, None, &mut codes, &mut keys, &mut n))
+            .unwrap()
+            .unwrap_err();
+        match err {
+            q2key::Error::NonFinite { row, col, .. } => assert_eq!((row, col), (20_001, 0), "threads {threads:?}"),
+            other => panic!("expected NonFinite, got {other:?}"),
+        }
     }
 }

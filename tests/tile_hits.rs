@@ -33,7 +33,9 @@ fn hit_masks_and_flagged_distances_match_scalar_on_every_backend() {
                 transpose_block(&db, width, &mut block);
                 let groups = rows.div_ceil(8);
                 // Bounds around the median distance (4·width), so some rows hit and some do not.
-                let bounds: Vec<u32> = (0..nq).map(|q| (4 * width + q * 3) as u32 - (width as u32 / 2)).collect();
+                let bounds: Vec<u32> = (0..nq)
+                    .map(|q| (4 * width + q * 3) as u32 - (width as u32 / 2))
+                    .collect();
                 let mut ref_out = vec![0u32; nq * groups * 8];
                 let mut ref_hits = vec![0u8; nq * groups];
                 (scalar.lee_tile_hits)(&qw, words, &block, &bounds, &mut ref_out, &mut ref_hits);

@@ -12,7 +12,7 @@ pub(crate) mod x86_avx2;
 pub(crate) mod x86_avx512;
 
 use crate::quantize::{fill_all_b, row_threshold, Element, RowThreshold};
-use crate::runs::key_and_transitions;
+use crate::runs::{gather_run_starts, key_and_transitions_with};
 use std::sync::OnceLock;
 
 /// Encodes one row into `code`; on a NaN/±Inf returns its column.
@@ -68,6 +68,7 @@ impl Backend {
                     && std::arch::is_x86_feature_detected!("avx512f")
                     && std::arch::is_x86_feature_detected!("avx512bw")
                     && std::arch::is_x86_feature_detected!("avx512vpopcntdq")
+                    && std::arch::is_x86_feature_detected!("bmi2")
             }
             #[cfg(not(target_arch = "x86_64"))]
             _ => false,
@@ -145,12 +146,24 @@ pub(crate) fn encode_row_with<T: Element>(
     code: &mut [u8],
     quantize: impl FnOnce(&[T], T, &mut [u8]),
 ) -> Result<(u64, u32), usize> {
+    encode_row_gather(x, tau, code, quantize, gather_run_starts)
+}
+
+/// [`encode_row_with`] with the key's run-start gather supplied too.
+#[inline(always)]
+pub(crate) fn encode_row_gather<T: Element>(
+    x: &[T],
+    tau: f64,
+    code: &mut [u8],
+    quantize: impl FnOnce(&[T], T, &mut [u8]),
+    gather: impl Fn(u64, u64) -> u64,
+) -> Result<(u64, u32), usize> {
     match row_threshold(x, tau) {
         RowThreshold::Cut(t) => quantize(x, t, code),
         RowThreshold::AllZero => fill_all_b(code, x.len()),
         RowThreshold::NonFinite(col) => return Err(col),
     }
-    Ok(key_and_transitions(code, x.len()))
+    Ok(key_and_transitions_with(code, x.len(), gather))
 }
 
 /// Number of 64-bit words per code of `width` bytes.
