@@ -7,7 +7,7 @@
 //! by one symbol and its population count.
 
 use crate::error::Result;
-use crate::gray::{check_len, check_rows, code_width, ungray, validate_symbols};
+use crate::gray::{check_len, check_rows, code_width, validate_symbols};
 
 /// Number of symbols a key holds.
 pub const KEY_SYMBOLS: usize = 32;
