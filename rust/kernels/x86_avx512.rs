@@ -54,23 +54,39 @@ fn pext_pairs(word: u64, starts: u64) -> u64 {
     unsafe { _pext_u64(word, starts | (starts << 1)) }
 }
 
-/// Sixteen coordinates → four code bytes.
+/// Thirty-two coordinates → eight code bytes. Each group of four lanes is
+/// reversed first, so that compare-mask bit `i` belongs at code bit pair `i`
+/// (little-endian): two `pdep`s then interleave sign and near-zero bits.
 #[inline(always)]
 unsafe fn quantize_f32(x: &[f32], t: f32, out: &mut [u8]) {
-    let body = x.len() / 16 * 16;
     let (zero, tv, nt) = (_mm512_setzero_ps(), _mm512_set1_ps(t), _mm512_set1_ps(-t));
+    let reverse4 = _mm512_setr_epi32(3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12);
+    let masks = |v: __m512| {
+        let v = _mm512_permutexvar_ps(reverse4, v);
+        let h = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, zero);
+        let l = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, nt) & _mm512_cmp_ps_mask::<_CMP_LE_OQ>(v, tv);
+        (u64::from(h), u64::from(l))
+    };
+    let body = x.len() / 32 * 32;
     let mut i = 0;
     while i < body {
-        let v = _mm512_loadu_ps(x.as_ptr().add(i));
-        let h = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, zero) as usize;
-        let l = (_mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, nt) & _mm512_cmp_ps_mask::<_CMP_LE_OQ>(v, tv)) as usize;
-        let dst = out.as_mut_ptr().add(i / 4);
-        for j in 0..4 {
-            *dst.add(j) = INTERLEAVE[((h >> (4 * j)) & 15) << 4 | ((l >> (4 * j)) & 15)];
-        }
+        let (h0, l0) = masks(_mm512_loadu_ps(x.as_ptr().add(i)));
+        let (h1, l1) = masks(_mm512_loadu_ps(x.as_ptr().add(i + 16)));
+        let (h, l) = (h0 | h1 << 16, l0 | l1 << 16);
+        let bytes = _pdep_u64(h, 0xAAAA_AAAA_AAAA_AAAA) | _pdep_u64(l, 0x5555_5555_5555_5555);
+        std::ptr::write_unaligned(out.as_mut_ptr().add(i / 4) as *mut [u8; 8], bytes.to_le_bytes());
+        i += 32;
+    }
+    if x.len() - body >= 16 {
+        let (h, l) = masks(_mm512_loadu_ps(x.as_ptr().add(body)));
+        let bytes = _pdep_u64(h, 0xAAAA_AAAA) | _pdep_u64(l, 0x5555_5555);
+        std::ptr::write_unaligned(
+            out.as_mut_ptr().add(body / 4) as *mut [u8; 4],
+            (bytes as u32).to_le_bytes(),
+        );
         i += 16;
     }
-    quantize_pack_scalar(&x[body..], t, &mut out[body / 4..]);
+    quantize_pack_scalar(&x[i..], t, &mut out[i / 4..]);
 }
 
 /// Eight coordinates → two code bytes.
