@@ -89,11 +89,12 @@ pub(crate) fn for_each_block(
 /// Offers every database row to each query's top-k, in row order. With
 /// several queries the tile kernel flags the 8-row groups holding a row below
 /// each query's current bound, so most rows never leave registers.
-pub(crate) fn top_k_blocks(kernels: &Kernels, queries: &[u8], db: &[u8], width: usize, tops: &mut [TopK]) {
+/// `row0` is the database row of `db`'s first row (for sharded searches).
+pub(crate) fn top_k_blocks(kernels: &Kernels, queries: &[u8], db: &[u8], width: usize, row0: u64, tops: &mut [TopK]) {
     let nq = queries.len() / width;
     if nq < 2 {
         for_each_block(kernels, queries, db, width, |q, first, ds| {
-            tops[q].offer(ds, first as u64)
+            tops[q].offer(ds, row0 + first as u64)
         });
         return;
     }
@@ -123,7 +124,7 @@ pub(crate) fn top_k_blocks(kernels: &Kernels, queries: &[u8], db: &[u8], width: 
             );
             for t in 0..tq {
                 let d = &out[t * groups * 8..][..groups * 8];
-                tops[q0 + t].offer_hits(d, &hit[t * groups..][..groups], rows, first as u64);
+                tops[q0 + t].offer_hits(d, &hit[t * groups..][..groups], rows, row0 + first as u64);
             }
         }
     }

@@ -9,6 +9,9 @@ use rayon::prelude::*;
 
 /// Above this k, selection counts a full distance histogram instead of inserting.
 const COUNTING_K: usize = 256;
+/// With fewer queries than threads, the database is split into shards of at
+/// least this many rows searched in parallel, and the shards' top-k merged.
+const SHARD_MIN_ROWS: usize = 32 * 1024;
 
 /// Number of result columns for `k` over `n` database rows: `min(k, n)`.
 pub fn result_columns(k: usize, n: usize) -> usize {
@@ -67,16 +70,62 @@ pub fn search_with(
             );
         return Ok(kk);
     }
+    let threads = rayon::current_num_threads();
+    if nq < threads && n >= 2 * SHARD_MIN_ROWS {
+        search_sharded(
+            kernels,
+            queries,
+            db,
+            width,
+            kk,
+            n.div_ceil(threads).max(SHARD_MIN_ROWS),
+            dist,
+            rows,
+        );
+        return Ok(kk);
+    }
     let per = queries_per_task(nq);
     queries
         .par_chunks(per * width)
         .zip(dist.par_chunks_mut(per * kk).zip(rows.par_chunks_mut(per * kk)))
         .for_each(|(chunk, (d, r))| {
             let mut tops: Vec<TopK> = (0..chunk.len() / width).map(|_| TopK::new(kk)).collect();
-            top_k_blocks(kernels, chunk, db, width, &mut tops);
+            top_k_blocks(kernels, chunk, db, width, 0, &mut tops);
             for ((top, d), r) in tops.iter().zip(d.chunks_exact_mut(kk)).zip(r.chunks_exact_mut(kk)) {
                 top.write(d, r);
             }
         });
     Ok(kk)
+}
+
+/// Few queries, many rows: each thread takes a shard of the database; the
+/// shards' lists merge by (distance, row), so the result is the unsharded one.
+#[allow(clippy::too_many_arguments)]
+fn search_sharded(
+    kernels: &Kernels,
+    queries: &[u8],
+    db: &[u8],
+    width: usize,
+    kk: usize,
+    shard_rows: usize,
+    dist: &mut [u32],
+    rows: &mut [i64],
+) {
+    let nq = queries.len() / width;
+    let shards: Vec<Vec<TopK>> = db
+        .par_chunks(shard_rows * width)
+        .enumerate()
+        .map(|(s, shard)| {
+            let mut tops: Vec<TopK> = (0..nq).map(|_| TopK::new(kk.min(shard.len() / width))).collect();
+            top_k_blocks(kernels, queries, shard, width, (s * shard_rows) as u64, &mut tops);
+            tops
+        })
+        .collect();
+    for (q, (d, r)) in dist.chunks_exact_mut(kk).zip(rows.chunks_exact_mut(kk)).enumerate() {
+        let mut merged: Vec<(u32, u64)> = shards.iter().flat_map(|tops| tops[q].entries()).collect();
+        merged.sort_unstable();
+        for ((d, r), (md, mr)) in d.iter_mut().zip(r.iter_mut()).zip(merged) {
+            (*d, *r) = (md, mr as i64);
+        }
+    }
 }

@@ -75,6 +75,11 @@ impl TopK {
         }
     }
 
+    /// The kept (distance, row) pairs, best first.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (u32, u64)> + '_ {
+        self.dist.iter().copied().zip(self.rows.iter().copied())
+    }
+
     /// Writes the result (exactly `k` entries must have been seen).
     pub(crate) fn write(&self, dist: &mut [u32], rows: &mut [i64]) {
         debug_assert_eq!(self.dist.len(), dist.len());
