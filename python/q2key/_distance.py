@@ -42,10 +42,10 @@ def lee(a: Any, b: Any) -> npt.NDArray[np.uint32]:
     (5,)
     """
     aa, bb = np.asarray(a), np.asarray(b)
-    if aa.ndim == 1 and bb.ndim == 2 and aa.dtype == bb.dtype == np.uint8:
-        return _native.lee_one_to_many(code_rows(aa, "a")[0], code_rows(bb, "b"))
-    if bb.ndim == 1 and aa.ndim == 2 and aa.dtype == bb.dtype == np.uint8:
-        return _native.lee_one_to_many(code_rows(bb, "b")[0], code_rows(aa, "a"))
+    one_to_many = {aa.ndim, bb.ndim} == {1, 2} and aa.dtype == bb.dtype == np.uint8 and aa.shape[-1] == bb.shape[-1]
+    if one_to_many:
+        one, many = (aa, bb) if aa.ndim == 1 else (bb, aa)
+        return _native.lee_one_to_many(np.require(one, requirements=["C", "A"]), code_rows(many, "b"))
     a2, b2, lead = _broadcast_rows(aa, bb)
     return _native.lee_pairwise(a2, b2).reshape(lead)
 
