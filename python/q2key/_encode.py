@@ -77,6 +77,6 @@ def gaussian_threshold(dim: int) -> float:
     """The default threshold ``0.6745 / √dim`` (the Gaussian quartile of a unit vector's coordinates).
 
     >>> round(gaussian_threshold(384), 6)
-    0.034421
+    0.03442
     """
     return _native.gaussian_threshold(dim)
