@@ -3,10 +3,14 @@
 
 use crate::error::{Error, Result};
 use rayon::prelude::*;
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 /// Runs `f` on a pool of `threads` threads (`None`: the global pool).
+///
+/// Pools are cached per calling thread: two callers asking for one thread
+/// each get one thread each, instead of queueing on a shared one-thread pool.
 pub fn install<R: Send>(threads: Option<usize>, f: impl FnOnce() -> R + Send) -> Result<R> {
     let Some(n) = threads else {
         return Ok(f());
@@ -14,26 +18,22 @@ pub fn install<R: Send>(threads: Option<usize>, f: impl FnOnce() -> R + Send) ->
     if n == 0 {
         return Err(Error::value("threads", "must be at least 1 (or None for all cores)"));
     }
-    static POOLS: OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
-    let pool = {
-        let mut pools = POOLS
-            .get_or_init(Default::default)
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        match pools.get(&n) {
-            Some(p) => Arc::clone(p),
-            None => {
-                let p = rayon::ThreadPoolBuilder::new()
-                    .num_threads(n)
-                    .thread_name(|i| format!("q2key-{i}"))
-                    .build()
-                    .map_err(|e| Error::value("threads", format!("could not start {n} threads: {e}")))?;
-                let p = Arc::new(p);
-                pools.insert(n, Arc::clone(&p));
-                p
-            }
+    thread_local! {
+        static POOLS: RefCell<HashMap<usize, Arc<rayon::ThreadPool>>> = RefCell::default();
+    }
+    let pool = POOLS.with(|pools| -> Result<Arc<rayon::ThreadPool>> {
+        if let Some(p) = pools.borrow().get(&n) {
+            return Ok(Arc::clone(p));
         }
-    };
+        let p = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .thread_name(|i| format!("q2key-{i}"))
+            .build()
+            .map_err(|e| Error::value("threads", format!("could not start {n} threads: {e}")))?;
+        let p = Arc::new(p);
+        pools.borrow_mut().insert(n, Arc::clone(&p));
+        Ok(p)
+    })?;
     Ok(pool.install(f))
 }
 

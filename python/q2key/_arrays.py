@@ -46,6 +46,8 @@ def code_rows(c: Any, arg: str) -> UInt8:
         raise DTypeError(f"{arg}: expected packed codes of dtype uint8, got dtype {a.dtype}")
     if a.ndim == 0:
         raise ShapeError(f"{arg}: expected codes of shape (..., width), got a 0-d array")
+    if a.shape[-1] == 0:
+        raise ShapeError(f"{arg}: codes need at least 1 byte per row, got shape {a.shape}")
     return np.require(a.reshape(-1, a.shape[-1]), dtype=np.uint8, requirements=["C", "A"])
 
 
@@ -56,6 +58,8 @@ def symbol_rows(s: Any, arg: str = "symbols") -> UInt8:
         raise DTypeError(f"{arg}: expected integer symbols 0..3, got dtype {a.dtype}")
     if a.ndim == 0:
         raise ShapeError(f"{arg}: expected symbols of shape (..., n), got a 0-d array")
+    if a.shape[-1] == 0:
+        raise ShapeError(f"{arg}: sequences need at least one symbol, got shape {a.shape}")
     m = a.reshape(-1, a.shape[-1])
     if a.dtype != np.uint8 and m.size:
         bad = np.argwhere((m < 0) | (m > 3))

@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _native
-from ._arrays import Float32, Float64, check_threads, check_threshold, float_rows
+from ._arrays import Float32, Float64, check_dim, check_threads, check_threshold, float_rows
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,4 +79,4 @@ def gaussian_threshold(dim: int) -> float:
     >>> round(gaussian_threshold(384), 6)
     0.03442
     """
-    return _native.gaussian_threshold(dim)
+    return _native.gaussian_threshold(check_dim(dim))

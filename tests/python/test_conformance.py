@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import CONFORMANCE_FILE, first_mismatch_row, ref_encode
-
 import q2key
+from conftest import CONFORMANCE_FILE, first_mismatch_row, ref_encode
 
 with np.load(CONFORMANCE_FILE) as _z:
     DIMS = [int(d) for d in _z["dims"]]
@@ -70,9 +69,7 @@ def test_rows_encoded_one_at_a_time_match_the_file(conformance: dict[str, np.nda
 
 
 @pytest.mark.parametrize("dim", DIMS)
-def test_float16_rows_that_keep_their_cells_match_the_file(
-    conformance: dict[str, np.ndarray], dim: int
-) -> None:
+def test_float16_rows_that_keep_their_cells_match_the_file(conformance: dict[str, np.ndarray], dim: int) -> None:
     """float16 rounding moves values; rows where it moves none across a cut must still match."""
     x = conformance[f"x_{dim}"]
     with np.errstate(over="ignore"):
