@@ -57,7 +57,7 @@ fn load_partial_word(bytes: &[u8]) -> u64 {
 /// Key and transition count `|R|` of one packed code of dimension `dim ≥ 1`.
 #[inline]
 pub fn key_and_transitions(code: &[u8], dim: usize) -> (u64, u32) {
-    key_and_transitions_with(code, dim, gather_run_starts)
+    key_and_transitions_with(code, dim, gather_run_starts, count_run_starts)
 }
 
 /// The Gray pairs of `word` whose low bit is set in `starts`, packed in order
@@ -73,37 +73,69 @@ pub(crate) fn gather_run_starts(word: u64, starts: u64) -> u64 {
     out
 }
 
-/// [`key_and_transitions`] with the run-start gather supplied by the caller
-/// (the AVX-512 backend passes `pext`).
+/// Run starts in `word` (bit `2i` set where symbol `i` differs from the one
+/// before; `prev` is the Gray pair preceding the word), limited to `used` symbols.
 #[inline(always)]
-pub(crate) fn key_and_transitions_with(code: &[u8], dim: usize, gather: impl Fn(u64, u64) -> u64) -> (u64, u32) {
+fn run_starts(word: u64, prev: u64, used: usize) -> u64 {
+    let diff = word ^ ((word >> 2) | (prev << 62));
+    let starts = (diff | (diff >> 1)) & LOW_BITS;
+    if used < 32 {
+        starts & !(u64::MAX >> (2 * used))
+    } else {
+        starts
+    }
+}
+
+/// Symbols used in word `w` of a code of dimension `dim`.
+#[inline(always)]
+fn used_in_word(dim: usize, w: usize) -> usize {
+    (dim - 32 * w).min(32)
+}
+
+/// Number of run starts in words `first..` of a code, `prev` being the Gray
+/// pair of the symbol before word `first`.
+#[inline(always)]
+pub(crate) fn count_run_starts(code: &[u8], first: usize, dim: usize, mut prev: u64) -> u32 {
+    let mut runs = 0;
+    for w in first..dim.div_ceil(32) {
+        let word = load_word(code, w);
+        let used = used_in_word(dim, w);
+        runs += run_starts(word, prev, used).count_ones();
+        prev = (word >> (2 * (32 - used))) & 3;
+    }
+    runs
+}
+
+/// [`key_and_transitions`] with the run-start gather and the count of the
+/// words after the key supplied by the caller (the AVX-512 backend passes
+/// `pext` and a VPOPCNTQ count).
+#[inline(always)]
+pub(crate) fn key_and_transitions_with(
+    code: &[u8],
+    dim: usize,
+    gather: impl Fn(u64, u64) -> u64,
+    count_rest: impl Fn(&[u8], usize, usize, u64) -> u32,
+) -> (u64, u32) {
     debug_assert_eq!(code.len(), code_width(dim));
     if dim == 0 {
         return (0, 0);
     }
-    let words = dim.div_ceil(32);
     let mut key = 0u64;
     let mut key_len = 0u32;
     let mut runs = 0u32;
-    let mut prev_last = 0u64; // Gray pair of the symbol before this word
-    for w in 0..words {
+    // Symbol 0 compares with itself (no change found) and is marked a start by hand.
+    let mut prev = u64::from(code[0] >> 6);
+    for w in 0..dim.div_ceil(32) {
+        if key_len == KEY_SYMBOLS as u32 {
+            return (key, runs + count_rest(code, w, dim, prev));
+        }
         let word = load_word(code, w);
-        // The pair for symbol 0 of the word compares with the previous word's
-        // last symbol; for the first word, with itself (it always starts a run,
-        // set below).
-        let carry = if w == 0 { word >> 62 } else { prev_last };
-        let diff = word ^ ((word >> 2) | (carry << 62));
-        let mut starts = (diff | (diff >> 1)) & LOW_BITS;
-        if w == 0 {
-            starts |= 1 << 62;
-        }
-        let used = (dim - 32 * w).min(32);
-        if used < 32 {
-            starts &= !(u64::MAX >> (2 * used));
-        }
+        let used = used_in_word(dim, w);
+        let first = if w == 0 { 1 << 62 } else { 0 };
+        let starts = run_starts(word, prev, used) | first;
         let count = starts.count_ones();
         runs += count;
-        if key_len < KEY_SYMBOLS as u32 && count > 0 {
+        if count > 0 {
             let gray = gather(word, starts);
             // Gray → Z4 per pair: the high bit stays, the low bit becomes low ⊕ high.
             let digits = gray ^ ((gray >> 1) & LOW_BITS);
@@ -111,7 +143,7 @@ pub(crate) fn key_and_transitions_with(code: &[u8], dim: usize, gather: impl Fn(
             key |= (digits >> (2 * (count - take))) << (64 - 2 * (key_len + take));
             key_len += take;
         }
-        prev_last = (word >> (2 * (32 - used))) & 3;
+        prev = (word >> (2 * (32 - used))) & 3;
     }
     (key, runs)
 }

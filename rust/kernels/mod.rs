@@ -12,7 +12,7 @@ pub(crate) mod x86_avx2;
 pub(crate) mod x86_avx512;
 
 use crate::quantize::{fill_all_b, row_threshold, Element, RowThreshold};
-use crate::runs::{gather_run_starts, key_and_transitions_with};
+use crate::runs::{count_run_starts, gather_run_starts, key_and_transitions_with};
 use std::sync::OnceLock;
 
 /// Encodes one row into `code`; on a NaN/±Inf returns its column.
@@ -146,10 +146,11 @@ pub(crate) fn encode_row_with<T: Element>(
     code: &mut [u8],
     quantize: impl FnOnce(&[T], T, &mut [u8]),
 ) -> Result<(u64, u32), usize> {
-    encode_row_gather(x, tau, code, quantize, gather_run_starts)
+    encode_row_gather(x, tau, code, quantize, gather_run_starts, count_run_starts)
 }
 
-/// [`encode_row_with`] with the key's run-start gather supplied too.
+/// [`encode_row_with`] with the key's run-start gather and the count of the
+/// words after the key supplied too.
 #[inline(always)]
 pub(crate) fn encode_row_gather<T: Element>(
     x: &[T],
@@ -157,13 +158,14 @@ pub(crate) fn encode_row_gather<T: Element>(
     code: &mut [u8],
     quantize: impl FnOnce(&[T], T, &mut [u8]),
     gather: impl Fn(u64, u64) -> u64,
+    count_rest: impl Fn(&[u8], usize, usize, u64) -> u32,
 ) -> Result<(u64, u32), usize> {
     match row_threshold(x, tau) {
         RowThreshold::Cut(t) => quantize(x, t, code),
         RowThreshold::AllZero => fill_all_b(code, x.len()),
         RowThreshold::NonFinite(col) => return Err(col),
     }
-    Ok(key_and_transitions_with(code, x.len(), gather))
+    Ok(key_and_transitions_with(code, x.len(), gather, count_rest))
 }
 
 /// Number of 64-bit words per code of `width` bytes.

@@ -3,6 +3,7 @@
 
 use super::{encode_row_gather, Backend, Kernels};
 use crate::quantize::{quantize_pack_scalar, INTERLEAVE};
+use crate::runs::count_run_starts;
 use std::arch::x86_64::*;
 
 pub(crate) static KERNELS: Kernels = Kernels {
@@ -38,12 +39,26 @@ fn lee_tile_hits(queries: &[u64], words: usize, block: &[u64], bounds: &[u32], o
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vpopcntdq,avx2,popcnt,bmi2")]
 unsafe fn encode_f32_avx512(x: &[f32], tau: f64, code: &mut [u8]) -> Result<(u64, u32), usize> {
-    encode_row_gather(x, tau, code, |x, t, out| quantize_f32(x, t, out), pext_pairs)
+    encode_row_gather(
+        x,
+        tau,
+        code,
+        |x, t, out| quantize_f32(x, t, out),
+        pext_pairs,
+        |c, w, d, p| count_rest(c, w, d, p),
+    )
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vpopcntdq,avx2,popcnt,bmi2")]
 unsafe fn encode_f64_avx512(x: &[f64], tau: f64, code: &mut [u8]) -> Result<(u64, u32), usize> {
-    encode_row_gather(x, tau, code, |x, t, out| quantize_f64(x, t, out), pext_pairs)
+    encode_row_gather(
+        x,
+        tau,
+        code,
+        |x, t, out| quantize_f64(x, t, out),
+        pext_pairs,
+        |c, w, d, p| count_rest(c, w, d, p),
+    )
 }
 
 /// The run-start gather of the key in one instruction (fast BMI2 on every
@@ -52,6 +67,46 @@ unsafe fn encode_f64_avx512(x: &[f64], tau: f64, code: &mut [u8]) -> Result<(u64
 fn pext_pairs(word: u64, starts: u64) -> u64 {
     // SAFETY: only inlined into this module's functions, which enable bmi2.
     unsafe { _pext_u64(word, starts | (starts << 1)) }
+}
+
+/// Run starts in the words after the key, eight words per step: byte-swap to
+/// the big-endian symbol order, pair each word with the one before (`valignq`),
+/// and count with VPOPCNTQ; the partial tail goes to the portable count.
+#[inline(always)]
+unsafe fn count_rest(code: &[u8], first: usize, dim: usize, prev: u64) -> u32 {
+    let full_words = dim / 32;
+    let to_big_endian = _mm512_set_epi64(
+        0x08090a0b_0c0d0e0f,
+        0x00010203_04050607,
+        0x08090a0b_0c0d0e0f,
+        0x00010203_04050607,
+        0x08090a0b_0c0d0e0f,
+        0x00010203_04050607,
+        0x08090a0b_0c0d0e0f,
+        0x00010203_04050607,
+    );
+    let low = _mm512_set1_epi64(0x5555_5555_5555_5555);
+    let mut before = _mm512_set1_epi64(prev as i64); // lane 7 holds the pair before `first`
+    let mut acc = _mm512_setzero_si512();
+    let mut w = first;
+    while w + 8 <= full_words {
+        let words = _mm512_shuffle_epi8(_mm512_loadu_si512(code.as_ptr().add(8 * w) as *const _), to_big_endian);
+        let previous = _mm512_alignr_epi64::<7>(words, before);
+        let carry = _mm512_slli_epi64::<62>(previous);
+        let diff = _mm512_xor_si512(words, _mm512_or_si512(_mm512_srli_epi64::<2>(words), carry));
+        let starts = _mm512_and_si512(_mm512_or_si512(diff, _mm512_srli_epi64::<1>(diff)), low);
+        acc = _mm512_add_epi64(acc, _mm512_popcnt_epi64(starts));
+        before = words;
+        w += 8;
+    }
+    let mut prev = prev;
+    if w > first {
+        prev = (_mm512_reduce_add_epi64(_mm512_and_si512(
+            _mm512_alignr_epi64::<7>(before, before),
+            _mm512_setr_epi64(3, 0, 0, 0, 0, 0, 0, 0),
+        ))) as u64;
+    }
+    _mm512_reduce_add_epi64(acc) as u32 + count_run_starts(code, w, dim, prev)
 }
 
 /// Thirty-two coordinates → eight code bytes. Each group of four lanes is
