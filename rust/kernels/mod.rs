@@ -30,6 +30,25 @@ pub type LeeTile = fn(queries: &[u64], words: usize, block: &[u64], out: &mut [u
 pub type LeeTileHits =
     fn(queries: &[u64], words: usize, block: &[u64], bounds: &[u32], out: &mut [u32], hits: &mut [u8]);
 
+/// What the x86 tile kernels share across their query tiles.
+#[cfg(target_arch = "x86_64")]
+pub(crate) struct TileArgs<'a> {
+    pub queries: &'a [u64],
+    pub words: usize,
+    pub block: &'a [u64],
+    pub groups: usize,
+}
+
+/// Per-query bounds and the hit masks to fill, when the caller wants them.
+#[cfg(target_arch = "x86_64")]
+pub(crate) type Hits<'a> = Option<(&'a [u32], &'a mut [u8])>;
+
+/// Lends `hits` to one tile call.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn lend<'b>(hits: &'b mut Hits<'_>) -> Hits<'b> {
+    hits.as_mut().map(|(b, h)| (&b[..], &mut h[..]))
+}
+
 /// Which kernel family runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Backend {

@@ -1,7 +1,7 @@
 //! AVX2 kernels: compare masks for the quantiser, the nibble-table popcount
 //! (Muła et al.) for Lee distances.
 
-use super::{encode_row_with, Backend, Kernels};
+use super::{encode_row_with, lend, Backend, Hits, Kernels, TileArgs};
 use crate::quantize::{quantize_pack_scalar, INTERLEAVE};
 use std::arch::x86_64::*;
 
@@ -139,51 +139,32 @@ unsafe fn lee_rows_avx2(query: &[u8], rows: &[u8], out: &mut [u32]) {
 
 /// Two queries at a time against each 8-row group (two ymm of four rows).
 #[target_feature(enable = "avx2,popcnt")]
-unsafe fn lee_tile_avx2(
-    queries: &[u64],
-    words: usize,
-    block: &[u64],
-    mut hits: Option<(&[u32], &mut [u8])>,
-    out: &mut [u32],
-) {
+unsafe fn lee_tile_avx2(queries: &[u64], words: usize, block: &[u64], mut hits: Hits<'_>, out: &mut [u32]) {
     let nq = queries.len() / words;
-    let groups = block.len() / (words * 8);
+    let args = TileArgs {
+        queries,
+        words,
+        block,
+        groups: block.len() / (words * 8),
+    };
     let mut q = 0;
     while q + 2 <= nq {
-        tile::<2>(
-            queries,
-            q,
-            words,
-            block,
-            groups,
-            hits.as_mut().map(|(b, h)| (&b[..], &mut h[..])),
-            out,
-        );
+        tile::<2>(&args, q, lend(&mut hits), out);
         q += 2;
     }
     if q < nq {
-        tile::<1>(
-            queries,
-            q,
-            words,
-            block,
-            groups,
-            hits.as_mut().map(|(b, h)| (&b[..], &mut h[..])),
-            out,
-        );
+        tile::<1>(&args, q, lend(&mut hits), out);
     }
 }
 
 #[inline(always)]
-unsafe fn tile<const T: usize>(
-    queries: &[u64],
-    q0: usize,
-    words: usize,
-    block: &[u64],
-    groups: usize,
-    mut hits: Option<(&[u32], &mut [u8])>,
-    out: &mut [u32],
-) {
+unsafe fn tile<const T: usize>(args: &TileArgs<'_>, q0: usize, mut hits: Hits<'_>, out: &mut [u32]) {
+    let TileArgs {
+        queries,
+        words,
+        block,
+        groups,
+    } = *args;
     let rows = groups * 8;
     let qp = queries.as_ptr().add(q0 * words);
     for g in 0..groups {

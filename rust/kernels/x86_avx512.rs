@@ -1,7 +1,7 @@
 //! AVX-512 kernels: VPOPCNTQ for Lee distances (64 bytes per instruction,
 //! masked loads for tails) and 16-wide compare masks for the quantiser.
 
-use super::{encode_row_gather, Backend, Kernels};
+use super::{encode_row_gather, lend, Backend, Hits, Kernels, TileArgs};
 use crate::quantize::{quantize_pack_scalar, INTERLEAVE};
 use crate::runs::count_run_starts;
 use std::arch::x86_64::*;
@@ -203,64 +203,37 @@ unsafe fn lee_rows_avx512(query: &[u8], rows: &[u8], out: &mut [u32]) {
 /// Eight (then four, then one) queries at a time against each 8-row group: one
 /// load of the group's word serves several XOR + VPOPCNTQ + add, with no horizontal sums.
 #[target_feature(enable = "avx512f,avx512bw,avx512vpopcntdq,avx2,popcnt,bmi2")]
-unsafe fn lee_tile_avx512(
-    queries: &[u64],
-    words: usize,
-    block: &[u64],
-    mut hits: Option<(&[u32], &mut [u8])>,
-    out: &mut [u32],
-) {
+unsafe fn lee_tile_avx512(queries: &[u64], words: usize, block: &[u64], mut hits: Hits<'_>, out: &mut [u32]) {
     let nq = queries.len() / words;
-    let groups = block.len() / (words * 8);
+    let args = TileArgs {
+        queries,
+        words,
+        block,
+        groups: block.len() / (words * 8),
+    };
     let mut q = 0;
     while q + 8 <= nq {
-        tile::<8>(
-            queries,
-            q,
-            words,
-            block,
-            groups,
-            hits.as_mut().map(|(b, h)| (&b[..], &mut h[..])),
-            out,
-        );
+        tile::<8>(&args, q, lend(&mut hits), out);
         q += 8;
     }
     while q + 4 <= nq {
-        tile::<4>(
-            queries,
-            q,
-            words,
-            block,
-            groups,
-            hits.as_mut().map(|(b, h)| (&b[..], &mut h[..])),
-            out,
-        );
+        tile::<4>(&args, q, lend(&mut hits), out);
         q += 4;
     }
     while q < nq {
-        tile::<1>(
-            queries,
-            q,
-            words,
-            block,
-            groups,
-            hits.as_mut().map(|(b, h)| (&b[..], &mut h[..])),
-            out,
-        );
+        tile::<1>(&args, q, lend(&mut hits), out);
         q += 1;
     }
 }
 
 #[inline(always)]
-unsafe fn tile<const T: usize>(
-    queries: &[u64],
-    q0: usize,
-    words: usize,
-    block: &[u64],
-    groups: usize,
-    mut hits: Option<(&[u32], &mut [u8])>,
-    out: &mut [u32],
-) {
+unsafe fn tile<const T: usize>(args: &TileArgs<'_>, q0: usize, mut hits: Hits<'_>, out: &mut [u32]) {
+    let TileArgs {
+        queries,
+        words,
+        block,
+        groups,
+    } = *args;
     let rows = groups * 8;
     let qp = queries.as_ptr().add(q0 * words);
     for g in 0..groups {
