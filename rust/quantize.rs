@@ -92,6 +92,13 @@ fn sum_of_squares_by<T: Element>(x: &[T], f: impl Fn(T) -> f64) -> f64 {
         let v = f(v);
         acc[j] += v * v;
     }
+    combine_lanes(acc)
+}
+
+/// The fixed combination order of the eight lanes (SIMD backends that keep
+/// the lanes in a register store them and call this).
+#[inline(always)]
+pub(crate) fn combine_lanes(acc: [f64; 8]) -> f64 {
     ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
 }
 
@@ -116,9 +123,14 @@ pub(crate) enum RowThreshold<T> {
 }
 
 /// The absolute cut `t = τ·‖x‖` of one row, computed without overflow or underflow.
-#[inline(always)]
+#[cfg(test)]
 pub(crate) fn row_threshold<T: Element>(x: &[T], tau: f64) -> RowThreshold<T> {
-    let s = sum_of_squares(x);
+    row_threshold_with(x, tau, sum_of_squares(x))
+}
+
+/// [`row_threshold`] given `Σx²` as [`sum_of_squares`] computes it.
+#[inline(always)]
+pub(crate) fn row_threshold_with<T: Element>(x: &[T], tau: f64, s: f64) -> RowThreshold<T> {
     if s.is_finite() && (s >= f64::MIN_POSITIVE || !T::NEEDS_NORM_RESCUE) {
         if s == 0.0 {
             return RowThreshold::AllZero;

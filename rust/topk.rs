@@ -63,7 +63,19 @@ impl TopK {
     /// Offers the rows of the 8-row groups flagged in `hits` (bit r of
     /// `hits[g]` = row `8g + r` of `dists`), rows below `valid` only.
     pub(crate) fn offer_hits(&mut self, dists: &[u32], hits: &[u8], valid: usize, first_row: u64) {
-        for (g, &mask) in hits.iter().enumerate() {
+        // Almost every mask is zero once the list is full: skip them eight at a time.
+        for (c, chunk) in hits.chunks(8).enumerate() {
+            let mut any = [0u8; 8];
+            any[..chunk.len()].copy_from_slice(chunk);
+            if u64::from_ne_bytes(any) != 0 {
+                self.offer_hit_groups(dists, chunk, c * 8, valid, first_row);
+            }
+        }
+    }
+
+    fn offer_hit_groups(&mut self, dists: &[u32], hits: &[u8], first_group: usize, valid: usize, first_row: u64) {
+        for (i, &mask) in hits.iter().enumerate() {
+            let g = first_group + i;
             let mut m = mask;
             while m != 0 {
                 let r = g * 8 + m.trailing_zeros() as usize;

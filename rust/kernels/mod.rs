@@ -11,7 +11,7 @@ pub(crate) mod x86_avx2;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86_avx512;
 
-use crate::quantize::{fill_all_b, row_threshold, Element, RowThreshold};
+use crate::quantize::{fill_all_b, row_threshold_with, sum_of_squares, Element, RowThreshold};
 use crate::runs::{count_run_starts, gather_run_starts, key_and_transitions_with};
 use std::sync::OnceLock;
 
@@ -87,6 +87,7 @@ impl Backend {
                     && std::arch::is_x86_feature_detected!("avx512f")
                     && std::arch::is_x86_feature_detected!("avx512bw")
                     && std::arch::is_x86_feature_detected!("avx512vpopcntdq")
+                    && std::arch::is_x86_feature_detected!("avx512vl")
                     && std::arch::is_x86_feature_detected!("bmi2")
             }
             #[cfg(not(target_arch = "x86_64"))]
@@ -165,21 +166,30 @@ pub(crate) fn encode_row_with<T: Element>(
     code: &mut [u8],
     quantize: impl FnOnce(&[T], T, &mut [u8]),
 ) -> Result<(u64, u32), usize> {
-    encode_row_gather(x, tau, code, quantize, gather_run_starts, count_run_starts)
+    encode_row_gather(
+        x,
+        tau,
+        code,
+        sum_of_squares(x),
+        quantize,
+        gather_run_starts,
+        count_run_starts,
+    )
 }
 
-/// [`encode_row_with`] with the key's run-start gather and the count of the
-/// words after the key supplied too.
+/// [`encode_row_with`] with `Σx²` (as [`sum_of_squares`] computes it), the
+/// key's run-start gather and the count of the words after the key supplied too.
 #[inline(always)]
 pub(crate) fn encode_row_gather<T: Element>(
     x: &[T],
     tau: f64,
     code: &mut [u8],
+    sum_sq: f64,
     quantize: impl FnOnce(&[T], T, &mut [u8]),
     gather: impl Fn(u64, u64) -> u64,
     count_rest: impl Fn(&[u8], usize, usize, u64) -> u32,
 ) -> Result<(u64, u32), usize> {
-    match row_threshold(x, tau) {
+    match row_threshold_with(x, tau, sum_sq) {
         RowThreshold::Cut(t) => quantize(x, t, code),
         RowThreshold::AllZero => fill_all_b(code, x.len()),
         RowThreshold::NonFinite(col) => return Err(col),

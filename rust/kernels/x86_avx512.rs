@@ -17,7 +17,7 @@ pub(crate) static KERNELS: Kernels = Kernels {
 };
 
 // Safe shims: only reachable through `KERNELS`, which `Kernels::for_backend`
-// hands out after checking AVX-512 F, BW and VPOPCNTDQ, BMI2 and AVX2.
+// hands out after checking AVX-512 F, BW, VL and VPOPCNTDQ, BMI2 and AVX2.
 fn encode_f32(x: &[f32], tau: f64, code: &mut [u8]) -> Result<(u64, u32), usize> {
     unsafe { encode_f32_avx512(x, tau, code) }
 }
@@ -37,28 +37,55 @@ fn lee_tile_hits(queries: &[u64], words: usize, block: &[u64], bounds: &[u32], o
     unsafe { lee_tile_avx512(queries, words, block, Some((bounds, hits)), out) }
 }
 
-#[target_feature(enable = "avx512f,avx512bw,avx512vpopcntdq,avx2,popcnt,bmi2")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vpopcntdq,avx2,popcnt,bmi2")]
 unsafe fn encode_f32_avx512(x: &[f32], tau: f64, code: &mut [u8]) -> Result<(u64, u32), usize> {
     encode_row_gather(
         x,
         tau,
         code,
+        sum_of_squares_f32(x),
         |x, t, out| quantize_f32(x, t, out),
         pext_pairs,
         |c, w, d, p| count_rest(c, w, d, p),
     )
 }
 
-#[target_feature(enable = "avx512f,avx512bw,avx512vpopcntdq,avx2,popcnt,bmi2")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vpopcntdq,avx2,popcnt,bmi2")]
 unsafe fn encode_f64_avx512(x: &[f64], tau: f64, code: &mut [u8]) -> Result<(u64, u32), usize> {
     encode_row_gather(
         x,
         tau,
         code,
+        crate::quantize::sum_of_squares(x),
         |x, t, out| quantize_f64(x, t, out),
         pext_pairs,
         |c, w, d, p| count_rest(c, w, d, p),
     )
+}
+
+/// Σx² of f32 coordinates in one register of eight f64 lanes: lane `j` sums
+/// coordinates `j, j+8, …` in order, exactly as the portable eight-lane loop
+/// does, so the bits match every other backend.
+#[inline(always)]
+unsafe fn sum_of_squares_f32(x: &[f32]) -> f64 {
+    let mut acc = _mm512_setzero_pd();
+    let body = x.len() / 8 * 8;
+    let mut i = 0;
+    while i < body {
+        let v = _mm512_cvtps_pd(_mm256_loadu_ps(x.as_ptr().add(i)));
+        acc = _mm512_add_pd(acc, _mm512_mul_pd(v, v));
+        i += 8;
+    }
+    if i < x.len() {
+        // Missing lanes load as +0.0: their squares add +0.0, which leaves a
+        // non-negative sum unchanged.
+        let mask: __mmask8 = (1u8 << (x.len() - i)) - 1;
+        let v = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(mask, x.as_ptr().add(i)));
+        acc = _mm512_add_pd(acc, _mm512_mul_pd(v, v));
+    }
+    let mut lanes = [0f64; 8];
+    _mm512_storeu_pd(lanes.as_mut_ptr(), acc);
+    crate::quantize::combine_lanes(lanes)
 }
 
 /// The run-start gather of the key in one instruction (fast BMI2 on every
@@ -183,12 +210,12 @@ unsafe fn lee_pair_inline(a: &[u8], b: &[u8]) -> u32 {
     _mm512_reduce_add_epi64(acc) as u32
 }
 
-#[target_feature(enable = "avx512f,avx512bw,avx512vpopcntdq,avx2,popcnt,bmi2")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vpopcntdq,avx2,popcnt,bmi2")]
 unsafe fn lee_pair_avx512(a: &[u8], b: &[u8]) -> u32 {
     lee_pair_inline(a, b)
 }
 
-#[target_feature(enable = "avx512f,avx512bw,avx512vpopcntdq,avx2,popcnt,bmi2")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vpopcntdq,avx2,popcnt,bmi2")]
 unsafe fn lee_rows_avx512(query: &[u8], rows: &[u8], out: &mut [u32]) {
     let width = query.len();
     if width == 0 {
@@ -202,7 +229,7 @@ unsafe fn lee_rows_avx512(query: &[u8], rows: &[u8], out: &mut [u32]) {
 
 /// Eight (then four, then one) queries at a time against each 8-row group: one
 /// load of the group's word serves several XOR + VPOPCNTQ + add, with no horizontal sums.
-#[target_feature(enable = "avx512f,avx512bw,avx512vpopcntdq,avx2,popcnt,bmi2")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vpopcntdq,avx2,popcnt,bmi2")]
 unsafe fn lee_tile_avx512(queries: &[u64], words: usize, block: &[u64], mut hits: Hits<'_>, out: &mut [u32]) {
     let nq = queries.len() / words;
     let args = TileArgs {
