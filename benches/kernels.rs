@@ -4,10 +4,13 @@
 //! - `probe/*`: machine probes, not q2key code. `probe/dep_add` is a chain of
 //!   dependent 64-bit adds (1 cycle each), so its elements/s is the core clock
 //!   in Hz. `probe/vpopcntq_zmm` is independent `VPOPCNTQ zmm` instructions
-//!   (elements = instructions), `probe/xor_popcnt_add_zmm` is the tile kernel's
-//!   inner step (`VPXORQ` with a broadcast + `VPOPCNTQ` + `VPADDQ` on zmm, one
-//!   per 64 bytes of codes, data from L1), elements = 64-byte steps. Together
-//!   they give the popcount ceiling of this CPU (see benches/README.md).
+//!   (elements = instructions). The `probe/step_zmm_*` loops time the Lee
+//!   kernels' inner step `acc += popcnt(data ^ query)` on 64 bytes (zmm XOR +
+//!   VPOPCNTQ + ADD; elements = steps): `regs` with every operand in registers
+//!   (the ALU ceiling), `load_bcast` with a zmm load and a broadcast load per
+//!   step (the one-query tile shape), `tile4` with one zmm load per four steps
+//!   (the four-query tile shape). Together they give the popcount ceiling of
+//!   this CPU (see benches/README.md).
 //! - `lee_pair/<backend>/<W>B`: one query against 100 000 rows (row-major), one
 //!   `lee_pair` call per row; elements = distances.
 //! - `lee_rows/<backend>/<W>B`: the same through one `lee_rows` call (100 000
@@ -15,11 +18,14 @@
 //!   block that stays in L2, called repeatedly.
 //! - `lee_tile/<backend>/<W>B/q1|q8`: 1 or 8 queries against the 100 000 rows
 //!   transposed into 8-row groups (`transpose_block`); elements = queries × rows.
-//!   `lee_tile_hot/.../q8`: 8 queries against a 1 024-row transposed block (the
-//!   shape search uses).
-//! - `transpose/<W>B`: `transpose_block` of 100 000 rows; elements = rows.
-//! - `search/<backend>/<W>B`: `search_with`, 100 queries × 100 000 rows, k = 10,
-//!   one thread; elements = distances (queries × rows).
+//!   `lee_tile_hot/.../q8/align64|align16`: 8 queries against a 1 024-row
+//!   transposed block (the shape search uses) that starts at a 64-byte
+//!   boundary, or 16 bytes past one (as a 16-aligned heap `Vec` may).
+//! - `transpose/<W>B`: `transpose_block` of a 1 024-row block (output stays in
+//!   L2, as in search); elements = rows.
+//! - `search/<backend>/<W>B/q100`: `search_with`, 100 queries × 100 000 rows,
+//!   k = 10, one thread; elements = distances (queries × rows). `q1` and `q8`:
+//!   small batches (the one-query path uses `lee_rows`), active backend only.
 //! - `encode/<backend>/f32_n384`: `encode_with`, 10 000 rows of dimension 384,
 //!   one thread; elements = rows.
 //!
@@ -37,6 +43,8 @@ const HOT_ROWS: usize = 1_024;
 const WIDTHS: [usize; 2] = [96, 256];
 const TILE_QUERIES: usize = 8;
 const SEARCH_QUERIES: usize = 100;
+/// Query batch sizes searched: the main one, and small batches (active backend only).
+const SEARCH_BATCHES: [usize; 3] = [SEARCH_QUERIES, 1, 8];
 const SEARCH_K: usize = 10;
 const ENCODE_ROWS: usize = 10_000;
 const ENCODE_DIM: usize = 384;
@@ -156,23 +164,49 @@ mod probe {
         );
     }
 
-    /// `iters × 8` steps of `acc += popcnt(load64 ^ broadcast(q))` with 8
-    /// independent accumulators, 512 bytes of data (L1) per iteration: the
-    /// tile kernel's inner loop with its loads, minus loop overhead.
+    /// `iters × 8` steps of `acc += popcnt(d ^ q)`, all operands in
+    /// registers, 8 independent accumulators: the ALU ceiling of one step.
     #[target_feature(enable = "avx512f,avx512vpopcntdq")]
-    pub unsafe fn xor_popcnt_add(iters: u64, data: &[u8; 512], q: &u64) {
+    pub unsafe fn step_regs(iters: u64) {
+        asm!(
+            "vpxorq zmm0, zmm0, zmm0", "vpxorq zmm1, zmm1, zmm1", "vpxorq zmm2, zmm2, zmm2", "vpxorq zmm3, zmm3, zmm3",
+            "vpxorq zmm4, zmm4, zmm4", "vpxorq zmm5, zmm5, zmm5", "vpxorq zmm6, zmm6, zmm6", "vpxorq zmm7, zmm7, zmm7",
+            "vpternlogq zmm24, zmm24, zmm24, 0xff",
+            "vpxorq zmm25, zmm25, zmm25",
+            "2:",
+            ".irp i, 0, 1, 2, 3, 4, 5, 6, 7",
+            "vpxorq zmm1\\i, zmm24, zmm25",
+            "vpopcntq zmm1\\i, zmm1\\i",
+            "vpaddq zmm\\i, zmm\\i, zmm1\\i",
+            ".endr",
+            "dec {n}",
+            "jnz 2b",
+            "vzeroupper",
+            n = inout(reg) iters => _,
+            out("zmm0") _, out("zmm1") _, out("zmm2") _, out("zmm3") _,
+            out("zmm4") _, out("zmm5") _, out("zmm6") _, out("zmm7") _,
+            out("zmm10") _, out("zmm11") _, out("zmm12") _, out("zmm13") _,
+            out("zmm14") _, out("zmm15") _, out("zmm16") _, out("zmm17") _,
+            out("zmm24") _, out("zmm25") _,
+            options(nomem, nostack),
+        );
+    }
+
+    /// `iters × 8` steps of `acc += popcnt(load64 ^ broadcast(q))` (one zmm
+    /// load and one broadcast load per step, 8 independent accumulators, 512
+    /// bytes of data in L1): the one-query tile shape.
+    #[target_feature(enable = "avx512f,avx512vpopcntdq")]
+    pub unsafe fn step_load_bcast(iters: u64, data: &[u8; 512], q: &u64) {
         asm!(
             "vpxorq zmm0, zmm0, zmm0", "vpxorq zmm1, zmm1, zmm1", "vpxorq zmm2, zmm2, zmm2", "vpxorq zmm3, zmm3, zmm3",
             "vpxorq zmm4, zmm4, zmm4", "vpxorq zmm5, zmm5, zmm5", "vpxorq zmm6, zmm6, zmm6", "vpxorq zmm7, zmm7, zmm7",
             "2:",
-            "vmovdqu64 zmm16, [{d}]",       "vpxorq zmm16, zmm16, qword ptr [{q}]{{1to8}}", "vpopcntq zmm16, zmm16", "vpaddq zmm0, zmm0, zmm16",
-            "vmovdqu64 zmm17, [{d} + 64]",  "vpxorq zmm17, zmm17, qword ptr [{q}]{{1to8}}", "vpopcntq zmm17, zmm17", "vpaddq zmm1, zmm1, zmm17",
-            "vmovdqu64 zmm18, [{d} + 128]", "vpxorq zmm18, zmm18, qword ptr [{q}]{{1to8}}", "vpopcntq zmm18, zmm18", "vpaddq zmm2, zmm2, zmm18",
-            "vmovdqu64 zmm19, [{d} + 192]", "vpxorq zmm19, zmm19, qword ptr [{q}]{{1to8}}", "vpopcntq zmm19, zmm19", "vpaddq zmm3, zmm3, zmm19",
-            "vmovdqu64 zmm20, [{d} + 256]", "vpxorq zmm20, zmm20, qword ptr [{q}]{{1to8}}", "vpopcntq zmm20, zmm20", "vpaddq zmm4, zmm4, zmm20",
-            "vmovdqu64 zmm21, [{d} + 320]", "vpxorq zmm21, zmm21, qword ptr [{q}]{{1to8}}", "vpopcntq zmm21, zmm21", "vpaddq zmm5, zmm5, zmm21",
-            "vmovdqu64 zmm22, [{d} + 384]", "vpxorq zmm22, zmm22, qword ptr [{q}]{{1to8}}", "vpopcntq zmm22, zmm22", "vpaddq zmm6, zmm6, zmm22",
-            "vmovdqu64 zmm23, [{d} + 448]", "vpxorq zmm23, zmm23, qword ptr [{q}]{{1to8}}", "vpopcntq zmm23, zmm23", "vpaddq zmm7, zmm7, zmm23",
+            ".irp i, 0, 1, 2, 3, 4, 5, 6, 7",
+            "vmovdqu64 zmm1\\i, [{d} + 64*\\i]",
+            "vpxorq zmm1\\i, zmm1\\i, qword ptr [{q}]{{1to8}}",
+            "vpopcntq zmm1\\i, zmm1\\i",
+            "vpaddq zmm\\i, zmm\\i, zmm1\\i",
+            ".endr",
             "dec {n}",
             "jnz 2b",
             "vzeroupper",
@@ -181,8 +215,46 @@ mod probe {
             q = in(reg) q as *const u64,
             out("zmm0") _, out("zmm1") _, out("zmm2") _, out("zmm3") _,
             out("zmm4") _, out("zmm5") _, out("zmm6") _, out("zmm7") _,
-            out("zmm16") _, out("zmm17") _, out("zmm18") _, out("zmm19") _,
-            out("zmm20") _, out("zmm21") _, out("zmm22") _, out("zmm23") _,
+            out("zmm10") _, out("zmm11") _, out("zmm12") _, out("zmm13") _,
+            out("zmm14") _, out("zmm15") _, out("zmm16") _, out("zmm17") _,
+            options(readonly, nostack),
+        );
+    }
+
+    /// `iters × 8` steps in the four-query tile shape: one zmm load of data
+    /// (L1) serves four `acc_t += popcnt(d ^ q_t)` with the queries already
+    /// broadcast in registers; 8 accumulators (2 words × 4 queries).
+    #[target_feature(enable = "avx512f,avx512vpopcntdq")]
+    pub unsafe fn step_tile4(iters: u64, data: &[u8; 512]) {
+        asm!(
+            "vpxorq zmm0, zmm0, zmm0", "vpxorq zmm1, zmm1, zmm1", "vpxorq zmm2, zmm2, zmm2", "vpxorq zmm3, zmm3, zmm3",
+            "vpxorq zmm4, zmm4, zmm4", "vpxorq zmm5, zmm5, zmm5", "vpxorq zmm6, zmm6, zmm6", "vpxorq zmm7, zmm7, zmm7",
+            "vpternlogq zmm24, zmm24, zmm24, 0xff", "vpxorq zmm25, zmm25, zmm25",
+            "vpternlogq zmm26, zmm26, zmm26, 0xff", "vpxorq zmm27, zmm27, zmm27",
+            "2:",
+            "vmovdqu64 zmm20, [{d}]",
+            "vmovdqu64 zmm21, [{d} + 64]",
+            ".irp t, 4, 5, 6, 7",
+            "vpxorq zmm1\\t, zmm20, zmm2\\t",
+            "vpopcntq zmm1\\t, zmm1\\t",
+            "vpaddq zmm\\t, zmm\\t, zmm1\\t",
+            ".endr",
+            ".irp t, 0, 1, 2, 3",
+            "vpxorq zmm1\\t, zmm21, zmm2\\t",
+            "vpopcntq zmm1\\t, zmm1\\t",
+            "vpaddq zmm\\t, zmm\\t, zmm1\\t",
+            ".endr",
+            "dec {n}",
+            "jnz 2b",
+            "vzeroupper",
+            n = inout(reg) iters => _,
+            d = in(reg) data.as_ptr(),
+            out("zmm0") _, out("zmm1") _, out("zmm2") _, out("zmm3") _,
+            out("zmm4") _, out("zmm5") _, out("zmm6") _, out("zmm7") _,
+            out("zmm10") _, out("zmm11") _, out("zmm12") _, out("zmm13") _,
+            out("zmm14") _, out("zmm15") _, out("zmm16") _, out("zmm17") _,
+            out("zmm20") _, out("zmm21") _,
+            out("zmm24") _, out("zmm25") _, out("zmm26") _, out("zmm27") _,
             options(readonly, nostack),
         );
     }
@@ -191,6 +263,9 @@ mod probe {
         std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vpopcntdq")
     }
 }
+
+#[repr(C, align(64))]
+struct Aligned64<T>(T);
 
 fn bench_probes(c: &mut Criterion) {
     #[cfg(target_arch = "x86_64")]
@@ -205,12 +280,25 @@ fn bench_probes(c: &mut Criterion) {
             g.bench_function("vpopcntq_zmm", |b| {
                 b.iter(|| unsafe { probe::vpopcntq(black_box(ITERS)) })
             });
-            let data = [0x5Au8; 512];
+            // 512 bytes at a 64-byte boundary, and at 16 bytes past one (where a
+            // 16-aligned heap buffer may start): every zmm load then spans two lines.
+            let buf = Aligned64([0x5A; 576]);
+            let aligned: &[u8; 512] = buf.0[..512].try_into().unwrap();
+            let split: &[u8; 512] = buf.0[16..528].try_into().unwrap();
             let q = 0x0123_4567_89AB_CDEFu64;
             g.throughput(Throughput::Elements(ITERS * 8));
-            g.bench_function("xor_popcnt_add_zmm", |b| {
-                b.iter(|| unsafe { probe::xor_popcnt_add(black_box(ITERS), &data, &q) })
+            // SAFETY (all below): same CPU check; the data and `q` outlive the calls.
+            g.bench_function("step_zmm_regs", |b| {
+                b.iter(|| unsafe { probe::step_regs(black_box(ITERS)) })
             });
+            for (name, data) in [("align64", aligned), ("align16", split)] {
+                g.bench_function(format!("step_zmm_load_bcast/{name}"), |b| {
+                    b.iter(|| unsafe { probe::step_load_bcast(black_box(ITERS), data, &q) })
+                });
+                g.bench_function(format!("step_zmm_tile4/{name}"), |b| {
+                    b.iter(|| unsafe { probe::step_tile4(black_box(ITERS), data) })
+                });
+            }
         }
         g.finish();
     }
@@ -220,12 +308,37 @@ fn bench_probes(c: &mut Criterion) {
 
 // ---------------------------------------------------------------- Lee kernels
 
+/// A copy of some words starting `offset` bytes past a 64-byte boundary.
+struct Placed {
+    buf: Vec<u64>,
+    start: usize,
+    len: usize,
+}
+
+impl Placed {
+    fn new(words: &[u64], offset: usize) -> Self {
+        let mut buf = vec![0u64; words.len() + 16];
+        let start = buf.as_ptr().align_offset(64) + offset / 8;
+        buf[start..][..words.len()].copy_from_slice(words);
+        Placed {
+            buf,
+            start,
+            len: words.len(),
+        }
+    }
+    fn words(&self) -> &[u64] {
+        &self.buf[self.start..][..self.len]
+    }
+}
+
 struct Block {
     width: usize,
     words: usize,
     rows: Vec<u8>,
     transposed: Vec<u64>,
-    hot_transposed: Vec<u64>,
+    /// The same words placed at a 64-byte boundary and 16 bytes past one.
+    hot_align64: Placed,
+    hot_align16: Placed,
     queries: Vec<u8>,
     query_words: Vec<u64>,
 }
@@ -240,12 +353,15 @@ impl Block {
         let mut hot_transposed = Vec::new();
         transpose_block(&rows[..HOT_ROWS * width], width, &mut hot_transposed);
         let query_words = query_words(&queries, width);
+        let hot_align64 = Placed::new(&hot_transposed, 0);
+        let hot_align16 = Placed::new(&hot_transposed, 16);
         Block {
             width,
             words: words_per_code(width),
             rows,
             transposed,
-            hot_transposed,
+            hot_align64,
+            hot_align16,
             queries,
             query_words,
         }
@@ -360,27 +476,27 @@ fn bench_lee(c: &mut Criterion) {
         g.throughput(Throughput::Elements((TILE_QUERIES * HOT_ROWS) as u64));
         for k in kernels() {
             let mut out = vec![0u32; TILE_QUERIES * HOT_ROWS];
-            g.bench_function(
-                BenchmarkId::new(k.backend.name(), format!("{w}/q{TILE_QUERIES}")),
-                |b| {
+            for (name, block) in [("align64", &blk.hot_align64), ("align16", &blk.hot_align16)] {
+                let id = BenchmarkId::new(k.backend.name(), format!("{w}/q{TILE_QUERIES}/{name}"));
+                g.bench_function(id, |b| {
                     b.iter(|| {
                         (k.lee_tile)(
                             black_box(&blk.query_words),
                             blk.words,
-                            black_box(&blk.hot_transposed),
+                            black_box(block.words()),
                             black_box(&mut out),
                         )
                     })
-                },
-            );
+                });
+            }
         }
         g.finish();
 
         let mut g = c.benchmark_group("transpose");
-        g.throughput(Throughput::Elements(ROWS as u64));
+        g.throughput(Throughput::Elements(HOT_ROWS as u64));
         let mut t = Vec::new();
         g.bench_function(&w, |b| {
-            b.iter(|| transpose_block(black_box(&blk.rows), width, black_box(&mut t)))
+            b.iter(|| transpose_block(black_box(hot), width, black_box(&mut t)))
         });
         g.finish();
     }
@@ -388,8 +504,20 @@ fn bench_lee(c: &mut Criterion) {
 
 // ---------------------------------------------------------------- search, encode
 
+/// Runs `f` on a one-thread rayon pool whose only worker is the calling
+/// thread, so search and encode run on one core with no hand-off to another
+/// thread. (`q2key::parallel::install(Some(1), ..)`, what `threads=1` does in
+/// Python, runs on a separate pool thread; on this 2-vCPU VM that measured
+/// 10–12 % slower unless the process is pinned to one CPU.)
 fn one_thread<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    q2key::parallel::install(Some(1), f).expect("a one-thread pool")
+    thread_local! {
+        static POOL: rayon::ThreadPool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .use_current_thread()
+            .build()
+            .expect("a one-thread pool on the current thread");
+    }
+    POOL.with(|pool| pool.install(f))
 }
 
 fn bench_search(c: &mut Criterion) {
@@ -397,27 +525,36 @@ fn bench_search(c: &mut Criterion) {
         let mut rng = Rng::new(1000 + width as u64);
         let db = rng.bytes(ROWS * width);
         let queries = rng.bytes(SEARCH_QUERIES * width);
-        let run = |k: &Kernels, dist: &mut [u32], rows: &mut [i64]| {
-            one_thread(|| q2key::search_with(k, &queries, &db, width, SEARCH_K, dist, rows).expect("search"))
+        let run = |k: &Kernels, nq: usize, dist: &mut [u32], rows: &mut [i64]| {
+            let q = &queries[..nq * width];
+            one_thread(|| q2key::search_with(k, q, &db, width, SEARCH_K, dist, rows).expect("search"))
         };
-        let (mut d0, mut r0) = (
-            vec![0u32; SEARCH_QUERIES * SEARCH_K],
-            vec![0i64; SEARCH_QUERIES * SEARCH_K],
-        );
-        run(scalar(), &mut d0, &mut r0);
+        let mut expected = Vec::new();
+        for nq in SEARCH_BATCHES {
+            let (mut d0, mut r0) = (vec![0u32; nq * SEARCH_K], vec![0i64; nq * SEARCH_K]);
+            run(scalar(), nq, &mut d0, &mut r0);
+            expected.push((nq, d0, r0));
+        }
         let mut g = c.benchmark_group("search");
-        g.throughput(Throughput::Elements((SEARCH_QUERIES * ROWS) as u64));
         for k in kernels() {
-            let (mut d, mut r) = (vec![0u32; d0.len()], vec![0i64; r0.len()]);
-            run(k, &mut d, &mut r);
-            assert!(
-                d == d0 && r == r0,
-                "{:?} search differs from scalar at width {width}",
-                k.backend
-            );
-            g.bench_function(BenchmarkId::new(k.backend.name(), format!("{width}B")), |b| {
-                b.iter(|| run(k, black_box(&mut d), black_box(&mut r)))
-            });
+            for (nq, d0, r0) in &expected {
+                let nq = *nq;
+                let (mut d, mut r) = (vec![0u32; d0.len()], vec![0i64; r0.len()]);
+                run(k, nq, &mut d, &mut r);
+                assert!(
+                    &d == d0 && &r == r0,
+                    "{:?} search of {nq} queries differs from scalar at width {width}",
+                    k.backend
+                );
+                // Every backend on the main batch; small batches on the active one only.
+                if nq != SEARCH_QUERIES && k.backend != Kernels::active().backend {
+                    continue;
+                }
+                g.throughput(Throughput::Elements((nq * ROWS) as u64));
+                g.bench_function(BenchmarkId::new(k.backend.name(), format!("{width}B/q{nq}")), |b| {
+                    b.iter(|| run(k, nq, black_box(&mut d), black_box(&mut r)))
+                });
+            }
         }
         g.finish();
     }
