@@ -31,22 +31,17 @@ pub const fn last_byte_mask(dim: usize) -> u8 {
     }
 }
 
-/// Packs one row of symbols into `out` (`code_width(symbols.len())` bytes).
-/// Fails on a symbol above 3, naming its column (the caller adds the row).
-pub fn pack_row(symbols: &[u8], out: &mut [u8]) -> std::result::Result<(), (usize, u8)> {
+/// Packs one row of symbols (values 0..=3, see [`validate_symbols`]) into
+/// `out` (`code_width(symbols.len())` bytes).
+pub fn pack_row(symbols: &[u8], out: &mut [u8]) {
     debug_assert_eq!(out.len(), code_width(symbols.len()));
     for (byte, chunk) in out.iter_mut().zip(symbols.chunks(4)) {
         let mut b = 0u8;
         for (j, &s) in chunk.iter().enumerate() {
-            if s > 3 {
-                let col = chunk.as_ptr() as usize - symbols.as_ptr() as usize + j;
-                return Err((col, s));
-            }
-            b |= gray(s) << (6 - 2 * j);
+            b |= gray(s & 3) << (6 - 2 * j);
         }
         *byte = b;
     }
-    Ok(())
 }
 
 /// Checks that every value of a `(rows, dim)` symbol matrix is 0..=3.
@@ -91,13 +86,12 @@ pub fn pack(symbols: &[u8], dim: usize, out: &mut [u8]) -> Result<()> {
     let rows = check_rows("symbols", symbols.len(), dim)?;
     let width = code_width(dim);
     check_len("out", out.len(), rows * width)?;
-    for (r, (srow, crow)) in symbols.chunks_exact(dim).zip(out.chunks_exact_mut(width)).enumerate() {
-        pack_row(srow, crow).map_err(|(col, s)| {
-            Error::value(
-                "symbols",
-                format!("row {r} column {col} holds {s}; symbols are 0 (A), 1 (B), 2 (C) or 3 (D)"),
-            )
-        })?;
+    validate_symbols(symbols, dim)?;
+    if dim == 0 {
+        return Ok(());
+    }
+    for (srow, crow) in symbols.chunks_exact(dim).zip(out.chunks_exact_mut(width)) {
+        pack_row(srow, crow);
     }
     Ok(())
 }
