@@ -3,7 +3,7 @@
 //!
 //! Instead of dividing by the norm we compare each raw coordinate with
 //! `t = τ·‖x‖`; that is the same test and keeps scale invariance exact for
-//! power-of-two scalings. The norm is accumulated in f64 in eight lanes with a
+//! power-of-two scalings. The norm is accumulated in f64 in 32 lanes with a
 //! fixed combination order, so every backend gets the same bits.
 
 use crate::error::{Error, Result};
@@ -68,8 +68,12 @@ impl Element for f64 {
     const NEEDS_NORM_RESCUE: bool = true;
 }
 
-/// Σx² in f64, eight independent lanes combined in a fixed order (vectorises
-/// without reassociation, so it is bit-identical on every backend).
+/// Independent f64 accumulators of `Σx²`: coordinate `i` goes to lane `i % 32`.
+/// Thirty-two lanes = four 8-lane registers, so the add latency is hidden.
+pub(crate) const NORM_LANES: usize = 32;
+
+/// Σx² in f64, [`NORM_LANES`] independent lanes combined in a fixed order
+/// (vectorises without reassociation, so it is bit-identical on every backend).
 #[inline(always)]
 pub(crate) fn sum_of_squares<T: Element>(x: &[T]) -> f64 {
     sum_of_squares_by(x, T::to_f64)
@@ -79,11 +83,11 @@ pub(crate) fn sum_of_squares<T: Element>(x: &[T]) -> f64 {
 /// norm is exactly the scaled norm.
 #[inline(always)]
 fn sum_of_squares_by<T: Element>(x: &[T], f: impl Fn(T) -> f64) -> f64 {
-    let mut acc = [0f64; 8];
-    let chunks = x.chunks_exact(8);
+    let mut acc = [0f64; NORM_LANES];
+    let chunks = x.chunks_exact(NORM_LANES);
     let rest = chunks.remainder();
     for c in chunks {
-        for j in 0..8 {
+        for j in 0..NORM_LANES {
             let v = f(c[j]);
             acc[j] += v * v;
         }
@@ -92,11 +96,16 @@ fn sum_of_squares_by<T: Element>(x: &[T], f: impl Fn(T) -> f64) -> f64 {
         let v = f(v);
         acc[j] += v * v;
     }
-    combine_lanes(acc)
+    let mut octet = [0f64; 8];
+    for (j, o) in octet.iter_mut().enumerate() {
+        *o = (acc[j] + acc[j + 8]) + (acc[j + 16] + acc[j + 24]);
+    }
+    combine_lanes(octet)
 }
 
-/// The fixed combination order of the eight lanes (SIMD backends that keep
-/// the lanes in a register store them and call this).
+/// The fixed final combination of the lanes once the four 8-lane groups are
+/// added lane-wise as `(g0 + g1) + (g2 + g3)` (SIMD backends that keep the
+/// groups in registers do that add, store the eight lanes and call this).
 #[inline(always)]
 pub(crate) fn combine_lanes(acc: [f64; 8]) -> f64 {
     ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))

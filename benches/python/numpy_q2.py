@@ -43,17 +43,18 @@ CHUNK_ELEMENTS = 1 << 18
 
 
 def sum_of_squares(x: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
-    """Σx² per row in float64 with q2key's lane order (8 sequential lanes, pairwise combine)."""
+    """Σx² per row in float64 with q2key's lane order (32 sequential lanes, fixed combine)."""
     rows, n = x.shape
     x64 = x.astype(np.float64)
     sq = x64 * x64
-    body = n // 8 * 8
+    body = n // 32 * 32
     # Reducing over a non-last axis adds whole slices in order: the sequential
     # accumulation of q2key's `acc[j] += v*v`.
-    acc = sq[:, :body].reshape(rows, body // 8, 8).sum(axis=1) if body else np.zeros((rows, 8))
+    acc = sq[:, :body].reshape(rows, body // 32, 32).sum(axis=1) if body else np.zeros((rows, 32))
     if body < n:
         acc[:, : n - body] += sq[:, body:]
-    return ((acc[:, 0] + acc[:, 1]) + (acc[:, 2] + acc[:, 3])) + ((acc[:, 4] + acc[:, 5]) + (acc[:, 6] + acc[:, 7]))
+    o = (acc[:, 0:8] + acc[:, 8:16]) + (acc[:, 16:24] + acc[:, 24:32])
+    return ((o[:, 0] + o[:, 1]) + (o[:, 2] + o[:, 3])) + ((o[:, 4] + o[:, 5]) + (o[:, 6] + o[:, 7]))
 
 
 def _keys(sym: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint64]:

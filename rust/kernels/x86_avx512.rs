@@ -63,28 +63,38 @@ unsafe fn encode_f64_avx512(x: &[f64], tau: f64, code: &mut [u8]) -> Result<(u64
     )
 }
 
-/// Σx² of f32 coordinates in one register of eight f64 lanes: lane `j` sums
-/// coordinates `j, j+8, …` in order, exactly as the portable eight-lane loop
-/// does, so the bits match every other backend.
+/// Σx² of f32 coordinates in four registers of eight f64 lanes: register `q`
+/// lane `j` sums coordinates `8q + j`, `8q + j + 32`, … in order, exactly as
+/// the portable 32-lane loop does, so the bits match every other backend.
 #[inline(always)]
 unsafe fn sum_of_squares_f32(x: &[f32]) -> f64 {
-    let mut acc = _mm512_setzero_pd();
-    let body = x.len() / 8 * 8;
+    let mut acc = [_mm512_setzero_pd(); 4];
+    let square = |v: __m256| {
+        let v = _mm512_cvtps_pd(v);
+        _mm512_mul_pd(v, v)
+    };
+    let body = x.len() / 32 * 32;
     let mut i = 0;
     while i < body {
-        let v = _mm512_cvtps_pd(_mm256_loadu_ps(x.as_ptr().add(i)));
-        acc = _mm512_add_pd(acc, _mm512_mul_pd(v, v));
+        for (q, a) in acc.iter_mut().enumerate() {
+            *a = _mm512_add_pd(*a, square(_mm256_loadu_ps(x.as_ptr().add(i + 8 * q))));
+        }
+        i += 32;
+    }
+    // The tail: missing lanes load as +0.0, whose square adds +0.0 and leaves
+    // a non-negative sum unchanged.
+    for a in acc.iter_mut() {
+        if i >= x.len() {
+            break;
+        }
+        let left = x.len() - i;
+        let mask: __mmask8 = if left >= 8 { 0xff } else { (1u8 << left) - 1 };
+        *a = _mm512_add_pd(*a, square(_mm256_maskz_loadu_ps(mask, x.as_ptr().add(i))));
         i += 8;
     }
-    if i < x.len() {
-        // Missing lanes load as +0.0: their squares add +0.0, which leaves a
-        // non-negative sum unchanged.
-        let mask: __mmask8 = (1u8 << (x.len() - i)) - 1;
-        let v = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(mask, x.as_ptr().add(i)));
-        acc = _mm512_add_pd(acc, _mm512_mul_pd(v, v));
-    }
+    let octet = _mm512_add_pd(_mm512_add_pd(acc[0], acc[1]), _mm512_add_pd(acc[2], acc[3]));
     let mut lanes = [0f64; 8];
-    _mm512_storeu_pd(lanes.as_mut_ptr(), acc);
+    _mm512_storeu_pd(lanes.as_mut_ptr(), octet);
     crate::quantize::combine_lanes(lanes)
 }
 
@@ -288,5 +298,46 @@ unsafe fn tile<const T: usize>(args: &TileArgs<'_>, q0: usize, mut hits: Hits<'_
                 None => _mm256_storeu_si256(dst as *mut __m256i, _mm512_cvtepi64_epi32(*a)),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The register-resident Σx² must give the portable loop's bits for every
+    /// length (tail shapes) and dynamic range, or encodes could differ by backend.
+    #[test]
+    fn sum_of_squares_f32_is_bit_identical_to_the_portable_loop() {
+        if super::super::Kernels::for_backend(super::Backend::Avx512).is_none() {
+            eprintln!("no AVX-512 VPOPCNTDQ here: nothing to compare");
+            return;
+        }
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for len in 0..=300usize {
+            for spread in [0i32, 8, 60] {
+                let x: Vec<f32> = (0..len)
+                    .map(|_| {
+                        let r = next();
+                        let mantissa = (r >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+                        let exponent = (r % (2 * spread as u64 + 1)) as i32 - spread;
+                        mantissa * 2f32.powi(exponent)
+                    })
+                    .collect();
+                // SAFETY: the backend check above found every feature the function enables.
+                let simd = unsafe { sum_of_squares_f32_checked(&x) };
+                let portable = crate::quantize::sum_of_squares(&x);
+                assert_eq!(simd.to_bits(), portable.to_bits(), "len {len} spread {spread}");
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vpopcntdq,avx2,popcnt,bmi2")]
+    unsafe fn sum_of_squares_f32_checked(x: &[f32]) -> f64 {
+        super::sum_of_squares_f32(x)
     }
 }
