@@ -27,7 +27,8 @@
 //!   k = 10, one thread; elements = distances (queries × rows). `q1` and `q8`:
 //!   small batches (the one-query path uses `lee_rows`), active backend only.
 //! - `encode/<backend>/f32_n384`: `encode_with`, 10 000 rows of dimension 384,
-//!   one thread; elements = rows.
+//!   one thread; elements = rows. `f32_n384_per_dim`: the same rows through
+//!   `encode_cuts_with` with per-dimension cuts (issue target: within 1.3×).
 //!
 //! Before timing, every backend's results are checked against the scalar ones.
 //! `cargo bench --bench kernels -- --test` runs each benchmark once (smoke test).
@@ -563,26 +564,49 @@ fn bench_search(c: &mut Criterion) {
 fn bench_encode(c: &mut Criterion) {
     let x = Rng::new(7).gaussian_f32(ENCODE_ROWS * ENCODE_DIM);
     let width = code_width(ENCODE_DIM);
-    let run = |k: &Kernels, codes: &mut [u8], keys: &mut [u64], trans: &mut [u32]| {
-        one_thread(|| q2key::encode_with(k, &x, ENCODE_DIM, None, codes, keys, trans).expect("encode"))
-    };
-    let mut c0 = vec![0u8; ENCODE_ROWS * width];
-    let (mut k0, mut t0) = (vec![0u64; ENCODE_ROWS], vec![0u32; ENCODE_ROWS]);
-    run(scalar(), &mut c0, &mut k0, &mut t0);
+    // Per-dimension cuts around the Gaussian ones, different in every dimension.
+    let tau = q2key::gaussian_threshold(ENCODE_DIM).expect("dim ≥ 1");
+    let mut jitter = Rng::new(8);
+    let cuts: Vec<f64> = (0..3 * ENCODE_DIM)
+        .map(|i| (i / ENCODE_DIM) as f64 - 1.0)
+        .map(|side| side * tau + 0.1 * tau * f64::from(jitter.gaussian_f32(1)[0]))
+        .collect();
+    let mut ordered = cuts.clone();
+    for d in 0..ENCODE_DIM {
+        let mut c = [cuts[d], cuts[ENCODE_DIM + d], cuts[2 * ENCODE_DIM + d]];
+        c.sort_by(f64::total_cmp);
+        for (k, v) in c.into_iter().enumerate() {
+            ordered[k * ENCODE_DIM + d] = v;
+        }
+    }
+    let per_dim = q2key::DimCuts::new(&ordered, ENCODE_DIM).expect("ordered cuts");
     let mut g = c.benchmark_group("encode");
     g.throughput(Throughput::Elements(ENCODE_ROWS as u64));
-    for k in kernels() {
-        let mut codes = vec![0u8; c0.len()];
-        let (mut keys, mut trans) = (vec![0u64; ENCODE_ROWS], vec![0u32; ENCODE_ROWS]);
-        run(k, &mut codes, &mut keys, &mut trans);
-        assert!(
-            codes == c0 && keys == k0 && trans == t0,
-            "{:?} encode differs from scalar",
-            k.backend
-        );
-        g.bench_function(BenchmarkId::new(k.backend.name(), format!("f32_n{ENCODE_DIM}")), |b| {
-            b.iter(|| run(k, black_box(&mut codes), black_box(&mut keys), black_box(&mut trans)))
-        });
+    for (suffix, cuts) in [("", None), ("_per_dim", Some(&per_dim))] {
+        let run = |k: &Kernels, codes: &mut [u8], keys: &mut [u64], trans: &mut [u32]| {
+            one_thread(|| match cuts {
+                None => q2key::encode_with(k, &x, ENCODE_DIM, None, codes, keys, trans),
+                Some(cuts) => q2key::encode_cuts_with(k, &x, ENCODE_DIM, cuts, codes, keys, trans),
+            })
+            .expect("encode")
+        };
+        let mut c0 = vec![0u8; ENCODE_ROWS * width];
+        let (mut k0, mut t0) = (vec![0u64; ENCODE_ROWS], vec![0u32; ENCODE_ROWS]);
+        run(scalar(), &mut c0, &mut k0, &mut t0);
+        for k in kernels() {
+            let mut codes = vec![0u8; c0.len()];
+            let (mut keys, mut trans) = (vec![0u64; ENCODE_ROWS], vec![0u32; ENCODE_ROWS]);
+            run(k, &mut codes, &mut keys, &mut trans);
+            assert!(
+                codes == c0 && keys == k0 && trans == t0,
+                "{:?} encode{suffix} differs from scalar",
+                k.backend
+            );
+            let id = BenchmarkId::new(k.backend.name(), format!("f32_n{ENCODE_DIM}{suffix}"));
+            g.bench_function(id, |b| {
+                b.iter(|| run(k, black_box(&mut codes), black_box(&mut keys), black_box(&mut trans)))
+            });
+        }
     }
     g.finish();
 }

@@ -1,26 +1,34 @@
 //! Batch encoding of a row-major `(rows, dim)` matrix into codes, keys and
 //! transition counts, one pass per row, in parallel across rows.
 
+use crate::cuts::{CutElement, DimCuts};
 use crate::error::{Error, Result};
 use crate::gray::{check_len, check_rows, code_width};
-use crate::kernels::{EncodeRow, Kernels};
+use crate::kernels::{EncodeCutsRow, EncodeRow, Kernels};
 use crate::parallel::for_row_chunks;
 use crate::quantize::{resolve_threshold, Element};
 
-/// Element types with an encode kernel.
-pub trait EncodeElement: Element {
+/// Element types with encode kernels (global threshold and per-dimension cuts).
+pub trait EncodeElement: CutElement {
     fn kernel(kernels: &Kernels) -> EncodeRow<Self>;
+    fn cuts_kernel(kernels: &Kernels) -> EncodeCutsRow<Self>;
 }
 
 impl EncodeElement for f32 {
     fn kernel(kernels: &Kernels) -> EncodeRow<f32> {
         kernels.encode_f32
     }
+    fn cuts_kernel(kernels: &Kernels) -> EncodeCutsRow<f32> {
+        kernels.encode_cuts_f32
+    }
 }
 
 impl EncodeElement for f64 {
     fn kernel(kernels: &Kernels) -> EncodeRow<f64> {
         kernels.encode_f64
+    }
+    fn cuts_kernel(kernels: &Kernels) -> EncodeCutsRow<f64> {
+        kernels.encode_cuts_f64
     }
 }
 
@@ -67,12 +75,61 @@ pub fn encode_with<T: EncodeElement>(
         return Err(Error::value("x", "vectors need at least one dimension"));
     }
     let tau = resolve_threshold(threshold, dim)?;
+    let row_kernel = T::kernel(kernels);
+    encode_rows(x, dim, codes, keys, transitions, |row, code| row_kernel(row, tau, code))
+}
+
+/// Encodes `x` (`rows × dim`, row-major) with per-dimension cuts: like
+/// [`encode`], with `cuts.dim()` equal to `dim`.
+pub fn encode_cuts<T: EncodeElement>(
+    x: &[T],
+    dim: usize,
+    cuts: &DimCuts,
+    codes: &mut [u8],
+    keys: &mut [u64],
+    transitions: &mut [u32],
+) -> Result<()> {
+    encode_cuts_with(Kernels::active(), x, dim, cuts, codes, keys, transitions)
+}
+
+/// [`encode_cuts`] with the given kernels (for comparing backends).
+pub fn encode_cuts_with<T: EncodeElement>(
+    kernels: &Kernels,
+    x: &[T],
+    dim: usize,
+    cuts: &DimCuts,
+    codes: &mut [u8],
+    keys: &mut [u64],
+    transitions: &mut [u32],
+) -> Result<()> {
+    if cuts.dim() != dim {
+        return Err(Error::Shape {
+            arg: "x",
+            expected: format!("{} columns (the thresholds' dimension)", cuts.dim()),
+            got: format!("{dim} columns"),
+        });
+    }
+    let (row_kernel, cuts) = (T::cuts_kernel(kernels), cuts.for_element::<T>());
+    encode_rows(x, dim, codes, keys, transitions, |row, code| {
+        row_kernel(row, cuts, code)
+    })
+}
+
+/// The batch loop both encoders share: checks the buffers, then encodes row
+/// chunks in parallel with `row_kernel(row, code) -> (key, count) | bad column`.
+fn encode_rows<T: Element>(
+    x: &[T],
+    dim: usize,
+    codes: &mut [u8],
+    keys: &mut [u64],
+    transitions: &mut [u32],
+    row_kernel: impl Fn(&[T], &mut [u8]) -> std::result::Result<(u64, u32), usize> + Sync,
+) -> Result<()> {
     let rows = check_rows("x", x.len(), dim)?;
     let width = code_width(dim);
     check_len("codes", codes.len(), rows * width)?;
     check_len("keys", keys.len(), rows)?;
     check_len("transitions", transitions.len(), rows)?;
-    let row_kernel = T::kernel(kernels);
     for_row_chunks(
         rows,
         rows_per_task(dim),
@@ -87,8 +144,7 @@ pub fn encode_with<T: EncodeElement>(
                 .enumerate()
             {
                 let row = first + i;
-                let (k, n) =
-                    row_kernel(&x[row * dim..][..dim], tau, code).map_err(|col| non_finite(row, col, x, dim))?;
+                let (k, n) = row_kernel(&x[row * dim..][..dim], code).map_err(|col| non_finite(row, col, x, dim))?;
                 *key = k;
                 *count = n;
             }
@@ -99,10 +155,28 @@ pub fn encode_with<T: EncodeElement>(
 
 /// The Z4 symbols (0 = A … 3 = D) of `x` (`rows × dim`) into `out` (`rows × dim`).
 pub fn symbols<T: EncodeElement>(x: &[T], dim: usize, threshold: Option<f64>, out: &mut [u8]) -> Result<()> {
+    symbols_via(x, dim, out, |codes, keys, transitions| {
+        encode(x, dim, threshold, codes, keys, transitions)
+    })
+}
+
+/// [`symbols`] with per-dimension cuts.
+pub fn symbols_cuts<T: EncodeElement>(x: &[T], dim: usize, cuts: &DimCuts, out: &mut [u8]) -> Result<()> {
+    symbols_via(x, dim, out, |codes, keys, transitions| {
+        encode_cuts(x, dim, cuts, codes, keys, transitions)
+    })
+}
+
+fn symbols_via<T: Element>(
+    x: &[T],
+    dim: usize,
+    out: &mut [u8],
+    encode: impl FnOnce(&mut [u8], &mut [u64], &mut [u32]) -> Result<()>,
+) -> Result<()> {
     let rows = check_rows("x", x.len(), dim.max(1))?;
     check_len("out", out.len(), rows * dim)?;
     let mut codes = vec![0u8; rows * code_width(dim)];
     let (mut keys, mut transitions) = (vec![0u64; rows], vec![0u32; rows]);
-    encode(x, dim, threshold, &mut codes, &mut keys, &mut transitions)?;
+    encode(&mut codes, &mut keys, &mut transitions)?;
     crate::gray::unpack(&codes, dim, out)
 }

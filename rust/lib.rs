@@ -17,6 +17,7 @@
 //! assert_eq!(q2key::lee(&codes, &codes).unwrap(), 0);
 //! ```
 
+pub mod cuts;
 pub mod encode;
 pub mod error;
 pub mod gray;
@@ -33,7 +34,8 @@ mod topk;
 #[cfg(feature = "python")]
 mod python;
 
-pub use encode::{encode, encode_with, symbols, EncodeElement};
+pub use cuts::DimCuts;
+pub use encode::{encode, encode_cuts, encode_cuts_with, encode_with, symbols, symbols_cuts, EncodeElement};
 pub use error::{Error, Result};
 pub use gray::{code_width, complement, pack, unpack, validate_symbols};
 pub use kernels::{Backend, Kernels};

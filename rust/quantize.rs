@@ -32,8 +32,10 @@ pub fn resolve_threshold(threshold: Option<f64>, dim: usize) -> Result<f64> {
 }
 
 /// A float element type the encoder accepts.
-pub trait Element: Copy + PartialOrd + Send + Sync + 'static {
+pub trait Element: Copy + PartialOrd + std::ops::Mul<Output = Self> + Send + Sync + 'static {
     const ZERO: Self;
+    /// Finite, nonzero and not subnormal.
+    fn is_normal(self) -> bool;
     fn to_f64(self) -> f64;
     /// Rounds a threshold to the element type for the comparisons.
     fn from_f64(v: f64) -> Self;
@@ -43,6 +45,10 @@ pub trait Element: Copy + PartialOrd + Send + Sync + 'static {
 
 impl Element for f32 {
     const ZERO: Self = 0.0;
+    #[inline(always)]
+    fn is_normal(self) -> bool {
+        f32::is_normal(self)
+    }
     #[inline(always)]
     fn to_f64(self) -> f64 {
         f64::from(self)
@@ -57,6 +63,10 @@ impl Element for f32 {
 
 impl Element for f64 {
     const ZERO: Self = 0.0;
+    #[inline(always)]
+    fn is_normal(self) -> bool {
+        f64::is_normal(self)
+    }
     #[inline(always)]
     fn to_f64(self) -> f64 {
         self
@@ -82,7 +92,7 @@ pub(crate) fn sum_of_squares<T: Element>(x: &[T]) -> f64 {
 /// Σf(x)² in the same lane order as [`sum_of_squares`], so a rescaled row's
 /// norm is exactly the scaled norm.
 #[inline(always)]
-fn sum_of_squares_by<T: Element>(x: &[T], f: impl Fn(T) -> f64) -> f64 {
+pub(crate) fn sum_of_squares_by<T: Element>(x: &[T], f: impl Fn(T) -> f64) -> f64 {
     let mut acc = [0f64; NORM_LANES];
     let chunks = x.chunks_exact(NORM_LANES);
     let rest = chunks.remainder();
@@ -112,7 +122,7 @@ pub(crate) fn combine_lanes(acc: [f64; 8]) -> f64 {
 }
 
 /// `v · 2^k` without intermediate overflow of the factor.
-fn scale_pow2(mut v: f64, mut k: i32) -> f64 {
+pub(crate) fn scale_pow2(mut v: f64, mut k: i32) -> f64 {
     while k != 0 {
         let step = k.clamp(-1000, 1000);
         v *= f64::powi(2.0, step);

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{naive_lee, Rng};
+use common::{naive_lee, row, Rng, KINDS};
 use q2key::kernels::{code_words, transpose_block, words_per_code};
 use q2key::{code_width, gaussian_threshold, Backend, Kernels};
 
@@ -300,62 +300,6 @@ fn lee_tile_hits_matches_scalar() {
         }
     }
 }
-
-/// One row of test data of dimension `dim`, of the given kind (f64 values that
-/// are exactly representable as f32).
-fn row(rng: &mut Rng, kind: usize, dim: usize) -> Vec<f64> {
-    let f = |v: f64| f64::from(v as f32);
-    match kind {
-        0 => (0..dim).map(|_| f(rng.gaussian())).collect(),
-        1 => (0..dim).map(|_| f(rng.laplace() * 3.0)).collect(),
-        // Sparse: mostly exact zeros (both signs).
-        2 => (0..dim)
-            .map(|_| match rng.below(10) {
-                0 => f(rng.gaussian()),
-                1 => -0.0,
-                _ => 0.0,
-            })
-            .collect(),
-        3 => vec![0.0; dim],
-        4 => vec![-0.0; dim],
-        // Many exact zeros among values of a few exact magnitudes (ties).
-        5 => (0..dim)
-            .map(|_| match rng.below(5) {
-                0 | 1 => 0.0,
-                2 => 1.0,
-                3 => -1.0,
-                _ => 0.5,
-            })
-            .collect(),
-        // Constant.
-        6 => vec![f(rng.gaussian()); dim],
-        // One-hot.
-        7 => {
-            let mut v = vec![0.0; dim];
-            v[rng.below(dim)] = if rng.below(2) == 0 { 2.5 } else { -2.5 };
-            v
-        }
-        // Wide dynamic range, including f32 subnormals.
-        8 => (0..dim)
-            .map(|_| {
-                let e = rng.below(250) as i32 - 140;
-                f(rng.gaussian() * 2f64.powi(e))
-            })
-            .collect(),
-        // Long runs of the same sign and size.
-        _ => {
-            let mut v = Vec::with_capacity(dim);
-            while v.len() < dim {
-                let x = f(rng.gaussian());
-                let run = 1 + rng.below(40);
-                v.extend(std::iter::repeat_n(x, run.min(dim - v.len())));
-            }
-            v
-        }
-    }
-}
-
-const KINDS: usize = 10;
 
 fn check_encode_f32(k: &Kernels, x: &[f32], tau: f64, what: &str) {
     let width = code_width(x.len());

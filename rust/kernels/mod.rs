@@ -11,12 +11,16 @@ pub(crate) mod x86_avx2;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86_avx512;
 
+use crate::cuts::{quantize_cuts_wide, row_scale, RowScale};
 use crate::quantize::{fill_all_b, row_threshold_with, sum_of_squares, Element, RowThreshold};
 use crate::runs::{count_run_starts, gather_run_starts, key_and_transitions_with};
 use std::sync::OnceLock;
 
 /// Encodes one row into `code`; on a NaN/±Inf returns its column.
 pub type EncodeRow<T> = fn(x: &[T], tau: f64, code: &mut [u8]) -> Result<(u64, u32), usize>;
+/// Encodes one row into `code` with per-dimension cuts (`3 × x.len()`:
+/// lows, mids, highs); on a NaN/±Inf returns its column.
+pub type EncodeCutsRow<T> = fn(x: &[T], cuts: &[T], code: &mut [u8]) -> Result<(u64, u32), usize>;
 /// Lee distance of two codes of equal length.
 pub type LeePair = fn(a: &[u8], b: &[u8]) -> u32;
 /// Lee distances of one code to each row of a row-major block (`out.len()` rows).
@@ -117,6 +121,8 @@ pub struct Kernels {
     pub backend: Backend,
     pub encode_f32: EncodeRow<f32>,
     pub encode_f64: EncodeRow<f64>,
+    pub encode_cuts_f32: EncodeCutsRow<f32>,
+    pub encode_cuts_f64: EncodeCutsRow<f64>,
     pub lee_pair: LeePair,
     pub lee_rows: LeeRows,
     pub lee_tile: LeeTile,
@@ -195,6 +201,41 @@ pub(crate) fn encode_row_gather<T: Element>(
         RowThreshold::NonFinite(col) => return Err(col),
     }
     Ok(key_and_transitions_with(code, x.len(), gather, count_rest))
+}
+
+/// The per-dimension row encoder every variant shares: scale, quantise with
+/// the variant's `quantize(x, 1/‖x‖, cuts, code)` (or the shared wide path),
+/// then key and transition count.
+#[inline(always)]
+pub(crate) fn encode_row_cuts<T: Element>(
+    x: &[T],
+    cuts: &[T],
+    code: &mut [u8],
+    sum_sq: f64,
+    quantize: impl FnOnce(&[T], T, &[T], &mut [u8]),
+    gather: impl Fn(u64, u64) -> u64,
+    count_rest: impl Fn(&[u8], usize, usize, u64) -> u32,
+) -> Result<(u64, u32), usize> {
+    match row_scale(x, sum_sq) {
+        RowScale::Multiply(inv) => quantize(x, inv, cuts, code),
+        RowScale::Wide => quantize_cuts_wide(x, cuts, code),
+        RowScale::AllZero => fill_all_b(code, x.len()),
+        RowScale::NonFinite(col) => return Err(col),
+    }
+    Ok(key_and_transitions_with(code, x.len(), gather, count_rest))
+}
+
+/// The buffer sizes every encode kernel relies on; the SIMD kernels write
+/// through raw pointers, so the safe shims check them (a caller bug, not input).
+#[inline(always)]
+pub(crate) fn assert_encode_buffers(dim: usize, cuts: Option<usize>, code: usize) {
+    assert!(
+        code >= crate::code_width(dim),
+        "code buffer shorter than code_width(dim)"
+    );
+    if let Some(c) = cuts {
+        assert_eq!(c, 3 * dim, "cuts must hold 3 × dim values");
+    }
 }
 
 /// Number of 64-bit words per code of `width` bytes.

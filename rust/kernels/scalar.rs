@@ -1,12 +1,16 @@
 //! The portable reference kernels: every SIMD variant must match these bit for bit.
 
-use super::{encode_row_with, Backend, Kernels};
-use crate::quantize::quantize_pack_scalar;
+use super::{assert_encode_buffers, encode_row_cuts, encode_row_with, Backend, Kernels};
+use crate::cuts::quantize_cuts_scalar;
+use crate::quantize::{quantize_pack_scalar, sum_of_squares, Element};
+use crate::runs::{count_run_starts, gather_run_starts};
 
 pub(crate) static KERNELS: Kernels = Kernels {
     backend: Backend::Scalar,
     encode_f32,
     encode_f64,
+    encode_cuts_f32: encode_cuts,
+    encode_cuts_f64: encode_cuts,
     lee_pair,
     lee_rows,
     lee_tile,
@@ -19,6 +23,19 @@ fn encode_f32(x: &[f32], tau: f64, code: &mut [u8]) -> Result<(u64, u32), usize>
 
 fn encode_f64(x: &[f64], tau: f64, code: &mut [u8]) -> Result<(u64, u32), usize> {
     encode_row_with(x, tau, code, quantize_pack_scalar)
+}
+
+fn encode_cuts<T: Element>(x: &[T], cuts: &[T], code: &mut [u8]) -> Result<(u64, u32), usize> {
+    assert_encode_buffers(x.len(), Some(cuts.len()), code.len());
+    encode_row_cuts(
+        x,
+        cuts,
+        code,
+        sum_of_squares(x),
+        quantize_cuts_scalar,
+        gather_run_starts,
+        count_run_starts,
+    )
 }
 
 #[inline(always)]

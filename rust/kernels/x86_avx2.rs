@@ -1,14 +1,19 @@
 //! AVX2 kernels: compare masks for the quantiser, the nibble-table popcount
 //! (Muła et al.) for Lee distances.
 
-use super::{encode_row_with, lend, Backend, Hits, Kernels, TileArgs};
+use super::{assert_encode_buffers, encode_row_cuts, encode_row_with, lend, Backend, Hits, Kernels, TileArgs};
+use crate::cuts::quantize_cuts_tail;
+use crate::quantize::sum_of_squares;
 use crate::quantize::{quantize_pack_scalar, INTERLEAVE};
+use crate::runs::{count_run_starts, gather_run_starts};
 use std::arch::x86_64::*;
 
 pub(crate) static KERNELS: Kernels = Kernels {
     backend: Backend::Avx2,
     encode_f32,
     encode_f64,
+    encode_cuts_f32,
+    encode_cuts_f64,
     lee_pair,
     lee_rows,
     lee_tile,
@@ -18,10 +23,20 @@ pub(crate) static KERNELS: Kernels = Kernels {
 // Safe shims: only reachable through `KERNELS`, which `Kernels::for_backend`
 // hands out after checking the CPU supports AVX2 and POPCNT.
 fn encode_f32(x: &[f32], tau: f64, code: &mut [u8]) -> Result<(u64, u32), usize> {
+    assert_encode_buffers(x.len(), None, code.len());
     unsafe { encode_f32_avx2(x, tau, code) }
 }
 fn encode_f64(x: &[f64], tau: f64, code: &mut [u8]) -> Result<(u64, u32), usize> {
+    assert_encode_buffers(x.len(), None, code.len());
     unsafe { encode_f64_avx2(x, tau, code) }
+}
+fn encode_cuts_f32(x: &[f32], cuts: &[f32], code: &mut [u8]) -> Result<(u64, u32), usize> {
+    assert_encode_buffers(x.len(), Some(cuts.len()), code.len());
+    unsafe { encode_cuts_f32_avx2(x, cuts, code) }
+}
+fn encode_cuts_f64(x: &[f64], cuts: &[f64], code: &mut [u8]) -> Result<(u64, u32), usize> {
+    assert_encode_buffers(x.len(), Some(cuts.len()), code.len());
+    unsafe { encode_cuts_f64_avx2(x, cuts, code) }
 }
 fn lee_pair(a: &[u8], b: &[u8]) -> u32 {
     unsafe { lee_pair_avx2(a, b) }
@@ -44,6 +59,79 @@ unsafe fn encode_f32_avx2(x: &[f32], tau: f64, code: &mut [u8]) -> Result<(u64, 
 #[target_feature(enable = "avx2,popcnt")]
 unsafe fn encode_f64_avx2(x: &[f64], tau: f64, code: &mut [u8]) -> Result<(u64, u32), usize> {
     encode_row_with(x, tau, code, |x, t, out| quantize_f64(x, t, out))
+}
+
+#[target_feature(enable = "avx2,popcnt")]
+unsafe fn encode_cuts_f32_avx2(x: &[f32], cuts: &[f32], code: &mut [u8]) -> Result<(u64, u32), usize> {
+    let sum_sq = sum_of_squares(x);
+    encode_row_cuts(
+        x,
+        cuts,
+        code,
+        sum_sq,
+        |x, inv, cuts, out| quantize_cuts_f32(x, inv, cuts, out),
+        gather_run_starts,
+        count_run_starts,
+    )
+}
+
+#[target_feature(enable = "avx2,popcnt")]
+unsafe fn encode_cuts_f64_avx2(x: &[f64], cuts: &[f64], code: &mut [u8]) -> Result<(u64, u32), usize> {
+    let sum_sq = sum_of_squares(x);
+    encode_row_cuts(
+        x,
+        cuts,
+        code,
+        sum_sq,
+        |x, inv, cuts, out| quantize_cuts_f64(x, inv, cuts, out),
+        gather_run_starts,
+        count_run_starts,
+    )
+}
+
+/// Per-dimension cuts, eight coordinates → two code bytes: `v = x·inv`, the
+/// mid-cut mask and the low/high-cut mask, then a table.
+#[inline(always)]
+unsafe fn quantize_cuts_f32(x: &[f32], inv: f32, cuts: &[f32], out: &mut [u8]) {
+    let n = x.len();
+    let body = n / 8 * 8;
+    let scale = _mm256_set1_ps(inv);
+    let (lows, mids, highs) = (cuts.as_ptr(), cuts.as_ptr().add(n), cuts.as_ptr().add(2 * n));
+    let mut i = 0;
+    while i < body {
+        let v = _mm256_mul_ps(_mm256_loadu_ps(x.as_ptr().add(i)), scale);
+        let h = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(v, _mm256_loadu_ps(mids.add(i)))) as usize;
+        let near = _mm256_and_ps(
+            _mm256_cmp_ps::<_CMP_GT_OQ>(v, _mm256_loadu_ps(lows.add(i))),
+            _mm256_cmp_ps::<_CMP_LE_OQ>(v, _mm256_loadu_ps(highs.add(i))),
+        );
+        let l = _mm256_movemask_ps(near) as usize;
+        *out.get_unchecked_mut(i / 4) = INTERLEAVE[(h & 15) << 4 | (l & 15)];
+        *out.get_unchecked_mut(i / 4 + 1) = INTERLEAVE[(h >> 4) << 4 | (l >> 4)];
+        i += 8;
+    }
+    quantize_cuts_tail(x, inv, cuts, body, out);
+}
+
+#[inline(always)]
+unsafe fn quantize_cuts_f64(x: &[f64], inv: f64, cuts: &[f64], out: &mut [u8]) {
+    let n = x.len();
+    let body = n / 4 * 4;
+    let scale = _mm256_set1_pd(inv);
+    let (lows, mids, highs) = (cuts.as_ptr(), cuts.as_ptr().add(n), cuts.as_ptr().add(2 * n));
+    let mut i = 0;
+    while i < body {
+        let v = _mm256_mul_pd(_mm256_loadu_pd(x.as_ptr().add(i)), scale);
+        let h = _mm256_movemask_pd(_mm256_cmp_pd::<_CMP_GT_OQ>(v, _mm256_loadu_pd(mids.add(i)))) as usize;
+        let near = _mm256_and_pd(
+            _mm256_cmp_pd::<_CMP_GT_OQ>(v, _mm256_loadu_pd(lows.add(i))),
+            _mm256_cmp_pd::<_CMP_LE_OQ>(v, _mm256_loadu_pd(highs.add(i))),
+        );
+        let l = _mm256_movemask_pd(near) as usize;
+        *out.get_unchecked_mut(i / 4) = INTERLEAVE[h << 4 | l];
+        i += 4;
+    }
+    quantize_cuts_tail(x, inv, cuts, body, out);
 }
 
 /// Eight coordinates → two code bytes: sign mask and near-zero mask, then a table.

@@ -1,7 +1,8 @@
 //! AVX-512 kernels: VPOPCNTQ for Lee distances (64 bytes per instruction,
 //! masked loads for tails) and 16-wide compare masks for the quantiser.
 
-use super::{encode_row_gather, lend, Backend, Hits, Kernels, TileArgs};
+use super::{assert_encode_buffers, encode_row_cuts, encode_row_gather, lend, Backend, Hits, Kernels, TileArgs};
+use crate::cuts::quantize_cuts_tail;
 use crate::quantize::{quantize_pack_scalar, INTERLEAVE};
 use crate::runs::count_run_starts;
 use std::arch::x86_64::*;
@@ -10,6 +11,8 @@ pub(crate) static KERNELS: Kernels = Kernels {
     backend: Backend::Avx512,
     encode_f32,
     encode_f64,
+    encode_cuts_f32,
+    encode_cuts_f64,
     lee_pair,
     lee_rows,
     lee_tile,
@@ -19,10 +22,20 @@ pub(crate) static KERNELS: Kernels = Kernels {
 // Safe shims: only reachable through `KERNELS`, which `Kernels::for_backend`
 // hands out after checking AVX-512 F, BW, VL and VPOPCNTDQ, BMI2 and AVX2.
 fn encode_f32(x: &[f32], tau: f64, code: &mut [u8]) -> Result<(u64, u32), usize> {
+    assert_encode_buffers(x.len(), None, code.len());
     unsafe { encode_f32_avx512(x, tau, code) }
 }
 fn encode_f64(x: &[f64], tau: f64, code: &mut [u8]) -> Result<(u64, u32), usize> {
+    assert_encode_buffers(x.len(), None, code.len());
     unsafe { encode_f64_avx512(x, tau, code) }
+}
+fn encode_cuts_f32(x: &[f32], cuts: &[f32], code: &mut [u8]) -> Result<(u64, u32), usize> {
+    assert_encode_buffers(x.len(), Some(cuts.len()), code.len());
+    unsafe { encode_cuts_f32_avx512(x, cuts, code) }
+}
+fn encode_cuts_f64(x: &[f64], cuts: &[f64], code: &mut [u8]) -> Result<(u64, u32), usize> {
+    assert_encode_buffers(x.len(), Some(cuts.len()), code.len());
+    unsafe { encode_cuts_f64_avx512(x, cuts, code) }
 }
 fn lee_pair(a: &[u8], b: &[u8]) -> u32 {
     unsafe { lee_pair_avx512(a, b) }
@@ -58,6 +71,32 @@ unsafe fn encode_f64_avx512(x: &[f64], tau: f64, code: &mut [u8]) -> Result<(u64
         code,
         crate::quantize::sum_of_squares(x),
         |x, t, out| quantize_f64(x, t, out),
+        pext_pairs,
+        |c, w, d, p| count_rest(c, w, d, p),
+    )
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vpopcntdq,avx2,popcnt,bmi2")]
+unsafe fn encode_cuts_f32_avx512(x: &[f32], cuts: &[f32], code: &mut [u8]) -> Result<(u64, u32), usize> {
+    encode_row_cuts(
+        x,
+        cuts,
+        code,
+        sum_of_squares_f32(x),
+        |x, inv, cuts, out| quantize_cuts_f32(x, inv, cuts, out),
+        pext_pairs,
+        |c, w, d, p| count_rest(c, w, d, p),
+    )
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vpopcntdq,avx2,popcnt,bmi2")]
+unsafe fn encode_cuts_f64_avx512(x: &[f64], cuts: &[f64], code: &mut [u8]) -> Result<(u64, u32), usize> {
+    encode_row_cuts(
+        x,
+        cuts,
+        code,
+        crate::quantize::sum_of_squares(x),
+        |x, inv, cuts, out| quantize_cuts_f64(x, inv, cuts, out),
         pext_pairs,
         |c, w, d, p| count_rest(c, w, d, p),
     )
@@ -179,6 +218,75 @@ unsafe fn quantize_f32(x: &[f32], t: f32, out: &mut [u8]) {
         i += 16;
     }
     quantize_pack_scalar(&x[i..], t, &mut out[i / 4..]);
+}
+
+/// Reverses the four bit pairs of every byte: `pdep` of unpermuted compare
+/// masks puts coordinate `4k + r` at pair `r` of byte `k`; the code wants it
+/// at pair `3 − r` (first dimension in the high bits).
+#[inline(always)]
+fn reverse_pairs_in_bytes(b: u64) -> u64 {
+    ((b & 0x0303_0303_0303_0303) << 6)
+        | ((b & 0x0c0c_0c0c_0c0c_0c0c) << 2)
+        | ((b >> 2) & 0x0c0c_0c0c_0c0c_0c0c)
+        | ((b >> 6) & 0x0303_0303_0303_0303)
+}
+
+/// Per-dimension cuts, thirty-two coordinates → eight code bytes: `v = x·inv`
+/// against each dimension's cuts (loaded in natural order, so the lanes are
+/// not permuted), interleaved by `pdep`, pairs reversed per byte.
+#[inline(always)]
+unsafe fn quantize_cuts_f32(x: &[f32], inv: f32, cuts: &[f32], out: &mut [u8]) {
+    let n = x.len();
+    let scale = _mm512_set1_ps(inv);
+    let (lows, mids, highs) = (cuts.as_ptr(), cuts.as_ptr().add(n), cuts.as_ptr().add(2 * n));
+    let masks = |i: usize| {
+        let v = _mm512_mul_ps(_mm512_loadu_ps(x.as_ptr().add(i)), scale);
+        let h = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, _mm512_loadu_ps(mids.add(i)));
+        let l = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, _mm512_loadu_ps(lows.add(i)))
+            & _mm512_cmp_ps_mask::<_CMP_LE_OQ>(v, _mm512_loadu_ps(highs.add(i)));
+        (u64::from(h), u64::from(l))
+    };
+    let body = n / 32 * 32;
+    let mut i = 0;
+    while i < body {
+        let (h0, l0) = masks(i);
+        let (h1, l1) = masks(i + 16);
+        let (h, l) = (h0 | h1 << 16, l0 | l1 << 16);
+        let bytes = reverse_pairs_in_bytes(_pdep_u64(h, 0xAAAA_AAAA_AAAA_AAAA) | _pdep_u64(l, 0x5555_5555_5555_5555));
+        std::ptr::write_unaligned(out.as_mut_ptr().add(i / 4) as *mut [u8; 8], bytes.to_le_bytes());
+        i += 32;
+    }
+    if n - body >= 16 {
+        let (h, l) = masks(body);
+        let bytes = reverse_pairs_in_bytes(_pdep_u64(h, 0xAAAA_AAAA) | _pdep_u64(l, 0x5555_5555));
+        std::ptr::write_unaligned(
+            out.as_mut_ptr().add(body / 4) as *mut [u8; 4],
+            (bytes as u32).to_le_bytes(),
+        );
+        i += 16;
+    }
+    quantize_cuts_tail(x, inv, cuts, i, out);
+}
+
+/// Per-dimension cuts, eight coordinates → two code bytes.
+#[inline(always)]
+unsafe fn quantize_cuts_f64(x: &[f64], inv: f64, cuts: &[f64], out: &mut [u8]) {
+    let n = x.len();
+    let body = n / 8 * 8;
+    let scale = _mm512_set1_pd(inv);
+    let (lows, mids, highs) = (cuts.as_ptr(), cuts.as_ptr().add(n), cuts.as_ptr().add(2 * n));
+    let mut i = 0;
+    while i < body {
+        let v = _mm512_mul_pd(_mm512_loadu_pd(x.as_ptr().add(i)), scale);
+        let h = _mm512_cmp_pd_mask::<_CMP_GT_OQ>(v, _mm512_loadu_pd(mids.add(i))) as usize;
+        let l = (_mm512_cmp_pd_mask::<_CMP_GT_OQ>(v, _mm512_loadu_pd(lows.add(i)))
+            & _mm512_cmp_pd_mask::<_CMP_LE_OQ>(v, _mm512_loadu_pd(highs.add(i)))) as usize;
+        let dst = out.as_mut_ptr().add(i / 4);
+        *dst = INTERLEAVE[(h & 15) << 4 | (l & 15)];
+        *dst.add(1) = INTERLEAVE[(h >> 4) << 4 | (l >> 4)];
+        i += 8;
+    }
+    quantize_cuts_tail(x, inv, cuts, body, out);
 }
 
 /// Eight coordinates → two code bytes.

@@ -149,3 +149,59 @@ pub fn ldexp(mut v: f64, mut k: i32) -> f64 {
     }
     v
 }
+
+/// One row of test data of dimension `dim`, of the given kind (f64 values that
+/// are exactly representable as f32).
+pub fn row(rng: &mut Rng, kind: usize, dim: usize) -> Vec<f64> {
+    let f = |v: f64| f64::from(v as f32);
+    match kind {
+        0 => (0..dim).map(|_| f(rng.gaussian())).collect(),
+        1 => (0..dim).map(|_| f(rng.laplace() * 3.0)).collect(),
+        // Sparse: mostly exact zeros (both signs).
+        2 => (0..dim)
+            .map(|_| match rng.below(10) {
+                0 => f(rng.gaussian()),
+                1 => -0.0,
+                _ => 0.0,
+            })
+            .collect(),
+        3 => vec![0.0; dim],
+        4 => vec![-0.0; dim],
+        // Many exact zeros among values of a few exact magnitudes (ties).
+        5 => (0..dim)
+            .map(|_| match rng.below(5) {
+                0 | 1 => 0.0,
+                2 => 1.0,
+                3 => -1.0,
+                _ => 0.5,
+            })
+            .collect(),
+        // Constant.
+        6 => vec![f(rng.gaussian()); dim],
+        // One-hot.
+        7 => {
+            let mut v = vec![0.0; dim];
+            v[rng.below(dim)] = if rng.below(2) == 0 { 2.5 } else { -2.5 };
+            v
+        }
+        // Wide dynamic range, including f32 subnormals.
+        8 => (0..dim)
+            .map(|_| {
+                let e = rng.below(250) as i32 - 140;
+                f(rng.gaussian() * 2f64.powi(e))
+            })
+            .collect(),
+        // Long runs of the same sign and size.
+        _ => {
+            let mut v = Vec::with_capacity(dim);
+            while v.len() < dim {
+                let x = f(rng.gaussian());
+                let run = 1 + rng.below(40);
+                v.extend(std::iter::repeat_n(x, run.min(dim - v.len())));
+            }
+            v
+        }
+    }
+}
+
+pub const KINDS: usize = 10;
