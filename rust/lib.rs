@@ -27,6 +27,7 @@ pub mod parallel;
 pub mod quantize;
 pub mod runs;
 pub mod search;
+pub mod stats;
 
 mod blocks;
 mod topk;
@@ -44,7 +45,8 @@ pub use lee::{
 };
 pub use quantize::{gaussian_threshold, GAUSSIAN_QUARTILE};
 pub use runs::{
-    key_and_transitions, key_from_reduced, keys_from_symbols, prefix_mask, prefix_range, run_reduce, window_range,
+    key_and_transitions, key_from_reduced, keys_from_codes, keys_from_symbols, prefix_mask, prefix_range, run_reduce,
+    window_range,
 };
 pub use search::{search, search_with};
 

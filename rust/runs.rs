@@ -184,6 +184,58 @@ pub fn keys_from_symbols(symbols: &[u8], dim: usize, keys: &mut [u64], transitio
     Ok(())
 }
 
+/// Keys and transition counts of `(rows, code_width(dim))` packed codes (the
+/// reference design's `q2` pass-through): the same values as
+/// [`keys_from_symbols`] of the unpacked symbols. The unused low bit pairs of
+/// each row's last byte must be zero.
+pub fn keys_from_codes(codes: &[u8], dim: usize, keys: &mut [u64], transitions: &mut [u32]) -> Result<()> {
+    use crate::error::Error;
+    use crate::gray::last_byte_mask;
+    use rayon::prelude::*;
+    const ROWS_PER_TASK: usize = 4096;
+
+    if dim == 0 {
+        return Err(Error::value("dim", "must be at least 1"));
+    }
+    let width = code_width(dim);
+    let rows = check_rows("codes", codes.len(), width)?;
+    check_len("keys", keys.len(), rows)?;
+    check_len("transitions", transitions.len(), rows)?;
+    let padding = !last_byte_mask(dim);
+    if padding != 0 {
+        let bad = codes.chunks_exact(width).position(|row| row[width - 1] & padding != 0);
+        if let Some(row) = bad {
+            return Err(Error::value(
+                "codes",
+                format!(
+                    "row {row} has nonzero padding bits: dim={dim} uses the top {} bits of the last byte, \
+                     which is {:#010b}; the rest must be zero",
+                    2 * (dim % 4),
+                    codes[(row + 1) * width - 1]
+                ),
+            ));
+        }
+    }
+    let block = |codes: &[u8], keys: &mut [u64], transitions: &mut [u32]| {
+        for ((code, key), count) in codes
+            .chunks_exact(width)
+            .zip(keys.iter_mut())
+            .zip(transitions.iter_mut())
+        {
+            (*key, *count) = key_and_transitions(code, dim);
+        }
+    };
+    if rows <= ROWS_PER_TASK {
+        block(codes, keys, transitions);
+    } else {
+        keys.par_chunks_mut(ROWS_PER_TASK)
+            .zip(transitions.par_chunks_mut(ROWS_PER_TASK))
+            .zip(codes.par_chunks(ROWS_PER_TASK * width))
+            .for_each(|((keys, transitions), codes)| block(codes, keys, transitions));
+    }
+    Ok(())
+}
+
 /// Mask of the top `2·depth` bits: keys agree on it iff their transition
 /// sequences agree in the first `depth` places (`depth ≤ 32`).
 #[inline]

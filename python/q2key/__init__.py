@@ -10,10 +10,14 @@
 [0, 1, 2, 3, 4]
 """
 
+from . import stats
+from ._calibrate import CalibrationReport, Candidate, calibrate
+from ._calibrator import Calibrator, Drift
 from ._codes import complement, keys_from_symbols, pack, run_reduce, unpack
 from ._distance import lee, lee_matrix, search, weighted_lee
 from ._encode import Encoded, encode, gaussian_threshold, symbols
 from ._native import DTypeError, NonFiniteError, Q2KeyError, ShapeError, __version__
+from ._thresholds import Thresholds
 
 
 def simd_backend() -> str:
@@ -28,12 +32,18 @@ def simd_backend() -> str:
 
 
 __all__ = [
+    "CalibrationReport",
+    "Calibrator",
+    "Candidate",
     "DTypeError",
+    "Drift",
     "Encoded",
     "NonFiniteError",
     "Q2KeyError",
     "ShapeError",
+    "Thresholds",
     "__version__",
+    "calibrate",
     "complement",
     "encode",
     "gaussian_threshold",
@@ -44,6 +54,7 @@ __all__ = [
     "run_reduce",
     "search",
     "simd_backend",
+    "stats",
     "symbols",
     "unpack",
     "weighted_lee",

@@ -83,7 +83,7 @@ def check_threshold(threshold: float | None) -> float | None:
     if threshold is None:
         return None
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)):
-        raise DTypeError(f"threshold: expected a number or None, got {type(threshold).__name__}")
+        raise DTypeError(f"threshold: expected a number, a q2key.Thresholds or None, got {type(threshold).__name__}")
     return float(threshold)
 
 

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Union, cast
 
 import numpy as np
 import numpy.typing as npt
 
 from . import _native
-from ._arrays import Float32, Float64, check_dim, check_threads, check_threshold, float_rows
+from ._arrays import Float32, Float64, check_dim, check_threads, check_threshold
+from ._inputs import Prepared, TokenLike, prepare
+from ._native import Q2KeyError
+from ._thresholds import Thresholds
+
+#: What ``threshold=`` accepts: ``None`` (Gaussian), a float ``τ`` or a :class:`Thresholds`.
+ThresholdLike = Union[float, Thresholds, None]
 
 
 @dataclass(frozen=True, eq=False)
@@ -32,45 +38,101 @@ class Encoded:
         return int(self.keys.shape[0])
 
 
-def encode(x: Any, *, threshold: float | None = None, threads: int | None = None) -> Encoded:
+def _resolve(threshold: ThresholdLike, dim: int) -> tuple[float | None, npt.NDArray[np.float64] | None]:
+    if isinstance(threshold, Thresholds):
+        return threshold.resolve(dim)
+    return check_threshold(threshold), None
+
+
+def encode(
+    x: Any,
+    *,
+    threshold: ThresholdLike = None,
+    threads: int | None = None,
+    dtype: str | None = None,
+    dim: int | None = None,
+    token: TokenLike = None,
+    attention_mask: Any = None,
+) -> Encoded:
     """Encode vectors into Q² codes, 64-bit transition keys and transition counts.
 
-    ``x`` is ``(n,)`` or ``(N, n)``, of any real numeric dtype and memory layout;
-    a 1-D input gives ``N = 1``. Each row is L2-normalised (only its direction
+    ``x`` is ``(n,)`` or ``(N, n)``, of any real numeric dtype and memory layout,
+    or anything with ``__dlpack__`` / ``__array__`` (a CPU torch tensor, …); a
+    1-D input gives ``N = 1``. Each row is L2-normalised (only its direction
     matters), cut at ``±threshold`` and 0 (``threshold`` in units of the unit
-    vector, default ``0.6745/√n``), Gray-coded and packed 4 symbols per byte.
+    vector, default ``0.6745/√n``) or at the cuts of a :class:`Thresholds`
+    (see :func:`q2key.calibrate`), Gray-coded and packed 4 symbols per byte.
     NaN or ±Inf raise :class:`NonFiniteError` naming the row.
+
+    Model outputs (SPEC §7): ``dtype="q8"`` (int8 as is), ``"q4"`` (packed
+    nibbles, even index high, value − 8; ``dim=`` when odd), ``"bf16"`` (uint16
+    bit patterns; ``ml_dtypes.bfloat16`` arrays need no ``dtype``), ``"q2"``
+    (packed codes passed through; keys and counts computed from them). Hidden
+    states ``(B, T, n)`` need ``token="last"``, ``token=<int>`` or
+    ``attention_mask=(B, T)`` (each row's last non-padding token).
 
     >>> import numpy as np, q2key
     >>> enc = q2key.encode(np.array([[0.9, -0.1, 0.05, -0.8, 0.3]], dtype=np.float32))
     >>> enc.codes.shape, enc.keys.dtype, int(enc.transitions[0])
     ((1, 2), dtype('uint64'), 5)
+    >>> hidden = np.random.default_rng(0).normal(size=(2, 7, 64)).astype(np.float32)
+    >>> q2key.encode(hidden, token="last").codes.shape
+    (2, 16)
     """
-    rows, _ = float_rows(x)
-    t, n = check_threshold(threshold), check_threads(threads)
-    if rows.dtype == np.float32:
-        codes, keys, transitions = _native.encode_f32(cast(Float32, rows), t, n)
+    p = prepare(x, dtype=dtype, dim=dim, token=token, attention_mask=attention_mask)
+    n = check_threads(threads)
+    if p.codes is not None:
+        _no_threshold_for_codes(threshold)
+        codes = np.array(p.codes, dtype=np.uint8, order="C")  # the result owns its codes
+        keys, transitions = _native.keys_from_codes(codes, p.dim)
+        return Encoded(codes=codes, keys=keys, transitions=transitions, dim=p.dim)
+    t, cuts = _resolve(threshold, p.dim)
+    if _rows(p).dtype == np.float32:
+        codes, keys, transitions = _native.encode_f32(cast(Float32, p.rows), t, n, cuts)
     else:
-        codes, keys, transitions = _native.encode_f64(cast(Float64, rows), t, n)
-    return Encoded(codes=codes, keys=keys, transitions=transitions, dim=int(rows.shape[1]))
+        codes, keys, transitions = _native.encode_f64(cast(Float64, p.rows), t, n, cuts)
+    return Encoded(codes=codes, keys=keys, transitions=transitions, dim=p.dim)
 
 
-def symbols(x: Any, *, threshold: float | None = None) -> npt.NDArray[np.uint8]:
+def symbols(
+    x: Any,
+    *,
+    threshold: ThresholdLike = None,
+    dtype: str | None = None,
+    dim: int | None = None,
+    token: TokenLike = None,
+    attention_mask: Any = None,
+) -> npt.NDArray[np.uint8]:
     """Z4 symbols (0 = A strong −, 1 = B weak −, 2 = C weak +, 3 = D strong +) of ``x``.
 
     Same rank as the input: ``(n,)`` gives ``(n,)``, ``(N, n)`` gives ``(N, n)``.
+    Takes the same inputs as :func:`encode`.
 
     >>> import numpy as np, q2key
     >>> q2key.symbols(np.array([0.9, -0.1, 0.05, -0.8]), threshold=0.3).tolist()
     [3, 1, 2, 0]
     """
-    rows, was_1d = float_rows(x)
-    t = check_threshold(threshold)
-    if rows.dtype == np.float32:
-        out = _native.symbols_f32(cast(Float32, rows), t)
+    p = prepare(x, dtype=dtype, dim=dim, token=token, attention_mask=attention_mask)
+    if p.codes is not None:
+        _no_threshold_for_codes(threshold)
+        out = _native.unpack(p.codes, p.dim)
     else:
-        out = _native.symbols_f64(cast(Float64, rows), t)
-    return out[0] if was_1d else out
+        t, cuts = _resolve(threshold, p.dim)
+        if _rows(p).dtype == np.float32:
+            out = _native.symbols_f32(cast(Float32, p.rows), t, None, cuts)
+        else:
+            out = _native.symbols_f64(cast(Float64, p.rows), t, None, cuts)
+    return out[0] if p.was_1d else out
+
+
+def _rows(p: Prepared) -> Float32 | Float64:
+    assert p.rows is not None
+    return p.rows
+
+
+def _no_threshold_for_codes(threshold: ThresholdLike) -> None:
+    if threshold is not None:
+        raise Q2KeyError("threshold: q2 codes are already quantised; threshold= does not apply to dtype='q2'")
 
 
 def gaussian_threshold(dim: int) -> float:

@@ -4,7 +4,9 @@
 
 mod arrays;
 mod errors;
+mod stats;
 
+use crate::cuts::DimCuts;
 use crate::error::Error;
 use crate::lee::LeeWeights;
 use crate::{encode::EncodeElement, parallel};
@@ -25,16 +27,35 @@ fn run<R: Send>(threads: Option<usize>, f: impl FnOnce() -> crate::Result<R> + S
     parallel::install(threads, f).and_then(|r| r).map_err(from_err)
 }
 
+/// Per-dimension cuts from a `(3, dim)` float64 array, validated.
+fn dim_cuts(cuts: Option<PyReadonlyArray2<'_, f64>>, dim: usize) -> PyResult<Option<DimCuts>> {
+    let Some(cuts) = cuts else { return Ok(None) };
+    let (values, rows, cols) = matrix("cuts", &cuts)?;
+    if rows != 3 || cols != dim {
+        return Err(ShapeError::new_err(format!(
+            "cuts: expected shape (3, {dim}) for vectors of dimension {dim}, got ({rows}, {cols})"
+        )));
+    }
+    DimCuts::new(values, dim).map(Some).map_err(from_err)
+}
+
 fn encode_any<'py, T: EncodeElement + numpy::Element>(
     py: Python<'py>,
     x: PyReadonlyArray2<'py, T>,
     threshold: Option<f64>,
     threads: Option<usize>,
+    cuts: Option<PyReadonlyArray2<'py, f64>>,
 ) -> PyResult<Encoded<'py>> {
     let (data, rows, dim) = matrix("x", &x)?;
+    let cuts = dim_cuts(cuts, dim)?;
     let width = crate::code_width(dim);
     let (mut c, mut k, mut t) = (zeroed(rows, width)?, zeroed(rows, 1)?, zeroed(rows, 1)?);
-    py.detach(|| run(threads, || crate::encode(data, dim, threshold, &mut c, &mut k, &mut t)))?;
+    py.detach(|| {
+        run(threads, || match &cuts {
+            None => crate::encode(data, dim, threshold, &mut c, &mut k, &mut t),
+            Some(cuts) => crate::encode_cuts(data, dim, cuts, &mut c, &mut k, &mut t),
+        })
+    })?;
     let (codes, keys, transitions) = (c, k, t);
     Ok((
         to_matrix(py, codes, rows, width)?,
@@ -48,57 +69,68 @@ fn symbols_any<'py, T: EncodeElement + numpy::Element>(
     x: PyReadonlyArray2<'py, T>,
     threshold: Option<f64>,
     threads: Option<usize>,
+    cuts: Option<PyReadonlyArray2<'py, f64>>,
 ) -> PyResult<Bound<'py, PyArray2<u8>>> {
     let (data, rows, dim) = matrix("x", &x)?;
+    let cuts = dim_cuts(cuts, dim)?;
     let mut out = zeroed(rows, dim)?;
-    py.detach(|| run(threads, || crate::symbols(data, dim, threshold, &mut out)))?;
+    py.detach(|| {
+        run(threads, || match &cuts {
+            None => crate::symbols(data, dim, threshold, &mut out),
+            Some(cuts) => crate::symbols_cuts(data, dim, cuts, &mut out),
+        })
+    })?;
     to_matrix(py, out, rows, dim)
 }
 
-/// Encodes a float32 matrix: (codes, keys, transitions).
+/// Encodes a float32 matrix: (codes, keys, transitions); `cuts` (3, n) replaces `threshold`.
 #[pyfunction]
-#[pyo3(signature = (x, threshold=None, threads=None))]
+#[pyo3(signature = (x, threshold=None, threads=None, cuts=None))]
 fn encode_f32<'py>(
     py: Python<'py>,
     x: PyReadonlyArray2<'py, f32>,
     threshold: Option<f64>,
     threads: Option<usize>,
+    cuts: Option<PyReadonlyArray2<'py, f64>>,
 ) -> PyResult<Encoded<'py>> {
-    encode_any(py, x, threshold, threads)
+    encode_any(py, x, threshold, threads, cuts)
 }
 
-/// Encodes a float64 matrix: (codes, keys, transitions).
+/// Encodes a float64 matrix: (codes, keys, transitions); `cuts` (3, n) replaces `threshold`.
 #[pyfunction]
-#[pyo3(signature = (x, threshold=None, threads=None))]
+#[pyo3(signature = (x, threshold=None, threads=None, cuts=None))]
 fn encode_f64<'py>(
     py: Python<'py>,
     x: PyReadonlyArray2<'py, f64>,
     threshold: Option<f64>,
     threads: Option<usize>,
+    cuts: Option<PyReadonlyArray2<'py, f64>>,
 ) -> PyResult<Encoded<'py>> {
-    encode_any(py, x, threshold, threads)
+    encode_any(py, x, threshold, threads, cuts)
 }
 
 #[pyfunction]
-#[pyo3(signature = (x, threshold=None, threads=None))]
+#[pyo3(signature = (x, threshold=None, threads=None, cuts=None))]
 fn symbols_f32<'py>(
     py: Python<'py>,
     x: PyReadonlyArray2<'py, f32>,
     threshold: Option<f64>,
     threads: Option<usize>,
+    cuts: Option<PyReadonlyArray2<'py, f64>>,
 ) -> PyResult<Bound<'py, PyArray2<u8>>> {
-    symbols_any(py, x, threshold, threads)
+    symbols_any(py, x, threshold, threads, cuts)
 }
 
 #[pyfunction]
-#[pyo3(signature = (x, threshold=None, threads=None))]
+#[pyo3(signature = (x, threshold=None, threads=None, cuts=None))]
 fn symbols_f64<'py>(
     py: Python<'py>,
     x: PyReadonlyArray2<'py, f64>,
     threshold: Option<f64>,
     threads: Option<usize>,
+    cuts: Option<PyReadonlyArray2<'py, f64>>,
 ) -> PyResult<Bound<'py, PyArray2<u8>>> {
-    symbols_any(py, x, threshold, threads)
+    symbols_any(py, x, threshold, threads, cuts)
 }
 
 #[pyfunction]
@@ -155,6 +187,17 @@ fn keys_from_symbols<'py>(py: Python<'py>, symbols: PyReadonlyArray2<'py, u8>) -
     let (s, rows, dim) = matrix("symbols", &symbols)?;
     let (mut keys, mut counts) = (zeroed(rows, 1)?, zeroed(rows, 1)?);
     py.detach(|| crate::keys_from_symbols(s, dim, &mut keys, &mut counts))
+        .map_err(from_err)?;
+    Ok((to_vector(py, keys), to_vector(py, counts)))
+}
+
+/// Keys and transition counts of `(N, ceil(dim/4))` packed codes (the `q2` pass-through).
+#[pyfunction]
+fn keys_from_codes<'py>(py: Python<'py>, codes: PyReadonlyArray2<'py, u8>, dim: usize) -> PyResult<Keys<'py>> {
+    let (c, rows, width) = matrix("codes", &codes)?;
+    check_width(width, dim)?;
+    let (mut keys, mut counts) = (zeroed(rows, 1)?, zeroed(rows, 1)?);
+    py.detach(|| crate::keys_from_codes(c, dim, &mut keys, &mut counts))
         .map_err(from_err)?;
     Ok((to_vector(py, keys), to_vector(py, counts)))
 }
@@ -291,6 +334,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(complement, m)?)?;
     m.add_function(wrap_pyfunction!(run_reduce, m)?)?;
     m.add_function(wrap_pyfunction!(keys_from_symbols, m)?)?;
+    m.add_function(wrap_pyfunction!(keys_from_codes, m)?)?;
     m.add_function(wrap_pyfunction!(gaussian_threshold, m)?)?;
     m.add_function(wrap_pyfunction!(lee_pairwise, m)?)?;
     m.add_function(wrap_pyfunction!(lee_one_to_many, m)?)?;
@@ -298,5 +342,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(weighted_lee_pairwise, m)?)?;
     m.add_function(wrap_pyfunction!(search, m)?)?;
     m.add_function(wrap_pyfunction!(simd_backend, m)?)?;
+    stats::register(m)?;
     Ok(())
 }

@@ -1,0 +1,236 @@
+"""Calibration (SPEC §6): fit thresholds to a sample of real vectors, and watch them drift."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from ._arrays import check_threads, float_rows
+from ._distance import search
+from ._encode import encode, symbols
+from ._native import NonFiniteError, Q2KeyError, ShapeError
+from ._thresholds import Thresholds
+
+Method = Literal["equiprobable", "per_dim", "fidelity"]
+_METHODS: tuple[Method, ...] = ("equiprobable", "per_dim", "fidelity")
+
+#: Shares of values in the outer cells A ∪ D that ``method="fidelity"`` tries (0.5 = equiprobable).
+FIDELITY_SHARES: tuple[float, ...] = (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6)
+#: Rows the fidelity search needs at least: a held-out part with queries and a database.
+MIN_FIDELITY_ROWS = 64
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One threshold rule ``method="fidelity"`` tried, and its held-out neighbour recall."""
+
+    rule: Literal["global", "per_dim"]
+    outer_share: float
+    recall: float
+
+
+@dataclass(frozen=True, eq=False)
+class CalibrationReport:
+    """What :func:`calibrate` measured on its sample.
+
+    Attributes:
+        method: the calibration method asked for.
+        rule: ``"global"`` (one τ) or ``"per_dim"`` (three cuts per dimension).
+        outer_share: the share of sampled values placed in A ∪ D (0.5 = equiprobable).
+        sample_rows: nonzero rows used (all-zero rows have no direction and are skipped).
+        frequencies: ``(4,)`` share of all sampled coordinates in A, B, C, D.
+        per_dim_frequencies: ``(n, 4)`` the same per dimension.
+        entropy_bits: mean over dimensions of the symbol entropy, in bits (at most 2).
+        recall: held-out neighbour recall@``k`` of Lee search against cosine (``fidelity`` only).
+        k: the ``k`` of ``recall``.
+        candidates: every rule ``fidelity`` tried, in the order tried.
+    """
+
+    method: Method
+    rule: Literal["global", "per_dim"]
+    outer_share: float
+    sample_rows: int
+    frequencies: npt.NDArray[np.float64]
+    per_dim_frequencies: npt.NDArray[np.float64] = field(repr=False)
+    entropy_bits: float
+    recall: float | None = None
+    k: int | None = None
+    candidates: tuple[Candidate, ...] = ()
+
+    def __str__(self) -> str:
+        f = self.frequencies
+        lines = [
+            f"calibration: method {self.method}, rule {self.rule}, {self.outer_share:.0%} of values in A ∪ D, "
+            f"{self.sample_rows} sample rows",
+            f"symbol frequencies A {f[0]:.3f}  B {f[1]:.3f}  C {f[2]:.3f}  D {f[3]:.3f}",
+            f"entropy {self.entropy_bits:.3f} bits per dimension (max 2)",
+        ]
+        if self.recall is not None:
+            lines.append(f"held-out neighbour recall@{self.k}: {self.recall:.3f}")
+        for c in self.candidates:
+            lines.append(f"  tried {c.rule:8s} share {c.outer_share:.2f}: recall {c.recall:.3f}")
+        return "\n".join(lines)
+
+
+def calibrate(
+    sample: Any,
+    *,
+    method: Method = "equiprobable",
+    outer_share: float = 0.5,
+    seed: int | None = 0,
+    holdout: float = 0.25,
+    k: int = 10,
+    threads: int | None = None,
+) -> Thresholds:
+    """Fit thresholds to a sample of vectors ``(N, n)``; the result carries a ``.report``.
+
+    - ``"equiprobable"``: one global ``τ``, the median of ``|v|`` over all
+      normalised coordinates, so half the values land in A ∪ D (SPEC §6; for a
+      symmetric distribution ``P(v ≤ −τ) = P(v > τ) = 1/4``).
+    - ``"per_dim"``: per dimension the 25th, 50th and 75th percentiles: four
+      equiprobable cells in every dimension.
+    - ``"fidelity"``: tries the global and per-dimension rules with
+      :data:`FIDELITY_SHARES` of values in A ∪ D, fitting on ``1 − holdout`` of the
+      rows and measuring neighbour recall@``k`` of Lee search against cosine on
+      the held-out rows; keeps the best (the first of equals). Deterministic for a
+      given ``seed``.
+
+    ``outer_share`` changes the share in A ∪ D for the first two methods.
+
+    >>> import numpy as np, q2key
+    >>> x = np.random.default_rng(0).normal(size=(2000, 64)) + np.linspace(-1, 1, 64)
+    >>> th = q2key.calibrate(x, method="per_dim")
+    >>> th.kind, th.cuts.shape, round(th.report.entropy_bits, 2)
+    ('per_dim', (3, 64), 2.0)
+    >>> q2key.encode(x, threshold=th).codes.shape
+    (2000, 16)
+    """
+    if method not in _METHODS:
+        raise Q2KeyError(f"method: expected one of {', '.join(map(repr, _METHODS))}, got {method!r}")
+    share = _check_share(outer_share)
+    v = unit_rows(sample)
+    if method == "fidelity":
+        return _fidelity(v, seed=seed, holdout=holdout, k=k, threads=threads)
+    rule: Literal["global", "per_dim"] = "global" if method == "equiprobable" else "per_dim"
+    th = fit(v, rule, share)
+    return th.with_report(measure(v, th, method, rule, share))
+
+
+def unit_rows(sample: Any, arg: str = "sample") -> npt.NDArray[np.float64]:
+    """The nonzero rows of ``sample`` L2-normalised in float64; NaN/Inf raise naming the row."""
+    rows, _ = float_rows(sample, arg)
+    if rows.shape[0] == 0:
+        raise ShapeError(f"{arg}: need at least one row to calibrate")
+    x = np.asarray(rows, dtype=np.float64)
+    finite = np.isfinite(x).all(axis=1)
+    if not finite.all():
+        row = int(np.argmin(finite))
+        raise NonFiniteError(f"{arg}: row {row} contains NaN or ±Inf")
+    # Scale each row by its largest magnitude first so the norm cannot overflow.
+    peak = np.abs(x).max(axis=1)
+    keep = peak > 0
+    x = x[keep] / peak[keep, None]
+    if x.shape[0] == 0:
+        raise Q2KeyError(f"{arg}: every row is all zeros; there is no direction to calibrate on")
+    return np.asarray(x / np.linalg.norm(x, axis=1, keepdims=True), dtype=np.float64)
+
+
+def fit(v: npt.NDArray[np.float64], rule: Literal["global", "per_dim"], share: float) -> Thresholds:
+    """Thresholds placing ``share`` of the unit rows' values ``v`` in A ∪ D."""
+    if rule == "global":
+        return Thresholds.global_(float(np.quantile(np.abs(v), 1.0 - share)), dim=v.shape[1])
+    cuts = np.quantile(v, [share / 2, 0.5, 1.0 - share / 2], axis=0)
+    return Thresholds.per_dim(np.maximum.accumulate(cuts, axis=0))  # quantile rounding cannot unorder them
+
+
+def measure(
+    v: npt.NDArray[np.float64],
+    th: Thresholds,
+    method: Method,
+    rule: Literal["global", "per_dim"],
+    share: float,
+    *,
+    recall: float | None = None,
+    k: int | None = None,
+    candidates: tuple[Candidate, ...] = (),
+) -> CalibrationReport:
+    """Symbol frequencies and entropy of ``v`` under ``th``."""
+    per_dim = symbol_frequencies(symbols(v, threshold=th))
+    return CalibrationReport(
+        method=method,
+        rule=rule,
+        outer_share=share,
+        sample_rows=int(v.shape[0]),
+        frequencies=per_dim.mean(axis=0),
+        per_dim_frequencies=per_dim,
+        entropy_bits=float(entropy_bits(per_dim).mean()),
+        recall=recall,
+        k=k,
+        candidates=candidates,
+    )
+
+
+def symbol_frequencies(sym: npt.NDArray[np.uint8]) -> npt.NDArray[np.float64]:
+    """``(n, 4)`` share of each symbol per column of a symbol matrix ``(N, n)``."""
+    counts = np.stack([(sym == s).sum(axis=0) for s in range(4)], axis=1)
+    return np.asarray(counts / max(sym.shape[0], 1), dtype=np.float64)
+
+
+def entropy_bits(freq: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Entropy in bits of each row of symbol frequencies ``(..., 4)``."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(freq > 0, -freq * np.log2(freq), 0.0)
+    return np.asarray(terms.sum(axis=-1), dtype=np.float64)
+
+
+def _fidelity(
+    v: npt.NDArray[np.float64], *, seed: int | None, holdout: float, k: int, threads: int | None
+) -> Thresholds:
+    if not 0.0 < holdout < 1.0:
+        raise Q2KeyError(f"holdout: expected a share in (0, 1), got {holdout}")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise Q2KeyError(f"k: expected a positive int, got {k!r}")
+    check_threads(threads)
+    if v.shape[0] < MIN_FIDELITY_ROWS:
+        raise ShapeError(f"sample: method 'fidelity' needs at least {MIN_FIDELITY_ROWS} nonzero rows, got {v.shape[0]}")
+    order = np.random.default_rng(seed).permutation(v.shape[0])
+    n_held = max(round(v.shape[0] * holdout), 2 * k + 2)
+    held, train = v[order[:n_held]], v[order[n_held:]]
+    # A quarter of the held-out rows (at most 500) query the rest.
+    n_queries = min(max(n_held // 4, 1), 500)
+    queries, base = held[:n_queries], held[n_queries:]
+    kk = min(k, base.shape[0])
+    truth = _cosine_top_k(queries, base, kk)
+    tried: list[Candidate] = []
+    best: tuple[float, Thresholds] | None = None
+    rules: tuple[Literal["global", "per_dim"], ...] = ("global", "per_dim")
+    for rule in rules:
+        for share in FIDELITY_SHARES:
+            th = fit(train, rule, share)
+            _, got = search(encode(queries, threshold=th).codes, encode(base, threshold=th).codes, kk, threads=threads)
+            recall = float(np.mean([len(np.intersect1d(a, b)) for a, b in zip(got, truth)]) / kk)
+            tried.append(Candidate(rule, share, recall))
+            if best is None or recall > best[0]:
+                best = (recall, th)
+    assert best is not None
+    chosen = next(c for c in tried if c.recall == best[0])
+    # The chosen rule refitted on the whole sample: the held-out split only picks the rule.
+    th = fit(v, chosen.rule, chosen.outer_share)
+    report = measure(v, th, "fidelity", chosen.rule, chosen.outer_share, recall=best[0], k=kk, candidates=tuple(tried))
+    return th.with_report(report)
+
+
+def _cosine_top_k(queries: npt.NDArray[np.float64], base: npt.NDArray[np.float64], k: int) -> npt.NDArray[np.int64]:
+    """Exact cosine top-``k`` rows of unit vectors, ties to the lower row."""
+    sims = queries @ base.T
+    return np.asarray(np.argsort(-sims, axis=1, kind="stable")[:, :k], dtype=np.int64)
+
+
+def _check_share(share: Any) -> float:
+    s = float(share)
+    if not 0.0 < s < 1.0:
+        raise Q2KeyError(f"outer_share: expected a share in (0, 1), got {share!r}")
+    return s
