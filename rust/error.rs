@@ -22,6 +22,15 @@ pub enum Error {
     },
     /// A value outside its domain (a symbol > 3, a negative threshold, k = 0, ...).
     Value { arg: &'static str, reason: String },
+    /// A saved index file that is truncated, corrupted, foreign or from a newer format.
+    Format { path: String, reason: String },
+    /// An operating-system error reading or writing `path` (missing file or
+    /// directory, permissions, full disk, ...).
+    Io {
+        path: String,
+        kind: std::io::ErrorKind,
+        reason: String,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -54,6 +63,8 @@ impl fmt::Display for Error {
                 write!(f, "{arg}: expected {expected}, got {got}")
             }
             Error::Value { arg, reason } => write!(f, "{arg}: {reason}"),
+            Error::Format { path, reason } => write!(f, "{path}: {reason}"),
+            Error::Io { path, reason, .. } => write!(f, "{path}: {reason}"),
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod cuts;
 pub mod encode;
 pub mod error;
 pub mod gray;
+pub mod index;
 pub mod kernels;
 pub mod lee;
 pub mod parallel;

@@ -16,7 +16,8 @@ from ._calibrator import Calibrator, Drift
 from ._codes import complement, keys_from_symbols, pack, run_reduce, unpack
 from ._distance import lee, lee_matrix, search, weighted_lee
 from ._encode import Encoded, encode, gaussian_threshold, symbols
-from ._native import DTypeError, NonFiniteError, Q2KeyError, ShapeError, __version__
+from ._index import Index, IndexStats
+from ._native import DTypeError, FormatError, NonFiniteError, Q2KeyError, ShapeError, __version__
 from ._thresholds import Thresholds
 
 
@@ -38,6 +39,9 @@ __all__ = [
     "DTypeError",
     "Drift",
     "Encoded",
+    "FormatError",
+    "Index",
+    "IndexStats",
     "NonFiniteError",
     "Q2KeyError",
     "ShapeError",

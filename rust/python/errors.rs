@@ -3,7 +3,7 @@
 
 use crate::error::Error;
 use pyo3::create_exception;
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyPermissionError, PyTypeError, PyValueError};
 use pyo3::PyErr;
 
 create_exception!(
@@ -21,6 +21,12 @@ create_exception!(
 );
 create_exception!(
     q2key,
+    FormatError,
+    Q2KeyError,
+    "A saved index file is truncated, corrupted, foreign or from a newer format."
+);
+create_exception!(
+    q2key,
     DTypeError,
     PyTypeError,
     "An array has a dtype q2key cannot use (a TypeError)."
@@ -33,5 +39,11 @@ pub(crate) fn from_err(err: Error) -> PyErr {
         Error::NonFinite { .. } => NonFiniteError::new_err(msg),
         Error::Shape { .. } => ShapeError::new_err(msg),
         Error::Value { .. } => Q2KeyError::new_err(msg),
+        Error::Format { .. } => FormatError::new_err(msg),
+        Error::Io { kind, .. } => match kind {
+            std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(msg),
+            std::io::ErrorKind::PermissionDenied => PyPermissionError::new_err(msg),
+            _ => PyOSError::new_err(msg),
+        },
     }
 }

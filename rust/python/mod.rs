@@ -4,6 +4,7 @@
 
 mod arrays;
 mod errors;
+mod index;
 mod stats;
 
 use crate::cuts::DimCuts;
@@ -11,7 +12,7 @@ use crate::error::Error;
 use crate::lee::LeeWeights;
 use crate::{encode::EncodeElement, parallel};
 use arrays::{matrix, to_matrix, to_vector, vector, zeroed};
-use errors::{from_err, DTypeError, NonFiniteError, Q2KeyError, ShapeError};
+use errors::{from_err, DTypeError, FormatError, NonFiniteError, Q2KeyError, ShapeError};
 use numpy::{PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
 
@@ -325,6 +326,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("NonFiniteError", py.get_type::<NonFiniteError>())?;
     m.add("ShapeError", py.get_type::<ShapeError>())?;
     m.add("DTypeError", py.get_type::<DTypeError>())?;
+    m.add("FormatError", py.get_type::<FormatError>())?;
+    m.add_class::<index::PyIndex>()?;
     m.add_function(wrap_pyfunction!(encode_f32, m)?)?;
     m.add_function(wrap_pyfunction!(encode_f64, m)?)?;
     m.add_function(wrap_pyfunction!(symbols_f32, m)?)?;

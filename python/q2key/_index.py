@@ -1,0 +1,358 @@
+"""q2key.Index: codes with ids, exact (filtered, rescored) search, key windows, persistence."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Union, cast
+
+import numpy as np
+import numpy.typing as npt
+
+from . import _native
+from ._arrays import Float32, Float64, check_threads, code_rows, float_rows
+from ._codes import complement as complement_codes
+from ._encode import ThresholdLike, encode
+from ._native import DTypeError, Q2KeyError, ShapeError
+from ._thresholds import Thresholds
+
+#: What ``rescore=`` accepts: vectors indexed by id (an array or ``np.memmap``), or a callable from ids to vectors.
+Rescore = Union[npt.ArrayLike, Callable[[npt.NDArray[np.uint64]], npt.ArrayLike]]
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    """What :meth:`Index.stats` reports: live and removed rows, bytes per code and per stored row."""
+
+    alive: int
+    dead: int
+    dim: int
+    code_bytes: int
+    bytes_per_row: int
+    mapped: bool
+
+
+class Index:
+    """An exact Lee-distance index of Q² codes with 64-bit ids.
+
+    >>> import numpy as np, q2key
+    >>> x = np.random.default_rng(0).normal(size=(1000, 64)).astype(np.float32)
+    >>> index = q2key.Index(64)
+    >>> ids = index.add(x)                      # sequential ids 0..999
+    >>> dist, found = index.search(x[:3], k=5)
+    >>> found[:, 0].tolist(), len(index), 7 in index
+    ([0, 1, 2], 1000, True)
+    >>> index.remove([0, 1])
+    2
+    >>> index.search(x[:1], k=1, filter=np.array([5, 6]))[1].tolist()
+    [[5]]
+    """
+
+    def __init__(
+        self, dim: int, *, threshold: ThresholdLike = None, weights: tuple[float, float, float] | None = None
+    ) -> None:
+        th = _thresholds_for(threshold, dim)
+        tau, cuts = (None, None) if th.kind == "gaussian" else th.resolve(dim)
+        w = None if weights is None else tuple(float(v) for v in weights)
+        if w is not None and len(w) != 3:
+            raise ShapeError(f"weights: expected (w_mag, w_sign, w_both), got {len(w)} values")
+        self._native = _native.Index(dim, tau, cuts, th.kind == "gaussian", w)
+        self._thresholds = th
+
+    @classmethod
+    def _wrap(cls, native: _native.Index) -> Index:
+        self = object.__new__(cls)
+        self._native = native
+        kind, tau, cuts = native.threshold_spec()
+        if kind == "gaussian":
+            self._thresholds = Thresholds.gaussian(native.dim)
+        elif kind == "global":
+            assert tau is not None
+            self._thresholds = Thresholds.global_(tau, dim=native.dim)
+        else:
+            self._thresholds = Thresholds.per_dim(cuts)
+        return self
+
+    # -- properties -----------------------------------------------------------------------------------------
+
+    @property
+    def dim(self) -> int:
+        return self._native.dim
+
+    @property
+    def code_bytes(self) -> int:
+        """Bytes per code: ``ceil(dim / 4)``."""
+        return self._native.width
+
+    @property
+    def thresholds(self) -> Thresholds:
+        """The thresholds vectors are encoded with (part of the index and of its file)."""
+        return self._thresholds
+
+    @property
+    def weights(self) -> tuple[float, float, float] | None:
+        """``(w_mag, w_sign, w_both)`` of weighted Lee search, or ``None`` for plain Lee."""
+        return self._native.weights
+
+    @property
+    def mapped(self) -> bool:
+        """Whether the codes are memory-mapped from a file (the index is then read-only)."""
+        return self._native.mapped
+
+    def __len__(self) -> int:
+        return len(self._native)
+
+    def __contains__(self, id: object) -> bool:
+        if isinstance(id, bool) or not isinstance(id, (int, np.integer)) or not 0 <= int(id) < 2**64:
+            return False
+        return self._native.contains(int(id))
+
+    def __repr__(self) -> str:
+        s = self.stats()
+        mapped = " mapped" if s.mapped else ""
+        return f"<q2key.Index dim={s.dim} rows={s.alive} thresholds={self._thresholds.kind}{mapped}>"
+
+    # -- writing --------------------------------------------------------------------------------------------
+
+    def add(self, vectors: Any, ids: Any = None, *, threads: int | None = None) -> npt.NDArray[np.uint64]:
+        """Encodes ``vectors`` (``(N, dim)`` or ``(dim,)``) with the index's thresholds and stores them.
+
+        Returns their ids (sequential from the next free id when ``ids`` is None). All or nothing:
+        a NaN row, a wrong width, or a duplicate or present id raises before anything is stored.
+        """
+        rows, _ = float_rows(vectors, "vectors")
+        self._check_dim(int(rows.shape[1]), "vectors")
+        id_arr = _ids(ids, int(rows.shape[0]))
+        n = check_threads(threads)
+        if rows.dtype == np.float32:
+            return self._native.add_f32(cast(Float32, rows), id_arr, n)
+        return self._native.add_f64(cast(Float64, rows), id_arr, n)
+
+    def add_codes(self, codes: Any, ids: Any = None) -> npt.NDArray[np.uint64]:
+        """Stores ready-made codes (uint8 ``(N, code_bytes)``); like :meth:`add` otherwise."""
+        c = self._codes(codes, "codes")
+        return self._native.add_codes(c, _ids(ids, int(c.shape[0])))
+
+    def remove(self, ids: Any) -> int:
+        """Removes ``ids`` (unknown ones are ignored) and returns how many were removed.
+
+        O(1) per id; memory is reclaimed by :meth:`compact`, which runs by itself once more than
+        a quarter of the rows are removed.
+        """
+        return self._native.remove(_id_list(ids))
+
+    def compact(self) -> None:
+        """Drops removed rows and frees their memory (insertion order of the rest is kept)."""
+        self._native.compact()
+
+    # -- reading --------------------------------------------------------------------------------------------
+
+    def search(
+        self,
+        queries: Any,
+        k: int = 10,
+        *,
+        filter: Any = None,
+        rescore: Rescore | None = None,
+        oversample: int = 4,
+        complement: bool = False,
+        threads: int | None = None,
+    ) -> tuple[npt.NDArray[Any], npt.NDArray[np.uint64]]:
+        """The ``k`` nearest stored vectors of each query: ``(distances, ids)``, each ``(Q, columns)``.
+
+        ``queries`` are float vectors (encoded with the index's thresholds) or uint8 codes.
+        ``columns = min(k, rows allowed)``: never a ``-1`` placeholder. Ties go to the lower id.
+
+        - ``filter``: an array of allowed ids, or a boolean mask over ids (``mask[id]``).
+        - ``rescore``: float vectors of the stored ids — an array or ``np.memmap`` indexed by id
+          (with the default sequential ids: in insertion order), or a callable from an array of
+          ids to their vectors. The best ``k · oversample`` by Lee distance are re-ranked by exact
+          cosine; distances are then ``1 − cosine`` (float64). Needs float queries.
+        - ``complement``: search with complemented queries (SPEC §3: the design's antonym
+          prediction, ``θ`` applied to every symbol).
+
+        Distances are uint32 Lee distances, or float64 for an index with ``weights``.
+        """
+        _check_k(k, "k")
+        floats, codes = self._queries(queries, complement)
+        n = check_threads(threads)
+        ids_f, mask_f = _filter(filter)
+        if rescore is None:
+            dist, weighted, ids = self._native.search(codes, k, ids_f, mask_f, n)
+            return (dist if self.weights is None else weighted), ids
+        if floats is None:
+            raise Q2KeyError("rescore: needs float queries (cosine is computed on the vectors), got codes")
+        _check_k(oversample, "oversample")
+        _, _, candidates = self._native.search(codes, k * oversample, ids_f, mask_f, n)
+        return _rescore(floats, candidates, rescore, k)
+
+    def range_search(
+        self, queries: Any, radius: int, *, filter: Any = None, complement: bool = False, threads: int | None = None
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint32], npt.NDArray[np.uint64]]:
+        """Every stored vector within Lee distance ``radius`` (inclusive) of each query.
+
+        faiss's layout: the hits of query ``q`` are ``distances[lims[q]:lims[q+1]]`` and
+        ``ids[lims[q]:lims[q+1]]``, ordered by (distance, id).
+        """
+        if isinstance(radius, bool) or not isinstance(radius, (int, np.integer)) or not 0 <= radius < 2**32:
+            raise Q2KeyError(f"radius: expected an integer Lee distance ≥ 0, got {radius!r}")
+        _, codes = self._queries(queries, complement)
+        ids_f, mask_f = _filter(filter)
+        return self._native.range_search(codes, int(radius), ids_f, mask_f, check_threads(threads))
+
+    def window(self, key: int, delta: int) -> npt.NDArray[np.uint64]:
+        """Ids whose key lies in ``[key − delta, key + delta]`` (saturating), in key order (SPEC §4)."""
+        return self._native.window(_u64(key, "key"), _u64(delta, "delta"))
+
+    def prefix(self, key: int, depth: int) -> npt.NDArray[np.uint64]:
+        """Ids whose first ``depth`` transitions (0..32) equal ``key``'s, in key order."""
+        if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or not 0 <= depth <= 32:
+            raise Q2KeyError(f"depth: expected 0..32 transitions, got {depth!r}")
+        return self._native.prefix(_u64(key, "key"), int(depth))
+
+    def codes(self, ids: Any) -> npt.NDArray[np.uint8]:
+        """The stored codes of ``ids``, in that order; an unknown id raises naming it."""
+        return self._native.codes_of(_id_list(ids))
+
+    def arrays(self) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
+        """``(codes, keys, ids)`` of every stored row in insertion order (read-only copies; compacts first)."""
+        codes, keys, ids = self._native.arrays()
+        for a in (codes, keys, ids):
+            a.flags.writeable = False
+        return codes, keys, ids
+
+    def stats(self) -> IndexStats:
+        return IndexStats(*self._native.stats())
+
+    # -- persistence ----------------------------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Saves to one file atomically (temp file, fsync, rename); see docs/FORMAT.md."""
+        self._native.save(os.fspath(path))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, mmap: bool = False) -> Index:
+        """Loads a saved index; with ``mmap=True`` the codes stay in the file, mapped read-only.
+
+        A truncated, corrupted, foreign or newer-version file raises :class:`q2key.FormatError`.
+        """
+        return cls._wrap(_native.Index.load(os.fspath(path), bool(mmap)))
+
+    # -- helpers --------------------------------------------------------------------------------------------
+
+    def _check_dim(self, dim: int, arg: str) -> None:
+        if dim != self.dim:
+            raise ShapeError(f"{arg}: expected vectors of dimension {self.dim}, got {dim}")
+
+    def _codes(self, codes: Any, arg: str) -> npt.NDArray[np.uint8]:
+        c = code_rows(codes, arg)
+        if c.shape[1] != self.code_bytes:
+            raise ShapeError(
+                f"{arg}: expected codes of {self.code_bytes} bytes (dimension {self.dim}), got {c.shape[1]}"
+            )
+        return c
+
+    def _queries(self, queries: Any, complement: bool) -> tuple[Float32 | Float64 | None, npt.NDArray[np.uint8]]:
+        """Float queries (or None for codes) and their codes, complemented if asked."""
+        a = np.asarray(queries)
+        if a.dtype == np.uint8:
+            floats, codes = None, self._codes(a, "queries")
+        else:
+            floats, _ = float_rows(a, "queries")
+            self._check_dim(int(floats.shape[1]), "queries")
+            codes = encode(floats, threshold=self._thresholds).codes
+        if complement:
+            codes = complement_codes(codes, self.dim)
+        return floats, np.ascontiguousarray(codes)
+
+
+def _thresholds_for(threshold: ThresholdLike, dim: int) -> Thresholds:
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
+        raise Q2KeyError(f"dim: expected a positive int, got {dim!r}")
+    if threshold is None:
+        return Thresholds.gaussian(int(dim))
+    if isinstance(threshold, Thresholds):
+        threshold.resolve(int(dim))  # checks the dimension
+        if threshold.kind == "global":
+            return Thresholds.global_(cast(float, threshold.tau), dim=int(dim)).with_report(threshold.report)
+        return threshold
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)):
+        raise DTypeError(f"threshold: expected a number, a q2key.Thresholds or None, got {type(threshold).__name__}")
+    return Thresholds.global_(float(threshold), dim=int(dim))
+
+
+def _ids(ids: Any, rows: int | None) -> npt.NDArray[np.uint64] | None:
+    """Ids as a contiguous uint64 array (``rows`` of them when given); negative or fractional ids are errors."""
+    if ids is None:
+        return None
+    a = np.asarray(ids)
+    if a.ndim == 0:
+        a = a.reshape(1)
+    if a.dtype.kind not in "iu" and not (a.size == 0 and a.dtype.kind == "f"):
+        raise DTypeError(f"ids: expected integer ids, got dtype {a.dtype}")
+    if a.ndim != 1:
+        raise ShapeError(f"ids: expected a 1-D array, got shape {a.shape}")
+    if a.dtype.kind == "i" and a.size and int(a.min()) < 0:
+        raise Q2KeyError(f"ids: ids are unsigned 64-bit integers, got {int(a.min())}")
+    if rows is not None and a.shape[0] != rows:
+        raise ShapeError(f"ids: expected {rows} ids (one per row), got {a.shape[0]}")
+    return np.ascontiguousarray(a, dtype=np.uint64)
+
+
+def _id_list(ids: Any) -> npt.NDArray[np.uint64]:
+    a = _ids(ids, None)
+    if a is None:
+        raise DTypeError("ids: expected integer ids, got None")
+    return a
+
+
+def _filter(filter: Any) -> tuple[npt.NDArray[np.uint64] | None, npt.NDArray[np.bool_] | None]:
+    if filter is None:
+        return None, None
+    a = np.asarray(filter)
+    if a.dtype == np.bool_:
+        if a.ndim != 1:
+            raise ShapeError(f"filter: a boolean mask over ids must be 1-D, got shape {a.shape}")
+        return None, np.ascontiguousarray(a)
+    return _ids(a, None), None
+
+
+def _check_k(k: Any, arg: str) -> None:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise Q2KeyError(f"{arg}: expected a positive int, got {k!r}")
+
+
+def _u64(v: Any, arg: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= int(v) < 2**64:
+        raise Q2KeyError(f"{arg}: expected an unsigned 64-bit integer, got {v!r}")
+    return int(v)
+
+
+def _rescore(
+    queries: Float32 | Float64, candidates: npt.NDArray[np.uint64], source: Rescore, k: int
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.uint64]]:
+    """Re-ranks each query's candidate ids by exact cosine: ``(1 − cosine, ids)``, ties to the lower id."""
+    q = np.asarray(queries, dtype=np.float64)
+    if candidates.shape[1] == 0:
+        return np.zeros((q.shape[0], 0)), candidates
+    flat = candidates.ravel()
+    if callable(source):
+        vectors = np.asarray(source(flat), dtype=np.float64)
+    else:
+        table = cast(npt.NDArray[Any], source if isinstance(source, np.ndarray) else np.asarray(source))
+        if table.ndim != 2 or table.shape[1] != q.shape[1]:
+            raise ShapeError(f"rescore: expected vectors (rows, {q.shape[1]}) indexed by id, got shape {table.shape}")
+        if int(flat.max()) >= table.shape[0]:
+            raise ShapeError(f"rescore: id {int(flat.max())} is beyond the {table.shape[0]} rows of the vectors")
+        vectors = np.asarray(table[flat.astype(np.intp)], dtype=np.float64)
+    if vectors.shape != (flat.size, q.shape[1]):
+        raise ShapeError(f"rescore: expected {flat.size} vectors of dimension {q.shape[1]}, got shape {vectors.shape}")
+    if not np.isfinite(vectors).all():
+        raise Q2KeyError("rescore: the vectors contain NaN or ±Inf")
+    vectors = vectors.reshape(*candidates.shape, q.shape[1])
+    norms = np.linalg.norm(vectors, axis=2) * np.linalg.norm(q, axis=1)[:, None]
+    cos = np.einsum("qcn,qn->qc", vectors, q) / np.where(norms == 0, 1.0, norms)
+    dist = 1.0 - cos
+    # Sort by (distance, id): lexsort's last key is the primary one.
+    order = np.lexsort((candidates, dist), axis=1)[:, :k]
+    return np.take_along_axis(dist, order, axis=1), np.take_along_axis(candidates, order, axis=1)

@@ -1,0 +1,73 @@
+//! What an index stores, as plain arrays: the in-memory form of a saved file.
+//!
+//! `IndexData` is always compact (no removed rows): the index keeps its
+//! tombstones elsewhere and compacts before saving.
+
+use crate::cuts::DimCuts;
+use crate::lee::LeeWeights;
+use std::ops::Deref;
+
+/// The threshold rule codes were made with (part of the index: codes are only
+/// comparable under equal thresholds).
+#[derive(Debug, Clone, PartialEq)]
+pub enum IndexThresholds {
+    /// `τ = 0.6745/√dim`.
+    Gaussian,
+    /// One `τ` for every dimension.
+    Global(f64),
+    /// Three cuts per dimension.
+    PerDim(DimCuts),
+}
+
+/// Row-major codes, owned or memory-mapped read-only from a saved file.
+pub enum Codes {
+    Owned(Vec<u8>),
+    /// `len` bytes at `offset` of a read-only map of the whole file.
+    Mapped {
+        map: memmap2::Mmap,
+        offset: usize,
+        len: usize,
+    },
+}
+
+impl Codes {
+    pub fn is_mapped(&self) -> bool {
+        matches!(self, Codes::Mapped { .. })
+    }
+}
+
+impl Deref for Codes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Codes::Owned(v) => v,
+            Codes::Mapped { map, offset, len } => &map[*offset..*offset + *len],
+        }
+    }
+}
+
+impl std::fmt::Debug for Codes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = if self.is_mapped() { "mapped" } else { "owned" };
+        write!(f, "Codes({kind}, {} bytes)", self.len())
+    }
+}
+
+/// Everything a saved index holds. Invariants (checked by the loader):
+/// `codes.len() == ids.len() · code_width(dim)`, `keys.len() == ids.len()`,
+/// ids unique and `< next_id` is NOT required (user ids may be anything),
+/// `key_order` a permutation of `0..ids.len()` sorted by `(keys[row], ids[row])`.
+#[derive(Debug)]
+pub struct IndexData {
+    pub dim: usize,
+    pub thresholds: IndexThresholds,
+    /// `None`: plain Lee distance.
+    pub weights: Option<LeeWeights>,
+    /// The id `add` gives the next vector when none is given.
+    pub next_id: u64,
+    pub codes: Codes,
+    pub ids: Vec<u64>,
+    pub keys: Vec<u64>,
+    /// Rows sorted by `(key, id)`: the key-window structure (SPEC §4).
+    pub key_order: Vec<u64>,
+}

@@ -1,0 +1,721 @@
+//! The on-disk format of an index (`docs/FORMAT.md` has the byte tables).
+//!
+//! One file: a 16-byte preamble (magic, format version, header length), a
+//! fixed 240-byte header with the section table, the header's CRC-32C, zero
+//! padding to byte 320, then five sections (CUTS, CODES, IDS, KEYS, KEY_ORDER)
+//! at 64-byte aligned offsets, each with its own CRC-32C, zero padding
+//! between them and nothing after the last. Everything is little-endian and
+//! the layout is canonical: one `IndexData` has exactly one encoding, and the
+//! loader rejects every other byte string (wrong offsets, nonzero padding,
+//! trailing bytes, non-canonical floats in unused fields).
+//!
+//! The loader never trusts a count before checking it against the file
+//! length, so no input makes it allocate more than the file justifies, and it
+//! re-derives everything it can (keys from codes, the key order) so that a
+//! corrupted body is caught even if a checksum were fooled.
+
+use super::data::{Codes, IndexData, IndexThresholds};
+use crate::cuts::DimCuts;
+use crate::error::{Error, Result};
+use crate::gray::{code_width, last_byte_mask};
+use crate::lee::LeeWeights;
+use crate::runs::key_and_transitions;
+use rayon::prelude::*;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The first 8 bytes of every index file.
+pub const MAGIC: [u8; 8] = *b"Q2KEYIDX";
+/// The format version this build writes and reads.
+pub const VERSION: u32 = 1;
+/// Bytes of the preamble: magic, version, header length.
+pub const PREAMBLE_LEN: usize = 16;
+/// Bytes of the fixed header fields before the section table.
+pub const FIELDS_LEN: usize = 80;
+/// Bytes of one section descriptor.
+pub const DESCRIPTOR_LEN: usize = 32;
+/// Sections of a format-1 file, in file order.
+pub const SECTION_COUNT: usize = 5;
+/// Bytes of the header (fields + section table) in format 1.
+pub const HEADER_LEN: usize = FIELDS_LEN + SECTION_COUNT * DESCRIPTOR_LEN;
+/// Offset of the header's CRC-32C (over bytes `0..HEADER_CRC_AT`).
+pub const HEADER_CRC_AT: usize = PREAMBLE_LEN + HEADER_LEN;
+/// Alignment of every section payload.
+pub const ALIGN: usize = 64;
+/// Offset of the first section: the header and its CRC, padded to [`ALIGN`].
+pub const FIRST_SECTION_AT: usize = (HEADER_CRC_AT + 4).next_multiple_of(ALIGN);
+/// Section tags, in file order.
+pub const TAGS: [[u8; 4]; SECTION_COUNT] = [*b"CUTS", *b"CODE", *b"IDS\0", *b"KEYS", *b"KORD"];
+
+const CUTS: usize = 0;
+const CODES: usize = 1;
+const IDS: usize = 2;
+const KEYS: usize = 3;
+const KEY_ORDER: usize = 4;
+const SECTION_NAMES: [&str; SECTION_COUNT] = ["CUTS", "CODES", "IDS", "KEYS", "KEY_ORDER"];
+
+const KIND_GAUSSIAN: u32 = 0;
+const KIND_GLOBAL: u32 = 1;
+const KIND_PER_DIM: u32 = 2;
+
+/// Rows checked per parallel task.
+const ROWS_PER_TASK: usize = 4096;
+
+/// Where each section lives: `offset` and `len` in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    offset: usize,
+    len: usize,
+}
+
+impl Span {
+    fn range(self) -> Range<usize> {
+        self.offset..self.offset + self.len
+    }
+}
+
+/// The canonical section spans of an index with these counts, and the file length;
+/// `None` when a size does not fit in `usize` (no real file can be that large).
+fn layout(dim: usize, rows: usize, per_dim: bool) -> Option<([Span; SECTION_COUNT], usize)> {
+    let width = code_width(dim);
+    let lens = [
+        if per_dim { dim.checked_mul(24)? } else { 0 },
+        rows.checked_mul(width)?,
+        rows.checked_mul(8)?,
+        rows.checked_mul(8)?,
+        rows.checked_mul(8)?,
+    ];
+    let mut spans = [Span { offset: 0, len: 0 }; SECTION_COUNT];
+    let mut at = FIRST_SECTION_AT;
+    for (span, len) in spans.iter_mut().zip(lens) {
+        at = at.checked_next_multiple_of(ALIGN)?;
+        *span = Span { offset: at, len };
+        at = at.checked_add(len)?;
+    }
+    Some((spans, at))
+}
+
+// ---------------------------------------------------------------------------
+// Writing
+
+/// The cheap consistency checks a writer needs (the loader checks everything).
+fn check_data(data: &IndexData) -> Result<()> {
+    let rows = data.ids.len();
+    if data.dim == 0 {
+        return Err(Error::value("dim", "must be at least 1"));
+    }
+    let width = code_width(data.dim);
+    if data.codes.len() != rows * width {
+        return Err(Error::shape(
+            "codes",
+            format!("{rows} rows of {width} bytes = {} bytes", rows * width),
+            format!("{} bytes", data.codes.len()),
+        ));
+    }
+    if data.keys.len() != rows {
+        return Err(Error::shape("keys", format!("{rows} keys"), data.keys.len()));
+    }
+    if data.key_order.len() != rows {
+        return Err(Error::shape("key_order", format!("{rows} rows"), data.key_order.len()));
+    }
+    if let IndexThresholds::PerDim(c) = &data.thresholds {
+        if c.dim() != data.dim {
+            return Err(Error::shape("thresholds", format!("dimension {}", data.dim), c.dim()));
+        }
+    }
+    Ok(())
+}
+
+/// CRC-32C of `values` as little-endian bytes.
+fn crc_u64s(values: &[u64]) -> u32 {
+    let mut buf = [0u8; 8 * 512];
+    values.chunks(512).fold(0, |crc, chunk| {
+        let bytes = le_bytes(chunk, &mut buf);
+        crc32c::crc32c_append(crc, bytes)
+    })
+}
+
+fn crc_f64s(values: &[f64]) -> u32 {
+    let bits: Vec<u64> = values.iter().map(|v| v.to_bits()).collect();
+    crc_u64s(&bits)
+}
+
+/// `values` as little-endian bytes in `buf` (`8 · values.len() ≤ buf.len()`).
+fn le_bytes<'a>(values: &[u64], buf: &'a mut [u8]) -> &'a [u8] {
+    for (out, v) in buf.chunks_exact_mut(8).zip(values) {
+        out.copy_from_slice(&v.to_le_bytes());
+    }
+    &buf[..8 * values.len()]
+}
+
+fn write_u64s(w: &mut impl Write, values: &[u64]) -> io::Result<()> {
+    let mut buf = [0u8; 8 * 512];
+    for chunk in values.chunks(512) {
+        w.write_all(le_bytes(chunk, &mut buf))?;
+    }
+    Ok(())
+}
+
+fn put_u32(buf: &mut [u8], at: usize, v: u32) {
+    buf[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+fn put_u64(buf: &mut [u8], at: usize, v: u64) {
+    buf[at..at + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+/// Streams `data` in the file format to `w` (one pass over the data for the
+/// checksums, one to write). `data` must be consistent (see [`IndexData`]);
+/// inconsistent lengths give an `InvalidInput` error before anything is written.
+pub fn write_to(data: &IndexData, w: &mut impl Write) -> io::Result<()> {
+    check_data(data).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+    let rows = data.ids.len();
+    let (kind, tau, cuts) = match &data.thresholds {
+        IndexThresholds::Gaussian => (KIND_GAUSSIAN, 0.0, &[][..]),
+        IndexThresholds::Global(t) => (KIND_GLOBAL, *t, &[][..]),
+        IndexThresholds::PerDim(c) => (KIND_PER_DIM, 0.0, c.as_slice()),
+    };
+    let too_big = || io::Error::new(io::ErrorKind::InvalidInput, "index too large for this platform");
+    let (spans, _) = layout(data.dim, rows, kind == KIND_PER_DIM).ok_or_else(too_big)?;
+    let crcs = [
+        crc_f64s(cuts),
+        crc32c::crc32c(&data.codes),
+        crc_u64s(&data.ids),
+        crc_u64s(&data.keys),
+        crc_u64s(&data.key_order),
+    ];
+
+    let mut head = [0u8; FIRST_SECTION_AT];
+    head[..8].copy_from_slice(&MAGIC);
+    put_u32(&mut head, 8, VERSION);
+    put_u32(&mut head, 12, HEADER_LEN as u32);
+    let h = PREAMBLE_LEN;
+    put_u64(&mut head, h, data.dim as u64);
+    put_u64(&mut head, h + 8, code_width(data.dim) as u64);
+    put_u64(&mut head, h + 16, rows as u64);
+    put_u64(&mut head, h + 24, data.next_id);
+    put_u32(&mut head, h + 32, kind);
+    put_u32(&mut head, h + 36, u32::from(data.weights.is_some()));
+    put_u64(&mut head, h + 40, tau.to_bits());
+    if let Some(wt) = data.weights {
+        put_u64(&mut head, h + 48, wt.magnitude.to_bits());
+        put_u64(&mut head, h + 56, wt.sign.to_bits());
+        put_u64(&mut head, h + 64, wt.both.to_bits());
+    }
+    put_u32(&mut head, h + 72, SECTION_COUNT as u32);
+    for (i, (span, crc)) in spans.iter().zip(crcs).enumerate() {
+        let d = h + FIELDS_LEN + i * DESCRIPTOR_LEN;
+        head[d..d + 4].copy_from_slice(&TAGS[i]);
+        put_u64(&mut head, d + 8, span.offset as u64);
+        put_u64(&mut head, d + 16, span.len as u64);
+        put_u32(&mut head, d + 24, crc);
+    }
+    let crc = crc32c::crc32c(&head[..HEADER_CRC_AT]);
+    put_u32(&mut head, HEADER_CRC_AT, crc);
+    w.write_all(&head)?;
+
+    let mut at = FIRST_SECTION_AT;
+    let zeros = [0u8; ALIGN];
+    for (i, span) in spans.iter().enumerate() {
+        w.write_all(&zeros[..span.offset - at])?;
+        match i {
+            CUTS => {
+                let bits: Vec<u64> = cuts.iter().map(|v| v.to_bits()).collect();
+                write_u64s(w, &bits)?
+            }
+            CODES => w.write_all(&data.codes)?,
+            IDS => write_u64s(w, &data.ids)?,
+            KEYS => write_u64s(w, &data.keys)?,
+            _ => write_u64s(w, &data.key_order)?,
+        }
+        at = span.offset + span.len;
+    }
+    Ok(())
+}
+
+/// Saves `data` to `path` atomically: writes `<name>.tmp-<pid>-<n>` in the
+/// same directory, fsyncs it, renames it over `path` and fsyncs the
+/// directory. Readers see the old file or the new one, never a mix; a file
+/// currently memory-mapped (even the one `data`'s codes are mapped from)
+/// keeps its old contents for the mapping. On error the temporary file is
+/// removed and the error names `path`.
+pub fn save(data: &IndexData, path: &Path) -> Result<()> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    check_data(data)?;
+    let shown = path.display().to_string();
+    let name = path.file_name().ok_or_else(|| Error::Io {
+        path: shown.clone(),
+        kind: io::ErrorKind::InvalidInput,
+        reason: "not a file path (no file name)".into(),
+    })?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut tmp_name = name.to_os_string();
+    tmp_name.push(format!(".tmp-{}-{n}", std::process::id()));
+    let tmp = dir.join(tmp_name);
+    let io_err = |what: &str, e: io::Error| Error::Io {
+        path: shown.clone(),
+        kind: e.kind(),
+        reason: format!("{what}: {e}"),
+    };
+
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(|e| io_err(&format!("cannot create the temporary file {}", tmp.display()), e))?;
+    let written = (|| {
+        let mut w = io::BufWriter::with_capacity(1 << 20, file);
+        write_to(data, &mut w).map_err(|e| io_err("cannot write", e))?;
+        let file = w.into_inner().map_err(|e| io_err("cannot write", e.into_error()))?;
+        file.sync_all().map_err(|e| io_err("cannot sync", e))?;
+        drop(file);
+        std::fs::rename(&tmp, path).map_err(|e| io_err("cannot rename the temporary file over it", e))
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    // The new file is in place; make its directory entry durable too.
+    File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_err(&format!("saved, but cannot sync the directory {}", dir.display()), e))
+}
+
+// ---------------------------------------------------------------------------
+// Reading
+
+fn fail(path: &str, reason: impl Into<String>) -> Error {
+    Error::Format {
+        path: path.to_string(),
+        reason: reason.into(),
+    }
+}
+
+fn get_u32(b: &[u8], at: usize) -> u32 {
+    let mut v = [0u8; 4];
+    v.copy_from_slice(&b[at..at + 4]);
+    u32::from_le_bytes(v)
+}
+
+fn get_u64(b: &[u8], at: usize) -> u64 {
+    let mut v = [0u8; 8];
+    v.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(v)
+}
+
+fn u64s(bytes: &[u8]) -> Vec<u64> {
+    bytes
+        .chunks_exact(8)
+        .map(|c| {
+            let mut v = [0u8; 8];
+            v.copy_from_slice(c);
+            u64::from_le_bytes(v)
+        })
+        .collect()
+}
+
+/// Everything but the codes, validated, and where the codes are.
+struct Parts {
+    dim: usize,
+    thresholds: IndexThresholds,
+    weights: Option<LeeWeights>,
+    next_id: u64,
+    codes: Range<usize>,
+    ids: Vec<u64>,
+    keys: Vec<u64>,
+    key_order: Vec<u64>,
+}
+
+/// Checks the preamble and header of `bytes` (the whole file) and returns the
+/// section spans, all proven to lie inside `bytes`.
+fn read_header(bytes: &[u8], path: &str) -> Result<Header> {
+    let len = bytes.len();
+    if len == 0 {
+        return Err(fail(path, "empty file: not a q2key index"));
+    }
+    let n = len.min(MAGIC.len());
+    if bytes[..n] != MAGIC[..n] {
+        return Err(fail(path, "not a q2key index (wrong magic bytes)"));
+    }
+    if len < PREAMBLE_LEN {
+        return Err(fail(path, format!("truncated: {len} bytes, shorter than the preamble")));
+    }
+    let version = get_u32(bytes, 8);
+    if version > VERSION {
+        return Err(fail(
+            path,
+            format!("written by a newer q2key (format {version}); this one reads {VERSION}"),
+        ));
+    }
+    if version != VERSION {
+        return Err(fail(
+            path,
+            format!("unknown format version {version}; this q2key reads {VERSION}"),
+        ));
+    }
+    let header_len = get_u32(bytes, 12);
+    if header_len as usize != HEADER_LEN {
+        return Err(fail(
+            path,
+            format!("corrupted header: length {header_len}, format {VERSION} has {HEADER_LEN}"),
+        ));
+    }
+    if len < FIRST_SECTION_AT {
+        return Err(fail(
+            path,
+            format!("truncated: {len} bytes, the header alone takes {FIRST_SECTION_AT}"),
+        ));
+    }
+    let stored = get_u32(bytes, HEADER_CRC_AT);
+    let computed = crc32c::crc32c(&bytes[..HEADER_CRC_AT]);
+    if stored != computed {
+        return Err(fail(
+            path,
+            format!("corrupted header: checksum {stored:#010x}, computed {computed:#010x}"),
+        ));
+    }
+    if bytes[HEADER_CRC_AT + 4..FIRST_SECTION_AT].iter().any(|&b| b != 0) {
+        return Err(fail(path, "corrupted: nonzero padding after the header"));
+    }
+
+    let h = PREAMBLE_LEN;
+    let bad = |what: String| fail(path, format!("corrupted header: {what}"));
+    let dim64 = get_u64(bytes, h);
+    let width64 = get_u64(bytes, h + 8);
+    let rows64 = get_u64(bytes, h + 16);
+    let next_id = get_u64(bytes, h + 24);
+    let kind = get_u32(bytes, h + 32);
+    let weights_flag = get_u32(bytes, h + 36);
+    let tau_bits = get_u64(bytes, h + 40);
+    let w_bits = [get_u64(bytes, h + 48), get_u64(bytes, h + 56), get_u64(bytes, h + 64)];
+    let sections = get_u32(bytes, h + 72);
+    let reserved = get_u32(bytes, h + 76);
+
+    if dim64 == 0 {
+        return Err(bad("dimension 0".into()));
+    }
+    // A dimension or row count larger than the file cannot be real (each takes ≥ 1 byte).
+    let dim = usize::try_from(dim64)
+        .ok()
+        .filter(|&d| d / 4 <= len)
+        .ok_or_else(|| bad(format!("dimension {dim64} does not fit a file of {len} bytes")))?;
+    if width64 != code_width(dim) as u64 {
+        return Err(bad(format!(
+            "code width {width64}, dimension {dim} needs {}",
+            code_width(dim)
+        )));
+    }
+    let rows = usize::try_from(rows64)
+        .ok()
+        .filter(|&r| r <= len / 8)
+        .ok_or_else(|| bad(format!("{rows64} rows do not fit a file of {len} bytes")))?;
+    if sections as usize != SECTION_COUNT || reserved != 0 {
+        return Err(bad(format!(
+            "section count {sections} (reserved {reserved}); format {VERSION} has {SECTION_COUNT} (reserved 0)"
+        )));
+    }
+    let thresholds = match kind {
+        KIND_GAUSSIAN | KIND_PER_DIM if tau_bits != 0 => {
+            return Err(bad("a threshold value stored for a rule without one".into()))
+        }
+        KIND_GAUSSIAN => Some(IndexThresholds::Gaussian),
+        KIND_GLOBAL => {
+            let tau = f64::from_bits(tau_bits);
+            if !(tau.is_finite() && tau >= 0.0) {
+                return Err(bad(format!("threshold {tau}; must be finite and ≥ 0")));
+            }
+            Some(IndexThresholds::Global(tau))
+        }
+        KIND_PER_DIM => None,
+        k => return Err(bad(format!("unknown threshold kind {k}"))),
+    };
+    let weights = match weights_flag {
+        0 if w_bits != [0; 3] => return Err(bad("weights stored with the weights flag off".into())),
+        0 => None,
+        1 => {
+            let [m, s, b] = w_bits.map(f64::from_bits);
+            Some(LeeWeights::new(m, s, b).map_err(|e| bad(e.to_string()))?)
+        }
+        f => return Err(bad(format!("weights flag {f}, expected 0 or 1"))),
+    };
+    let (spans, end) = layout(dim, rows, thresholds.is_none())
+        .ok_or_else(|| bad(format!("{rows} rows of dimension {dim} do not fit in memory")))?;
+    let mut crcs = [0u32; SECTION_COUNT];
+    for (i, span) in spans.iter().enumerate() {
+        let d = h + FIELDS_LEN + i * DESCRIPTOR_LEN;
+        let name = SECTION_NAMES[i];
+        if bytes[d..d + 4] != TAGS[i] {
+            return Err(bad(format!("section {i} is not {name}")));
+        }
+        let (flags, offset, slen, reserved) = (
+            get_u32(bytes, d + 4),
+            get_u64(bytes, d + 8),
+            get_u64(bytes, d + 16),
+            get_u32(bytes, d + 28),
+        );
+        if flags != 0 || reserved != 0 {
+            return Err(bad(format!(
+                "section {name} has flags {flags:#x} / reserved {reserved:#x}"
+            )));
+        }
+        if offset != span.offset as u64 || slen != span.len as u64 {
+            return Err(bad(format!(
+                "section {name} at {offset} with {slen} bytes; the counts put it at {} with {}",
+                span.offset, span.len
+            )));
+        }
+        crcs[i] = get_u32(bytes, d + 24);
+    }
+    if len < end {
+        return Err(fail(path, format!("truncated: {len} bytes, the header says {end}")));
+    }
+    if len > end {
+        return Err(fail(
+            path,
+            format!(
+                "corrupted: {} bytes after the last section (file {len} bytes, expected {end})",
+                len - end
+            ),
+        ));
+    }
+    Ok(Header {
+        dim,
+        rows,
+        next_id,
+        thresholds,
+        weights,
+        spans,
+        crcs,
+    })
+}
+
+struct Header {
+    dim: usize,
+    rows: usize,
+    next_id: u64,
+    /// `None`: per-dimension cuts, in the CUTS section.
+    thresholds: Option<IndexThresholds>,
+    weights: Option<LeeWeights>,
+    spans: [Span; SECTION_COUNT],
+    crcs: [u32; SECTION_COUNT],
+}
+
+/// Validates all of `bytes` (one whole file) except what it returns as the
+/// codes range, whose contents are validated too: checksums, padding and
+/// every invariant of [`IndexData`].
+fn read_parts(bytes: &[u8], path: &str) -> Result<Parts> {
+    let head = read_header(bytes, path)?;
+    let mut at = FIRST_SECTION_AT;
+    for (i, span) in head.spans.iter().enumerate() {
+        if bytes[at..span.offset].iter().any(|&b| b != 0) {
+            return Err(fail(
+                path,
+                format!("corrupted: nonzero padding before section {}", SECTION_NAMES[i]),
+            ));
+        }
+        let computed = crc32c::crc32c(&bytes[span.range()]);
+        if computed != head.crcs[i] {
+            return Err(fail(
+                path,
+                format!(
+                    "corrupted: section {} checksum {:#010x}, computed {computed:#010x}",
+                    SECTION_NAMES[i], head.crcs[i]
+                ),
+            ));
+        }
+        at = span.offset + span.len;
+    }
+
+    let (dim, rows) = (head.dim, head.rows);
+    let thresholds = match head.thresholds {
+        Some(t) => t,
+        None => {
+            let cuts: Vec<f64> = u64s(&bytes[head.spans[CUTS].range()])
+                .into_iter()
+                .map(f64::from_bits)
+                .collect();
+            let cuts = DimCuts::new(&cuts, dim).map_err(|e| fail(path, format!("corrupted cuts: {e}")))?;
+            IndexThresholds::PerDim(cuts)
+        }
+    };
+    let codes = head.spans[CODES].range();
+    let ids = u64s(&bytes[head.spans[IDS].range()]);
+    let keys = u64s(&bytes[head.spans[KEYS].range()]);
+    let key_order = u64s(&bytes[head.spans[KEY_ORDER].range()]);
+    check_rows(&bytes[codes.clone()], dim, &keys, path)?;
+    check_ids(&ids, path)?;
+    check_key_order(&key_order, &keys, &ids, rows, path)?;
+    Ok(Parts {
+        dim,
+        thresholds,
+        weights: head.weights,
+        next_id: head.next_id,
+        codes,
+        ids,
+        keys,
+        key_order,
+    })
+}
+
+/// Padding bits zero and every key equal to the key of its code.
+fn check_rows(codes: &[u8], dim: usize, keys: &[u64], path: &str) -> Result<()> {
+    let width = code_width(dim);
+    let padding = !last_byte_mask(dim);
+    let first_bad = |first_row: usize, codes: &[u8], keys: &[u64]| -> Option<(usize, &'static str)> {
+        codes
+            .chunks_exact(width)
+            .zip(keys)
+            .enumerate()
+            .find_map(|(r, (code, &key))| {
+                if code[width - 1] & padding != 0 {
+                    Some((first_row + r, "nonzero padding bits in its code"))
+                } else if key_and_transitions(code, dim).0 != key {
+                    Some((first_row + r, "a key that does not match its code"))
+                } else {
+                    None
+                }
+            })
+    };
+    let bad = if keys.len() <= ROWS_PER_TASK {
+        first_bad(0, codes, keys)
+    } else {
+        codes
+            .par_chunks(ROWS_PER_TASK * width)
+            .zip(keys.par_chunks(ROWS_PER_TASK))
+            .enumerate()
+            .find_map_first(|(t, (codes, keys))| first_bad(t * ROWS_PER_TASK, codes, keys))
+    };
+    match bad {
+        Some((row, what)) => Err(fail(path, format!("corrupted: row {row} has {what}"))),
+        None => Ok(()),
+    }
+}
+
+fn check_ids(ids: &[u64], path: &str) -> Result<()> {
+    let mut sorted = ids.to_vec();
+    sorted.par_sort_unstable();
+    match sorted.windows(2).find(|w| w[0] == w[1]) {
+        Some(w) => Err(fail(path, format!("corrupted: id {} appears twice", w[0]))),
+        None => Ok(()),
+    }
+}
+
+/// `key_order` lists every row once, sorted by `(key, id)`: rows in range and
+/// strictly increasing pairs (ids are unique, so equal pairs mean a repeated
+/// row) with `rows` entries make a permutation.
+fn check_key_order(order: &[u64], keys: &[u64], ids: &[u64], rows: usize, path: &str) -> Result<()> {
+    let mut prev: Option<(u64, u64)> = None;
+    for (i, &r) in order.iter().enumerate() {
+        let row = usize::try_from(r).ok().filter(|&r| r < rows).ok_or_else(|| {
+            fail(
+                path,
+                format!("corrupted: key order entry {i} is row {r}, the index has {rows}"),
+            )
+        })?;
+        let pair = (keys[row], ids[row]);
+        if prev.is_some_and(|p| p >= pair) {
+            return Err(fail(
+                path,
+                format!("corrupted: key order is not sorted by (key, id) at entry {i}"),
+            ));
+        }
+        prev = Some(pair);
+    }
+    Ok(())
+}
+
+/// Decodes one whole file held in memory (the codes are copied). Any input
+/// that is not exactly a file [`write_to`] could have written gives
+/// [`Error::Format`] naming `path` and the problem; none panics, and none
+/// allocates more than a small multiple of `bytes.len()`.
+pub fn decode(bytes: &[u8], path: &str) -> Result<IndexData> {
+    let p = read_parts(bytes, path)?;
+    let codes = Codes::Owned(bytes[p.codes.clone()].to_vec());
+    Ok(assemble(p, codes))
+}
+
+fn assemble(p: Parts, codes: Codes) -> IndexData {
+    IndexData {
+        dim: p.dim,
+        thresholds: p.thresholds,
+        weights: p.weights,
+        next_id: p.next_id,
+        codes,
+        ids: p.ids,
+        keys: p.keys,
+        key_order: p.key_order,
+    }
+}
+
+/// Loads the index saved at `path`, validated as [`decode`] does. With
+/// `mmap`, the codes stay in the file, mapped read-only ([`Codes::Mapped`]);
+/// their checksum and keys are still verified here, which reads them once.
+/// The file must not be changed in place while mapped (q2key's own [`save`]
+/// never does: it replaces the file by renaming).
+pub fn load(path: &Path, mmap: bool) -> Result<IndexData> {
+    let shown = path.display().to_string();
+    let io_err = |what: &str, e: io::Error| Error::Io {
+        path: shown.clone(),
+        kind: e.kind(),
+        reason: format!("{what}: {e}"),
+    };
+    let mut file = File::open(path).map_err(|e| io_err("cannot open", e))?;
+    let len = file.metadata().map_err(|e| io_err("cannot stat", e))?.len();
+    if mmap && len > 0 {
+        // SAFETY: the map is read-only; q2key never writes index files in place
+        // (save renames a new file over the old one), and the loader checks every
+        // byte it uses. Another process truncating the file while it is mapped
+        // is outside what this function can guard against (documented).
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| io_err("cannot map", e))?;
+        let p = read_parts(&map, &shown)?;
+        let (offset, len) = (p.codes.start, p.codes.len());
+        return Ok(assemble(p, Codes::Mapped { map, offset, len }));
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(|e| io_err("cannot read", e))?;
+    let p = read_parts(&bytes, &shown)?;
+    // Reuse the file buffer for the codes instead of copying them.
+    bytes.truncate(p.codes.end);
+    bytes.drain(..p.codes.start);
+    bytes.shrink_to_fit();
+    Ok(assemble(p, Codes::Owned(bytes)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_constants() {
+        assert_eq!(HEADER_LEN, 240);
+        assert_eq!(HEADER_CRC_AT, 256);
+        assert_eq!(FIRST_SECTION_AT, 320);
+    }
+
+    #[test]
+    fn empty_index_round_trips() {
+        let data = IndexData {
+            dim: 5,
+            thresholds: IndexThresholds::Gaussian,
+            weights: None,
+            next_id: 7,
+            codes: Codes::Owned(Vec::new()),
+            ids: Vec::new(),
+            keys: Vec::new(),
+            key_order: Vec::new(),
+        };
+        let mut buf = Vec::new();
+        write_to(&data, &mut buf).unwrap();
+        assert_eq!(buf.len(), FIRST_SECTION_AT);
+        let back = decode(&buf, "mem").unwrap();
+        assert_eq!(back.dim, 5);
+        assert_eq!(back.next_id, 7);
+    }
+}

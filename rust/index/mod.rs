@@ -1,0 +1,394 @@
+//! An index of Q² codes with user ids: all-or-nothing batch adds, O(1)
+//! removals by tombstone with automatic compaction, exact (filtered) search,
+//! range search, key windows, and persistence (`format`).
+//!
+//! Rows are kept in insertion order. Search runs on a *view*: the allowed
+//! rows in id order, so the search kernel's "ties to the lower row" is "ties
+//! to the lower id". When every row is alive and ids increase with rows (the
+//! default sequential ids), the view is the stored codes themselves.
+
+pub mod data;
+pub mod format;
+mod query;
+mod windows;
+
+pub use data::{Codes, IndexData, IndexThresholds};
+pub use query::{Filter, Neighbours, RangeResult};
+
+use crate::encode::EncodeElement;
+use crate::error::{Error, Result};
+use crate::lee::LeeWeights;
+use crate::{code_width, keys_from_codes};
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+/// Compact automatically once more than this share of rows is dead.
+const DEAD_SHARE_LIMIT: f64 = 0.25;
+
+/// A Q² index. Not internally synchronised: wrap it in a lock to share it
+/// (`&self` methods only read, so a read/write lock lets searches run together).
+#[derive(Debug)]
+pub struct Index {
+    data: IndexData,
+    /// Per row: false once removed (a tombstone).
+    alive: Vec<bool>,
+    dead: usize,
+    /// Alive ids → row.
+    rows_of: HashMap<u64, usize>,
+    /// Whether ids strictly increase with the row (then row order is id order).
+    ids_increasing: bool,
+    /// The unfiltered search view, built on first use after a change.
+    view: OnceLock<Arc<query::View>>,
+    /// Alive rows sorted by (key, id), built on first use after a change.
+    key_order: OnceLock<Arc<windows::KeyOrder>>,
+}
+
+/// Figures `Index::stats` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexStats {
+    pub alive: usize,
+    pub dead: usize,
+    pub dim: usize,
+    pub code_bytes: usize,
+    /// Bytes held per stored row: code + key + id + liveness + the id map entry (estimate).
+    pub bytes_per_row: usize,
+    pub mapped: bool,
+}
+
+impl Index {
+    /// An empty index for vectors of dimension `dim`.
+    pub fn new(dim: usize, thresholds: IndexThresholds, weights: Option<LeeWeights>) -> Result<Index> {
+        if dim == 0 {
+            return Err(Error::value("dim", "must be at least 1"));
+        }
+        if let IndexThresholds::PerDim(c) = &thresholds {
+            if c.dim() != dim {
+                return Err(Error::shape(
+                    "threshold",
+                    format!("thresholds for dimension {dim}"),
+                    format!("dimension {}", c.dim()),
+                ));
+            }
+        }
+        if let IndexThresholds::Global(t) = thresholds {
+            crate::quantize::resolve_threshold(Some(t), dim)?;
+        }
+        if let Some(w) = weights {
+            LeeWeights::new(w.magnitude, w.sign, w.both)?;
+        }
+        Ok(Index::from_data(IndexData {
+            dim,
+            thresholds,
+            weights,
+            next_id: 0,
+            codes: Codes::Owned(Vec::new()),
+            ids: Vec::new(),
+            keys: Vec::new(),
+            key_order: Vec::new(),
+        }))
+    }
+
+    /// An index over loaded data (validated by the loader). The saved key
+    /// order is reused.
+    pub fn from_data(mut data: IndexData) -> Index {
+        let rows = data.ids.len();
+        let rows_of = data.ids.iter().enumerate().map(|(r, &id)| (id, r)).collect();
+        let ids_increasing = data.ids.windows(2).all(|w| w[0] < w[1]);
+        let key_order = OnceLock::new();
+        if data.key_order.len() == rows {
+            let order = std::mem::take(&mut data.key_order);
+            let _ = key_order.set(Arc::new(windows::KeyOrder::from_sorted_rows(&data.keys, order)));
+        }
+        Index {
+            data,
+            alive: vec![true; rows],
+            dead: 0,
+            rows_of,
+            ids_increasing,
+            view: OnceLock::new(),
+            key_order,
+        }
+    }
+
+    pub fn dim(&self) -> usize {
+        self.data.dim
+    }
+
+    pub fn width(&self) -> usize {
+        code_width(self.data.dim)
+    }
+
+    pub fn thresholds(&self) -> &IndexThresholds {
+        &self.data.thresholds
+    }
+
+    pub fn weights(&self) -> Option<LeeWeights> {
+        self.data.weights
+    }
+
+    /// Alive rows.
+    pub fn len(&self) -> usize {
+        self.data.ids.len() - self.dead
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn contains(&self, id: u64) -> bool {
+        self.rows_of.contains_key(&id)
+    }
+
+    /// Whether the codes are memory-mapped from a file (then the index is read-only).
+    pub fn is_mapped(&self) -> bool {
+        self.data.codes.is_mapped()
+    }
+
+    pub fn stats(&self) -> IndexStats {
+        let width = self.width();
+        IndexStats {
+            alive: self.len(),
+            dead: self.dead,
+            dim: self.data.dim,
+            code_bytes: width,
+            // code + key (8) + id (8) + alive flag (1) + id map entry (id, row, ~1 control byte).
+            bytes_per_row: width + 8 + 8 + 1 + 17,
+            mapped: self.is_mapped(),
+        }
+    }
+
+    /// Encodes `x` (`rows × dim`) with the index's thresholds and adds the
+    /// codes; see [`Index::add_codes`].
+    pub fn add<T: EncodeElement>(&mut self, x: &[T], ids: Option<&[u64]>) -> Result<Vec<u64>> {
+        self.check_writable()?;
+        let dim = self.data.dim;
+        let rows = x.len() / dim;
+        if rows * dim != x.len() {
+            return Err(Error::shape(
+                "x",
+                format!("rows of {dim} values"),
+                format!("{} values", x.len()),
+            ));
+        }
+        let width = self.width();
+        let mut codes = vec![0u8; rows * width];
+        let (mut keys, mut transitions) = (vec![0u64; rows], vec![0u32; rows]);
+        match &self.data.thresholds {
+            IndexThresholds::Gaussian => crate::encode(x, dim, None, &mut codes, &mut keys, &mut transitions)?,
+            IndexThresholds::Global(t) => crate::encode(x, dim, Some(*t), &mut codes, &mut keys, &mut transitions)?,
+            IndexThresholds::PerDim(c) => crate::encode_cuts(x, dim, c, &mut codes, &mut keys, &mut transitions)?,
+        }
+        self.append(codes, keys, ids)
+    }
+
+    /// Adds `codes` (`rows × width`) under `ids` (sequential from the next
+    /// free id when `None`). All-or-nothing: wrong widths, nonzero padding,
+    /// duplicate or already-present ids fail before anything is stored.
+    pub fn add_codes(&mut self, codes: &[u8], ids: Option<&[u64]>) -> Result<Vec<u64>> {
+        self.check_writable()?;
+        let width = self.width();
+        if !codes.len().is_multiple_of(width) {
+            return Err(Error::shape(
+                "codes",
+                format!("rows of {width} bytes (dimension {})", self.data.dim),
+                format!("{} bytes", codes.len()),
+            ));
+        }
+        let rows = codes.len() / width;
+        let (mut keys, mut transitions) = (vec![0u64; rows], vec![0u32; rows]);
+        keys_from_codes(codes, self.data.dim, &mut keys, &mut transitions)?;
+        self.append(codes.to_vec(), keys, ids)
+    }
+
+    fn append(&mut self, codes: Vec<u8>, keys: Vec<u64>, ids: Option<&[u64]>) -> Result<Vec<u64>> {
+        let rows = keys.len();
+        let ids = match ids {
+            Some(ids) => {
+                if ids.len() != rows {
+                    return Err(Error::shape(
+                        "ids",
+                        format!("{rows} ids (one per row)"),
+                        format!("{}", ids.len()),
+                    ));
+                }
+                self.check_new_ids(ids)?;
+                ids.to_vec()
+            }
+            None => {
+                let start = self.data.next_id;
+                let end = start
+                    .checked_add(rows as u64)
+                    .ok_or_else(|| Error::value("ids", "sequential ids would pass 2^64 - 1"))?;
+                (start..end).collect()
+            }
+        };
+        let Codes::Owned(stored) = &mut self.data.codes else {
+            return Err(read_only());
+        };
+        stored.extend_from_slice(&codes);
+        let first = self.data.ids.len();
+        let last_id = self.data.ids.last().copied();
+        self.ids_increasing &=
+            last_id.is_none_or(|l| ids.first().is_none_or(|&f| f > l)) && ids.windows(2).all(|w| w[0] < w[1]);
+        for (i, &id) in ids.iter().enumerate() {
+            self.rows_of.insert(id, first + i);
+        }
+        if let Some(&max) = ids.iter().max() {
+            self.data.next_id = self.data.next_id.max(max.saturating_add(1));
+        }
+        self.data.ids.extend_from_slice(&ids);
+        self.data.keys.extend_from_slice(&keys);
+        self.alive.resize(self.data.ids.len(), true);
+        self.changed();
+        Ok(ids)
+    }
+
+    fn check_new_ids(&self, ids: &[u64]) -> Result<()> {
+        let mut seen = std::collections::HashSet::with_capacity(ids.len());
+        for (i, &id) in ids.iter().enumerate() {
+            if self.rows_of.contains_key(&id) {
+                return Err(Error::value(
+                    "ids",
+                    format!("id {id} (row {i} of the batch) is already in the index"),
+                ));
+            }
+            if !seen.insert(id) {
+                return Err(Error::value(
+                    "ids",
+                    format!("id {id} appears twice in the batch (again at row {i})"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the given ids (unknown ids are ignored); returns how many were
+    /// removed. O(1) per id; compacts once more than a quarter of rows are dead.
+    pub fn remove(&mut self, ids: &[u64]) -> Result<usize> {
+        self.check_writable()?;
+        let mut removed = 0;
+        for id in ids {
+            if let Some(row) = self.rows_of.remove(id) {
+                self.alive[row] = false;
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            self.dead += removed;
+            self.changed();
+            if self.dead as f64 > DEAD_SHARE_LIMIT * self.data.ids.len() as f64 {
+                self.compact()?;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Drops removed rows, keeping the order of the others, and frees their memory.
+    pub fn compact(&mut self) -> Result<()> {
+        self.check_writable()?;
+        if self.dead == 0 {
+            return Ok(());
+        }
+        let width = self.width();
+        let Codes::Owned(codes) = &mut self.data.codes else {
+            return Err(read_only());
+        };
+        let mut to = 0;
+        for from in 0..self.alive.len() {
+            if self.alive[from] {
+                if to != from {
+                    codes.copy_within(from * width..(from + 1) * width, to * width);
+                    self.data.ids[to] = self.data.ids[from];
+                    self.data.keys[to] = self.data.keys[from];
+                }
+                to += 1;
+            }
+        }
+        codes.truncate(to * width);
+        codes.shrink_to_fit();
+        self.data.ids.truncate(to);
+        self.data.ids.shrink_to_fit();
+        self.data.keys.truncate(to);
+        self.data.keys.shrink_to_fit();
+        self.alive = vec![true; to];
+        self.dead = 0;
+        self.rows_of = self.data.ids.iter().enumerate().map(|(r, &id)| (id, r)).collect();
+        self.changed();
+        Ok(())
+    }
+
+    /// The codes of `ids`, in that order (`ids.len() × width`).
+    pub fn codes_of(&self, ids: &[u64]) -> Result<Vec<u8>> {
+        let width = self.width();
+        let mut out = Vec::with_capacity(ids.len() * width);
+        for (i, id) in ids.iter().enumerate() {
+            let row = *self
+                .rows_of
+                .get(id)
+                .ok_or_else(|| Error::value("ids", format!("id {id} (position {i}) is not in the index")))?;
+            out.extend_from_slice(&self.data.codes[row * width..(row + 1) * width]);
+        }
+        Ok(out)
+    }
+
+    /// The stored rows: codes, keys and ids, compact (call [`Index::compact`]
+    /// first if rows were removed: this returns `None` while tombstones exist).
+    pub fn arrays(&self) -> Option<(&[u8], &[u64], &[u64])> {
+        (self.dead == 0).then_some((&self.data.codes[..], &self.data.keys[..], &self.data.ids[..]))
+    }
+
+    /// Compacts, then saves atomically to `path` (see `docs/FORMAT.md`).
+    /// Saving a memory-mapped index over the file it maps is safe: the new
+    /// file replaces the name, the map keeps the old contents.
+    pub fn save(&mut self, path: &std::path::Path) -> Result<()> {
+        if self.dead > 0 {
+            self.compact()?;
+        }
+        self.data.key_order = self.key_order().rows().to_vec();
+        let saved = format::save(&self.data, path);
+        self.data.key_order = Vec::new();
+        saved
+    }
+
+    /// Loads an index saved by [`Index::save`]; with `mmap` the codes stay in
+    /// the file, mapped read-only, and writing methods fail.
+    pub fn load(path: &std::path::Path, mmap: bool) -> Result<Index> {
+        Ok(Index::from_data(format::load(path, mmap)?))
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.is_mapped() {
+            return Err(read_only());
+        }
+        Ok(())
+    }
+
+    /// Drops the caches that depend on the rows.
+    fn changed(&mut self) {
+        self.view = OnceLock::new();
+        self.key_order = OnceLock::new();
+    }
+
+    pub(crate) fn data(&self) -> &IndexData {
+        &self.data
+    }
+
+    pub(crate) fn alive(&self) -> &[bool] {
+        &self.alive
+    }
+
+    pub(crate) fn ids_increasing(&self) -> bool {
+        self.ids_increasing
+    }
+
+    pub(crate) fn row_of(&self, id: u64) -> Option<usize> {
+        self.rows_of.get(&id).copied()
+    }
+}
+
+fn read_only() -> Error {
+    Error::value(
+        "index",
+        "this index is memory-mapped read-only (loaded with mmap=True); load it without mmap to change it",
+    )
+}

@@ -1,0 +1,304 @@
+//! `q2key._native.Index`: the core index behind a read/write lock. Every
+//! method takes the lock with the GIL released, so searches from many Python
+//! threads run in parallel and writers wait only for the lock.
+
+use super::arrays::{matrix, to_matrix, to_vector, vector};
+use super::errors::{from_err, Q2KeyError};
+use super::run;
+use crate::cuts::DimCuts;
+use crate::encode::EncodeElement;
+use crate::index::{Filter, Index, IndexThresholds};
+use crate::lee::LeeWeights;
+use numpy::{PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
+use pyo3::prelude::*;
+use std::path::PathBuf;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+type U64s<'py> = Bound<'py, PyArray1<u64>>;
+/// `(kind, tau, cuts)` of the index's thresholds.
+type ThresholdSpec<'py> = (&'static str, Option<f64>, Option<Bound<'py, PyArray2<f64>>>);
+
+#[pyclass(name = "Index", module = "q2key._native", frozen)]
+pub(crate) struct PyIndex {
+    inner: RwLock<Index>,
+}
+
+impl PyIndex {
+    fn read(&self) -> PyResult<RwLockReadGuard<'_, Index>> {
+        self.inner
+            .read()
+            .map_err(|_| Q2KeyError::new_err("index: a previous call failed while writing"))
+    }
+
+    fn write(&self) -> PyResult<RwLockWriteGuard<'_, Index>> {
+        self.inner
+            .write()
+            .map_err(|_| Q2KeyError::new_err("index: a previous call failed while writing"))
+    }
+
+    fn add_any<'py, T: EncodeElement + numpy::Element>(
+        &self,
+        py: Python<'py>,
+        x: PyReadonlyArray2<'py, T>,
+        ids: Option<PyReadonlyArray1<'py, u64>>,
+        threads: Option<usize>,
+    ) -> PyResult<U64s<'py>> {
+        let (data, _, _) = matrix("x", &x)?;
+        let ids = ids.as_ref().map(|i| vector("ids", i)).transpose()?;
+        let out = py.detach(|| run(threads, || self.write().map_err(to_core)?.add(data, ids)))?;
+        Ok(to_vector(py, out))
+    }
+}
+
+/// Lock poisoning is reported as a plain value error.
+fn to_core(e: PyErr) -> crate::Error {
+    crate::Error::value("index", e.to_string())
+}
+
+fn filter<'a>(ids: &'a Option<&'a [u64]>, mask: &'a Option<&'a [bool]>) -> Option<Filter<'a>> {
+    match (ids, mask) {
+        (Some(ids), _) => Some(Filter::Ids(ids)),
+        (None, Some(mask)) => Some(Filter::Mask(mask)),
+        (None, None) => None,
+    }
+}
+
+#[pymethods]
+impl PyIndex {
+    #[new]
+    #[pyo3(signature = (dim, tau=None, cuts=None, gaussian=true, weights=None))]
+    fn new(
+        dim: usize,
+        tau: Option<f64>,
+        cuts: Option<PyReadonlyArray2<'_, f64>>,
+        gaussian: bool,
+        weights: Option<(f64, f64, f64)>,
+    ) -> PyResult<Self> {
+        let thresholds = match (cuts, tau) {
+            (Some(c), _) => {
+                let (values, _, cols) = matrix("cuts", &c)?;
+                IndexThresholds::PerDim(DimCuts::new(values, cols).map_err(from_err)?)
+            }
+            (None, Some(t)) if !gaussian => IndexThresholds::Global(t),
+            _ => IndexThresholds::Gaussian,
+        };
+        let weights = weights
+            .map(|(m, s, b)| LeeWeights::new(m, s, b))
+            .transpose()
+            .map_err(from_err)?;
+        let index = Index::new(dim, thresholds, weights).map_err(from_err)?;
+        Ok(PyIndex {
+            inner: RwLock::new(index),
+        })
+    }
+
+    #[getter]
+    fn dim(&self) -> PyResult<usize> {
+        Ok(self.read()?.dim())
+    }
+
+    #[getter]
+    fn width(&self) -> PyResult<usize> {
+        Ok(self.read()?.width())
+    }
+
+    #[getter]
+    fn mapped(&self) -> PyResult<bool> {
+        Ok(self.read()?.is_mapped())
+    }
+
+    /// `("gaussian", None, None)`, `("global", tau, None)` or `("per_dim", None, cuts (3, dim))`.
+    fn threshold_spec<'py>(&self, py: Python<'py>) -> PyResult<ThresholdSpec<'py>> {
+        let index = self.read()?;
+        Ok(match index.thresholds() {
+            IndexThresholds::Gaussian => ("gaussian", None, None),
+            IndexThresholds::Global(t) => ("global", Some(*t), None),
+            IndexThresholds::PerDim(c) => {
+                let dim = c.dim();
+                ("per_dim", None, Some(to_matrix(py, c.as_slice().to_vec(), 3, dim)?))
+            }
+        })
+    }
+
+    #[getter]
+    fn weights(&self) -> PyResult<Option<(f64, f64, f64)>> {
+        Ok(self.read()?.weights().map(|w| (w.magnitude, w.sign, w.both)))
+    }
+
+    fn __len__(&self) -> PyResult<usize> {
+        Ok(self.read()?.len())
+    }
+
+    fn contains(&self, id: u64) -> PyResult<bool> {
+        Ok(self.read()?.contains(id))
+    }
+
+    #[pyo3(signature = (x, ids=None, threads=None))]
+    fn add_f32<'py>(
+        &self,
+        py: Python<'py>,
+        x: PyReadonlyArray2<'py, f32>,
+        ids: Option<PyReadonlyArray1<'py, u64>>,
+        threads: Option<usize>,
+    ) -> PyResult<U64s<'py>> {
+        self.add_any(py, x, ids, threads)
+    }
+
+    #[pyo3(signature = (x, ids=None, threads=None))]
+    fn add_f64<'py>(
+        &self,
+        py: Python<'py>,
+        x: PyReadonlyArray2<'py, f64>,
+        ids: Option<PyReadonlyArray1<'py, u64>>,
+        threads: Option<usize>,
+    ) -> PyResult<U64s<'py>> {
+        self.add_any(py, x, ids, threads)
+    }
+
+    #[pyo3(signature = (codes, ids=None))]
+    fn add_codes<'py>(
+        &self,
+        py: Python<'py>,
+        codes: PyReadonlyArray2<'py, u8>,
+        ids: Option<PyReadonlyArray1<'py, u64>>,
+    ) -> PyResult<U64s<'py>> {
+        let (data, _, _) = matrix("codes", &codes)?;
+        let ids = ids.as_ref().map(|i| vector("ids", i)).transpose()?;
+        let out = py.detach(|| self.write()?.add_codes(data, ids).map_err(from_err))?;
+        Ok(to_vector(py, out))
+    }
+
+    fn remove(&self, py: Python<'_>, ids: PyReadonlyArray1<'_, u64>) -> PyResult<usize> {
+        let ids = vector("ids", &ids)?;
+        py.detach(|| self.write()?.remove(ids).map_err(from_err))
+    }
+
+    fn compact(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.write()?.compact().map_err(from_err))
+    }
+
+    /// `(distances uint32, weighted float64, ids uint64)`, each `(Q, columns)`;
+    /// one of the two distance arrays is empty (`(Q, 0)`) by the index's kind.
+    #[allow(clippy::type_complexity)]
+    #[pyo3(signature = (queries, k, filter_ids=None, filter_mask=None, threads=None))]
+    fn search<'py>(
+        &self,
+        py: Python<'py>,
+        queries: PyReadonlyArray2<'py, u8>,
+        k: usize,
+        filter_ids: Option<PyReadonlyArray1<'py, u64>>,
+        filter_mask: Option<PyReadonlyArray1<'py, bool>>,
+        threads: Option<usize>,
+    ) -> PyResult<(
+        Bound<'py, PyArray2<u32>>,
+        Bound<'py, PyArray2<f64>>,
+        Bound<'py, PyArray2<u64>>,
+    )> {
+        let (q, nq, _) = matrix("queries", &queries)?;
+        let ids = filter_ids.as_ref().map(|i| vector("filter", i)).transpose()?;
+        let mask = filter_mask.as_ref().map(|m| vector("filter", m)).transpose()?;
+        let found = py.detach(|| {
+            run(threads, || {
+                let index = self.read().map_err(to_core)?;
+                index.search(q, k, filter(&ids, &mask))
+            })
+        })?;
+        let cols = found.columns;
+        let plain_cols = if found.weighted.is_empty() { cols } else { 0 };
+        Ok((
+            to_matrix(py, found.distances, nq, plain_cols)?,
+            to_matrix(py, found.weighted, nq, cols - plain_cols)?,
+            to_matrix(py, found.ids, nq, cols)?,
+        ))
+    }
+
+    /// faiss layout: `(lims int64 (Q + 1,), distances uint32, ids uint64)`.
+    #[allow(clippy::type_complexity)]
+    #[pyo3(signature = (queries, radius, filter_ids=None, filter_mask=None, threads=None))]
+    fn range_search<'py>(
+        &self,
+        py: Python<'py>,
+        queries: PyReadonlyArray2<'py, u8>,
+        radius: u32,
+        filter_ids: Option<PyReadonlyArray1<'py, u64>>,
+        filter_mask: Option<PyReadonlyArray1<'py, bool>>,
+        threads: Option<usize>,
+    ) -> PyResult<(Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<u32>>, U64s<'py>)> {
+        let (q, _, _) = matrix("queries", &queries)?;
+        let ids = filter_ids.as_ref().map(|i| vector("filter", i)).transpose()?;
+        let mask = filter_mask.as_ref().map(|m| vector("filter", m)).transpose()?;
+        let found = py.detach(|| {
+            run(threads, || {
+                let index = self.read().map_err(to_core)?;
+                index.range_search(q, radius, filter(&ids, &mask))
+            })
+        })?;
+        let lims = found.lims.iter().map(|&l| l as i64).collect();
+        Ok((
+            to_vector(py, lims),
+            to_vector(py, found.distances),
+            to_vector(py, found.ids),
+        ))
+    }
+
+    fn window<'py>(&self, py: Python<'py>, key: u64, delta: u64) -> PyResult<U64s<'py>> {
+        let ids = py.detach(|| self.read().map(|i| i.window(key, delta)))?;
+        Ok(to_vector(py, ids))
+    }
+
+    fn prefix<'py>(&self, py: Python<'py>, key: u64, depth: u32) -> PyResult<U64s<'py>> {
+        let ids = py.detach(|| self.read()?.prefix(key, depth).map_err(from_err))?;
+        Ok(to_vector(py, ids))
+    }
+
+    fn codes_of<'py>(&self, py: Python<'py>, ids: PyReadonlyArray1<'py, u64>) -> PyResult<Bound<'py, PyArray2<u8>>> {
+        let ids = vector("ids", &ids)?;
+        let (codes, width) = py.detach(|| {
+            let index = self.read()?;
+            index.codes_of(ids).map(|c| (c, index.width())).map_err(from_err)
+        })?;
+        to_matrix(py, codes, ids.len(), width)
+    }
+
+    /// Copies of the stored `(codes (N, width), keys (N,), ids (N,))`, compacting first.
+    #[allow(clippy::type_complexity)]
+    fn arrays<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyArray2<u8>>, U64s<'py>, U64s<'py>)> {
+        let (codes, keys, ids, width) = py.detach(|| -> PyResult<_> {
+            let mut index = self.write()?;
+            if index.arrays().is_none() {
+                index.compact().map_err(from_err)?;
+            }
+            let width = index.width();
+            let (c, k, i) = index
+                .arrays()
+                .ok_or_else(|| Q2KeyError::new_err("index: could not compact"))?;
+            Ok((c.to_vec(), k.to_vec(), i.to_vec(), width))
+        })?;
+        let rows = ids.len();
+        Ok((
+            to_matrix(py, codes, rows, width)?,
+            to_vector(py, keys),
+            to_vector(py, ids),
+        ))
+    }
+
+    /// `(alive, dead, dim, code_bytes, bytes_per_row, mapped)`.
+    fn stats(&self) -> PyResult<(usize, usize, usize, usize, usize, bool)> {
+        let s = self.read()?.stats();
+        Ok((s.alive, s.dead, s.dim, s.code_bytes, s.bytes_per_row, s.mapped))
+    }
+
+    /// Compacts and saves atomically (takes the write lock: searches wait).
+    fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+        py.detach(|| self.write()?.save(&path).map_err(from_err))
+    }
+
+    #[staticmethod]
+    #[pyo3(signature = (path, mmap=false))]
+    fn load(py: Python<'_>, path: PathBuf, mmap: bool) -> PyResult<PyIndex> {
+        let index = py.detach(|| Index::load(&path, mmap).map_err(from_err))?;
+        Ok(PyIndex {
+            inner: RwLock::new(index),
+        })
+    }
+}

@@ -1,0 +1,206 @@
+//! The index against brute force: search (filters, removed rows, user ids in
+//! any order, ties to the lower id), range search, key windows, weighted Lee,
+//! all-or-nothing adds, removal and compaction.
+
+mod common;
+
+use common::Rng;
+use q2key::index::{Filter, Index, IndexThresholds};
+use q2key::{code_width, lee, prefix_range, window_range, Error, LeeWeights};
+use std::collections::HashMap;
+
+const DIM: usize = 40; // 10-byte codes: many exact ties among random codes
+
+/// Random codes with zero padding bits.
+fn codes(rng: &mut Rng, rows: usize) -> Vec<u8> {
+    let mut c = rng.bytes(rows * code_width(DIM));
+    // Few distinct codes so keys, windows and distances tie often.
+    for b in c.iter_mut() {
+        *b &= 0b1111_0101;
+    }
+    c
+}
+
+/// Brute force: (distance, id) of the k best allowed ids.
+fn brute(q: &[u8], rows: &HashMap<u64, Vec<u8>>, allowed: impl Fn(u64) -> bool, k: usize) -> Vec<(u32, u64)> {
+    let mut all: Vec<(u32, u64)> = rows
+        .iter()
+        .filter(|(id, _)| allowed(**id))
+        .map(|(id, c)| (lee(q, c).unwrap(), *id))
+        .collect();
+    all.sort_unstable();
+    all.truncate(k);
+    all
+}
+
+fn found(index: &Index, q: &[u8], k: usize, filter: Option<Filter<'_>>) -> Vec<(u32, u64)> {
+    let n = index.search(q, k, filter).unwrap();
+    n.distances.iter().copied().zip(n.ids.iter().copied()).collect()
+}
+
+#[test]
+fn search_matches_brute_force_through_adds_removals_filters_and_compaction() {
+    let mut rng = Rng::new(41);
+    let w = code_width(DIM);
+    let mut index = Index::new(DIM, IndexThresholds::Gaussian, None).unwrap();
+    let mut stored: HashMap<u64, Vec<u8>> = HashMap::new();
+    for round in 0..12 {
+        // Alternate sequential ids and user ids in random order (not increasing).
+        let batch = codes(&mut rng, 50 + round * 7);
+        let rows = batch.len() / w;
+        let ids: Vec<u64> = if round % 3 == 1 {
+            (0..rows).map(|_| 1_000_000 + rng.next_u64() % 1_000_000_000).collect()
+        } else {
+            Vec::new()
+        };
+        let mut unique = ids.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        let given =
+            (round % 3 == 1 && unique.len() == rows && ids.iter().all(|i| !stored.contains_key(i))).then_some(&ids[..]);
+        if round % 3 == 1 && given.is_none() {
+            continue;
+        }
+        let assigned = index.add_codes(&batch, given).unwrap();
+        for (i, id) in assigned.iter().enumerate() {
+            stored.insert(*id, batch[i * w..(i + 1) * w].to_vec());
+        }
+        // Remove a random tenth of what is stored.
+        let victims: Vec<u64> = stored.keys().copied().filter(|_| rng.below(10) == 0).collect();
+        assert_eq!(index.remove(&victims).unwrap(), victims.len());
+        for v in &victims {
+            stored.remove(v);
+        }
+        assert_eq!(index.len(), stored.len());
+        let queries = codes(&mut rng, 5);
+        let mask: Vec<bool> = (0..4096).map(|_| rng.below(3) == 0).collect();
+        let some_ids: Vec<u64> = stored
+            .keys()
+            .copied()
+            .filter(|_| rng.below(4) == 0)
+            .chain([u64::MAX])
+            .collect();
+        for q in queries.chunks_exact(w) {
+            for k in [1usize, 7, 300] {
+                assert_eq!(
+                    found(&index, q, k, None),
+                    brute(q, &stored, |_| true, k),
+                    "round {round} k {k}"
+                );
+                let m = |id: u64| (id as usize) < mask.len() && mask[id as usize];
+                assert_eq!(found(&index, q, k, Some(Filter::Mask(&mask))), brute(q, &stored, m, k));
+                let s = |id: u64| some_ids.contains(&id);
+                assert_eq!(
+                    found(&index, q, k, Some(Filter::Ids(&some_ids))),
+                    brute(q, &stored, s, k)
+                );
+            }
+        }
+    }
+    index.compact().unwrap();
+    let q = codes(&mut rng, 1);
+    assert_eq!(found(&index, &q, 25, None), brute(&q, &stored, |_| true, 25));
+}
+
+#[test]
+fn range_search_and_windows_match_brute_force() {
+    let mut rng = Rng::new(42);
+    let w = code_width(DIM);
+    let mut index = Index::new(DIM, IndexThresholds::Global(0.1), None).unwrap();
+    let batch = codes(&mut rng, 700);
+    let ids: Vec<u64> = (0..700u64).map(|i| (i * 7919) % 1000 + 5).collect(); // distinct, not increasing
+    index.add_codes(&batch, Some(&ids)).unwrap();
+    index.remove(&ids[..40]).unwrap();
+    let alive: Vec<(u64, &[u8])> = ids.iter().copied().zip(batch.chunks_exact(w)).skip(40).collect();
+    let queries = codes(&mut rng, 4);
+    let r = index.range_search(&queries, 22, None).unwrap();
+    for (qi, q) in queries.chunks_exact(w).enumerate() {
+        let mut want: Vec<(u32, u64)> = alive
+            .iter()
+            .map(|(id, c)| (lee(q, c).unwrap(), *id))
+            .filter(|(d, _)| *d <= 22)
+            .collect();
+        want.sort_unstable();
+        let got: Vec<(u32, u64)> = (r.lims[qi]..r.lims[qi + 1])
+            .map(|i| (r.distances[i], r.ids[i]))
+            .collect();
+        assert_eq!(got, want);
+    }
+    let keyed: Vec<(u64, u64)> = alive
+        .iter()
+        .map(|(id, c)| (q2key::key_and_transitions(c, DIM).0, *id))
+        .collect();
+    for (key, _) in keyed.iter().take(30) {
+        for delta in [0u64, 1 << 40, 1 << 58, u64::MAX] {
+            let (lo, hi) = window_range(*key, delta);
+            let mut want: Vec<(u64, u64)> = keyed.iter().copied().filter(|(k, _)| (lo..=hi).contains(k)).collect();
+            want.sort_unstable();
+            assert_eq!(index.window(*key, delta), want.iter().map(|p| p.1).collect::<Vec<_>>());
+        }
+        for depth in [0u32, 1, 3, 32] {
+            let (lo, hi) = prefix_range(*key, depth);
+            let mut want: Vec<(u64, u64)> = keyed.iter().copied().filter(|(k, _)| (lo..=hi).contains(k)).collect();
+            want.sort_unstable();
+            assert_eq!(
+                index.prefix(*key, depth).unwrap(),
+                want.iter().map(|p| p.1).collect::<Vec<_>>()
+            );
+        }
+    }
+    assert!(index.prefix(0, 33).is_err());
+}
+
+#[test]
+fn weighted_search_ranks_by_weighted_lee_with_ties_by_id() {
+    let mut rng = Rng::new(43);
+    let w = code_width(DIM);
+    let weights = LeeWeights::new(1.0, 3.0, 0.5).unwrap();
+    let mut index = Index::new(DIM, IndexThresholds::Gaussian, Some(weights)).unwrap();
+    let batch = codes(&mut rng, 400);
+    index.add_codes(&batch, None).unwrap();
+    let q = codes(&mut rng, 1);
+    let n = index.search(&q, 15, None).unwrap();
+    let mut want: Vec<(f64, u64)> = batch
+        .chunks_exact(w)
+        .enumerate()
+        .map(|(i, c)| (weights.apply(q2key::lee_counts(&q, c).unwrap()), i as u64))
+        .collect();
+    want.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    assert!(n.distances.is_empty());
+    assert_eq!(n.weighted, want[..15].iter().map(|p| p.0).collect::<Vec<_>>());
+    assert_eq!(n.ids, want[..15].iter().map(|p| p.1).collect::<Vec<_>>());
+}
+
+#[test]
+fn adds_are_all_or_nothing_and_removal_compacts_itself() {
+    let mut rng = Rng::new(44);
+    let w = code_width(DIM);
+    let mut index = Index::new(DIM, IndexThresholds::Gaussian, None).unwrap();
+    index.add_codes(&codes(&mut rng, 10), None).unwrap();
+    let batch = codes(&mut rng, 3);
+    let dup = index.add_codes(&batch, Some(&[100, 101, 100])).unwrap_err();
+    assert!(dup.to_string().contains("appears twice"), "{dup}");
+    let present = index.add_codes(&batch, Some(&[100, 5, 102])).unwrap_err();
+    assert!(present.to_string().contains("id 5"), "{present}");
+    assert!(matches!(
+        index.add_codes(&batch[..w + 3], None),
+        Err(Error::Shape { .. })
+    ));
+    let nan = index.add(&[f32::NAN; DIM], None).unwrap_err();
+    assert!(matches!(nan, Error::NonFinite { .. }));
+    assert_eq!(index.len(), 10);
+    // Sequential ids continue after the largest id seen.
+    assert_eq!(
+        index.add_codes(&batch, Some(&[500, 3_000, 17])).unwrap(),
+        vec![500, 3_000, 17]
+    );
+    assert_eq!(index.add_codes(&batch[..w], None).unwrap(), vec![3_001]);
+    // Removing more than a quarter compacts: no tombstones left.
+    let all: Vec<u64> = (0..10).collect();
+    assert_eq!(index.remove(&all).unwrap(), 10);
+    assert_eq!(index.stats().dead, 0);
+    assert_eq!(index.len(), 4);
+    assert!(index.arrays().is_some());
+    assert_eq!(index.remove(&[123_456]).unwrap(), 0);
+    assert!(index.codes_of(&[17]).is_ok() && index.codes_of(&[8]).is_err());
+}
