@@ -238,6 +238,19 @@ class Index:
         """
         return cls._wrap(_native.Index.load(os.fspath(path), bool(mmap)))
 
+    def to_bytes(self) -> bytes:
+        """The bytes :meth:`save` would write (compacts first)."""
+        return self._native.to_bytes()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Index:
+        """An index from :meth:`to_bytes` output; bad bytes raise :class:`q2key.FormatError`."""
+        return cls._wrap(_native.Index.from_bytes(bytes(data)))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Distributed engines ship indexes to workers by pickling: the saved form, checked on arrival.
+        return (Index.from_bytes, (self.to_bytes(),))
+
     # -- helpers --------------------------------------------------------------------------------------------
 
     def _check_dim(self, dim: int, arg: str) -> None:

@@ -350,6 +350,24 @@ impl Index {
         saved
     }
 
+    /// The saved file's bytes (compacts first): what pickling ships.
+    pub fn to_bytes(&mut self) -> Result<Vec<u8>> {
+        if self.dead > 0 {
+            self.compact()?;
+        }
+        self.data.key_order = self.key_order().rows().to_vec();
+        let mut out = Vec::new();
+        let written = format::write_to(&self.data, &mut out);
+        self.data.key_order = Vec::new();
+        written.map_err(|e| Error::value("index", format!("could not serialise: {e}")))?;
+        Ok(out)
+    }
+
+    /// An index from [`Index::to_bytes`] output (validated like a file).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Index> {
+        Ok(Index::from_data(format::decode(bytes, "<bytes>")?))
+    }
+
     /// Loads an index saved by [`Index::save`]; with `mmap` the codes stay in
     /// the file, mapped read-only, and writing methods fail.
     pub fn load(path: &std::path::Path, mmap: bool) -> Result<Index> {

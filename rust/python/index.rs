@@ -293,6 +293,20 @@ impl PyIndex {
         py.detach(|| self.write()?.save(&path).map_err(from_err))
     }
 
+    /// The saved file's bytes (compacts first), for pickling.
+    fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+        let bytes = py.detach(|| self.write()?.to_bytes().map_err(from_err))?;
+        Ok(pyo3::types::PyBytes::new(py, &bytes))
+    }
+
+    #[staticmethod]
+    fn from_bytes(py: Python<'_>, data: &[u8]) -> PyResult<PyIndex> {
+        let index = py.detach(|| Index::from_bytes(data).map_err(from_err))?;
+        Ok(PyIndex {
+            inner: RwLock::new(index),
+        })
+    }
+
     #[staticmethod]
     #[pyo3(signature = (path, mmap=false))]
     fn load(py: Python<'_>, path: PathBuf, mmap: bool) -> PyResult<PyIndex> {
