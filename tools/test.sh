@@ -9,7 +9,7 @@ venv="${Q2KEY_VENV:-.venv}"
 # shellcheck disable=SC1091
 source "$venv/bin/activate"
 python -m pip install -q --upgrade pip
-python -m pip install -q "maturin>=1.5,<2" numpy "pytest>=7" "hypothesis>=6" matplotlib ml_dtypes
+python -m pip install -q "maturin>=1.9.3,<2" numpy "pytest>=7" "hypothesis>=6" matplotlib ml_dtypes pyarrow "dask[array]" distributed faiss-cpu
 rm -rf target/wheels
 maturin build --release --quiet -o target/wheels
 python -m pip install -q --force-reinstall target/wheels/q2key-*.whl

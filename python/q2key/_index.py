@@ -221,6 +221,15 @@ class Index:
             a.flags.writeable = False
         return codes, keys, ids
 
+    def views(self) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
+        """Zero-copy, read-only ``(codes, keys, ids)`` of every stored row in insertion order.
+
+        Compacts first if rows were removed. While any of these arrays is alive, changing the
+        index (``add``, ``remove``, ``compact``) raises ``BufferError``, as resizing a
+        ``bytearray`` with live exports does; use :meth:`arrays` for copies.
+        """
+        return self._native.views()
+
     def stats(self) -> IndexStats:
         return IndexStats(*self._native.stats())
 
@@ -246,6 +255,12 @@ class Index:
     def from_bytes(cls, data: bytes) -> Index:
         """An index from :meth:`to_bytes` output; bad bytes raise :class:`q2key.FormatError`."""
         return cls._wrap(_native.Index.from_bytes(bytes(data)))
+
+    def to_faiss(self) -> Any:
+        """A ``faiss.IndexBinaryIDMap`` with the same codes and ids (Hamming on Gray codes = Lee); see ``_faiss``."""
+        from ._faiss import to_faiss
+
+        return to_faiss(self)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Distributed engines ship indexes to workers by pickling: the saved form, checked on arrival.

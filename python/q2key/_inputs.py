@@ -4,7 +4,9 @@
 
 * **tensors** — numpy arrays and array-likes as before; objects with ``__dlpack__``
   (a CPU torch/JAX/CuPy-on-host tensor, read without a copy through ``np.from_dlpack``)
-  or ``__array__``. No framework is imported.
+  or ``__array__``; pyarrow ``fixed_size_list<float…>[n]`` arrays (and ChunkedArrays of them),
+  read as ``(N, n)`` without a copy (several chunks are concatenated: one copy; null rows are
+  errors). No framework is imported.
 * **element types** (``dtype=``) — ``"q8"`` (int8 used as is), ``"q4"`` (two nibbles per byte,
   even index in the high nibble, value − 8), ``"q2"`` (packed Q² codes passed through),
   ``"bf16"`` (bfloat16 bit patterns in a uint16/int16 array, or an ``ml_dtypes.bfloat16``
@@ -86,11 +88,16 @@ class Prepared:
 def as_array(x: Any, arg: str = "x") -> npt.NDArray[Any]:
     """``x`` as a numpy array without a copy where possible.
 
-    numpy arrays pass as they are; objects with ``__dlpack__`` are read through
-    ``np.from_dlpack`` (falling back to ``__array__``), anything else through ``np.asarray``.
+    numpy arrays pass as they are; pyarrow fixed-size lists become ``(N, n)`` views of their
+    values; objects with ``__dlpack__`` are read through ``np.from_dlpack`` (falling back to
+    ``__array__``), anything else through ``np.asarray``.
     """
     if isinstance(x, np.ndarray):
         return x
+    if type(x).__module__.startswith("pyarrow"):
+        rows = _arrow_rows(x, arg)
+        if rows is not None:
+            return rows
     dlpack_error: Exception | None = None
     if hasattr(x, "__dlpack__"):
         from_dlpack = getattr(np, "from_dlpack", None)  # numpy >= 1.22
@@ -110,6 +117,72 @@ def as_array(x: Any, arg: str = "x") -> npt.NDArray[Any]:
     if a.dtype == object and dlpack_error is not None:
         raise _unreadable(x, arg, dlpack_error, None) from dlpack_error
     return a
+
+
+def _arrow_rows(x: Any, arg: str) -> npt.NDArray[Any] | None:
+    """A pyarrow ``fixed_size_list<float…>[n]`` array (or ChunkedArray of them) as an ``(N, n)`` view.
+
+    Zero-copy for an Array and a one-chunk ChunkedArray (the child values buffer, sliced at the
+    array's offset); several chunks are concatenated (one copy). A FixedSizeListScalar is one
+    vector ``(n,)``. Other pyarrow objects give None (they go through ``__array__``/DLPack as
+    usual). pyarrow is never imported here.
+    """
+    t: Any = getattr(x, "type", None)
+    size: Any = getattr(t, "list_size", None)
+    if not isinstance(size, int):
+        return None  # not a fixed-size list
+    if not hasattr(x, "null_count"):  # a FixedSizeListScalar: one vector
+        if not x.is_valid:
+            raise Q2KeyError(f"{arg}: the Arrow fixed-size list scalar is null")
+        return _arrow_values(x.values, t, size, arg, 0).reshape(size)
+    chunks = getattr(x, "chunks", None)
+    if chunks is None:
+        return _arrow_fixed_list(x, size, arg, 0)
+    if len(chunks) == 1:
+        return _arrow_fixed_list(chunks[0], size, arg, 0)
+    parts, start = [], 0
+    for chunk in chunks:
+        parts.append(_arrow_fixed_list(chunk, size, arg, start))
+        start += len(chunk)
+    if not parts:
+        return np.empty((0, size), dtype=_arrow_value_dtype(t, arg))
+    return np.concatenate(parts)  # several chunks: one copy
+
+
+def _arrow_value_dtype(list_type: Any, arg: str) -> np.dtype[Any]:
+    """The numpy dtype of a fixed-size list type's values; non-numeric values raise DTypeError."""
+    try:
+        dtype: np.dtype[Any] = np.dtype(list_type.value_type.to_pandas_dtype())
+    except (NotImplementedError, TypeError, ValueError):
+        dtype = np.dtype(object)
+    if dtype.kind not in "fiu":
+        raise DTypeError(f"{arg}: expected an Arrow fixed-size list of floats, got {list_type}")
+    return dtype
+
+
+def _arrow_fixed_list(a: Any, size: int, arg: str, first_row: int) -> npt.NDArray[Any]:
+    """One pyarrow FixedSizeListArray as a zero-copy ``(len, size)`` numpy view; nulls raise naming the row."""
+    rows = len(a)
+    if a.null_count:
+        null_rows = np.flatnonzero(np.asarray(a.is_null().to_numpy(zero_copy_only=False)))
+        raise Q2KeyError(
+            f"{arg}: row {first_row + int(null_rows[0])} of the Arrow fixed-size list array is null "
+            f"({a.null_count} null rows in all); fill or drop null rows before encoding"
+        )
+    flat = a.values.slice(a.offset * size, rows * size)  # honours slices; no copy
+    return _arrow_values(flat, a.type, size, arg, first_row).reshape(rows, size)
+
+
+def _arrow_values(flat: Any, list_type: Any, size: int, arg: str, first_row: int) -> npt.NDArray[Any]:
+    """The flat child values of ``rows × size`` list entries as a zero-copy 1-D numpy array."""
+    _arrow_value_dtype(list_type, arg)
+    if flat.null_count:
+        at = int(np.flatnonzero(np.asarray(flat.is_null().to_numpy(zero_copy_only=False)))[0])
+        raise Q2KeyError(
+            f"{arg}: row {first_row + at // size} column {at % size} of the Arrow fixed-size list array is null; "
+            "vectors need a value in every dimension"
+        )
+    return np.asarray(flat.to_numpy(zero_copy_only=True))
 
 
 def _unreadable(x: Any, arg: str, dlpack_error: Exception | None, array_error: Exception | None) -> DTypeError:

@@ -43,6 +43,13 @@ pub struct Index {
     key_order: OnceLock<Arc<windows::KeyOrder>>,
 }
 
+/// Rows encoded for an index, not yet stored.
+#[derive(Debug, Clone)]
+pub struct EncodedRows {
+    codes: Vec<u8>,
+    keys: Vec<u64>,
+}
+
 /// Figures `Index::stats` reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IndexStats {
@@ -161,6 +168,13 @@ impl Index {
     /// codes; see [`Index::add_codes`].
     pub fn add<T: EncodeElement>(&mut self, x: &[T], ids: Option<&[u64]>) -> Result<Vec<u64>> {
         self.check_writable()?;
+        let encoded = self.encode_rows(x)?;
+        self.add_encoded(encoded, ids)
+    }
+
+    /// The codes and keys of `x` under the index's thresholds, without
+    /// storing them (a caller holding a lock encodes first, then locks to add).
+    pub fn encode_rows<T: EncodeElement>(&self, x: &[T]) -> Result<EncodedRows> {
         let dim = self.data.dim;
         let rows = x.len() / dim;
         if rows * dim != x.len() {
@@ -170,15 +184,20 @@ impl Index {
                 format!("{} values", x.len()),
             ));
         }
-        let width = self.width();
-        let mut codes = vec![0u8; rows * width];
+        let mut codes = vec![0u8; rows * self.width()];
         let (mut keys, mut transitions) = (vec![0u64; rows], vec![0u32; rows]);
         match &self.data.thresholds {
             IndexThresholds::Gaussian => crate::encode(x, dim, None, &mut codes, &mut keys, &mut transitions)?,
             IndexThresholds::Global(t) => crate::encode(x, dim, Some(*t), &mut codes, &mut keys, &mut transitions)?,
             IndexThresholds::PerDim(c) => crate::encode_cuts(x, dim, c, &mut codes, &mut keys, &mut transitions)?,
         }
-        self.append(codes, keys, ids)
+        Ok(EncodedRows { codes, keys })
+    }
+
+    /// Adds rows made by [`Index::encode_rows`] of this index.
+    pub fn add_encoded(&mut self, rows: EncodedRows, ids: Option<&[u64]>) -> Result<Vec<u64>> {
+        self.check_writable()?;
+        self.append(rows.codes, rows.keys, ids)
     }
 
     /// Adds `codes` (`rows × width`) under `ids` (sequential from the next

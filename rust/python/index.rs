@@ -9,10 +9,14 @@ use crate::cuts::DimCuts;
 use crate::encode::EncodeElement;
 use crate::index::{Filter, Index, IndexThresholds};
 use crate::lee::LeeWeights;
+use numpy::ndarray::{ArrayView1, ArrayView2};
+use numpy::PyArrayMethods;
 use numpy::{PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
+use pyo3::exceptions::PyBufferError;
 use pyo3::prelude::*;
 use std::path::PathBuf;
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 type U64s<'py> = Bound<'py, PyArray1<u64>>;
 /// `(kind, tau, cuts)` of the index's thresholds.
@@ -21,6 +25,22 @@ type ThresholdSpec<'py> = (&'static str, Option<f64>, Option<Bound<'py, PyArray2
 #[pyclass(name = "Index", module = "q2key._native", frozen)]
 pub(crate) struct PyIndex {
     inner: RwLock<Index>,
+    /// Live zero-copy views of the stored arrays: while any exists, writes
+    /// that could move the memory raise `BufferError` (as `bytearray` does).
+    views: Arc<AtomicUsize>,
+}
+
+/// The base object of a zero-copy view: keeps the index alive and counts the view.
+#[pyclass(module = "q2key._native", frozen)]
+pub(crate) struct ViewGuard {
+    views: Arc<AtomicUsize>,
+    _index: Py<PyIndex>,
+}
+
+impl Drop for ViewGuard {
+    fn drop(&mut self) {
+        self.views.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl PyIndex {
@@ -30,10 +50,42 @@ impl PyIndex {
             .map_err(|_| Q2KeyError::new_err("index: a previous call failed while writing"))
     }
 
-    fn write(&self) -> PyResult<RwLockWriteGuard<'_, Index>> {
+    fn lock_for_write(&self) -> PyResult<RwLockWriteGuard<'_, Index>> {
         self.inner
             .write()
             .map_err(|_| Q2KeyError::new_err("index: a previous call failed while writing"))
+    }
+
+    /// The write lock, refused while zero-copy views of the rows are alive.
+    fn write(&self) -> PyResult<RwLockWriteGuard<'_, Index>> {
+        let guard = self.lock_for_write()?;
+        // Views are counted under the read lock, so none can appear while this is held.
+        let live = self.views.load(Ordering::Acquire);
+        if live > 0 {
+            return Err(PyBufferError::new_err(format!(
+                "index: {live} zero-copy view(s) of its arrays are alive; delete them (or copy what you need) \
+                 before changing the index"
+            )));
+        }
+        Ok(guard)
+    }
+
+    /// The write lock for calls that never move the rows of a compact index
+    /// (saving and pickling compact only when rows were removed).
+    fn write_keeping_rows(&self) -> PyResult<RwLockWriteGuard<'_, Index>> {
+        let guard = self.lock_for_write()?;
+        if guard.arrays().is_some() {
+            return Ok(guard);
+        }
+        drop(guard);
+        self.write()
+    }
+
+    fn wrap(index: Index) -> PyIndex {
+        PyIndex {
+            inner: RwLock::new(index),
+            views: Arc::new(AtomicUsize::new(0)),
+        }
     }
 
     fn add_any<'py, T: EncodeElement + numpy::Element>(
@@ -45,7 +97,11 @@ impl PyIndex {
     ) -> PyResult<U64s<'py>> {
         let (data, _, _) = matrix("x", &x)?;
         let ids = ids.as_ref().map(|i| vector("ids", i)).transpose()?;
-        let out = py.detach(|| run(threads, || self.write().map_err(to_core)?.add(data, ids)))?;
+        // Encode under the read lock (searches go on), then take the write lock to store.
+        let out = py.detach(|| {
+            let encoded = run(threads, || self.read().map_err(to_core)?.encode_rows(data))?;
+            self.write()?.add_encoded(encoded, ids).map_err(from_err)
+        })?;
         Ok(to_vector(py, out))
     }
 }
@@ -87,9 +143,7 @@ impl PyIndex {
             .transpose()
             .map_err(from_err)?;
         let index = Index::new(dim, thresholds, weights).map_err(from_err)?;
-        Ok(PyIndex {
-            inner: RwLock::new(index),
-        })
+        Ok(PyIndex::wrap(index))
     }
 
     #[getter]
@@ -264,14 +318,14 @@ impl PyIndex {
     #[allow(clippy::type_complexity)]
     fn arrays<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyArray2<u8>>, U64s<'py>, U64s<'py>)> {
         let (codes, keys, ids, width) = py.detach(|| -> PyResult<_> {
-            let mut index = self.write()?;
-            if index.arrays().is_none() {
-                index.compact().map_err(from_err)?;
+            if self.read()?.arrays().is_none() {
+                self.write()?.compact().map_err(from_err)?;
             }
+            let index = self.read()?;
             let width = index.width();
             let (c, k, i) = index
                 .arrays()
-                .ok_or_else(|| Q2KeyError::new_err("index: could not compact"))?;
+                .ok_or_else(|| Q2KeyError::new_err("index: rows were removed during the call; try again"))?;
             Ok((c.to_vec(), k.to_vec(), i.to_vec(), width))
         })?;
         let rows = ids.len();
@@ -282,6 +336,47 @@ impl PyIndex {
         ))
     }
 
+    /// Zero-copy read-only `(codes (N, width), keys (N,), ids (N,))` of the
+    /// stored rows (compacting first if rows were removed). While they live,
+    /// writes raise `BufferError`.
+    #[allow(clippy::type_complexity)]
+    fn views<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyArray2<u8>>, U64s<'py>, U64s<'py>)> {
+        let py = slf.py();
+        let this = slf.get();
+        if this.read()?.arrays().is_none() {
+            py.detach(|| this.write()?.compact().map_err(from_err))?;
+        }
+        let index = this.read()?;
+        let (codes, keys, ids) = index
+            .arrays()
+            .ok_or_else(|| Q2KeyError::new_err("index: rows were removed during the call; try again"))?;
+        let width = index.width();
+        let guard = || -> PyResult<Bound<'py, PyAny>> {
+            this.views.fetch_add(1, Ordering::AcqRel);
+            let g = ViewGuard {
+                views: Arc::clone(&this.views),
+                _index: slf.clone().unbind(),
+            };
+            Ok(Bound::new(py, g)?.into_any())
+        };
+        let rows = ids.len();
+        let codes_view =
+            ArrayView2::from_shape((rows, width), codes).map_err(|e| Q2KeyError::new_err(e.to_string()))?;
+        // SAFETY: the memory lives in this index (or its file map), which each
+        // guard keeps alive; no write can move it while a guard exists (see `write`).
+        let arrays = unsafe {
+            (
+                PyArray2::borrow_from_array(&codes_view, guard()?),
+                PyArray1::borrow_from_array(&ArrayView1::from(keys), guard()?),
+                PyArray1::borrow_from_array(&ArrayView1::from(ids), guard()?),
+            )
+        };
+        arrays.0.readwrite().make_nonwriteable();
+        arrays.1.readwrite().make_nonwriteable();
+        arrays.2.readwrite().make_nonwriteable();
+        Ok(arrays)
+    }
+
     /// `(alive, dead, dim, code_bytes, bytes_per_row, mapped)`.
     fn stats(&self) -> PyResult<(usize, usize, usize, usize, usize, bool)> {
         let s = self.read()?.stats();
@@ -290,29 +385,25 @@ impl PyIndex {
 
     /// Compacts and saves atomically (takes the write lock: searches wait).
     fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
-        py.detach(|| self.write()?.save(&path).map_err(from_err))
+        py.detach(|| self.write_keeping_rows()?.save(&path).map_err(from_err))
     }
 
     /// The saved file's bytes (compacts first), for pickling.
     fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
-        let bytes = py.detach(|| self.write()?.to_bytes().map_err(from_err))?;
+        let bytes = py.detach(|| self.write_keeping_rows()?.to_bytes().map_err(from_err))?;
         Ok(pyo3::types::PyBytes::new(py, &bytes))
     }
 
     #[staticmethod]
     fn from_bytes(py: Python<'_>, data: &[u8]) -> PyResult<PyIndex> {
         let index = py.detach(|| Index::from_bytes(data).map_err(from_err))?;
-        Ok(PyIndex {
-            inner: RwLock::new(index),
-        })
+        Ok(PyIndex::wrap(index))
     }
 
     #[staticmethod]
     #[pyo3(signature = (path, mmap=false))]
     fn load(py: Python<'_>, path: PathBuf, mmap: bool) -> PyResult<PyIndex> {
         let index = py.detach(|| Index::load(&path, mmap).map_err(from_err))?;
-        Ok(PyIndex {
-            inner: RwLock::new(index),
-        })
+        Ok(PyIndex::wrap(index))
     }
 }

@@ -328,6 +328,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DTypeError", py.get_type::<DTypeError>())?;
     m.add("FormatError", py.get_type::<FormatError>())?;
     m.add_class::<index::PyIndex>()?;
+    m.add_class::<index::ViewGuard>()?;
     m.add_function(wrap_pyfunction!(encode_f32, m)?)?;
     m.add_function(wrap_pyfunction!(encode_f64, m)?)?;
     m.add_function(wrap_pyfunction!(symbols_f32, m)?)?;

@@ -315,3 +315,32 @@ def test_index_pickles_through_its_saved_form(rng: np.random.Generator) -> None:
         assert np.array_equal(a, b)
     with pytest.raises(q2key.FormatError):
         q2key.Index.from_bytes(index.to_bytes()[:-1])
+
+
+def test_views_are_zero_copy_read_only_and_block_writes_while_alive(tmp_path: Path) -> None:
+    import gc
+
+    index = q2key.Index(16)
+    index.add(np.random.default_rng(2).normal(size=(50, 16)))
+    index.remove([0])
+    codes, keys, ids = index.views()  # compacts first
+    assert ids.tolist() == list(range(1, 50)) and codes.shape == (49, 4)
+    again = index.views()[0]
+    assert np.shares_memory(codes, again)  # both look at the index's own memory
+    assert np.array_equal(codes, index.arrays()[0]) and not np.shares_memory(codes, index.arrays()[0])
+    with pytest.raises(ValueError):
+        codes[0, 0] = 0
+    with pytest.raises(BufferError, match="view"):
+        index.add(np.ones((1, 16)))
+    with pytest.raises(BufferError):
+        index.remove([3])
+    index.save(tmp_path / "ok.q2")  # saving a compact index moves nothing: allowed
+    assert len(index.search(np.ones((1, 16)), 3)[1][0]) == 3  # reading is fine
+    del codes, keys, ids, again
+    gc.collect()
+    assert index.add(np.ones((1, 16))).tolist() == [50]
+    mapped = q2key.Index.load(tmp_path / "ok.q2", mmap=True)
+    view = mapped.views()[0]
+    del mapped  # the view keeps the index (and its file map) alive
+    gc.collect()
+    assert view.shape == (49, 4) and int(view.sum()) > 0

@@ -1,0 +1,169 @@
+"""``q2key index build | search | info``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ._cli_encode import Context, load_thresholds
+from ._cli_io import CliError, NpySource, Outputs, default_batch_rows, located, open_source
+from ._index import Index
+from ._native import Q2KeyError
+
+
+def _weights(text: str | None) -> tuple[float, float, float] | None:
+    if text is None:
+        return None
+    try:
+        parts = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise CliError(f"--weights: expected three numbers W_MAG,W_SIGN,W_BOTH, got {text!r}") from None
+    if len(parts) != 3:
+        raise CliError(f"--weights: expected three numbers W_MAG,W_SIGN,W_BOTH, got {len(parts)}")
+    return parts[0], parts[1], parts[2]
+
+
+def _ids(path: str, rows: int | None) -> npt.NDArray[Any]:
+    try:
+        ids = np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as e:
+        raise CliError(f"{path}: {e}") from None
+    if not isinstance(ids, np.ndarray):
+        raise CliError(f"{path}: expected a .npy array of ids")
+    if ids.dtype.kind not in "iu" or ids.ndim != 1:
+        raise CliError(f"{path}: expected a 1-D integer array of ids, got {ids.dtype} {ids.shape}")
+    if rows is not None and ids.shape[0] != rows:
+        raise CliError(f"{path}: {ids.shape[0]:,} ids for {rows:,} vectors; expected one id per vector")
+    return ids
+
+
+def _load(path: str) -> Index:
+    if not os.path.exists(path):
+        raise CliError(f"{path}: No such file or directory")
+    return Index.load(path, mmap=True)
+
+
+def cmd_build(args: argparse.Namespace, ctx: Context) -> int:
+    if os.path.isdir(args.output):
+        raise CliError(f"{args.output}: is a directory")
+    with open_source(args.vectors, args.column, what="vectors") as src:
+        th = load_thresholds(args.thresholds, src.dim)
+        index = Index(src.dim, threshold=th, weights=_weights(args.weights))
+        ids = None if args.ids is None else _ids(args.ids, src.rows)
+        batch_rows = args.batch_rows or default_batch_rows(src.dim, src.dtype.itemsize)
+        done = 0
+        with ctx.progress(src.rows, "index", args.quiet) as bar:
+            for batch in src.batches(batch_rows):
+                n = int(batch.shape[0])
+                batch_ids = None
+                if ids is not None:
+                    if done + n > ids.shape[0]:
+                        raise CliError(f"{args.ids}: {ids.shape[0]:,} ids for more vectors; expected one id per vector")
+                    batch_ids = np.asarray(ids[done : done + n])
+                try:
+                    index.add(batch, ids=batch_ids, threads=args.threads)
+                except Q2KeyError as e:
+                    where = args.ids if str(e).startswith("ids:") else src.path
+                    raise located(e, where, done) from None
+                done += n
+                bar.update(n)
+        if ids is not None and done != ids.shape[0]:
+            raise CliError(f"{args.ids}: {ids.shape[0]:,} ids for {done:,} vectors; expected one id per vector")
+    index.save(args.output)
+    if not args.quiet:
+        size = os.path.getsize(args.output)
+        summary = f"indexed {len(index):,} vectors of dimension {index.dim} → {args.output} ({size:,} bytes)"
+        print(summary, file=ctx.stderr)
+    return 0
+
+
+def cmd_search(args: argparse.Namespace, ctx: Context) -> int:
+    index = _load(args.index)
+    rescore = None if args.rescore is None else _rescore_vectors(args.rescore, index.dim)
+    dists: list[npt.NDArray[Any]] = []
+    found: list[npt.NDArray[np.uint64]] = []
+    with open_source(args.queries, args.column, what="queries") as src:
+        batch_rows = args.batch_rows or min(default_batch_rows(src.dim, src.dtype.itemsize), 4096)
+        done = 0
+        with ctx.progress(src.rows, "search", args.quiet) as bar:
+            for batch in src.batches(batch_rows):
+                try:
+                    d, i = index.search(
+                        batch, k=args.k, rescore=rescore, oversample=args.oversample, threads=args.threads
+                    )
+                except Q2KeyError as e:
+                    raise located(e, src.path, done) from None
+                dists.append(d)
+                found.append(i)
+                done += int(batch.shape[0])
+                bar.update(int(batch.shape[0]))
+    cols = min(args.k, len(index))
+    distances = np.concatenate(dists) if dists else np.zeros((0, cols), np.uint32)
+    ids = np.concatenate(found) if found else np.zeros((0, cols), np.uint64)
+    if args.output:
+        with Outputs() as out:
+            np.savez(out.new(args.output).file, distances=distances, ids=ids)
+        if not args.quiet:
+            print(f"searched {done:,} queries, k={args.k} → {args.output}", file=ctx.stderr)
+        return 0
+    w = ctx.stdout.write
+    w("query\trank\tid\tdistance\n")
+    is_float = distances.dtype.kind == "f"
+    for q in range(ids.shape[0]):
+        for r in range(ids.shape[1]):
+            dist = f"{distances[q, r]:.6f}" if is_float else str(int(distances[q, r]))
+            w(f"{q}\t{r}\t{int(ids[q, r])}\t{dist}\n")
+    return 0
+
+
+def _rescore_vectors(path: str, dim: int) -> npt.NDArray[Any]:
+    with open_source(path, None, what="rescore vectors") as src:
+        if src.dim != dim:
+            raise CliError(f"{path}: vectors of dimension {src.dim}; the index holds dimension {dim}")
+        if isinstance(src, NpySource):
+            table: npt.NDArray[Any] = np.load(path, mmap_mode="r", allow_pickle=False)  # rows read on demand
+            return table
+        return src.read_all()
+
+
+def info(index: Index, path: str) -> dict[str, Any]:
+    """What ``q2key index info`` reports, as a dict."""
+    s = index.stats()
+    th = index.thresholds
+    return {
+        "file": path,
+        "file_bytes": os.path.getsize(path),
+        "dim": s.dim,
+        "rows": s.alive,
+        "removed": s.dead,
+        "code_bytes": s.code_bytes,
+        "bytes_per_row": s.bytes_per_row,
+        "memory_bytes": (s.alive + s.dead) * s.bytes_per_row,
+        "thresholds": {"kind": th.kind, "tau": th.tau, "repr": repr(th)},
+        "weights": None if index.weights is None else list(index.weights),
+    }
+
+
+def cmd_info(args: argparse.Namespace, ctx: Context) -> int:
+    d = info(_load(args.index), args.index)
+    if args.json:
+        print(json.dumps(d), file=ctx.stdout)
+        return 0
+    w = d["weights"]
+    weights = "none (plain Lee distance)" if w is None else f"w_mag {w[0]:g}, w_sign {w[1]:g}, w_both {w[2]:g}"
+    lines = [
+        f"file        {d['file']} ({d['file_bytes']:,} bytes)",
+        f"dim         {d['dim']}",
+        f"rows        {d['rows']:,} ({d['removed']:,} removed)",
+        f"code bytes  {d['code_bytes']} per vector",
+        f"memory      ≈ {d['memory_bytes']:,} bytes loaded ({d['bytes_per_row']} per row: code, key, id, id map)",
+        f"thresholds  {d['thresholds']['repr']}",
+        f"weights     {weights}",
+    ]
+    print("\n".join(lines), file=ctx.stdout)
+    return 0
