@@ -314,6 +314,13 @@ def _ids(ids: Any, rows: int | None) -> npt.NDArray[np.uint64] | None:
     if ids is None:
         return None
     a = np.asarray(ids)
+    if a.dtype.kind in "fO" and not isinstance(ids, np.ndarray):
+        # A list mixing ids below and above 2^63 becomes float64 or object in numpy: keep the ints exact.
+        flat = list(np.ravel(np.asarray(ids, dtype=object)))
+        if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in flat):
+            if any(int(v) < 0 for v in flat):
+                raise Q2KeyError(f"ids: ids are unsigned 64-bit integers, got {min(int(v) for v in flat)}")
+            a = np.array([int(v) for v in flat], dtype=np.uint64).reshape(np.shape(ids))
     if a.ndim == 0:
         a = a.reshape(1)
     if a.dtype.kind not in "iu" and not (a.size == 0 and a.dtype.kind == "f"):

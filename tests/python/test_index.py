@@ -344,3 +344,14 @@ def test_views_are_zero_copy_read_only_and_block_writes_while_alive(tmp_path: Pa
     del mapped  # the view keeps the index (and its file map) alive
     gc.collect()
     assert view.shape == (49, 4) and int(view.sum()) > 0
+
+
+def test_ids_above_two_to_the_63_from_a_plain_list() -> None:
+    index = q2key.Index(8)
+    big = 2**64 - 1
+    assert index.add(np.ones((2, 8)), ids=[1, big]).tolist() == [1, big]
+    assert big in index and index.remove([big]) == 1
+    with pytest.raises(q2key.Q2KeyError, match="unsigned"):
+        index.add(np.ones((2, 8)), ids=[-1, 2**63])
+    with pytest.raises(TypeError):
+        index.add(np.ones((1, 8)), ids=[1.5])
