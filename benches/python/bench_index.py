@@ -37,6 +37,9 @@ REAL_QUERIES = 50 if SMOKE else 1_000
 #: rows takes minutes here, so it is measured on this many rows.
 USEARCH_INDEX_ROWS = 100_000
 
+#: Cases measured again with glibc's mmap threshold fixed at 128 KiB (``MALLOC_MMAP_THRESHOLD_``),
+#: so freed large blocks go back to the OS at once: the live bytes, without allocator retention.
+MEMORY_LIVE_CASES = () if SMOKE else ("q2key-user-ids", "q2key-sequential-ids", "q2key-load-mmap", "faiss-idmap")
 #: What the memory test measures, each in a fresh interpreter.
 MEMORY_CASES = (
     ("q2key-user-ids",)
@@ -84,8 +87,9 @@ rng = np.random.default_rng(7)
 codes = rng.integers(0, 256, size=(rows, width), dtype=np.uint8)
 ids = rng.permutation(3 * rows)[:rows].astype(np.uint64)
 queries = rng.integers(0, 256, size=(queries_n, width), dtype=np.uint8)
+ids64 = ids.astype(np.int64)  # faiss's id type, made before the first reading
 if case in ("q2key-load", "q2key-load-mmap"):
-    del codes, ids
+    del codes, ids, ids64
 import q2key  # noqa: E402
 lib = case.split("-")[0]
 if lib == "faiss":
@@ -107,7 +111,7 @@ elif case in ("q2key-load", "q2key-load-mmap"):
     index = q2key.Index.load(path, mmap=case.endswith("mmap"))
 elif case == "faiss-idmap":
     index = faiss.IndexBinaryIDMap(faiss.IndexBinaryFlat(8 * width))
-    index.add_with_ids(codes, ids.astype(np.int64))
+    index.add_with_ids(codes, ids64)
 elif case == "faiss-flat":
     index = faiss.IndexBinaryFlat(8 * width)
     index.add(codes)
@@ -135,8 +139,11 @@ print(json.dumps({
 """
 
 
-def measure_memory(case: str, rows: int, queries: int, path: str) -> dict[str, Any]:
+def measure_memory(case: str, rows: int, queries: int, path: str, live: bool = False) -> dict[str, Any]:
     """Runs one memory case in a fresh interpreter; bytes per stored row from /proc/self/status deltas.
+
+    ``live``: with ``MALLOC_MMAP_THRESHOLD_=131072`` (glibc then neither raises the threshold nor
+    keeps freed blocks of ≥ 128 KiB), so the deltas are the memory the library holds.
 
     ``rss_*`` = VmRSS deltas (anonymous + file-backed pages), ``anon_*`` = RssAnon deltas (heap),
     ``peak`` = VmHWM after the build minus VmRSS before it (peak reset just before the build).
@@ -147,7 +154,11 @@ def measure_memory(case: str, rows: int, queries: int, path: str) -> dict[str, A
         check=True,
         capture_output=True,
         text=True,
-        env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},
+        env={
+            **{k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"},
+            "OPENBLAS_NUM_THREADS": "1",
+            **({"MALLOC_MMAP_THRESHOLD_": "131072"} if live else {}),
+        },
     )
     raw = json.loads(out.stdout.strip().splitlines()[-1])
     n = raw["rows"]
@@ -268,7 +279,8 @@ def index_summary() -> dict[str, Any]:
     if any(k[0] == g for k in RESULTS):
         t = {c: _median(g, c) for c in ("q2key", "faiss")}
         out["add"] = {"rows": INDEX_ROWS, "median_s": t, "q2key_over_faiss_time": _ratio(t["q2key"], t["faiss"])}
-    mem = {c: _entry("index-memory", c).get("memory") for c in MEMORY_CASES}
+    cases = (*MEMORY_CASES, *(f"{c}-live" for c in MEMORY_LIVE_CASES))
+    mem = {c: _entry("index-memory", c).get("memory") for c in cases}
     if any(mem.values()):
         out["memory"] = {c: m for c, m in mem.items() if m}
     return out

@@ -249,6 +249,7 @@ impl Index {
         let last_id = self.data.ids.last().copied();
         self.ids_increasing &=
             last_id.is_none_or(|l| ids.first().is_none_or(|&f| f > l)) && ids.windows(2).all(|w| w[0] < w[1]);
+        self.rows_of.reserve(ids.len());
         for (i, &id) in ids.iter().enumerate() {
             self.rows_of.insert(id, first + i);
         }
