@@ -111,12 +111,15 @@ fn to_core(e: PyErr) -> crate::Error {
     crate::Error::value("index", e.to_string())
 }
 
-fn filter<'a>(ids: &'a Option<&'a [u64]>, mask: &'a Option<&'a [bool]>) -> Option<Filter<'a>> {
-    match (ids, mask) {
-        (Some(ids), _) => Some(Filter::Ids(ids)),
-        (None, Some(mask)) => Some(Filter::Mask(mask)),
-        (None, None) => None,
+/// The search filter from the binding's two optional arrays (ids win when both are given).
+fn filter_of<'a>(
+    ids: &'a Option<PyReadonlyArray1<'_, u64>>,
+    mask: &'a Option<PyReadonlyArray1<'_, bool>>,
+) -> PyResult<Option<Filter<'a>>> {
+    if let Some(ids) = ids {
+        return Ok(Some(Filter::Ids(vector("filter", ids)?)));
     }
+    mask.as_ref().map(|m| vector("filter", m).map(Filter::Mask)).transpose()
 }
 
 #[pymethods]
@@ -249,12 +252,11 @@ impl PyIndex {
         Bound<'py, PyArray2<u64>>,
     )> {
         let (q, nq, _) = matrix("queries", &queries)?;
-        let ids = filter_ids.as_ref().map(|i| vector("filter", i)).transpose()?;
-        let mask = filter_mask.as_ref().map(|m| vector("filter", m)).transpose()?;
+        let filter = filter_of(&filter_ids, &filter_mask)?;
         let found = py.detach(|| {
             run(threads, || {
                 let index = self.read().map_err(to_core)?;
-                index.search(q, k, filter(&ids, &mask))
+                index.search(q, k, filter)
             })
         })?;
         let cols = found.columns;
@@ -279,12 +281,11 @@ impl PyIndex {
         threads: Option<usize>,
     ) -> PyResult<(Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<u32>>, U64s<'py>)> {
         let (q, _, _) = matrix("queries", &queries)?;
-        let ids = filter_ids.as_ref().map(|i| vector("filter", i)).transpose()?;
-        let mask = filter_mask.as_ref().map(|m| vector("filter", m)).transpose()?;
+        let filter = filter_of(&filter_ids, &filter_mask)?;
         let found = py.detach(|| {
             run(threads, || {
                 let index = self.read().map_err(to_core)?;
-                index.range_search(q, radius, filter(&ids, &mask))
+                index.range_search(q, radius, filter)
             })
         })?;
         let lims = found.lims.iter().map(|&l| l as i64).collect();
