@@ -5,14 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from ._cli_chunks import encode_npy_chunks
 from ._cli_io import (
     CliError,
-    NpySource,
     Outputs,
     Source,
     WriterThread,
@@ -77,23 +74,19 @@ def encode_source(
     for path in outputs.values():
         if path is not None and os.path.exists(path) and os.path.samefile(path, src.path):
             raise CliError(f"{path}: is the input file; choose another output name")
+    done = 0
     with Outputs() as out, progress:
         writers = column_writers(out, outputs, width)
         background = WriterThread(writers)
         try:
-
-            def deliver(batch: dict[str, Any], n: int) -> None:
-                background.put(batch)
-                progress.update(n)
-
-            if isinstance(src, NpySource) and src.preadable:
-                done = encode_npy_chunks(
-                    src, deliver, encoder=encoder, threshold=threshold, threads=threads, batch_rows=rows, width=width
-                )
-            else:
-                done = _encode_batches(
-                    src, deliver, encoder=encoder, threshold=threshold, threads=threads, batch_rows=rows
-                )
+            for batch in src.batches(rows):
+                try:
+                    enc = encoder(batch, threshold=threshold, threads=threads)
+                except (NonFiniteError, Q2KeyError) as e:
+                    raise located(e, src.path, done) from None
+                background.put({"codes": enc.codes, "keys": enc.keys, "transitions": enc.transitions})
+                done += int(batch.shape[0])
+                progress.update(int(batch.shape[0]))
             background.close()
             for w in writers:
                 w.finish()
@@ -102,27 +95,6 @@ def encode_source(
             for w in writers:
                 w.abort()
             raise
-    return done
-
-
-def _encode_batches(
-    src: Source,
-    deliver: Callable[[dict[str, Any], int], None],
-    *,
-    encoder: Callable[..., Any],
-    threshold: Thresholds | None,
-    threads: int | None,
-    batch_rows: int,
-) -> int:
-    """Encodes ``src.batches`` one after the other (each with every thread); returns the number of rows."""
-    done = 0
-    for batch in src.batches(batch_rows):
-        try:
-            enc = encoder(batch, threshold=threshold, threads=threads)
-        except (NonFiniteError, Q2KeyError) as e:
-            raise located(e, src.path, done) from None
-        deliver({"codes": enc.codes, "keys": enc.keys, "transitions": enc.transitions}, int(batch.shape[0]))
-        done += int(batch.shape[0])
     return done
 
 

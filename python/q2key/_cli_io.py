@@ -2,11 +2,9 @@
 
 Inputs are read in row batches so memory stays bounded whatever the file size:
 
-- ``.npy``: ``q2key encode`` reads chunks of rows with ``preadv`` (:meth:`NpySource.read_rows`,
-  see ``_cli_chunks``); :meth:`Source.batches` (sampling, column-major files) gives views of a
-  memory mapping: a helper thread asks the kernel to read the next batch ahead and drops the
-  pages of finished batches from the process (``madvise(MADV_DONTNEED)``; they stay in the page
-  cache): at most two batches are resident;
+- ``.npy``: memory-mapped; each batch is a view of the mapping; a helper thread asks the kernel
+  to read the next batch ahead and drops the pages of finished batches from the process
+  (``madvise(MADV_DONTNEED)``; they stay in the page cache): at most two batches are resident;
 - ``.npz``: one member (``--column NAME`` or ``FILE.npz:NAME``; the only member by default),
   streamed out of the zip archive, compressed or not;
 - Parquet / Arrow IPC: a fixed-size-list column of floats, read one record batch at a time
@@ -209,34 +207,14 @@ class NpySource(Source):
         self._offset = offset
         self._nbytes = rows * dim * dtype.itemsize
         self._mmap: mmap.mmap | None = None
-        self._fd: int | None = None
         self._generators: list[Generator[npt.NDArray[Any], None, None]] = []
         if self._nbytes:
-            self._fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-            self._mmap = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
+            with open(path, "rb") as f:
+                self._mmap = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
             size = len(self._mmap)
             if size < offset + self._nbytes:
                 self.close()
                 raise CliError(f"{path}: truncated: {size} bytes, the header promises {offset + self._nbytes}")
-
-    @property
-    def preadable(self) -> bool:
-        """:meth:`read_rows` works: rows are contiguous (C order), the file is not empty, ``os.preadv`` exists."""
-        return self._fd is not None and not self.fortran and hasattr(os, "preadv")
-
-    def read_rows(self, start: int, out: npt.NDArray[Any]) -> None:
-        """Copies rows ``start : start + len(out)`` into ``out`` (C-contiguous, of this dtype) with ``preadv``.
-
-        Safe to call from several threads at once (``preadv`` takes its own offset).
-        """
-        assert self._fd is not None and out.flags.c_contiguous and out.dtype == self.dtype
-        view = memoryview(out.data).cast("B")
-        pos = self._offset + start * self.dim * self.dtype.itemsize
-        while view:
-            got = os.preadv(self._fd, [view], pos)
-            if got <= 0:  # the file shrank since it was opened
-                raise CliError(f"{self.path}: truncated while reading (at byte {pos})")
-            view, pos = view[got:], pos + got
 
     def array(self) -> npt.NDArray[Any]:
         """The whole matrix as a read-only view of the mapping."""
@@ -295,9 +273,6 @@ class NpySource(Source):
             with contextlib.suppress(BufferError):  # a batch still alive elsewhere: the GC closes it
                 self._mmap.close()
             self._mmap = None
-        if self._fd is not None:
-            os.close(self._fd)  # the mapping, if still open, keeps its own reference to the file
-            self._fd = None
 
 
 _madv_unsupported: set[str] = set()
