@@ -1,6 +1,8 @@
 """`q2key encode` of a .npy file vs in-memory `q2key.encode`, and the CLI's peak memory.
 
-On a CLI_ROWS × 384 float32 .npy file in /tmp (1 000 000 rows, 1.5 GB; Q2KEY_BENCH_SMOKE=1: 20 000):
+On a CLI_ROWS × 384 float32 .npy file in /tmp (1 000 000 rows, 1.5 GB; Q2KEY_BENCH_SMOKE=1: 20 000),
+written the way ``np.save`` writes it (and, for ``cli-npy-map-written``, the same rows written
+through a memory map, which leaves them in 4 KiB page-cache pages):
 
 - ``in-memory``: ``q2key.encode(x)`` of the same array loaded with ``np.load`` (all threads);
 - ``cli-npy``: ``q2key.cli.main(["encode", FILE, "--codes", …, "--keys", …, "--transitions", …])``
@@ -43,20 +45,43 @@ GROUP = "cli-encode"
 OUT_BYTES_PER_ROW = (CLI_DIM + 3) // 4 + 8 + 4
 
 
-@pytest.fixture(scope="module")
-def cli_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A CLI_ROWS × 384 float32 .npy of standard normal rows, written in chunks (never whole in memory)."""
-    path = tmp_path_factory.mktemp("cli-bench") / f"x-{CLI_ROWS}x{CLI_DIM}.npy"
-    arr = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(CLI_ROWS, CLI_DIM))
+def _write_rows(path: Path, *, through_a_map: bool) -> Path:
+    """A CLI_ROWS × 384 float32 .npy of standard normal rows, written in chunks (never whole in memory).
+
+    ``through_a_map=False`` writes it the way ``np.save`` does (``write`` calls). On Linux ≥ 6.16
+    (ext4; XFS earlier) the page cache then holds the file in large folios, which a read-only
+    mapping maps 2 MiB at a time; a file written through a memory map stays in 4 KiB pages,
+    each mapped by its own page fault (the slow case, also measured).
+    """
     rng = np.random.default_rng(384)
-    for start in range(0, CLI_ROWS, 100_000):
-        stop = min(start + 100_000, CLI_ROWS)
-        arr[start:stop] = rng.standard_normal((stop - start, CLI_DIM), dtype=np.float32)
-    arr.flush()
-    del arr
+    chunks = ((s, min(s + 100_000, CLI_ROWS)) for s in range(0, CLI_ROWS, 100_000))
+    if through_a_map:
+        arr = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(CLI_ROWS, CLI_DIM))
+        for start, stop in chunks:
+            arr[start:stop] = rng.standard_normal((stop - start, CLI_DIM), dtype=np.float32)
+        arr.flush()
+        del arr
+    else:
+        with open(path, "wb") as f:
+            header = {"descr": "<f4", "fortran_order": False, "shape": (CLI_ROWS, CLI_DIM)}
+            np.lib.format.write_array_header_1_0(f, header)
+            for start, stop in chunks:
+                f.write(rng.standard_normal((stop - start, CLI_DIM), dtype=np.float32).data)
     with open(path, "rb") as f:  # on disk before timing: its writeback would otherwise slow the outputs' fsync
         os.fsync(f.fileno())
     return path
+
+
+@pytest.fixture(scope="module")
+def cli_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The input, written like ``np.save`` writes (the same rows as ``loaded``)."""
+    return _write_rows(tmp_path_factory.mktemp("cli-bench") / f"x-{CLI_ROWS}x{CLI_DIM}.npy", through_a_map=False)
+
+
+@pytest.fixture(scope="module")
+def cli_file_mapped(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same rows written through a memory map (``np.lib.format.open_memmap``)."""
+    return _write_rows(tmp_path_factory.mktemp("cli-bench") / f"m-{CLI_ROWS}x{CLI_DIM}.npy", through_a_map=True)
 
 
 @pytest.fixture(scope="module")
@@ -87,14 +112,23 @@ def test_cli_encode_in_memory(benchmark: Any, loaded: np.ndarray) -> None:
     record(benchmark, GROUP, "in-memory", rows=CLI_ROWS)
 
 
-@pytest.mark.parametrize("threads", [None, 1], ids=["threadsall", "threads1"])
+@pytest.mark.parametrize(
+    ("threads", "mapped"), [(None, False), (1, False), (None, True)], ids=["threadsall", "threads1", "map-written"]
+)
 def test_cli_encode_npy(
-    benchmark: Any, cli_file: Path, loaded: np.ndarray, tmp_path: Path, threads: int | None
+    benchmark: Any,
+    cli_file: Path,
+    cli_file_mapped: Path,
+    loaded: np.ndarray,
+    tmp_path: Path,
+    threads: int | None,
+    mapped: bool,
 ) -> None:
     """The CLI, each round preceded (untimed) by removing the previous outputs and by one in-memory
     encode with the same threads whose time is kept: the two are interleaved, so drifts of a shared
     machine hit both. With one encode thread, the reader and writer threads have a core of their own."""
-    argv = _argv(cli_file, tmp_path) + ([] if threads is None else ["--threads", str(threads)])
+    src = cli_file_mapped if mapped else cli_file
+    argv = _argv(src, tmp_path) + ([] if threads is None else ["--threads", str(threads)])
     interleaved: list[float] = []
 
     def setup() -> None:
@@ -104,7 +138,7 @@ def test_cli_encode_npy(
         q2key.encode(loaded, threads=threads)
         interleaved.append(time.perf_counter() - t)
 
-    case = "cli-npy" if threads is None else f"cli-npy-threads{threads}"
+    case = "cli-npy" + ("" if threads is None else f"-threads{threads}") + ("-map-written" if mapped else "")
     benchmark.group = GROUP
     benchmark.extra_info.update(rows=CLI_ROWS, dim=CLI_DIM, batch_rows=default_batch_rows(CLI_DIM, 4))
     rc = benchmark.pedantic(lambda: main(argv), setup=setup, rounds=ROUNDS, iterations=1, warmup_rounds=1)
@@ -166,6 +200,8 @@ def _summary() -> None:
     mem = RESULTS.get((GROUP, "in-memory"), {}).get("median")
     cli = RESULTS.get((GROUP, "cli-npy"), {}).get("median")
     both = RESULTS.get((GROUP, "cli-npy"), {}).get("interleaved_in_memory_s")
+    mapped = RESULTS.get((GROUP, "cli-npy-map-written"), {}).get("median")
+    both_mapped = RESULTS.get((GROUP, "cli-npy-map-written"), {}).get("interleaved_in_memory_s")
     cli1 = RESULTS.get((GROUP, "cli-npy-threads1"), {}).get("median")
     both1 = RESULTS.get((GROUP, "cli-npy-threads1"), {}).get("interleaved_in_memory_s")
     sub = RESULTS.get((GROUP, "cli-subprocess"), {})
@@ -186,6 +222,9 @@ def _summary() -> None:
         "cli_over_in_memory_throughput": ratio(mem, cli),
         "interleaved_in_memory_s": both,
         "cli_over_interleaved_in_memory_throughput": ratio(both, cli),
+        "map_written_cli_s": mapped,
+        "map_written_interleaved_in_memory_s": both_mapped,
+        "map_written_cli_over_in_memory_throughput": ratio(both_mapped, mapped),
         "threads1_cli_s": cli1,
         "threads1_interleaved_in_memory_s": both1,
         "threads1_cli_over_in_memory_throughput": ratio(both1, cli1),
@@ -199,6 +238,8 @@ def _summary() -> None:
         f" = {fmt(s['cli_over_in_memory_throughput'], '.0%')} of in-memory throughput (target ≥ 80 %);"
         f" {fmt(s['cli_over_interleaved_in_memory_throughput'], '.0%')} of the in-memory encodes interleaved with"
         f" its rounds ({fmt(both, '.3f')} s)",
+        f"  input written through a memory map (4 KiB page-cache pages): {fmt(mapped, '.3f')} s vs in-memory"
+        f" {fmt(both_mapped, '.3f')} s (interleaved) = {fmt(s['map_written_cli_over_in_memory_throughput'], '.0%')}",
         f"  one encode thread: q2key encode --threads 1 {fmt(cli1, '.3f')} s vs in-memory threads=1"
         f" {fmt(both1, '.3f')} s (interleaved) = {fmt(s['threads1_cli_over_in_memory_throughput'], '.0%')}",
         f"  python -m q2key encode: {fmt(sub.get('median'), '.3f')} s wall, main() {fmt(sub.get('main_s'), '.3f')} s;"

@@ -494,7 +494,7 @@ def _first_line(e: BaseException) -> str:
 
 
 class AtomicFile:
-    """A temporary file next to ``path``; :meth:`commit` fsyncs it and renames it into place.
+    """A temporary file next to ``path``; :meth:`sync` fsyncs it, :meth:`rename` moves it into place.
 
     Created in two steps (name, then :meth:`open`) so that whoever tracks it knows the temporary
     name before the file exists: an interruption between the two cannot leave it behind.
@@ -522,7 +522,8 @@ class AtomicFile:
         self.file = os.fdopen(fd, "w+b")
         return self
 
-    def commit(self) -> None:
+    def sync(self) -> None:
+        """Flushes and fsyncs the temporary file, and closes it."""
         assert self.tmp is not None
         if not self.file.closed:
             self.file.flush()
@@ -534,6 +535,10 @@ class AtomicFile:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+
+    def rename(self) -> None:
+        """Renames the (synced) temporary file into place."""
+        assert self.tmp is not None
         os.replace(self.tmp, self.path)
         self.done = True
 
@@ -573,8 +578,16 @@ class Outputs:
         return f.open()
 
     def commit(self) -> None:
+        if len(self._files) > 1:
+            # fsyncs issued together share the file system's journal commits.
+            with ThreadPoolExecutor(len(self._files), thread_name_prefix="q2key-fsync") as pool:
+                for synced in [pool.submit(f.sync) for f in self._files]:
+                    synced.result()
+        else:
+            for f in self._files:
+                f.sync()
         for f in self._files:
-            f.commit()
+            f.rename()
         for folder in {os.path.dirname(os.path.abspath(f.path)) for f in self._files}:
             _fsync_dir(folder)  # the renames themselves
 
@@ -588,8 +601,12 @@ class Outputs:
     def __exit__(self, exc_type: object, *exc: object) -> None:
         if exc_type is not None:
             self.discard()
-        else:
+            return
+        try:
             self.commit()
+        except BaseException:
+            self.discard()  # a sync or rename failed: nothing not yet renamed stays behind
+            raise
 
 
 def write_bytes_atomic(path: str, data: bytes) -> None:
@@ -637,7 +654,7 @@ class WriterThread:
     :meth:`put` or by :meth:`close`.
     """
 
-    def __init__(self, writers: Sequence[ColumnWriter], *, depth: int = 2, sync_bytes: int = 32 << 20) -> None:
+    def __init__(self, writers: Sequence[ColumnWriter], *, depth: int = 2, sync_bytes: int = 8 << 20) -> None:
         self._writers = list(writers)
         self._queue: queue.Queue[dict[str, npt.NDArray[Any]] | None] = queue.Queue(maxsize=depth)
         self._sync_bytes = sync_bytes

@@ -331,6 +331,45 @@ def test_failure_mid_stream_leaves_no_output(
     assert (tmp_path / "keys.npy").read_bytes() == b"previous"
 
 
+def test_outputs_are_all_synced_before_any_is_renamed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    events: list[str] = []
+    fsync, replace = os.fsync, os.replace
+
+    def spy_fsync(fd: int) -> None:
+        events.append("fsync")
+        fsync(fd)
+
+    def spy_replace(a: str, b: str) -> None:
+        events.append("rename " + os.path.basename(b))
+        replace(a, b)
+
+    monkeypatch.setattr(os, "fsync", spy_fsync)
+    monkeypatch.setattr(os, "replace", spy_replace)
+    with _cli_io.Outputs() as out:
+        for name in ("a", "b", "c"):
+            out.new(str(tmp_path / name)).file.write(name.encode() * 3)
+    # Three file fsyncs (issued together), then the renames, then the directory's fsync.
+    assert events == ["fsync"] * 3 + ["rename a", "rename b", "rename c", "fsync"]
+    assert {n: (tmp_path / n).read_bytes() for n in "abc"} == {"a": b"aaa", "b": b"bbb", "c": b"ccc"}
+
+
+def test_a_failed_sync_renames_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "b").write_bytes(b"previous")
+    fsync, calls = os.fsync, []
+
+    def failing(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == 2:
+            raise OSError(5, "Input/output error")
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", failing)
+    with pytest.raises(OSError, match="Input/output error"), _cli_io.Outputs() as out:
+        for name in ("a", "b", "c"):
+            out.new(str(tmp_path / name)).file.write(b"new")
+    assert files(tmp_path) == {"b"} and (tmp_path / "b").read_bytes() == b"previous"
+
+
 def test_sigterm_mid_stream_removes_temporary_outputs(
     tmp_path: Path, npy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
