@@ -86,15 +86,32 @@ pub(crate) fn for_each_block(
     }
 }
 
-/// Offers every database row to each query's top-k, in row order. With
-/// several queries the tile kernel flags the 8-row groups holding a row below
-/// each query's current bound, so most rows never leave registers.
-/// `row0` is the database row of `db`'s first row (for sharded searches).
-pub(crate) fn top_k_blocks(kernels: &Kernels, queries: &[u8], db: &[u8], width: usize, row0: u64, tops: &mut [TopK]) {
+/// Offers every database row (allowed by `mask`, whose bit `r % 8` of byte
+/// `r / 8` stands for row `r` of `db`) to each query's top-k, in row order.
+/// With several queries the tile kernel flags the 8-row groups holding a row
+/// below each query's current bound, so most rows never leave registers; the
+/// mask clears flags of rows it excludes. `row0` is the database row of
+/// `db`'s first row (for sharded searches).
+pub(crate) fn top_k_blocks(
+    kernels: &Kernels,
+    queries: &[u8],
+    db: &[u8],
+    width: usize,
+    row0: u64,
+    mask: Option<&[u8]>,
+    tops: &mut [TopK],
+) {
     let nq = queries.len() / width;
     if nq < 2 {
-        for_each_block(kernels, queries, db, width, |q, first, ds| {
-            tops[q].offer(ds, row0 + first as u64)
+        // Blocks start on multiples of 8 rows, so a block's mask starts on a byte.
+        for_each_block(kernels, queries, db, width, |q, first, ds| match mask {
+            None => tops[q].offer(ds, row0 + first as u64),
+            Some(m) => tops[q].offer_hits(
+                ds,
+                &m[first / 8..][..ds.len().div_ceil(8)],
+                ds.len(),
+                row0 + first as u64,
+            ),
         });
         return;
     }
@@ -122,6 +139,12 @@ pub(crate) fn top_k_blocks(kernels: &Kernels, queries: &[u8], db: &[u8], width: 
                 out,
                 hit,
             );
+            if let Some(m) = mask {
+                let allowed = &m[first / 8..][..groups];
+                for h in hit.chunks_exact_mut(groups) {
+                    h.iter_mut().zip(allowed).for_each(|(h, a)| *h &= a);
+                }
+            }
             for t in 0..tq {
                 let d = &out[t * groups * 8..][..groups * 8];
                 tops[q0 + t].offer_hits(d, &hit[t * groups..][..groups], rows, row0 + first as u64);

@@ -42,6 +42,50 @@ pub fn search_with(
     dist: &mut [u32],
     rows: &mut [i64],
 ) -> Result<usize> {
+    search_rows(kernels, queries, db, width, k, None, dist, rows)
+}
+
+/// [`search`] among the rows whose bit is set in `mask` (bit `r % 8` of
+/// `mask[r / 8]` for row `r`; `⌈N/8⌉` bytes, bits past row N ignored). Writes
+/// `min(k, allowed rows)` columns per query and returns that count; the rows
+/// are database rows, so the result equals searching the allowed rows
+/// gathered in order, with rows renumbered back.
+#[allow(clippy::too_many_arguments)]
+pub fn search_masked_with(
+    kernels: &Kernels,
+    queries: &[u8],
+    db: &[u8],
+    width: usize,
+    k: usize,
+    mask: &[u8],
+    dist: &mut [u32],
+    rows: &mut [i64],
+) -> Result<usize> {
+    search_rows(kernels, queries, db, width, k, Some(mask), dist, rows)
+}
+
+/// Rows allowed by `mask` among the first `n` (bits past `n` not counted).
+pub(crate) fn allowed_rows(mask: &[u8], n: usize) -> usize {
+    let full: usize = mask[..n / 8].iter().map(|b| b.count_ones() as usize).sum();
+    let tail = if n % 8 == 0 {
+        0
+    } else {
+        (mask[n / 8] & ((1u8 << (n % 8)) - 1)).count_ones() as usize
+    };
+    full + tail
+}
+
+#[allow(clippy::too_many_arguments)]
+fn search_rows(
+    kernels: &Kernels,
+    queries: &[u8],
+    db: &[u8],
+    width: usize,
+    k: usize,
+    mask: Option<&[u8]>,
+    dist: &mut [u32],
+    rows: &mut [i64],
+) -> Result<usize> {
     if width == 0 {
         return Err(Error::shape("codes", "a code width of at least 1 byte", "width 0"));
     }
@@ -50,13 +94,22 @@ pub fn search_with(
     }
     let nq = check_rows("queries", queries.len(), width)?;
     let n = check_rows("database", db.len(), width)?;
-    let kk = result_columns(k, n);
+    let allowed = match mask {
+        None => n,
+        Some(m) => {
+            check_len("mask", m.len(), n.div_ceil(8))?;
+            allowed_rows(m, n)
+        }
+    };
+    let kk = result_columns(k, allowed);
     check_len("distances", dist.len(), nq * kk)?;
     check_len("indices", rows.len(), nq * kk)?;
     if nq == 0 || kk == 0 {
         return Ok(kk);
     }
     if kk > COUNTING_K {
+        // Rows the mask excludes get a distance past every real one; at least
+        // kk rows are allowed, so the cut never reaches it.
         let max_dist = (8 * width) as u32;
         queries
             .par_chunks(width)
@@ -65,23 +118,23 @@ pub fn search_with(
                 || vec![0u32; n],
                 |all, (q, (d, r))| {
                     (kernels.lee_rows)(q, db, all);
-                    select_by_counting(all, max_dist, d, r);
+                    if let Some(m) = mask {
+                        for (row, v) in all.iter_mut().enumerate() {
+                            if m[row / 8] >> (row % 8) & 1 == 0 {
+                                *v = max_dist + 1;
+                            }
+                        }
+                    }
+                    select_by_counting(all, max_dist + 1, d, r);
                 },
             );
         return Ok(kk);
     }
     let threads = rayon::current_num_threads();
     if nq < threads && n >= 2 * SHARD_MIN_ROWS {
-        search_sharded(
-            kernels,
-            queries,
-            db,
-            width,
-            kk,
-            n.div_ceil(threads).max(SHARD_MIN_ROWS),
-            dist,
-            rows,
-        );
+        // Shards start on a multiple of 8 rows so each one's mask starts on a byte.
+        let shard_rows = n.div_ceil(threads).max(SHARD_MIN_ROWS).next_multiple_of(8);
+        search_sharded(kernels, queries, db, width, kk, shard_rows, mask, dist, rows);
         return Ok(kk);
     }
     let per = queries_per_task(nq);
@@ -90,7 +143,7 @@ pub fn search_with(
         .zip(dist.par_chunks_mut(per * kk).zip(rows.par_chunks_mut(per * kk)))
         .for_each(|(chunk, (d, r))| {
             let mut tops: Vec<TopK> = (0..chunk.len() / width).map(|_| TopK::new(kk)).collect();
-            top_k_blocks(kernels, chunk, db, width, 0, &mut tops);
+            top_k_blocks(kernels, chunk, db, width, 0, mask, &mut tops);
             for ((top, d), r) in tops.iter().zip(d.chunks_exact_mut(kk)).zip(r.chunks_exact_mut(kk)) {
                 top.write(d, r);
             }
@@ -108,6 +161,7 @@ fn search_sharded(
     width: usize,
     kk: usize,
     shard_rows: usize,
+    mask: Option<&[u8]>,
     dist: &mut [u32],
     rows: &mut [i64],
 ) {
@@ -116,8 +170,10 @@ fn search_sharded(
         .par_chunks(shard_rows * width)
         .enumerate()
         .map(|(s, shard)| {
+            let first = s * shard_rows;
+            let shard_mask = mask.map(|m| &m[first / 8..]);
             let mut tops: Vec<TopK> = (0..nq).map(|_| TopK::new(kk.min(shard.len() / width))).collect();
-            top_k_blocks(kernels, queries, shard, width, (s * shard_rows) as u64, &mut tops);
+            top_k_blocks(kernels, queries, shard, width, first as u64, shard_mask, &mut tops);
             tops
         })
         .collect();

@@ -2,10 +2,12 @@
 //! removals by tombstone with automatic compaction, exact (filtered) search,
 //! range search, key windows, and persistence (`format`).
 //!
-//! Rows are kept in insertion order. Search runs on a *view*: the allowed
-//! rows in id order, so the search kernel's "ties to the lower row" is "ties
-//! to the lower id". When every row is alive and ids increase with rows (the
-//! default sequential ids), the view is the stored codes themselves.
+//! Rows are kept in insertion order. Search runs on a *view*: the rows in id
+//! order, so the search kernel's "ties to the lower row" is "ties to the
+//! lower id". When ids increase with rows (the default sequential ids), the
+//! view is the stored codes themselves; removed rows and filters become a
+//! row mask the kernel applies (a filter keeping under 1/16 of the rows
+//! gathers them instead).
 
 pub mod data;
 pub mod format;
@@ -417,10 +419,6 @@ impl Index {
 
     pub(crate) fn ids_increasing(&self) -> bool {
         self.ids_increasing
-    }
-
-    pub(crate) fn row_of(&self, id: u64) -> Option<usize> {
-        self.rows_of.get(&id).copied()
     }
 }
 

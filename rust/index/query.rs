@@ -4,7 +4,7 @@ use super::Index;
 use crate::error::{Error, Result};
 use crate::kernels::Kernels;
 use crate::lee::{lee_counts, LeeWeights};
-use crate::search::{result_columns, search_with};
+use crate::search::{allowed_rows, result_columns, search_masked_with, search_with};
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -50,65 +50,143 @@ pub struct RangeResult {
     pub ids: Vec<u64>,
 }
 
-/// The rows a search looks at, in id order: their codes (borrowed when they
-/// are all the stored rows in order) and their ids.
+/// A filter keeping fewer than one row in this many gathers its rows into a
+/// small copy; a wider one scans every row with a mask (cheaper than copying).
+const GATHER_BELOW_ONE_IN: usize = 16;
+
+/// The rows searches look at, in id order: their codes (borrowed when they
+/// are the stored rows in order) and ids, and which of them are alive (`None`:
+/// all). Built once per change of the rows.
 #[derive(Debug)]
 pub(crate) struct View {
     /// `None`: the stored codes as they are.
     codes: Option<Vec<u8>>,
-    ids: Vec<u64>,
+    /// `None`: the stored ids as they are.
+    ids: Option<Vec<u64>>,
+    /// Bit `r % 8` of byte `r / 8` set when view row `r` is alive.
+    alive: Option<Vec<u8>>,
 }
 
 impl View {
     fn codes<'a>(&'a self, index: &'a Index) -> &'a [u8] {
         self.codes.as_deref().unwrap_or(&index.data().codes)
     }
+
+    fn ids<'a>(&'a self, index: &'a Index) -> &'a [u64] {
+        self.ids.as_deref().unwrap_or(&index.data().ids)
+    }
+}
+
+/// What one search scans: a view and the mask of its rows it may return
+/// (`None`: every row of the view).
+struct Scope<'a> {
+    view: Cow<'a, View>,
+    mask: Option<Cow<'a, [u8]>>,
+}
+
+impl Scope<'_> {
+    fn allows(&self, row: usize) -> bool {
+        self.mask.as_ref().is_none_or(|m| m[row / 8] >> (row % 8) & 1 == 1)
+    }
+}
+
+/// A view of rows `rows` of `codes` (and of `ids`), in that order.
+fn gather(codes: &[u8], width: usize, rows: &[usize], ids: &[u64]) -> View {
+    let mut gathered = Vec::with_capacity(rows.len() * width);
+    for &r in rows {
+        gathered.extend_from_slice(&codes[r * width..(r + 1) * width]);
+    }
+    View {
+        codes: Some(gathered),
+        ids: Some(rows.iter().map(|&r| ids[r]).collect()),
+        alive: None,
+    }
+}
+
+/// Sets bit `row`; true when it was clear.
+fn set_bit(bits: &mut [u8], row: usize) -> bool {
+    let (byte, bit) = (row / 8, 1u8 << (row % 8));
+    let was = bits[byte] & bit != 0;
+    bits[byte] |= bit;
+    !was
 }
 
 impl Index {
-    /// The rows `keep(row)` allows, ordered by id, codes gathered unless they
-    /// are exactly the stored rows in order.
-    fn build_view(&self, keep: impl Fn(usize) -> bool) -> View {
+    /// The view of every alive row. With increasing ids it is the stored rows
+    /// themselves (removed ones masked out); otherwise the alive rows' codes
+    /// gathered in id order, so the kernel's "ties to the lower row" is "ties
+    /// to the lower id".
+    fn build_view(&self) -> View {
         let data = self.data();
-        let mut rows: Vec<usize> = (0..data.ids.len()).filter(|&r| keep(r)).collect();
-        if !self.ids_increasing() {
-            rows.sort_unstable_by_key(|&r| data.ids[r]);
+        let alive = self.alive();
+        if self.ids_increasing() {
+            let mask = (!alive.iter().all(|&a| a)).then(|| {
+                let mut bits = vec![0u8; alive.len().div_ceil(8)];
+                alive.iter().enumerate().filter(|(_, &a)| a).for_each(|(r, _)| {
+                    set_bit(&mut bits, r);
+                });
+                bits
+            });
+            return View {
+                codes: None,
+                ids: None,
+                alive: mask,
+            };
         }
-        let ids = rows.iter().map(|&r| data.ids[r]).collect();
-        if rows.len() == data.ids.len() && rows.iter().enumerate().all(|(i, &r)| i == r) {
-            return View { codes: None, ids };
-        }
-        let width = self.width();
-        let mut codes = Vec::with_capacity(rows.len() * width);
-        for r in rows {
-            codes.extend_from_slice(&data.codes[r * width..(r + 1) * width]);
-        }
-        View {
-            codes: Some(codes),
-            ids,
-        }
+        let mut rows: Vec<usize> = (0..data.ids.len()).filter(|&r| alive[r]).collect();
+        rows.sort_unstable_by_key(|&r| data.ids[r]);
+        gather(&data.codes, self.width(), &rows, &data.ids)
     }
 
-    fn view_for(&self, filter: Option<Filter<'_>>) -> Cow<'_, View> {
-        let alive = self.alive();
+    fn view(&self) -> &View {
+        self.view.get_or_init(|| Arc::new(self.build_view()))
+    }
+
+    /// The view and mask one search scans: the alive rows, narrowed by `filter`.
+    fn scope(&self, filter: Option<Filter<'_>>) -> Scope<'_> {
+        let view = self.view();
+        let Some(filter) = filter else {
+            return Scope {
+                view: Cow::Borrowed(view),
+                mask: view.alive.as_deref().map(Cow::Borrowed),
+            };
+        };
+        let view_ids = view.ids(self);
+        let n = view_ids.len();
+        let mut mask = vec![0u8; n.div_ceil(8)];
+        let mut allowed = 0usize;
+        let alive = |r: usize| view.alive.as_ref().is_none_or(|a| a[r / 8] >> (r % 8) & 1 == 1);
         match filter {
-            None => {
-                let v = self.view.get_or_init(|| Arc::new(self.build_view(|r| alive[r])));
-                Cow::Borrowed(v.as_ref())
-            }
-            Some(Filter::Ids(ids)) => {
-                let mut allowed = vec![false; alive.len()];
-                for &id in ids {
-                    if let Some(r) = self.row_of(id) {
-                        allowed[r] = true;
+            Filter::Ids(ids) => {
+                for id in ids {
+                    // View ids are sorted and distinct (ids increase, or the view is sorted by id).
+                    if let Ok(r) = view_ids.binary_search(id) {
+                        if alive(r) && set_bit(&mut mask, r) {
+                            allowed += 1;
+                        }
                     }
                 }
-                Cow::Owned(self.build_view(|r| allowed[r]))
             }
-            Some(f) => {
-                let data_ids = &self.data().ids;
-                Cow::Owned(self.build_view(|r| alive[r] && f.allows(data_ids[r])))
+            Filter::Mask(_) => {
+                for (r, &id) in view_ids.iter().enumerate() {
+                    if alive(r) && filter.allows(id) {
+                        set_bit(&mut mask, r);
+                        allowed += 1;
+                    }
+                }
             }
+        }
+        if allowed.saturating_mul(GATHER_BELOW_ONE_IN) < n {
+            let rows: Vec<usize> = (0..n).filter(|&r| mask[r / 8] >> (r % 8) & 1 == 1).collect();
+            let narrow = gather(view.codes(self), self.width(), &rows, view_ids);
+            return Scope {
+                view: Cow::Owned(narrow),
+                mask: None,
+            };
+        }
+        Scope {
+            view: Cow::Borrowed(view),
+            mask: Some(Cow::Owned(mask)),
         }
     }
 
@@ -132,17 +210,23 @@ impl Index {
         if k == 0 {
             return Err(Error::value("k", "must be at least 1"));
         }
-        let view = self.view_for(filter);
-        let codes = view.codes(self);
+        let scope = self.scope(filter);
+        let (codes, view_ids) = (scope.view.codes(self), scope.view.ids(self));
         if let Some(weights) = self.weights() {
-            return Ok(weighted_search(queries, codes, &view.ids, width, k, weights));
+            return Ok(weighted_search(queries, codes, view_ids, &scope, width, k, weights));
         }
-        let cols = result_columns(k, view.ids.len());
+        let cols = match &scope.mask {
+            None => result_columns(k, view_ids.len()),
+            Some(m) => result_columns(k, allowed_rows(m, view_ids.len())),
+        };
         let (mut distances, mut rows) = (vec![0u32; nq * cols], vec![0i64; nq * cols]);
         if cols > 0 {
-            search_with(kernels, queries, codes, width, k, &mut distances, &mut rows)?;
+            match &scope.mask {
+                None => search_with(kernels, queries, codes, width, k, &mut distances, &mut rows)?,
+                Some(m) => search_masked_with(kernels, queries, codes, width, k, m, &mut distances, &mut rows)?,
+            };
         }
-        let ids = rows.iter().map(|&r| view.ids[r as usize]).collect();
+        let ids = rows.iter().map(|&r| view_ids[r as usize]).collect();
         Ok(Neighbours {
             columns: cols,
             distances,
@@ -155,14 +239,14 @@ impl Index {
     pub fn range_search(&self, queries: &[u8], radius: u32, filter: Option<Filter<'_>>) -> Result<RangeResult> {
         let width = self.width();
         self.check_queries(queries)?;
-        let view = self.view_for(filter);
-        let codes = view.codes(self);
+        let scope = self.scope(filter);
+        let (codes, view_ids) = (scope.view.codes(self), scope.view.ids(self));
         let mut out = RangeResult {
             lims: vec![0],
             distances: Vec::new(),
             ids: Vec::new(),
         };
-        let mut d = vec![0u32; view.ids.len()];
+        let mut d = vec![0u32; view_ids.len()];
         for q in queries.chunks_exact(width) {
             if !d.is_empty() {
                 crate::lee::lee_one_to_many(q, codes, &mut d)?;
@@ -170,9 +254,10 @@ impl Index {
             // View rows are in id order: a stable sort by distance gives (distance, id).
             let mut hits: Vec<(u32, u64)> = d
                 .iter()
-                .zip(&view.ids)
-                .filter(|(&dist, _)| dist <= radius)
-                .map(|(&dist, &id)| (dist, id))
+                .zip(view_ids)
+                .enumerate()
+                .filter(|&(r, (&dist, _))| dist <= radius && scope.allows(r))
+                .map(|(_, (&dist, &id))| (dist, id))
                 .collect();
             hits.sort_by_key(|&(dist, _)| dist);
             out.distances.extend(hits.iter().map(|h| h.0));
@@ -200,13 +285,23 @@ impl Clone for View {
         View {
             codes: self.codes.clone(),
             ids: self.ids.clone(),
+            alive: self.alive.clone(),
         }
     }
 }
 
-/// Weighted Lee: the distance is not a popcount, so rank every row per query.
-fn weighted_search(queries: &[u8], codes: &[u8], ids: &[u64], width: usize, k: usize, w: LeeWeights) -> Neighbours {
-    let cols = result_columns(k, ids.len());
+/// Weighted Lee: the distance is not a popcount, so rank every allowed row per query.
+fn weighted_search(
+    queries: &[u8],
+    codes: &[u8],
+    ids: &[u64],
+    scope: &Scope<'_>,
+    width: usize,
+    k: usize,
+    w: LeeWeights,
+) -> Neighbours {
+    let allowed = scope.mask.as_ref().map_or(ids.len(), |m| allowed_rows(m, ids.len()));
+    let cols = result_columns(k, allowed);
     let mut out = Neighbours {
         columns: cols,
         distances: Vec::new(),
@@ -216,9 +311,11 @@ fn weighted_search(queries: &[u8], codes: &[u8], ids: &[u64], width: usize, k: u
     let mut scored: Vec<(f64, u64)> = Vec::with_capacity(ids.len());
     for q in queries.chunks_exact(width) {
         scored.clear();
-        for (row, &id) in codes.chunks_exact(width).zip(ids) {
-            let counts = lee_counts(q, row).unwrap_or_default();
-            scored.push((w.apply(counts), id));
+        for (r, (row, &id)) in codes.chunks_exact(width).zip(ids).enumerate() {
+            if scope.allows(r) {
+                let counts = lee_counts(q, row).unwrap_or_default();
+                scored.push((w.apply(counts), id));
+            }
         }
         let by = |a: &(f64, u64), b: &(f64, u64)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
         if cols < scored.len() {
