@@ -67,7 +67,7 @@ pub fn search_masked_with(
 /// Rows allowed by `mask` among the first `n` (bits past `n` not counted).
 pub(crate) fn allowed_rows(mask: &[u8], n: usize) -> usize {
     let full: usize = mask[..n / 8].iter().map(|b| b.count_ones() as usize).sum();
-    let tail = if n % 8 == 0 {
+    let tail = if n.is_multiple_of(8) {
         0
     } else {
         (mask[n / 8] & ((1u8 << (n % 8)) - 1)).count_ones() as usize

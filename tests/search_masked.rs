@@ -45,7 +45,7 @@ fn check(kernels: &Kernels, queries: &[u8], db: &[u8], width: usize, k: usize, k
     let nq = queries.len() / width;
     let mut mask = vec![0u8; n.div_ceil(8)];
     // Bits past row n must be ignored: set them all.
-    if n % 8 != 0 {
+    if !n.is_multiple_of(8) {
         mask[n / 8] = !0u8 << (n % 8);
     }
     let allowed: Vec<usize> = (0..n).filter(|&r| keep[r]).collect();

@@ -6,8 +6,8 @@
 //! order, so the search kernel's "ties to the lower row" is "ties to the
 //! lower id". When ids increase with rows (the default sequential ids), the
 //! view is the stored codes themselves; removed rows and filters become a
-//! row mask the kernel applies (a filter keeping under 1/16 of the rows
-//! gathers them instead).
+//! row mask the kernel applies (a narrow filter, searched by many queries,
+//! gathers its rows instead).
 
 pub mod data;
 pub mod format;
