@@ -42,7 +42,7 @@ pub fn search_with(
     dist: &mut [u32],
     rows: &mut [i64],
 ) -> Result<usize> {
-    search_rows(kernels, queries, db, width, k, None, dist, rows)
+    search_rows(kernels, queries, db, width, k, None, None, dist, rows)
 }
 
 /// [`search`] among the rows whose bit is set in `mask` (bit `r % 8` of
@@ -61,7 +61,7 @@ pub fn search_masked_with(
     dist: &mut [u32],
     rows: &mut [i64],
 ) -> Result<usize> {
-    search_rows(kernels, queries, db, width, k, Some(mask), dist, rows)
+    search_rows(kernels, queries, db, width, k, Some(mask), None, dist, rows)
 }
 
 /// Rows allowed by `mask` among the first `n` (bits past `n` not counted).
@@ -75,14 +75,18 @@ pub(crate) fn allowed_rows(mask: &[u8], n: usize) -> usize {
     full + tail
 }
 
+/// The search behind the public entry points: rows allowed by `mask` (all
+/// when `None`), ties broken by `keys[row]` (distinct; by row when `None`).
+/// `rows` receives database rows.
 #[allow(clippy::too_many_arguments)]
-fn search_rows(
+pub(crate) fn search_rows(
     kernels: &Kernels,
     queries: &[u8],
     db: &[u8],
     width: usize,
     k: usize,
     mask: Option<&[u8]>,
+    keys: Option<&[u64]>,
     dist: &mut [u32],
     rows: &mut [i64],
 ) -> Result<usize> {
@@ -101,6 +105,9 @@ fn search_rows(
             allowed_rows(m, n)
         }
     };
+    if let Some(keys) = keys {
+        check_len("keys", keys.len(), n)?;
+    }
     let kk = result_columns(k, allowed);
     check_len("distances", dist.len(), nq * kk)?;
     check_len("indices", rows.len(), nq * kk)?;
@@ -125,7 +132,7 @@ fn search_rows(
                             }
                         }
                     }
-                    select_by_counting(all, max_dist + 1, d, r);
+                    select_by_counting(all, max_dist + 1, keys, d, r);
                 },
             );
         return Ok(kk);
@@ -134,7 +141,7 @@ fn search_rows(
     if nq < threads && n >= 2 * SHARD_MIN_ROWS {
         // Shards start on a multiple of 8 rows so each one's mask starts on a byte.
         let shard_rows = n.div_ceil(threads).max(SHARD_MIN_ROWS).next_multiple_of(8);
-        search_sharded(kernels, queries, db, width, kk, shard_rows, mask, dist, rows);
+        search_sharded(kernels, queries, db, width, kk, shard_rows, mask, keys, dist, rows);
         return Ok(kk);
     }
     let per = queries_per_task(nq);
@@ -142,7 +149,7 @@ fn search_rows(
         .par_chunks(per * width)
         .zip(dist.par_chunks_mut(per * kk).zip(rows.par_chunks_mut(per * kk)))
         .for_each(|(chunk, (d, r))| {
-            let mut tops: Vec<TopK> = (0..chunk.len() / width).map(|_| TopK::new(kk)).collect();
+            let mut tops: Vec<TopK> = (0..chunk.len() / width).map(|_| TopK::with_keys(kk, keys)).collect();
             top_k_blocks(kernels, chunk, db, width, 0, mask, &mut tops);
             for ((top, d), r) in tops.iter().zip(d.chunks_exact_mut(kk)).zip(r.chunks_exact_mut(kk)) {
                 top.write(d, r);
@@ -152,7 +159,7 @@ fn search_rows(
 }
 
 /// Few queries, many rows: each thread takes a shard of the database; the
-/// shards' lists merge by (distance, row), so the result is the unsharded one.
+/// shards' lists merge by (distance, key), so the result is the unsharded one.
 #[allow(clippy::too_many_arguments)]
 fn search_sharded(
     kernels: &Kernels,
@@ -162,6 +169,7 @@ fn search_sharded(
     kk: usize,
     shard_rows: usize,
     mask: Option<&[u8]>,
+    keys: Option<&[u64]>,
     dist: &mut [u32],
     rows: &mut [i64],
 ) {
@@ -172,14 +180,19 @@ fn search_sharded(
         .map(|(s, shard)| {
             let first = s * shard_rows;
             let shard_mask = mask.map(|m| &m[first / 8..]);
-            let mut tops: Vec<TopK> = (0..nq).map(|_| TopK::new(kk.min(shard.len() / width))).collect();
+            let mut tops: Vec<TopK> = (0..nq)
+                .map(|_| TopK::with_keys(kk.min(shard.len() / width), keys))
+                .collect();
             top_k_blocks(kernels, queries, shard, width, first as u64, shard_mask, &mut tops);
             tops
         })
         .collect();
     for (q, (d, r)) in dist.chunks_exact_mut(kk).zip(rows.chunks_exact_mut(kk)).enumerate() {
         let mut merged: Vec<(u32, u64)> = shards.iter().flat_map(|tops| tops[q].entries()).collect();
-        merged.sort_unstable();
+        match keys {
+            None => merged.sort_unstable(),
+            Some(keys) => merged.sort_unstable_by_key(|&(d, row)| (d, keys[row as usize])),
+        }
         for ((d, r), (md, mr)) in d.iter_mut().zip(r.iter_mut()).zip(merged) {
             (*d, *r) = (md, mr as i64);
         }

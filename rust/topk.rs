@@ -1,35 +1,58 @@
-//! Exact top-k selection over small integer distances, ties to the lower row.
+//! Exact top-k selection over small integer distances, ties to the lower key.
 //!
-//! Rows are offered in increasing order, so a candidate that ties the current
-//! k-th distance always loses: the admission test is a strict `d < bound`,
-//! checked sixteen rows at a time with a vectorisable minimum before any
-//! scalar work. For large k a counting pass over the distance histogram
+//! A row's key is the row itself, or a tie-break key per row (an index's ids
+//! in insertion order). Rows are offered in increasing order, so without keys
+//! a candidate that ties the current k-th distance always loses and the
+//! admission test is a strict `d < bound`, checked sixteen rows at a time with
+//! a vectorisable minimum before any scalar work. With keys a tie may win, so
+//! the bound lets equal distances through to a scalar (distance, key)
+//! comparison. For large k a counting pass over the distance histogram
 //! (distances are ≤ 8·width) replaces insertion.
 
-/// The best `k` (distance, row) pairs seen so far, sorted by distance then row.
-pub(crate) struct TopK {
+/// The best `k` (distance, row) pairs seen so far, sorted by (distance, key).
+pub(crate) struct TopK<'a> {
     k: usize,
     dist: Vec<u32>,
     rows: Vec<u64>,
+    /// Tie-break key of each database row; `None`: the row itself.
+    keys: Option<&'a [u64]>,
 }
 
-impl TopK {
-    pub(crate) fn new(k: usize) -> Self {
+impl<'a> TopK<'a> {
+    pub(crate) fn with_keys(k: usize, keys: Option<&'a [u64]>) -> Self {
         TopK {
             k,
             dist: Vec::with_capacity(k),
             rows: Vec::with_capacity(k),
+            keys,
         }
     }
 
-    /// A candidate enters only if its distance is strictly below this.
+    #[inline(always)]
+    fn key(&self, row: u64) -> u64 {
+        self.keys.map_or(row, |k| k[row as usize])
+    }
+
+    /// Only distances strictly below this can enter (a kernel may skip the rest).
     #[inline(always)]
     pub(crate) fn bound(&self) -> u32 {
         if self.dist.len() < self.k {
             u32::MAX
+        } else if self.keys.is_some() {
+            self.dist[self.k - 1].saturating_add(1) // an equal distance with a lower key enters
         } else {
             self.dist[self.k - 1]
         }
+    }
+
+    /// Whether (d, row) enters: the list is not full, or it beats the last entry.
+    #[inline(always)]
+    fn admits(&self, d: u32, row: u64) -> bool {
+        if self.dist.len() < self.k {
+            return true;
+        }
+        let last = self.dist[self.k - 1];
+        d < last || (d == last && self.keys.is_some() && self.key(row) < self.key(self.rows[self.k - 1]))
     }
 
     #[inline]
@@ -38,8 +61,17 @@ impl TopK {
             self.dist.pop();
             self.rows.pop();
         }
-        // After every equal distance: those rows came first.
-        let at = self.dist.partition_point(|&x| x <= d);
+        // After every entry it does not beat (without keys: every equal distance, offered earlier).
+        let at = match self.keys {
+            None => self.dist.partition_point(|&x| x <= d),
+            Some(_) => {
+                let key = self.key(row);
+                let rows = &self.rows;
+                let first_equal = self.dist.partition_point(|&x| x < d);
+                let equal = self.dist[first_equal..].partition_point(|&x| x == d);
+                first_equal + rows[first_equal..first_equal + equal].partition_point(|&r| self.key(r) < key)
+            }
+        };
         self.dist.insert(at, d);
         self.rows.insert(at, row);
     }
@@ -52,8 +84,9 @@ impl TopK {
                 continue;
             }
             for (j, &d) in chunk.iter().enumerate() {
-                if d < bound {
-                    self.insert(d, first_row + (c * 16 + j) as u64);
+                let row = first_row + (c * 16 + j) as u64;
+                if d < bound && self.admits(d, row) {
+                    self.insert(d, row);
                     bound = self.bound();
                 }
             }
@@ -80,7 +113,7 @@ impl TopK {
             while m != 0 {
                 let r = g * 8 + m.trailing_zeros() as usize;
                 m &= m - 1;
-                if r < valid && dists[r] < self.bound() {
+                if r < valid && self.admits(dists[r], first_row + r as u64) {
                     self.insert(dists[r], first_row + r as u64);
                 }
             }
@@ -103,7 +136,14 @@ impl TopK {
 }
 
 /// Top `out.len()` of a full distance row by counting: O(n + max_dist).
-pub(crate) fn select_by_counting(dists: &[u32], max_dist: u32, dist_out: &mut [u32], rows_out: &mut [i64]) {
+/// Ties go to the lower row, or to the lower `keys[row]` when keys are given.
+pub(crate) fn select_by_counting(
+    dists: &[u32],
+    max_dist: u32,
+    keys: Option<&[u64]>,
+    dist_out: &mut [u32],
+    rows_out: &mut [i64],
+) {
     let k = dist_out.len();
     let mut hist = vec![0usize; max_dist as usize + 2];
     for &d in dists {
@@ -114,6 +154,20 @@ pub(crate) fn select_by_counting(dists: &[u32], max_dist: u32, dist_out: &mut [u
     while below + hist[cut] < k {
         below += hist[cut];
         cut += 1;
+    }
+    if let Some(keys) = keys {
+        // Every row at or below the cut, ordered by (distance, key): k plus the cut's extra ties.
+        let mut kept: Vec<(u32, u64, usize)> = dists
+            .iter()
+            .enumerate()
+            .filter(|&(_, &d)| d as usize <= cut)
+            .map(|(row, &d)| (d, keys[row], row))
+            .collect();
+        kept.sort_unstable();
+        for ((d, r), (kd, _, row)) in dist_out.iter_mut().zip(rows_out.iter_mut()).zip(kept) {
+            (*d, *r) = (kd, row as i64);
+        }
+        return;
     }
     let mut ties_left = k - below;
     // Start offset of each distance ≤ cut in the sorted output.
@@ -148,6 +202,54 @@ mod tests {
     }
 
     #[test]
+    fn with_keys_both_selectors_match_a_sort_with_ties_to_the_lower_key() {
+        let mut state = 7u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            state >> 33
+        };
+        for n in [1usize, 9, 16, 100, 1000] {
+            let dists: Vec<u32> = (0..n).map(|_| (next() % 5) as u32).collect();
+            // Distinct keys in no particular order (a permutation of 0..n scaled).
+            let mut keys: Vec<u64> = (0..n as u64).map(|i| i * 3 + 1).collect();
+            for i in (1..n).rev() {
+                keys.swap(i, (next() % (i as u64 + 1)) as usize);
+            }
+            for k in [1, 2, 10, n] {
+                let k = k.min(n);
+                let mut all: Vec<(u32, u64, i64)> = (0..n).map(|i| (dists[i], keys[i], i as i64)).collect();
+                all.sort();
+                let expected: Vec<(u32, i64)> = all[..k].iter().map(|&(d, _, r)| (d, r)).collect();
+                let mut top = TopK::with_keys(k, Some(&keys));
+                for (i, chunk) in dists.chunks(13).enumerate() {
+                    if i % 2 == 0 {
+                        top.offer(chunk, (i * 13) as u64);
+                    } else {
+                        // Every row flagged, as a kernel with bound() would flag them.
+                        let hits = vec![0xffu8; chunk.len().div_ceil(8)];
+                        top.offer_hits(chunk, &hits, chunk.len(), (i * 13) as u64);
+                    }
+                }
+                let (mut d, mut r) = (vec![0; k], vec![0; k]);
+                top.write(&mut d, &mut r);
+                assert_eq!(
+                    d.iter().copied().zip(r.iter().copied()).collect::<Vec<_>>(),
+                    expected,
+                    "n {n} k {k}"
+                );
+                select_by_counting(&dists, 4, Some(&keys), &mut d, &mut r);
+                assert_eq!(
+                    d.into_iter().zip(r).collect::<Vec<_>>(),
+                    expected,
+                    "counting n {n} k {k}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn both_selectors_match_a_sort_with_ties_to_the_lower_row() {
         let mut state = 99u64;
         for n in [1usize, 5, 16, 17, 100, 1000] {
@@ -162,14 +264,14 @@ mod tests {
             for k in [1, 2, 10, n] {
                 let k = k.min(n);
                 let expected = brute(&dists, k);
-                let mut top = TopK::new(k);
+                let mut top = TopK::with_keys(k, None);
                 for (i, chunk) in dists.chunks(37).enumerate() {
                     top.offer(chunk, (i * 37) as u64);
                 }
                 let (mut d, mut r) = (vec![0; k], vec![0; k]);
                 top.write(&mut d, &mut r);
                 assert_eq!(d.iter().copied().zip(r.iter().copied()).collect::<Vec<_>>(), expected);
-                select_by_counting(&dists, 6, &mut d, &mut r);
+                select_by_counting(&dists, 6, None, &mut d, &mut r);
                 assert_eq!(d.into_iter().zip(r).collect::<Vec<_>>(), expected, "n {n} k {k}");
             }
         }

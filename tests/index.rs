@@ -306,3 +306,58 @@ fn increasing_ids_with_removed_rows_and_filters_search_through_a_mask() {
         }
     }
 }
+
+#[test]
+fn ids_in_any_order_break_ties_by_id_on_every_kernel_path_and_backend() {
+    // Stored order is not id order: the kernel compares (distance, id) itself,
+    // through the row kernel (one query), the tile kernel (19 queries), the
+    // sharded path (2 queries under 3 threads, over 70 000 rows) and counting (k > 256).
+    let mut rng = Rng::new(46);
+    let w = code_width(DIM);
+    let n = 70_000usize;
+    let batch = codes(&mut rng, n);
+    let mut ids: Vec<u64> = (0..n as u64).map(|i| i * 5 + 2).collect();
+    for i in (1..n).rev() {
+        ids.swap(i, rng.below(i + 1));
+    }
+    let mut index = Index::new(DIM, IndexThresholds::Gaussian, None).unwrap();
+    index.add_codes(&batch, Some(&ids)).unwrap();
+    let stored: HashMap<u64, Vec<u8>> = ids
+        .iter()
+        .zip(batch.chunks_exact(w))
+        .map(|(&id, c)| (id, c.to_vec()))
+        .collect();
+    let queries = codes(&mut rng, 19);
+    let half: Vec<bool> = (0..n * 5 + 2).map(|i| i % 2 == 0).collect();
+    for kernels in q2key::Backend::supported()
+        .into_iter()
+        .map(|b| q2key::Kernels::for_backend(b).unwrap())
+    {
+        for (nq, threads) in [(1usize, 2usize), (19, 2), (2, 3)] {
+            for k in [1usize, 10, 300] {
+                for filtered in [false, true] {
+                    let filter = filtered.then_some(Filter::Mask(&half));
+                    let got = q2key::parallel::install(Some(threads), || {
+                        index.search_with(kernels, &queries[..nq * w], k, filter)
+                    })
+                    .unwrap()
+                    .unwrap();
+                    for (qi, q) in queries[..nq * w].chunks_exact(w).enumerate() {
+                        let want = brute(q, &stored, |id| !filtered || half[id as usize], k);
+                        let c = got.columns;
+                        let pairs: Vec<(u32, u64)> = got.distances[qi * c..][..c]
+                            .iter()
+                            .copied()
+                            .zip(got.ids[qi * c..][..c].iter().copied())
+                            .collect();
+                        assert_eq!(
+                            pairs, want,
+                            "{:?} nq {nq} threads {threads} k {k} filtered {filtered}",
+                            kernels.backend
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -2,12 +2,10 @@
 //! removals by tombstone with automatic compaction, exact (filtered) search,
 //! range search, key windows, and persistence (`format`).
 //!
-//! Rows are kept in insertion order. Search runs on a *view*: the rows in id
-//! order, so the search kernel's "ties to the lower row" is "ties to the
-//! lower id". When ids increase with rows (the default sequential ids), the
-//! view is the stored codes themselves; removed rows and filters become a
-//! row mask the kernel applies (a narrow filter, searched by many queries,
-//! gathers its rows instead).
+//! Rows are kept in insertion order, and search scans them in place: removed
+//! rows and filters become a row mask the kernel applies (a narrow filter,
+//! searched by many queries, gathers its rows instead), and when ids do not
+//! increase with rows the kernel breaks ties by id instead of by row.
 
 pub mod data;
 pub mod format;
@@ -39,7 +37,7 @@ pub struct Index {
     rows_of: HashMap<u64, usize>,
     /// Whether ids strictly increase with the row (then row order is id order).
     ids_increasing: bool,
-    /// The unfiltered search view, built on first use after a change.
+    /// Which rows are alive, as the search kernel's mask; built on first use after a change.
     view: OnceLock<Arc<query::View>>,
     /// Alive rows sorted by (key, id), built on first use after a change.
     key_order: OnceLock<Arc<windows::KeyOrder>>,
@@ -419,6 +417,10 @@ impl Index {
 
     pub(crate) fn ids_increasing(&self) -> bool {
         self.ids_increasing
+    }
+
+    pub(crate) fn row_of(&self, id: u64) -> Option<usize> {
+        self.rows_of.get(&id).copied()
     }
 }
 

@@ -4,7 +4,7 @@ use super::Index;
 use crate::error::{Error, Result};
 use crate::kernels::Kernels;
 use crate::lee::{lee_counts, LeeWeights};
-use crate::search::{allowed_rows, result_columns, search_masked_with, search_with};
+use crate::search::{allowed_rows, result_columns, search_rows};
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -50,58 +50,58 @@ pub struct RangeResult {
     pub ids: Vec<u64>,
 }
 
-/// Copying a row out of the view costs about as much as this many
+/// Copying a stored row out costs about as much as this many
 /// query-row distances in the search kernel (measured on the index
 /// benchmark: 96-byte rows, gather ≈ 10 ns, tile kernel ≈ 0.3 ns per pair).
 const GATHER_COST_IN_DISTANCES: usize = 32;
 
-/// The rows searches look at, in id order: their codes (borrowed when they
-/// are the stored rows in order) and ids, and which of them are alive (`None`:
-/// all). Built once per change of the rows.
+/// Which stored rows are alive, built once per change of the rows.
 #[derive(Debug)]
 pub(crate) struct View {
-    /// `None`: the stored codes as they are.
-    codes: Option<Vec<u8>>,
-    /// `None`: the stored ids as they are.
-    ids: Option<Vec<u64>>,
-    /// Bit `r % 8` of byte `r / 8` set when view row `r` is alive.
+    /// Bit `r % 8` of byte `r / 8` set when stored row `r` is alive; `None`: all are.
     alive: Option<Vec<u8>>,
 }
 
-impl View {
-    fn codes<'a>(&'a self, index: &'a Index) -> &'a [u8] {
-        self.codes.as_deref().unwrap_or(&index.data().codes)
-    }
-
-    fn ids<'a>(&'a self, index: &'a Index) -> &'a [u64] {
-        self.ids.as_deref().unwrap_or(&index.data().ids)
-    }
-}
-
-/// What one search scans: a view and the mask of its rows it may return
-/// (`None`: every row of the view).
+/// What one search scans: the stored rows (or a gathered copy of a narrow
+/// filter's rows) and the mask of those it may return (`None`: all).
 struct Scope<'a> {
-    view: Cow<'a, View>,
+    /// `None`: the stored codes and ids.
+    gathered: Option<(Vec<u8>, Vec<u64>)>,
     mask: Option<Cow<'a, [u8]>>,
+    /// Ties go to the lower id: a key per scanned row unless ids increase with rows.
+    keyed: bool,
 }
 
 impl Scope<'_> {
     fn allows(&self, row: usize) -> bool {
-        self.mask.as_ref().is_none_or(|m| m[row / 8] >> (row % 8) & 1 == 1)
+        self.mask.as_ref().is_none_or(|m| bit(m, row))
+    }
+
+    fn codes<'a>(&'a self, index: &'a Index) -> &'a [u8] {
+        self.gathered.as_ref().map_or(&index.data().codes, |g| &g.0)
+    }
+
+    fn ids<'a>(&'a self, index: &'a Index) -> &'a [u64] {
+        self.gathered.as_ref().map_or(&index.data().ids, |g| &g.1)
+    }
+
+    /// Tie-break keys for the kernel: the ids, when they do not increase with rows.
+    fn keys<'a>(&'a self, index: &'a Index) -> Option<&'a [u64]> {
+        self.keyed.then(|| self.ids(index))
     }
 }
 
-/// A view of rows `rows` of `codes` (and of `ids`), in that order.
-fn gather(codes: &[u8], width: usize, rows: &[usize], ids: &[u64]) -> View {
+fn bit(bits: &[u8], row: usize) -> bool {
+    bits[row / 8] >> (row % 8) & 1 == 1
+}
+
+/// A copy of rows `rows` of `codes` (and of `ids`), in that order.
+fn gather(codes: &[u8], width: usize, rows: &[usize], ids: &[u64]) -> (Vec<u8>, Vec<u64>) {
     let mut gathered = Vec::with_capacity(rows.len() * width);
     for &r in rows {
         gathered.extend_from_slice(&codes[r * width..(r + 1) * width]);
     }
-    View {
-        codes: Some(gathered),
-        ids: Some(rows.iter().map(|&r| ids[r]).collect()),
-        alive: None,
-    }
+    (gathered, rows.iter().map(|&r| ids[r]).collect())
 }
 
 /// The first index `i ≥ from` with `v[i] ≥ x` in sorted `v` (or `v.len()`):
@@ -119,84 +119,79 @@ fn gallop(v: &[u64], from: usize, x: u64) -> usize {
 
 /// Sets bit `row`; true when it was clear.
 fn set_bit(bits: &mut [u8], row: usize) -> bool {
-    let (byte, bit) = (row / 8, 1u8 << (row % 8));
-    let was = bits[byte] & bit != 0;
-    bits[byte] |= bit;
+    let (byte, b) = (row / 8, 1u8 << (row % 8));
+    let was = bits[byte] & b != 0;
+    bits[byte] |= b;
     !was
 }
 
 impl Index {
-    /// The view of every alive row. With increasing ids it is the stored rows
-    /// themselves (removed ones masked out); otherwise the alive rows' codes
-    /// gathered in id order, so the kernel's "ties to the lower row" is "ties
-    /// to the lower id".
-    fn build_view(&self) -> View {
-        let data = self.data();
-        let alive = self.alive();
-        if self.ids_increasing() {
+    fn view(&self) -> &View {
+        self.view.get_or_init(|| {
+            let alive = self.alive();
             let mask = (!alive.iter().all(|&a| a)).then(|| {
                 let mut bits = vec![0u8; alive.len().div_ceil(8)];
-                alive.iter().enumerate().filter(|(_, &a)| a).for_each(|(r, _)| {
+                for (r, _) in alive.iter().enumerate().filter(|(_, &a)| a) {
                     set_bit(&mut bits, r);
-                });
+                }
                 bits
             });
-            return View {
-                codes: None,
-                ids: None,
-                alive: mask,
-            };
-        }
-        let mut rows: Vec<usize> = (0..data.ids.len()).filter(|&r| alive[r]).collect();
-        rows.sort_unstable_by_key(|&r| data.ids[r]);
-        gather(&data.codes, self.width(), &rows, &data.ids)
+            Arc::new(View { alive: mask })
+        })
     }
 
-    fn view(&self) -> &View {
-        self.view.get_or_init(|| Arc::new(self.build_view()))
-    }
-
-    /// The view and mask a search of `queries` queries scans: the alive rows,
+    /// The rows a search of `queries` queries scans: the alive stored rows,
     /// narrowed by `filter`. A filter's rows are gathered into a copy when
     /// scanning the rows it excludes for every query would cost more.
     fn scope(&self, filter: Option<Filter<'_>>, queries: usize) -> Scope<'_> {
         let view = self.view();
+        let keyed = !self.ids_increasing();
         let Some(filter) = filter else {
             return Scope {
-                view: Cow::Borrowed(view),
+                gathered: None,
                 mask: view.alive.as_deref().map(Cow::Borrowed),
+                keyed,
             };
         };
-        let view_ids = view.ids(self);
-        let n = view_ids.len();
-        // The allowed view rows, increasing, and the same as a mask.
+        let ids = &self.data().ids;
+        let n = ids.len();
+        // The allowed stored rows, and the same as a mask.
         let mut mask = vec![0u8; n.div_ceil(8)];
         let mut rows: Vec<usize> = Vec::new();
-        let alive = |r: usize| view.alive.as_ref().is_none_or(|a| a[r / 8] >> (r % 8) & 1 == 1);
+        let alive = |r: usize| view.alive.as_ref().is_none_or(|a| bit(a, r));
         match filter {
-            Filter::Ids(ids) => {
-                // View ids are sorted and distinct (ids increase, or the view is
-                // sorted by id): walk them once beside the filter's ids, sorted.
-                let sorted: Cow<'_, [u64]> = if ids.is_sorted() {
-                    Cow::Borrowed(ids)
+            Filter::Ids(wanted) if self.ids_increasing() => {
+                // Stored ids are sorted: walk them once beside the wanted ids, sorted.
+                let sorted: Cow<'_, [u64]> = if wanted.is_sorted() {
+                    Cow::Borrowed(wanted)
                 } else {
-                    let mut v = ids.to_vec();
+                    let mut v = wanted.to_vec();
                     v.sort_unstable();
                     Cow::Owned(v)
                 };
                 let mut r = 0;
                 for &id in sorted.iter() {
-                    r = gallop(view_ids, r, id);
+                    r = gallop(ids, r, id);
                     if r == n {
                         break;
                     }
-                    if view_ids[r] == id && alive(r) && set_bit(&mut mask, r) {
+                    if ids[r] == id && alive(r) && set_bit(&mut mask, r) {
                         rows.push(r);
                     }
                 }
             }
+            Filter::Ids(wanted) => {
+                for &id in wanted {
+                    if let Some(r) = self.row_of(id) {
+                        if alive(r) && set_bit(&mut mask, r) {
+                            rows.push(r);
+                        }
+                    }
+                }
+                rows.sort_unstable(); // gathered in stored order: the codes are read forwards
+            }
             Filter::Mask(_) => {
-                for (r, &id) in view_ids.iter().enumerate() {
+                for (r, &id) in ids.iter().enumerate() {
                     if alive(r) && filter.allows(id) {
                         set_bit(&mut mask, r);
                         rows.push(r);
@@ -207,13 +202,15 @@ impl Index {
         let allowed = rows.len();
         if queries.saturating_mul(n - allowed) > allowed.saturating_mul(GATHER_COST_IN_DISTANCES) {
             return Scope {
-                view: Cow::Owned(gather(view.codes(self), self.width(), &rows, view_ids)),
+                gathered: Some(gather(&self.data().codes, self.width(), &rows, ids)),
                 mask: None,
+                keyed,
             };
         }
         Scope {
-            view: Cow::Borrowed(view),
+            gathered: None,
             mask: Some(Cow::Owned(mask)),
+            keyed,
         }
     }
 
@@ -238,22 +235,18 @@ impl Index {
             return Err(Error::value("k", "must be at least 1"));
         }
         let scope = self.scope(filter, nq);
-        let (codes, view_ids) = (scope.view.codes(self), scope.view.ids(self));
+        let (codes, ids) = (scope.codes(self), scope.ids(self));
         if let Some(weights) = self.weights() {
-            return Ok(weighted_search(queries, codes, view_ids, &scope, width, k, weights));
+            return Ok(weighted_search(queries, codes, ids, &scope, width, k, weights));
         }
-        let cols = match &scope.mask {
-            None => result_columns(k, view_ids.len()),
-            Some(m) => result_columns(k, allowed_rows(m, view_ids.len())),
-        };
+        let mask = scope.mask.as_deref();
+        let cols = result_columns(k, mask.map_or(ids.len(), |m| allowed_rows(m, ids.len())));
         let (mut distances, mut rows) = (vec![0u32; nq * cols], vec![0i64; nq * cols]);
         if cols > 0 {
-            match &scope.mask {
-                None => search_with(kernels, queries, codes, width, k, &mut distances, &mut rows)?,
-                Some(m) => search_masked_with(kernels, queries, codes, width, k, m, &mut distances, &mut rows)?,
-            };
+            let keys = scope.keys(self);
+            search_rows(kernels, queries, codes, width, k, mask, keys, &mut distances, &mut rows)?;
         }
-        let ids = rows.iter().map(|&r| view_ids[r as usize]).collect();
+        let ids = rows.iter().map(|&r| ids[r as usize]).collect();
         Ok(Neighbours {
             columns: cols,
             distances,
@@ -267,26 +260,25 @@ impl Index {
         let width = self.width();
         let nq = self.check_queries(queries)?;
         let scope = self.scope(filter, nq);
-        let (codes, view_ids) = (scope.view.codes(self), scope.view.ids(self));
+        let (codes, ids) = (scope.codes(self), scope.ids(self));
         let mut out = RangeResult {
             lims: vec![0],
             distances: Vec::new(),
             ids: Vec::new(),
         };
-        let mut d = vec![0u32; view_ids.len()];
+        let mut d = vec![0u32; ids.len()];
         for q in queries.chunks_exact(width) {
             if !d.is_empty() {
                 crate::lee::lee_one_to_many(q, codes, &mut d)?;
             }
-            // View rows are in id order: a stable sort by distance gives (distance, id).
             let mut hits: Vec<(u32, u64)> = d
                 .iter()
-                .zip(view_ids)
+                .zip(ids)
                 .enumerate()
                 .filter(|&(r, (&dist, _))| dist <= radius && scope.allows(r))
                 .map(|(_, (&dist, &id))| (dist, id))
                 .collect();
-            hits.sort_by_key(|&(dist, _)| dist);
+            hits.sort_unstable(); // (distance, id)
             out.distances.extend(hits.iter().map(|h| h.0));
             out.ids.extend(hits.iter().map(|h| h.1));
             out.lims.push(out.ids.len());
@@ -304,16 +296,6 @@ impl Index {
             ));
         }
         Ok(queries.len() / width)
-    }
-}
-
-impl Clone for View {
-    fn clone(&self) -> View {
-        View {
-            codes: self.codes.clone(),
-            ids: self.ids.clone(),
-            alive: self.alive.clone(),
-        }
     }
 }
 
