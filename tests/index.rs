@@ -329,21 +329,39 @@ fn ids_in_any_order_break_ties_by_id_on_every_kernel_path_and_backend() {
         .collect();
     let queries = codes(&mut rng, 19);
     let half: Vec<bool> = (0..n * 5 + 2).map(|i| i % 2 == 0).collect();
+    // Id lists, unordered: dense ids go through a bitmap, a list holding a huge id through the id map.
+    let mut dense_ids: Vec<u64> = ids.iter().copied().filter(|id| id % 3 == 2).collect();
+    dense_ids.reverse();
+    let sparse_ids: Vec<u64> = dense_ids
+        .iter()
+        .copied()
+        .filter(|id| id.is_multiple_of(4))
+        .chain([u64::MAX])
+        .collect();
     for kernels in q2key::Backend::supported()
         .into_iter()
         .map(|b| q2key::Kernels::for_backend(b).unwrap())
     {
         for (nq, threads) in [(1usize, 2usize), (19, 2), (2, 3)] {
             for k in [1usize, 10, 300] {
-                for filtered in [false, true] {
-                    let filter = filtered.then_some(Filter::Mask(&half));
+                for (name, filter) in [
+                    ("none", None),
+                    ("mask", Some(Filter::Mask(&half))),
+                    ("dense ids", Some(Filter::Ids(&dense_ids))),
+                    ("sparse ids", Some(Filter::Ids(&sparse_ids))),
+                ] {
                     let got = q2key::parallel::install(Some(threads), || {
                         index.search_with(kernels, &queries[..nq * w], k, filter)
                     })
                     .unwrap()
                     .unwrap();
+                    let allowed = |id: u64| match name {
+                        "none" => true,
+                        "mask" => half[id as usize],
+                        _ => id % 3 == 2 && (name == "dense ids" || id.is_multiple_of(4)),
+                    };
                     for (qi, q) in queries[..nq * w].chunks_exact(w).enumerate() {
-                        let want = brute(q, &stored, |id| !filtered || half[id as usize], k);
+                        let want = brute(q, &stored, allowed, k);
                         let c = got.columns;
                         let pairs: Vec<(u32, u64)> = got.distances[qi * c..][..c]
                             .iter()
@@ -352,7 +370,7 @@ fn ids_in_any_order_break_ties_by_id_on_every_kernel_path_and_backend() {
                             .collect();
                         assert_eq!(
                             pairs, want,
-                            "{:?} nq {nq} threads {threads} k {k} filtered {filtered}",
+                            "{:?} nq {nq} threads {threads} k {k} filter {name}",
                             kernels.backend
                         );
                     }

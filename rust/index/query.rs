@@ -180,16 +180,33 @@ impl Index {
                     }
                 }
             }
-            Filter::Ids(wanted) => {
-                for &id in wanted {
-                    if let Some(r) = self.row_of(id) {
-                        if alive(r) && set_bit(&mut mask, r) {
+            Filter::Ids(wanted) => match wanted.iter().max() {
+                // Ids below 64 per row (sequential-ish ids): a bitmap over them, at most
+                // 8 B per row and cache-resident, then one pass over the stored ids.
+                Some(&max) if max / 64 < n as u64 => {
+                    let mut wanted_bits = vec![0u8; (max / 8 + 1) as usize];
+                    for &id in wanted {
+                        set_bit(&mut wanted_bits, id as usize);
+                    }
+                    for (r, &id) in ids.iter().enumerate() {
+                        if id <= max && bit(&wanted_bits, id as usize) && alive(r) {
+                            set_bit(&mut mask, r);
                             rows.push(r);
                         }
                     }
                 }
-                rows.sort_unstable(); // gathered in stored order: the codes are read forwards
-            }
+                // Sparse ids: one lookup in the id map each.
+                _ => {
+                    for &id in wanted {
+                        if let Some(r) = self.row_of(id) {
+                            if alive(r) && set_bit(&mut mask, r) {
+                                rows.push(r);
+                            }
+                        }
+                    }
+                    rows.sort_unstable(); // gathered in stored order: the codes are read forwards
+                }
+            },
             Filter::Mask(_) => {
                 for (r, &id) in ids.iter().enumerate() {
                     if alive(r) && filter.allows(id) {
