@@ -49,7 +49,7 @@ pub use runs::{
     key_and_transitions, key_from_reduced, keys_from_codes, keys_from_symbols, prefix_mask, prefix_range, run_reduce,
     window_range,
 };
-pub use search::{search, search_with};
+pub use search::{search, search_masked, search_masked_with, search_with};
 
 /// The name of the SIMD backend in use (`"avx512-vpopcntdq"`, `"avx2"` or `"scalar"`).
 pub fn simd_backend() -> &'static str {

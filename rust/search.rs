@@ -50,6 +50,19 @@ pub fn search_with(
 /// `min(k, allowed rows)` columns per query and returns that count; the rows
 /// are database rows, so the result equals searching the allowed rows
 /// gathered in order, with rows renumbered back.
+pub fn search_masked(
+    queries: &[u8],
+    db: &[u8],
+    width: usize,
+    k: usize,
+    mask: &[u8],
+    dist: &mut [u32],
+    rows: &mut [i64],
+) -> Result<usize> {
+    search_masked_with(Kernels::active(), queries, db, width, k, mask, dist, rows)
+}
+
+/// [`search_masked`] with the given kernels.
 #[allow(clippy::too_many_arguments)]
 pub fn search_masked_with(
     kernels: &Kernels,

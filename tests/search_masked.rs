@@ -130,7 +130,7 @@ fn a_mask_of_the_wrong_length_is_an_error() {
     assert!(err.to_string().contains("mask"), "{err}");
     // Nothing allowed: no columns.
     assert_eq!(
-        search_masked_with(kernels, &db[..4], &db, 4, 1, &[0, 0], &mut [], &mut []).unwrap(),
+        q2key::search_masked(&db[..4], &db, 4, 1, &[0, 0], &mut [], &mut []).unwrap(),
         0
     );
 }
