@@ -38,7 +38,7 @@ pub struct Index {
     /// Whether ids strictly increase with the row (then row order is id order).
     ids_increasing: bool,
     /// Which rows are alive, as the search kernel's mask; built on first use after a change.
-    view: OnceLock<Arc<query::View>>,
+    alive_mask: OnceLock<Arc<query::AliveMask>>,
     /// Alive rows sorted by (key, id), built on first use after a change.
     key_order: OnceLock<Arc<windows::KeyOrder>>,
 }
@@ -112,7 +112,7 @@ impl Index {
             dead: 0,
             rows_of,
             ids_increasing,
-            view: OnceLock::new(),
+            alive_mask: OnceLock::new(),
             key_order,
         }
     }
@@ -403,7 +403,7 @@ impl Index {
 
     /// Drops the caches that depend on the rows.
     fn changed(&mut self) {
-        self.view = OnceLock::new();
+        self.alive_mask = OnceLock::new();
         self.key_order = OnceLock::new();
     }
 

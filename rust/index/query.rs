@@ -55,11 +55,11 @@ pub struct RangeResult {
 /// benchmark: 96-byte rows, gather ≈ 10 ns, tile kernel ≈ 0.3 ns per pair).
 const GATHER_COST_IN_DISTANCES: usize = 32;
 
-/// Which stored rows are alive, built once per change of the rows.
+/// Which stored rows are alive, as the search kernel's mask; built once per change of the rows.
 #[derive(Debug)]
-pub(crate) struct View {
+pub(crate) struct AliveMask {
     /// Bit `r % 8` of byte `r / 8` set when stored row `r` is alive; `None`: all are.
-    alive: Option<Vec<u8>>,
+    bits: Option<Vec<u8>>,
 }
 
 /// What one search scans: the stored rows (or a gathered copy of a narrow
@@ -126,8 +126,8 @@ fn set_bit(bits: &mut [u8], row: usize) -> bool {
 }
 
 impl Index {
-    fn view(&self) -> &View {
-        self.view.get_or_init(|| {
+    fn alive_mask(&self) -> &AliveMask {
+        self.alive_mask.get_or_init(|| {
             let alive = self.alive();
             let mask = (!alive.iter().all(|&a| a)).then(|| {
                 let mut bits = vec![0u8; alive.len().div_ceil(8)];
@@ -136,7 +136,7 @@ impl Index {
                 }
                 bits
             });
-            Arc::new(View { alive: mask })
+            Arc::new(AliveMask { bits: mask })
         })
     }
 
@@ -144,12 +144,12 @@ impl Index {
     /// narrowed by `filter`. A filter's rows are gathered into a copy when
     /// scanning the rows it excludes for every query would cost more.
     fn scope(&self, filter: Option<Filter<'_>>, queries: usize) -> Scope<'_> {
-        let view = self.view();
+        let alive_mask = self.alive_mask();
         let keyed = !self.ids_increasing();
         let Some(filter) = filter else {
             return Scope {
                 gathered: None,
-                mask: view.alive.as_deref().map(Cow::Borrowed),
+                mask: alive_mask.bits.as_deref().map(Cow::Borrowed),
                 keyed,
             };
         };
@@ -158,7 +158,7 @@ impl Index {
         // The allowed stored rows, and the same as a mask.
         let mut mask = vec![0u8; n.div_ceil(8)];
         let mut rows: Vec<usize> = Vec::new();
-        let alive = |r: usize| view.alive.as_ref().is_none_or(|a| bit(a, r));
+        let alive = |r: usize| alive_mask.bits.as_ref().is_none_or(|a| bit(a, r));
         match filter {
             Filter::Ids(wanted) if self.ids_increasing() => {
                 // Stored ids are sorted: walk them once beside the wanted ids, sorted.
