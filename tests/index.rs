@@ -182,6 +182,13 @@ fn adds_are_all_or_nothing_and_removal_compacts_itself() {
     assert!(dup.to_string().contains("appears twice"), "{dup}");
     let present = index.add_codes(&batch, Some(&[100, 5, 102])).unwrap_err();
     assert!(present.to_string().contains("id 5"), "{present}");
+    // The failed batches left no trace in the id map: their ids are free.
+    assert!(!index.contains(100) && !index.contains(101) && index.contains(5));
+    assert_eq!(
+        index.add_codes(&batch, Some(&[100, 101, 102])).unwrap(),
+        vec![100, 101, 102]
+    );
+    assert_eq!(index.remove(&[100, 101, 102]).unwrap(), 3);
     assert!(matches!(
         index.add_codes(&batch[..w + 3], None),
         Err(Error::Shape { .. })
@@ -378,4 +385,17 @@ fn ids_in_any_order_break_ties_by_id_on_every_kernel_path_and_backend() {
             }
         }
     }
+}
+
+#[test]
+fn stats_count_the_id_map_by_its_capacity() {
+    let mut rng = Rng::new(47);
+    let mut index = Index::new(DIM, IndexThresholds::Gaussian, None).unwrap();
+    assert_eq!(index.stats().bytes_per_row, code_width(DIM) + 17); // empty: no map yet
+    index.add_codes(&codes(&mut rng, 100_000), None).unwrap();
+    // 100 000 ids need 2^17 buckets of 17 bytes: 22.3 B per row on top of code, key, id and flag.
+    assert_eq!(
+        index.stats().bytes_per_row,
+        code_width(DIM) + 17 + (131_072usize * 17).div_ceil(100_000)
+    );
 }

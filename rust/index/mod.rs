@@ -57,7 +57,8 @@ pub struct IndexStats {
     pub dead: usize,
     pub dim: usize,
     pub code_bytes: usize,
-    /// Bytes held per stored row: code + key + id + liveness + the id map entry (estimate).
+    /// Bytes held per stored row: code + key (8) + id (8) + liveness (1) + the id
+    /// map's share, from its capacity (≈ 36 B per row at 1 M rows), + the alive mask.
     pub bytes_per_row: usize,
     pub mapped: bool,
 }
@@ -158,10 +159,27 @@ impl Index {
             dead: self.dead,
             dim: self.data.dim,
             code_bytes: width,
-            // code + key (8) + id (8) + alive flag (1) + id map entry (id, row, ~1 control byte).
-            bytes_per_row: width + 8 + 8 + 1 + 17,
+            bytes_per_row: width + 8 + 8 + 1 + self.map_and_mask_bytes().div_ceil(self.data.ids.len().max(1)),
             mapped: self.is_mapped(),
         }
+    }
+
+    /// Heap bytes of the id → row map (from its capacity: hashbrown keeps
+    /// capacity = 7/8 of a power-of-two bucket count, each bucket the entry
+    /// plus a control byte) and of the alive-row mask a removal leads to.
+    fn map_and_mask_bytes(&self) -> usize {
+        let cap = self.rows_of.capacity();
+        let buckets = if cap == 0 {
+            0
+        } else {
+            (cap * 8).div_ceil(7).next_power_of_two()
+        };
+        let mask = if self.dead > 0 {
+            self.data.ids.len().div_ceil(8)
+        } else {
+            0
+        };
+        buckets * (std::mem::size_of::<(u64, usize)>() + 1) + mask
     }
 
     /// Encodes `x` (`rows × dim`) with the index's thresholds and adds the
@@ -197,7 +215,7 @@ impl Index {
     /// Adds rows made by [`Index::encode_rows`] of this index.
     pub fn add_encoded(&mut self, rows: EncodedRows, ids: Option<&[u64]>) -> Result<Vec<u64>> {
         self.check_writable()?;
-        self.append(rows.codes, rows.keys, ids)
+        self.append(&rows.codes, rows.keys, ids)
     }
 
     /// Adds `codes` (`rows × width`) under `ids` (sequential from the next
@@ -216,11 +234,13 @@ impl Index {
         let rows = codes.len() / width;
         let (mut keys, mut transitions) = (vec![0u64; rows], vec![0u32; rows]);
         keys_from_codes(codes, self.data.dim, &mut keys, &mut transitions)?;
-        self.append(codes.to_vec(), keys, ids)
+        self.append(codes, keys, ids)
     }
 
-    fn append(&mut self, codes: Vec<u8>, keys: Vec<u64>, ids: Option<&[u64]>) -> Result<Vec<u64>> {
+    fn append(&mut self, codes: &[u8], keys: Vec<u64>, ids: Option<&[u64]>) -> Result<Vec<u64>> {
+        self.check_writable()?; // before the id map changes
         let rows = keys.len();
+        let first = self.data.ids.len();
         let ids = match ids {
             Some(ids) => {
                 if ids.len() != rows {
@@ -230,7 +250,7 @@ impl Index {
                         format!("{}", ids.len()),
                     ));
                 }
-                self.check_new_ids(ids)?;
+                self.map_new_ids(ids, first)?;
                 ids.to_vec()
             }
             None => {
@@ -238,21 +258,19 @@ impl Index {
                 let end = start
                     .checked_add(rows as u64)
                     .ok_or_else(|| Error::value("ids", "sequential ids would pass 2^64 - 1"))?;
+                // Above every id seen: none can be present.
+                self.rows_of.reserve(rows);
+                self.rows_of.extend((start..end).zip(first..));
                 (start..end).collect()
             }
         };
         let Codes::Owned(stored) = &mut self.data.codes else {
-            return Err(read_only());
+            return Err(read_only()); // not reached: checked above
         };
-        stored.extend_from_slice(&codes);
-        let first = self.data.ids.len();
+        stored.extend_from_slice(codes);
         let last_id = self.data.ids.last().copied();
         self.ids_increasing &=
             last_id.is_none_or(|l| ids.first().is_none_or(|&f| f > l)) && ids.windows(2).all(|w| w[0] < w[1]);
-        self.rows_of.reserve(ids.len());
-        for (i, &id) in ids.iter().enumerate() {
-            self.rows_of.insert(id, first + i);
-        }
         if let Some(&max) = ids.iter().max() {
             self.data.next_id = self.data.next_id.max(max.saturating_add(1));
         }
@@ -263,20 +281,27 @@ impl Index {
         Ok(ids)
     }
 
-    fn check_new_ids(&self, ids: &[u64]) -> Result<()> {
-        let mut seen = std::collections::HashSet::with_capacity(ids.len());
+    /// Maps `ids` to rows `first..` in the id map, or, when one is already
+    /// present or repeated in the batch, leaves the map as it was and says which.
+    fn map_new_ids(&mut self, ids: &[u64], first: usize) -> Result<()> {
+        use std::collections::hash_map::Entry;
+        self.rows_of.reserve(ids.len());
         for (i, &id) in ids.iter().enumerate() {
-            if self.rows_of.contains_key(&id) {
-                return Err(Error::value(
-                    "ids",
-                    format!("id {id} (row {i} of the batch) is already in the index"),
-                ));
-            }
-            if !seen.insert(id) {
-                return Err(Error::value(
-                    "ids",
-                    format!("id {id} appears twice in the batch (again at row {i})"),
-                ));
+            match self.rows_of.entry(id) {
+                Entry::Vacant(slot) => {
+                    slot.insert(first + i);
+                }
+                Entry::Occupied(taken) => {
+                    let row = *taken.get();
+                    for undo in &ids[..i] {
+                        self.rows_of.remove(undo);
+                    }
+                    return Err(if row >= first {
+                        Error::value("ids", format!("id {id} appears twice in the batch (again at row {i})"))
+                    } else {
+                        Error::value("ids", format!("id {id} (row {i} of the batch) is already in the index"))
+                    });
+                }
             }
         }
         Ok(())
