@@ -388,14 +388,48 @@ fn ids_in_any_order_break_ties_by_id_on_every_kernel_path_and_backend() {
 }
 
 #[test]
-fn stats_count_the_id_map_by_its_capacity() {
+fn the_id_map_is_built_on_first_use_and_counted_by_its_capacity() {
     let mut rng = Rng::new(47);
     let mut index = Index::new(DIM, IndexThresholds::Gaussian, None).unwrap();
     assert_eq!(index.stats().bytes_per_row, code_width(DIM) + 17); // empty: no map yet
     index.add_codes(&codes(&mut rng, 100_000), None).unwrap();
+    assert_eq!(index.stats().bytes_per_row, code_width(DIM) + 17); // the id map is built on first use
+    assert!(index.contains(99_999) && !index.contains(100_000));
     // 100 000 ids need 2^17 buckets of 17 bytes: 22.3 B per row on top of code, key, id and flag.
     assert_eq!(
         index.stats().bytes_per_row,
         code_width(DIM) + 17 + (131_072usize * 17).div_ceil(100_000)
     );
+}
+
+#[test]
+fn a_loaded_index_builds_its_id_map_when_ids_are_first_needed() {
+    let mut rng = Rng::new(48);
+    let w = code_width(DIM);
+    let mut index = Index::new(DIM, IndexThresholds::Gaussian, None).unwrap();
+    let batch = codes(&mut rng, 50);
+    let ids: Vec<u64> = (0..50u64).map(|i| 1_000 - 7 * i).collect(); // decreasing
+    index.add_codes(&batch, Some(&ids)).unwrap();
+    let saved = index.to_bytes().unwrap();
+    let loaded = || Index::from_bytes(&saved).unwrap();
+    // Sequential adds to a loaded index (no map yet), then id lookups.
+    let mut a = loaded();
+    assert_eq!(a.add_codes(&batch[..2 * w], None).unwrap(), vec![1_001, 1_002]);
+    assert!(a.contains(1_002) && a.contains(1_000) && a.contains(657) && !a.contains(658));
+    assert_eq!(
+        a.codes_of(&[1_001, 993]).unwrap(),
+        [&batch[..w], &batch[w..2 * w]].concat()
+    );
+    // A repeated id is caught against the stored rows, and the failed add leaves nothing behind.
+    let mut b = loaded();
+    let err = b.add_codes(&batch[..2 * w], Some(&[5, 993])).unwrap_err();
+    assert!(err.to_string().contains("id 993"), "{err}");
+    assert!(!b.contains(5));
+    // Removal through the map, then compaction (which drops it) and lookups again.
+    let mut c = loaded();
+    let gone: Vec<u64> = ids.iter().copied().filter(|i| i % 2 == 0).collect();
+    assert_eq!(c.remove(&gone).unwrap(), gone.len());
+    assert_eq!(c.stats().dead, 0, "half removed: compacted");
+    assert!(ids.iter().all(|&i| c.contains(i) == (i % 2 == 1)));
+    assert_eq!(c.remove(&gone).unwrap(), 0);
 }
