@@ -143,6 +143,20 @@ fn per_row_table<'py>(
     to_matrix(py, out, rows.len(), cells)
 }
 
+/// A count table summed over all rows, as a 1-D array of its `N` cells.
+fn summed_table<'py, const N: usize>(
+    py: Python<'py>,
+    values: PyReadonlyArray1<'py, u8>,
+    offsets: PyReadonlyArray1<'py, i64>,
+    threads: Option<usize>,
+    total: fn(Rows<'_>) -> [u64; N],
+) -> PyResult<Bound<'py, PyArray1<u64>>> {
+    let (v, o) = (vector("symbols", &values)?, offsets_of(py, &offsets)?);
+    let rows = rows_of(py, v, &o)?;
+    let t = py.detach(|| run(threads, || Ok(total(rows))))?;
+    Ok(to_vector(py, t.to_vec()))
+}
+
 /// Per-row bigram counts of `R`, `(N, 16)` uint64 (cell `4a + b`).
 #[pyfunction]
 #[pyo3(signature = (values, offsets, threads=None))]
@@ -176,10 +190,7 @@ fn stats_bigram_totals<'py>(
     offsets: PyReadonlyArray1<'py, i64>,
     threads: Option<usize>,
 ) -> PyResult<Bound<'py, PyArray1<u64>>> {
-    let (v, o) = (vector("symbols", &values)?, offsets_of(py, &offsets)?);
-    let rows = rows_of(py, v, &o)?;
-    let t = py.detach(|| run(threads, || Ok(stats::bigram_totals(rows))))?;
-    Ok(to_vector(py, t.to_vec()))
+    summed_table(py, values, offsets, threads, stats::bigram_totals)
 }
 
 /// Triplet counts of `R` summed over all rows, `(64,)` uint64.
@@ -191,10 +202,7 @@ fn stats_triplet_totals<'py>(
     offsets: PyReadonlyArray1<'py, i64>,
     threads: Option<usize>,
 ) -> PyResult<Bound<'py, PyArray1<u64>>> {
-    let (v, o) = (vector("symbols", &values)?, offsets_of(py, &offsets)?);
-    let rows = rows_of(py, v, &o)?;
-    let t = py.detach(|| run(threads, || Ok(stats::triplet_totals(rows))))?;
-    Ok(to_vector(py, t.to_vec()))
+    summed_table(py, values, offsets, threads, stats::triplet_totals)
 }
 
 /// Reverse complement of every row; the result has the input's offsets.
