@@ -1,9 +1,11 @@
-"""Sizes, the result store and the ratio summary shared by the benchmark modules."""
+"""Sizes, the result store, the ratio summary and a brute-force Hamming check shared by the benchmark modules."""
 
 from __future__ import annotations
 
 import os
 from typing import Any
+
+import numpy as np
 
 SMOKE = os.environ.get("Q2KEY_BENCH_SMOKE", "") not in ("", "0")
 
@@ -23,6 +25,16 @@ ROUNDS_SLOW = 1 if SMOKE else 5
 
 #: Filled by the tests: {(group, case): {"median": s, "min": s, ...}} and check outcomes.
 RESULTS: dict[tuple[str, str], dict[str, Any]] = {}
+
+
+def hamming(query: np.ndarray, db: np.ndarray) -> np.ndarray:
+    """Bit differences of one code to every row (numpy, in chunks): the reference the searches are checked against."""
+    out = np.empty(db.shape[0], dtype=np.int64)
+    for lo in range(0, db.shape[0], 65_536):
+        x = np.bitwise_xor(db[lo : lo + 65_536], query)
+        bits = np.bitwise_count(x) if hasattr(np, "bitwise_count") else np.unpackbits(x, axis=1)
+        out[lo : lo + 65_536] = bits.sum(axis=1, dtype=np.int64)
+    return out
 
 
 def record(benchmark: Any, group: str, case: str, **extra: Any) -> None:

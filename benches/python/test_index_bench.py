@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import pytest
 import q2key
-from bench_common import ROUNDS_FAST, ROUNDS_SLOW, record
+from bench_common import ROUNDS_FAST, ROUNDS_SLOW, hamming, record
 from bench_index import (
     FAISS_BATCH_SLOW_QUERIES,
     ID_SPACE,
@@ -72,22 +72,12 @@ def _index_summary(request: pytest.FixtureRequest) -> None:
 # -- helpers ------------------------------------------------------------------------------------------------
 
 
-def _hamming(query: np.ndarray, db: np.ndarray) -> np.ndarray:
-    """Bit differences of one code to every row (numpy, in chunks)."""
-    out = np.empty(db.shape[0], dtype=np.int64)
-    for lo in range(0, db.shape[0], 65_536):
-        x = np.bitwise_xor(db[lo : lo + 65_536], query)
-        bits = np.bitwise_count(x) if hasattr(np, "bitwise_count") else np.unpackbits(x, axis=1)
-        out[lo : lo + 65_536] = bits.sum(axis=1, dtype=np.int64)
-    return out
-
-
 def _brute_check(
     dist: np.ndarray, found: np.ndarray, queries: np.ndarray, codes: np.ndarray, ids: np.ndarray, k: int
 ) -> None:
     """q2key's first BRUTE_QUERIES rows equal a numpy brute force over (codes, ids), ties to the lower id."""
     for q in range(min(BRUTE_QUERIES, queries.shape[0])):
-        d = _hamming(queries[q], codes)
+        d = hamming(queries[q], codes)
         order = np.lexsort((ids, d))[:k]
         assert np.array_equal(dist[q].astype(np.int64), d[order]), f"query {q}: distances"
         assert np.array_equal(found[q].astype(np.uint64), ids[order]), f"query {q}: ids (ties to the lower id)"

@@ -16,20 +16,10 @@ from typing import Any
 import numpy as np
 import pytest
 import q2key
-from bench_common import ROUNDS_FAST, ROUNDS_SLOW, SEARCH_K, SEARCH_THREADS, SEARCH_WIDTH, record
+from bench_common import ROUNDS_FAST, ROUNDS_SLOW, SEARCH_K, SEARCH_THREADS, SEARCH_WIDTH, hamming, record
 
 #: Queries checked against a numpy brute force (the full database each).
 BRUTE_QUERIES = 3
-
-
-def _hamming(query: np.ndarray, db: np.ndarray) -> np.ndarray:
-    """Bit differences of one code to every row (numpy, in chunks)."""
-    out = np.empty(db.shape[0], dtype=np.int64)
-    for lo in range(0, db.shape[0], 65_536):
-        x = np.bitwise_xor(db[lo : lo + 65_536], query)
-        bits = np.bitwise_count(x) if hasattr(np, "bitwise_count") else np.unpackbits(x, axis=1)
-        out[lo : lo + 65_536] = bits.sum(axis=1, dtype=np.int64)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +52,7 @@ def test_search_q2key(benchmark: Any, search_data: Any, q2key_result: Any) -> No
     assert np.all(np.diff(dist.astype(np.int64), axis=1) >= 0)
     # A few queries against a numpy brute force over the whole database.
     for q in range(min(BRUTE_QUERIES, queries.shape[0])):
-        all_d = _hamming(queries[q], db)
+        all_d = hamming(queries[q], db)
         order = np.argsort(all_d, kind="stable")[:SEARCH_K]
         assert np.array_equal(dist[q].astype(np.int64), all_d[order]), f"query {q}: distances"
         assert np.array_equal(idx[q], order), f"query {q}: rows (ties to the lower row)"
