@@ -64,7 +64,16 @@ def _share(text: str) -> float:
     return v
 
 
-def _common(p: argparse.ArgumentParser, *, batches: bool = True, column: bool = True) -> None:
+#: Help of every positional argument that names a file of vectors.
+VECTORS_HELP = ".npy, .npz[:MEMBER], .parquet or .arrow file of vectors"
+
+
+def _thresholds_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--thresholds", metavar="JSON", help="thresholds from `q2key calibrate` (default: Gaussian)")
+
+
+def _common(p: argparse.ArgumentParser, *, batches: bool = True, column: bool = True, quiet: bool = False) -> None:
+    """The input, batching and thread options several commands share (in this order in --help)."""
     if column:
         p.add_argument(
             "--column", metavar="NAME", help="the .npz member or the Parquet/Arrow column (default: the only one)"
@@ -72,6 +81,8 @@ def _common(p: argparse.ArgumentParser, *, batches: bool = True, column: bool = 
     if batches:
         p.add_argument("--batch-rows", type=_positive, metavar="N", help="rows per batch (default: about 64 MiB)")
     p.add_argument("--threads", type=_positive, metavar="T", help="worker threads (default: all cores)")
+    if quiet:
+        p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,17 +90,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     enc = sub.add_parser("encode", help="encode vectors from a file into codes, keys and transition counts")
-    enc.add_argument("input", metavar="INPUT", help=".npy, .npz[:MEMBER], .parquet or .arrow file of vectors")
+    enc.add_argument("input", metavar="INPUT", help=VECTORS_HELP)
     enc.add_argument("--codes", metavar="OUT", help="uint8 (N, ceil(dim/4)) codes (.npy, or .parquet/.arrow)")
     enc.add_argument("--keys", metavar="OUT", help="uint64 (N,) transition keys")
     enc.add_argument("--transitions", metavar="OUT", help="uint32 (N,) transition counts")
-    enc.add_argument("--thresholds", metavar="JSON", help="thresholds from `q2key calibrate` (default: Gaussian)")
-    _common(enc)
-    enc.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
+    _thresholds_option(enc)
+    _common(enc, quiet=True)
     enc.set_defaults(run="encode")
 
     cal = sub.add_parser("calibrate", help="fit thresholds to a sample of vectors, print the report")
-    cal.add_argument("sample", metavar="SAMPLE", help=".npy, .npz[:MEMBER], .parquet or .arrow file of vectors")
+    cal.add_argument("sample", metavar="SAMPLE", help=VECTORS_HELP)
     cal.add_argument("--method", choices=("equiprobable", "per_dim", "fidelity"), default="equiprobable")
     cal.add_argument("-o", "--output", required=True, metavar="JSON", help="where to write the thresholds")
     cal.add_argument("--plot", metavar="IMAGE", help="also save a symbol-frequency plot (needs matplotlib)")
@@ -102,13 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     idx = sub.add_parser("index", help="build, search and describe q2key.Index files")
     isub = idx.add_subparsers(dest="index_command", required=True, metavar="ACTION")
     b = isub.add_parser("build", help="encode vectors into an index file")
-    b.add_argument("vectors", metavar="VECTORS", help=".npy, .npz[:MEMBER], .parquet or .arrow file of vectors")
+    b.add_argument("vectors", metavar="VECTORS", help=VECTORS_HELP)
     b.add_argument("-o", "--output", required=True, metavar="INDEX", help="the index file to write")
     b.add_argument("--ids", metavar="NPY", help="1-D integer .npy of ids, one per vector (default 0..N-1)")
-    b.add_argument("--thresholds", metavar="JSON", help="thresholds from `q2key calibrate` (default: Gaussian)")
+    _thresholds_option(b)
     b.add_argument("--weights", metavar="A,B,C", help="weighted Lee search: w_mag,w_sign,w_both")
-    _common(b)
-    b.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
+    _common(b, quiet=True)
     b.set_defaults(run="index build")
 
     s = isub.add_parser("search", help="the k nearest indexed vectors of each query")
@@ -118,8 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", metavar="NPZ", help="write distances and ids to a .npz (default: TSV on stdout)")
     s.add_argument("--rescore", metavar="VECTORS", help="re-rank by exact cosine with these vectors, indexed by id")
     s.add_argument("--oversample", type=_positive, default=4, help="candidates per result when rescoring (default 4)")
-    _common(s)
-    s.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
+    _common(s, quiet=True)
     s.set_defaults(run="index search")
 
     i = isub.add_parser("info", help="dimension, rows, thresholds, weights and sizes of an index file")
