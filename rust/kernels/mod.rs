@@ -7,8 +7,8 @@
 //!
 //! The SIMD kernels read and write through raw pointers, so every shim (the
 //! scalar ones too, so that every backend fails alike) first checks the buffer
-//! lengths the kernel relies on with [`assert_encode_buffers`],
-//! [`assert_lee_pair`], [`assert_lee_rows`] or [`assert_tile_buffers`]: a
+//! lengths the kernel relies on with `assert_encode_buffers`,
+//! `assert_lee_pair`, `assert_lee_rows` or `assert_tile_buffers`: a
 //! wrong length panics before anything is read or written. One check per call
 //! (per row or per tile), never per element. The table's function pointers are
 //! crate-private; tests and benchmarks call the same shims through
