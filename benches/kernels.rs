@@ -125,6 +125,7 @@ mod probe {
     /// `iters × 100` dependent adds: 100 cycles per iteration.
     pub fn dep_add(iters: u64) -> u64 {
         let mut x = 0u64;
+        // SAFETY: CPU: plain x86-64 adds; lengths: no memory is accessed.
         unsafe {
             asm!(
                 "2:",
@@ -142,122 +143,150 @@ mod probe {
     }
 
     /// `iters × 16` independent `VPOPCNTQ zmm, zmm`.
+    ///
+    /// # Safety
+    /// The CPU supports AVX-512 F and VPOPCNTDQ.
     #[target_feature(enable = "avx512f,avx512vpopcntdq")]
     pub unsafe fn vpopcntq(iters: u64) {
-        asm!(
-            "vpternlogq zmm16, zmm16, zmm16, 0xff",
-            "vmovdqa64 zmm17, zmm16",
-            "2:",
-            "vpopcntq zmm0, zmm16", "vpopcntq zmm1, zmm17", "vpopcntq zmm2, zmm16", "vpopcntq zmm3, zmm17",
-            "vpopcntq zmm4, zmm16", "vpopcntq zmm5, zmm17", "vpopcntq zmm6, zmm16", "vpopcntq zmm7, zmm17",
-            "vpopcntq zmm8, zmm16", "vpopcntq zmm9, zmm17", "vpopcntq zmm10, zmm16", "vpopcntq zmm11, zmm17",
-            "vpopcntq zmm12, zmm16", "vpopcntq zmm13, zmm17", "vpopcntq zmm14, zmm16", "vpopcntq zmm15, zmm17",
-            "dec {n}",
-            "jnz 2b",
-            "vzeroupper",
-            n = inout(reg) iters => _,
-            out("zmm0") _, out("zmm1") _, out("zmm2") _, out("zmm3") _,
-            out("zmm4") _, out("zmm5") _, out("zmm6") _, out("zmm7") _,
-            out("zmm8") _, out("zmm9") _, out("zmm10") _, out("zmm11") _,
-            out("zmm12") _, out("zmm13") _, out("zmm14") _, out("zmm15") _,
-            out("zmm16") _, out("zmm17") _,
-            options(nomem, nostack),
-        );
+        // SAFETY: CPU: AVX-512 F and VPOPCNTDQ (this function's contract); lengths:
+        // no memory is accessed.
+        unsafe {
+            asm!(
+                "vpternlogq zmm16, zmm16, zmm16, 0xff",
+                "vmovdqa64 zmm17, zmm16",
+                "2:",
+                "vpopcntq zmm0, zmm16", "vpopcntq zmm1, zmm17", "vpopcntq zmm2, zmm16", "vpopcntq zmm3, zmm17",
+                "vpopcntq zmm4, zmm16", "vpopcntq zmm5, zmm17", "vpopcntq zmm6, zmm16", "vpopcntq zmm7, zmm17",
+                "vpopcntq zmm8, zmm16", "vpopcntq zmm9, zmm17", "vpopcntq zmm10, zmm16", "vpopcntq zmm11, zmm17",
+                "vpopcntq zmm12, zmm16", "vpopcntq zmm13, zmm17", "vpopcntq zmm14, zmm16", "vpopcntq zmm15, zmm17",
+                "dec {n}",
+                "jnz 2b",
+                "vzeroupper",
+                n = inout(reg) iters => _,
+                out("zmm0") _, out("zmm1") _, out("zmm2") _, out("zmm3") _,
+                out("zmm4") _, out("zmm5") _, out("zmm6") _, out("zmm7") _,
+                out("zmm8") _, out("zmm9") _, out("zmm10") _, out("zmm11") _,
+                out("zmm12") _, out("zmm13") _, out("zmm14") _, out("zmm15") _,
+                out("zmm16") _, out("zmm17") _,
+                options(nomem, nostack),
+            );
+        }
     }
 
     /// `iters × 8` steps of `acc += popcnt(d ^ q)`, all operands in
     /// registers, 8 independent accumulators: the ALU ceiling of one step.
+    ///
+    /// # Safety
+    /// The CPU supports AVX-512 F and VPOPCNTDQ.
     #[target_feature(enable = "avx512f,avx512vpopcntdq")]
     pub unsafe fn step_regs(iters: u64) {
-        asm!(
-            "vpxorq zmm0, zmm0, zmm0", "vpxorq zmm1, zmm1, zmm1", "vpxorq zmm2, zmm2, zmm2", "vpxorq zmm3, zmm3, zmm3",
-            "vpxorq zmm4, zmm4, zmm4", "vpxorq zmm5, zmm5, zmm5", "vpxorq zmm6, zmm6, zmm6", "vpxorq zmm7, zmm7, zmm7",
-            "vpternlogq zmm24, zmm24, zmm24, 0xff",
-            "vpxorq zmm25, zmm25, zmm25",
-            "2:",
-            ".irp i, 0, 1, 2, 3, 4, 5, 6, 7",
-            "vpxorq zmm1\\i, zmm24, zmm25",
-            "vpopcntq zmm1\\i, zmm1\\i",
-            "vpaddq zmm\\i, zmm\\i, zmm1\\i",
-            ".endr",
-            "dec {n}",
-            "jnz 2b",
-            "vzeroupper",
-            n = inout(reg) iters => _,
-            out("zmm0") _, out("zmm1") _, out("zmm2") _, out("zmm3") _,
-            out("zmm4") _, out("zmm5") _, out("zmm6") _, out("zmm7") _,
-            out("zmm10") _, out("zmm11") _, out("zmm12") _, out("zmm13") _,
-            out("zmm14") _, out("zmm15") _, out("zmm16") _, out("zmm17") _,
-            out("zmm24") _, out("zmm25") _,
-            options(nomem, nostack),
-        );
+        // SAFETY: CPU: AVX-512 F and VPOPCNTDQ (this function's contract); lengths:
+        // no memory is accessed.
+        unsafe {
+            asm!(
+                "vpxorq zmm0, zmm0, zmm0", "vpxorq zmm1, zmm1, zmm1", "vpxorq zmm2, zmm2, zmm2", "vpxorq zmm3, zmm3, zmm3",
+                "vpxorq zmm4, zmm4, zmm4", "vpxorq zmm5, zmm5, zmm5", "vpxorq zmm6, zmm6, zmm6", "vpxorq zmm7, zmm7, zmm7",
+                "vpternlogq zmm24, zmm24, zmm24, 0xff",
+                "vpxorq zmm25, zmm25, zmm25",
+                "2:",
+                ".irp i, 0, 1, 2, 3, 4, 5, 6, 7",
+                "vpxorq zmm1\\i, zmm24, zmm25",
+                "vpopcntq zmm1\\i, zmm1\\i",
+                "vpaddq zmm\\i, zmm\\i, zmm1\\i",
+                ".endr",
+                "dec {n}",
+                "jnz 2b",
+                "vzeroupper",
+                n = inout(reg) iters => _,
+                out("zmm0") _, out("zmm1") _, out("zmm2") _, out("zmm3") _,
+                out("zmm4") _, out("zmm5") _, out("zmm6") _, out("zmm7") _,
+                out("zmm10") _, out("zmm11") _, out("zmm12") _, out("zmm13") _,
+                out("zmm14") _, out("zmm15") _, out("zmm16") _, out("zmm17") _,
+                out("zmm24") _, out("zmm25") _,
+                options(nomem, nostack),
+            );
+        }
     }
 
     /// `iters × 8` steps of `acc += popcnt(load64 ^ broadcast(q))` (one zmm
     /// load and one broadcast load per step, 8 independent accumulators, 512
     /// bytes of data in L1): the one-query tile shape.
+    ///
+    /// # Safety
+    /// The CPU supports AVX-512 F and VPOPCNTDQ.
     #[target_feature(enable = "avx512f,avx512vpopcntdq")]
     pub unsafe fn step_load_bcast(iters: u64, data: &[u8; 512], q: &u64) {
-        asm!(
-            "vpxorq zmm0, zmm0, zmm0", "vpxorq zmm1, zmm1, zmm1", "vpxorq zmm2, zmm2, zmm2", "vpxorq zmm3, zmm3, zmm3",
-            "vpxorq zmm4, zmm4, zmm4", "vpxorq zmm5, zmm5, zmm5", "vpxorq zmm6, zmm6, zmm6", "vpxorq zmm7, zmm7, zmm7",
-            "2:",
-            ".irp i, 0, 1, 2, 3, 4, 5, 6, 7",
-            "vmovdqu64 zmm1\\i, [{d} + 64*\\i]",
-            "vpxorq zmm1\\i, zmm1\\i, qword ptr [{q}]{{1to8}}",
-            "vpopcntq zmm1\\i, zmm1\\i",
-            "vpaddq zmm\\i, zmm\\i, zmm1\\i",
-            ".endr",
-            "dec {n}",
-            "jnz 2b",
-            "vzeroupper",
-            n = inout(reg) iters => _,
-            d = in(reg) data.as_ptr(),
-            q = in(reg) q as *const u64,
-            out("zmm0") _, out("zmm1") _, out("zmm2") _, out("zmm3") _,
-            out("zmm4") _, out("zmm5") _, out("zmm6") _, out("zmm7") _,
-            out("zmm10") _, out("zmm11") _, out("zmm12") _, out("zmm13") _,
-            out("zmm14") _, out("zmm15") _, out("zmm16") _, out("zmm17") _,
-            options(readonly, nostack),
-        );
+        // SAFETY: CPU: AVX-512 F and VPOPCNTDQ (this function's contract); lengths:
+        // reads the 512 bytes of `data` and `*q`.
+        unsafe {
+            asm!(
+                "vpxorq zmm0, zmm0, zmm0", "vpxorq zmm1, zmm1, zmm1", "vpxorq zmm2, zmm2, zmm2", "vpxorq zmm3, zmm3, zmm3",
+                "vpxorq zmm4, zmm4, zmm4", "vpxorq zmm5, zmm5, zmm5", "vpxorq zmm6, zmm6, zmm6", "vpxorq zmm7, zmm7, zmm7",
+                "2:",
+                ".irp i, 0, 1, 2, 3, 4, 5, 6, 7",
+                "vmovdqu64 zmm1\\i, [{d} + 64*\\i]",
+                "vpxorq zmm1\\i, zmm1\\i, qword ptr [{q}]{{1to8}}",
+                "vpopcntq zmm1\\i, zmm1\\i",
+                "vpaddq zmm\\i, zmm\\i, zmm1\\i",
+                ".endr",
+                "dec {n}",
+                "jnz 2b",
+                "vzeroupper",
+                n = inout(reg) iters => _,
+                d = in(reg) data.as_ptr(),
+                q = in(reg) q as *const u64,
+                out("zmm0") _, out("zmm1") _, out("zmm2") _, out("zmm3") _,
+                out("zmm4") _, out("zmm5") _, out("zmm6") _, out("zmm7") _,
+                out("zmm10") _, out("zmm11") _, out("zmm12") _, out("zmm13") _,
+                out("zmm14") _, out("zmm15") _, out("zmm16") _, out("zmm17") _,
+                options(readonly, nostack),
+            );
+        }
     }
 
     /// `iters × 8` steps in the four-query tile shape: one zmm load of data
     /// (L1) serves four `acc_t += popcnt(d ^ q_t)` with the queries already
     /// broadcast in registers; 8 accumulators (2 words × 4 queries).
+    ///
+    /// # Safety
+    /// The CPU supports AVX-512 F and VPOPCNTDQ.
     #[target_feature(enable = "avx512f,avx512vpopcntdq")]
     pub unsafe fn step_tile4(iters: u64, data: &[u8; 512]) {
-        asm!(
-            "vpxorq zmm0, zmm0, zmm0", "vpxorq zmm1, zmm1, zmm1", "vpxorq zmm2, zmm2, zmm2", "vpxorq zmm3, zmm3, zmm3",
-            "vpxorq zmm4, zmm4, zmm4", "vpxorq zmm5, zmm5, zmm5", "vpxorq zmm6, zmm6, zmm6", "vpxorq zmm7, zmm7, zmm7",
-            "vpternlogq zmm24, zmm24, zmm24, 0xff", "vpxorq zmm25, zmm25, zmm25",
-            "vpternlogq zmm26, zmm26, zmm26, 0xff", "vpxorq zmm27, zmm27, zmm27",
-            "2:",
-            "vmovdqu64 zmm20, [{d}]",
-            "vmovdqu64 zmm21, [{d} + 64]",
-            ".irp t, 4, 5, 6, 7",
-            "vpxorq zmm1\\t, zmm20, zmm2\\t",
-            "vpopcntq zmm1\\t, zmm1\\t",
-            "vpaddq zmm\\t, zmm\\t, zmm1\\t",
-            ".endr",
-            ".irp t, 0, 1, 2, 3",
-            "vpxorq zmm1\\t, zmm21, zmm2\\t",
-            "vpopcntq zmm1\\t, zmm1\\t",
-            "vpaddq zmm\\t, zmm\\t, zmm1\\t",
-            ".endr",
-            "dec {n}",
-            "jnz 2b",
-            "vzeroupper",
-            n = inout(reg) iters => _,
-            d = in(reg) data.as_ptr(),
-            out("zmm0") _, out("zmm1") _, out("zmm2") _, out("zmm3") _,
-            out("zmm4") _, out("zmm5") _, out("zmm6") _, out("zmm7") _,
-            out("zmm10") _, out("zmm11") _, out("zmm12") _, out("zmm13") _,
-            out("zmm14") _, out("zmm15") _, out("zmm16") _, out("zmm17") _,
-            out("zmm20") _, out("zmm21") _,
-            out("zmm24") _, out("zmm25") _, out("zmm26") _, out("zmm27") _,
-            options(readonly, nostack),
-        );
+        // SAFETY: CPU: AVX-512 F and VPOPCNTDQ (this function's contract); lengths:
+        // reads the first 128 bytes of `data`.
+        unsafe {
+            asm!(
+                "vpxorq zmm0, zmm0, zmm0", "vpxorq zmm1, zmm1, zmm1", "vpxorq zmm2, zmm2, zmm2", "vpxorq zmm3, zmm3, zmm3",
+                "vpxorq zmm4, zmm4, zmm4", "vpxorq zmm5, zmm5, zmm5", "vpxorq zmm6, zmm6, zmm6", "vpxorq zmm7, zmm7, zmm7",
+                "vpternlogq zmm24, zmm24, zmm24, 0xff", "vpxorq zmm25, zmm25, zmm25",
+                "vpternlogq zmm26, zmm26, zmm26, 0xff", "vpxorq zmm27, zmm27, zmm27",
+                "2:",
+                "vmovdqu64 zmm20, [{d}]",
+                "vmovdqu64 zmm21, [{d} + 64]",
+                ".irp t, 4, 5, 6, 7",
+                "vpxorq zmm1\\t, zmm20, zmm2\\t",
+                "vpopcntq zmm1\\t, zmm1\\t",
+                "vpaddq zmm\\t, zmm\\t, zmm1\\t",
+                ".endr",
+                ".irp t, 0, 1, 2, 3",
+                "vpxorq zmm1\\t, zmm21, zmm2\\t",
+                "vpopcntq zmm1\\t, zmm1\\t",
+                "vpaddq zmm\\t, zmm\\t, zmm1\\t",
+                ".endr",
+                "dec {n}",
+                "jnz 2b",
+                "vzeroupper",
+                n = inout(reg) iters => _,
+                d = in(reg) data.as_ptr(),
+                out("zmm0") _, out("zmm1") _, out("zmm2") _, out("zmm3") _,
+                out("zmm4") _, out("zmm5") _, out("zmm6") _, out("zmm7") _,
+                out("zmm10") _, out("zmm11") _, out("zmm12") _, out("zmm13") _,
+                out("zmm14") _, out("zmm15") _, out("zmm16") _, out("zmm17") _,
+                out("zmm20") _, out("zmm21") _,
+                out("zmm24") _, out("zmm25") _, out("zmm26") _, out("zmm27") _,
+                options(readonly, nostack),
+            );
+        }
     }
 
     pub fn has_vpopcntdq() -> bool {
@@ -277,8 +306,8 @@ fn bench_probes(c: &mut Criterion) {
         g.bench_function("dep_add", |b| b.iter(|| probe::dep_add(black_box(ITERS))));
         if probe::has_vpopcntdq() {
             g.throughput(Throughput::Elements(ITERS * 16));
-            // SAFETY: the CPU has AVX-512 F and VPOPCNTDQ (checked above).
             g.bench_function("vpopcntq_zmm", |b| {
+                // SAFETY: CPU: AVX-512 F and VPOPCNTDQ (checked above); lengths: no memory.
                 b.iter(|| unsafe { probe::vpopcntq(black_box(ITERS)) })
             });
             // 512 bytes at a 64-byte boundary, and at 16 bytes past one (where a
@@ -288,15 +317,19 @@ fn bench_probes(c: &mut Criterion) {
             let split: &[u8; 512] = buf.0[16..528].try_into().unwrap();
             let q = 0x0123_4567_89AB_CDEFu64;
             g.throughput(Throughput::Elements(ITERS * 8));
-            // SAFETY (all below): same CPU check; the data and `q` outlive the calls.
             g.bench_function("step_zmm_regs", |b| {
+                // SAFETY: CPU: AVX-512 F and VPOPCNTDQ (checked above); lengths: no memory.
                 b.iter(|| unsafe { probe::step_regs(black_box(ITERS)) })
             });
             for (name, data) in [("align64", aligned), ("align16", split)] {
                 g.bench_function(format!("step_zmm_load_bcast/{name}"), |b| {
+                    // SAFETY: CPU: AVX-512 F and VPOPCNTDQ (checked above); lengths:
+                    // `data` is 512 bytes, as the probe reads, and `q` one u64.
                     b.iter(|| unsafe { probe::step_load_bcast(black_box(ITERS), data, &q) })
                 });
                 g.bench_function(format!("step_zmm_tile4/{name}"), |b| {
+                    // SAFETY: CPU: AVX-512 F and VPOPCNTDQ (checked above); lengths:
+                    // `data` is 512 bytes, more than the 128 the probe reads.
                     b.iter(|| unsafe { probe::step_tile4(black_box(ITERS), data) })
                 });
             }
@@ -376,18 +409,18 @@ impl Block {
     fn check(&self) {
         let s = scalar();
         let mut expected = vec![0u32; ROWS];
-        (s.lee_rows)(self.query(), &self.rows, &mut expected);
+        s.lee_rows(self.query(), &self.rows, &mut expected);
         let mut expected_tile = vec![0u32; TILE_QUERIES * ROWS];
-        (s.lee_tile)(&self.query_words, self.words, &self.transposed, &mut expected_tile);
+        s.lee_tile(&self.query_words, self.words, &self.transposed, &mut expected_tile);
         for (q, chunk) in expected_tile.chunks_exact(ROWS).enumerate() {
             let query = &self.queries[q * self.width..][..self.width];
             for (r, &d) in chunk.iter().enumerate().step_by(997) {
-                assert_eq!(d, (s.lee_pair)(query, &self.rows[r * self.width..][..self.width]));
+                assert_eq!(d, s.lee_pair(query, &self.rows[r * self.width..][..self.width]));
             }
         }
         for k in kernels() {
             let mut got = vec![0u32; ROWS];
-            (k.lee_rows)(self.query(), &self.rows, &mut got);
+            k.lee_rows(self.query(), &self.rows, &mut got);
             assert!(
                 got == expected,
                 "{:?} lee_rows differs from scalar at width {}",
@@ -395,7 +428,7 @@ impl Block {
                 self.width
             );
             let mut got_tile = vec![0u32; TILE_QUERIES * ROWS];
-            (k.lee_tile)(&self.query_words, self.words, &self.transposed, &mut got_tile);
+            k.lee_tile(&self.query_words, self.words, &self.transposed, &mut got_tile);
             assert!(
                 got_tile == expected_tile,
                 "{:?} lee_tile differs from scalar at width {}",
@@ -404,7 +437,7 @@ impl Block {
             );
             for r in (0..ROWS).step_by(991) {
                 let row = &self.rows[r * self.width..][..self.width];
-                assert_eq!((k.lee_pair)(self.query(), row), expected[r], "{:?} lee_pair", k.backend);
+                assert_eq!(k.lee_pair(self.query(), row), expected[r], "{:?} lee_pair", k.backend);
             }
         }
     }
@@ -424,7 +457,7 @@ fn bench_lee(c: &mut Criterion) {
                 b.iter(|| {
                     let q = black_box(blk.query());
                     for (o, row) in out.iter_mut().zip(blk.rows.chunks_exact(width)) {
-                        *o = (k.lee_pair)(q, row);
+                        *o = k.lee_pair(q, row);
                     }
                     black_box(&out);
                 })
@@ -437,7 +470,7 @@ fn bench_lee(c: &mut Criterion) {
         for k in kernels() {
             let mut out = vec![0u32; ROWS];
             g.bench_function(BenchmarkId::new(k.backend.name(), &w), |b| {
-                b.iter(|| (k.lee_rows)(black_box(blk.query()), black_box(&blk.rows), black_box(&mut out)))
+                b.iter(|| k.lee_rows(black_box(blk.query()), black_box(&blk.rows), black_box(&mut out)))
             });
         }
         g.finish();
@@ -448,7 +481,7 @@ fn bench_lee(c: &mut Criterion) {
         for k in kernels() {
             let mut out = vec![0u32; HOT_ROWS];
             g.bench_function(BenchmarkId::new(k.backend.name(), &w), |b| {
-                b.iter(|| (k.lee_rows)(black_box(blk.query()), black_box(hot), black_box(&mut out)))
+                b.iter(|| k.lee_rows(black_box(blk.query()), black_box(hot), black_box(&mut out)))
             });
         }
         g.finish();
@@ -461,7 +494,7 @@ fn bench_lee(c: &mut Criterion) {
                 let qw = &blk.query_words[..nq * blk.words];
                 g.bench_function(BenchmarkId::new(k.backend.name(), format!("{w}/q{nq}")), |b| {
                     b.iter(|| {
-                        (k.lee_tile)(
+                        k.lee_tile(
                             black_box(qw),
                             blk.words,
                             black_box(&blk.transposed),
@@ -481,7 +514,7 @@ fn bench_lee(c: &mut Criterion) {
                 let id = BenchmarkId::new(k.backend.name(), format!("{w}/q{TILE_QUERIES}/{name}"));
                 g.bench_function(id, |b| {
                     b.iter(|| {
-                        (k.lee_tile)(
+                        k.lee_tile(
                             black_box(&blk.query_words),
                             blk.words,
                             black_box(block.words()),

@@ -62,13 +62,13 @@ fn lee_pair_every_length_and_every_offset() {
             let b_off = (off * 37 + len) % 64;
             let a = &a_buf[off..off + len];
             let b = &b_buf[b_off..b_off + len];
-            let expected = (scalar.lee_pair)(a, b);
+            let expected = scalar.lee_pair(a, b);
             if off == len % 64 {
                 // The reference itself, against a bit-by-bit count (once per length).
                 assert_eq!(expected, naive_lee(a, b), "scalar lee_pair, len {len} offset {off}");
             }
             for k in &simd {
-                let got = (k.lee_pair)(a, b);
+                let got = k.lee_pair(a, b);
                 if got != expected {
                     panic!(
                         "{:?} lee_pair len {len} offsets {off}/{b_off}: {got} != scalar {expected}",
@@ -88,16 +88,16 @@ fn lee_pair_extremes() {
         for len in (0..=2048).step_by(7).chain([63, 64, 65, 127, 128, 129, 2047, 2048]) {
             let ones = vec![0xFFu8; len];
             let zeros = vec![0u8; len];
-            assert_eq!((k.lee_pair)(&ones, &zeros), 8 * len as u32, "{:?} len {len}", k.backend);
-            assert_eq!((k.lee_pair)(&zeros, &ones), 8 * len as u32, "{:?} len {len}", k.backend);
-            assert_eq!((k.lee_pair)(&ones, &ones), 0, "{:?} len {len}", k.backend);
+            assert_eq!(k.lee_pair(&ones, &zeros), 8 * len as u32, "{:?} len {len}", k.backend);
+            assert_eq!(k.lee_pair(&zeros, &ones), 8 * len as u32, "{:?} len {len}", k.backend);
+            assert_eq!(k.lee_pair(&ones, &ones), 0, "{:?} len {len}", k.backend);
             // The same bytes at two different alignments are at distance 0.
             let (o1, o2) = (len % 64, (len * 5 + 3) % 64);
             let copy = buf[o1..o1 + len].to_vec();
             let mut shifted = vec![0u8; len + 64];
             shifted[o2..o2 + len].copy_from_slice(&copy);
             assert_eq!(
-                (k.lee_pair)(&buf[o1..o1 + len], &shifted[o2..o2 + len]),
+                k.lee_pair(&buf[o1..o1 + len], &shifted[o2..o2 + len]),
                 0,
                 "{:?} len {len}",
                 k.backend
@@ -122,15 +122,15 @@ fn lee_rows_matches_scalar_and_brute_force() {
             let rows = &r_buf[r_off..r_off + (n + 1) * width];
             let brute: Vec<u32> = rows.chunks_exact(width).take(n).map(|r| naive_lee(query, r)).collect();
             let mut expected = vec![u32::MAX; n];
-            (scalar.lee_rows)(query, rows, &mut expected);
+            scalar.lee_rows(query, rows, &mut expected);
             assert_eq!(expected, brute, "scalar lee_rows width {width} rows {n}");
             for k in &simd {
                 let mut got = vec![u32::MAX; n];
-                (k.lee_rows)(query, rows, &mut got);
+                k.lee_rows(query, rows, &mut got);
                 assert_eq!(got, expected, "{:?} lee_rows width {width} rows {n}", k.backend);
                 // Exactly n rows' worth of input also works.
                 let mut exact = vec![u32::MAX; n];
-                (k.lee_rows)(query, &rows[..n * width], &mut exact);
+                k.lee_rows(query, &rows[..n * width], &mut exact);
                 assert_eq!(
                     exact, expected,
                     "{:?} lee_rows width {width} rows {n} (exact)",
@@ -199,7 +199,7 @@ fn lee_tile_matches_scalar_and_brute_force() {
             transpose_block(&db, width, &mut block);
             let padded = n.div_ceil(8) * 8;
             let mut expected = vec![u32::MAX; nq * padded];
-            (scalar.lee_tile)(&qwords, words, &block, &mut expected);
+            scalar.lee_tile(&qwords, words, &block, &mut expected);
             for (q, query) in queries.chunks_exact(width).enumerate() {
                 for r in 0..padded {
                     let brute = if r < n {
@@ -217,7 +217,7 @@ fn lee_tile_matches_scalar_and_brute_force() {
             }
             for k in &simd {
                 let mut got = vec![u32::MAX; nq * padded];
-                (k.lee_tile)(&qwords, words, &block, &mut got);
+                k.lee_tile(&qwords, words, &block, &mut got);
                 assert_eq!(
                     got, expected,
                     "{:?} lee_tile width {width} queries {nq} rows {n}",
@@ -260,9 +260,9 @@ fn lee_tile_hits_matches_scalar() {
                     })
                     .collect();
                 let mut full = vec![u32::MAX; nq * groups * 8];
-                (scalar.lee_tile)(&qwords, words, &block, &mut full);
+                scalar.lee_tile(&qwords, words, &block, &mut full);
                 let (mut d0, mut h0) = (vec![u32::MAX; nq * groups * 8], vec![0xEEu8; nq * groups]);
-                (scalar.lee_tile_hits)(&qwords, words, &block, &bounds, &mut d0, &mut h0);
+                scalar.lee_tile_hits(&qwords, words, &block, &bounds, &mut d0, &mut h0);
                 for q in 0..nq {
                     for g in 0..groups {
                         let expect = (0..8).fold(0u8, |m, r| {
@@ -277,7 +277,7 @@ fn lee_tile_hits_matches_scalar() {
                 }
                 for k in &simd {
                     let (mut d, mut h) = (vec![u32::MAX; nq * groups * 8], vec![0xEEu8; nq * groups]);
-                    (k.lee_tile_hits)(&qwords, words, &block, &bounds, &mut d, &mut h);
+                    k.lee_tile_hits(&qwords, words, &block, &bounds, &mut d, &mut h);
                     assert_eq!(
                         h, h0,
                         "{:?} hits width {width} queries {nq} rows {n} bounds {bounds:?}",
@@ -304,9 +304,9 @@ fn lee_tile_hits_matches_scalar() {
 fn check_encode_f32(k: &Kernels, x: &[f32], tau: f64, what: &str) {
     let width = code_width(x.len());
     let mut expected = vec![0xAAu8; width];
-    let r_expected = (scalar().encode_f32)(x, tau, &mut expected);
+    let r_expected = scalar().encode_f32(x, tau, &mut expected);
     let mut got = vec![0x55u8; width];
-    let r_got = (k.encode_f32)(x, tau, &mut got);
+    let r_got = k.encode_f32(x, tau, &mut got);
     assert_eq!(r_got, r_expected, "{:?} encode_f32 {what}: result", k.backend);
     if r_expected.is_ok() {
         assert_eq!(got, expected, "{:?} encode_f32 {what}: code", k.backend);
@@ -316,9 +316,9 @@ fn check_encode_f32(k: &Kernels, x: &[f32], tau: f64, what: &str) {
 fn check_encode_f64(k: &Kernels, x: &[f64], tau: f64, what: &str) {
     let width = code_width(x.len());
     let mut expected = vec![0xAAu8; width];
-    let r_expected = (scalar().encode_f64)(x, tau, &mut expected);
+    let r_expected = scalar().encode_f64(x, tau, &mut expected);
     let mut got = vec![0x55u8; width];
-    let r_got = (k.encode_f64)(x, tau, &mut got);
+    let r_got = k.encode_f64(x, tau, &mut got);
     assert_eq!(r_got, r_expected, "{:?} encode_f64 {what}: result", k.backend);
     if r_expected.is_ok() {
         assert_eq!(got, expected, "{:?} encode_f64 {what}: code", k.backend);
@@ -333,8 +333,8 @@ fn scalar_encode_writes_every_byte_and_zero_padding() {
         let xf: Vec<f32> = x.iter().map(|&v| v as f32).collect();
         let tau = gaussian_threshold(dim).unwrap();
         let (mut a, mut b) = (vec![0u8; code_width(dim)], vec![0xFFu8; code_width(dim)]);
-        let ra = (scalar().encode_f32)(&xf, tau, &mut a).unwrap();
-        let rb = (scalar().encode_f32)(&xf, tau, &mut b).unwrap();
+        let ra = scalar().encode_f32(&xf, tau, &mut a).unwrap();
+        let rb = scalar().encode_f32(&xf, tau, &mut b).unwrap();
         assert_eq!(
             (ra, &a),
             (rb, &b),
@@ -346,7 +346,7 @@ fn scalar_encode_writes_every_byte_and_zero_padding() {
             "dim {dim}: padding"
         );
         let mut c = vec![0u8; code_width(dim)];
-        let rc = (scalar().encode_f64)(&x, tau, &mut c).unwrap();
+        let rc = scalar().encode_f64(&x, tau, &mut c).unwrap();
         assert_eq!((rc, &c), (ra, &a), "dim {dim}: f64 of f32 data differs from f32");
     }
 }
@@ -396,7 +396,7 @@ fn encode_kernels_agree_on_exact_boundaries() {
                 x[at] = v;
                 let xf: Vec<f32> = x.iter().map(|&v| v as f32).collect();
                 let mut code = vec![0u8; code_width(dim)];
-                (scalar().encode_f64)(&x, 1.0, &mut code).unwrap();
+                scalar().encode_f64(&x, 1.0, &mut code).unwrap();
                 let mut sym = vec![0u8; dim];
                 q2key::unpack(&code, dim, &mut sym).unwrap();
                 let mut expect = vec![1u8; dim];
@@ -430,13 +430,13 @@ fn encode_kernels_report_the_first_non_finite_column() {
                 for k in all() {
                     let mut code = vec![0u8; code_width(dim)];
                     assert_eq!(
-                        (k.encode_f32)(&yf, 0.1, &mut code),
+                        k.encode_f32(&yf, 0.1, &mut code),
                         Err(col),
                         "{:?} f32 dim {dim}",
                         k.backend
                     );
                     assert_eq!(
-                        (k.encode_f64)(&y, 0.1, &mut code),
+                        k.encode_f64(&y, 0.1, &mut code),
                         Err(col),
                         "{:?} f64 dim {dim}",
                         k.backend

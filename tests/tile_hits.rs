@@ -38,10 +38,10 @@ fn hit_masks_and_flagged_distances_match_scalar_on_every_backend() {
                     .collect();
                 let mut ref_out = vec![0u32; nq * groups * 8];
                 let mut ref_hits = vec![0u8; nq * groups];
-                (scalar.lee_tile_hits)(&qw, words, &block, &bounds, &mut ref_out, &mut ref_hits);
+                scalar.lee_tile_hits(&qw, words, &block, &bounds, &mut ref_out, &mut ref_hits);
                 for q in 0..nq {
                     for r in 0..rows {
-                        let d = (scalar.lee_pair)(&qs[q * width..][..width], &db[r * width..][..width]);
+                        let d = scalar.lee_pair(&qs[q * width..][..width], &db[r * width..][..width]);
                         assert_eq!(ref_out[q * groups * 8 + r], d);
                         let hit = ref_hits[q * groups + r / 8] >> (r % 8) & 1 == 1;
                         assert_eq!(hit, d < bounds[q], "width {width} row {r}");
@@ -51,7 +51,7 @@ fn hit_masks_and_flagged_distances_match_scalar_on_every_backend() {
                     let k = Kernels::for_backend(backend).unwrap();
                     let mut out = vec![0u32; nq * groups * 8];
                     let mut hits = vec![0u8; nq * groups];
-                    (k.lee_tile_hits)(&qw, words, &block, &bounds, &mut out, &mut hits);
+                    k.lee_tile_hits(&qw, words, &block, &bounds, &mut out, &mut hits);
                     assert_eq!(hits, ref_hits, "{backend:?} width {width} rows {rows} queries {nq}");
                     for (i, &h) in hits.iter().enumerate() {
                         for r in 0..8 {

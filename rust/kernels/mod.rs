@@ -1,9 +1,18 @@
 //! Kernel variants and the table of the one chosen at run time.
 //!
-//! Every variant exposes the same five functions; `scalar` is the reference
+//! Every variant exposes the same eight functions; `scalar` is the reference
 //! the others are tested against. The x86 variants are `#[target_feature]`
 //! functions wrapped in safe shims that are only reachable through a
 //! [`Kernels`] table built after the CPU was checked.
+//!
+//! The SIMD kernels read and write through raw pointers, so every shim (the
+//! scalar ones too, so that every backend fails alike) first checks the buffer
+//! lengths the kernel relies on with `assert_encode_buffers`,
+//! `assert_lee_pair`, `assert_lee_rows` or `assert_tile_buffers`: a
+//! wrong length panics before anything is read or written. One check per call
+//! (per row or per tile), never per element. The table's function pointers are
+//! crate-private; tests and benchmarks call the same shims through
+//! `#[doc(hidden)]` methods of [`Kernels`].
 
 pub(crate) mod scalar;
 #[cfg(target_arch = "x86_64")]
@@ -17,21 +26,21 @@ use crate::runs::{count_run_starts, gather_run_starts, key_and_transitions_with}
 use std::sync::OnceLock;
 
 /// Encodes one row into `code`; on a NaN/±Inf returns its column.
-pub type EncodeRow<T> = fn(x: &[T], tau: f64, code: &mut [u8]) -> Result<(u64, u32), usize>;
+pub(crate) type EncodeRow<T> = fn(x: &[T], tau: f64, code: &mut [u8]) -> Result<(u64, u32), usize>;
 /// Encodes one row into `code` with per-dimension cuts (`3 × x.len()`:
 /// lows, mids, highs); on a NaN/±Inf returns its column.
-pub type EncodeCutsRow<T> = fn(x: &[T], cuts: &[T], code: &mut [u8]) -> Result<(u64, u32), usize>;
+pub(crate) type EncodeCutsRow<T> = fn(x: &[T], cuts: &[T], code: &mut [u8]) -> Result<(u64, u32), usize>;
 /// Lee distance of two codes of equal length.
-pub type LeePair = fn(a: &[u8], b: &[u8]) -> u32;
+pub(crate) type LeePair = fn(a: &[u8], b: &[u8]) -> u32;
 /// Lee distances of one code to each row of a row-major block (`out.len()` rows).
-pub type LeeRows = fn(query: &[u8], rows: &[u8], out: &mut [u32]);
+pub(crate) type LeeRows = fn(query: &[u8], rows: &[u8], out: &mut [u32]);
 /// Lee distances of `queries.len() / words` queries (as little-endian u64
 /// words) to a transposed block of 8-row groups; `out` is query-major.
-pub type LeeTile = fn(queries: &[u64], words: usize, block: &[u64], out: &mut [u32]);
+pub(crate) type LeeTile = fn(queries: &[u64], words: usize, block: &[u64], out: &mut [u32]);
 /// [`LeeTile`] that also sets, per (query, 8-row group), a bit mask of the
 /// rows whose distance is below `bounds[query]`: `hits[q·groups + g]`, bit r
 /// for row `8g + r`. Distances of groups without hits may be left unwritten.
-pub type LeeTileHits =
+pub(crate) type LeeTileHits =
     fn(queries: &[u64], words: usize, block: &[u64], bounds: &[u32], out: &mut [u32], hits: &mut [u8]);
 
 /// What the x86 tile kernels share across their query tiles.
@@ -116,17 +125,56 @@ impl Backend {
     }
 }
 
-/// One backend's kernels.
+/// One backend's kernels (pass to [`encode_with`](crate::encode_with) and
+/// the other `*_with` functions to pick a backend).
 pub struct Kernels {
     pub backend: Backend,
-    pub encode_f32: EncodeRow<f32>,
-    pub encode_f64: EncodeRow<f64>,
-    pub encode_cuts_f32: EncodeCutsRow<f32>,
-    pub encode_cuts_f64: EncodeCutsRow<f64>,
-    pub lee_pair: LeePair,
-    pub lee_rows: LeeRows,
-    pub lee_tile: LeeTile,
-    pub lee_tile_hits: LeeTileHits,
+    pub(crate) encode_f32: EncodeRow<f32>,
+    pub(crate) encode_f64: EncodeRow<f64>,
+    pub(crate) encode_cuts_f32: EncodeCutsRow<f32>,
+    pub(crate) encode_cuts_f64: EncodeCutsRow<f64>,
+    pub(crate) lee_pair: LeePair,
+    pub(crate) lee_rows: LeeRows,
+    pub(crate) lee_tile: LeeTile,
+    pub(crate) lee_tile_hits: LeeTileHits,
+}
+
+/// The kernels one at a time, for the backend tests and benchmarks (not a
+/// stable API). Each checks its buffer lengths and panics on a mismatch.
+#[doc(hidden)]
+impl Kernels {
+    pub fn encode_f32(&self, x: &[f32], tau: f64, code: &mut [u8]) -> Result<(u64, u32), usize> {
+        (self.encode_f32)(x, tau, code)
+    }
+    pub fn encode_f64(&self, x: &[f64], tau: f64, code: &mut [u8]) -> Result<(u64, u32), usize> {
+        (self.encode_f64)(x, tau, code)
+    }
+    pub fn encode_cuts_f32(&self, x: &[f32], cuts: &[f32], code: &mut [u8]) -> Result<(u64, u32), usize> {
+        (self.encode_cuts_f32)(x, cuts, code)
+    }
+    pub fn encode_cuts_f64(&self, x: &[f64], cuts: &[f64], code: &mut [u8]) -> Result<(u64, u32), usize> {
+        (self.encode_cuts_f64)(x, cuts, code)
+    }
+    pub fn lee_pair(&self, a: &[u8], b: &[u8]) -> u32 {
+        (self.lee_pair)(a, b)
+    }
+    pub fn lee_rows(&self, query: &[u8], rows: &[u8], out: &mut [u32]) {
+        (self.lee_rows)(query, rows, out)
+    }
+    pub fn lee_tile(&self, queries: &[u64], words: usize, block: &[u64], out: &mut [u32]) {
+        (self.lee_tile)(queries, words, block, out)
+    }
+    pub fn lee_tile_hits(
+        &self,
+        queries: &[u64],
+        words: usize,
+        block: &[u64],
+        bounds: &[u32],
+        out: &mut [u32],
+        hits: &mut [u8],
+    ) {
+        (self.lee_tile_hits)(queries, words, block, bounds, out, hits)
+    }
 }
 
 impl Kernels {
@@ -225,8 +273,10 @@ pub(crate) fn encode_row_cuts<T: Element>(
     Ok(key_and_transitions_with(code, x.len(), gather, count_rest))
 }
 
-/// The buffer sizes every encode kernel relies on; the SIMD kernels write
-/// through raw pointers, so the safe shims check them (a caller bug, not input).
+/// The buffer sizes every encode kernel relies on: `code` holds at least
+/// `code_width(dim)` bytes and `cuts` (if any) exactly `3 × dim` values. The
+/// SIMD kernels write `code` and read `cuts` through raw pointers, so every
+/// shim checks them (a caller bug, not input: panics).
 #[inline(always)]
 pub(crate) fn assert_encode_buffers(dim: usize, cuts: Option<usize>, code: usize) {
     assert!(
@@ -234,8 +284,81 @@ pub(crate) fn assert_encode_buffers(dim: usize, cuts: Option<usize>, code: usize
         "code buffer shorter than code_width(dim)"
     );
     if let Some(c) = cuts {
-        assert_eq!(c, 3 * dim, "cuts must hold 3 × dim values");
+        assert!(dim.checked_mul(3) == Some(c), "cuts must hold 3 × dim values");
     }
+}
+
+/// The lengths [`LeePair`] relies on: two codes of the same width.
+#[inline(always)]
+pub(crate) fn assert_lee_pair(a: usize, b: usize) {
+    assert_eq!(a, b, "lee_pair: codes of different widths");
+}
+
+/// The lengths [`LeeRows`] relies on: `rows` holds at least `out` rows of
+/// `width` bytes (rows past them are ignored).
+#[inline(always)]
+pub(crate) fn assert_lee_rows(width: usize, rows: usize, out: usize) {
+    assert!(
+        width.checked_mul(out).is_some_and(|need| rows >= need),
+        "lee_rows: {out} distances need {out} rows of {width} bytes, got {rows} bytes"
+    );
+}
+
+/// The shape of one tile-kernel call, as [`assert_tile_buffers`] checked it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TileShape {
+    /// Queries: `queries.len() / words`.
+    pub queries: usize,
+    /// 8-row groups: `block.len() / (8 · words)`.
+    pub groups: usize,
+}
+
+/// The lengths [`LeeTile`] and [`LeeTileHits`] rely on: `words ≥ 1`, whole
+/// queries (`queries.len()` a multiple of `words`), whole 8-row groups
+/// (`block.len()` a multiple of `8 · words`), `out` at least
+/// `queries × groups × 8` distances and, with hits, exactly one bound per
+/// query and at least `queries × groups` hit masks. The SIMD tile kernels read
+/// and write all of them through raw pointers, so every shim checks them first.
+#[inline(always)]
+pub(crate) fn assert_tile_buffers(
+    queries: usize,
+    words: usize,
+    block: usize,
+    out: usize,
+    hits: Option<(usize, usize)>,
+) -> TileShape {
+    assert!(words >= 1, "lee_tile: words must be at least 1");
+    assert!(
+        queries.is_multiple_of(words),
+        "lee_tile: {queries} query words are not whole queries of {words} words"
+    );
+    let group_len = words.checked_mul(8).expect("lee_tile: words overflows");
+    assert!(
+        block.is_multiple_of(group_len),
+        "lee_tile: {block} block words are not whole 8-row groups of {words} words"
+    );
+    let shape = TileShape {
+        queries: queries / words,
+        groups: block / group_len,
+    };
+    let cells = shape
+        .queries
+        .checked_mul(shape.groups)
+        .expect("lee_tile: queries × groups overflows");
+    assert!(
+        cells.checked_mul(8).is_some_and(|need| out >= need),
+        "lee_tile: out holds {out} distances, fewer than {} queries × {} rows",
+        shape.queries,
+        8 * shape.groups
+    );
+    if let Some((bounds, hits)) = hits {
+        assert_eq!(bounds, shape.queries, "lee_tile_hits: one bound per query");
+        assert!(
+            hits >= cells,
+            "lee_tile_hits: hits holds {hits} masks, fewer than {cells}"
+        );
+    }
+    shape
 }
 
 /// Number of 64-bit words per code of `width` bytes.

@@ -1,27 +1,30 @@
 //! The portable reference kernels: every SIMD variant must match these bit for bit.
 
-use super::{assert_encode_buffers, encode_row_cuts, encode_row_with, Backend, Kernels};
+use super::{
+    assert_encode_buffers, assert_lee_pair, assert_lee_rows, assert_tile_buffers, encode_row_cuts, encode_row_with,
+    Backend, Kernels,
+};
 use crate::cuts::quantize_cuts_scalar;
 use crate::quantize::{quantize_pack_scalar, sum_of_squares, Element};
 use crate::runs::{count_run_starts, gather_run_starts};
 
 pub(crate) static KERNELS: Kernels = Kernels {
     backend: Backend::Scalar,
-    encode_f32,
-    encode_f64,
+    encode_f32: encode::<f32>,
+    encode_f64: encode::<f64>,
     encode_cuts_f32: encode_cuts,
     encode_cuts_f64: encode_cuts,
-    lee_pair,
+    lee_pair: lee_pair_checked,
     lee_rows,
     lee_tile,
     lee_tile_hits,
 };
 
-fn encode_f32(x: &[f32], tau: f64, code: &mut [u8]) -> Result<(u64, u32), usize> {
-    encode_row_with(x, tau, code, quantize_pack_scalar)
-}
+// The entry points check the same lengths as the SIMD shims: safe Rust would
+// panic on most mistakes anyway, but some (a short `bounds`) would pass silently.
 
-fn encode_f64(x: &[f64], tau: f64, code: &mut [u8]) -> Result<(u64, u32), usize> {
+fn encode<T: Element + std::ops::Neg<Output = T>>(x: &[T], tau: f64, code: &mut [u8]) -> Result<(u64, u32), usize> {
+    assert_encode_buffers(x.len(), None, code.len());
     encode_row_with(x, tau, code, quantize_pack_scalar)
 }
 
@@ -38,9 +41,15 @@ fn encode_cuts<T: Element>(x: &[T], cuts: &[T], code: &mut [u8]) -> Result<(u64,
     )
 }
 
+fn lee_pair_checked(a: &[u8], b: &[u8]) -> u32 {
+    assert_lee_pair(a.len(), b.len());
+    lee_pair(a, b)
+}
+
+/// Lee distance over the common length of `a` and `b` (the SIMD kernels'
+/// tail; the table's entry point checks the lengths are equal).
 #[inline(always)]
 pub(crate) fn lee_pair(a: &[u8], b: &[u8]) -> u32 {
-    debug_assert_eq!(a.len(), b.len());
     let mut total = 0u32;
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let (ra, rb) = (ca.remainder(), cb.remainder());
@@ -57,6 +66,7 @@ pub(crate) fn lee_pair(a: &[u8], b: &[u8]) -> u32 {
 
 fn lee_rows(query: &[u8], rows: &[u8], out: &mut [u32]) {
     let width = query.len();
+    assert_lee_rows(width, rows.len(), out.len());
     if width == 0 {
         out.fill(0);
         return;
@@ -67,6 +77,7 @@ fn lee_rows(query: &[u8], rows: &[u8], out: &mut [u32]) {
 }
 
 fn lee_tile(queries: &[u64], words: usize, block: &[u64], out: &mut [u32]) {
+    assert_tile_buffers(queries.len(), words, block.len(), out.len(), None);
     let group_len = words * 8;
     let groups = block.len() / group_len;
     let rows = groups * 8;
@@ -84,8 +95,15 @@ fn lee_tile(queries: &[u64], words: usize, block: &[u64], out: &mut [u32]) {
 }
 
 fn lee_tile_hits(queries: &[u64], words: usize, block: &[u64], bounds: &[u32], out: &mut [u32], hits: &mut [u8]) {
+    let groups = assert_tile_buffers(
+        queries.len(),
+        words,
+        block.len(),
+        out.len(),
+        Some((bounds.len(), hits.len())),
+    )
+    .groups;
     lee_tile(queries, words, block, out);
-    let groups = block.len() / (words * 8);
     for (q, &bound) in bounds.iter().enumerate() {
         for g in 0..groups {
             let d = &out[(q * groups + g) * 8..][..8];
