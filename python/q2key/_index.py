@@ -163,7 +163,8 @@ class Index:
         ``queries`` are float vectors (encoded with the index's thresholds) or uint8 codes.
         ``columns = min(k, rows allowed)``: never a ``-1`` placeholder. Ties go to the lower id.
 
-        - ``filter``: an array of allowed ids, or a boolean mask over ids (``mask[id]``).
+        - ``filter``: an array of allowed ids, or a boolean mask over ids (``mask[id]``; as numpy reads
+          a bool, any non-zero byte allows). Both are copied: other threads may change them meanwhile.
         - ``rescore``: float vectors of the stored ids — an array or ``np.memmap`` indexed by id
           (with the default sequential ids: in insertion order), or a callable from an array of
           ids to their vectors. The best ``k · oversample`` by Lee distance are re-ranked by exact

@@ -19,13 +19,9 @@ pub enum Filter<'a> {
     Mask(&'a [u8]),
 }
 
-impl Filter<'_> {
-    fn allows(&self, id: u64) -> bool {
-        match self {
-            Filter::Ids(_) => unreachable!("id lists are resolved to rows first"),
-            Filter::Mask(m) => usize::try_from(id).ok().and_then(|i| m.get(i)).is_some_and(|&b| b != 0),
-        }
-    }
+/// Whether a mask filter allows `id`: its byte is non-zero (ids past the mask are not allowed).
+fn mask_allows(mask: &[u8], id: u64) -> bool {
+    usize::try_from(id).ok().and_then(|i| mask.get(i)).is_some_and(|&b| b != 0)
 }
 
 /// Search results: `queries × columns`, best first, ties to the lower id.
@@ -205,9 +201,9 @@ impl Index {
                     rows.sort_unstable(); // gathered in stored order: the codes are read forwards
                 }
             },
-            Filter::Mask(_) => {
+            Filter::Mask(allowed) => {
                 for (r, &id) in ids.iter().enumerate() {
-                    if alive(r) && filter.allows(id) {
+                    if alive(r) && mask_allows(allowed, id) {
                         set_bit(&mut mask, r);
                         rows.push(r);
                     }

@@ -20,6 +20,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -223,15 +224,31 @@ def test_arrays_is_a_consistent_snapshot_during_removals() -> None:
 
 # -- getters wait for the lock without the GIL --------------------------------------------------------------
 
+_GETTERS: dict[str, Callable[[q2key.Index], object]] = {
+    "len": len,
+    "dim": lambda index: index.dim,
+    "in": lambda index: 7 in index,
+    "repr": repr,
+    "stats": lambda index: index.stats().alive,  # the save compacts: dead rows change
+    "weights": lambda index: index.weights,
+}
 
-def test_a_getter_waiting_for_a_save_does_not_block_other_python_threads(tmp_path: Path) -> None:
-    """Thread A saves a big index (write lock held); the main thread calls len(index), which
-    must wait for the lock; thread C, pure Python, must keep counting meanwhile."""
+
+@pytest.fixture(scope="module")
+def big_index() -> q2key.Index:
     rng = np.random.default_rng(6)
     index = q2key.Index(256)
     index.add_codes(rng.integers(0, 256, size=(400_000, 64), dtype=np.uint8), ids=rng.permutation(400_000))
-    index.remove(np.arange(10))  # the save compacts first: longer under the lock
-    path = tmp_path / "big.q2i"
+    return index
+
+
+@pytest.mark.parametrize("getter", sorted(_GETTERS))
+def test_a_getter_waiting_for_a_save_does_not_block_other_python_threads(
+    getter: str, big_index: q2key.Index, tmp_path: Path
+) -> None:
+    """Thread A saves a big index (holding the write lock); the main thread calls a getter, which
+    must wait for the lock; thread C, pure Python, must keep counting meanwhile."""
+    index, get = big_index, _GETTERS[getter]
     stamps: list[float] = []
     stop = threading.Event()
 
@@ -242,26 +259,28 @@ def test_a_getter_waiting_for_a_save_does_not_block_other_python_threads(tmp_pat
 
     counter = threading.Thread(target=count, daemon=True)
     counter.start()
-    for _attempt in range(5):
-        saver = threading.Thread(target=index.save, args=(path,))
-        saver.start()
-        time.sleep(0.005)  # let the saver take the lock
-        t0 = time.perf_counter()
-        n = len(index)
-        t1 = time.perf_counter()
-        saver.join(60)
-        assert n == 400_000 - 10
-        if t1 - t0 > 0.1:  # the getter really waited for the save
-            break
-        index.remove(index.arrays()[2][:10])
-    else:
+    try:
+        for _attempt in range(5):
+            index.remove(index.arrays()[2][:10])  # the save compacts first: longer under the lock
+            expected = get(index)
+            saver = threading.Thread(target=index.save, args=(tmp_path / "big.q2i",))
+            saver.start()
+            time.sleep(0.005)  # let the saver take the lock
+            t0 = time.perf_counter()
+            got = get(index)
+            t1 = time.perf_counter()
+            saver.join(60)
+            assert got == expected
+            if t1 - t0 > 0.1:  # the getter really waited for the save
+                break
+        else:
+            pytest.skip("the save never held the lock long enough to test the getter")
+    finally:
         stop.set()
-        pytest.skip("the save never held the lock long enough to test the getter")
-    stop.set()
-    counter.join(5)
+        counter.join(5)
     margin = max(0.02, 4 * sys.getswitchinterval())
     inside = sum(1 for s in stamps if t0 + margin < s < t1 - margin)
-    assert inside >= 10, f"a Python thread ran {inside} times while len(index) waited {t1 - t0:.3f} s for a save"
+    assert inside >= 10, f"a Python thread ran {inside} times while {getter} waited {t1 - t0:.3f} s for a save"
 
 
 # -- weights --------------------------------------------------------------------------------------------------
