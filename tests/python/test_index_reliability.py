@@ -25,6 +25,9 @@ from typing import Callable
 import numpy as np
 import pytest
 import q2key
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 # -- outputs that cannot be allocated -----------------------------------------------------------------------
 
@@ -171,6 +174,24 @@ def test_a_mask_of_any_nonzero_bytes_allows_those_ids(weights: tuple[float, floa
     assert sorted(found[0].tolist()) == [1, 2, 3]
     _, _, hits = index.range_search(np.zeros((1, 1), np.uint8), 8, filter=mask)
     assert sorted(hits.tolist()) == [1, 2, 3]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    mask_bytes=hnp.arrays(np.uint8, st.integers(0, 40), elements=st.sampled_from([0, 0, 1, 2, 127, 255])),
+    weighted=st.booleans(),
+)
+def test_a_byte_mask_filters_like_the_ids_of_its_nonzero_bytes(mask_bytes: np.ndarray, weighted: bool) -> None:
+    """Law: filter=bytes.view(bool) ≡ filter=flatnonzero(bytes), for search and range_search."""
+    index = q2key.Index(8, weights=(1.0, 2.0, 3.0) if weighted else None)
+    codes = np.random.default_rng(len(mask_bytes)).integers(0, 256, size=(30, 2), dtype=np.uint8)
+    index.add_codes(codes, ids=np.arange(30)[::-1])  # ids not increasing with rows: the keyed paths
+    queries = codes[:3]
+    mask, ids = mask_bytes.view(bool), np.flatnonzero(mask_bytes).astype(np.uint64)
+    for a, b in zip(index.search(queries, k=7, filter=mask), index.search(queries, k=7, filter=ids)):
+        assert np.array_equal(a, b)
+    for a, b in zip(index.range_search(queries, 6, filter=mask), index.range_search(queries, 6, filter=ids)):
+        assert np.array_equal(a, b)
 
 
 # -- arrays() under concurrent removals ---------------------------------------------------------------------
