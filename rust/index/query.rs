@@ -21,7 +21,10 @@ pub enum Filter<'a> {
 
 /// Whether a mask filter allows `id`: its byte is non-zero (ids past the mask are not allowed).
 fn mask_allows(mask: &[u8], id: u64) -> bool {
-    usize::try_from(id).ok().and_then(|i| mask.get(i)).is_some_and(|&b| b != 0)
+    usize::try_from(id)
+        .ok()
+        .and_then(|i| mask.get(i))
+        .is_some_and(|&b| b != 0)
 }
 
 /// Search results: `queries × columns`, best first, ties to the lower id.
