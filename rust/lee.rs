@@ -168,7 +168,7 @@ impl LeeWeights {
             return Err(Error::value(
                 "weights",
                 format!(
-                    "the largest distance over {dims} dimensions ({dims} × {heaviest}) overflows to inf; \
+                    "the largest distance over {dims} dimensions ({dims} × {heaviest:e}) overflows to inf; \
                      scale the weights down (only their ratios matter)"
                 ),
             ));

@@ -308,7 +308,7 @@ def test_a_getter_waiting_for_a_save_does_not_block_other_python_threads(
 
 
 def test_weights_whose_largest_distance_overflows_are_refused() -> None:
-    with pytest.raises(q2key.Q2KeyError, match="weights"):
+    with pytest.raises(q2key.Q2KeyError, match=r"^weights: the largest distance over 3 dimensions \(3 × 1e308\)"):
         q2key.Index(3, weights=(1e308, 1e308, 1e308))
     with pytest.raises(q2key.Q2KeyError, match="weights"):
         q2key.weighted_lee(q2key.pack([0, 0, 0]), q2key.pack([1, 2, 3]), weights=(1e308, 1e308, 1e308))
