@@ -180,16 +180,14 @@ enum OwnedFilter {
 impl OwnedFilter {
     /// The filter from the binding's two optional arrays (ids win when both are given).
     fn of(ids: &Option<PyReadonlyArray1<'_, u64>>, mask: &Option<PyReadonlyArray1<'_, u8>>) -> PyResult<Option<Self>> {
-        let copy = |v| copied("filter", "a copy of the filter", v, 1).map_err(from_err);
+        fn copy<T: Copy>(values: &[T]) -> PyResult<Vec<T>> {
+            copied("filter", "a copy of the filter", values, 1).map_err(from_err)
+        }
         if let Some(ids) = ids {
             return Ok(Some(OwnedFilter::Ids(copy(vector("filter", ids)?)?)));
         }
         mask.as_ref()
-            .map(|m| {
-                Ok(OwnedFilter::Mask(
-                    copied("filter", "a copy of the filter", vector("filter", m)?, 1).map_err(from_err)?,
-                ))
-            })
+            .map(|m| Ok(OwnedFilter::Mask(copy(vector("filter", m)?)?)))
             .transpose()
     }
 
