@@ -252,6 +252,7 @@ _GETTERS: dict[str, Callable[[q2key.Index], object]] = {
     "repr": repr,
     "stats": lambda index: index.stats().alive,  # the save compacts: dead rows change
     "weights": lambda index: index.weights,
+    "views": lambda index: len(index.views()[2]),  # the views die at once: the save may proceed
 }
 
 
