@@ -31,6 +31,16 @@ pub enum Error {
         kind: std::io::ErrorKind,
         reason: String,
     },
+    /// An output whose size (set by the request: queries × k, hits, rows ×
+    /// columns, ...) overflows or cannot be allocated.
+    Alloc {
+        /// The function, as the caller knows it (`search`, `lee_matrix`, ...).
+        arg: &'static str,
+        /// The output, e.g. "the distances output".
+        what: &'static str,
+        /// Its size, e.g. "30000 × 1000000 uint32 = 120 GB".
+        size: String,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -65,8 +75,138 @@ impl fmt::Display for Error {
             Error::Value { arg, reason } => write!(f, "{arg}: {reason}"),
             Error::Format { path, reason } => write!(f, "{path}: {reason}"),
             Error::Io { path, reason, .. } => write!(f, "{path}: {reason}"),
+            Error::Alloc { arg, what, size } => write!(f, "{arg}: cannot allocate {what} ({size})"),
         }
     }
 }
 
 impl std::error::Error for Error {}
+
+/// A zeroed buffer of `rows × cols` elements for an output whose size comes
+/// from the caller's request, or [`Error::Alloc`] naming it when the size
+/// overflows or the memory cannot be reserved: the infallible `vec!` would
+/// abort the process (and a Python interpreter with it).
+pub fn zeroed<T: Clone + Default>(arg: &'static str, what: &'static str, rows: usize, cols: usize) -> Result<Vec<T>> {
+    let mut v = with_capacity(arg, what, rows, cols)?;
+    v.resize(rows * cols, T::default()); // checked by `with_capacity`
+    Ok(v)
+}
+
+/// An empty buffer with room for exactly `rows × cols` elements; see [`zeroed`].
+pub fn with_capacity<T>(arg: &'static str, what: &'static str, rows: usize, cols: usize) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    let len = rows
+        .checked_mul(cols)
+        .ok_or_else(|| alloc_error::<T>(arg, what, rows, cols))?;
+    v.try_reserve_exact(len)
+        .map_err(|_| alloc_error::<T>(arg, what, rows, cols))?;
+    Ok(v)
+}
+
+/// A copy of `data`, rows of `cols` elements (e.g. an index's rows handed to
+/// the caller), or [`Error::Alloc`]; see [`zeroed`].
+pub fn copied<T: Copy>(arg: &'static str, what: &'static str, data: &[T], cols: usize) -> Result<Vec<T>> {
+    let cols = cols.max(1);
+    let mut v = with_capacity(arg, what, data.len().div_ceil(cols), cols)?;
+    v.extend_from_slice(data);
+    Ok(v)
+}
+
+/// Makes room for `more` elements at the end of `v` (an output that grows
+/// with the results, e.g. range-search hits), or [`Error::Alloc`].
+pub fn reserve<T>(v: &mut Vec<T>, more: usize, arg: &'static str, what: &'static str) -> Result<()> {
+    v.try_reserve(more).map_err(|_| {
+        let wanted = v.len().saturating_add(more);
+        Error::Alloc {
+            arg,
+            what,
+            size: format!(
+                "more than {wanted} {} = {}",
+                element_name::<T>(),
+                bytes(wanted, std::mem::size_of::<T>())
+            ),
+        }
+    })
+}
+
+fn alloc_error<T>(arg: &'static str, what: &'static str, rows: usize, cols: usize) -> Error {
+    let size = match rows.checked_mul(cols) {
+        Some(len) => bytes(len, std::mem::size_of::<T>()),
+        None => "more than 2^64 elements".to_string(),
+    };
+    Error::Alloc {
+        arg,
+        what,
+        size: format!("{rows} × {cols} {} = {size}", element_name::<T>()),
+    }
+}
+
+/// `len` elements of `size` bytes, in decimal units.
+fn bytes(len: usize, size: usize) -> String {
+    let total = len as f64 * size as f64;
+    let (value, unit) = [(1e15, "PB"), (1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "kB")]
+        .into_iter()
+        .find(|&(scale, _)| total >= scale)
+        .map_or((total, "bytes"), |(scale, unit)| (total / scale, unit));
+    if unit == "bytes" {
+        format!("{total} bytes")
+    } else {
+        format!("{value:.1} {unit}")
+    }
+}
+
+/// numpy's name of an element type (`uint32`, `float64`, ...).
+fn element_name<T>() -> &'static str {
+    let name = std::any::type_name::<T>();
+    match name {
+        "u8" => "uint8",
+        "u32" => "uint32",
+        "u64" => "uint64",
+        "i64" => "int64",
+        "f32" => "float32",
+        "f64" => "float64",
+        "usize" => "uint64",
+        _ => name.rsplit("::").next().unwrap_or(name),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unallocatable_output_is_an_error_naming_it() {
+        // Overflowing the element count, and a count past isize::MAX bytes: both refused without allocating.
+        for (rows, cols) in [(usize::MAX, 2), (1 << 40, 1 << 20)] {
+            let err = zeroed::<u32>("search", "the distances output", rows, cols).unwrap_err();
+            assert!(matches!(err, Error::Alloc { arg: "search", .. }), "{err:?}");
+            let msg = err.to_string();
+            assert!(
+                msg.starts_with("search: cannot allocate the distances output ("),
+                "{msg}"
+            );
+            assert!(msg.contains(&format!("{rows} × {cols} uint32")), "{msg}");
+        }
+        let err = alloc_error::<u32>("search", "the distances output", 30_000, 1_000_000);
+        assert_eq!(
+            err.to_string(),
+            "search: cannot allocate the distances output (30000 × 1000000 uint32 = 120.0 GB)"
+        );
+    }
+
+    #[test]
+    fn allocatable_outputs_are_zeroed_to_size() {
+        let v = zeroed::<u64>("f", "the output", 3, 5).unwrap();
+        assert_eq!(v, vec![0u64; 15]);
+        assert!(zeroed::<u8>("f", "the output", 0, usize::MAX).unwrap().is_empty());
+        let mut grow: Vec<u32> = Vec::new();
+        reserve(&mut grow, 10, "f", "the hits").unwrap();
+        assert!(grow.capacity() >= 10);
+        let err = reserve(&mut grow, usize::MAX, "range_search", "the hits output").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("range_search: cannot allocate the hits output (more than"),
+            "{err}"
+        );
+    }
+}

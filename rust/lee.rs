@@ -70,7 +70,10 @@ pub fn lee_matrix(a: &[u8], b: &[u8], width: usize, out: &mut [u32]) -> Result<(
     check_width(width)?;
     let m = check_rows("a", a.len(), width)?;
     let n = check_rows("b", b.len(), width)?;
-    check_len("out", out.len(), m * n)?;
+    let cells = m
+        .checked_mul(n)
+        .ok_or_else(|| Error::shape("out", format!("{m} × {n} elements"), "no buffer that large"))?;
+    check_len("out", out.len(), cells)?;
     if n == 0 || m == 0 {
         return Ok(());
     }
@@ -154,6 +157,25 @@ impl LeeWeights {
         Ok(LeeWeights { magnitude, sign, both })
     }
 
+    /// These weights, when the largest weighted distance between codes of
+    /// `dims` dimensions (every dimension changed by the heaviest kind) is
+    /// finite; otherwise sums overflow to `inf`, equal distances tie, and a
+    /// ranking falls back to id order without a word.
+    pub fn check_dims(self, dims: usize) -> Result<Self> {
+        let heaviest = self.magnitude.max(self.sign).max(self.both);
+        let largest = heaviest * dims as f64;
+        if !largest.is_finite() {
+            return Err(Error::value(
+                "weights",
+                format!(
+                    "the largest distance over {dims} dimensions ({dims} × {heaviest:e}) overflows to inf; \
+                     scale the weights down (only their ratios matter)"
+                ),
+            ));
+        }
+        Ok(self)
+    }
+
     #[inline]
     pub fn apply(self, c: LeeCounts) -> f64 {
         self.magnitude * f64::from(c.magnitude) + self.sign * f64::from(c.sign) + self.both * f64::from(c.both)
@@ -163,6 +185,7 @@ impl LeeWeights {
 /// Row-wise weighted Lee distances of `rows × width` codes.
 pub fn weighted_lee_pairwise(a: &[u8], b: &[u8], width: usize, weights: LeeWeights, out: &mut [f64]) -> Result<()> {
     check_width(width)?;
+    weights.check_dims(4 * width)?;
     let rows = check_rows("a", a.len(), width)?;
     check_len("b", b.len(), a.len())?;
     check_len("out", out.len(), rows)?;
@@ -174,4 +197,35 @@ pub fn weighted_lee_pairwise(a: &[u8], b: &[u8], width: usize, weights: LeeWeigh
         }
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weights_whose_largest_distance_overflows_are_refused() {
+        let huge = LeeWeights::new(1e308, 1e308, 1e308).unwrap();
+        let err = huge.check_dims(3).unwrap_err();
+        assert!(matches!(err, Error::Value { arg: "weights", .. }), "{err:?}");
+        assert!(huge.check_dims(1).is_ok(), "one dimension of 1e308 is finite");
+        // The heaviest weight decides, whichever kind of change it weights.
+        for w in [(0.0, 0.0, 1e308), (1e308, 0.0, 0.0), (0.0, 1e308, 1.0)] {
+            let w = LeeWeights::new(w.0, w.1, w.2).unwrap();
+            assert!(w.check_dims(2).is_err(), "{w:?}");
+        }
+        // Every distance of accepted weights is finite, the largest included.
+        let w = LeeWeights::new(1e300, 2e300, 3e300).unwrap().check_dims(64).unwrap();
+        let largest = LeeCounts {
+            magnitude: 0,
+            sign: 0,
+            both: 64,
+        };
+        assert!(w.apply(largest).is_finite());
+        let (a, b) = ([0u8; 1], [0xffu8; 1]);
+        let mut out = [0.0];
+        assert!(weighted_lee_pairwise(&a, &b, 1, huge, &mut out).is_err());
+        weighted_lee_pairwise(&a, &b, 1, w, &mut out).unwrap();
+        assert_eq!(out[0], 4.0 * 3e300);
+    }
 }

@@ -122,8 +122,12 @@ pub(crate) fn search_rows(
         check_len("keys", keys.len(), n)?;
     }
     let kk = result_columns(k, allowed);
-    check_len("distances", dist.len(), nq * kk)?;
-    check_len("indices", rows.len(), nq * kk)?;
+    // Q × min(k, N) can pass usize for huge inputs: no output buffer could hold it.
+    let cells = nq
+        .checked_mul(kk)
+        .ok_or_else(|| Error::shape("distances", format!("{nq} × {kk} elements"), "no buffer that large"))?;
+    check_len("distances", dist.len(), cells)?;
+    check_len("indices", rows.len(), cells)?;
     if nq == 0 || kk == 0 {
         return Ok(kk);
     }

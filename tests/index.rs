@@ -73,7 +73,10 @@ fn search_matches_brute_force_through_adds_removals_filters_and_compaction() {
         }
         assert_eq!(index.len(), stored.len());
         let queries = codes(&mut rng, 5);
-        let mask: Vec<bool> = (0..4096).map(|_| rng.below(3) == 0).collect();
+        // Mask bytes: any non-zero byte allows (a numpy bool mask may hold any byte).
+        let mask: Vec<u8> = (0..4096)
+            .map(|_| if rng.below(3) == 0 { 1 + rng.below(255) as u8 } else { 0 })
+            .collect();
         let some_ids: Vec<u64> = stored
             .keys()
             .copied()
@@ -87,7 +90,7 @@ fn search_matches_brute_force_through_adds_removals_filters_and_compaction() {
                     brute(q, &stored, |_| true, k),
                     "round {round} k {k}"
                 );
-                let m = |id: u64| (id as usize) < mask.len() && mask[id as usize];
+                let m = |id: u64| (id as usize) < mask.len() && mask[id as usize] != 0;
                 assert_eq!(found(&index, q, k, Some(Filter::Mask(&mask))), brute(q, &stored, m, k));
                 let s = |id: u64| some_ids.contains(&id);
                 assert_eq!(
@@ -237,8 +240,8 @@ fn increasing_ids_with_removed_rows_and_filters_search_through_a_mask() {
             .filter(|i| i % 9 != 4)
             .map(|i| (i, batch[i as usize * w..][..w].to_vec()))
             .collect();
-        let wide_mask: Vec<bool> = (0..n).map(|i| i % 3 != 0).collect();
-        let narrow_mask: Vec<bool> = (0..n).map(|i| i % 100 == 7).collect();
+        let wide_mask: Vec<u8> = (0..n).map(|i| u8::from(i % 3 != 0)).collect();
+        let narrow_mask: Vec<u8> = (0..n).map(|i| u8::from(i % 100 == 7)).collect();
         // Sorted (with a repeat and an unknown id) and unsorted id lists take different walks.
         let wide_ids: Vec<u64> = (0..n as u64).filter(|i| i % 2 == 0).chain([99_999, 99_999]).collect();
         let narrow_ids: Vec<u64> = vec![13, 4, 2_999, 1_000, 1_000, 77];
@@ -247,12 +250,12 @@ fn increasing_ids_with_removed_rows_and_filters_search_through_a_mask() {
             (
                 "wide mask",
                 Some(Filter::Mask(&wide_mask)),
-                Box::new(|i| wide_mask[i as usize]),
+                Box::new(|i| wide_mask[i as usize] != 0),
             ),
             (
                 "narrow mask",
                 Some(Filter::Mask(&narrow_mask)),
-                Box::new(|i| narrow_mask[i as usize]),
+                Box::new(|i| narrow_mask[i as usize] != 0),
             ),
             (
                 "wide ids",
@@ -335,7 +338,9 @@ fn ids_in_any_order_break_ties_by_id_on_every_kernel_path_and_backend() {
         .map(|(&id, c)| (id, c.to_vec()))
         .collect();
     let queries = codes(&mut rng, 19);
-    let half: Vec<bool> = (0..n * 5 + 2).map(|i| i % 2 == 0).collect();
+    let half: Vec<u8> = (0..n * 5 + 2)
+        .map(|i| u8::from(i % 2 == 0) * (1 + (i % 7) as u8))
+        .collect();
     // Id lists, unordered: dense ids go through a bitmap, a list holding a huge id through the id map.
     let mut dense_ids: Vec<u64> = ids.iter().copied().filter(|id| id % 3 == 2).collect();
     dense_ids.reverse();
@@ -364,7 +369,7 @@ fn ids_in_any_order_break_ties_by_id_on_every_kernel_path_and_backend() {
                     .unwrap();
                     let allowed = |id: u64| match name {
                         "none" => true,
-                        "mask" => half[id as usize],
+                        "mask" => half[id as usize] != 0,
                         _ => id % 3 == 2 && (name == "dense ids" || id.is_multiple_of(4)),
                     };
                     for (qi, q) in queries[..nq * w].chunks_exact(w).enumerate() {
@@ -432,4 +437,12 @@ fn a_loaded_index_builds_its_id_map_when_ids_are_first_needed() {
     assert_eq!(c.stats().dead, 0, "half removed: compacted");
     assert!(ids.iter().all(|&i| c.contains(i) == (i % 2 == 1)));
     assert_eq!(c.remove(&gone).unwrap(), 0);
+}
+
+#[test]
+fn an_index_refuses_weights_whose_largest_distance_overflows() {
+    let huge = LeeWeights::new(1e308, 1e308, 1e308).unwrap();
+    let err = Index::new(3, IndexThresholds::Gaussian, Some(huge)).unwrap_err();
+    assert!(err.to_string().starts_with("weights: "), "{err}");
+    assert!(Index::new(1, IndexThresholds::Gaussian, Some(huge)).is_ok());
 }

@@ -450,6 +450,10 @@ fn semantic_checks_catch_consistent_checksums() {
             "weights",
             Box::new(move |b| put_u64(b, h + 56, f64::INFINITY.to_bits())),
         ),
+        (
+            "overflows to inf", // finite, but dim × w_sign is not
+            Box::new(move |b| put_u64(b, h + 56, f64::MAX.to_bits())),
+        ),
         ("weights flag", Box::new(move |b| b[h + 36] = 2)),
         ("threshold kind", Box::new(move |b| b[h + 32] = 3)),
         (

@@ -163,7 +163,8 @@ class Index:
         ``queries`` are float vectors (encoded with the index's thresholds) or uint8 codes.
         ``columns = min(k, rows allowed)``: never a ``-1`` placeholder. Ties go to the lower id.
 
-        - ``filter``: an array of allowed ids, or a boolean mask over ids (``mask[id]``).
+        - ``filter``: an array of allowed ids, or a boolean mask over ids (``mask[id]``; as numpy reads
+          a bool, any non-zero byte allows). Both are copied: other threads may change them meanwhile.
         - ``rescore``: float vectors of the stored ids — an array or ``np.memmap`` indexed by id
           (with the default sequential ids: in insertion order), or a callable from an array of
           ids to their vectors. The best ``k · oversample`` by Lee distance are re-ranked by exact
@@ -215,7 +216,10 @@ class Index:
         return self._native.codes_of(_id_list(ids))
 
     def arrays(self) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
-        """``(codes, keys, ids)`` of every stored row in insertion order (read-only copies; compacts first)."""
+        """``(codes, keys, ids)`` of every stored row in insertion order (read-only copies; compacts first).
+
+        One state of the index: rows other threads add or remove meanwhile are either all in or all out.
+        """
         codes, keys, ids = self._native.arrays()
         for a in (codes, keys, ids):
             a.flags.writeable = False
@@ -341,14 +345,16 @@ def _id_list(ids: Any) -> npt.NDArray[np.uint64]:
     return a
 
 
-def _filter(filter: Any) -> tuple[npt.NDArray[np.uint64] | None, npt.NDArray[np.bool_] | None]:
+def _filter(filter: Any) -> tuple[npt.NDArray[np.uint64] | None, npt.NDArray[np.uint8] | None]:
+    """``(ids, None)`` or ``(None, mask bytes)``: a boolean mask goes to the core as its bytes
+    (non-zero = allowed), as numpy reads a bool byte; the core copies either before searching."""
     if filter is None:
         return None, None
     a = np.asarray(filter)
     if a.dtype == np.bool_:
         if a.ndim != 1:
             raise ShapeError(f"filter: a boolean mask over ids must be 1-D, got shape {a.shape}")
-        return None, np.ascontiguousarray(a)
+        return None, np.ascontiguousarray(a).view(np.uint8)
     return _ids(a, None), None
 
 

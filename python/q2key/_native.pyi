@@ -145,7 +145,7 @@ class Index:
         queries: _U8,
         k: int,
         filter_ids: _U64 | None = None,
-        filter_mask: npt.NDArray[np.bool_] | None = None,
+        filter_mask: npt.NDArray[np.uint8] | None = None,
         threads: int | None = None,
     ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.float64], _U64]: ...
     def range_search(
@@ -153,7 +153,7 @@ class Index:
         queries: _U8,
         radius: int,
         filter_ids: _U64 | None = None,
-        filter_mask: npt.NDArray[np.bool_] | None = None,
+        filter_mask: npt.NDArray[np.uint8] | None = None,
         threads: int | None = None,
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint32], _U64]: ...
     def window(self, key: int, delta: int) -> _U64: ...

@@ -441,7 +441,11 @@ fn read_header(bytes: &[u8], path: &str) -> Result<Header> {
         0 => None,
         1 => {
             let [m, s, b] = w_bits.map(f64::from_bits);
-            Some(LeeWeights::new(m, s, b).map_err(|e| bad(e.to_string()))?)
+            Some(
+                LeeWeights::new(m, s, b)
+                    .and_then(|w| w.check_dims(dim))
+                    .map_err(|e| bad(e.to_string()))?,
+            )
         }
         f => return Err(bad(format!("weights flag {f}, expected 0 or 1"))),
     };

@@ -16,7 +16,7 @@ pub use data::{Codes, IndexData, IndexThresholds};
 pub use query::{Filter, Neighbours, RangeResult};
 
 use crate::encode::EncodeElement;
-use crate::error::{Error, Result};
+use crate::error::{with_capacity, zeroed, Error, Result};
 use crate::lee::LeeWeights;
 use crate::{code_width, keys_from_codes};
 use std::sync::{Arc, OnceLock};
@@ -82,7 +82,7 @@ impl Index {
             crate::quantize::resolve_threshold(Some(t), dim)?;
         }
         if let Some(w) = weights {
-            LeeWeights::new(w.magnitude, w.sign, w.both)?;
+            LeeWeights::new(w.magnitude, w.sign, w.both)?.check_dims(dim)?;
         }
         Ok(Index::from_data(IndexData {
             dim,
@@ -201,8 +201,9 @@ impl Index {
                 format!("{} values", x.len()),
             ));
         }
-        let mut codes = vec![0u8; rows * self.width()];
-        let (mut keys, mut transitions) = (vec![0u64; rows], vec![0u32; rows]);
+        let mut codes = zeroed("add", "the codes of the vectors", rows, self.width())?;
+        let mut keys = zeroed("add", "the keys of the vectors", rows, 1)?;
+        let mut transitions = zeroed::<u32>("add", "the transition counts of the vectors", rows, 1)?;
         match &self.data.thresholds {
             IndexThresholds::Gaussian => crate::encode(x, dim, None, &mut codes, &mut keys, &mut transitions)?,
             IndexThresholds::Global(t) => crate::encode(x, dim, Some(*t), &mut codes, &mut keys, &mut transitions)?,
@@ -231,7 +232,8 @@ impl Index {
             ));
         }
         let rows = codes.len() / width;
-        let (mut keys, mut transitions) = (vec![0u64; rows], vec![0u32; rows]);
+        let mut keys = zeroed("add_codes", "the keys of the codes", rows, 1)?;
+        let mut transitions = zeroed::<u32>("add_codes", "the transition counts of the codes", rows, 1)?;
         keys_from_codes(codes, self.data.dim, &mut keys, &mut transitions)?;
         self.append(codes, keys, ids)
     }
@@ -369,7 +371,7 @@ impl Index {
     /// The codes of `ids`, in that order (`ids.len() × width`).
     pub fn codes_of(&self, ids: &[u64]) -> Result<Vec<u8>> {
         let width = self.width();
-        let mut out = Vec::with_capacity(ids.len() * width);
+        let mut out = with_capacity("codes", "the codes output", ids.len(), width)?;
         for (i, id) in ids.iter().enumerate() {
             let row = *self
                 .id_map()

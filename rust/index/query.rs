@@ -1,7 +1,7 @@
 //! Exact k-NN and range search over an index, optionally restricted by a filter.
 
 use super::Index;
-use crate::error::{Error, Result};
+use crate::error::{reserve, with_capacity, zeroed, Error, Result};
 use crate::kernels::Kernels;
 use crate::lee::{lee_counts, LeeWeights};
 use crate::search::{allowed_rows, result_columns, search_rows};
@@ -13,21 +13,18 @@ use std::sync::Arc;
 pub enum Filter<'a> {
     /// Only these ids (unknown ids are ignored).
     Ids(&'a [u64]),
-    /// `mask[id]`: allowed when true; ids beyond the mask are not allowed.
-    Mask(&'a [bool]),
+    /// `mask[id]`: allowed when non-zero; ids beyond the mask are not allowed.
+    /// Bytes, not `bool`: a Python bool mask may hold any byte (numpy counts
+    /// every non-zero byte as true), and a `bool` other than 0 or 1 is undefined behaviour.
+    Mask(&'a [u8]),
 }
 
-impl Filter<'_> {
-    fn allows(&self, id: u64) -> bool {
-        match self {
-            Filter::Ids(_) => unreachable!("id lists are resolved to rows first"),
-            Filter::Mask(m) => usize::try_from(id)
-                .ok()
-                .and_then(|i| m.get(i))
-                .copied()
-                .unwrap_or(false),
-        }
-    }
+/// Whether a mask filter allows `id`: its byte is non-zero (ids past the mask are not allowed).
+fn mask_allows(mask: &[u8], id: u64) -> bool {
+    usize::try_from(id)
+        .ok()
+        .and_then(|i| mask.get(i))
+        .is_some_and(|&b| b != 0)
 }
 
 /// Search results: `queries × columns`, best first, ties to the lower id.
@@ -207,9 +204,9 @@ impl Index {
                     rows.sort_unstable(); // gathered in stored order: the codes are read forwards
                 }
             },
-            Filter::Mask(_) => {
+            Filter::Mask(allowed) => {
                 for (r, &id) in ids.iter().enumerate() {
-                    if alive(r) && filter.allows(id) {
+                    if alive(r) && mask_allows(allowed, id) {
                         set_bit(&mut mask, r);
                         rows.push(r);
                     }
@@ -254,16 +251,22 @@ impl Index {
         let scope = self.scope(filter, nq);
         let (codes, ids) = (scope.codes(self), scope.ids(self));
         if let Some(weights) = self.weights() {
-            return Ok(weighted_search(queries, codes, ids, &scope, width, k, weights));
+            return weighted_search(queries, codes, ids, &scope, width, k, weights);
         }
         let mask = scope.mask.as_deref();
         let cols = result_columns(k, mask.map_or(ids.len(), |m| allowed_rows(m, ids.len())));
-        let (mut distances, mut rows) = (vec![0u32; nq * cols], vec![0i64; nq * cols]);
+        // Every output is reserved before the search runs: a request too large fails at once.
+        let mut distances = zeroed("search", "the distances output", nq, cols)?;
+        let mut rows = zeroed::<i64>("search", "the rows of the result", nq, cols)?;
+        let mut found = with_capacity("search", "the ids output", nq, cols)?;
         if cols > 0 {
             let keys = scope.keys(self);
             search_rows(kernels, queries, codes, width, k, mask, keys, &mut distances, &mut rows)?;
         }
-        let ids = rows.iter().map(|&r| ids[r as usize]).collect();
+        // The kernel returns rows of `codes`, which `ids` matches row for row.
+        found.extend(rows.iter().map(|&r| ids[r as usize]));
+        drop(rows);
+        let ids = found;
         Ok(Neighbours {
             columns: cols,
             distances,
@@ -278,24 +281,32 @@ impl Index {
         let nq = self.check_queries(queries)?;
         let scope = self.scope(filter, nq);
         let (codes, ids) = (scope.codes(self), scope.ids(self));
+        let mut lims = with_capacity("range_search", "the lims output", nq + 1, 1)?;
+        lims.push(0);
         let mut out = RangeResult {
-            lims: vec![0],
+            lims,
             distances: Vec::new(),
             ids: Vec::new(),
         };
         let mut d = vec![0u32; ids.len()];
+        let mut hits: Vec<(u32, u64)> = Vec::new();
         for q in queries.chunks_exact(width) {
             if !d.is_empty() {
                 crate::lee::lee_one_to_many(q, codes, &mut d)?;
             }
-            let mut hits: Vec<(u32, u64)> = d
-                .iter()
-                .zip(ids)
-                .enumerate()
-                .filter(|&(r, (&dist, _))| dist <= radius && scope.allows(r))
-                .map(|(_, (&dist, &id))| (dist, id))
-                .collect();
+            hits.clear();
+            hits.extend(
+                d.iter()
+                    .zip(ids)
+                    .enumerate()
+                    .filter(|&(r, (&dist, _))| dist <= radius && scope.allows(r))
+                    .map(|(_, (&dist, &id))| (dist, id)),
+            );
             hits.sort_unstable(); // (distance, id)
+                                  // The output grows with the hits, which only the search finds out: each
+                                  // query's hits are reserved before they are appended.
+            reserve(&mut out.distances, hits.len(), "range_search", "the distances output")?;
+            reserve(&mut out.ids, hits.len(), "range_search", "the ids output")?;
             out.distances.extend(hits.iter().map(|h| h.0));
             out.ids.extend(hits.iter().map(|h| h.1));
             out.lims.push(out.ids.len());
@@ -325,14 +336,15 @@ fn weighted_search(
     width: usize,
     k: usize,
     w: LeeWeights,
-) -> Neighbours {
+) -> Result<Neighbours> {
     let allowed = scope.mask.as_ref().map_or(ids.len(), |m| allowed_rows(m, ids.len()));
     let cols = result_columns(k, allowed);
+    let nq = queries.len() / width;
     let mut out = Neighbours {
         columns: cols,
         distances: Vec::new(),
-        weighted: Vec::with_capacity(queries.len() / width * cols),
-        ids: Vec::with_capacity(queries.len() / width * cols),
+        weighted: with_capacity("search", "the distances output", nq, cols)?,
+        ids: with_capacity("search", "the ids output", nq, cols)?,
     };
     let mut scored: Vec<(f64, u64)> = Vec::with_capacity(ids.len());
     for q in queries.chunks_exact(width) {
@@ -352,5 +364,5 @@ fn weighted_search(
         out.weighted.extend(top.iter().map(|t| t.0));
         out.ids.extend(top.iter().map(|t| t.1));
     }
-    out
+    Ok(out)
 }

@@ -1,22 +1,19 @@
 //! Borrowing numpy arrays as slices and handing Rust buffers back as arrays.
 
-use super::errors::ShapeError;
+use super::errors::{from_err, ShapeError};
 use numpy::{Element, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
-use pyo3::exceptions::PyMemoryError;
 use pyo3::prelude::*;
 
-/// A zeroed output buffer of `rows × cols` elements, or `MemoryError` when the
-/// size overflows or cannot be reserved (an abort would take Python down).
-pub(crate) fn zeroed<T: Clone + Default>(rows: usize, cols: usize) -> PyResult<Vec<T>> {
-    let len = rows.checked_mul(cols).ok_or_else(|| too_big(rows, cols))?;
-    let mut v = Vec::new();
-    v.try_reserve_exact(len).map_err(|_| too_big(rows, cols))?;
-    v.resize(len, T::default());
-    Ok(v)
-}
-
-fn too_big(rows: usize, cols: usize) -> PyErr {
-    PyMemoryError::new_err(format!("cannot allocate an output of {rows} × {cols} elements"))
+/// A zeroed output buffer of `rows × cols` elements, or `MemoryError` naming
+/// it ("`arg`: cannot allocate `what` (...)") when the size overflows or cannot
+/// be reserved (an abort would take Python down); see [`crate::error::zeroed`].
+pub(crate) fn zeroed<T: Clone + Default>(
+    arg: &'static str,
+    what: &'static str,
+    rows: usize,
+    cols: usize,
+) -> PyResult<Vec<T>> {
+    crate::error::zeroed(arg, what, rows, cols).map_err(from_err)
 }
 
 /// A contiguous, aligned view of a 2-D array with its shape; anything else

@@ -1,9 +1,10 @@
 //! The exception family: every core error becomes one of these, all
-//! subclasses of `ValueError` (dtype problems, raised by the Python layer, of `TypeError`).
+//! subclasses of `ValueError` (dtype problems, raised by the Python layer, of `TypeError`),
+//! or a builtin `OSError` / `MemoryError`.
 
 use crate::error::Error;
 use pyo3::create_exception;
-use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyPermissionError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyFileNotFoundError, PyMemoryError, PyOSError, PyPermissionError, PyTypeError, PyValueError};
 use pyo3::PyErr;
 
 create_exception!(
@@ -45,5 +46,6 @@ pub(crate) fn from_err(err: Error) -> PyErr {
             std::io::ErrorKind::PermissionDenied => PyPermissionError::new_err(msg),
             _ => PyOSError::new_err(msg),
         },
+        Error::Alloc { .. } => PyMemoryError::new_err(msg),
     }
 }

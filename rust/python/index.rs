@@ -1,12 +1,20 @@
 //! `q2key._native.Index`: the core index behind a read/write lock. Every
-//! method takes the lock with the GIL released, so searches from many Python
-//! threads run in parallel and writers wait only for the lock.
+//! method, getters included, waits for the lock with the GIL released, so
+//! searches from many Python threads run in parallel, writers wait only for
+//! the lock, and a getter waiting for a long save does not stop other threads.
+//!
+//! Arrays borrowed from Python stay writable by other Python threads while the
+//! GIL is released. Whatever is used as an id, a mask or a length is copied
+//! first (a filter, the ids of an add); arrays only read as data (vectors,
+//! codes, queries, ids looked up once each) stay borrowed: a concurrent write
+//! gives a different but valid answer.
 
 use super::arrays::{matrix, to_matrix, to_vector, vector};
 use super::errors::{from_err, Q2KeyError};
 use super::run;
 use crate::cuts::DimCuts;
 use crate::encode::EncodeElement;
+use crate::error::copied;
 use crate::index::{Filter, Index, IndexThresholds};
 use crate::lee::LeeWeights;
 use numpy::ndarray::{ArrayView1, ArrayView2};
@@ -59,7 +67,13 @@ impl PyIndex {
     /// The write lock, refused while zero-copy views of the rows are alive.
     fn write(&self) -> PyResult<RwLockWriteGuard<'_, Index>> {
         let guard = self.lock_for_write()?;
-        // Views are counted under the read lock, so none can appear while this is held.
+        self.check_no_views()?;
+        Ok(guard)
+    }
+
+    /// Call with the write lock held: views are counted under the read lock,
+    /// so none can appear meanwhile.
+    fn check_no_views(&self) -> PyResult<()> {
         let live = self.views.load(Ordering::Acquire);
         if live > 0 {
             return Err(PyBufferError::new_err(format!(
@@ -67,7 +81,36 @@ impl PyIndex {
                  before changing the index"
             )));
         }
+        Ok(())
+    }
+
+    /// The write lock with removed rows compacted away, so `arrays()` is
+    /// `Some` while it is held (however other threads remove meanwhile).
+    fn compacted(&self) -> PyResult<RwLockWriteGuard<'_, Index>> {
+        let mut guard = self.lock_for_write()?;
+        if guard.arrays().is_none() {
+            self.check_no_views()?; // none can be alive with removed rows: removing refuses then
+            guard.compact().map_err(from_err)?;
+        }
         Ok(guard)
+    }
+
+    /// The read lock, held with the GIL (to build arrays that borrow the
+    /// rows), but waited for without it: a long save or compaction in another
+    /// thread must not stop every Python thread.
+    fn read_with_gil(&self, py: Python<'_>) -> PyResult<RwLockReadGuard<'_, Index>> {
+        loop {
+            match self.inner.try_read() {
+                Ok(guard) => return Ok(guard),
+                Err(std::sync::TryLockError::WouldBlock) => py.detach(|| drop(self.inner.read())),
+                Err(std::sync::TryLockError::Poisoned(_)) => return self.read(),
+            }
+        }
+    }
+
+    /// `f` of the index, under the read lock taken with the GIL released.
+    fn with_read<R: Send>(&self, py: Python<'_>, f: impl FnOnce(&Index) -> R + Send) -> PyResult<R> {
+        py.detach(|| self.read().map(|index| f(&index)))
     }
 
     /// The write lock for calls that never move the rows of a compact index
@@ -95,12 +138,14 @@ impl PyIndex {
         ids: Option<PyReadonlyArray1<'py, u64>>,
         threads: Option<usize>,
     ) -> PyResult<U64s<'py>> {
+        // The vectors are only read as data; the ids, checked for repeats and then
+        // stored, are copied so that the check holds for what is stored.
         let (data, _, _) = matrix("x", &x)?;
-        let ids = ids.as_ref().map(|i| vector("ids", i)).transpose()?;
+        let ids = owned_ids(&ids)?;
         // Encode under the read lock (searches go on), then take the write lock to store.
         let out = py.detach(|| {
             let encoded = run(threads, || self.read().map_err(to_core)?.encode_rows(data))?;
-            self.write()?.add_encoded(encoded, ids).map_err(from_err)
+            self.write()?.add_encoded(encoded, ids.as_deref()).map_err(from_err)
         })?;
         Ok(to_vector(py, out))
     }
@@ -111,15 +156,47 @@ fn to_core(e: PyErr) -> crate::Error {
     crate::Error::value("index", e.to_string())
 }
 
-/// The search filter from the binding's two optional arrays (ids win when both are given).
-fn filter_of<'a>(
-    ids: &'a Option<PyReadonlyArray1<'_, u64>>,
-    mask: &'a Option<PyReadonlyArray1<'_, bool>>,
-) -> PyResult<Option<Filter<'a>>> {
-    if let Some(ids) = ids {
-        return Ok(Some(Filter::Ids(vector("filter", ids)?)));
+/// Not reached: the rows are read under the lock that compacted them.
+fn removed_rows() -> crate::Error {
+    crate::Error::value("index", "rows were removed during the call; try again")
+}
+
+/// A copy of an optional id array: ids are checked (repeats, presence) and then used.
+fn owned_ids(ids: &Option<PyReadonlyArray1<'_, u64>>) -> PyResult<Option<Vec<u64>>> {
+    ids.as_ref()
+        .map(|i| copied("ids", "a copy of the ids", vector("ids", i)?, 1).map_err(from_err))
+        .transpose()
+}
+
+/// A search filter copied out of Python's arrays before the GIL is released:
+/// the search takes the largest id, then sizes a bitmap by it and sets the
+/// ids' bits, so ids another thread rewrites in between would index out of it.
+enum OwnedFilter {
+    Ids(Vec<u64>),
+    /// Bytes, non-zero = allowed (a bool mask arrives as its bytes).
+    Mask(Vec<u8>),
+}
+
+impl OwnedFilter {
+    /// The filter from the binding's two optional arrays (ids win when both are given).
+    fn of(ids: &Option<PyReadonlyArray1<'_, u64>>, mask: &Option<PyReadonlyArray1<'_, u8>>) -> PyResult<Option<Self>> {
+        fn copy<T: Copy>(values: &[T]) -> PyResult<Vec<T>> {
+            copied("filter", "a copy of the filter", values, 1).map_err(from_err)
+        }
+        if let Some(ids) = ids {
+            return Ok(Some(OwnedFilter::Ids(copy(vector("filter", ids)?)?)));
+        }
+        mask.as_ref()
+            .map(|m| Ok(OwnedFilter::Mask(copy(vector("filter", m)?)?)))
+            .transpose()
     }
-    mask.as_ref().map(|m| vector("filter", m).map(Filter::Mask)).transpose()
+
+    fn as_filter(&self) -> Filter<'_> {
+        match self {
+            OwnedFilter::Ids(ids) => Filter::Ids(ids),
+            OwnedFilter::Mask(mask) => Filter::Mask(mask),
+        }
+    }
 }
 
 #[pymethods]
@@ -150,26 +227,26 @@ impl PyIndex {
     }
 
     #[getter]
-    fn dim(&self) -> PyResult<usize> {
-        Ok(self.read()?.dim())
+    fn dim(&self, py: Python<'_>) -> PyResult<usize> {
+        self.with_read(py, Index::dim)
     }
 
     #[getter]
-    fn width(&self) -> PyResult<usize> {
-        Ok(self.read()?.width())
+    fn width(&self, py: Python<'_>) -> PyResult<usize> {
+        self.with_read(py, Index::width)
     }
 
     #[getter]
-    fn mapped(&self) -> PyResult<bool> {
-        Ok(self.read()?.is_mapped())
+    fn mapped(&self, py: Python<'_>) -> PyResult<bool> {
+        self.with_read(py, Index::is_mapped)
     }
 
     /// `("gaussian", None, None)`, `("global", tau, None)` or `("per_dim", None, cuts (3, dim))`.
     fn threshold_spec<'py>(&self, py: Python<'py>) -> PyResult<ThresholdSpec<'py>> {
-        let index = self.read()?;
-        Ok(match index.thresholds() {
+        let thresholds = self.with_read(py, |index| index.thresholds().clone())?;
+        Ok(match thresholds {
             IndexThresholds::Gaussian => ("gaussian", None, None),
-            IndexThresholds::Global(t) => ("global", Some(*t), None),
+            IndexThresholds::Global(t) => ("global", Some(t), None),
             IndexThresholds::PerDim(c) => {
                 let dim = c.dim();
                 ("per_dim", None, Some(to_matrix(py, c.as_slice().to_vec(), 3, dim)?))
@@ -178,16 +255,16 @@ impl PyIndex {
     }
 
     #[getter]
-    fn weights(&self) -> PyResult<Option<(f64, f64, f64)>> {
-        Ok(self.read()?.weights().map(|w| (w.magnitude, w.sign, w.both)))
+    fn weights(&self, py: Python<'_>) -> PyResult<Option<(f64, f64, f64)>> {
+        self.with_read(py, |index| index.weights().map(|w| (w.magnitude, w.sign, w.both)))
     }
 
-    fn __len__(&self) -> PyResult<usize> {
-        Ok(self.read()?.len())
+    fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
+        self.with_read(py, Index::len)
     }
 
-    fn contains(&self, id: u64) -> PyResult<bool> {
-        Ok(self.read()?.contains(id))
+    fn contains(&self, py: Python<'_>, id: u64) -> PyResult<bool> {
+        self.with_read(py, |index| index.contains(id))
     }
 
     #[pyo3(signature = (x, ids=None, threads=None))]
@@ -219,13 +296,15 @@ impl PyIndex {
         codes: PyReadonlyArray2<'py, u8>,
         ids: Option<PyReadonlyArray1<'py, u64>>,
     ) -> PyResult<U64s<'py>> {
+        // The codes are only read as data; the ids are copied (see `add_any`).
         let (data, _, _) = matrix("codes", &codes)?;
-        let ids = ids.as_ref().map(|i| vector("ids", i)).transpose()?;
-        let out = py.detach(|| self.write()?.add_codes(data, ids).map_err(from_err))?;
+        let ids = owned_ids(&ids)?;
+        let out = py.detach(|| self.write()?.add_codes(data, ids.as_deref()).map_err(from_err))?;
         Ok(to_vector(py, out))
     }
 
     fn remove(&self, py: Python<'_>, ids: PyReadonlyArray1<'_, u64>) -> PyResult<usize> {
+        // Borrowed: each id is read once, as a key of the id map.
         let ids = vector("ids", &ids)?;
         py.detach(|| self.write()?.remove(ids).map_err(from_err))
     }
@@ -244,19 +323,20 @@ impl PyIndex {
         queries: PyReadonlyArray2<'py, u8>,
         k: usize,
         filter_ids: Option<PyReadonlyArray1<'py, u64>>,
-        filter_mask: Option<PyReadonlyArray1<'py, bool>>,
+        filter_mask: Option<PyReadonlyArray1<'py, u8>>,
         threads: Option<usize>,
     ) -> PyResult<(
         Bound<'py, PyArray2<u32>>,
         Bound<'py, PyArray2<f64>>,
         Bound<'py, PyArray2<u64>>,
     )> {
+        // The queries are only read as data; the filter is copied.
         let (q, nq, _) = matrix("queries", &queries)?;
-        let filter = filter_of(&filter_ids, &filter_mask)?;
+        let filter = OwnedFilter::of(&filter_ids, &filter_mask)?;
         let found = py.detach(|| {
             run(threads, || {
                 let index = self.read().map_err(to_core)?;
-                index.search(q, k, filter)
+                index.search(q, k, filter.as_ref().map(OwnedFilter::as_filter))
             })
         })?;
         let cols = found.columns;
@@ -277,15 +357,15 @@ impl PyIndex {
         queries: PyReadonlyArray2<'py, u8>,
         radius: u32,
         filter_ids: Option<PyReadonlyArray1<'py, u64>>,
-        filter_mask: Option<PyReadonlyArray1<'py, bool>>,
+        filter_mask: Option<PyReadonlyArray1<'py, u8>>,
         threads: Option<usize>,
     ) -> PyResult<(Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<u32>>, U64s<'py>)> {
         let (q, _, _) = matrix("queries", &queries)?;
-        let filter = filter_of(&filter_ids, &filter_mask)?;
+        let filter = OwnedFilter::of(&filter_ids, &filter_mask)?;
         let found = py.detach(|| {
             run(threads, || {
                 let index = self.read().map_err(to_core)?;
-                index.range_search(q, radius, filter)
+                index.range_search(q, radius, filter.as_ref().map(OwnedFilter::as_filter))
             })
         })?;
         let lims = found.lims.iter().map(|&l| l as i64).collect();
@@ -307,6 +387,7 @@ impl PyIndex {
     }
 
     fn codes_of<'py>(&self, py: Python<'py>, ids: PyReadonlyArray1<'py, u64>) -> PyResult<Bound<'py, PyArray2<u8>>> {
+        // Borrowed: each id is looked up once (an unknown one is an error naming it).
         let ids = vector("ids", &ids)?;
         let (codes, width) = py.detach(|| {
             let index = self.read()?;
@@ -315,19 +396,28 @@ impl PyIndex {
         to_matrix(py, codes, ids.len(), width)
     }
 
-    /// Copies of the stored `(codes (N, width), keys (N,), ids (N,))`, compacting first.
+    /// Copies of the stored `(codes (N, width), keys (N,), ids (N,))`, compacting
+    /// first: one state of the index, whatever other threads change meanwhile.
     #[allow(clippy::type_complexity)]
     fn arrays<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyArray2<u8>>, U64s<'py>, U64s<'py>)> {
-        let (codes, keys, ids, width) = py.detach(|| -> PyResult<_> {
-            if self.read()?.arrays().is_none() {
-                self.write()?.compact().map_err(from_err)?;
-            }
-            let index = self.read()?;
+        let copy = |index: &Index| -> PyResult<_> {
             let width = index.width();
-            let (c, k, i) = index
-                .arrays()
-                .ok_or_else(|| Q2KeyError::new_err("index: rows were removed during the call; try again"))?;
-            Ok((c.to_vec(), k.to_vec(), i.to_vec(), width))
+            let (c, k, i) = index.arrays().ok_or_else(|| from_err(removed_rows()))?;
+            let arrays = (
+                copied("arrays", "a copy of the codes", c, width).map_err(from_err)?,
+                copied("arrays", "a copy of the keys", k, 1).map_err(from_err)?,
+                copied("arrays", "a copy of the ids", i, 1).map_err(from_err)?,
+            );
+            Ok((arrays, width))
+        };
+        let ((codes, keys, ids), width) = py.detach(|| {
+            {
+                let index = self.read()?;
+                if index.arrays().is_some() {
+                    return copy(&index); // no removed rows: copied under the read lock
+                }
+            }
+            copy(&*self.compacted()?) // compacted and copied under one write lock
         })?;
         let rows = ids.len();
         Ok((
@@ -344,13 +434,17 @@ impl PyIndex {
     fn views<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyArray2<u8>>, U64s<'py>, U64s<'py>)> {
         let py = slf.py();
         let this = slf.get();
-        if this.read()?.arrays().is_none() {
-            py.detach(|| this.write()?.compact().map_err(from_err))?;
-        }
-        let index = this.read()?;
-        let (codes, keys, ids) = index
-            .arrays()
-            .ok_or_else(|| Q2KeyError::new_err("index: rows were removed during the call; try again"))?;
+        // The views borrow the rows under the read lock; rows removed since the
+        // compaction (by another thread) are compacted again.
+        let index = loop {
+            let index = this.read_with_gil(py)?;
+            if index.arrays().is_some() {
+                break index;
+            }
+            drop(index);
+            py.detach(|| this.compacted().map(drop))?;
+        };
+        let (codes, keys, ids) = index.arrays().ok_or_else(|| from_err(removed_rows()))?;
         let width = index.width();
         let guard = || -> PyResult<Bound<'py, PyAny>> {
             this.views.fetch_add(1, Ordering::AcqRel);
@@ -379,8 +473,8 @@ impl PyIndex {
     }
 
     /// `(alive, dead, dim, code_bytes, bytes_per_row, mapped)`.
-    fn stats(&self) -> PyResult<(usize, usize, usize, usize, usize, bool)> {
-        let s = self.read()?.stats();
+    fn stats(&self, py: Python<'_>) -> PyResult<(usize, usize, usize, usize, usize, bool)> {
+        let s = self.with_read(py, Index::stats)?;
         Ok((s.alive, s.dead, s.dim, s.code_bytes, s.bytes_per_row, s.mapped))
     }
 

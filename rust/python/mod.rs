@@ -50,7 +50,11 @@ fn encode_any<'py, T: EncodeElement + numpy::Element>(
     let (data, rows, dim) = matrix("x", &x)?;
     let cuts = dim_cuts(cuts, dim)?;
     let width = crate::code_width(dim);
-    let (mut c, mut k, mut t) = (zeroed(rows, width)?, zeroed(rows, 1)?, zeroed(rows, 1)?);
+    let (mut c, mut k, mut t) = (
+        zeroed("encode", "the codes output", rows, width)?,
+        zeroed("encode", "the keys output", rows, 1)?,
+        zeroed("encode", "the transitions output", rows, 1)?,
+    );
     py.detach(|| {
         run(threads, || match &cuts {
             None => crate::encode(data, dim, threshold, &mut c, &mut k, &mut t),
@@ -74,7 +78,7 @@ fn symbols_any<'py, T: EncodeElement + numpy::Element>(
 ) -> PyResult<Bound<'py, PyArray2<u8>>> {
     let (data, rows, dim) = matrix("x", &x)?;
     let cuts = dim_cuts(cuts, dim)?;
-    let mut out = zeroed(rows, dim)?;
+    let mut out = zeroed("symbols", "the symbols output", rows, dim)?;
     py.detach(|| {
         run(threads, || match &cuts {
             None => crate::symbols(data, dim, threshold, &mut out),
@@ -138,7 +142,7 @@ fn symbols_f64<'py>(
 fn pack<'py>(py: Python<'py>, symbols: PyReadonlyArray2<'py, u8>) -> PyResult<Bound<'py, PyArray2<u8>>> {
     let (s, rows, dim) = matrix("symbols", &symbols)?;
     let width = crate::code_width(dim);
-    let mut codes = zeroed(rows, width)?;
+    let mut codes = zeroed("pack", "the codes output", rows, width)?;
     py.detach(|| crate::pack(s, dim, &mut codes)).map_err(from_err)?;
     to_matrix(py, codes, rows, width)
 }
@@ -147,7 +151,7 @@ fn pack<'py>(py: Python<'py>, symbols: PyReadonlyArray2<'py, u8>) -> PyResult<Bo
 fn unpack<'py>(py: Python<'py>, codes: PyReadonlyArray2<'py, u8>, dim: usize) -> PyResult<Bound<'py, PyArray2<u8>>> {
     let (c, rows, width) = matrix("codes", &codes)?;
     check_width(width, dim)?;
-    let mut symbols = zeroed(rows, dim)?;
+    let mut symbols = zeroed("unpack", "the symbols output", rows, dim)?;
     py.detach(|| crate::unpack(c, dim, &mut symbols)).map_err(from_err)?;
     to_matrix(py, symbols, rows, dim)
 }
@@ -160,7 +164,7 @@ fn complement<'py>(
 ) -> PyResult<Bound<'py, PyArray2<u8>>> {
     let (c, rows, width) = matrix("codes", &codes)?;
     check_width(width, dim)?;
-    let mut out = zeroed(rows, width)?;
+    let mut out = zeroed("complement", "the codes output", rows, width)?;
     py.detach(|| crate::complement(c, dim, &mut out)).map_err(from_err)?;
     to_matrix(py, out, rows, width)
 }
@@ -186,7 +190,10 @@ fn run_reduce<'py>(py: Python<'py>, symbols: PyReadonlyArray1<'py, u8>) -> PyRes
 #[pyfunction]
 fn keys_from_symbols<'py>(py: Python<'py>, symbols: PyReadonlyArray2<'py, u8>) -> PyResult<Keys<'py>> {
     let (s, rows, dim) = matrix("symbols", &symbols)?;
-    let (mut keys, mut counts) = (zeroed(rows, 1)?, zeroed(rows, 1)?);
+    let (mut keys, mut counts) = (
+        zeroed("keys_from_symbols", "the keys output", rows, 1)?,
+        zeroed("keys_from_symbols", "the transitions output", rows, 1)?,
+    );
     py.detach(|| crate::keys_from_symbols(s, dim, &mut keys, &mut counts))
         .map_err(from_err)?;
     Ok((to_vector(py, keys), to_vector(py, counts)))
@@ -197,7 +204,10 @@ fn keys_from_symbols<'py>(py: Python<'py>, symbols: PyReadonlyArray2<'py, u8>) -
 fn keys_from_codes<'py>(py: Python<'py>, codes: PyReadonlyArray2<'py, u8>, dim: usize) -> PyResult<Keys<'py>> {
     let (c, rows, width) = matrix("codes", &codes)?;
     check_width(width, dim)?;
-    let (mut keys, mut counts) = (zeroed(rows, 1)?, zeroed(rows, 1)?);
+    let (mut keys, mut counts) = (
+        zeroed("encode", "the keys output", rows, 1)?,
+        zeroed("encode", "the transitions output", rows, 1)?,
+    );
     py.detach(|| crate::keys_from_codes(c, dim, &mut keys, &mut counts))
         .map_err(from_err)?;
     Ok((to_vector(py, keys), to_vector(py, counts)))
@@ -218,7 +228,7 @@ fn lee_pairwise<'py>(
     let (a, rows, width) = matrix("a", &a)?;
     let (b, _, wb) = matrix("b", &b)?;
     width_match(width, wb)?;
-    let mut out = zeroed(rows, 1)?;
+    let mut out = zeroed("lee", "the distances output", rows, 1)?;
     py.detach(|| crate::lee_pairwise(a, b, width, &mut out))
         .map_err(from_err)?;
     Ok(to_vector(py, out))
@@ -234,7 +244,7 @@ fn lee_one_to_many<'py>(
     let q = vector("a", &query)?;
     let (d, rows, width) = matrix("b", &db)?;
     width_match(q.len(), width)?;
-    let mut out = zeroed(rows, 1)?;
+    let mut out = zeroed("lee", "the distances output", rows, 1)?;
     py.detach(|| crate::lee_one_to_many(q, d, &mut out)).map_err(from_err)?;
     Ok(to_vector(py, out))
 }
@@ -250,7 +260,7 @@ fn lee_matrix<'py>(
     let (a, m, width) = matrix("a", &a)?;
     let (b, n, wb) = matrix("b", &b)?;
     width_match(width, wb)?;
-    let mut out = zeroed(m, n)?;
+    let mut out = zeroed("lee_matrix", "the distances output", m, n)?;
     py.detach(|| run(threads, || crate::lee_matrix(a, b, width, &mut out)))?;
     to_matrix(py, out, m, n)
 }
@@ -266,7 +276,7 @@ fn weighted_lee_pairwise<'py>(
     let (a, rows, width) = matrix("a", &a)?;
     let (b, _, wb) = matrix("b", &b)?;
     width_match(width, wb)?;
-    let mut out = zeroed(rows, 1)?;
+    let mut out = zeroed("weighted_lee", "the distances output", rows, 1)?;
     py.detach(|| crate::weighted_lee_pairwise(a, b, width, w, &mut out))
         .map_err(from_err)?;
     Ok(to_vector(py, out))
@@ -303,7 +313,10 @@ fn search<'py>(
         }));
     }
     let cols = crate::search::result_columns(k, n);
-    let (mut dist, mut rows) = (zeroed(nq, cols)?, zeroed(nq, cols)?);
+    let (mut dist, mut rows) = (
+        zeroed("search", "the distances output", nq, cols)?,
+        zeroed("search", "the indices output", nq, cols)?,
+    );
     py.detach(|| {
         run(threads, || {
             crate::search(q, d, width, k, &mut dist, &mut rows).map(|_| ())

@@ -19,7 +19,7 @@ fn run<R: Send>(threads: Option<usize>, f: impl FnOnce() -> crate::Result<R> + S
 /// Offsets as `usize` (a negative one is an error naming it).
 fn offsets_of(py: Python<'_>, offsets: &PyReadonlyArray1<'_, i64>) -> PyResult<Vec<usize>> {
     let raw = vector("offsets", offsets)?;
-    let mut out = zeroed::<usize>(raw.len(), 1)?;
+    let mut out = zeroed::<usize>("stats", "a copy of the offsets", raw.len(), 1)?;
     py.detach(|| {
         for (i, (o, &v)) in out.iter_mut().zip(raw).enumerate() {
             *o = usize::try_from(v).map_err(|_| Error::value("offsets", format!("offsets[{i}] = {v} is negative")))?;
@@ -44,7 +44,7 @@ fn per_row_f64<'py>(
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
     let (v, o) = (vector("symbols", &values)?, offsets_of(py, &offsets)?);
     let rows = rows_of(py, v, &o)?;
-    let mut out = zeroed(rows.len(), 1)?;
+    let mut out = zeroed("stats", "the per-row output", rows.len(), 1)?;
     py.detach(|| run(threads, || f(rows, &mut out)))?;
     Ok(to_vector(py, out))
 }
@@ -60,10 +60,10 @@ fn stats_run_reduce<'py>(
 ) -> PyResult<Ragged<'py>> {
     let (v, o) = (vector("symbols", &values)?, offsets_of(py, &offsets)?);
     let rows = rows_of(py, v, &o)?;
-    let mut out_offsets = zeroed::<usize>(rows.len() + 1, 1)?;
+    let mut out_offsets = zeroed::<usize>("run_reduce", "the offsets output", rows.len() + 1, 1)?;
     let total = py.detach(|| run(threads, || stats::run_reduce_offsets(rows, &mut out_offsets)))?;
-    let mut out_values = zeroed::<u8>(total, 1)?;
-    let mut offsets64 = zeroed::<i64>(out_offsets.len(), 1)?;
+    let mut out_values = zeroed::<u8>("run_reduce", "the values output", total, 1)?;
+    let mut offsets64 = zeroed::<i64>("run_reduce", "the offsets output", out_offsets.len(), 1)?;
     py.detach(|| {
         run(threads, || {
             for (o, &v) in offsets64.iter_mut().zip(&out_offsets) {
@@ -87,7 +87,7 @@ fn stats_transition_counts<'py>(
 ) -> PyResult<Bound<'py, PyArray1<u64>>> {
     let (v, o) = (vector("symbols", &values)?, offsets_of(py, &offsets)?);
     let rows = rows_of(py, v, &o)?;
-    let mut out = zeroed(rows.len(), 1)?;
+    let mut out = zeroed("transition_counts", "the counts output", rows.len(), 1)?;
     py.detach(|| run(threads, || stats::transition_counts(rows, &mut out)))?;
     Ok(to_vector(py, out))
 }
@@ -138,7 +138,7 @@ fn per_row_table<'py>(
 ) -> PyResult<Bound<'py, PyArray2<u64>>> {
     let (v, o) = (vector("symbols", &values)?, offsets_of(py, &offsets)?);
     let rows = rows_of(py, v, &o)?;
-    let mut out = zeroed(rows.len(), cells)?;
+    let mut out = zeroed("stats", "the counts output", rows.len(), cells)?;
     py.detach(|| run(threads, || f(rows, &mut out)))?;
     to_matrix(py, out, rows.len(), cells)
 }
@@ -216,7 +216,7 @@ fn stats_reverse_complement<'py>(
 ) -> PyResult<Bound<'py, PyArray1<u8>>> {
     let (v, o) = (vector("symbols", &values)?, offsets_of(py, &offsets)?);
     let rows = rows_of(py, v, &o)?;
-    let mut out = zeroed(v.len(), 1)?;
+    let mut out = zeroed("reverse_complement", "the symbols output", v.len(), 1)?;
     py.detach(|| run(threads, || stats::reverse_complement(rows, &mut out)))?;
     Ok(to_vector(py, out))
 }
