@@ -4,7 +4,7 @@
 
 use super::arrays::{matrix, to_matrix, to_vector, vector};
 use super::errors::{from_err, Q2KeyError};
-use super::run;
+use super::{for_arg, run};
 use crate::cuts::DimCuts;
 use crate::encode::EncodeElement;
 use crate::index::{Filter, Index, IndexThresholds};
@@ -95,11 +95,14 @@ impl PyIndex {
         ids: Option<PyReadonlyArray1<'py, u64>>,
         threads: Option<usize>,
     ) -> PyResult<U64s<'py>> {
-        let (data, _, _) = matrix("x", &x)?;
+        let (data, _, _) = matrix("vectors", &x)?;
         let ids = ids.as_ref().map(|i| vector("ids", i)).transpose()?;
         // Encode under the read lock (searches go on), then take the write lock to store.
         let out = py.detach(|| {
-            let encoded = run(threads, || self.read().map_err(to_core)?.encode_rows(data))?;
+            let encoded = run(threads, || {
+                let index = self.read().map_err(to_core)?;
+                index.encode_rows(data).map_err(|e| for_arg(e, "vectors"))
+            })?;
             self.write()?.add_encoded(encoded, ids).map_err(from_err)
         })?;
         Ok(to_vector(py, out))
