@@ -114,7 +114,12 @@ def calibrate(
     share = _check_share(outer_share)
     if method == "fidelity":
         # Converted before the sample is read: the same argument mistakes as everywhere else, first.
-        h, kk, s, n = _args.real("holdout", holdout), _args.size("k", k), _args.seed("seed", seed), check_threads(threads)
+        h, kk, s, n = (
+            _args.real("holdout", holdout),
+            _args.size("k", k),
+            _args.seed("seed", seed),
+            check_threads(threads),
+        )
         return _fidelity(unit_rows(sample), seed=s, holdout=h, k=kk, threads=n)
     check_threads(threads)
     v = unit_rows(sample)
@@ -223,7 +228,7 @@ def _fidelity(
 
 
 def _held_out_rows(rows: int, holdout: float, k: int) -> int:
-    """Rows held out to measure recall@``k``: ``holdout`` of them, at least ``2k + 2``, and at least one left to fit on."""
+    """Rows held out to measure recall@``k``: ``holdout`` of them, at least ``2k + 2``, one left to fit on."""
     # The held-out rows must give queries and a database of at least k + 1 rows each.
     at_least = 2 * k + 2
     if at_least > rows - 1:

@@ -353,7 +353,6 @@ def _filter(filter: Any) -> tuple[npt.NDArray[np.uint64] | None, npt.NDArray[np.
     return _ids(filter, None, "filter"), None
 
 
-
 def _rescore(
     queries: Float32 | Float64, candidates: npt.NDArray[np.uint64], source: Rescore, k: int
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.uint64]]:

@@ -8,11 +8,11 @@ __version__: str
 MAX_DIM: int
 MAX_ADMISSIBLE_K: int
 __all__ = [
+    "MAX_ADMISSIBLE_K",
+    "MAX_DIM",
     "DTypeError",
     "FormatError",
     "Index",
-    "MAX_ADMISSIBLE_K",
-    "MAX_DIM",
     "NonFiniteError",
     "Q2KeyError",
     "ShapeError",

@@ -44,8 +44,17 @@ fn vector_arg(name: &str) -> PyResult<&'static str> {
 /// calls its input `x`, the Python entry point may call it `vectors` or `queries`.
 pub(crate) fn for_arg(err: Error, arg: &'static str) -> Error {
     match err {
-        Error::NonFinite { arg: "x", row, col, value } => Error::NonFinite { arg, row, col, value },
-        Error::Shape { arg: "x", expected, got } => Error::Shape { arg, expected, got },
+        Error::NonFinite {
+            arg: "x",
+            row,
+            col,
+            value,
+        } => Error::NonFinite { arg, row, col, value },
+        Error::Shape {
+            arg: "x",
+            expected,
+            got,
+        } => Error::Shape { arg, expected, got },
         Error::Value { arg: "x", reason } => Error::Value { arg, reason },
         other => other,
     }

@@ -470,10 +470,16 @@ def test_thread_counts_give_identical_results(rng: np.random.Generator) -> None:
 
 @pytest.mark.parametrize(
     ("threads", "error"),
-    [(0, q2key.Q2KeyError), (-1, q2key.Q2KeyError), (1.5, q2key.DTypeError), ("2", q2key.DTypeError), (True, q2key.DTypeError)],
+    [
+        (0, q2key.Q2KeyError),
+        (-1, q2key.Q2KeyError),
+        (1.5, q2key.DTypeError),
+        ("2", q2key.DTypeError),
+        (True, q2key.DTypeError),
+    ],
 )
 def test_bad_thread_counts_are_rejected(threads: object, error: type[Exception]) -> None:
-    with pytest.raises(error, match="^threads: "):
+    with pytest.raises(error, match=r"^threads: "):
         q2key.encode(np.ones((2, 4)), threads=threads)  # type: ignore[arg-type]
 
 

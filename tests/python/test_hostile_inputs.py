@@ -12,12 +12,11 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cache
 from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
-
 import q2key
 from q2key import stats
 
@@ -131,7 +130,7 @@ def test_integer_threads_of_any_kind_are_accepted(call: Callable[[Any], Any], va
     call(value)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _threads_are_capped() -> bool:
     """Whether the core refuses absurd thread counts (the cap lives in rust/parallel.rs).
 
@@ -150,7 +149,9 @@ def test_huge_threads_reach_the_same_core_check_everywhere(huge: int) -> None:
     """``threads=2**64`` is no OverflowError: it saturates and meets the core's thread cap, same words."""
     if not _threads_are_capped():
         pytest.skip("this build has no thread cap in the core (rust/parallel.rs)")
-    messages = {name: _check(call, "threads", Bad("huge", huge, q2key.Q2KeyError, None)) for name, call in THREADS.items()}
+    messages = {
+        name: _check(call, "threads", Bad("huge", huge, q2key.Q2KeyError, None)) for name, call in THREADS.items()
+    }
     assert len(set(messages.values())) == 1, messages
 
 
@@ -213,7 +214,9 @@ KS: dict[str, Callable[[Any], Any]] = {
 BAD_KS = _type_errors("an integer") + _too_small(1) + [Bad("0", 0, q2key.Q2KeyError, "must be at least 1, got 0")]
 
 
-@pytest.mark.parametrize(("call", "bad"), _cases(KS, BAD_KS + [Bad("None", None, q2key.DTypeError, "expected an integer, got NoneType")]))
+@pytest.mark.parametrize(
+    ("call", "bad"), _cases(KS, [*BAD_KS, Bad("None", None, q2key.DTypeError, "expected an integer, got NoneType")])
+)
 def test_bad_k(call: Callable[[Any], Any], bad: Bad) -> None:
     _check(call, "k", bad)
 
@@ -227,11 +230,13 @@ def test_numpy_integer_k_is_accepted(call: Callable[[Any], Any], value: Any) -> 
 SEARCHES = {name: KS[name] for name in ("search", "Index.search", "Index.search(rescore)")}
 
 
-@pytest.mark.parametrize(("call", "huge"), [pytest.param(c, h, id=f"{n}-{h}") for n, c in SEARCHES.items() for h in HUGE])
+@pytest.mark.parametrize(
+    ("call", "huge"), [pytest.param(c, h, id=f"{n}-{h}") for n, c in SEARCHES.items() for h in HUGE]
+)
 def test_huge_k_is_all_rows_in_every_search(call: Callable[[Any], Any], huge: int) -> None:
     """Item 16: Index.search(k=2**64) raised OverflowError while q2key.search clamps the same k."""
     dist, found = call(huge)
-    assert found.shape == (len(X), len(X))
+    assert dist.shape == found.shape == (len(X), len(X))
 
 
 COUNTS: dict[str, tuple[str, int, Callable[[Any], Any]]] = {
@@ -261,7 +266,11 @@ def test_bad_counts(param: str, call: Callable[[Any], Any], bad: Bad) -> None:
 
 @pytest.mark.parametrize(
     ("call", "value"),
-    [pytest.param(call, v, id=f"{name}-{type(v).__name__}") for name, (_, m, call) in COUNTS.items() for v in (np.int64(2), np.uint8(3))],
+    [
+        pytest.param(call, v, id=f"{name}-{type(v).__name__}")
+        for name, (_, m, call) in COUNTS.items()
+        for v in (np.int64(2), np.uint8(3))
+    ],
 )
 def test_numpy_integer_counts_are_accepted(call: Callable[[Any], Any], value: Any) -> None:
     call(value)
@@ -282,7 +291,11 @@ def test_keys_beyond_64_bits_are_refused(value: int) -> None:
 @pytest.mark.parametrize("k", [81, 1000, 2**40, 2**64, 2**100])
 def test_admissible_sequences_has_a_documented_cap(k: int) -> None:
     """Item 15: admissible_sequences(2**40) computed 3^(k−1) exactly (it hung); now the u128 cap, at once."""
-    _check(stats.admissible_sequences, "k", Bad(str(k), k, q2key.Q2KeyError, "must be at most 80 (4·3^(k−1) must fit 128 bits)"))
+    _check(
+        stats.admissible_sequences,
+        "k",
+        Bad(str(k), k, q2key.Q2KeyError, "must be at most 80 (4·3^(k−1) must fit 128 bits)"),
+    )
 
 
 def test_admissible_sequences_up_to_the_cap() -> None:
@@ -391,7 +404,10 @@ def test_weighted_lee_weights_none_is_a_dtype_error() -> None:
 
 @pytest.mark.parametrize(
     ("call", "value"),
-    _good(WEIGHTS, [("list", [1, 1, 2]), ("array", np.array([1.0, 1.0, 2.0])), ("numpy scalars", (np.float32(1), np.int64(1), 2))]),
+    _good(
+        WEIGHTS,
+        [("list", [1, 1, 2]), ("array", np.array([1.0, 1.0, 2.0])), ("numpy scalars", (np.float32(1), np.int64(1), 2))],
+    ),
 )
 def test_weights_of_any_real_kind_are_accepted(call: Callable[[Any], Any], value: Any) -> None:
     call(value)
@@ -425,17 +441,42 @@ def test_bad_bytes(call: Callable[[Any], Any], bad: Bad) -> None:
 DEEP = "[" * 100000 + "]" * 100000
 BAD_JSON = [
     Bad("deep list", DEEP, q2key.Q2KeyError, "thresholds JSON nests too deeply to be thresholds"),
-    Bad("deep object", '{"a":' * 100000 + "1" + "}" * 100000, q2key.Q2KeyError, "thresholds JSON nests too deeply to be thresholds"),
+    Bad(
+        "deep object",
+        '{"a":' * 100000 + "1" + "}" * 100000,
+        q2key.Q2KeyError,
+        "thresholds JSON nests too deeply to be thresholds",
+    ),
     Bad("deep bytes", DEEP.encode(), q2key.Q2KeyError, "thresholds JSON nests too deeply to be thresholds"),
     Bad("None", None, q2key.DTypeError, "expected a JSON str or bytes, got NoneType"),
     Bad("int", 5, q2key.DTypeError, "expected a JSON str or bytes, got int"),
     Bad("dict", {}, q2key.DTypeError, "expected a JSON str or bytes, got dict"),
     Bad("not json", "{", q2key.Q2KeyError, None),
     Bad("array", "[]", q2key.Q2KeyError, None),
-    Bad("huge dim", '{"format": "q2key.thresholds", "version": 1, "kind": "global", "dim": 18446744073709551616, "tau": 0.1}', q2key.Q2KeyError, f"dim: {TOO_BIG_DIM}"),
-    Bad("string dim", '{"format": "q2key.thresholds", "version": 1, "kind": "gaussian", "dim": "8"}', q2key.DTypeError, "dim: expected an integer, got str"),
-    Bad("nan tau", '{"format": "q2key.thresholds", "version": 1, "kind": "global", "dim": null, "tau": NaN}', q2key.Q2KeyError, None),
-    Bad("string cuts", '{"format": "q2key.thresholds", "version": 1, "kind": "per_dim", "dim": 1, "cuts": "abc"}', q2key.DTypeError, None),
+    Bad(
+        "huge dim",
+        '{"format": "q2key.thresholds", "version": 1, "kind": "global", "dim": 18446744073709551616, "tau": 0.1}',
+        q2key.Q2KeyError,
+        f"dim: {TOO_BIG_DIM}",
+    ),
+    Bad(
+        "string dim",
+        '{"format": "q2key.thresholds", "version": 1, "kind": "gaussian", "dim": "8"}',
+        q2key.DTypeError,
+        "dim: expected an integer, got str",
+    ),
+    Bad(
+        "nan tau",
+        '{"format": "q2key.thresholds", "version": 1, "kind": "global", "dim": null, "tau": NaN}',
+        q2key.Q2KeyError,
+        None,
+    ),
+    Bad(
+        "string cuts",
+        '{"format": "q2key.thresholds", "version": 1, "kind": "per_dim", "dim": 1, "cuts": "abc"}',
+        q2key.DTypeError,
+        None,
+    ),
 ]
 
 
@@ -478,7 +519,12 @@ _array_cases("Index.search", "queries", lambda v: INDEX.search(v, k=2), SIZED_FL
 _array_cases("Index.range_search", "queries", lambda v: INDEX.range_search(v, 5), SIZED_FLOAT_BADS)
 _array_cases("Calibrator.update", "batch", lambda v: q2key.Calibrator(DIM).update(v), SIZED_FLOAT_BADS)
 _array_cases("Calibrator.drift", "batch", lambda v: _calibrator().drift(v), SIZED_FLOAT_BADS)
-_array_cases("calibrate", "sample", lambda v: q2key.calibrate(v), FLOAT_BADS[:5] + [Bad("nan", NAN_ROWS, q2key.NonFiniteError, None)])
+_array_cases(
+    "calibrate",
+    "sample",
+    lambda v: q2key.calibrate(v),
+    [*FLOAT_BADS[:5], Bad("nan", NAN_ROWS, q2key.NonFiniteError, None)],
+)
 
 CODE_BADS = [
     Bad("float", CODES.astype(np.float32), q2key.DTypeError, None),
@@ -498,10 +544,17 @@ _array_cases("lee_matrix-b", "b", lambda v: q2key.lee_matrix(CODES, v), [*CODE_B
 _array_cases("weighted_lee-a", "a", lambda v: q2key.weighted_lee(v, CODES), CODE_BADS)
 _array_cases("weighted_lee-b", "b", lambda v: q2key.weighted_lee(CODES, v), [*CODE_BADS, WIDTH_BAD])
 _array_cases("search-queries", "queries", lambda v: q2key.search(v, CODES, 2), [*CODE_BADS[:4], WIDTH_BAD])
-_array_cases("search-database", "database", lambda v: q2key.search(CODES, v, 2), [*CODE_BADS[:4], Bad("1-D", CODES[0], q2key.ShapeError, None)])
+_array_cases(
+    "search-database",
+    "database",
+    lambda v: q2key.search(CODES, v, 2),
+    [*CODE_BADS[:4], Bad("1-D", CODES[0], q2key.ShapeError, None)],
+)
 _array_cases("Index.add_codes", "codes", lambda v: q2key.Index(DIM).add_codes(v), [*CODE_BADS, WIDTH_BAD])
 _array_cases("Index.search-codes", "queries", lambda v: INDEX.search(v, k=2), [WIDTH_BAD])
-_array_cases("encode(dtype=q2)", "x", lambda v: q2key.encode(v, dtype="q2", dim=DIM), [CODE_BADS[0], CODE_BADS[1], WIDTH_BAD])
+_array_cases(
+    "encode(dtype=q2)", "x", lambda v: q2key.encode(v, dtype="q2", dim=DIM), [CODE_BADS[0], CODE_BADS[1], WIDTH_BAD]
+)
 
 SYMBOL_BADS = [
     Bad("float", SYMBOLS.astype(np.float64), q2key.DTypeError, None),
@@ -509,8 +562,15 @@ SYMBOL_BADS = [
     Bad("None", None, q2key.DTypeError, None),
     Bad("bool", SYMBOLS > 1, q2key.DTypeError, None),
     Bad("4", np.full((2, 5), 4), q2key.Q2KeyError, "row 0 column 0 holds 4; symbols are 0 (A), 1 (B), 2 (C) or 3 (D)"),
-    Bad("uint8 9", np.full((2, 5), 9, np.uint8), q2key.Q2KeyError, "row 0 column 0 holds 9; symbols are 0 (A), 1 (B), 2 (C) or 3 (D)"),
-    Bad("-1", np.full((2, 5), -1), q2key.Q2KeyError, "row 0 column 0 holds -1; symbols are 0 (A), 1 (B), 2 (C) or 3 (D)"),
+    Bad(
+        "uint8 9",
+        np.full((2, 5), 9, np.uint8),
+        q2key.Q2KeyError,
+        "row 0 column 0 holds 9; symbols are 0 (A), 1 (B), 2 (C) or 3 (D)",
+    ),
+    Bad(
+        "-1", np.full((2, 5), -1), q2key.Q2KeyError, "row 0 column 0 holds -1; symbols are 0 (A), 1 (B), 2 (C) or 3 (D)"
+    ),
 ]
 for _name, _call in {
     "pack": q2key.pack,
@@ -525,7 +585,9 @@ for _name, _call in {
     "stats.reverse_complement": stats.reverse_complement,
 }.items():
     _array_cases(_name, "symbols", _call, SYMBOL_BADS)
-_array_cases("run_reduce", "symbols", lambda v: q2key.run_reduce(np.asarray(v).reshape(-1)), SYMBOL_BADS[:2] + SYMBOL_BADS[3:4])
+_array_cases(
+    "run_reduce", "symbols", lambda v: q2key.run_reduce(np.asarray(v).reshape(-1)), SYMBOL_BADS[:2] + SYMBOL_BADS[3:4]
+)
 _array_cases("run_reduce-2d", "symbols", q2key.run_reduce, [Bad("2-D", SYMBOLS, q2key.ShapeError, None)])
 
 ID_BADS = [
@@ -536,19 +598,34 @@ ID_BADS = [
     Bad("strings", ["a"], q2key.DTypeError, None),
     Bad("2-D", [[1, 2]], q2key.ShapeError, None),
 ]
-_array_cases("Index.add-ids", "ids", lambda v: q2key.Index(DIM).add(X[:1], ids=v), [*ID_BADS, Bad("two", [1, 2], q2key.ShapeError, None)])
+_array_cases(
+    "Index.add-ids",
+    "ids",
+    lambda v: q2key.Index(DIM).add(X[:1], ids=v),
+    [*ID_BADS, Bad("two", [1, 2], q2key.ShapeError, None)],
+)
 _array_cases("Index.add_codes-ids", "ids", lambda v: q2key.Index(DIM).add_codes(CODES[:1], ids=v), ID_BADS)
 _array_cases("Index.remove", "ids", INDEX.remove, [*ID_BADS, Bad("None", None, q2key.DTypeError, None)])
 _array_cases("Index.codes", "ids", INDEX.codes, [*ID_BADS, Bad("unknown", [10**6], q2key.Q2KeyError, None)])
 _array_cases("Index.search-filter", "filter", lambda v: INDEX.search(X, k=2, filter=v), ID_BADS[:5])
-_array_cases("stats.key_collisions", "keys", stats.key_collisions, [Bad("float", [1.5], q2key.DTypeError, None), Bad("strings", ["a"], q2key.DTypeError, None)])
-_array_cases("Thresholds.per_dim", "cuts", q2key.Thresholds.per_dim, [
-    Bad("strings", np.array([["a"], ["b"], ["c"]]), q2key.DTypeError, None),
-    Bad("None", None, q2key.DTypeError, None),
-    Bad("shape", np.zeros((2, 4)), q2key.ShapeError, None),
-    Bad("nan", np.array([[0.0], [np.nan], [1.0]]), q2key.Q2KeyError, None),
-    Bad("unordered", np.array([[1.0], [0.0], [2.0]]), q2key.Q2KeyError, None),
-])
+_array_cases(
+    "stats.key_collisions",
+    "keys",
+    stats.key_collisions,
+    [Bad("float", [1.5], q2key.DTypeError, None), Bad("strings", ["a"], q2key.DTypeError, None)],
+)
+_array_cases(
+    "Thresholds.per_dim",
+    "cuts",
+    q2key.Thresholds.per_dim,
+    [
+        Bad("strings", np.array([["a"], ["b"], ["c"]]), q2key.DTypeError, None),
+        Bad("None", None, q2key.DTypeError, None),
+        Bad("shape", np.zeros((2, 4)), q2key.ShapeError, None),
+        Bad("nan", np.array([[0.0], [np.nan], [1.0]]), q2key.Q2KeyError, None),
+        Bad("unordered", np.array([[1.0], [0.0], [2.0]]), q2key.Q2KeyError, None),
+    ],
+)
 
 
 def _calibrator() -> q2key.Calibrator:
@@ -580,20 +657,45 @@ def test_a_nan_row_has_the_same_words_for_every_vectors_parameter() -> None:
 # -- the other string options --------------------------------------------------------------------------------
 
 OPTIONS = [
-    ("encode-dtype", "dtype", lambda v: q2key.encode(X, dtype=v), [Bad("unknown", "q9", q2key.Q2KeyError, None), Bad("int", 5, q2key.DTypeError, None)]),
-    ("encode-token", "token", lambda v: q2key.encode(X[None], token=v), [
-        Bad("word", "first", q2key.Q2KeyError, None),
-        Bad("float", 1.5, q2key.DTypeError, None),
-        Bad("out of range", 100, q2key.Q2KeyError, None),
-        Bad("2**64", 2**64, q2key.Q2KeyError, None),
-    ]),
-    ("encode-attention_mask", "attention_mask", lambda v: q2key.encode(X[None], attention_mask=v), [
-        Bad("shape", np.ones((2, 2), np.int64), q2key.ShapeError, None),
-        Bad("floats", np.ones((1, 8)) * 0.5, q2key.DTypeError, None),
-        Bad("all padding", np.zeros((1, 8), np.int64), q2key.Q2KeyError, None),
-    ]),
-    ("calibrate-method", "method", lambda v: q2key.calibrate(SAMPLE, method=v), [Bad("unknown", "best", q2key.Q2KeyError, None), Bad("int", 5, q2key.Q2KeyError, None)]),
-    ("Calibrator.thresholds-method", "method", lambda v: _calibrator().thresholds(method=v), [Bad("unknown", "best", q2key.Q2KeyError, None)]),
+    (
+        "encode-dtype",
+        "dtype",
+        lambda v: q2key.encode(X, dtype=v),
+        [Bad("unknown", "q9", q2key.Q2KeyError, None), Bad("int", 5, q2key.DTypeError, None)],
+    ),
+    (
+        "encode-token",
+        "token",
+        lambda v: q2key.encode(X[None], token=v),
+        [
+            Bad("word", "first", q2key.Q2KeyError, None),
+            Bad("float", 1.5, q2key.DTypeError, None),
+            Bad("out of range", 100, q2key.Q2KeyError, None),
+            Bad("2**64", 2**64, q2key.Q2KeyError, None),
+        ],
+    ),
+    (
+        "encode-attention_mask",
+        "attention_mask",
+        lambda v: q2key.encode(X[None], attention_mask=v),
+        [
+            Bad("shape", np.ones((2, 2), np.int64), q2key.ShapeError, None),
+            Bad("floats", np.ones((1, 8)) * 0.5, q2key.DTypeError, None),
+            Bad("all padding", np.zeros((1, 8), np.int64), q2key.Q2KeyError, None),
+        ],
+    ),
+    (
+        "calibrate-method",
+        "method",
+        lambda v: q2key.calibrate(SAMPLE, method=v),
+        [Bad("unknown", "best", q2key.Q2KeyError, None), Bad("int", 5, q2key.Q2KeyError, None)],
+    ),
+    (
+        "Calibrator.thresholds-method",
+        "method",
+        lambda v: _calibrator().thresholds(method=v),
+        [Bad("unknown", "best", q2key.Q2KeyError, None)],
+    ),
 ]
 
 

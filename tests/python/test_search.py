@@ -100,7 +100,7 @@ def test_non_positive_k_is_rejected(rng: np.random.Generator, k: int) -> None:
 @pytest.mark.parametrize("k", [2.0, "3", None, True, np.float64(4.0), [1]])
 def test_non_integer_k_is_rejected(rng: np.random.Generator, k: object) -> None:
     db = _codes(rng, 10, 8)
-    with pytest.raises(q2key.DTypeError, match="^k: expected an integer"):
+    with pytest.raises(q2key.DTypeError, match=r"^k: expected an integer"):
         q2key.search(db, db, k)  # type: ignore[arg-type]
 
 
@@ -175,7 +175,7 @@ def test_threads_give_identical_results(rng: np.random.Generator) -> None:
 @pytest.mark.parametrize(("threads", "error"), [(0, q2key.Q2KeyError), (-1, q2key.Q2KeyError), (2.5, q2key.DTypeError)])
 def test_bad_threads_rejected(rng: np.random.Generator, threads: object, error: type[Exception]) -> None:
     db = _codes(rng, 10, 8)
-    with pytest.raises(error, match="^threads: "):
+    with pytest.raises(error, match=r"^threads: "):
         q2key.search(db, db, 2, threads=threads)  # type: ignore[arg-type]
 
 

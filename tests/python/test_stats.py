@@ -230,7 +230,7 @@ def test_admissible_sequences() -> None:
     assert stats.admissible_sequences(32) == 4 * 3**31
     top = stats.admissible_sequences(stats.MAX_ADMISSIBLE_K)
     assert isinstance(top, int) and top == 4 * 3**79 < 2**128
-    with pytest.raises(q2key.Q2KeyError, match="^k: must be at most 80"):
+    with pytest.raises(q2key.Q2KeyError, match=r"^k: must be at most 80"):
         stats.admissible_sequences(stats.MAX_ADMISSIBLE_K + 1)
     assert stats.admissible_sequences(np.int64(3)) == 36
     with pytest.raises(q2key.Q2KeyError, match="k"):
