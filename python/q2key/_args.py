@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import operator
+import os
 from typing import Any
 
 import numpy as np
@@ -121,6 +122,15 @@ def weights(value: Any, name: str = "weights") -> tuple[float, float, float]:
             raise DTypeError(f"{name}: expected {expected}, got {type(w).__name__} at position {i}")
         out.append(float(w))
     return out[0], out[1], out[2]
+
+
+def path(name: str, value: Any) -> str:
+    """A file path: ``str`` or ``os.PathLike`` (``bytes`` paths are decoded as the file system does)."""
+    try:
+        p = os.fspath(value)
+    except TypeError:
+        raise DTypeError(f"{name}: expected a str or os.PathLike path, got {type(value).__name__}") from None
+    return os.fsdecode(p)
 
 
 def buffer(name: str, value: Any) -> bytes:

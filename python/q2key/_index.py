@@ -239,7 +239,7 @@ class Index:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Saves to one file atomically (temp file, fsync, rename); see docs/FORMAT.md."""
-        self._native.save(os.fspath(path))
+        self._native.save(_args.path("path", path))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, mmap: bool = False) -> Index:
@@ -247,7 +247,7 @@ class Index:
 
         A truncated, corrupted, foreign or newer-version file raises :class:`q2key.FormatError`.
         """
-        return cls._wrap(_native.Index.load(os.fspath(path), bool(mmap)))
+        return cls._wrap(_native.Index.load(_args.path("path", path), bool(mmap)))
 
     def to_bytes(self) -> bytes:
         """The bytes :meth:`save` would write (compacts first)."""

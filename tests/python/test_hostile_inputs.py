@@ -493,6 +493,26 @@ BAD_JSON = [
 ]
 
 
+PATHS: dict[str, Callable[[Any], Any]] = {"Index.save": INDEX.save, "Index.load": q2key.Index.load}
+BAD_PATHS = [
+    Bad("int", 5, q2key.DTypeError, "expected a str or os.PathLike path, got int"),
+    Bad("None", None, q2key.DTypeError, "expected a str or os.PathLike path, got NoneType"),
+    Bad("float", 1.5, q2key.DTypeError, "expected a str or os.PathLike path, got float"),
+    Bad("list", ["a"], q2key.DTypeError, "expected a str or os.PathLike path, got list"),
+]
+
+
+@pytest.mark.parametrize(("call", "bad"), _cases(PATHS, BAD_PATHS))
+def test_bad_paths(call: Callable[[Any], Any], bad: Bad) -> None:
+    _check(call, "path", bad)
+
+
+def test_a_missing_file_is_an_os_error_naming_it(tmp_path: Any) -> None:
+    missing = tmp_path / "missing.q2"
+    with pytest.raises(FileNotFoundError, match=r"missing\.q2"):
+        q2key.Index.load(missing)
+
+
 @pytest.mark.parametrize("bad", BAD_JSON, ids=lambda b: b.label)
 def test_bad_json(bad: Bad) -> None:
     """Item 16: ``from_json('[' * 100000 + ']' * 100000)`` raised RecursionError."""
