@@ -44,7 +44,7 @@ pub use kernels::{Backend, Kernels};
 pub use lee::{
     lee, lee_counts, lee_matrix, lee_one_to_many, lee_pairwise, weighted_lee_pairwise, LeeCounts, LeeWeights,
 };
-pub use quantize::{gaussian_threshold, GAUSSIAN_QUARTILE};
+pub use quantize::{check_dim, gaussian_threshold, GAUSSIAN_QUARTILE, MAX_DIM};
 pub use runs::{
     key_and_transitions, key_from_reduced, keys_from_codes, keys_from_symbols, prefix_mask, prefix_range, run_reduce,
     window_range,

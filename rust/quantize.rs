@@ -11,11 +11,28 @@ use crate::error::{Error, Result};
 /// The reference design's quartile constant (`Φ⁻¹(3/4) ≈ 0.67449`, rounded as the reference kernel does).
 pub const GAUSSIAN_QUARTILE: f64 = 0.6745;
 
-/// The default threshold `0.6745 / √dim` for unit vectors of `dim` roughly i.i.d. coordinates.
-pub fn gaussian_threshold(dim: usize) -> Result<f64> {
+/// The largest vector dimension: a row's transition count (at most `dim`) is
+/// a `u32` in the encoder's output and in saved indexes.
+pub const MAX_DIM: usize = u32::MAX as usize;
+
+/// `dim` when it is a usable vector dimension, `1..=MAX_DIM`; an error naming `dim` otherwise.
+pub fn check_dim(dim: usize) -> Result<usize> {
     if dim == 0 {
         return Err(Error::value("dim", "must be at least 1"));
     }
+    if dim > MAX_DIM {
+        // No value in the message: the Python layer saturates larger integers to usize::MAX.
+        return Err(Error::value(
+            "dim",
+            format!("must be at most {MAX_DIM} (transition counts are 32-bit)"),
+        ));
+    }
+    Ok(dim)
+}
+
+/// The default threshold `0.6745 / √dim` for unit vectors of `dim` roughly i.i.d. coordinates.
+pub fn gaussian_threshold(dim: usize) -> Result<f64> {
+    let dim = check_dim(dim)?;
     Ok(GAUSSIAN_QUARTILE / (dim as f64).sqrt())
 }
 
@@ -231,6 +248,21 @@ pub(crate) static INTERLEAVE: [u8; 256] = {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dims_are_one_to_max_dim() {
+        assert_eq!(check_dim(1), Ok(1));
+        assert_eq!(check_dim(MAX_DIM), Ok(MAX_DIM));
+        for bad in [0, MAX_DIM + 1, usize::MAX] {
+            let err = check_dim(bad).unwrap_err();
+            assert!(matches!(err, Error::Value { arg: "dim", .. }), "{err}");
+            assert!(gaussian_threshold(bad).is_err());
+        }
+        assert_eq!(
+            check_dim(usize::MAX).unwrap_err().to_string(),
+            format!("dim: must be at most {MAX_DIM} (transition counts are 32-bit)")
+        );
+    }
 
     #[test]
     fn cells_follow_the_spec_table_with_boundaries_in_the_lower_cell() {

@@ -543,17 +543,23 @@ pub fn key_collisions(keys: &[u64]) -> KeyCollisions {
     }
 }
 
+/// The largest `k` whose [`admissible_sequences`] count fits the `u128` result.
+pub const MAX_ADMISSIBLE_K: u32 = 80;
+
 /// The number `4·3^(k−1)` of admissible transition sequences of length `k`
 /// (adjacent elements differ); 1 for `k = 0` (the empty sequence). An error
-/// when the count does not fit a `u128` (`k > 80`).
+/// when the count does not fit a `u128` (`k >` [`MAX_ADMISSIBLE_K`]).
 pub fn admissible_sequences(k: u32) -> Result<u128> {
     if k == 0 {
         return Ok(1);
     }
-    3u128
-        .checked_pow(k - 1)
-        .and_then(|p| p.checked_mul(4))
-        .ok_or_else(|| Error::value("k", format!("4·3^(k−1) overflows 128 bits for k = {k} (at most 80)")))
+    // No k in the message: the Python layer saturates larger integers to u32::MAX.
+    3u128.checked_pow(k - 1).and_then(|p| p.checked_mul(4)).ok_or_else(|| {
+        Error::value(
+            "k",
+            format!("must be at most {MAX_ADMISSIBLE_K} (4·3^(k−1) must fit 128 bits)"),
+        )
+    })
 }
 
 #[cfg(test)]

@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ._native import DTypeError, Q2KeyError, ShapeError
+from . import _args
+from ._native import DTypeError, NonFiniteError, Q2KeyError, ShapeError
 
 Float32 = npt.NDArray[np.float32]
 Float64 = npt.NDArray[np.float64]
@@ -26,8 +27,7 @@ def float_rows(x: Any, arg: str = "x") -> tuple[Float32 | Float64, bool]:
     """
     a = np.asarray(x)
     kind = a.dtype.kind
-    if kind not in "fiu":
-        raise DTypeError(f"{arg}: expected a real numeric array (float16/32/64 or integers), got dtype {a.dtype}")
+    check_real_dtype(a, arg)
     exact_in_f32 = (kind == "f" and a.dtype.itemsize <= 4) or (kind in "iu" and a.dtype.itemsize <= 2)
     target = np.float32 if exact_in_f32 else np.float64
     if a.ndim not in (1, 2):
@@ -37,6 +37,12 @@ def float_rows(x: Any, arg: str = "x") -> tuple[Float32 | Float64, bool]:
     was_1d = a.ndim == 1
     m = a.reshape(1, -1) if was_1d else a
     return np.require(m, dtype=target, requirements=["C", "A"]), was_1d
+
+
+def check_real_dtype(a: npt.NDArray[Any], arg: str) -> None:
+    """DTypeError unless ``a`` holds real numbers (floats or integers; not bool, complex, object, strings)."""
+    if a.dtype.kind not in "fiu":
+        raise DTypeError(f"{arg}: expected a real numeric array (float16/32/64 or integers), got dtype {a.dtype}")
 
 
 def code_rows(c: Any, arg: str) -> UInt8:
@@ -71,23 +77,38 @@ def symbol_rows(s: Any, arg: str = "symbols") -> UInt8:
     return np.require(m, dtype=np.uint8, requirements=["C", "A"])
 
 
-def check_threads(threads: int | None) -> int | None:
-    if threads is None:
-        return None
-    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
-        raise Q2KeyError(f"threads: expected a positive integer or None, got {threads!r}")
-    return int(threads)
+def check_finite(rows: npt.NDArray[np.floating[Any]], arg: str) -> None:
+    """NonFiniteError naming the first NaN/±Inf of a float matrix, in the words of the core's check."""
+    bad = ~np.isfinite(rows)
+    if bad.any():
+        row, col = (int(v) for v in np.argwhere(bad)[0])
+        raise NonFiniteError(
+            f"{arg}: row {row} has a non-finite value ({rust_float(float(rows[row, col]))}) at column {col}; "
+            "inputs must be finite"
+        )
 
 
-def check_threshold(threshold: float | None) -> float | None:
+def rust_float(v: float) -> str:
+    """``v`` as the core's messages print a non-finite f64 (``NaN``, ``inf``, ``-inf``); else ``repr``."""
+    if v != v:
+        return "NaN"
+    return repr(v)
+
+
+def check_threads(threads: Any) -> int | None:
+    """``threads=``: None or a thread count (see :func:`q2key._args.threads`)."""
+    return _args.threads(threads)
+
+
+def check_threshold(threshold: Any) -> float | None:
+    """A float ``threshold=`` (or None); its range is checked by the core."""
     if threshold is None:
         return None
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)):
+    if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, (int, float, np.integer, np.floating)):
         raise DTypeError(f"threshold: expected a number, a q2key.Thresholds or None, got {type(threshold).__name__}")
-    return float(threshold)
+    return _args.real("threshold", threshold)
 
 
 def check_dim(dim: Any) -> int:
-    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
-        raise Q2KeyError(f"dim: expected a positive integer, got {dim!r}")
-    return int(dim)
+    """A vector dimension ``1..=MAX_DIM`` (see :func:`q2key._args.dim`)."""
+    return _args.dim(dim)

@@ -8,10 +8,11 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from ._arrays import check_threads, float_rows
+from . import _args
+from ._arrays import check_finite, check_threads, float_rows
 from ._distance import search
 from ._encode import encode, symbols
-from ._native import NonFiniteError, Q2KeyError, ShapeError
+from ._native import Q2KeyError, ShapeError
 from ._thresholds import Thresholds
 
 Method = Literal["equiprobable", "per_dim", "fidelity"]
@@ -108,12 +109,20 @@ def calibrate(
     >>> q2key.encode(x, threshold=th).codes.shape
     (2000, 16)
     """
-    if method not in _METHODS:
+    if not isinstance(method, str) or method not in _METHODS:
         raise Q2KeyError(f"method: expected one of {', '.join(map(repr, _METHODS))}, got {method!r}")
     share = _check_share(outer_share)
-    v = unit_rows(sample)
     if method == "fidelity":
-        return _fidelity(v, seed=seed, holdout=holdout, k=k, threads=threads)
+        # Converted before the sample is read: the same argument mistakes as everywhere else, first.
+        h, kk, s, n = (
+            _args.real("holdout", holdout),
+            _args.size("k", k),
+            _args.seed("seed", seed),
+            check_threads(threads),
+        )
+        return _fidelity(unit_rows(sample), seed=s, holdout=h, k=kk, threads=n)
+    check_threads(threads)
+    v = unit_rows(sample)
     rule: Literal["global", "per_dim"] = "global" if method == "equiprobable" else "per_dim"
     th = fit(v, rule, share)
     return th.with_report(measure(v, th, method, rule, share))
@@ -125,10 +134,7 @@ def unit_rows(sample: Any, arg: str = "sample") -> npt.NDArray[np.float64]:
     if rows.shape[0] == 0:
         raise ShapeError(f"{arg}: need at least one row to calibrate")
     x = np.asarray(rows, dtype=np.float64)
-    finite = np.isfinite(x).all(axis=1)
-    if not finite.all():
-        row = int(np.argmin(finite))
-        raise NonFiniteError(f"{arg}: row {row} contains NaN or ±Inf")
+    check_finite(x, arg)
     # Scale each row by its largest magnitude first so the norm cannot overflow.
     peak = np.abs(x).max(axis=1)
     keep = peak > 0
@@ -191,13 +197,11 @@ def _fidelity(
 ) -> Thresholds:
     if not 0.0 < holdout < 1.0:
         raise Q2KeyError(f"holdout: expected a share in (0, 1), got {holdout}")
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise Q2KeyError(f"k: expected a positive int, got {k!r}")
-    check_threads(threads)
-    if v.shape[0] < MIN_FIDELITY_ROWS:
-        raise ShapeError(f"sample: method 'fidelity' needs at least {MIN_FIDELITY_ROWS} nonzero rows, got {v.shape[0]}")
-    order = np.random.default_rng(seed).permutation(v.shape[0])
-    n_held = max(round(v.shape[0] * holdout), 2 * k + 2)
+    rows = int(v.shape[0])
+    if rows < MIN_FIDELITY_ROWS:
+        raise ShapeError(f"sample: method 'fidelity' needs at least {MIN_FIDELITY_ROWS} nonzero rows, got {rows}")
+    n_held = _held_out_rows(rows, holdout, k)
+    order = np.random.default_rng(seed).permutation(rows)
     held, train = v[order[:n_held]], v[order[n_held:]]
     # A quarter of the held-out rows (at most 500) query the rest.
     n_queries = min(max(n_held // 4, 1), 500)
@@ -223,6 +227,24 @@ def _fidelity(
     return th.with_report(report)
 
 
+def _held_out_rows(rows: int, holdout: float, k: int) -> int:
+    """Rows held out to measure recall@``k``: ``holdout`` of them, at least ``2k + 2``, one left to fit on."""
+    # The held-out rows must give queries and a database of at least k + 1 rows each.
+    at_least = 2 * k + 2
+    if at_least > rows - 1:
+        raise Q2KeyError(
+            f"k: method 'fidelity' holds out at least 2·k + 2 = {at_least} of the {rows} nonzero sample rows to "
+            f"measure recall@k, which leaves none to fit the thresholds on; use k ≤ {(rows - 3) // 2}"
+        )
+    held = round(rows * holdout)
+    if held > rows - 1:
+        raise Q2KeyError(
+            f"holdout: {holdout} of the {rows} nonzero sample rows holds out {held}, which leaves none to fit "
+            f"the thresholds on; use holdout < {(rows - 0.5) / rows:.6g}"
+        )
+    return max(held, at_least)
+
+
 def _cosine_top_k(queries: npt.NDArray[np.float64], base: npt.NDArray[np.float64], k: int) -> npt.NDArray[np.int64]:
     """Exact cosine top-``k`` rows of unit vectors, ties to the lower row."""
     sims = queries @ base.T
@@ -230,7 +252,7 @@ def _cosine_top_k(queries: npt.NDArray[np.float64], base: npt.NDArray[np.float64
 
 
 def _check_share(share: Any) -> float:
-    s = float(share)
+    s = _args.real("outer_share", share)
     if not 0.0 < s < 1.0:
         raise Q2KeyError(f"outer_share: expected a share in (0, 1), got {share!r}")
     return s

@@ -8,10 +8,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ._arrays import float_rows
+from . import _args
+from ._arrays import check_finite, float_rows
 from ._calibrate import Method, calibrate, symbol_frequencies
-from ._encode import ThresholdLike, symbols
-from ._native import DTypeError, NonFiniteError, Q2KeyError, ShapeError
+from ._encode import ThresholdLike, symbols_as
+from ._native import Q2KeyError, ShapeError
 from ._thresholds import Thresholds
 
 
@@ -55,15 +56,15 @@ class Calibrator:
     """
 
     def __init__(self, dim: int, *, reservoir: int = 1024, seed: int | None = None) -> None:
-        for name, value in (("dim", dim), ("reservoir", reservoir)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise DTypeError(f"{name}: expected an int, got {type(value).__name__}")
-            if value < 1:
-                raise Q2KeyError(f"{name}: must be at least 1, got {value}")
-        self._dim, self._capacity = int(dim), int(reservoir)
-        self._rows = np.empty((self._capacity, self._dim), dtype=np.float64)
+        self._dim, self._capacity = _args.dim(dim), _args.size("reservoir", reservoir)
+        self._seed = _args.seed("seed", seed)
+        try:
+            self._rows = np.empty((self._capacity, self._dim), dtype=np.float64)
+        except (MemoryError, ValueError):  # numpy: ValueError when the size overflows
+            raise MemoryError(
+                f"reservoir: cannot allocate {self._capacity} rows of dimension {self._dim} (float64)"
+            ) from None
         self._seen = 0
-        self._seed = seed
         self._rng = np.random.default_rng(seed)
         self._current: Thresholds | None = None
 
@@ -94,9 +95,7 @@ class Calibrator:
         rows, _ = float_rows(batch, "batch")
         if rows.shape[1] != self._dim:
             raise ShapeError(f"batch: expected {self._dim} columns, got {rows.shape[1]}")
-        finite = np.isfinite(rows).all(axis=1)
-        if not finite.all():
-            raise NonFiniteError(f"batch: row {int(np.argmin(finite))} contains NaN or ±Inf")
+        check_finite(rows, "batch")
         n, start = rows.shape[0], self._seen
         fill = max(0, min(self._capacity - start, n))
         self._rows[start : start + fill] = rows[:fill]
@@ -129,7 +128,7 @@ class Calibrator:
             raise ShapeError(f"batch: expected {self._dim} columns, got {rows.shape[1]}")
         if rows.shape[0] == 0:
             raise ShapeError("batch: need at least one row to measure drift")
-        got = symbol_frequencies(symbols(rows, threshold=th))
+        got = symbol_frequencies(symbols_as(rows, "batch", threshold=th))
         expected = th.report.per_dim_frequencies
         tv = 0.5 * np.abs(got - expected).sum(axis=1)
         worst = int(np.argmax(tv))

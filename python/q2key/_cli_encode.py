@@ -45,7 +45,7 @@ def load_thresholds(path: str | None, dim: int | None = None) -> Thresholds | No
     try:
         th = Thresholds.from_json(text)
     except Q2KeyError as e:
-        raise CliError(f"{path}: {e}") from None
+        raise CliError(f"{path}: {str(e).removeprefix('text: ')}") from None  # the file is the text
     if dim is not None:
         try:
             th.resolve(dim, "--thresholds")

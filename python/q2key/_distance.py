@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from . import _native
+from . import _args, _native
 from ._arrays import check_threads, code_rows
-from ._native import Q2KeyError, ShapeError
+from ._native import ShapeError
 
 
 def _broadcast_rows(a: Any, b: Any) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8], tuple[int, ...]]:
@@ -78,9 +78,7 @@ def weighted_lee(a: Any, b: Any, weights: tuple[float, float, float] = (1.0, 1.0
     >>> float(q2key.weighted_lee(a, b, weights=(1.0, 10.0, 100.0)))
     111.0
     """
-    if len(weights) != 3:
-        raise Q2KeyError(f"weights: expected (w_mag, w_sign, w_both), got {weights!r}")
-    w = (float(weights[0]), float(weights[1]), float(weights[2]))
+    w = _args.weights(weights)
     a2, b2, lead = _broadcast_rows(a, b)
     return _native.weighted_lee_pairwise(a2, b2, w).reshape(lead)
 
@@ -101,16 +99,13 @@ def search(
     >>> idx[:, 0].tolist(), dist[:, 0].tolist()
     ([0, 1], [0, 0])
     """
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise Q2KeyError(f"k: expected a positive integer, got {k!r}")
-    if k < 1:
-        raise Q2KeyError(f"k: must be at least 1, got {k}")
-    q = np.asarray(queries)
+    kk = _args.size("k", k)
+    n = check_threads(threads)
+    q, d = np.asarray(queries), np.asarray(database)
+    # Element types first (as code_rows checks them everywhere else), then the ranks search needs.
+    q2, d2 = code_rows(np.atleast_2d(q), "queries"), code_rows(np.atleast_2d(d), "database")
     if q.ndim not in (1, 2):
         raise ShapeError(f"queries: expected codes (Q, width) or (width,), got shape {q.shape}")
-    d = np.asarray(database)
     if d.ndim != 2:
         raise ShapeError(f"database: expected codes (N, width), got shape {d.shape}")
-    q2, d2 = code_rows(np.atleast_2d(q), "queries"), code_rows(d, "database")
-    kk = int(min(int(k), max(d2.shape[0], 1)))
-    return _native.search(q2, d2, kk, check_threads(threads))
+    return _native.search(q2, d2, kk, n)

@@ -79,7 +79,24 @@ def encode(
     >>> q2key.encode(hidden, token="last").codes.shape
     (2, 16)
     """
-    p = prepare(x, dtype=dtype, dim=dim, token=token, attention_mask=attention_mask)
+    return encode_as(
+        x, "x", threshold=threshold, threads=threads, dtype=dtype, dim=dim, token=token, attention_mask=attention_mask
+    )
+
+
+def encode_as(
+    x: Any,
+    arg: str,
+    *,
+    threshold: ThresholdLike = None,
+    threads: int | None = None,
+    dtype: str | None = None,
+    dim: int | None = None,
+    token: TokenLike = None,
+    attention_mask: Any = None,
+) -> Encoded:
+    """:func:`encode` of the vectors a public entry point calls ``arg`` (errors name it)."""
+    p = prepare(x, dtype=dtype, dim=dim, token=token, attention_mask=attention_mask, arg=arg)
     n = check_threads(threads)
     if p.codes is not None:
         _no_threshold_for_codes(threshold)
@@ -88,9 +105,9 @@ def encode(
         return Encoded(codes=codes, keys=keys, transitions=transitions, dim=p.dim)
     t, cuts = _resolve(threshold, p.dim)
     if _rows(p).dtype == np.float32:
-        codes, keys, transitions = _native.encode_f32(cast(Float32, p.rows), t, n, cuts)
+        codes, keys, transitions = _native.encode_f32(cast(Float32, p.rows), t, n, cuts, arg)
     else:
-        codes, keys, transitions = _native.encode_f64(cast(Float64, p.rows), t, n, cuts)
+        codes, keys, transitions = _native.encode_f64(cast(Float64, p.rows), t, n, cuts, arg)
     return Encoded(codes=codes, keys=keys, transitions=transitions, dim=p.dim)
 
 
@@ -112,16 +129,30 @@ def symbols(
     >>> q2key.symbols(np.array([0.9, -0.1, 0.05, -0.8]), threshold=0.3).tolist()
     [3, 1, 2, 0]
     """
-    p = prepare(x, dtype=dtype, dim=dim, token=token, attention_mask=attention_mask)
+    return symbols_as(x, "x", threshold=threshold, dtype=dtype, dim=dim, token=token, attention_mask=attention_mask)
+
+
+def symbols_as(
+    x: Any,
+    arg: str,
+    *,
+    threshold: ThresholdLike = None,
+    dtype: str | None = None,
+    dim: int | None = None,
+    token: TokenLike = None,
+    attention_mask: Any = None,
+) -> npt.NDArray[np.uint8]:
+    """:func:`symbols` of the vectors a public entry point calls ``arg`` (errors name it)."""
+    p = prepare(x, dtype=dtype, dim=dim, token=token, attention_mask=attention_mask, arg=arg)
     if p.codes is not None:
         _no_threshold_for_codes(threshold)
         out = _native.unpack(p.codes, p.dim)
     else:
         t, cuts = _resolve(threshold, p.dim)
         if _rows(p).dtype == np.float32:
-            out = _native.symbols_f32(cast(Float32, p.rows), t, None, cuts)
+            out = _native.symbols_f32(cast(Float32, p.rows), t, None, cuts, arg)
         else:
-            out = _native.symbols_f64(cast(Float64, p.rows), t, None, cuts)
+            out = _native.symbols_f64(cast(Float64, p.rows), t, None, cuts, arg)
     return out[0] if p.was_1d else out
 
 

@@ -9,12 +9,12 @@ from typing import Any, Callable, Union, cast
 import numpy as np
 import numpy.typing as npt
 
-from . import _native
+from . import _args, _native
 from ._arrays import Float32, Float64, check_threads, code_rows, float_rows
 from ._codes import complement as complement_codes
-from ._encode import ThresholdLike, encode
+from ._encode import ThresholdLike, encode_as
 from ._native import DTypeError, Q2KeyError, ShapeError
-from ._thresholds import Thresholds
+from ._thresholds import Thresholds, global_thresholds
 
 #: What ``rescore=`` accepts: vectors indexed by id (an array or ``np.memmap``), or a callable from ids to vectors.
 Rescore = Union[npt.ArrayLike, Callable[[npt.NDArray[np.uint64]], npt.ArrayLike]]
@@ -51,11 +51,10 @@ class Index:
     def __init__(
         self, dim: int, *, threshold: ThresholdLike = None, weights: tuple[float, float, float] | None = None
     ) -> None:
+        dim = _args.dim(dim)
         th = _thresholds_for(threshold, dim)
         tau, cuts = (None, None) if th.kind == "gaussian" else th.resolve(dim)
-        w = None if weights is None else tuple(float(v) for v in weights)
-        if w is not None and len(w) != 3:
-            raise ShapeError(f"weights: expected (w_mag, w_sign, w_both), got {len(w)} values")
+        w = None if weights is None else _args.weights(weights)
         self._native = _native.Index(dim, tau, cuts, th.kind == "gaussian", w)
         self._thresholds = th
 
@@ -174,7 +173,7 @@ class Index:
 
         Distances are uint32 Lee distances, or float64 for an index with ``weights``.
         """
-        _check_k(k, "k")
+        k = _args.size("k", k)
         floats, codes = self._queries(queries, complement)
         n = check_threads(threads)
         ids_f, mask_f = _filter(filter)
@@ -183,8 +182,8 @@ class Index:
             return (dist if self.weights is None else weighted), ids
         if floats is None:
             raise Q2KeyError("rescore: needs float queries (cosine is computed on the vectors), got codes")
-        _check_k(oversample, "oversample")
-        _, _, candidates = self._native.search(codes, k * oversample, ids_f, mask_f, n)
+        wider = min(k * _args.size("oversample", oversample), _args.SIZE_MAX)
+        _, _, candidates = self._native.search(codes, wider, ids_f, mask_f, n)
         return _rescore(floats, candidates, rescore, k)
 
     def range_search(
@@ -195,21 +194,24 @@ class Index:
         faiss's layout: the hits of query ``q`` are ``distances[lims[q]:lims[q+1]]`` and
         ``ids[lims[q]:lims[q+1]]``, ordered by (distance, id).
         """
-        if isinstance(radius, bool) or not isinstance(radius, (int, np.integer)) or not 0 <= radius < 2**32:
-            raise Q2KeyError(f"radius: expected an integer Lee distance ≥ 0, got {radius!r}")
+        # No Lee distance exceeds 2·dim < 2^32: a larger radius means every row.
+        r = min(_args.size("radius", radius, minimum=0), 2**32 - 1)
         _, codes = self._queries(queries, complement)
         ids_f, mask_f = _filter(filter)
-        return self._native.range_search(codes, int(radius), ids_f, mask_f, check_threads(threads))
+        return self._native.range_search(codes, r, ids_f, mask_f, check_threads(threads))
 
     def window(self, key: int, delta: int) -> npt.NDArray[np.uint64]:
         """Ids whose key lies in ``[key − delta, key + delta]`` (saturating), in key order (SPEC §4)."""
-        return self._native.window(_u64(key, "key"), _u64(delta, "delta"))
+        # A delta beyond 64 bits saturates like key ± delta does.
+        return self._native.window(_args.u64("key", key), min(_args.size("delta", delta, minimum=0), _args.U64_MAX))
 
     def prefix(self, key: int, depth: int) -> npt.NDArray[np.uint64]:
         """Ids whose first ``depth`` transitions (0..32) equal ``key``'s, in key order."""
-        if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or not 0 <= depth <= 32:
-            raise Q2KeyError(f"depth: expected 0..32 transitions, got {depth!r}")
-        return self._native.prefix(_u64(key, "key"), int(depth))
+        d = _args.integer("depth", depth)
+        _args.size("depth", d, minimum=0)
+        if d > 32:
+            raise Q2KeyError(f"depth: must be at most 32 transitions, got {d}")
+        return self._native.prefix(_args.u64("key", key), d)
 
     def codes(self, ids: Any) -> npt.NDArray[np.uint8]:
         """The stored codes of ``ids``, in that order; an unknown id raises naming it."""
@@ -241,7 +243,7 @@ class Index:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Saves to one file atomically (temp file, fsync, rename); see docs/FORMAT.md."""
-        self._native.save(os.fspath(path))
+        self._native.save(_args.path("path", path))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, mmap: bool = False) -> Index:
@@ -249,7 +251,7 @@ class Index:
 
         A truncated, corrupted, foreign or newer-version file raises :class:`q2key.FormatError`.
         """
-        return cls._wrap(_native.Index.load(os.fspath(path), bool(mmap)))
+        return cls._wrap(_native.Index.load(_args.path("path", path), bool(mmap)))
 
     def to_bytes(self) -> bytes:
         """The bytes :meth:`save` would write (compacts first)."""
@@ -258,7 +260,7 @@ class Index:
     @classmethod
     def from_bytes(cls, data: bytes) -> Index:
         """An index from :meth:`to_bytes` output; bad bytes raise :class:`q2key.FormatError`."""
-        return cls._wrap(_native.Index.from_bytes(bytes(data)))
+        return cls._wrap(_native.Index.from_bytes(_args.buffer("data", data)))
 
     def to_faiss(self) -> Any:
         """A ``faiss.IndexBinaryIDMap`` with the same codes and ids (Hamming on Gray codes = Lee); see ``_faiss``."""
@@ -292,15 +294,13 @@ class Index:
         else:
             floats, _ = float_rows(a, "queries")
             self._check_dim(int(floats.shape[1]), "queries")
-            codes = encode(floats, threshold=self._thresholds).codes
+            codes = encode_as(floats, "queries", threshold=self._thresholds).codes
         if complement:
             codes = complement_codes(codes, self.dim)
         return floats, np.ascontiguousarray(codes)
 
 
 def _thresholds_for(threshold: ThresholdLike, dim: int) -> Thresholds:
-    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
-        raise Q2KeyError(f"dim: expected a positive int, got {dim!r}")
     if threshold is None:
         return Thresholds.gaussian(int(dim))
     if isinstance(threshold, Thresholds):
@@ -308,13 +308,13 @@ def _thresholds_for(threshold: ThresholdLike, dim: int) -> Thresholds:
         if threshold.kind == "global":
             return Thresholds.global_(cast(float, threshold.tau), dim=int(dim)).with_report(threshold.report)
         return threshold
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)):
+    if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, (int, float, np.integer, np.floating)):
         raise DTypeError(f"threshold: expected a number, a q2key.Thresholds or None, got {type(threshold).__name__}")
-    return Thresholds.global_(float(threshold), dim=int(dim))
+    return global_thresholds(threshold, dim, "threshold")
 
 
-def _ids(ids: Any, rows: int | None) -> npt.NDArray[np.uint64] | None:
-    """Ids as a contiguous uint64 array (``rows`` of them when given); negative or fractional ids are errors."""
+def _ids(ids: Any, rows: int | None, arg: str = "ids") -> npt.NDArray[np.uint64] | None:
+    """Ids as a contiguous uint64 array (``rows`` of them when given); negative, fractional or ≥ 2^64 ids are errors."""
     if ids is None:
         return None
     a = np.asarray(ids)
@@ -322,19 +322,20 @@ def _ids(ids: Any, rows: int | None) -> npt.NDArray[np.uint64] | None:
         # A list mixing ids below and above 2^63 becomes float64 or object in numpy: keep the ints exact.
         flat = list(np.ravel(np.asarray(ids, dtype=object)))
         if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in flat):
-            if any(int(v) < 0 for v in flat):
-                raise Q2KeyError(f"ids: ids are unsigned 64-bit integers, got {min(int(v) for v in flat)}")
+            outside = [int(v) for v in flat if not 0 <= int(v) <= _args.U64_MAX]
+            if outside:
+                raise Q2KeyError(f"{arg}: ids are unsigned 64-bit integers, got {outside[0]}")
             a = np.array([int(v) for v in flat], dtype=np.uint64).reshape(np.shape(ids))
     if a.ndim == 0:
         a = a.reshape(1)
     if a.dtype.kind not in "iu" and not (a.size == 0 and a.dtype.kind == "f"):
-        raise DTypeError(f"ids: expected integer ids, got dtype {a.dtype}")
+        raise DTypeError(f"{arg}: expected integer ids, got dtype {a.dtype}")
     if a.ndim != 1:
-        raise ShapeError(f"ids: expected a 1-D array, got shape {a.shape}")
+        raise ShapeError(f"{arg}: expected a 1-D array, got shape {a.shape}")
     if a.dtype.kind == "i" and a.size and int(a.min()) < 0:
-        raise Q2KeyError(f"ids: ids are unsigned 64-bit integers, got {int(a.min())}")
+        raise Q2KeyError(f"{arg}: ids are unsigned 64-bit integers, got {int(a.min())}")
     if rows is not None and a.shape[0] != rows:
-        raise ShapeError(f"ids: expected {rows} ids (one per row), got {a.shape[0]}")
+        raise ShapeError(f"{arg}: expected {rows} ids (one per row), got {a.shape[0]}")
     return np.ascontiguousarray(a, dtype=np.uint64)
 
 
@@ -355,18 +356,7 @@ def _filter(filter: Any) -> tuple[npt.NDArray[np.uint64] | None, npt.NDArray[np.
         if a.ndim != 1:
             raise ShapeError(f"filter: a boolean mask over ids must be 1-D, got shape {a.shape}")
         return None, np.ascontiguousarray(a).view(np.uint8)
-    return _ids(a, None), None
-
-
-def _check_k(k: Any, arg: str) -> None:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise Q2KeyError(f"{arg}: expected a positive int, got {k!r}")
-
-
-def _u64(v: Any, arg: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= int(v) < 2**64:
-        raise Q2KeyError(f"{arg}: expected an unsigned 64-bit integer, got {v!r}")
-    return int(v)
+    return _ids(filter, None, "filter"), None
 
 
 def _rescore(

@@ -27,7 +27,7 @@ from typing import Any, Literal, Union
 import numpy as np
 import numpy.typing as npt
 
-from ._arrays import Float32, Float64, UInt8, check_dim, float_rows
+from ._arrays import Float32, Float64, UInt8, check_dim, check_real_dtype, float_rows
 from ._native import DTypeError, Q2KeyError, ShapeError
 
 #: What ``token=`` accepts.
@@ -384,6 +384,8 @@ def prepare(
         _check_rank(a, arg, "packed q4 bytes")
         values = _from_q4(a, want, arg)
     else:
+        if kind is None and a.dtype.kind in "bcOSU":  # the element type first, as float_rows checks it
+            check_real_dtype(a, arg)
         _check_rank(a, arg, "vectors")
         values = _from_floats(a, kind, arg)
     rows, was_1d = float_rows(values, arg)

@@ -5,7 +5,11 @@ import numpy as np
 import numpy.typing as npt
 
 __version__: str
+MAX_DIM: int
+MAX_ADMISSIBLE_K: int
 __all__ = [
+    "MAX_ADMISSIBLE_K",
+    "MAX_DIM",
     "DTypeError",
     "FormatError",
     "Index",
@@ -14,6 +18,7 @@ __all__ = [
     "ShapeError",
     "ViewGuard",
     "__version__",
+    "check_dim",
     "complement",
     "encode_f32",
     "encode_f64",
@@ -27,6 +32,7 @@ __all__ = [
     "run_reduce",
     "search",
     "simd_backend",
+    "stats_admissible_sequences",
     "stats_bigram_counts",
     "stats_bigram_totals",
     "stats_complement_bigram_frequency",
@@ -59,24 +65,28 @@ def encode_f32(
     threshold: float | None = None,
     threads: int | None = None,
     cuts: npt.NDArray[np.float64] | None = None,
+    arg: str = "x",
 ) -> _Encoded: ...
 def encode_f64(
     x: npt.NDArray[np.float64],
     threshold: float | None = None,
     threads: int | None = None,
     cuts: npt.NDArray[np.float64] | None = None,
+    arg: str = "x",
 ) -> _Encoded: ...
 def symbols_f32(
     x: npt.NDArray[np.float32],
     threshold: float | None = None,
     threads: int | None = None,
     cuts: npt.NDArray[np.float64] | None = None,
+    arg: str = "x",
 ) -> _U8: ...
 def symbols_f64(
     x: npt.NDArray[np.float64],
     threshold: float | None = None,
     threads: int | None = None,
     cuts: npt.NDArray[np.float64] | None = None,
+    arg: str = "x",
 ) -> _U8: ...
 def pack(symbols: _U8) -> _U8: ...
 def unpack(codes: _U8, dim: int) -> _U8: ...
@@ -85,6 +95,7 @@ def run_reduce(symbols: _U8) -> _U8: ...
 def keys_from_symbols(symbols: _U8) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint32]]: ...
 def keys_from_codes(codes: _U8, dim: int) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint32]]: ...
 def gaussian_threshold(dim: int) -> float: ...
+def check_dim(dim: int) -> int: ...
 def lee_pairwise(a: _U8, b: _U8) -> npt.NDArray[np.uint32]: ...
 def lee_one_to_many(query: _U8, db: _U8) -> npt.NDArray[np.uint32]: ...
 def lee_matrix(a: _U8, b: _U8, threads: int | None = None) -> npt.NDArray[np.uint32]: ...
@@ -109,6 +120,7 @@ def stats_triplet_counts(values: _U8, offsets: _I64, threads: int | None = None)
 def stats_bigram_totals(values: _U8, offsets: _I64, threads: int | None = None) -> npt.NDArray[np.uint64]: ...
 def stats_triplet_totals(values: _U8, offsets: _I64, threads: int | None = None) -> npt.NDArray[np.uint64]: ...
 def stats_reverse_complement(values: _U8, offsets: _I64, threads: int | None = None) -> _U8: ...
+def stats_admissible_sequences(k: int) -> int: ...
 def stats_key_collisions(keys: npt.NDArray[np.uint64]) -> tuple[int, int, int, float]: ...
 
 @final

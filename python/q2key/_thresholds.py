@@ -6,11 +6,15 @@ import json
 import math
 import struct
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
+from . import _args
+from ._arrays import rust_float
 from ._native import DTypeError, Q2KeyError, ShapeError, gaussian_threshold
 
 if TYPE_CHECKING:
@@ -84,13 +88,13 @@ class Thresholds:
     @classmethod
     def gaussian(cls, dim: int) -> Thresholds:
         """The Gaussian quartile rule ``τ = 0.6745/√dim`` for vectors of dimension ``dim``."""
-        d = _check_dim(dim, "dim")
+        d = _args.dim(dim)
         return cls._make("gaussian", d, gaussian_threshold(d), None)
 
     @classmethod
     def global_(cls, tau: float, dim: int | None = None) -> Thresholds:
-        """One threshold ``τ ≥ 0`` for every dimension; ``dim`` optionally pins the dimension."""
-        return cls._make("global", None if dim is None else _check_dim(dim, "dim"), _check_tau(tau), None)
+        """One threshold ``τ ≥ 0`` for every dimension; ``dim`` optionally pins the dimension (``1..=MAX_DIM``)."""
+        return global_thresholds(tau, dim, "tau")
 
     @classmethod
     def per_dim(cls, cuts: Any) -> Thresholds:
@@ -153,27 +157,33 @@ class Thresholds:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Thresholds:
-        """Thresholds from :meth:`to_json` output."""
+        """Thresholds from :meth:`to_json` output; anything else raises a q2key error naming ``text``."""
+        if not isinstance(text, (str, bytes, bytearray)):
+            raise DTypeError(f"text: expected a JSON str or bytes, got {type(text).__name__}")
         try:
             doc = json.loads(text)
+        except RecursionError:
+            # json recurses once per nesting level; thresholds nest two levels deep.
+            raise Q2KeyError("text: thresholds JSON nests too deeply to be thresholds") from None
         except (ValueError, TypeError) as e:
-            raise Q2KeyError(f"thresholds JSON: not valid JSON ({e})") from None
+            raise Q2KeyError(f"text: thresholds JSON: not valid JSON ({e})") from None
         if not isinstance(doc, dict) or doc.get("format") != _JSON_FORMAT:
-            raise Q2KeyError(f"thresholds JSON: expected an object with format {_JSON_FORMAT!r}")
+            raise Q2KeyError(f"text: thresholds JSON: expected an object with format {_JSON_FORMAT!r}")
         if doc.get("version") != _VERSION:
             version = doc.get("version")
-            raise Q2KeyError(f"thresholds JSON: unsupported version {version!r} (this q2key reads {_VERSION})")
+            raise Q2KeyError(f"text: thresholds JSON: unsupported version {version!r} (this q2key reads {_VERSION})")
         kind, dim = doc.get("kind"), doc.get("dim")
-        if kind == "gaussian":
-            return cls.gaussian(dim)  # type: ignore[arg-type]  # validated by gaussian()
-        if kind == "global":
-            return cls.global_(doc.get("tau"), dim)  # type: ignore[arg-type]  # validated by global_()
-        if kind == "per_dim":
-            th = cls.per_dim(doc.get("cuts"))
-            if dim is not None and th.dim != dim:
-                raise Q2KeyError(f"thresholds JSON: dim {dim} does not match the cuts' {th.dim} columns")
-            return th
-        raise Q2KeyError(f"thresholds JSON: unknown kind {kind!r} (expected one of {', '.join(_KINDS)})")
+        with _fields_of("text"):
+            if kind == "gaussian":
+                return cls.gaussian(dim)  # type: ignore[arg-type]  # validated by gaussian()
+            if kind == "global":
+                return cls.global_(doc.get("tau"), dim)  # type: ignore[arg-type]  # validated by global_()
+            if kind == "per_dim":
+                th = cls.per_dim(doc.get("cuts"))
+                if dim is not None and th.dim != dim:
+                    raise Q2KeyError(f"thresholds JSON: dim {dim} does not match the cuts' {th.dim} columns")
+                return th
+        raise Q2KeyError(f"text: thresholds JSON: unknown kind {kind!r} (expected one of {', '.join(_KINDS)})")
 
     def to_bytes(self) -> bytes:
         """A compact little-endian binary form with a CRC-32 (the report is not included)."""
@@ -185,36 +195,39 @@ class Thresholds:
 
     @classmethod
     def from_bytes(cls, data: bytes | bytearray | memoryview) -> Thresholds:
-        """Thresholds from :meth:`to_bytes` output; anything else raises :class:`q2key.Q2KeyError`."""
-        raw = bytes(data)
+        """Thresholds from :meth:`to_bytes` output; anything else raises a q2key error naming ``data``."""
+        raw = _args.buffer("data", data)
         if len(raw) < _HEADER.size + 4:
-            raise Q2KeyError(f"thresholds bytes: {len(raw)} bytes is too short for the {_HEADER.size + 4}-byte minimum")
+            raise Q2KeyError(
+                f"data: thresholds bytes: {len(raw)} bytes is too short for the {_HEADER.size + 4}-byte minimum"
+            )
         magic, version, kind_code, _, dim, tau = _HEADER.unpack_from(raw)
         if magic != _MAGIC:
-            raise Q2KeyError(f"thresholds bytes: bad magic {magic!r} (expected {_MAGIC!r})")
+            raise Q2KeyError(f"data: thresholds bytes: bad magic {magic!r} (expected {_MAGIC!r})")
         if version != _VERSION:
-            raise Q2KeyError(f"thresholds bytes: unsupported version {version} (this q2key reads {_VERSION})")
+            raise Q2KeyError(f"data: thresholds bytes: unsupported version {version} (this q2key reads {_VERSION})")
         if kind_code >= len(_KINDS):
-            raise Q2KeyError(f"thresholds bytes: unknown kind code {kind_code}")
+            raise Q2KeyError(f"data: thresholds bytes: unknown kind code {kind_code}")
         kind = _KINDS[kind_code]
         cut_bytes = 24 * dim if kind == "per_dim" else 0
         if len(raw) != _HEADER.size + cut_bytes + 4:
             raise Q2KeyError(
-                f"thresholds bytes: length {len(raw)} does not match a {kind} header with dim {dim} "
+                f"data: thresholds bytes: length {len(raw)} does not match a {kind} header with dim {dim} "
                 f"({_HEADER.size + cut_bytes + 4} bytes)"
             )
         (crc,) = struct.unpack_from("<I", raw, len(raw) - 4)
         if crc != zlib.crc32(raw[:-4]):
-            raise Q2KeyError("thresholds bytes: checksum mismatch (corrupted data)")
-        if kind == "gaussian":
-            th = cls.gaussian(dim)
-            if th.tau != tau:
-                raise Q2KeyError(f"thresholds bytes: stored tau {tau} is not the Gaussian tau of dimension {dim}")
-            return th
-        if kind == "global":
-            return cls.global_(tau, dim or None)
-        cuts = np.frombuffer(raw, dtype="<f8", count=3 * dim, offset=_HEADER.size).reshape(3, dim)
-        return cls.per_dim(cuts)
+            raise Q2KeyError("data: thresholds bytes: checksum mismatch (corrupted data)")
+        with _fields_of("data"):
+            if kind == "gaussian":
+                th = cls.gaussian(dim)
+                if th.tau != tau:
+                    raise Q2KeyError(f"thresholds bytes: stored tau {tau} is not the Gaussian tau of dimension {dim}")
+                return th
+            if kind == "global":
+                return cls.global_(tau, dim or None)
+            cuts = np.frombuffer(raw, dtype="<f8", count=3 * dim, offset=_HEADER.size).reshape(3, dim)
+            return cls.per_dim(cuts)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_unpickle, (self.to_bytes(), self._report))
@@ -260,20 +273,26 @@ def _frozen(a: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return a
 
 
-def _check_dim(dim: Any, arg: str) -> int:
-    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
-        raise DTypeError(f"{arg}: expected an int, got {type(dim).__name__}")
-    if dim < 1:
-        raise Q2KeyError(f"{arg}: must be at least 1, got {dim}")
-    return int(dim)
+def global_thresholds(tau: Any, dim: Any, arg: str) -> Thresholds:
+    """``Thresholds.global_(tau, dim)`` for a caller whose parameter for ``tau`` is ``arg``."""
+    d = None if dim is None else _args.dim(dim)
+    return Thresholds._make("global", d, _check_tau(tau, arg), None)
 
 
-def _check_tau(tau: Any) -> float:
-    if isinstance(tau, bool) or not isinstance(tau, (int, float, np.integer, np.floating)):
-        raise DTypeError(f"tau: expected a number, got {type(tau).__name__}")
-    t = float(tau)
+@contextmanager
+def _fields_of(arg: str) -> Iterator[None]:
+    """Errors about the fields of a serialised form, prefixed with the parameter that held it."""
+    try:
+        yield
+    except (Q2KeyError, DTypeError) as e:
+        raise type(e)(f"{arg}: {e}") from None
+
+
+def _check_tau(tau: Any, arg: str) -> float:
+    """τ in the words the core uses for ``threshold=`` (the same mistake reads the same)."""
+    t = _args.real(arg, tau)
     if not (math.isfinite(t) and t >= 0.0):
-        raise Q2KeyError(f"tau: must be a finite number ≥ 0 (in units of the normalised vector), got {t}")
+        raise Q2KeyError(f"{arg}: must be a finite number ≥ 0 (in units of the normalised vector), got {rust_float(t)}")
     return t
 
 

@@ -36,11 +36,12 @@ from typing import Any, NamedTuple, Union, overload
 import numpy as np
 import numpy.typing as npt
 
-from . import _native
+from . import _args, _native
 from ._arrays import check_threads, symbol_rows
 from ._native import DTypeError, Q2KeyError, ShapeError
 
 __all__ = [
+    "MAX_ADMISSIBLE_K",
     "KeyCollisions",
     "Ragged",
     "admissible_sequences",
@@ -311,17 +312,19 @@ def key_collisions(keys: npt.ArrayLike) -> KeyCollisions:
     return KeyCollisions(*_native.stats_key_collisions(flat))
 
 
+#: The largest ``k`` :func:`admissible_sequences` takes: ``4·3^(k−1)`` fits the core's 128-bit result.
+MAX_ADMISSIBLE_K: int = _native.MAX_ADMISSIBLE_K
+
+
 def admissible_sequences(k: int) -> int:
     """``4·3^(k−1)``, the number of transition sequences of length ``k`` (adjacent elements differ).
 
-    Exact for every ``k``; ``k = 0`` gives 1 (the empty sequence).
+    Exact for ``0 ≤ k ≤`` :data:`MAX_ADMISSIBLE_K` (80, the largest count that fits 128 bits;
+    keys hold 32 symbols); ``k = 0`` gives 1 (the empty sequence). A larger ``k`` raises
+    :class:`q2key.Q2KeyError` at once.
 
     >>> from q2key import stats
     >>> stats.admissible_sequences(1), stats.admissible_sequences(32)
     (4, 2470693585135788)
     """
-    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)):
-        raise DTypeError(f"k: expected an integer, got {type(k).__name__}")
-    if k < 0:
-        raise Q2KeyError(f"k: expected a length of at least 0, got {k}")
-    return 1 if k == 0 else 4 * 3 ** (int(k) - 1)
+    return int(_native.stats_admissible_sequences(_args.size("k", k, minimum=0)))

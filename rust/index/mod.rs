@@ -66,9 +66,7 @@ pub struct IndexStats {
 impl Index {
     /// An empty index for vectors of dimension `dim`.
     pub fn new(dim: usize, thresholds: IndexThresholds, weights: Option<LeeWeights>) -> Result<Index> {
-        if dim == 0 {
-            return Err(Error::value("dim", "must be at least 1"));
-        }
+        let dim = crate::check_dim(dim)?;
         if let IndexThresholds::PerDim(c) = &thresholds {
             if c.dim() != dim {
                 return Err(Error::shape(
@@ -416,7 +414,8 @@ impl Index {
 
     /// An index from [`Index::to_bytes`] output (validated like a file).
     pub fn from_bytes(bytes: &[u8]) -> Result<Index> {
-        Ok(Index::from_data(format::decode(bytes, "<bytes>")?))
+        // Errors name the bytes as Python's `Index.from_bytes(data)` does.
+        Ok(Index::from_data(format::decode(bytes, "data")?))
     }
 
     /// Loads an index saved by [`Index::save`]; with `mmap` the codes stay in

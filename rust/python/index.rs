@@ -11,7 +11,7 @@
 
 use super::arrays::{matrix, to_matrix, to_vector, vector};
 use super::errors::{from_err, Q2KeyError};
-use super::run;
+use super::{for_arg, run};
 use crate::cuts::DimCuts;
 use crate::encode::EncodeElement;
 use crate::error::copied;
@@ -140,11 +140,14 @@ impl PyIndex {
     ) -> PyResult<U64s<'py>> {
         // The vectors are only read as data; the ids, checked for repeats and then
         // stored, are copied so that the check holds for what is stored.
-        let (data, _, _) = matrix("x", &x)?;
+        let (data, _, _) = matrix("vectors", &x)?;
         let ids = owned_ids(&ids)?;
         // Encode under the read lock (searches go on), then take the write lock to store.
         let out = py.detach(|| {
-            let encoded = run(threads, || self.read().map_err(to_core)?.encode_rows(data))?;
+            let encoded = run(threads, || {
+                let index = self.read().map_err(to_core)?;
+                index.encode_rows(data).map_err(|e| for_arg(e, "vectors"))
+            })?;
             self.write()?.add_encoded(encoded, ids.as_deref()).map_err(from_err)
         })?;
         Ok(to_vector(py, out))

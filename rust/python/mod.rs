@@ -28,6 +28,38 @@ fn run<R: Send>(threads: Option<usize>, f: impl FnOnce() -> crate::Result<R> + S
     parallel::install(threads, f).and_then(|r| r).map_err(from_err)
 }
 
+/// The public names of the vectors the Python layer encodes (`encode(x)`,
+/// `Index.add(vectors)`, `Index.search(queries)`, `calibrate(sample)`, `Calibrator.update(batch)`).
+const VECTOR_ARGS: [&str; 5] = ["x", "vectors", "queries", "sample", "batch"];
+
+/// `name` as one of [`VECTOR_ARGS`] (the core's errors need a `&'static str`).
+fn vector_arg(name: &str) -> PyResult<&'static str> {
+    VECTOR_ARGS
+        .into_iter()
+        .find(|a| *a == name)
+        .ok_or_else(|| Q2KeyError::new_err(format!("arg: expected one of {VECTOR_ARGS:?}, got {name:?}")))
+}
+
+/// A core encoder error under the caller's public parameter name: the core
+/// calls its input `x`, the Python entry point may call it `vectors` or `queries`.
+pub(crate) fn for_arg(err: Error, arg: &'static str) -> Error {
+    match err {
+        Error::NonFinite {
+            arg: "x",
+            row,
+            col,
+            value,
+        } => Error::NonFinite { arg, row, col, value },
+        Error::Shape {
+            arg: "x",
+            expected,
+            got,
+        } => Error::Shape { arg, expected, got },
+        Error::Value { arg: "x", reason } => Error::Value { arg, reason },
+        other => other,
+    }
+}
+
 /// Per-dimension cuts from a `(3, dim)` float64 array, validated.
 fn dim_cuts(cuts: Option<PyReadonlyArray2<'_, f64>>, dim: usize) -> PyResult<Option<DimCuts>> {
     let Some(cuts) = cuts else { return Ok(None) };
@@ -46,8 +78,10 @@ fn encode_any<'py, T: EncodeElement + numpy::Element>(
     threshold: Option<f64>,
     threads: Option<usize>,
     cuts: Option<PyReadonlyArray2<'py, f64>>,
+    arg: &str,
 ) -> PyResult<Encoded<'py>> {
-    let (data, rows, dim) = matrix("x", &x)?;
+    let arg = vector_arg(arg)?;
+    let (data, rows, dim) = matrix(arg, &x)?;
     let cuts = dim_cuts(cuts, dim)?;
     let width = crate::code_width(dim);
     let (mut c, mut k, mut t) = (
@@ -56,9 +90,12 @@ fn encode_any<'py, T: EncodeElement + numpy::Element>(
         zeroed("encode", "the transitions output", rows, 1)?,
     );
     py.detach(|| {
-        run(threads, || match &cuts {
-            None => crate::encode(data, dim, threshold, &mut c, &mut k, &mut t),
-            Some(cuts) => crate::encode_cuts(data, dim, cuts, &mut c, &mut k, &mut t),
+        run(threads, || {
+            match &cuts {
+                None => crate::encode(data, dim, threshold, &mut c, &mut k, &mut t),
+                Some(cuts) => crate::encode_cuts(data, dim, cuts, &mut c, &mut k, &mut t),
+            }
+            .map_err(|e| for_arg(e, arg))
         })
     })?;
     let (codes, keys, transitions) = (c, k, t);
@@ -75,14 +112,19 @@ fn symbols_any<'py, T: EncodeElement + numpy::Element>(
     threshold: Option<f64>,
     threads: Option<usize>,
     cuts: Option<PyReadonlyArray2<'py, f64>>,
+    arg: &str,
 ) -> PyResult<Bound<'py, PyArray2<u8>>> {
-    let (data, rows, dim) = matrix("x", &x)?;
+    let arg = vector_arg(arg)?;
+    let (data, rows, dim) = matrix(arg, &x)?;
     let cuts = dim_cuts(cuts, dim)?;
     let mut out = zeroed("symbols", "the symbols output", rows, dim)?;
     py.detach(|| {
-        run(threads, || match &cuts {
-            None => crate::symbols(data, dim, threshold, &mut out),
-            Some(cuts) => crate::symbols_cuts(data, dim, cuts, &mut out),
+        run(threads, || {
+            match &cuts {
+                None => crate::symbols(data, dim, threshold, &mut out),
+                Some(cuts) => crate::symbols_cuts(data, dim, cuts, &mut out),
+            }
+            .map_err(|e| for_arg(e, arg))
         })
     })?;
     to_matrix(py, out, rows, dim)
@@ -90,52 +132,56 @@ fn symbols_any<'py, T: EncodeElement + numpy::Element>(
 
 /// Encodes a float32 matrix: (codes, keys, transitions); `cuts` (3, n) replaces `threshold`.
 #[pyfunction]
-#[pyo3(signature = (x, threshold=None, threads=None, cuts=None))]
+#[pyo3(signature = (x, threshold=None, threads=None, cuts=None, arg="x"))]
 fn encode_f32<'py>(
     py: Python<'py>,
     x: PyReadonlyArray2<'py, f32>,
     threshold: Option<f64>,
     threads: Option<usize>,
     cuts: Option<PyReadonlyArray2<'py, f64>>,
+    arg: &str,
 ) -> PyResult<Encoded<'py>> {
-    encode_any(py, x, threshold, threads, cuts)
+    encode_any(py, x, threshold, threads, cuts, arg)
 }
 
 /// Encodes a float64 matrix: (codes, keys, transitions); `cuts` (3, n) replaces `threshold`.
 #[pyfunction]
-#[pyo3(signature = (x, threshold=None, threads=None, cuts=None))]
+#[pyo3(signature = (x, threshold=None, threads=None, cuts=None, arg="x"))]
 fn encode_f64<'py>(
     py: Python<'py>,
     x: PyReadonlyArray2<'py, f64>,
     threshold: Option<f64>,
     threads: Option<usize>,
     cuts: Option<PyReadonlyArray2<'py, f64>>,
+    arg: &str,
 ) -> PyResult<Encoded<'py>> {
-    encode_any(py, x, threshold, threads, cuts)
+    encode_any(py, x, threshold, threads, cuts, arg)
 }
 
 #[pyfunction]
-#[pyo3(signature = (x, threshold=None, threads=None, cuts=None))]
+#[pyo3(signature = (x, threshold=None, threads=None, cuts=None, arg="x"))]
 fn symbols_f32<'py>(
     py: Python<'py>,
     x: PyReadonlyArray2<'py, f32>,
     threshold: Option<f64>,
     threads: Option<usize>,
     cuts: Option<PyReadonlyArray2<'py, f64>>,
+    arg: &str,
 ) -> PyResult<Bound<'py, PyArray2<u8>>> {
-    symbols_any(py, x, threshold, threads, cuts)
+    symbols_any(py, x, threshold, threads, cuts, arg)
 }
 
 #[pyfunction]
-#[pyo3(signature = (x, threshold=None, threads=None, cuts=None))]
+#[pyo3(signature = (x, threshold=None, threads=None, cuts=None, arg="x"))]
 fn symbols_f64<'py>(
     py: Python<'py>,
     x: PyReadonlyArray2<'py, f64>,
     threshold: Option<f64>,
     threads: Option<usize>,
     cuts: Option<PyReadonlyArray2<'py, f64>>,
+    arg: &str,
 ) -> PyResult<Bound<'py, PyArray2<u8>>> {
-    symbols_any(py, x, threshold, threads, cuts)
+    symbols_any(py, x, threshold, threads, cuts, arg)
 }
 
 #[pyfunction]
@@ -216,6 +262,12 @@ fn keys_from_codes<'py>(py: Python<'py>, codes: PyReadonlyArray2<'py, u8>, dim: 
 #[pyfunction]
 fn gaussian_threshold(dim: usize) -> PyResult<f64> {
     crate::gaussian_threshold(dim).map_err(from_err)
+}
+
+/// `dim` when it is a usable vector dimension (`1..=MAX_DIM`), else `Q2KeyError` naming `dim`.
+#[pyfunction]
+fn check_dim(dim: usize) -> PyResult<usize> {
+    crate::check_dim(dim).map_err(from_err)
 }
 
 /// Row-wise Lee distances of two `(N, B)` code matrices.
@@ -335,6 +387,7 @@ fn simd_backend() -> &'static str {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("MAX_DIM", crate::MAX_DIM)?;
     m.add("Q2KeyError", py.get_type::<Q2KeyError>())?;
     m.add("NonFiniteError", py.get_type::<NonFiniteError>())?;
     m.add("ShapeError", py.get_type::<ShapeError>())?;
@@ -353,6 +406,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(keys_from_symbols, m)?)?;
     m.add_function(wrap_pyfunction!(keys_from_codes, m)?)?;
     m.add_function(wrap_pyfunction!(gaussian_threshold, m)?)?;
+    m.add_function(wrap_pyfunction!(check_dim, m)?)?;
     m.add_function(wrap_pyfunction!(lee_pairwise, m)?)?;
     m.add_function(wrap_pyfunction!(lee_one_to_many, m)?)?;
     m.add_function(wrap_pyfunction!(lee_matrix, m)?)?;

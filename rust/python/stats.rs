@@ -229,7 +229,16 @@ fn stats_key_collisions(py: Python<'_>, keys: PyReadonlyArray1<'_, u64>) -> PyRe
     Ok((s.n, s.distinct, s.colliding_pairs, s.expected_pairs))
 }
 
+/// `4·3^(k−1)` admissible sequences of length `k`; `k` beyond `u32` saturates
+/// (the core's error for `k > MAX_ADMISSIBLE_K` does not quote `k`).
+#[pyfunction]
+fn stats_admissible_sequences(k: u64) -> PyResult<u128> {
+    stats::admissible_sequences(u32::try_from(k).unwrap_or(u32::MAX)).map_err(from_err)
+}
+
 pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("MAX_ADMISSIBLE_K", stats::MAX_ADMISSIBLE_K)?;
+    m.add_function(wrap_pyfunction!(stats_admissible_sequences, m)?)?;
     m.add_function(wrap_pyfunction!(stats_run_reduce, m)?)?;
     m.add_function(wrap_pyfunction!(stats_transition_counts, m)?)?;
     m.add_function(wrap_pyfunction!(stats_transition_density, m)?)?;

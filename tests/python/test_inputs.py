@@ -310,9 +310,12 @@ def test_ranks_widths_and_dim() -> None:
     with pytest.raises(q2key.ShapeError, match=r"x: dim=5 was given, but the vectors have 4 values"):
         prepare(np.zeros((2, 4)), dim=5)
     assert prepare(np.zeros((2, 4), np.int8), dtype="q8", dim=4).dim == 4
-    for bad in (0, -3, True, 2.0):
-        with pytest.raises(q2key.Q2KeyError, match="dim: expected a positive integer"):
-            prepare(np.zeros((2, 4)), dim=bad)  # type: ignore[arg-type]
+    for bad in (0, -3):
+        with pytest.raises(q2key.Q2KeyError, match="dim: must be at least 1"):
+            prepare(np.zeros((2, 4)), dim=bad)
+    for wrong_type in (True, 2.0):
+        with pytest.raises(q2key.DTypeError, match="dim: expected an integer"):
+            prepare(np.zeros((2, 4)), dim=wrong_type)  # type: ignore[arg-type]
     empty = prepare(np.zeros((0, 4), np.uint8), dtype="q4")
     assert empty.rows is not None and empty.rows.shape == (0, 8)
 

@@ -228,8 +228,10 @@ def test_admissible_sequences() -> None:
         brute = sum(1 for seq in itertools.product(range(4), repeat=k) if all(a != b for a, b in zip(seq, seq[1:])))
         assert stats.admissible_sequences(k) == brute
     assert stats.admissible_sequences(32) == 4 * 3**31
-    big = stats.admissible_sequences(200)
-    assert isinstance(big, int) and big == 4 * 3**199
+    top = stats.admissible_sequences(stats.MAX_ADMISSIBLE_K)
+    assert isinstance(top, int) and top == 4 * 3**79 < 2**128
+    with pytest.raises(q2key.Q2KeyError, match=r"^k: must be at most 80"):
+        stats.admissible_sequences(stats.MAX_ADMISSIBLE_K + 1)
     assert stats.admissible_sequences(np.int64(3)) == 36
     with pytest.raises(q2key.Q2KeyError, match="k"):
         stats.admissible_sequences(-1)
