@@ -6,13 +6,16 @@
 mod common;
 
 use common::Rng;
+use proptest::prelude::*;
 use q2key::index::data::{Codes, IndexData, IndexThresholds};
 use q2key::index::format::{
-    decode, load, save, write_to, ALIGN, DESCRIPTOR_LEN, FIELDS_LEN, FIRST_SECTION_AT, HEADER_CRC_AT, PREAMBLE_LEN,
-    SECTION_COUNT,
+    decode, load, remove_stale_temps, save, write_to, ALIGN, DESCRIPTOR_LEN, FIELDS_LEN, FIRST_SECTION_AT,
+    HEADER_CRC_AT, PREAMBLE_LEN, SECTION_COUNT,
 };
+use q2key::index::Index;
 use q2key::{code_width, keys_from_codes, pack, DimCuts, Error, LeeWeights};
 use std::collections::HashSet;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -106,7 +109,12 @@ fn random_data(rng: &mut Rng, dim: usize, rows: usize, kind: Kind, weighted: boo
         dim,
         thresholds,
         weights,
-        next_id: rng.next_u64(),
+        // Anything above every stored id (the loader requires it).
+        next_id: ids
+            .iter()
+            .max()
+            .map_or(0, |m| m.saturating_add(1))
+            .saturating_add(rng.below(3) as u64),
         codes: Codes::Owned(codes),
         ids,
         keys,
@@ -597,5 +605,301 @@ fn write_fuzz_seeds() {
     for (i, (kind, weighted, dim, rows)) in cases.into_iter().enumerate() {
         let data = random_data(&mut rng, dim, rows, kind, weighted);
         std::fs::write(dir.join(format!("seed-{i}.q2k")), encode(&data)).unwrap();
+    }
+}
+
+fn thresholds_of(kind: Kind, dim: usize) -> IndexThresholds {
+    match kind {
+        Kind::Gaussian => IndexThresholds::Gaussian,
+        Kind::Global => IndexThresholds::Global(0.25),
+        Kind::PerDim => {
+            let cuts: Vec<f64> = [-0.5, 0.0, 0.5].iter().flat_map(|&c| vec![c; dim]).collect();
+            IndexThresholds::PerDim(DimCuts::new(&cuts, dim).unwrap())
+        }
+    }
+}
+
+/// An index of dimension `dim` that is empty (`state` 0), holds one row (1),
+/// or held rows that were all removed (2).
+fn small_index(dim: usize, kind: Kind, weighted: bool, state: u8) -> Index {
+    let weights = weighted.then(|| LeeWeights::new(1.0, 2.0, 3.0).unwrap());
+    let mut index = Index::new(dim, thresholds_of(kind, dim), weights).unwrap();
+    if state > 0 {
+        let x: Vec<f32> = (0..dim).map(|d| (d % 7) as f32 * 0.3 - 0.9).collect();
+        index.add(&x, None).unwrap();
+    }
+    if state == 2 {
+        assert_eq!(index.remove(&[0]).unwrap(), 1);
+    }
+    index
+}
+
+fn check_small_round_trip(dim: usize, kind: Kind, weighted: bool, state: u8) {
+    let dir = TempDir::new("dims");
+    let path = dir.path().join("idx.q2k");
+    let what = format!("dim {dim}, {kind:?}, weighted {weighted}, state {state}");
+    let mut index = small_index(dim, kind, weighted, state);
+    let bytes = index.to_bytes().unwrap();
+    index.save(&path).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), bytes, "{what}");
+    let rows = usize::from(state == 1);
+    for mmap in [false, true] {
+        let mut back = Index::load(&path, mmap).unwrap_or_else(|e| panic!("{what}, mmap {mmap}: {e}"));
+        assert_eq!((back.dim(), back.len()), (dim, rows), "{what}");
+        assert_eq!(back.to_bytes().unwrap(), bytes, "{what}");
+    }
+    let mut back = Index::from_bytes(&bytes).unwrap_or_else(|e| panic!("{what}, from_bytes: {e}"));
+    assert_eq!((back.dim(), back.len()), (dim, rows), "{what}");
+    assert_eq!(back.to_bytes().unwrap(), bytes, "{what}");
+    // The id of a row once added (even if removed) is never handed out again.
+    let x = vec![0.1f32; dim];
+    let next = back.add(&x, None).unwrap();
+    assert_eq!(next, vec![u64::from(state > 0)], "{what}");
+}
+
+const KINDS: [Kind; 3] = [Kind::Gaussian, Kind::Global, Kind::PerDim];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// Issue 10 item 6: save→load (owned and mapped) and to_bytes→from_bytes
+    /// give the same index for every dimension, empty, with one row, or with
+    /// every row removed, under every threshold kind (an empty index of
+    /// dimension ≥ 1284 was refused by a "dim / 4 ≤ file length" check).
+    #[test]
+    fn small_indexes_of_every_dimension_round_trip(
+        dim in 1usize..=4096, kind in 0usize..3, weighted: bool, state in 0u8..3,
+    ) {
+        check_small_round_trip(dim, KINDS[kind], weighted, state);
+    }
+}
+
+/// The boundary of the old check (1283 → 1284) and the largest sampled dimension, every case.
+#[test]
+fn empty_indexes_at_the_old_dimension_limit_round_trip() {
+    for dim in [1283, 1284, 1285, 2048, 4096] {
+        for kind in KINDS {
+            for state in 0..3 {
+                check_small_round_trip(dim, kind, false, state);
+            }
+        }
+    }
+}
+
+/// Any dimension is representable in an empty file of the non-per-dimension
+/// kinds; per-dimension cuts bound it by the CUTS section, checked without
+/// allocating.
+#[test]
+fn huge_dimensions_of_empty_indexes() {
+    for dim in [1usize << 20, 1 << 40] {
+        let data = IndexData {
+            dim,
+            thresholds: IndexThresholds::Gaussian,
+            weights: None,
+            next_id: 0,
+            codes: Codes::Owned(Vec::new()),
+            ids: Vec::new(),
+            keys: Vec::new(),
+            key_order: Vec::new(),
+        };
+        let bytes = encode(&data);
+        assert_eq!(bytes.len(), FIRST_SECTION_AT);
+        assert_eq!(decode(&bytes, "huge").unwrap().dim, dim);
+    }
+}
+
+/// Issue 10 item 7: a file whose `next_id` is not above every stored id is
+/// refused (sequential ids after loading would repeat a stored one).
+#[test]
+fn next_id_at_or_below_a_stored_id_is_refused() {
+    let mut data = small();
+    let max = *data.ids.iter().max().unwrap();
+    for (next_id, ok) in [
+        (0, false),
+        (max, false),
+        (max - 1, false),
+        (max + 1, true),
+        (u64::MAX, true),
+    ] {
+        data.next_id = next_id;
+        let r = decode(&encode(&data), "next");
+        if ok {
+            assert_eq!(r.unwrap().next_id, next_id);
+        } else {
+            let reason = format_reason(r, &format!("next_id {next_id}"));
+            assert!(
+                reason.contains(&format!("next id {next_id} is not above the largest stored id {max}")),
+                "{reason}"
+            );
+        }
+    }
+    // The largest id itself: next_id saturates at u64::MAX, and add refuses to go past it.
+    data.ids[0] = u64::MAX;
+    data.key_order
+        .sort_by_key(|&r| (data.keys[r as usize], data.ids[r as usize]));
+    data.next_id = u64::MAX;
+    let mut index = Index::from_bytes(&encode(&data)).unwrap();
+    let x = vec![0.0f32; data.dim];
+    assert!(index.add(&x, None).is_err());
+    data.next_id = u64::MAX - 1;
+    format_reason(decode(&encode(&data), "max"), "next_id below u64::MAX");
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    AddSequential(usize),
+    AddIds(Vec<u64>),
+    Remove(Vec<u64>),
+    SaveLoad,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (1usize..4).prop_map(Op::AddSequential),
+        proptest::collection::vec(0u64..40, 1..4).prop_map(Op::AddIds),
+        proptest::collection::vec(0u64..40, 1..4).prop_map(Op::Remove),
+        Just(Op::SaveLoad),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// The class of items 6 and 7: any sequence of adds (sequential and
+    /// explicit ids), removes and save/load round trips keeps ids unique,
+    /// never hands out an id that is or was stored since the last load, and
+    /// every saved file loads again.
+    #[test]
+    fn add_remove_save_load_keeps_ids_unique(ops in proptest::collection::vec(op(), 1..16), dim in 1usize..40) {
+        let mut index = Index::new(dim, IndexThresholds::Gaussian, None).unwrap();
+        let mut alive = std::collections::BTreeSet::new();
+        let mut ever = std::collections::BTreeSet::new();
+        let x = vec![0.3f32; dim];
+        for op in ops {
+            match op {
+                Op::AddSequential(n) => {
+                    let got = index.add(&x.repeat(n), None).unwrap();
+                    for id in got {
+                        prop_assert!(ever.insert(id), "sequential id {} was handed out before", id);
+                        alive.insert(id);
+                    }
+                }
+                Op::AddIds(ids) => {
+                    let fresh = ids.iter().collect::<std::collections::BTreeSet<_>>().len() == ids.len()
+                        && ids.iter().all(|id| !alive.contains(id));
+                    let r = index.add(&x.repeat(ids.len()), Some(&ids));
+                    prop_assert_eq!(r.is_ok(), fresh);
+                    if fresh {
+                        alive.extend(ids.iter().copied());
+                        ever.extend(ids);
+                    }
+                }
+                Op::Remove(ids) => {
+                    let expect = ids.iter().collect::<std::collections::BTreeSet<_>>()
+                        .into_iter().filter(|id| alive.contains(id)).count();
+                    prop_assert_eq!(index.remove(&ids).unwrap(), expect);
+                    for id in &ids {
+                        alive.remove(id);
+                    }
+                }
+                Op::SaveLoad => {
+                    let bytes = index.to_bytes().unwrap();
+                    index = Index::from_bytes(&bytes).unwrap();
+                    prop_assert_eq!(index.to_bytes().unwrap(), bytes);
+                    // Removed ids are not in the file, but `next_id` still covers them.
+                }
+            }
+            prop_assert_eq!(index.len(), alive.len());
+            for &id in &alive {
+                prop_assert!(index.contains(id));
+            }
+        }
+    }
+}
+
+/// Issue 10 item 10: `save` removes the temporary files of dead writers for
+/// its target, never one whose writer is alive (by pid, or holding the lock).
+#[test]
+fn save_removes_temps_of_dead_writers_only() {
+    let dir = TempDir::new("stale");
+    let target = dir.path().join("idx.q2k");
+    let dead = {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    };
+    let mut live = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+    let me = std::process::id();
+    let name = |pid: u32, n: u32| format!("idx.q2k.tmp-{pid}-{n}");
+    for f in [
+        name(dead, 0),
+        name(dead, 7),
+        name(live.id(), 0),
+        name(me, 99),
+        format!("other.q2k.tmp-{dead}-0"),
+        format!("idx.q2k.tmp-{dead}-x"),
+        format!("idx.q2k.tmp-{dead}"),
+    ] {
+        std::fs::write(dir.path().join(f), b"partial").unwrap();
+    }
+    // A dead pid whose file is locked by a live holder (pid reuse, another pid namespace).
+    let locked_path = dir.path().join(name(dead, 3));
+    std::fs::write(&locked_path, b"partial").unwrap();
+    let holder = File::open(&locked_path).unwrap();
+    holder.lock().unwrap();
+
+    save(&small(), &target).unwrap();
+    let mut expect = vec![
+        "idx.q2k".to_string(),
+        format!("idx.q2k.tmp-{dead}"),
+        format!("idx.q2k.tmp-{dead}-x"),
+        name(dead, 3),
+        name(live.id(), 0),
+        name(me, 99),
+        format!("other.q2k.tmp-{dead}-0"),
+    ];
+    expect.sort();
+    assert_eq!(dir.entries(), expect);
+
+    drop(holder);
+    live.kill().unwrap();
+    live.wait().unwrap();
+    assert_eq!(remove_stale_temps(&target), 2);
+    assert_eq!(remove_stale_temps(&target), 0);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Item 7, as a law over any `next_id` a file may carry: either the loader
+    /// refuses it, or sequential ids after loading never repeat a stored id
+    /// and the re-saved file loads.
+    #[test]
+    fn any_stored_next_id_is_refused_or_safe(
+        ids in proptest::collection::btree_set(0u64..1000, 0..8), next_id in 0u64..1100,
+    ) {
+        let ids: Vec<u64> = ids.into_iter().collect();
+        let dim = 6;
+        let mut index = Index::new(dim, IndexThresholds::Gaussian, None).unwrap();
+        let x = vec![0.2f32; dim];
+        index.add(&x.repeat(ids.len()), Some(&ids)).unwrap();
+        let mut bytes = index.to_bytes().unwrap();
+        put_u64(&mut bytes, PREAMBLE_LEN + 24, next_id);
+        refresh_crcs_header_only(&mut bytes);
+        match Index::from_bytes(&bytes) {
+            Err(e) => {
+                prop_assert!(matches!(e, Error::Format { .. }), "{e:?}");
+                prop_assert!(ids.last().is_some_and(|&m| next_id <= m), "{e}");
+            }
+            Ok(mut loaded) => {
+                let got = loaded.add(&x.repeat(3), None).unwrap();
+                for id in &got {
+                    prop_assert!(!ids.contains(id), "id {} handed out again", id);
+                }
+                let again = loaded.to_bytes().unwrap();
+                prop_assert!(Index::from_bytes(&again).is_ok());
+            }
+        }
     }
 }

@@ -42,10 +42,10 @@ def _ids(path: str, rows: int | None) -> npt.NDArray[Any]:
     return ids
 
 
-def _load(path: str) -> Index:
+def _load(path: str, *, mmap: bool = True) -> Index:
     if not os.path.exists(path):
         raise CliError(f"{path}: No such file or directory")
-    return Index.load(path, mmap=True)
+    return Index.load(path, mmap=mmap)
 
 
 def cmd_build(args: argparse.Namespace, ctx: Context) -> int:
@@ -150,7 +150,9 @@ def info(index: Index, path: str) -> dict[str, Any]:
 
 
 def cmd_info(args: argparse.Namespace, ctx: Context) -> int:
-    d = info(_load(args.index), args.index)
+    # Read, not mapped: a file truncated or rewritten in place by another program meanwhile is then a
+    # format error, never a SIGBUS (which a map raises on a page past the new end).
+    d = info(_load(args.index, mmap=False), args.index)
     if args.json:
         print(json.dumps(d), file=ctx.stdout)
         return 0

@@ -17,11 +17,13 @@ on any error (or Ctrl-C) the temporary files are removed, so no half-written out
 from __future__ import annotations
 
 import contextlib
+import json
 import mmap
 import os
 import queue
 import re
 import secrets
+import sys
 import threading
 import zipfile
 from collections.abc import Generator, Iterable, Iterator, Sequence
@@ -142,6 +144,7 @@ class Source:
 def open_source(path: str, column: str | None = None, *, what: str = "input") -> Source:
     """The vectors in ``path``: ``.npy``, ``.npz`` (member ``column`` or ``FILE.npz:MEMBER``), Parquet or Arrow."""
     member = column
+    recover_interrupted_writes(path)  # an input written by an interrupted q2key run: complete it first
     if not os.path.exists(path):
         m = re.match(r"^(.*\.npz):([^/\\]+)$", path)
         if m and os.path.exists(m.group(1)):
@@ -491,13 +494,210 @@ def _first_line(e: BaseException) -> str:
 
 
 # -- atomic outputs -------------------------------------------------------------------------------------------
+#
+# Every output is written to a temporary file ``.<name>.tmp-<pid>-<random>`` next to it, which its
+# writer holds an exclusive ``flock`` on until it is renamed into place. Several outputs of one run
+# are committed through a roll-forward journal (``.q2key-commit-<run>.journal``, one copy in each
+# directory holding an output): once every temporary file is synced, the journal naming the renames
+# is written and synced, the renames are done, then the journal is removed. A run interrupted after
+# the journal was written is completed by the next q2key command that writes or reads one of its
+# outputs (which says so on stderr); one interrupted before leaves the old outputs and temporary
+# files that the next command removes (their writer's pid is no longer alive and their lock is
+# free). So the outputs of a run are all old or all new, or a journal says which run is half done.
+
+#: The Parquet/Arrow schema metadata key holding the id of the run that wrote the file.
+RUN_ID_KEY = "q2key.run"
+JOURNAL_PREFIX = ".q2key-commit-"
+JOURNAL_SUFFIX = ".journal"
+_JOURNAL_FORMAT = "q2key-commit-journal/1"
+
+
+def _temp_name(name: str) -> str:
+    return f".{name}.tmp-{os.getpid()}-{secrets.token_hex(8)}"
+
+
+def _temp_pattern(name_pattern: str) -> re.Pattern[str]:
+    """The temporary files of the files whose names match ``name_pattern`` (group 1: the writer's pid)."""
+    return re.compile(rf"\.{name_pattern}\.tmp-(\d+)-[0-9a-f]+")
+
+
+_JOURNAL_TEMPS = _temp_pattern(rf"{re.escape(JOURNAL_PREFIX)}[0-9a-f]+{re.escape(JOURNAL_SUFFIX)}")
+
+
+def _lock(fd: int, *, wait: bool) -> bool:
+    """An exclusive ``flock`` on ``fd`` (released when every descriptor of the file is closed); ``False``
+    if another process holds it and ``wait`` is false. Where there is no ``flock``, always ``True``."""
+    if sys.platform == "win32":  # pragma: no cover (no flock: liveness is judged by pid only)
+        return True
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    if sys.platform == "win32":  # pragma: no cover (os.kill(pid, 0) would end the process there)
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def _remove_if_abandoned(path: str, pid: int) -> bool:
+    """Removes ``path`` if the process ``pid`` that wrote it is gone and nobody holds its lock (a live
+    writer holds it from creation to rename, so a reused pid or another pid namespace is safe too)."""
+    if _pid_alive(pid):
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        if not _lock(fd, wait=False):
+            return False
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        return True
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temps(path: str) -> int:
+    """Removes the temporary files of ``path`` left by q2key writers that died; returns how many."""
+    folder, name = os.path.split(os.path.abspath(path))
+    return _remove_abandoned(folder, _temp_pattern(re.escape(name)))
+
+
+def _remove_abandoned(folder: str, pattern: re.Pattern[str]) -> int:
+    removed = 0
+    with contextlib.suppress(OSError):
+        for entry in os.listdir(folder):
+            m = pattern.fullmatch(entry)
+            if m and _remove_if_abandoned(os.path.join(folder, entry), int(m.group(1))):
+                removed += 1
+    return removed
+
+
+def _notice(text: str) -> None:
+    print(f"q2key: {text}", file=sys.stderr)
+
+
+def _read_journal(path: str) -> dict[str, Any]:
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        journal = json.loads(data)
+        if not isinstance(journal, dict) or journal.get("format") != _JOURNAL_FORMAT:
+            raise ValueError("not a q2key commit journal")
+        renames = [(str(a), str(b)) for a, b in journal["renames"]]
+        journals = [str(j) for j in journal["journals"]]
+        if not journals or not renames:
+            raise ValueError("no journals or no renames listed")
+        return {"run": str(journal["run"]), "pid": int(journal["pid"]), "renames": renames, "journals": journals}
+    except (ValueError, KeyError, TypeError) as e:
+        raise CliError(f"{path}: damaged commit journal ({e}); remove it and run the command again") from None
+
+
+def _finish(journal: dict[str, Any]) -> str:
+    """Completes (or undoes) the commit ``journal`` describes; returns what was done.
+
+    The first journal is written first and removed first: if it is there but another copy is
+    missing, the run died while writing the journals, before any rename (undo: remove the
+    temporary files); if it is missing, the run died while removing them, after every rename.
+    """
+    journals: list[str] = journal["journals"]
+    renames: list[tuple[str, str]] = journal["renames"]
+    finals = ", ".join(b for _, b in renames)
+    if not os.path.exists(journals[0]):
+        outcome = "already complete"
+    elif all(os.path.exists(j) for j in journals):
+        for tmp, final in renames:
+            if os.path.exists(tmp):
+                os.replace(tmp, final)
+        _fsync_dirs(final for _, final in renames)
+        outcome = f"completed the interrupted write of run {journal['run']} ({finals})"
+    else:
+        for tmp, _ in renames:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        journals = journals[1:] + journals[:1]  # the first one last, as when writing
+        outcome = f"undid the interrupted write of run {journal['run']}: the previous {finals} are kept"
+    for j in journals:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(j)
+    _fsync_dirs(journals)
+    return outcome
+
+
+def recover_interrupted_writes(path: str) -> list[str]:
+    """Completes every commit journal in the directory of ``path`` whose writer is gone (rolling its
+    renames forward) and returns what was done, one line each (also printed on stderr).
+
+    A journal whose writer is alive (it holds its lock) is an error naming the pid: its outputs are
+    being replaced right now.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        entries = sorted(e for e in os.listdir(folder) if e.startswith(JOURNAL_PREFIX) and e.endswith(JOURNAL_SUFFIX))
+    except OSError:
+        return []
+    done = []
+    for entry in entries:
+        jpath = os.path.join(folder, entry)
+        try:
+            fd = os.open(jpath, os.O_RDONLY)
+        except FileNotFoundError:  # completed meanwhile (through another copy)
+            continue
+        try:
+            if not _lock(fd, wait=False):
+                raise CliError(
+                    f"{path}: another q2key process is replacing files here (journal {jpath}); "
+                    "try again when it has finished"
+                )
+            journal = _read_journal(jpath)
+            if sys.platform == "win32" and _pid_alive(journal["pid"]):  # pragma: no cover (no flock)
+                raise CliError(
+                    f"{path}: q2key process {journal['pid']} is replacing files here (journal {jpath}); "
+                    "try again when it has finished"
+                )
+            # Lock every copy so that a second recoverer waits rather than racing this one.
+            others = []
+            for other in journal["journals"]:
+                if other != jpath:
+                    with contextlib.suppress(FileNotFoundError):
+                        ofd = os.open(other, os.O_RDONLY)
+                        others.append(ofd)
+                        _lock(ofd, wait=True)
+            try:
+                outcome = _finish(journal)
+            finally:
+                for ofd in others:
+                    os.close(ofd)
+        finally:
+            os.close(fd)
+        if outcome != "already complete":
+            _notice(outcome)
+            done.append(outcome)
+    _remove_abandoned(folder, _JOURNAL_TEMPS)  # journals whose writer died before renaming them into place
+    return done
 
 
 class AtomicFile:
     """A temporary file next to ``path``; :meth:`sync` fsyncs it, :meth:`rename` moves it into place.
 
     Created in two steps (name, then :meth:`open`) so that whoever tracks it knows the temporary
-    name before the file exists: an interruption between the two cannot leave it behind.
+    name before the file exists: an interruption between the two cannot leave it behind. The
+    temporary file is locked (``flock``) from creation until it is renamed and closed, and its
+    name carries the pid, so that later commands can tell abandoned temporary files from live ones.
     """
 
     file: BinaryIO
@@ -509,16 +709,19 @@ class AtomicFile:
             raise CliError(f"{path}: is a directory")
         if not os.path.isdir(folder):
             raise CliError(f"{path}: directory {folder} does not exist")
-        self.tmp: str | None = os.path.join(folder, f".{name}.{secrets.token_hex(8)}.tmp")
+        self.tmp: str | None = os.path.join(folder, _temp_name(name))
         self.done = False
+        self._lock_fd: int | None = None
 
     def open(self) -> AtomicFile:
         assert self.tmp is not None
         try:
-            fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            fd = os.open(self.tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:  # pragma: no cover (a 64-bit random collision): not ours to remove
             self.tmp = None
             raise
+        self._lock_fd = os.dup(fd)  # keeps the lock when ``file`` is closed by a writer
+        _lock(self._lock_fd, wait=True)
         self.file = os.fdopen(fd, "w+b")
         return self
 
@@ -542,6 +745,15 @@ class AtomicFile:
         os.replace(self.tmp, self.path)
         self.done = True
 
+    def release(self) -> None:
+        """Closes the file and drops its lock (after the rename, or once it is removed)."""
+        f = getattr(self, "file", None)
+        if f is not None and not f.closed:
+            f.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
     def discard(self) -> None:
         f = getattr(self, "file", None)
         if f is not None and not f.closed:
@@ -550,6 +762,7 @@ class AtomicFile:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.tmp)
         self.done = True
+        self.release()
 
 
 def _fsync_dir(folder: str) -> None:
@@ -565,15 +778,28 @@ def _fsync_dir(folder: str) -> None:
         os.close(fd)
 
 
+def _fsync_dirs(paths: Iterable[str]) -> None:
+    for folder in dict.fromkeys(os.path.dirname(os.path.abspath(p)) for p in paths):
+        _fsync_dir(folder)
+
+
 class Outputs:
     """Every file a command writes: created as temporary files, all renamed into place by :meth:`commit`,
-    all removed if the ``with`` block raises (including ``KeyboardInterrupt``)."""
+    all removed if the ``with`` block raises (including ``KeyboardInterrupt``).
+
+    ``run_id`` names this run; Parquet/Arrow outputs carry it in their metadata (``q2key.run``) and
+    the commit journal names it. Creating an output first completes interrupted commits in its
+    directory and removes temporary files of dead writers for it.
+    """
 
     def __init__(self) -> None:
         self._files: list[AtomicFile] = []
+        self.run_id = secrets.token_hex(8)
 
     def new(self, path: str) -> AtomicFile:
         f = AtomicFile(path)
+        recover_interrupted_writes(path)
+        remove_stale_temps(path)
         self._files.append(f)
         return f.open()
 
@@ -586,10 +812,72 @@ class Outputs:
         else:
             for f in self._files:
                 f.sync()
+        if len(self._files) <= 1:  # one rename is atomic by itself
+            for f in self._files:
+                f.rename()
+                f.release()
+            _fsync_dirs(f.path for f in self._files)
+            return
+        journal = self._write_journals()
         for f in self._files:
-            f.rename()
-        for folder in {os.path.dirname(os.path.abspath(f.path)) for f in self._files}:
-            _fsync_dir(folder)  # the renames themselves
+            f.done = True  # from here on the journal owns the temporary files: never discarded
+        try:
+            try:
+                for f in self._files:
+                    os.replace(f.tmp or "", f.path)
+                _fsync_dirs(f.path for f in self._files)
+            except BaseException:
+                # Interrupted (Ctrl-C, SIGTERM) or failed between renames: never leave a mix. Finish
+                # the renames; if that fails too, the journal stays for the next command.
+                with contextlib.suppress(BaseException):
+                    _finish(journal["content"])
+                raise
+            _finish_journals(journal["content"]["journals"])
+        finally:  # the locks go last: a journal seen unlocked is one whose writer is gone
+            for f in self._files:
+                f.release()
+            for fd in journal["fds"]:
+                os.close(fd)
+
+    def _write_journals(self) -> dict[str, Any]:
+        """Writes, syncs and locks one journal per output directory (the first one first)."""
+        folders = list(dict.fromkeys(os.path.dirname(os.path.abspath(f.path)) for f in self._files))
+        name = f"{JOURNAL_PREFIX}{self.run_id}{JOURNAL_SUFFIX}"
+        paths = [os.path.join(folder, name) for folder in folders]
+        renames = [(f.tmp or "", os.path.abspath(f.path)) for f in self._files]
+        content: dict[str, Any] = {
+            "format": _JOURNAL_FORMAT,
+            "run": self.run_id,
+            "pid": os.getpid(),
+            "journals": paths,
+            "renames": renames,
+        }
+        text = json.dumps(content, indent=1).encode()
+        fds: list[int] = []
+        try:
+            for jpath in paths:
+                tmp = os.path.join(os.path.dirname(jpath), _temp_name(name))
+                fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+                fds.append(fd)
+                _lock(fd, wait=True)
+                try:
+                    os.write(fd, text)
+                    os.fsync(fd)
+                    os.replace(tmp, jpath)
+                except BaseException:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(tmp)
+                    raise
+                _fsync_dir(os.path.dirname(jpath))
+        except BaseException:
+            # No rename of an output has happened: undo the journals (the first one last).
+            for jpath in paths[1:] + paths[:1]:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(jpath)
+            for fd in fds:
+                os.close(fd)
+            raise
+        return {"content": content, "fds": fds}
 
     def discard(self) -> None:
         for f in self._files:
@@ -607,6 +895,14 @@ class Outputs:
         except BaseException:
             self.discard()  # a sync or rename failed: nothing not yet renamed stays behind
             raise
+
+
+def _finish_journals(journals: list[str]) -> None:
+    """Removes a completed commit's journals, the first one first (see :func:`_finish`)."""
+    for j in journals:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(j)
+    _fsync_dirs(journals)
 
 
 def write_bytes_atomic(path: str, data: bytes) -> None:
@@ -749,13 +1045,14 @@ class NpyWriter(ColumnWriter):
 class ArrowWriter(ColumnWriter):
     """Several outputs as the columns of one Parquet or Arrow IPC file."""
 
-    def __init__(self, out: AtomicFile, fields: Sequence[str], width: int, *, parquet: bool) -> None:
+    def __init__(self, out: AtomicFile, fields: Sequence[str], width: int, *, parquet: bool, run_id: str) -> None:
         pa = import_pyarrow("writing Parquet/Arrow files")
         self._pa = pa
         self.fields = tuple(fields)
         self._width = width
         types = {"codes": pa.binary(width), "keys": pa.uint64(), "transitions": pa.uint32()}
-        self._schema = pa.schema([(COLUMNS[f][0], types[f]) for f in self.fields])
+        # The run id shared by every output of one ``encode`` (also named by its commit journal).
+        self._schema = pa.schema([(COLUMNS[f][0], types[f]) for f in self.fields], metadata={RUN_ID_KEY: run_id})
         self._sink = pa.PythonFile(out.file, mode="w")
         if parquet:
             self._writer = pa.parquet.ParquetWriter(self._sink, self._schema, use_dictionary=False)
@@ -800,7 +1097,8 @@ def column_writers(outputs: Outputs, paths: dict[str, str | None], width: int) -
         lower = path.lower()
         if lower.endswith(_PARQUET_SUFFIXES) or lower.endswith(_ARROW_SUFFIXES):
             import_pyarrow(f"writing {path}")
-            writers.append(ArrowWriter(outputs.new(path), fields, width, parquet=lower.endswith(_PARQUET_SUFFIXES)))
+            parquet = lower.endswith(_PARQUET_SUFFIXES)
+            writers.append(ArrowWriter(outputs.new(path), fields, width, parquet=parquet, run_id=outputs.run_id))
         elif len(fields) > 1:
             flags = " and ".join(f"--{f}" for f in fields)
             raise CliError(f"{flags} name the same file {path}; only Parquet/Arrow outputs hold several columns")

@@ -55,7 +55,8 @@ impl std::fmt::Debug for Codes {
 
 /// Everything a saved index holds. Invariants (checked by the loader):
 /// `codes.len() == ids.len() · code_width(dim)`, `keys.len() == ids.len()`,
-/// ids unique and `< next_id` is NOT required (user ids may be anything),
+/// ids unique (user ids may be anything) and all below `next_id` (or `next_id`
+/// = `u64::MAX` when the id `u64::MAX` is stored), so sequential ids never repeat one,
 /// `key_order` a permutation of `0..ids.len()` sorted by `(keys[row], ids[row])`.
 #[derive(Debug)]
 pub struct IndexData {
@@ -63,7 +64,7 @@ pub struct IndexData {
     pub thresholds: IndexThresholds,
     /// `None`: plain Lee distance.
     pub weights: Option<LeeWeights>,
-    /// The id `add` gives the next vector when none is given.
+    /// The id `add` gives the next vector when none is given: above every stored id.
     pub next_id: u64,
     pub codes: Codes,
     pub ids: Vec<u64>,

@@ -237,11 +237,13 @@ pub fn write_to(data: &IndexData, w: &mut impl Write) -> io::Result<()> {
 }
 
 /// Saves `data` to `path` atomically: writes `<name>.tmp-<pid>-<n>` in the
-/// same directory, fsyncs it, renames it over `path` and fsyncs the
-/// directory. Readers see the old file or the new one, never a mix; a file
-/// currently memory-mapped (even the one `data`'s codes are mapped from)
-/// keeps its old contents for the mapping. On error the temporary file is
-/// removed and the error names `path`.
+/// same directory, holding an exclusive lock on it, fsyncs it, renames it over
+/// `path` and fsyncs the directory. Readers see the old file or the new one,
+/// never a mix; a file currently memory-mapped (even the one `data`'s codes
+/// are mapped from) keeps its old contents for the mapping. On error the
+/// temporary file is removed and the error names `path`. First, temporary
+/// files of `path` left by writers that died are removed
+/// ([`remove_stale_temps`]).
 pub fn save(data: &IndexData, path: &Path) -> Result<()> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     check_data(data)?;
@@ -255,9 +257,10 @@ pub fn save(data: &IndexData, path: &Path) -> Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    remove_stale_temps(path);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let mut tmp_name = name.to_os_string();
-    tmp_name.push(format!(".tmp-{}-{n}", std::process::id()));
+    tmp_name.push(format!("{TEMP_INFIX}{}-{n}", std::process::id()));
     let tmp = dir.join(tmp_name);
     let io_err = |what: &str, e: io::Error| Error::Io {
         path: shown.clone(),
@@ -271,12 +274,16 @@ pub fn save(data: &IndexData, path: &Path) -> Result<()> {
         .open(&tmp)
         .map_err(|e| io_err(&format!("cannot create the temporary file {}", tmp.display()), e))?;
     let written = (|| {
+        // Held until the file is renamed (and closed): a cleaner in another
+        // process never removes a temporary file it cannot lock.
+        file.lock().map_err(|e| io_err("cannot lock the temporary file", e))?;
         let mut w = io::BufWriter::with_capacity(1 << 20, file);
         write_to(data, &mut w).map_err(|e| io_err("cannot write", e))?;
         let file = w.into_inner().map_err(|e| io_err("cannot write", e.into_error()))?;
         file.sync_all().map_err(|e| io_err("cannot sync", e))?;
+        std::fs::rename(&tmp, path).map_err(|e| io_err("cannot rename the temporary file over it", e))?;
         drop(file);
-        std::fs::rename(&tmp, path).map_err(|e| io_err("cannot rename the temporary file over it", e))
+        Ok(())
     })();
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
@@ -286,6 +293,66 @@ pub fn save(data: &IndexData, path: &Path) -> Result<()> {
     File::open(&dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| io_err(&format!("saved, but cannot sync the directory {}", dir.display()), e))
+}
+
+/// Between a target's file name and the writer's pid in a temporary file name.
+const TEMP_INFIX: &str = ".tmp-";
+
+/// The pid in `file_name` if it names a temporary file of [`save`] for
+/// `target` (`<target>.tmp-<pid>-<n>`).
+fn temp_writer_pid(file_name: &std::ffi::OsStr, target: &std::ffi::OsStr) -> Option<u32> {
+    let rest = file_name
+        .to_str()?
+        .strip_prefix(target.to_str()?)?
+        .strip_prefix(TEMP_INFIX)?;
+    let (pid, n) = rest.split_once('-')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !(digits(pid) && digits(n)) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// Whether process `pid` exists, where the system says (`/proc`); `None` elsewhere.
+fn process_alive(pid: u32) -> Option<bool> {
+    Path::new("/proc/self")
+        .exists()
+        .then(|| Path::new("/proc").join(pid.to_string()).exists())
+}
+
+/// Removes the temporary files [`save`] left for `path` in processes that
+/// died before renaming them (killed, power loss), and returns how many. A
+/// file is removed only if its writer's pid (in its name) is not a live
+/// process and the file's lock can be taken: a live writer holds the lock
+/// from creation to rename, so its file is never touched, even if its pid
+/// was reused or lives in another pid namespace. Best effort: errors only
+/// mean a file stays.
+pub fn remove_stale_temps(path: &Path) -> usize {
+    let (Some(target), dir) = (path.file_name(), path.parent()) else {
+        return 0;
+    };
+    let dir = match dir {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let Some(pid) = temp_writer_pid(&entry.file_name(), target) else {
+            continue;
+        };
+        if pid == std::process::id() || process_alive(pid) == Some(true) {
+            continue;
+        }
+        let stale = entry.path();
+        let Ok(file) = File::open(&stale) else { continue };
+        if file.try_lock().is_ok() && std::fs::remove_file(&stale).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 // ---------------------------------------------------------------------------
@@ -401,11 +468,11 @@ fn read_header(bytes: &[u8], path: &str) -> Result<Header> {
     if dim64 == 0 {
         return Err(bad("dimension 0".into()));
     }
-    // A dimension or row count larger than the file cannot be real (each takes ≥ 1 byte).
+    // The dimension is bounded by the file only through the sections it sizes
+    // (CUTS, CODES), which `layout` computes with checked arithmetic and which
+    // must then match the file length: an empty index may have any dimension.
     let dim = usize::try_from(dim64)
-        .ok()
-        .filter(|&d| d / 4 <= len)
-        .ok_or_else(|| bad(format!("dimension {dim64} does not fit a file of {len} bytes")))?;
+        .map_err(|_| bad(format!("dimension {dim64} does not fit in memory on this platform")))?;
     if width64 != code_width(dim) as u64 {
         return Err(bad(format!(
             "code width {width64}, dimension {dim} needs {}",
@@ -554,7 +621,7 @@ fn read_parts(bytes: &[u8], path: &str) -> Result<Parts> {
     let keys = u64s(&bytes[head.spans[KEYS].range()]);
     let key_order = u64s(&bytes[head.spans[KEY_ORDER].range()]);
     check_rows(&bytes[codes.clone()], dim, &keys, path)?;
-    check_ids(&ids, path)?;
+    check_ids(&ids, head.next_id, path)?;
     check_key_order(&key_order, &keys, &ids, rows, path)?;
     Ok(Parts {
         dim,
@@ -602,15 +669,26 @@ fn check_rows(codes: &[u8], dim: usize, keys: &[u64], path: &str) -> Result<()> 
     }
 }
 
-fn check_ids(ids: &[u64], path: &str) -> Result<()> {
-    if ids.windows(2).all(|w| w[0] < w[1]) {
-        return Ok(()); // increasing (sequential ids): distinct without sorting a copy
-    }
-    let mut sorted = ids.to_vec();
-    sorted.par_sort_unstable();
-    match sorted.windows(2).find(|w| w[0] == w[1]) {
-        Some(w) => Err(fail(path, format!("corrupted: id {} appears twice", w[0]))),
-        None => Ok(()),
+/// Ids unique, and `next_id` above every one of them (as `add` keeps it:
+/// `max(next_id, id + 1)`, saturating at `u64::MAX`), so that sequential ids
+/// handed out after loading can never repeat a stored id.
+fn check_ids(ids: &[u64], next_id: u64, path: &str) -> Result<()> {
+    let max = if ids.windows(2).all(|w| w[0] < w[1]) {
+        ids.last().copied() // increasing (sequential ids): distinct without sorting a copy
+    } else {
+        let mut sorted = ids.to_vec();
+        sorted.par_sort_unstable();
+        if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+            return Err(fail(path, format!("corrupted: id {} appears twice", w[0])));
+        }
+        sorted.last().copied()
+    };
+    match max {
+        Some(max) if next_id < max.saturating_add(1) => Err(fail(
+            path,
+            format!("corrupted: next id {next_id} is not above the largest stored id {max}"),
+        )),
+        _ => Ok(()),
     }
 }
 

@@ -340,7 +340,8 @@ def test_outputs_are_all_synced_before_any_is_renamed(tmp_path: Path, monkeypatc
         fsync(fd)
 
     def spy_replace(a: str, b: str) -> None:
-        events.append("rename " + os.path.basename(b))
+        name = os.path.basename(b)
+        events.append("rename journal" if name.startswith(_cli_io.JOURNAL_PREFIX) else f"rename {name}")
         replace(a, b)
 
     monkeypatch.setattr(os, "fsync", spy_fsync)
@@ -348,8 +349,10 @@ def test_outputs_are_all_synced_before_any_is_renamed(tmp_path: Path, monkeypatc
     with _cli_io.Outputs() as out:
         for name in ("a", "b", "c"):
             out.new(str(tmp_path / name)).file.write(name.encode() * 3)
-    # Three file fsyncs (issued together), then the renames, then the directory's fsync.
-    assert events == ["fsync"] * 3 + ["rename a", "rename b", "rename c", "fsync"]
+    # Three file fsyncs (issued together); the journal: written, synced, renamed into place, the
+    # directory synced; then the renames, the directory's fsync, and the journal's removal, synced.
+    journal = ["fsync", "rename journal", "fsync"]
+    assert events == ["fsync"] * 3 + journal + ["rename a", "rename b", "rename c", "fsync", "fsync"]
     assert {n: (tmp_path / n).read_bytes() for n in "abc"} == {"a": b"aaa", "b": b"bbb", "c": b"ccc"}
 
 
@@ -394,7 +397,7 @@ def test_sigterm_to_a_running_process(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "q2key", "encode", str(tmp_path / "x.npy"), "--codes", str(tmp_path / "c.npy")]
     proc = subprocess.Popen([*cmd, "--batch-rows", "1"], stderr=subprocess.PIPE, text=True, cwd="/")
     deadline = time.monotonic() + 30
-    while not any(n.endswith(".tmp") for n in files(tmp_path)) and time.monotonic() < deadline:
+    while not any(".tmp-" in n for n in files(tmp_path)) and time.monotonic() < deadline:
         time.sleep(0.01)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
