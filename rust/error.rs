@@ -86,14 +86,19 @@ impl std::error::Error for Error {}
 /// from the caller's request, or [`Error::Alloc`] naming it when the size
 /// overflows or the memory cannot be reserved: the infallible `vec!` would
 /// abort the process (and a Python interpreter with it).
-pub fn zeroed<T: Clone + Default>(arg: &'static str, what: &'static str, rows: usize, cols: usize) -> Result<Vec<T>> {
+pub(crate) fn zeroed<T: Clone + Default>(
+    arg: &'static str,
+    what: &'static str,
+    rows: usize,
+    cols: usize,
+) -> Result<Vec<T>> {
     let mut v = with_capacity(arg, what, rows, cols)?;
     v.resize(rows * cols, T::default()); // checked by `with_capacity`
     Ok(v)
 }
 
 /// An empty buffer with room for exactly `rows × cols` elements; see [`zeroed`].
-pub fn with_capacity<T>(arg: &'static str, what: &'static str, rows: usize, cols: usize) -> Result<Vec<T>> {
+pub(crate) fn with_capacity<T>(arg: &'static str, what: &'static str, rows: usize, cols: usize) -> Result<Vec<T>> {
     let mut v = Vec::new();
     let len = rows
         .checked_mul(cols)
@@ -105,7 +110,7 @@ pub fn with_capacity<T>(arg: &'static str, what: &'static str, rows: usize, cols
 
 /// A copy of `data`, rows of `cols` elements (e.g. an index's rows handed to
 /// the caller), or [`Error::Alloc`]; see [`zeroed`].
-pub fn copied<T: Copy>(arg: &'static str, what: &'static str, data: &[T], cols: usize) -> Result<Vec<T>> {
+pub(crate) fn copied<T: Copy>(arg: &'static str, what: &'static str, data: &[T], cols: usize) -> Result<Vec<T>> {
     let cols = cols.max(1);
     let mut v = with_capacity(arg, what, data.len().div_ceil(cols), cols)?;
     v.extend_from_slice(data);
@@ -114,7 +119,7 @@ pub fn copied<T: Copy>(arg: &'static str, what: &'static str, data: &[T], cols: 
 
 /// Makes room for `more` elements at the end of `v` (an output that grows
 /// with the results, e.g. range-search hits), or [`Error::Alloc`].
-pub fn reserve<T>(v: &mut Vec<T>, more: usize, arg: &'static str, what: &'static str) -> Result<()> {
+pub(crate) fn reserve<T>(v: &mut Vec<T>, more: usize, arg: &'static str, what: &'static str) -> Result<()> {
     v.try_reserve(more).map_err(|_| {
         let wanted = v.len().saturating_add(more);
         Error::Alloc {

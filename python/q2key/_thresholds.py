@@ -297,7 +297,12 @@ def _check_tau(tau: Any, arg: str) -> float:
 
 
 def _check_cuts(cuts: Any) -> tuple[int, None, npt.NDArray[np.float64]]:
-    a = np.asarray(cuts)
+    try:
+        a = np.asarray(cuts)
+    except ValueError:  # ragged nested lists: numpy cannot make one array of them
+        raise ShapeError(
+            "cuts: expected shape (3, n) with n ≥ 1 (low, middle, high per dimension), got ragged rows"
+        ) from None
     if a.dtype.kind not in "iuf":
         raise DTypeError(f"cuts: expected real numbers, got dtype {a.dtype}")
     if a.ndim != 2 or a.shape[0] != 3 or a.shape[1] < 1:

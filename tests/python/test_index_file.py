@@ -149,12 +149,6 @@ def _json_mutations(rng: np.random.Generator, th: q2key.Thresholds) -> bytes:
     return json.dumps(doc).encode()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(OverflowError, ValueError),
-    reason="found by this fuzz, in _thresholds.py (another helper's file): from_json of a huge 'dim' raises "
-    "OverflowError (Thresholds.gaussian), of ragged 'cuts' a bare numpy ValueError; neither is a q2key error",
-)
 @settings(max_examples=300, deadline=None, derandomize=True)
 @given(seed=st.integers(0, 2**32 - 1))
 def test_thresholds_parsers_take_any_mutation(seed: int) -> None:
