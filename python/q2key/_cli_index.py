@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ._cli_encode import Context, load_thresholds
-from ._cli_io import CliError, NpySource, Outputs, default_batch_rows, located, open_source
+from ._cli_context import Context, load_thresholds
+from ._cli_errors import blamed_argument, located
+from ._cli_io import CliError, NpySource, Outputs, check_output_path, default_batch_rows, open_source
 from ._index import Index
 from ._native import Q2KeyError
 
@@ -49,8 +50,7 @@ def _load(path: str, *, mmap: bool = True) -> Index:
 
 
 def cmd_build(args: argparse.Namespace, ctx: Context) -> int:
-    if os.path.isdir(args.output):
-        raise CliError(f"{args.output}: is a directory")
+    check_output_path(args.output)
     with open_source(args.vectors, args.column, what="vectors") as src:
         th = load_thresholds(args.thresholds, src.dim)
         index = Index(src.dim, threshold=th, weights=_weights(args.weights))
@@ -68,7 +68,7 @@ def cmd_build(args: argparse.Namespace, ctx: Context) -> int:
                 try:
                     index.add(batch, ids=batch_ids, threads=args.threads)
                 except Q2KeyError as e:
-                    where = args.ids if str(e).startswith("ids:") else src.path
+                    where = args.ids if blamed_argument(e) == "ids" else src.path
                     raise located(e, where, done) from None
                 done += n
                 bar.update(n)
@@ -97,6 +97,8 @@ def cmd_search(args: argparse.Namespace, ctx: Context) -> int:
                         batch, k=args.k, rescore=rescore, oversample=args.oversample, threads=args.threads
                     )
                 except Q2KeyError as e:
+                    if blamed_argument(e) == "rescore":  # an id the --rescore file has no row for
+                        raise CliError(f"{args.rescore}: {str(e).removeprefix('rescore: ')}") from None
                     raise located(e, src.path, done) from None
                 dists.append(d)
                 found.append(i)

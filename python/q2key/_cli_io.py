@@ -7,8 +7,9 @@ Inputs are read in row batches so memory stays bounded whatever the file size:
   (``madvise(MADV_DONTNEED)``; they stay in the page cache): at most two batches are resident;
 - ``.npz``: one member (``--column NAME`` or ``FILE.npz:NAME``; the only member by default),
   streamed out of the zip archive, compressed or not;
-- Parquet / Arrow IPC: a fixed-size-list column of floats, read one record batch at a time
-  (pyarrow is imported only for these).
+- Parquet / Arrow IPC: a list column of floats (fixed-size, or variable-size with the same
+  length in every row, as pandas writes), read one record batch at a time (pyarrow is
+  imported only for these).
 
 Outputs are written to a temporary file next to the final one, fsynced and renamed into place;
 on any error (or Ctrl-C) the temporary files are removed, so no half-written output remains.
@@ -360,7 +361,12 @@ def _read_npy_header(f: IO[bytes], name: str) -> tuple[tuple[int, ...], bool, np
 
 
 class ArrowSource(Source):
-    """A fixed-size-list float column of a Parquet file or an Arrow IPC file/stream, one record batch at a time."""
+    """A list-of-floats column of a Parquet file or an Arrow IPC file/stream, one record batch at a time.
+
+    Fixed-size lists give the dimension in the schema; variable-size lists (``list``/``large_list``,
+    what pandas and most dataset tools write) are accepted when every row has the length of the
+    first one, checked batch by batch from the list offsets.
+    """
 
     def __init__(self, path: str, column: str | None, *, parquet: bool) -> None:
         self.path = path
@@ -368,6 +374,7 @@ class ArrowSource(Source):
         self._parquet = parquet
         self._file: Any = None
         self._reader: Any = None
+        self._peeked: list[Any] = []  # record batches of an IPC stream read to find the dimension
         try:
             if parquet:
                 self._reader = pa.parquet.ParquetFile(path)
@@ -388,16 +395,16 @@ class ArrowSource(Source):
             raise CliError(f"{path}: cannot read ({_first_line(e)})") from None
         self.column = self._pick(schema, column)
         t = schema.field(self.column).type
-        self.dim = int(t.list_size)
+        self._fixed = bool(pa.types.is_fixed_size_list(t))
+        self.dim = int(t.list_size) if self._fixed else self._first_row_length()
         self.dtype = pa.array([], type=t.value_type).to_numpy(zero_copy_only=False).dtype  # no pandas needed
 
     def _pick(self, schema: Any, column: str | None) -> str:
         pa = self._pa
 
         def usable(t: Any) -> bool:
-            return bool(pa.types.is_fixed_size_list(t)) and (
-                pa.types.is_floating(t.value_type) or pa.types.is_integer(t.value_type)
-            )
+            lists = pa.types.is_fixed_size_list(t) or pa.types.is_list(t) or pa.types.is_large_list(t)
+            return bool(lists) and (pa.types.is_floating(t.value_type) or pa.types.is_integer(t.value_type))
 
         if column is None:
             found = [f.name for f in schema if usable(f.type)]
@@ -405,26 +412,46 @@ class ArrowSource(Source):
                 fields = ", ".join(f"{f.name} ({f.type})" for f in schema) or "none"
                 which = "no" if not found else f"{len(found)}"
                 raise CliError(
-                    f"{self.path}: {which} fixed-size-list float columns; choose one with --column NAME "
-                    f"(columns: {fields})"
+                    f"{self.path}: {which} list-of-floats columns; choose one with --column NAME (columns: {fields})"
                 )
             return str(found[0])
         if column not in schema.names:
             raise CliError(f"{self.path}: no column {column!r} (columns: {', '.join(schema.names)})")
         t = schema.field(column).type
         if not usable(t):
-            raise CliError(f"{self.path}: column {column!r} is {t}; expected a fixed-size list of floats")
+            raise CliError(f"{self.path}: column {column!r} is {t}; expected a list of floats")
         return column
 
-    def _record_batches(self, batch_rows: int) -> Iterator[Any]:
+    def _first_row_length(self) -> int:
+        """The length of the first non-null row of a variable-size list column: the dimension."""
+        try:
+            for rb in self._record_batches(1024, peek=True):
+                arr = rb.column(0)
+                if len(arr) > arr.null_count:
+                    first = int(np.argmin(arr.is_null().to_numpy(zero_copy_only=False)))
+                    return len(arr[first].values)
+        except self._pa.ArrowException as e:
+            self.close()
+            raise CliError(f"{self.path}: cannot read ({_first_line(e)})") from None
+        self.close()
+        raise CliError(f"{self.path}: column {self.column!r} has no rows to tell the dimension of its lists")
+
+    def _record_batches(self, batch_rows: int, *, peek: bool = False) -> Iterator[Any]:
+        """The column's record batches; ``peek`` on an IPC stream keeps those read for the next call."""
         if self._parquet:
             yield from self._reader.iter_batches(batch_size=batch_rows, columns=[self.column])
         elif hasattr(self._reader, "num_record_batches"):
             for i in range(self._reader.num_record_batches):
                 yield self._reader.get_batch(i).select([self.column])
         else:
+            if not peek:
+                yield from self._peeked
+                self._peeked = []
             for rb in self._reader:
-                yield rb.select([self.column])
+                rb = rb.select([self.column])
+                if peek:
+                    self._peeked.append(rb)
+                yield rb
 
     def _matrices(self, batch_rows: int) -> Iterator[npt.NDArray[Any]]:
         start = 0
@@ -440,6 +467,15 @@ class ArrowSource(Source):
         if arr.null_count:
             row = start + int(np.argmax(arr.is_null().to_numpy(zero_copy_only=False)))
             raise CliError(f"{self.path}: column {self.column!r}: row {row} is null")
+        if not self._fixed:
+            lengths = np.diff(np.asarray(arr.offsets.to_numpy(zero_copy_only=False), dtype=np.int64))
+            bad = np.nonzero((lengths != self.dim) & ~arr.is_null().to_numpy(zero_copy_only=False))[0]
+            if len(bad):
+                row = int(bad[0])
+                raise CliError(
+                    f"{self.path}: column {self.column!r}: row {start + row} holds {int(lengths[row])} values, "
+                    f"the first row {self.dim}; every vector needs the same dimension"
+                )
         values = arr.flatten()
         if values.null_count:
             row = start + int(np.argmax(values.is_null().to_numpy(zero_copy_only=False))) // self.dim
@@ -479,13 +515,6 @@ def rebatch(chunks: Iterable[npt.NDArray[Any]], batch_rows: int) -> Iterator[npt
                 pending, have = [], 0
     if have:
         yield np.concatenate(pending)
-
-
-def located(err: Exception, path: str, start: int) -> CliError:
-    """A kernel error about a batch (``x: row 3 …``) restated about the file (``FILE: row start+3 …``)."""
-    msg = re.sub(r"^(x|vectors|queries|ids): ", "", str(err).strip())
-    msg = re.sub(r"\brow (\d+)( of the batch)?", lambda m: f"row {int(m.group(1)) + start}", msg, count=1)
-    return CliError(f"{path}: {msg}")
 
 
 def _first_line(e: BaseException) -> str:
@@ -691,6 +720,16 @@ def recover_interrupted_writes(path: str) -> list[str]:
     return done
 
 
+def check_output_path(path: str) -> tuple[str, str]:
+    """The directory and name of an output, checked to be writable there; a one-line error otherwise."""
+    folder, name = os.path.split(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise CliError(f"{path}: is a directory")
+    if not os.path.isdir(folder):
+        raise CliError(f"{path}: directory {folder} does not exist")
+    return folder, name
+
+
 class AtomicFile:
     """A temporary file next to ``path``; :meth:`sync` fsyncs it, :meth:`rename` moves it into place.
 
@@ -704,11 +743,7 @@ class AtomicFile:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        folder, name = os.path.split(os.path.abspath(path))
-        if os.path.isdir(path):
-            raise CliError(f"{path}: is a directory")
-        if not os.path.isdir(folder):
-            raise CliError(f"{path}: directory {folder} does not exist")
+        folder, name = check_output_path(path)
         self.tmp: str | None = os.path.join(folder, _temp_name(name))
         self.done = False
         self._lock_fd: int | None = None
