@@ -8,9 +8,11 @@ import sys
 from typing import Any
 
 from ._calibrator import Calibrator
+from ._cli_commit import Outputs, check_output_path
 from ._cli_context import Context
 from ._cli_errors import located
-from ._cli_io import CliError, Outputs, check_output_path, open_source
+from ._cli_io import CliError
+from ._cli_read import Source, open_source
 from ._native import Q2KeyError
 from ._thresholds import Thresholds
 
@@ -49,7 +51,7 @@ def cmd_calibrate(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
-def reservoir_sample(src: Any, args: argparse.Namespace, ctx: Context) -> Calibrator:
+def reservoir_sample(src: Source, args: argparse.Namespace, ctx: Context) -> Calibrator:
     """A :class:`q2key.Calibrator` fed every row of ``src`` in batches: a uniform sample of ``--rows`` rows
     (all of them, in file order, when the file holds no more), drawn with ``--seed`` (default 0)."""
     want = args.rows or DEFAULT_SAMPLE_ROWS

@@ -6,9 +6,12 @@ import argparse
 import os
 from typing import Any
 
+from ._cli_commit import Outputs
 from ._cli_context import Context, load_thresholds
 from ._cli_errors import located
-from ._cli_io import CliError, Outputs, Source, WriterThread, column_writers, default_batch_rows, open_source
+from ._cli_io import CliError, default_batch_rows
+from ._cli_read import Source, open_source
+from ._cli_write import WriterThread, column_writers
 from ._encode import encode
 from ._native import NonFiniteError, Q2KeyError
 from ._progress import Progress

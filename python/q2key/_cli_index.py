@@ -10,9 +10,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ._cli_commit import Outputs, check_output_path
 from ._cli_context import Context, load_thresholds
 from ._cli_errors import blamed_argument, located
-from ._cli_io import CliError, NpySource, Outputs, check_output_path, default_batch_rows, open_source
+from ._cli_io import CliError, default_batch_rows
+from ._cli_read import NpySource, open_source
 from ._index import Index
 from ._native import Q2KeyError
 

@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     _thresholds_option(b)
     b.add_argument("--weights", metavar="A,B,C", help="weighted Lee search: w_mag,w_sign,w_both")
     _common(b, quiet=True)
-    b.set_defaults(func=_index("cmd_build"))
+    b.set_defaults(func=_index_build)
 
     s = isub.add_parser("search", help="the k nearest indexed vectors of each query")
     s.add_argument("index", metavar="INDEX")
@@ -142,12 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--rescore", metavar="VECTORS", help="re-rank by exact cosine with these vectors, indexed by id")
     s.add_argument("--oversample", type=_positive, default=4, help="candidates per result when rescoring (default 4)")
     _common(s, quiet=True)
-    s.set_defaults(func=_index("cmd_search"))
+    s.set_defaults(func=_index_search)
 
     i = isub.add_parser("info", help="dimension, rows, thresholds, weights and sizes of an index file")
     i.add_argument("index", metavar="INDEX")
     i.add_argument("--json", action="store_true", help="print a JSON object")
-    i.set_defaults(func=_index("cmd_info"))
+    i.set_defaults(func=_index_info)
 
     demo = sub.add_parser("demo", help="encode and search the bundled real embeddings, report speed and recall")
     demo.add_argument("-k", type=_positive, default=10, help="neighbours per query (default 10)")
@@ -173,14 +173,22 @@ def _calibrate(args: argparse.Namespace, ctx: Context) -> int:
     return cmd_calibrate(args, ctx)
 
 
-def _index(name: str) -> Command:
-    def run(args: argparse.Namespace, ctx: Context) -> int:
-        from . import _cli_index
+def _index_build(args: argparse.Namespace, ctx: Context) -> int:
+    from ._cli_index import cmd_build
 
-        command: Command = getattr(_cli_index, name)
-        return command(args, ctx)
+    return cmd_build(args, ctx)
 
-    return run
+
+def _index_search(args: argparse.Namespace, ctx: Context) -> int:
+    from ._cli_index import cmd_search
+
+    return cmd_search(args, ctx)
+
+
+def _index_info(args: argparse.Namespace, ctx: Context) -> int:
+    from ._cli_index import cmd_info
+
+    return cmd_info(args, ctx)
 
 
 def _demo(args: argparse.Namespace, ctx: Context) -> int:

@@ -20,8 +20,8 @@ import pytest
 import q2key
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from q2key import _cli_encode, _cli_io
-from q2key._cli_io import NpySource, open_source, rebatch
+from q2key import _cli_commit, _cli_encode, _cli_read, _cli_write
+from q2key._cli_read import NpySource, open_source, rebatch
 from q2key._progress import Progress
 from q2key.cli import main
 
@@ -211,13 +211,13 @@ def test_encode_arrow_ipc_in_and_out(tmp_path: Path, x: np.ndarray) -> None:
 
 def test_npy_reader_yields_bounded_views_of_the_mapping(npy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     events: list[tuple[str, int, int]] = []  # (advice, start, length), in the order the helper thread gave them
-    real = _cli_io._advise
+    real = _cli_read._advise
 
     def spy(mm: Any, name: str, start: int, length: int) -> None:
         events.append((name, start, length))
         real(mm, name, start, length)
 
-    monkeypatch.setattr(_cli_io, "_advise", spy)
+    monkeypatch.setattr(_cli_read, "_advise", spy)
     with open_source(str(npy)) as src:
         assert isinstance(src, NpySource) and (src.rows, src.dim) == (ROWS, DIM)
         offset, row_bytes = src._offset, DIM * 4
@@ -341,12 +341,12 @@ def test_outputs_are_all_synced_before_any_is_renamed(tmp_path: Path, monkeypatc
 
     def spy_replace(a: str, b: str) -> None:
         name = os.path.basename(b)
-        events.append("rename journal" if name.startswith(_cli_io.JOURNAL_PREFIX) else f"rename {name}")
+        events.append("rename journal" if name.startswith(_cli_commit.JOURNAL_PREFIX) else f"rename {name}")
         replace(a, b)
 
     monkeypatch.setattr(os, "fsync", spy_fsync)
     monkeypatch.setattr(os, "replace", spy_replace)
-    with _cli_io.Outputs() as out:
+    with _cli_commit.Outputs() as out:
         for name in ("a", "b", "c"):
             out.new(str(tmp_path / name)).file.write(name.encode() * 3)
     # Three file fsyncs (issued together); the journal: written, synced, renamed into place, the
@@ -367,7 +367,7 @@ def test_a_failed_sync_renames_nothing(tmp_path: Path, monkeypatch: pytest.Monke
         fsync(fd)
 
     monkeypatch.setattr(os, "fsync", failing)
-    with pytest.raises(OSError, match="Input/output error"), _cli_io.Outputs() as out:
+    with pytest.raises(OSError, match="Input/output error"), _cli_commit.Outputs() as out:
         for name in ("a", "b", "c"):
             out.new(str(tmp_path / name)).file.write(b"new")
     assert files(tmp_path) == {"b"} and (tmp_path / "b").read_bytes() == b"previous"
@@ -413,7 +413,7 @@ def test_failure_while_writing_parquet_leaves_no_output(
     def fail(self: Any, batch: Any) -> None:
         raise OSError(28, "No space left on device", "out.parquet")
 
-    monkeypatch.setattr(_cli_io.ArrowWriter, "append", fail)
+    monkeypatch.setattr(_cli_write.ArrowWriter, "append", fail)
     before = files(tmp_path)
     rc, _, err = run("encode", npy, "--codes", tmp_path / "out.parquet", "--keys", tmp_path / "k.npy")
     assert_one_line_error(rc, err, 1, "out.parquet: No space left on device")
@@ -888,6 +888,19 @@ def test_cli_progress_fits_the_terminal_width(
     assert summary.startswith("encoded")
     lines = drawn_lines("\n".join(bar))
     assert lines and all(len(line) < columns for line in lines), lines
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["encode", "x.npy"], ["calibrate", "x.npy", "-o", "t.json"], ["index", "build", "x.npy", "-o", "i.q2"],
+     ["index", "search", "i.q2", "q.npy"], ["index", "info", "i.q2"], ["demo"], ["version"]],
+)  # fmt: skip
+def test_every_command_names_the_function_that_runs_it(argv: list[str]) -> None:
+    from q2key.cli import build_parser
+
+    args = build_parser().parse_args(argv)
+    assert callable(args.func) and args.func.__name__.startswith("_")
+    assert not hasattr(args, "run")  # no dispatch on command strings
 
 
 def test_version_in_process() -> None:

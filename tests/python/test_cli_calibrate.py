@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 import q2key
-from q2key import _calibrator, _cli_io
+from q2key import _calibrator, _cli_read
 from test_cli import DIM, ROWS, assert_one_line_error, files, reservoir_thresholds, run
 
 
@@ -113,7 +113,7 @@ def _no_work(monkeypatch: pytest.MonkeyPatch) -> None:
     def fail(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("the sample was opened before the options were checked")
 
-    monkeypatch.setattr(_cli_io, "NpySource", fail)
+    monkeypatch.setattr(_cli_read, "NpySource", fail)
 
 
 def test_plot_format_is_checked_before_any_work(tmp_path: Path, npy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
