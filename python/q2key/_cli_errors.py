@@ -1,8 +1,9 @@
 """Restating errors of the Python API about the command line's files and rows.
 
 q2key's exceptions carry no structured fields yet (the argument and row they are about are only
-in the message, ``"ids: row 3 …"``), so this module is the one place that reads them out of the
-message; the commands call :func:`blamed_argument` and :func:`located`, never a regex of their own.
+in the message, ``"ids: row 3 …"``; the OS errors of ``Index.save`` have no ``errno``/``filename``),
+so this module is the one place that reads them out of the message; the commands call
+:func:`blamed_argument`, :func:`located` and :func:`written`, never a regex of their own.
 """
 
 from __future__ import annotations
@@ -21,6 +22,13 @@ def blamed_argument(err: BaseException) -> str | None:
     """The parameter name an API error starts with (``"ids"`` for ``"ids: id 3 appears twice"``), or ``None``."""
     m = _ARGUMENT_PREFIX.match(str(err).strip())
     return m.group(1) if m else None
+
+
+def written(err: OSError, path: str) -> CliError:
+    """An OS error of ``Index.save`` (``PATH: cannot create the temporary file TMP: REASON (os error N)``)
+    restated about the output alone: the temporary file is not the user's business."""
+    reason = re.sub(r" \(os error \d+\)$", "", str(err).strip().rsplit(": ", 1)[-1])
+    return CliError(f"{path}: cannot write the index ({reason})")
 
 
 def located(err: BaseException, path: str, start: int) -> CliError:

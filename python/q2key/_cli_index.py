@@ -12,7 +12,7 @@ import numpy.typing as npt
 
 from ._cli_commit import Outputs, check_output_path
 from ._cli_context import Context, load_thresholds
-from ._cli_errors import blamed_argument, located
+from ._cli_errors import blamed_argument, located, written
 from ._cli_io import CliError, default_batch_rows
 from ._cli_read import NpySource, open_source
 from ._index import Index
@@ -76,7 +76,10 @@ def cmd_build(args: argparse.Namespace, ctx: Context) -> int:
                 bar.update(n)
         if ids is not None and done != ids.shape[0]:
             raise CliError(f"{args.ids}: {ids.shape[0]:,} ids for {done:,} vectors; expected one id per vector")
-    index.save(args.output)
+    try:
+        index.save(args.output)
+    except OSError as e:
+        raise written(e, args.output) from None
     if not args.quiet:
         size = os.path.getsize(args.output)
         summary = f"indexed {len(index):,} vectors of dimension {index.dim} → {args.output} ({size:,} bytes)"

@@ -715,6 +715,19 @@ def test_index_build_from_parquet(tmp_path: Path, x: np.ndarray) -> None:
     np.testing.assert_array_equal(index.arrays()[0], q2key.encode(x).codes)
 
 
+def test_index_save_failure_names_the_output_not_its_temporary_file(
+    tmp_path: Path, npy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fail(self: q2key.Index, path: str) -> None:  # what the Rust writer raises
+        temp = f"{path}.tmp-1-0"
+        raise PermissionError(f"{path}: cannot create the temporary file {temp}: Permission denied (os error 13)")
+
+    monkeypatch.setattr(q2key.Index, "save", fail)
+    rc, _, err = run("index", "build", npy, "-o", tmp_path / "i.q2", "-q")
+    assert_one_line_error(rc, err, 1, f"{tmp_path / 'i.q2'}: cannot write the index (Permission denied)")
+    assert ".tmp" not in err and "Error" not in err
+
+
 def test_index_build_failure_leaves_no_file(tmp_path: Path, x: np.ndarray) -> None:
     x[950] = np.inf
     np.save(tmp_path / "x.npy", x)
