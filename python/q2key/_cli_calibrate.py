@@ -57,7 +57,13 @@ def reservoir_sample(src: Source, args: argparse.Namespace, ctx: Context) -> Cal
     want = args.rows or DEFAULT_SAMPLE_ROWS
     capacity = max(1, min(want, src.rows)) if src.rows is not None else want
     seed = 0 if args.seed is None else args.seed
-    sample = Calibrator(src.dim, reservoir=capacity, seed=seed)
+    try:
+        sample = Calibrator(src.dim, reservoir=capacity, seed=seed)
+    except MemoryError:  # the reservoir is allocated whole, up front
+        raise CliError(
+            f"--rows {want:,}: a sample of {capacity:,} rows of dimension {src.dim} does not fit in memory; "
+            "use a smaller --rows"
+        ) from None
     batch_rows = args.batch_rows or max(1, SAMPLE_BATCH_BYTES // (src.dim * 8))
     done = 0
     with ctx.progress(src.rows, "sample", args.quiet) as bar:

@@ -156,6 +156,17 @@ def test_nan_in_the_sample_names_the_file_and_its_row(tmp_path: Path, x: np.ndar
         assert "sample:" not in err and "batch" not in err
 
 
+def test_a_sample_too_large_for_memory_names_rows(tmp_path: Path, x: np.ndarray) -> None:
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.ipc as ipc
+
+    fsl = pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), DIM)
+    with ipc.new_stream(str(tmp_path / "x.arrows"), pa.schema([("emb", fsl.type)])) as w:  # no row count
+        w.write_batch(pa.record_batch([fsl], names=["emb"]))
+    rc, _, err = run("calibrate", tmp_path / "x.arrows", "--rows", 10**15, "-o", tmp_path / "t.json")
+    assert_one_line_error(rc, err, 1, "--rows 1,000,000,000,000,000: a sample of", "use a smaller --rows")
+
+
 def test_method_help_says_what_each_method_does_and_the_default(capsys: pytest.CaptureFixture[str]) -> None:
     assert run("calibrate", "--help")[0] == 0
     text = " ".join(capsys.readouterr().out.split())
