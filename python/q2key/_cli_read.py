@@ -70,46 +70,6 @@ class Source:
         parts = [np.array(b) for b in self.batches(default_batch_rows(self.dim, self.dtype.itemsize))]
         return np.concatenate(parts) if parts else np.zeros((0, self.dim), self.dtype)
 
-    def sample(self, n: int | None, seed: int | None) -> npt.NDArray[Any]:
-        """All rows (``n`` None), the first ``n`` (``seed`` None), or ``n`` distinct rows drawn with ``seed``
-        (kept in file order)."""
-        if n is None:
-            return self.read_all()
-        if seed is None:
-            return self._first(n)
-        rows = self.rows
-        if rows is None:
-            every = self.read_all()
-            rows = int(every.shape[0])
-            pick = np.sort(np.random.default_rng(seed).choice(rows, size=min(n, rows), replace=False))
-            return np.asarray(every[pick])
-        pick = np.sort(np.random.default_rng(seed).choice(rows, size=min(n, rows), replace=False))
-        return self.take(pick)
-
-    def take(self, rows: npt.NDArray[np.int64]) -> npt.NDArray[Any]:
-        """The given rows (sorted, distinct), streaming through the file."""
-        out = np.empty((len(rows), self.dim), self.dtype)
-        start, got = 0, 0
-        for b in self.batches(default_batch_rows(self.dim, self.dtype.itemsize)):
-            stop = start + b.shape[0]
-            hi = int(np.searchsorted(rows, stop))
-            if hi > got:
-                out[got:hi] = b[rows[got:hi] - start]
-                got = hi
-            start = stop
-            if got == len(rows):
-                break
-        return out
-
-    def _first(self, n: int) -> npt.NDArray[Any]:
-        parts, got = [], 0
-        for b in self.batches(min(n, default_batch_rows(self.dim, self.dtype.itemsize))):
-            parts.append(np.array(b[: n - got]))
-            got += parts[-1].shape[0]
-            if got >= n:
-                break
-        return np.concatenate(parts) if parts else np.zeros((0, self.dim), self.dtype)
-
 
 def open_source(path: str, column: str | None = None, *, what: str = "input") -> Source:
     """The vectors in ``path``: ``.npy``, ``.npz`` (member ``column`` or ``FILE.npz:MEMBER``), Parquet or Arrow."""
@@ -233,9 +193,6 @@ class NpySource(Source):
                     released.pop(0).result()
                 yield a[start:stop]
                 released.append(helper.submit(advise, "MADV_DONTNEED", (start, stop)))
-
-    def take(self, rows: npt.NDArray[np.int64]) -> npt.NDArray[Any]:
-        return np.array(self.array()[rows])
 
     def read_all(self) -> npt.NDArray[Any]:
         return np.array(self.array())
