@@ -27,11 +27,7 @@ import numpy as np
 import numpy.typing as npt
 from numpy.lib import format as npy_format
 
-from ._cli_io import (
-    PARQUET_SUFFIXES,
-    CliError,
-    default_batch_rows,
-)
+from ._cli_io import PARQUET_SUFFIXES, CliError, default_batch_rows
 from ._cli_journal import recover_interrupted_writes
 
 # -- inputs ---------------------------------------------------------------------------------------------------

@@ -8,11 +8,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ._cli_io import (
-    CliError,
-    first_line,
-    import_pyarrow,
-)
+from ._cli_io import CliError, first_line, import_pyarrow
 from ._cli_read import Source, rebatch
 
 

@@ -14,12 +14,7 @@ import numpy.typing as npt
 from numpy.lib import format as npy_format
 
 from ._cli_commit import RUN_ID_KEY, AtomicFile, Outputs
-from ._cli_io import (
-    ARROW_SUFFIXES,
-    PARQUET_SUFFIXES,
-    CliError,
-    import_pyarrow,
-)
+from ._cli_io import ARROW_SUFFIXES, PARQUET_SUFFIXES, CliError, import_pyarrow
 
 #: Total size of the .npy headers written here (room for any shape; rewritten in place at the end).
 NPY_HEADER_BYTES = 128
