@@ -10,8 +10,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ._cli_encode import Context, load_thresholds
-from ._cli_io import CliError, NpySource, Outputs, default_batch_rows, located, open_source
+from ._cli_commit import Outputs, check_output_path
+from ._cli_context import Context, load_thresholds
+from ._cli_errors import blamed_argument, located, written
+from ._cli_io import CliError, default_batch_rows
+from ._cli_read import NpySource, open_source
 from ._index import Index
 from ._native import Q2KeyError
 
@@ -49,8 +52,7 @@ def _load(path: str, *, mmap: bool = True) -> Index:
 
 
 def cmd_build(args: argparse.Namespace, ctx: Context) -> int:
-    if os.path.isdir(args.output):
-        raise CliError(f"{args.output}: is a directory")
+    check_output_path(args.output)
     with open_source(args.vectors, args.column, what="vectors") as src:
         th = load_thresholds(args.thresholds, src.dim)
         index = Index(src.dim, threshold=th, weights=_weights(args.weights))
@@ -68,13 +70,16 @@ def cmd_build(args: argparse.Namespace, ctx: Context) -> int:
                 try:
                     index.add(batch, ids=batch_ids, threads=args.threads)
                 except Q2KeyError as e:
-                    where = args.ids if str(e).startswith("ids:") else src.path
+                    where = args.ids if blamed_argument(e) == "ids" else src.path
                     raise located(e, where, done) from None
                 done += n
                 bar.update(n)
         if ids is not None and done != ids.shape[0]:
             raise CliError(f"{args.ids}: {ids.shape[0]:,} ids for {done:,} vectors; expected one id per vector")
-    index.save(args.output)
+    try:
+        index.save(args.output)
+    except OSError as e:
+        raise written(e, args.output) from None
     if not args.quiet:
         size = os.path.getsize(args.output)
         summary = f"indexed {len(index):,} vectors of dimension {index.dim} → {args.output} ({size:,} bytes)"
@@ -97,6 +102,8 @@ def cmd_search(args: argparse.Namespace, ctx: Context) -> int:
                         batch, k=args.k, rescore=rescore, oversample=args.oversample, threads=args.threads
                     )
                 except Q2KeyError as e:
+                    if blamed_argument(e) == "rescore":  # an id the --rescore file has no row for
+                        raise CliError(f"{args.rescore}: {str(e).removeprefix('rescore: ')}") from None
                     raise located(e, src.path, done) from None
                 dists.append(d)
                 found.append(i)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 import time
 from typing import Callable, TextIO
@@ -16,6 +18,11 @@ class Progress:
 
     ``enabled=None`` draws only when ``stream`` is a TTY; tests pass ``enabled=True`` to force
     the terminal path. A disabled bar costs one comparison per :meth:`update`.
+
+    The line never reaches the terminal's last column (a full line would wrap and leave a copy
+    per redraw): on a narrow terminal it drops, in turn, the bar, the row counts, the rate and
+    the label, down to a plain percentage. ``columns`` fixes the width (default: the terminal's,
+    asked at every redraw so a resized window is followed).
     """
 
     def __init__(
@@ -27,6 +34,7 @@ class Progress:
         stream: TextIO | None = None,
         enabled: bool | None = None,
         clock: Callable[[], float] = time.monotonic,
+        columns: int | None = None,
     ) -> None:
         self.stream = sys.stderr if stream is None else stream
         if enabled is None:
@@ -38,6 +46,7 @@ class Progress:
         self.unit = unit
         self.done = 0
         self._clock = clock
+        self._columns = columns
         self._start = clock()
         self._last = -float("inf")
         self._width = 0
@@ -71,32 +80,62 @@ class Progress:
             self.stream.flush()
             self.enabled = False
 
-    def line(self, now: float) -> str:
-        """The text of the bar at time ``now``."""
+    def line(self, now: float, columns: int | None = None) -> str:
+        """The text of the bar at time ``now``: the richest variant shorter than ``columns`` (if given)."""
+        variants = self._variants(now)
+        if columns is None:
+            return variants[0]
+        room = max(columns - 1, 1)  # the last column would wrap the cursor onto a new line
+        for text in variants:
+            if len(text) <= room:
+                return text
+        return variants[-1][:room]
+
+    def _variants(self, now: float) -> list[str]:
+        """The line from the richest to the plainest (each one drops a field of the one before)."""
         elapsed = max(now - self._start, 1e-9)
-        rate = self.done / elapsed
-        parts = [self.label] if self.label else []
-        if self.total:
+        rate = f"{_si(self.done / elapsed)} {self.unit}/s"
+        if self.total and self.done < self.total and self.done > 0:
+            when = f"ETA {_clock_time((self.total - self.done) * elapsed / self.done)}"
+        else:
+            when = _clock_time(elapsed)
+        if not self.total:
+            count = f"{self.done:,} {self.unit}"
+            fields = [[self.label, count, rate, when], [self.label, count, when], [self.label, count], [count]]
+        else:
             frac = min(self.done / self.total, 1.0)
             fill = round(frac * _BAR)
-            parts.append(f"[{'#' * fill}{'.' * (_BAR - fill)}] {frac:4.0%}")
-            parts.append(f"{self.done:,}/{self.total:,} {self.unit}")
-        else:
-            parts.append(f"{self.done:,} {self.unit}")
-        parts.append(f"{_si(rate)} {self.unit}/s")
-        if self.total and rate > 0 and self.done < self.total:
-            parts.append(f"ETA {_clock_time((self.total - self.done) / rate)}")
-        else:
-            parts.append(f"{_clock_time(elapsed)}")
-        return "  ".join(parts)
+            bar = f"[{'#' * fill}{'.' * (_BAR - fill)}]"
+            pct = f"{frac:4.0%}"
+            counts = f"{self.done:,}/{self.total:,} {self.unit}"
+            fields = [
+                [self.label, f"{bar} {pct}", counts, rate, when],
+                [self.label, pct, counts, rate, when],
+                [self.label, pct, rate, when],
+                [self.label, pct, when],
+                [self.label, pct],
+                [pct.strip()],
+            ]
+        return ["  ".join(f for f in variant if f) for variant in fields]
 
     def _draw(self, now: float) -> None:
-        text = self.line(now)
+        text = self.line(now, self._columns or _terminal_columns(self.stream))
         pad = " " * max(self._width - len(text), 0)
         self._width = len(text)
         self.stream.write("\r" + text + pad)
         self.stream.flush()
         self.draws += 1
+
+
+def _terminal_columns(stream: TextIO) -> int:
+    """The width of the terminal ``stream`` writes to (``$COLUMNS`` first, as ``shutil`` does; 80 if unknown)."""
+    env = os.environ.get("COLUMNS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        return os.get_terminal_size(stream.fileno()).columns or 80
+    except (AttributeError, OSError, ValueError):  # not a terminal (a test's StringIO, a pipe)
+        return shutil.get_terminal_size((80, 24)).columns
 
 
 def _si(v: float) -> str:

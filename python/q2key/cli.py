@@ -5,15 +5,16 @@
     q2key encode INPUT --codes OUT.npy --keys OUT.npy [--transitions OUT.npy] [--thresholds th.json]
                        [--column NAME] [--batch-rows N] [--threads T] [--quiet]
     q2key calibrate SAMPLE [--method equiprobable|per_dim|fidelity] -o th.json [--plot report.png]
-                           [--rows N [--seed S]] [--column NAME]
+                           [--rows N] [--seed S] [--column NAME] [--batch-rows N] [--quiet]
     q2key index build VECTORS -o index.q2 [--ids ids.npy] [--thresholds th.json] [--weights A,B,C]
     q2key index search index.q2 QUERIES [-k 10] [-o results.npz] [--rescore VECTORS]
     q2key index info index.q2 [--json]
     q2key demo | version
 
 Inputs are ``.npy`` (memory-mapped, read in row batches), a ``.npz`` member (``--column NAME`` or
-``FILE.npz:NAME``), or a Parquet / Arrow IPC file with a fixed-size-list float column (needs
-pyarrow). Outputs ending in ``.parquet`` or ``.arrow`` are Arrow tables (columns ``code``
+``FILE.npz:NAME``), or a Parquet / Arrow IPC file with a column of lists of numbers, fixed-size
+or all of the same length (needs pyarrow). ``calibrate`` fits a uniform sample of ``--rows`` rows
+kept as the file streams by. Outputs ending in ``.parquet`` or ``.arrow`` are Arrow tables (columns ``code``
 fixed-size binary, ``key`` uint64, ``transitions`` uint32; name the same file in several options
 to get several columns); anything else is ``.npy``. Every output is written atomically.
 
@@ -32,7 +33,8 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import NoReturn, TextIO
 
-from ._cli_encode import Context
+from ._cli_calibrate import DEFAULT_SAMPLE_ROWS
+from ._cli_context import Context
 
 
 class UsageError(Exception):
@@ -96,18 +98,30 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--transitions", metavar="OUT", help="uint32 (N,) transition counts")
     _thresholds_option(enc)
     _common(enc, quiet=True)
-    enc.set_defaults(run="encode")
+    enc.set_defaults(func=_encode)
 
     cal = sub.add_parser("calibrate", help="fit thresholds to a sample of vectors, print the report")
     cal.add_argument("sample", metavar="SAMPLE", help=VECTORS_HELP)
-    cal.add_argument("--method", choices=("equiprobable", "per_dim", "fidelity"), default="equiprobable")
+    cal.add_argument(
+        "--method",
+        choices=("equiprobable", "per_dim", "fidelity"),
+        default="equiprobable",
+        help="equiprobable: one threshold for every dimension; per_dim: one set per dimension; "
+        "fidelity: the rule with the best held-out neighbour recall (default: equiprobable)",
+    )
     cal.add_argument("-o", "--output", required=True, metavar="JSON", help="where to write the thresholds")
     cal.add_argument("--plot", metavar="IMAGE", help="also save a symbol-frequency plot (needs matplotlib)")
-    cal.add_argument("--rows", type=_positive, metavar="N", help="use the first N rows (a random N with --seed)")
-    cal.add_argument("--seed", type=int, help="seed of the row sample and of the fidelity split")
+    cal.add_argument(
+        "--rows",
+        type=_positive,
+        metavar="N",
+        help="fit to a uniform random sample of N rows, streamed out of the file "
+        f"(default {DEFAULT_SAMPLE_ROWS:,}; all rows when the file holds fewer)",
+    )
+    cal.add_argument("--seed", type=int, help="seed of the row sample and of the fidelity split (default 0)")
     cal.add_argument("--outer-share", type=_share, default=0.5, metavar="F", help="share in A ∪ D (default 0.5)")
-    _common(cal, batches=False)
-    cal.set_defaults(run="calibrate")
+    _common(cal, quiet=True)
+    cal.set_defaults(func=_calibrate)
 
     idx = sub.add_parser("index", help="build, search and describe q2key.Index files")
     isub = idx.add_subparsers(dest="index_command", required=True, metavar="ACTION")
@@ -118,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     _thresholds_option(b)
     b.add_argument("--weights", metavar="A,B,C", help="weighted Lee search: w_mag,w_sign,w_both")
     _common(b, quiet=True)
-    b.set_defaults(run="index build")
+    b.set_defaults(func=_index_build)
 
     s = isub.add_parser("search", help="the k nearest indexed vectors of each query")
     s.add_argument("index", metavar="INDEX")
@@ -128,42 +142,63 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--rescore", metavar="VECTORS", help="re-rank by exact cosine with these vectors, indexed by id")
     s.add_argument("--oversample", type=_positive, default=4, help="candidates per result when rescoring (default 4)")
     _common(s, quiet=True)
-    s.set_defaults(run="index search")
+    s.set_defaults(func=_index_search)
 
     i = isub.add_parser("info", help="dimension, rows, thresholds, weights and sizes of an index file")
     i.add_argument("index", metavar="INDEX")
     i.add_argument("--json", action="store_true", help="print a JSON object")
-    i.set_defaults(run="index info")
+    i.set_defaults(func=_index_info)
 
     demo = sub.add_parser("demo", help="encode and search the bundled real embeddings, report speed and recall")
     demo.add_argument("-k", type=_positive, default=10, help="neighbours per query (default 10)")
     demo.add_argument("--threads", type=_positive, default=None, help="worker threads (default: all cores)")
-    demo.set_defaults(run="demo")
-    sub.add_parser("version", help="print the version and the SIMD backend").set_defaults(run="version")
+    demo.set_defaults(func=_demo)
+    sub.add_parser("version", help="print the version and the SIMD backend").set_defaults(func=_version)
     return parser
 
 
-def _dispatch(args: argparse.Namespace, ctx: Context) -> int:
-    run: str = args.run
-    if run == "encode":
-        from ._cli_encode import cmd_encode
+# Each command's module is imported only when that command runs (``q2key version`` stays quick).
+Command = Callable[[argparse.Namespace, Context], int]
 
-        return cmd_encode(args, ctx)
-    if run == "calibrate":
-        from ._cli_encode import cmd_calibrate
 
-        return cmd_calibrate(args, ctx)
-    if run.startswith("index "):
-        from . import _cli_index
+def _encode(args: argparse.Namespace, ctx: Context) -> int:
+    from ._cli_encode import cmd_encode
 
-        return {"index build": _cli_index.cmd_build, "index search": _cli_index.cmd_search}.get(
-            run, _cli_index.cmd_info
-        )(args, ctx)
-    if run == "demo":
-        from .demo import run as run_demo
+    return cmd_encode(args, ctx)
 
-        run_demo(k=args.k, threads=args.threads, out=ctx.stdout)
-        return 0
+
+def _calibrate(args: argparse.Namespace, ctx: Context) -> int:
+    from ._cli_calibrate import cmd_calibrate
+
+    return cmd_calibrate(args, ctx)
+
+
+def _index_build(args: argparse.Namespace, ctx: Context) -> int:
+    from ._cli_index import cmd_build
+
+    return cmd_build(args, ctx)
+
+
+def _index_search(args: argparse.Namespace, ctx: Context) -> int:
+    from ._cli_index import cmd_search
+
+    return cmd_search(args, ctx)
+
+
+def _index_info(args: argparse.Namespace, ctx: Context) -> int:
+    from ._cli_index import cmd_info
+
+    return cmd_info(args, ctx)
+
+
+def _demo(args: argparse.Namespace, ctx: Context) -> int:
+    from .demo import run as run_demo
+
+    run_demo(k=args.k, threads=args.threads, out=ctx.stdout)
+    return 0
+
+
+def _version(args: argparse.Namespace, ctx: Context) -> int:
     from . import __version__, simd_backend
 
     print(f"q2key {__version__} ({simd_backend()})", file=ctx.stdout)
@@ -210,7 +245,8 @@ def main(
         return e.code if isinstance(e.code, int) else 0
     restore = _terminate_as_exception()
     try:
-        return _dispatch(args, Context(out, err, tty))
+        command: Command = args.func
+        return command(args, Context(out, err, tty))
     except Terminated:
         if debug:
             raise

@@ -20,8 +20,8 @@ import pytest
 import q2key
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from q2key import _cli_encode, _cli_io
-from q2key._cli_io import NpySource, open_source, rebatch
+from q2key import _cli_commit, _cli_encode, _cli_read, _cli_write
+from q2key._cli_read import NpySource, open_source, rebatch
 from q2key._progress import Progress
 from q2key.cli import main
 
@@ -211,13 +211,13 @@ def test_encode_arrow_ipc_in_and_out(tmp_path: Path, x: np.ndarray) -> None:
 
 def test_npy_reader_yields_bounded_views_of_the_mapping(npy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     events: list[tuple[str, int, int]] = []  # (advice, start, length), in the order the helper thread gave them
-    real = _cli_io._advise
+    real = _cli_read._advise
 
     def spy(mm: Any, name: str, start: int, length: int) -> None:
         events.append((name, start, length))
         real(mm, name, start, length)
 
-    monkeypatch.setattr(_cli_io, "_advise", spy)
+    monkeypatch.setattr(_cli_read, "_advise", spy)
     with open_source(str(npy)) as src:
         assert isinstance(src, NpySource) and (src.rows, src.dim) == (ROWS, DIM)
         offset, row_bytes = src._offset, DIM * 4
@@ -341,12 +341,12 @@ def test_outputs_are_all_synced_before_any_is_renamed(tmp_path: Path, monkeypatc
 
     def spy_replace(a: str, b: str) -> None:
         name = os.path.basename(b)
-        events.append("rename journal" if name.startswith(_cli_io.JOURNAL_PREFIX) else f"rename {name}")
+        events.append("rename journal" if name.startswith(_cli_commit.JOURNAL_PREFIX) else f"rename {name}")
         replace(a, b)
 
     monkeypatch.setattr(os, "fsync", spy_fsync)
     monkeypatch.setattr(os, "replace", spy_replace)
-    with _cli_io.Outputs() as out:
+    with _cli_commit.Outputs() as out:
         for name in ("a", "b", "c"):
             out.new(str(tmp_path / name)).file.write(name.encode() * 3)
     # Three file fsyncs (issued together); the journal: written, synced, renamed into place, the
@@ -367,7 +367,7 @@ def test_a_failed_sync_renames_nothing(tmp_path: Path, monkeypatch: pytest.Monke
         fsync(fd)
 
     monkeypatch.setattr(os, "fsync", failing)
-    with pytest.raises(OSError, match="Input/output error"), _cli_io.Outputs() as out:
+    with pytest.raises(OSError, match="Input/output error"), _cli_commit.Outputs() as out:
         for name in ("a", "b", "c"):
             out.new(str(tmp_path / name)).file.write(b"new")
     assert files(tmp_path) == {"b"} and (tmp_path / "b").read_bytes() == b"previous"
@@ -413,7 +413,7 @@ def test_failure_while_writing_parquet_leaves_no_output(
     def fail(self: Any, batch: Any) -> None:
         raise OSError(28, "No space left on device", "out.parquet")
 
-    monkeypatch.setattr(_cli_io.ArrowWriter, "append", fail)
+    monkeypatch.setattr(_cli_write.ArrowWriter, "append", fail)
     before = files(tmp_path)
     rc, _, err = run("encode", npy, "--codes", tmp_path / "out.parquet", "--keys", tmp_path / "k.npy")
     assert_one_line_error(rc, err, 1, "out.parquet: No space left on device")
@@ -449,6 +449,10 @@ def _error_cases(tmp: Path, npy: Path) -> list[tuple[list[Any], int, str]]:
     np.save(tmp / "dup2.npy", np.where(np.arange(ROWS) == 500, 10, np.arange(ROWS)))
     np.save(tmp / "fids.npy", np.zeros(ROWS, np.float32))
     np.save(tmp / "q16.npy", np.zeros((2, 16), np.float32))
+    np.save(tmp / "small100.npy", np.ones((100, DIM), np.float32))  # rescore rows for ids 0..99 only
+    nan = np.ones((40, DIM), np.float32)
+    nan[17, 3] = np.nan
+    np.save(tmp / "nan.npy", nan)
     out = ["--codes", tmp / "o.npy"]
     return [
         (["encode", tmp / "missing.npy", *out], 1, "missing.npy: No such file or directory"),
@@ -496,6 +500,12 @@ def _error_cases(tmp: Path, npy: Path) -> list[tuple[list[Any], int, str]]:
         (["index", "search", tmp / "idx.q2", tmp / "q16.npy"], 1, "q16.npy: expected vectors of dimension 48, got 16"),
         (["index", "search", tmp / "idx.q2", npy, "--rescore", tmp / "q16.npy"], 1, "dimension 16; the index holds"),
         (["index", "search", tmp / "idx.q2", npy, "-k", "0"], 2, "-k"),
+        # The error names the file at fault, never an internal name or parameter.
+        (["index", "search", tmp / "idx.q2", npy, "--rescore", tmp / "small100.npy"], 1, "small100.npy: "),
+        (["index", "build", npy, "-o", tmp / "nodir" / "x.q2"], 1, "x.q2: directory"),
+        (["calibrate", tmp / "nan.npy", "-o", tmp / "t.json"], 1, "nan.npy: row 17"),
+        (["encode", tmp / "nan.npy", "--codes", tmp / "o.npy", "--batch-rows", "5"], 1, "nan.npy: row 17"),
+        (["index", "build", tmp / "nan.npy", "-o", tmp / "i.q2", "--batch-rows", "5"], 1, "nan.npy: row 17"),
     ]
 
 
@@ -505,6 +515,8 @@ def test_every_error_is_one_line_with_an_exit_code(tmp_path: Path, npy: Path) ->
         before = files(tmp_path)
         rc, out, err = run(*argv)
         assert_one_line_error(rc, err, code, fragment)
+        for leaked in ("Error:", ".tmp", "sample:", "queries:", "the batch", "vectors:"):  # internal names
+            assert leaked not in err, (argv, err)
         assert files(tmp_path) == before, argv  # nothing written, no temporary file
         assert out == ""
 
@@ -525,8 +537,8 @@ def test_parquet_errors(tmp_path: Path, x: np.ndarray) -> None:
     (tmp_path / "broken.parquet").write_bytes(b"PAR1" + b"\0" * 20)
     out = ["--codes", tmp_path / "o.npy"]
     cases = [
-        (["encode", tmp_path / "two.parquet", *out], "2 fixed-size-list float columns; choose one with --column"),
-        (["encode", tmp_path / "none.parquet", *out], "no fixed-size-list float columns"),
+        (["encode", tmp_path / "two.parquet", *out], "2 list-of-floats columns; choose one with --column"),
+        (["encode", tmp_path / "none.parquet", *out], "no list-of-floats columns"),
         (["encode", tmp_path / "two.parquet", "--column", "s", *out], "column 's' is string"),
         (["encode", tmp_path / "two.parquet", "--column", "zz", *out], "no column 'zz'"),
         (["encode", tmp_path / "null.arrow", *out], "row 6 is null"),
@@ -539,6 +551,45 @@ def test_parquet_errors(tmp_path: Path, x: np.ndarray) -> None:
         assert files(tmp_path) == before
     rc, _, err = run("encode", tmp_path / "two.parquet", "--column", "b", *out, "-q")
     assert rc == 0, err
+
+
+@pytest.mark.parametrize("kind", ["list_", "large_list"])
+def test_variable_size_list_columns_of_equal_length_are_read(tmp_path: Path, x: np.ndarray, kind: str) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    import pyarrow.ipc as ipc
+
+    t = getattr(pa, kind)(pa.float32())
+    col = pa.array(list(x), type=t)  # what pandas writes for a column of arrays
+    pq.write_table(pa.table({"id": np.arange(ROWS), "emb": col}), tmp_path / "x.parquet", row_group_size=300)
+    with ipc.new_stream(str(tmp_path / "x.arrows"), pa.schema([("emb", t)])) as w:  # a stream: peeked, replayed
+        for s in range(0, ROWS, 300):
+            w.write_batch(pa.record_batch([col[s : s + 300]], names=["emb"]))
+    enc = q2key.encode(x)
+    for src in ("x.parquet", "x.arrows"):
+        rc, _, err = run(*encode_args(tmp_path / src, tmp_path, src), "--batch-rows", 128, "-q")
+        assert rc == 0, err
+        assert_matches(load_outputs(tmp_path, src), enc)
+
+
+def test_variable_size_list_rows_of_another_length_are_named(tmp_path: Path, x: np.ndarray) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    rows = [list(v) for v in x]
+    rows[650] = rows[650][:-1]
+    rows[900] = rows[900] + [0.0]
+    ragged = pa.table({"emb": pa.array(rows, pa.list_(pa.float32()))})
+    pq.write_table(ragged, tmp_path / "r.parquet", row_group_size=300)
+    pq.write_table(pa.table({"emb": pa.array([], pa.list_(pa.float32()))}), tmp_path / "empty.parquet")
+    for argv, fragment in [
+        (["encode", tmp_path / "r.parquet", "--codes", tmp_path / "c.npy", "--batch-rows", 128],
+         "r.parquet: column 'emb': row 650 holds 47 values, the first row 48"),
+        (["encode", tmp_path / "empty.parquet", "--codes", tmp_path / "c.npy"], "no rows to tell the dimension"),
+    ]:  # fmt: skip
+        before = files(tmp_path)
+        rc, _, err = run(*argv)
+        assert_one_line_error(rc, err, 1, fragment)
+        assert files(tmp_path) == before
 
 
 def test_missing_pyarrow_is_a_one_line_hint(tmp_path: Path, npy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -664,6 +715,19 @@ def test_index_build_from_parquet(tmp_path: Path, x: np.ndarray) -> None:
     np.testing.assert_array_equal(index.arrays()[0], q2key.encode(x).codes)
 
 
+def test_index_save_failure_names_the_output_not_its_temporary_file(
+    tmp_path: Path, npy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fail(self: q2key.Index, path: str) -> None:  # what the Rust writer raises
+        temp = f"{path}.tmp-1-0"
+        raise PermissionError(f"{path}: cannot create the temporary file {temp}: Permission denied (os error 13)")
+
+    monkeypatch.setattr(q2key.Index, "save", fail)
+    rc, _, err = run("index", "build", npy, "-o", tmp_path / "i.q2", "-q")
+    assert_one_line_error(rc, err, 1, f"{tmp_path / 'i.q2'}: cannot write the index (Permission denied)")
+    assert ".tmp" not in err and "Error" not in err
+
+
 def test_index_build_failure_leaves_no_file(tmp_path: Path, x: np.ndarray) -> None:
     x[950] = np.inf
     np.save(tmp_path / "x.npy", x)
@@ -684,14 +748,20 @@ def test_calibrate_writes_json_and_prints_report(tmp_path: Path, npy: Path, x: n
     assert str(th.report) in out and "wrote" in out and files(tmp_path) == {"x.npy", "th.json"}
 
 
+def reservoir_thresholds(x: np.ndarray, rows: int, seed: int, **options: Any) -> q2key.Thresholds:
+    """What ``calibrate --rows ROWS --seed SEED`` must fit: ``q2key.calibrate`` on the reservoir sample."""
+    cal = q2key.Calibrator(x.shape[1], reservoir=min(rows, len(x)), seed=seed)
+    cal.update(x)
+    return cal.thresholds(**options)
+
+
 def test_calibrate_row_samples(tmp_path: Path, npy: Path, x: np.ndarray) -> None:
     rc, out, _ = run("calibrate", npy, "--method", "per_dim", "--rows", 200, "-o", tmp_path / "a.json")
     assert rc == 0 and "200 sample rows" in out
-    expected = q2key.calibrate(x[:200], method="per_dim")
+    expected = reservoir_thresholds(x, 200, 0, method="per_dim")
     assert q2key.Thresholds.from_json((tmp_path / "a.json").read_text()) == expected
     rc, _, _ = run("calibrate", npy, "--method", "per_dim", "--rows", 200, "--seed", 3, "-o", tmp_path / "b.json")
-    pick = np.sort(np.random.default_rng(3).choice(ROWS, size=200, replace=False))
-    expected = q2key.calibrate(x[pick], method="per_dim", seed=3)
+    expected = reservoir_thresholds(x, 200, 3, method="per_dim")
     assert rc == 0 and q2key.Thresholds.from_json((tmp_path / "b.json").read_text()) == expected
     # The same sample streamed out of a .npz member.
     np.savez_compressed(tmp_path / "x.npz", x=x)
@@ -718,8 +788,7 @@ def test_calibrate_from_parquet(tmp_path: Path, x: np.ndarray) -> None:
         "-o",
         tmp_path / "t.json",
     )
-    pick = np.sort(np.random.default_rng(2).choice(ROWS, size=500, replace=False))
-    expected = q2key.calibrate(x[pick], method="per_dim", seed=2)
+    expected = reservoir_thresholds(x, 500, 2, method="per_dim")
     assert rc == 0 and q2key.Thresholds.from_json((tmp_path / "t.json").read_text()) == expected
 
 
@@ -796,6 +865,55 @@ def test_cli_progress_only_on_a_tty_and_not_quiet(tmp_path: Path, npy: Path) -> 
     assert rc == 0 and "\r" not in err
     rc, _, err = run("index", "build", npy, "-o", tmp_path / "i.q2", tty=True)
     assert rc == 0 and err.startswith("\rindex")
+
+
+def drawn_lines(stream_text: str) -> list[str]:
+    """Every state a progress bar drew (each redraw starts with a carriage return)."""
+    return [seg.rstrip("\n") for seg in stream_text.split("\r") if seg.strip()]
+
+
+@pytest.mark.parametrize("columns", [1, 8, 20, 40, 80, 120])
+@pytest.mark.parametrize("total", [300_000, 123_456_789, None])
+def test_progress_line_fits_the_terminal(columns: int, total: int | None) -> None:
+    clock, stream = FakeClock(), io.StringIO()
+    bar = Progress(total, label="calibrate", stream=stream, enabled=True, clock=clock, columns=columns)
+    for _ in range(30):
+        clock.t += 0.37
+        bar.update(9_999)
+    bar.close()
+    lines = drawn_lines(stream.getvalue())
+    assert len(lines) == 31
+    assert all(len(line) < columns or (columns == 1 and len(line) == 1) for line in lines), lines
+    if total is not None and columns >= 8:
+        assert all("%" in line for line in lines), lines  # narrowed down to the percentage, never past it
+    if columns == 120:
+        assert all("rows/s" in line for line in lines) and ("[" in lines[0]) == (total is not None)
+
+
+@pytest.mark.parametrize("columns", [40, 80, 120])
+def test_cli_progress_fits_the_terminal_width(
+    tmp_path: Path, npy: Path, monkeypatch: pytest.MonkeyPatch, columns: int
+) -> None:
+    monkeypatch.setenv("COLUMNS", str(columns))
+    rc, _, err = run(*encode_args(npy, tmp_path), "--batch-rows", 100, tty=True)
+    assert rc == 0
+    *bar, summary = err.split("\n")[:-1]
+    assert summary.startswith("encoded")
+    lines = drawn_lines("\n".join(bar))
+    assert lines and all(len(line) < columns for line in lines), lines
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["encode", "x.npy"], ["calibrate", "x.npy", "-o", "t.json"], ["index", "build", "x.npy", "-o", "i.q2"],
+     ["index", "search", "i.q2", "q.npy"], ["index", "info", "i.q2"], ["demo"], ["version"]],
+)  # fmt: skip
+def test_every_command_names_the_function_that_runs_it(argv: list[str]) -> None:
+    from q2key.cli import build_parser
+
+    args = build_parser().parse_args(argv)
+    assert callable(args.func) and args.func.__name__.startswith("_")
+    assert not hasattr(args, "run")  # no dispatch on command strings
 
 
 def test_version_in_process() -> None:

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import pytest
 import q2key
-from q2key import _cli_io
-from q2key._cli_io import JOURNAL_PREFIX, recover_interrupted_writes, remove_stale_temps
+from q2key import _cli_commit
+from q2key._cli_journal import JOURNAL_PREFIX, recover_interrupted_writes, remove_stale_temps
 from test_cli import files, run
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="flock, SIGKILL and os._exit in subprocesses")
@@ -219,8 +219,8 @@ def test_parquet_outputs_share_the_run_id(tmp_path: Path) -> None:
         with ipc.open_file(str(tmp_path / "k.arrow")) as reader:
             arrow_meta = reader.schema.metadata
         parquet_meta = pq.read_schema(tmp_path / "c.parquet").metadata
-        run_id = parquet_meta[_cli_io.RUN_ID_KEY.encode()]
-        assert arrow_meta[_cli_io.RUN_ID_KEY.encode()] == run_id
+        run_id = parquet_meta[_cli_commit.RUN_ID_KEY.encode()]
+        assert arrow_meta[_cli_commit.RUN_ID_KEY.encode()] == run_id
         runs.append(run_id)
     assert runs[0] != runs[1]
 
