@@ -41,8 +41,9 @@
 //! # Ok::<(), q2key::Error>(())
 //! ```
 
+use crate::check::{check_len, check_rows};
+use crate::codes::validate_symbols;
 use crate::error::{Error, Result};
-use crate::gray::{check_len, check_rows, validate_symbols};
 use rayon::prelude::*;
 use std::ops::Range;
 

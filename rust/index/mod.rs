@@ -7,7 +7,7 @@
 //! searched by many queries, gathers its rows instead), and when ids do not
 //! increase with rows the kernel breaks ties by id instead of by row.
 
-pub mod data;
+mod data;
 pub mod format;
 mod query;
 mod windows;
@@ -17,7 +17,7 @@ pub use query::{Filter, Neighbours, RangeResult};
 
 use crate::encode::EncodeElement;
 use crate::error::{with_capacity, zeroed, Error, Result};
-use crate::lee::LeeWeights;
+use crate::search::lee::LeeWeights;
 use crate::{code_width, keys_from_codes};
 use std::sync::{Arc, OnceLock};
 
@@ -77,7 +77,7 @@ impl Index {
             }
         }
         if let IndexThresholds::Global(t) = thresholds {
-            crate::quantize::resolve_threshold(Some(t), dim)?;
+            crate::encode::quantize::resolve_threshold(Some(t), dim)?;
         }
         if let Some(w) = weights {
             LeeWeights::new(w.magnitude, w.sign, w.both)?.check_dims(dim)?;

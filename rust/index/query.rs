@@ -3,7 +3,7 @@
 use super::Index;
 use crate::error::{reserve, with_capacity, zeroed, Error, Result};
 use crate::kernels::Kernels;
-use crate::lee::{lee_counts, LeeWeights};
+use crate::search::lee::{lee_counts, LeeWeights};
 use crate::search::{allowed_rows, result_columns, search_rows};
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -292,7 +292,7 @@ impl Index {
         let mut hits: Vec<(u32, u64)> = Vec::new();
         for q in queries.chunks_exact(width) {
             if !d.is_empty() {
-                crate::lee::lee_one_to_many(q, codes, &mut d)?;
+                crate::search::lee::lee_one_to_many(q, codes, &mut d)?;
             }
             hits.clear();
             hits.extend(

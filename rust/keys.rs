@@ -6,8 +6,9 @@
 //! pairs differ, so the run starts of a word are one XOR with the word shifted
 //! by one symbol and its population count.
 
+use crate::check::{check_len, check_rows};
+use crate::codes::{code_width, validate_symbols};
 use crate::error::Result;
-use crate::gray::{check_len, check_rows, code_width, validate_symbols};
 
 /// Number of symbols a key holds.
 pub const KEY_SYMBOLS: usize = 32;
@@ -189,8 +190,8 @@ pub fn keys_from_symbols(symbols: &[u8], dim: usize, keys: &mut [u64], transitio
 /// [`keys_from_symbols`] of the unpacked symbols. The unused low bit pairs of
 /// each row's last byte must be zero.
 pub fn keys_from_codes(codes: &[u8], dim: usize, keys: &mut [u64], transitions: &mut [u32]) -> Result<()> {
+    use crate::codes::last_byte_mask;
     use crate::error::Error;
-    use crate::gray::last_byte_mask;
     use rayon::prelude::*;
     const ROWS_PER_TASK: usize = 4096;
 
@@ -271,7 +272,7 @@ pub const fn window_delta_for_depth(depth: u32) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gray::pack_row;
+    use crate::codes::pack_row;
 
     fn packed(symbols: &[u8]) -> Vec<u8> {
         let mut code = vec![0u8; code_width(symbols.len())];

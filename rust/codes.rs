@@ -1,6 +1,7 @@
 //! Gray map between Z4 symbols and 2-bit codes, packing 4 symbols per byte
 //! (first dimension in the most significant bits), unpacking and complement (SPEC §2–§3).
 
+use crate::check::{check_len, check_rows};
 use crate::error::{Error, Result};
 
 /// Bytes of one packed code of dimension `dim`.
@@ -120,32 +121,6 @@ pub fn complement(codes: &[u8], dim: usize, out: &mut [u8]) -> Result<()> {
     }
     for (crow, orow) in codes.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
         complement_row(crow, dim, orow);
-    }
-    Ok(())
-}
-
-/// Number of rows of a flat buffer of `len` elements with rows of `width`.
-pub(crate) fn check_rows(arg: &'static str, len: usize, width: usize) -> Result<usize> {
-    if width == 0 {
-        return if len == 0 {
-            Ok(0)
-        } else {
-            Err(Error::shape(arg, "a row width of at least 1", "width 0"))
-        };
-    }
-    if !len.is_multiple_of(width) {
-        return Err(Error::shape(
-            arg,
-            format!("a multiple of the row width {width}"),
-            format!("{len} elements"),
-        ));
-    }
-    Ok(len / width)
-}
-
-pub(crate) fn check_len(arg: &'static str, got: usize, expected: usize) -> Result<()> {
-    if got != expected {
-        return Err(Error::shape(arg, format!("{expected} elements"), got));
     }
     Ok(())
 }

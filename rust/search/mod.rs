@@ -1,11 +1,15 @@
 //! Exact k-nearest-neighbour search of packed codes by Lee distance.
 
-use crate::blocks::top_k_blocks;
+pub(crate) mod blocks;
+pub(crate) mod lee;
+pub(crate) mod topk;
+
+use crate::check::{check_len, check_rows};
 use crate::error::{Error, Result};
-use crate::gray::{check_len, check_rows};
 use crate::kernels::Kernels;
-use crate::topk::{select_by_counting, TopK};
+use blocks::top_k_blocks;
 use rayon::prelude::*;
+use topk::{select_by_counting, TopK};
 
 /// Above this k, selection counts a full distance histogram instead of inserting.
 const COUNTING_K: usize = 256;
