@@ -70,6 +70,14 @@ pub fn unpack_row(code: &[u8], out: &mut [u8]) {
     }
 }
 
+/// The complement `θ(s) = s + 2 mod 4` of a symbol. On Gray codes it is the
+/// bitwise NOT of the pair (`gray(θ(s)) = !gray(s) & 3`), which is how
+/// [`complement_row`] applies it to packed codes.
+#[inline(always)]
+pub const fn theta(s: u8) -> u8 {
+    s.wrapping_add(2) & 3
+}
+
 /// Complement θ(s) = s + 2 mod 4 of one code: bitwise NOT of every used bit,
 /// padding bits left at zero.
 pub fn complement_row(code: &[u8], dim: usize, out: &mut [u8]) {
@@ -152,6 +160,19 @@ mod tests {
         let mut out = [0u8; 2];
         let err = pack(&[0, 1, 2, 3, 0, 7, 0, 0], 4, &mut out).unwrap_err();
         assert!(err.to_string().contains("row 1 column 1 holds 7"), "{err}");
+    }
+
+    #[test]
+    fn complement_of_a_code_is_theta_of_its_symbols() {
+        for s in 0..4 {
+            assert_eq!(gray(theta(s)), !gray(s) & 3);
+        }
+        let symbols = [0, 1, 2, 3, 3, 2, 1];
+        let (mut code, mut comp, mut back) = ([0u8; 2], [0u8; 2], [0u8; 7]);
+        pack(&symbols, 7, &mut code).unwrap();
+        complement(&code, 7, &mut comp).unwrap();
+        unpack(&comp, 7, &mut back).unwrap();
+        assert_eq!(back, symbols.map(theta));
     }
 
     #[test]

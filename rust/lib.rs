@@ -53,7 +53,7 @@ pub mod stats;
 mod python;
 
 pub use codes::{
-    code_width, complement, complement_row, gray, last_byte_mask, pack, pack_row, ungray, unpack, unpack_row,
+    code_width, complement, complement_row, gray, last_byte_mask, pack, pack_row, theta, ungray, unpack, unpack_row,
     validate_symbols,
 };
 pub use encode::cuts::{CutElement, DimCuts};
@@ -64,7 +64,7 @@ pub use index::{Filter, Index, IndexThresholds};
 pub use kernels::{code_words, transpose_block, words_per_code, Backend, Kernels};
 pub use keys::{
     key_and_transitions, key_and_transitions_of_symbols, key_from_reduced, keys_from_codes, keys_from_symbols,
-    prefix_mask, prefix_range, run_reduce, window_delta_for_depth, window_range, KEY_SYMBOLS,
+    prefix_mask, prefix_range, reduced, run_reduce, window_delta_for_depth, window_range, KEY_SYMBOLS,
 };
 pub use search::lee::{
     lee, lee_counts, lee_matrix, lee_one_to_many, lee_pairwise, weighted_lee_pairwise, LeeCounts, LeeWeights,
