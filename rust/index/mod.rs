@@ -26,6 +26,14 @@ const DEAD_SHARE_LIMIT: f64 = 0.25;
 
 /// A Q² index. Not internally synchronised: wrap it in a lock to share it
 /// (`&self` methods only read, so a read/write lock lets searches run together).
+///
+/// An index is built empty ([`Index::new`]) or from a saved file or bytes
+/// ([`Index::load`], [`Index::from_bytes`]), which validate everything they are
+/// given; there is no constructor from unchecked [`IndexData`]:
+///
+/// ```compile_fail
+/// let _ = q2key::Index::from_data;
+/// ```
 #[derive(Debug)]
 pub struct Index {
     data: IndexData,
@@ -94,9 +102,13 @@ impl Index {
         }))
     }
 
-    /// An index over loaded data (validated by the loader). The saved key
-    /// order is reused.
-    pub fn from_data(mut data: IndexData) -> Index {
+    /// An index over data the loader validated ([`format::decode`] or
+    /// [`format::load`]) or [`Index::new`] built empty. The saved key order is
+    /// reused. Crate-private: unchecked data (codes that do not match their
+    /// keys, repeated ids, a key order out of range) would break the index's
+    /// invariants, so callers go through the validating loaders
+    /// ([`Index::from_bytes`], [`Index::load`]).
+    pub(crate) fn from_data(mut data: IndexData) -> Index {
         let rows = data.ids.len();
         let ids_increasing = data.ids.windows(2).all(|w| w[0] < w[1]);
         let key_order = OnceLock::new();
