@@ -282,7 +282,7 @@ impl Index {
             }
         };
         let Codes::Owned(stored) = &mut self.data.codes else {
-            return Err(read_only()); // not reached: checked above
+            return Err(Error::ReadOnly); // not reached: checked above
         };
         stored.extend_from_slice(codes);
         let last_id = self.data.ids.last().copied();
@@ -352,7 +352,7 @@ impl Index {
         }
         let width = self.width();
         let Codes::Owned(codes) = &mut self.data.codes else {
-            return Err(read_only());
+            return Err(Error::ReadOnly);
         };
         let mut to = 0;
         for from in 0..self.alive.len() {
@@ -383,10 +383,7 @@ impl Index {
         let width = self.width();
         let mut out = with_capacity("codes", "the codes output", ids.len(), width)?;
         for (i, id) in ids.iter().enumerate() {
-            let row = *self
-                .id_map()
-                .get(id)
-                .ok_or_else(|| Error::value("ids", format!("id {id} (position {i}) is not in the index")))?;
+            let row = *self.id_map().get(id).ok_or(Error::UnknownId { id: *id, position: i })?;
             out.extend_from_slice(&self.data.codes[row * width..(row + 1) * width]);
         }
         Ok(out)
@@ -438,7 +435,7 @@ impl Index {
 
     fn check_writable(&self) -> Result<()> {
         if self.is_mapped() {
-            return Err(read_only());
+            return Err(Error::ReadOnly);
         }
         Ok(())
     }
@@ -485,20 +482,13 @@ fn map_new_ids(map: &mut IdMap, ids: &[u64], first: usize) -> Result<()> {
                 for undo in &ids[..i] {
                     map.remove(undo);
                 }
-                return Err(if row >= first {
-                    Error::value("ids", format!("id {id} appears twice in the batch (again at row {i})"))
-                } else {
-                    Error::value("ids", format!("id {id} (row {i} of the batch) is already in the index"))
+                return Err(Error::DuplicateId {
+                    id,
+                    row: i,
+                    within_batch: row >= first,
                 });
             }
         }
     }
     Ok(())
-}
-
-fn read_only() -> Error {
-    Error::value(
-        "index",
-        "this index is memory-mapped read-only (loaded with mmap=True); load it without mmap to change it",
-    )
 }
