@@ -34,8 +34,8 @@
 //! `cargo bench --bench kernels -- --test` runs each benchmark once (smoke test).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use q2key::kernels::{code_words, transpose_block, words_per_code};
 use q2key::{code_width, Backend, Kernels};
+use q2key::{code_words, transpose_block, words_per_code};
 use std::hint::black_box;
 use std::time::Duration;
 

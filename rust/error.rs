@@ -4,8 +4,11 @@
 use std::fmt;
 
 /// What went wrong, with enough context to name the argument, the row and
-/// what was expected.
+/// what was expected. Mistakes a caller may want to tell apart (an id already
+/// stored, an id not stored, a read-only index) have variants of their own;
+/// new variants may be added, so matches need a wildcard arm.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Error {
     /// A NaN or ±Inf in an input vector.
     NonFinite {
@@ -41,6 +44,24 @@ pub enum Error {
         /// Its size, e.g. "30000 × 1000000 uint32 = 120 GB".
         size: String,
     },
+    /// `Index::add` given an id the index already holds, or the same id twice
+    /// in one batch (the argument is `ids`; nothing was added).
+    DuplicateId {
+        id: u64,
+        /// The row of the batch holding the repeated id.
+        row: usize,
+        /// True when the id repeats within the batch, false when it is
+        /// already stored in the index.
+        within_batch: bool,
+    },
+    /// An id the index does not hold (e.g. `Index::codes_of`; the argument is `ids`).
+    UnknownId {
+        id: u64,
+        /// Its position in the caller's list of ids.
+        position: usize,
+    },
+    /// A change (add, remove, compact, ...) to an index memory-mapped read-only.
+    ReadOnly,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -76,6 +97,21 @@ impl fmt::Display for Error {
             Error::Format { path, reason } => write!(f, "{path}: {reason}"),
             Error::Io { path, reason, .. } => write!(f, "{path}: {reason}"),
             Error::Alloc { arg, what, size } => write!(f, "{arg}: cannot allocate {what} ({size})"),
+            Error::DuplicateId {
+                id,
+                row,
+                within_batch: true,
+            } => write!(f, "ids: id {id} appears twice in the batch (again at row {row})"),
+            Error::DuplicateId {
+                id,
+                row,
+                within_batch: false,
+            } => write!(f, "ids: id {id} (row {row} of the batch) is already in the index"),
+            Error::UnknownId { id, position } => write!(f, "ids: id {id} (position {position}) is not in the index"),
+            Error::ReadOnly => write!(
+                f,
+                "index: this index is memory-mapped read-only (loaded with mmap=True); load it without mmap to change it"
+            ),
         }
     }
 }
@@ -109,8 +145,9 @@ pub(crate) fn with_capacity<T>(arg: &'static str, what: &'static str, rows: usiz
 }
 
 /// A copy of `data`, rows of `cols` elements (e.g. an index's rows handed to
-/// the caller), or [`Error::Alloc`]; see [`zeroed`].
-#[cfg(feature = "python")] // the binding copies ids and filters out of Python before releasing the GIL
+/// the caller), or [`Error::Alloc`]; see [`zeroed`]. Only the bindings copy
+/// borrowed arrays.
+#[cfg(feature = "python")]
 pub(crate) fn copied<T: Copy>(arg: &'static str, what: &'static str, data: &[T], cols: usize) -> Result<Vec<T>> {
     let cols = cols.max(1);
     let mut v = with_capacity(arg, what, data.len().div_ceil(cols), cols)?;

@@ -17,39 +17,59 @@
 //! assert_eq!(q2key::lee(&codes, &codes).unwrap(), 0);
 //! ```
 
-pub mod cuts;
-pub mod encode;
-pub mod error;
-pub mod gray;
-pub mod index;
-pub mod kernels;
-pub mod lee;
-pub mod parallel;
-pub mod quantize;
-pub mod runs;
-pub mod search;
-pub mod stats;
+//! ## Module map, in pipeline order
+//!
+//! | module | what it does |
+//! |---|---|
+//! | `encode` (`quantize`, `cuts`) | float rows → Z4 symbols → packed Gray codes, with a global threshold or per-dimension cuts |
+//! | `codes` | Gray map, pack / unpack / complement of codes |
+//! | `keys` | run reduction, 64-bit transition keys, key prefixes and windows |
+//! | `search` (`lee`, `blocks`, `topk`) | Lee distances and exact k-NN over codes |
+//! | [`index`] | an index with ids: add, remove, search, key windows, persistence ([`index::format`]) |
+//! | [`stats`] | statistics of symbol sequences (transitions, bigrams, collisions, ...) |
+//! | `kernels` | the per-CPU SIMD kernels and every helper only they use |
+//! | [`parallel`] | the bounded thread pools (`install`, `MAX_THREADS`) |
+//! | `check`, `error` | the buffer checks and the one [`Error`] type every module shares |
+//!
+//! Every item is re-exported at the root, except three namespaces kept
+//! public on purpose: [`index`] (the index, its storage and its file format),
+//! [`stats`] (a family of batch statistics whose names read as
+//! `stats::transition_density`, mirroring `q2key.stats` in Python) and
+//! [`parallel`] (`parallel::install` says what `q2key::install` would not).
 
-mod blocks;
-mod topk;
+mod check;
+mod codes;
+mod encode;
+mod error;
+mod kernels;
+mod keys;
+mod search;
+
+pub mod index;
+pub mod parallel;
+pub mod stats;
 
 #[cfg(feature = "python")]
 mod python;
 
-pub use cuts::DimCuts;
+pub use codes::{
+    code_width, complement, complement_row, gray, last_byte_mask, pack, pack_row, theta, ungray, unpack, unpack_row,
+    validate_symbols,
+};
+pub use encode::cuts::{CutElement, DimCuts};
+pub use encode::quantize::{check_dim, gaussian_threshold, resolve_threshold, Element, GAUSSIAN_QUARTILE, MAX_DIM};
 pub use encode::{encode, encode_cuts, encode_cuts_with, encode_with, symbols, symbols_cuts, EncodeElement};
 pub use error::{Error, Result};
-pub use gray::{code_width, complement, pack, unpack, validate_symbols};
-pub use kernels::{Backend, Kernels};
-pub use lee::{
+pub use index::{Filter, Index, IndexThresholds};
+pub use kernels::{code_words, transpose_block, words_per_code, Backend, Kernels};
+pub use keys::{
+    key_and_transitions, key_and_transitions_of_symbols, key_from_reduced, keys_from_codes, keys_from_symbols,
+    prefix_mask, prefix_range, reduced, run_reduce, window_delta_for_depth, window_range, KEY_SYMBOLS,
+};
+pub use search::lee::{
     lee, lee_counts, lee_matrix, lee_one_to_many, lee_pairwise, weighted_lee_pairwise, LeeCounts, LeeWeights,
 };
-pub use quantize::{check_dim, gaussian_threshold, GAUSSIAN_QUARTILE, MAX_DIM};
-pub use runs::{
-    key_and_transitions, key_from_reduced, keys_from_codes, keys_from_symbols, prefix_mask, prefix_range, run_reduce,
-    window_range,
-};
-pub use search::{search, search_masked, search_masked_with, search_with};
+pub use search::{result_columns, search, search_masked, search_masked_with, search_with};
 
 /// The name of the SIMD backend in use (`"avx512-vpopcntdq"`, `"avx2"` or `"scalar"`).
 pub fn simd_backend() -> &'static str {

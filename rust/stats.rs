@@ -41,8 +41,13 @@
 //! # Ok::<(), q2key::Error>(())
 //! ```
 
+use crate::check::{check_len, check_rows};
+/// The complement and the run reduction the statistics use are the ones of
+/// codes and keys (one definition each).
+pub use crate::codes::theta;
+use crate::codes::validate_symbols;
 use crate::error::{Error, Result};
-use crate::gray::{check_len, check_rows, validate_symbols};
+pub use crate::keys::reduced;
 use rayon::prelude::*;
 use std::ops::Range;
 
@@ -53,12 +58,6 @@ const SYMBOLS_PER_TASK: usize = 1 << 16;
 pub const BIGRAMS: usize = 16;
 /// Cells of a triplet table (`4×4×4`, index `16a + 4b + c`).
 pub const TRIPLETS: usize = 64;
-
-/// The complement `θ(s) = s + 2 mod 4`.
-#[inline(always)]
-pub const fn theta(s: u8) -> u8 {
-    s.wrapping_add(2) & 3
-}
 
 /// A validated batch of symbol sequences (values 0..=3): equal-length rows or ragged rows.
 #[derive(Clone, Copy, Debug)]
@@ -185,17 +184,6 @@ pub fn validate_offsets(len: usize, offsets: &[usize]) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// The run-reduced elements of a row, in order, without allocating.
-#[inline]
-pub fn reduced(row: &[u8]) -> impl Iterator<Item = u8> + '_ {
-    let mut prev = None;
-    row.iter().copied().filter(move |&s| {
-        let keep = prev != Some(s);
-        prev = Some(s);
-        keep
-    })
 }
 
 /// The counts behind the per-row ratios of one sequence.

@@ -3,8 +3,8 @@
 mod common;
 
 use common::{naive_lee, row, Rng, KINDS};
-use q2key::kernels::{code_words, transpose_block, words_per_code};
 use q2key::{code_width, gaussian_threshold, Backend, Kernels};
+use q2key::{code_words, transpose_block, words_per_code};
 
 fn scalar() -> &'static Kernels {
     Kernels::for_backend(Backend::Scalar).expect("the scalar backend always runs")
@@ -340,11 +340,7 @@ fn scalar_encode_writes_every_byte_and_zero_padding() {
             (rb, &b),
             "dim {dim}: output depends on the buffer's old contents"
         );
-        assert_eq!(
-            a.last().unwrap() & !q2key::gray::last_byte_mask(dim),
-            0,
-            "dim {dim}: padding"
-        );
+        assert_eq!(a.last().unwrap() & !q2key::last_byte_mask(dim), 0, "dim {dim}: padding");
         let mut c = vec![0u8; code_width(dim)];
         let rc = scalar().encode_f64(&x, tau, &mut c).unwrap();
         assert_eq!((rc, &c), (ra, &a), "dim {dim}: f64 of f32 data differs from f32");

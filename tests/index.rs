@@ -446,3 +446,60 @@ fn an_index_refuses_weights_whose_largest_distance_overflows() {
     assert!(err.to_string().starts_with("weights: "), "{err}");
     assert!(Index::new(1, IndexThresholds::Gaussian, Some(huge)).is_ok());
 }
+
+/// Callers can tell an id already stored, an id repeated in a batch, an id not
+/// stored and a read-only index apart by variant, and the messages keep the
+/// words the Python layer has always shown.
+#[test]
+fn id_and_read_only_mistakes_are_errors_callers_can_match() {
+    let width = code_width(DIM);
+    let mut index = Index::new(DIM, IndexThresholds::Gaussian, None).unwrap();
+    index.add_codes(&vec![0u8; 2 * width], Some(&[7, 9])).unwrap();
+
+    let err = index.add_codes(&vec![0u8; 2 * width], Some(&[1, 9])).unwrap_err();
+    assert_eq!(
+        err,
+        Error::DuplicateId {
+            id: 9,
+            row: 1,
+            within_batch: false
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "ids: id 9 (row 1 of the batch) is already in the index"
+    );
+
+    let err = index.add_codes(&vec![0u8; 3 * width], Some(&[1, 2, 1])).unwrap_err();
+    assert_eq!(
+        err,
+        Error::DuplicateId {
+            id: 1,
+            row: 2,
+            within_batch: true
+        }
+    );
+    assert_eq!(err.to_string(), "ids: id 1 appears twice in the batch (again at row 2)");
+    assert_eq!(index.len(), 2, "a failed add stores nothing");
+
+    let err = index.codes_of(&[7, 8]).unwrap_err();
+    assert_eq!(err, Error::UnknownId { id: 8, position: 1 });
+    assert_eq!(err.to_string(), "ids: id 8 (position 1) is not in the index");
+
+    let dir = std::env::temp_dir().join(format!("q2key-read-only-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("index.q2k");
+    index.save(&path).unwrap();
+    let mut mapped = Index::load(&path, true).unwrap();
+    assert!(mapped.is_mapped());
+    let err = mapped.add_codes(&vec![0u8; width], Some(&[3])).unwrap_err();
+    assert_eq!(err, Error::ReadOnly);
+    assert!(
+        err.to_string()
+            .starts_with("index: this index is memory-mapped read-only"),
+        "{err}"
+    );
+    assert_eq!(mapped.remove(&[7]).unwrap_err(), Error::ReadOnly);
+    drop(mapped);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -7,12 +7,12 @@ mod common;
 
 use common::Rng;
 use proptest::prelude::*;
-use q2key::index::data::{Codes, IndexData, IndexThresholds};
 use q2key::index::format::{
     decode, load, remove_stale_temps, save, write_to, ALIGN, DESCRIPTOR_LEN, FIELDS_LEN, FIRST_SECTION_AT,
     HEADER_CRC_AT, PREAMBLE_LEN, SECTION_COUNT,
 };
 use q2key::index::Index;
+use q2key::index::{Codes, IndexData, IndexThresholds};
 use q2key::{code_width, keys_from_codes, pack, DimCuts, Error, LeeWeights};
 use std::collections::HashSet;
 use std::fs::File;

@@ -9,8 +9,8 @@ mod common;
 
 use common::Rng;
 use proptest::prelude::*;
-use q2key::kernels::{code_words, transpose_block, words_per_code};
 use q2key::{code_width, Backend, Kernels};
+use q2key::{code_words, transpose_block, words_per_code};
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Once;

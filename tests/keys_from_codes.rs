@@ -1,7 +1,7 @@
 //! `keys_from_codes` (the `q2` pass-through) against `keys_from_symbols` of the unpacked codes.
 
 use proptest::prelude::*;
-use q2key::gray::last_byte_mask;
+use q2key::last_byte_mask;
 use q2key::{code_width, keys_from_codes, keys_from_symbols, pack, unpack, Error};
 
 fn cfg(cases: u32) -> ProptestConfig {

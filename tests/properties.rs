@@ -4,8 +4,8 @@ mod common;
 
 use common::{ldexp, spec_key, spec_mask, spec_pack, spec_run_reduce, spec_symbols, z4_lee};
 use proptest::prelude::*;
-use q2key::gray::last_byte_mask;
-use q2key::runs::window_delta_for_depth;
+use q2key::last_byte_mask;
+use q2key::window_delta_for_depth;
 use q2key::{
     code_width, complement, encode, key_and_transitions, key_from_reduced, lee, lee_counts, lee_pairwise, pack,
     prefix_mask, prefix_range, run_reduce, symbols, unpack, weighted_lee_pairwise, window_range, LeeWeights,
@@ -129,7 +129,7 @@ proptest! {
         prop_assert_eq!(key, key_from_reduced(&r));
         prop_assert_eq!(key, spec_key(&r));
         prop_assert_eq!(n as usize, r.len());
-        prop_assert_eq!(q2key::runs::key_and_transitions_of_symbols(&s), (key, n));
+        prop_assert_eq!(q2key::key_and_transitions_of_symbols(&s), (key, n));
         // Digit i sits in bits 63−2i..62−2i; unused low digits are zero.
         for i in 0..32 {
             let digit = ((key >> (62 - 2 * i)) & 3) as u8;

@@ -167,7 +167,7 @@ fn search_rejects_bad_arguments() {
     // Empty database: zero columns; no queries: nothing to do.
     assert_eq!(search(&q, &[], width, 5, &mut [], &mut []).unwrap(), 0);
     assert_eq!(search(&[], &db, width, 5, &mut [], &mut []).unwrap(), 5);
-    assert_eq!(q2key::search::result_columns(5, 3), 3);
+    assert_eq!(q2key::result_columns(5, 3), 3);
 }
 
 #[test]

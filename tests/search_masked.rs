@@ -4,7 +4,7 @@
 //! and k above the counting threshold.
 
 use q2key::parallel::install;
-use q2key::search::search_masked_with;
+use q2key::search_masked_with;
 use q2key::{Backend, Kernels};
 
 fn codes(rows: usize, width: usize, seed: &mut u64) -> Vec<u8> {

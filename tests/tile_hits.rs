@@ -1,7 +1,7 @@
 //! The fused tile kernel used by search: every backend's hit masks equal the
 //! scalar reference's, and every flagged row's distance is right.
 
-use q2key::kernels::{code_words, transpose_block, words_per_code};
+use q2key::{code_words, transpose_block, words_per_code};
 use q2key::{Backend, Kernels};
 
 fn bytes(n: usize, seed: &mut u64) -> Vec<u8> {

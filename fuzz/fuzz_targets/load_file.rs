@@ -6,7 +6,7 @@
 mod common;
 
 use libfuzzer_sys::fuzz_target;
-use q2key::index::data::IndexData;
+use q2key::index::IndexData;
 use q2key::index::format::{decode, load, write_to};
 use q2key::Error;
 use std::path::PathBuf;

@@ -7,7 +7,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use q2key::index::{Index, IndexThresholds};
-use q2key::quantize::resolve_threshold;
+use q2key::resolve_threshold;
 use q2key::{DimCuts, LeeWeights};
 
 fuzz_target!(|data: &[u8]| {

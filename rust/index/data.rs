@@ -3,8 +3,8 @@
 //! `IndexData` is always compact (no removed rows): the index keeps its
 //! tombstones elsewhere and compacts before saving.
 
-use crate::cuts::DimCuts;
-use crate::lee::LeeWeights;
+use crate::encode::cuts::DimCuts;
+use crate::search::lee::LeeWeights;
 use std::ops::Deref;
 
 /// The threshold rule codes were made with (part of the index: codes are only

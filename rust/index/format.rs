@@ -15,11 +15,11 @@
 //! corrupted body is caught even if a checksum were fooled.
 
 use super::data::{Codes, IndexData, IndexThresholds};
-use crate::cuts::DimCuts;
+use crate::codes::{code_width, last_byte_mask};
+use crate::encode::cuts::DimCuts;
 use crate::error::{Error, Result};
-use crate::gray::{code_width, last_byte_mask};
-use crate::lee::LeeWeights;
-use crate::runs::key_and_transitions;
+use crate::keys::key_and_transitions;
+use crate::search::lee::LeeWeights;
 use rayon::prelude::*;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};

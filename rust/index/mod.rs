@@ -7,7 +7,7 @@
 //! searched by many queries, gathers its rows instead), and when ids do not
 //! increase with rows the kernel breaks ties by id instead of by row.
 
-pub mod data;
+mod data;
 pub mod format;
 mod query;
 mod windows;
@@ -17,7 +17,7 @@ pub use query::{Filter, Neighbours, RangeResult};
 
 use crate::encode::EncodeElement;
 use crate::error::{with_capacity, zeroed, Error, Result};
-use crate::lee::LeeWeights;
+use crate::search::lee::LeeWeights;
 use crate::{code_width, keys_from_codes};
 use std::sync::{Arc, OnceLock};
 
@@ -26,6 +26,14 @@ const DEAD_SHARE_LIMIT: f64 = 0.25;
 
 /// A Q² index. Not internally synchronised: wrap it in a lock to share it
 /// (`&self` methods only read, so a read/write lock lets searches run together).
+///
+/// An index is built empty ([`Index::new`]) or from a saved file or bytes
+/// ([`Index::load`], [`Index::from_bytes`]), which validate everything they are
+/// given; there is no constructor from unchecked [`IndexData`]:
+///
+/// ```compile_fail
+/// let _ = q2key::Index::from_data;
+/// ```
 #[derive(Debug)]
 pub struct Index {
     data: IndexData,
@@ -77,7 +85,7 @@ impl Index {
             }
         }
         if let IndexThresholds::Global(t) = thresholds {
-            crate::quantize::resolve_threshold(Some(t), dim)?;
+            crate::encode::quantize::resolve_threshold(Some(t), dim)?;
         }
         if let Some(w) = weights {
             LeeWeights::new(w.magnitude, w.sign, w.both)?.check_dims(dim)?;
@@ -94,9 +102,13 @@ impl Index {
         }))
     }
 
-    /// An index over loaded data (validated by the loader). The saved key
-    /// order is reused.
-    pub fn from_data(mut data: IndexData) -> Index {
+    /// An index over data the loader validated ([`format::decode`] or
+    /// [`format::load`]) or [`Index::new`] built empty. The saved key order is
+    /// reused. Crate-private: unchecked data (codes that do not match their
+    /// keys, repeated ids, a key order out of range) would break the index's
+    /// invariants, so callers go through the validating loaders
+    /// ([`Index::from_bytes`], [`Index::load`]).
+    pub(crate) fn from_data(mut data: IndexData) -> Index {
         let rows = data.ids.len();
         let ids_increasing = data.ids.windows(2).all(|w| w[0] < w[1]);
         let key_order = OnceLock::new();
@@ -270,7 +282,7 @@ impl Index {
             }
         };
         let Codes::Owned(stored) = &mut self.data.codes else {
-            return Err(read_only()); // not reached: checked above
+            return Err(Error::ReadOnly); // not reached: checked above
         };
         stored.extend_from_slice(codes);
         let last_id = self.data.ids.last().copied();
@@ -340,7 +352,7 @@ impl Index {
         }
         let width = self.width();
         let Codes::Owned(codes) = &mut self.data.codes else {
-            return Err(read_only());
+            return Err(Error::ReadOnly);
         };
         let mut to = 0;
         for from in 0..self.alive.len() {
@@ -371,10 +383,7 @@ impl Index {
         let width = self.width();
         let mut out = with_capacity("codes", "the codes output", ids.len(), width)?;
         for (i, id) in ids.iter().enumerate() {
-            let row = *self
-                .id_map()
-                .get(id)
-                .ok_or_else(|| Error::value("ids", format!("id {id} (position {i}) is not in the index")))?;
+            let row = *self.id_map().get(id).ok_or(Error::UnknownId { id: *id, position: i })?;
             out.extend_from_slice(&self.data.codes[row * width..(row + 1) * width]);
         }
         Ok(out)
@@ -426,7 +435,7 @@ impl Index {
 
     fn check_writable(&self) -> Result<()> {
         if self.is_mapped() {
-            return Err(read_only());
+            return Err(Error::ReadOnly);
         }
         Ok(())
     }
@@ -473,20 +482,13 @@ fn map_new_ids(map: &mut IdMap, ids: &[u64], first: usize) -> Result<()> {
                 for undo in &ids[..i] {
                     map.remove(undo);
                 }
-                return Err(if row >= first {
-                    Error::value("ids", format!("id {id} appears twice in the batch (again at row {i})"))
-                } else {
-                    Error::value("ids", format!("id {id} (row {i} of the batch) is already in the index"))
+                return Err(Error::DuplicateId {
+                    id,
+                    row: i,
+                    within_batch: row >= first,
                 });
             }
         }
     }
     Ok(())
-}
-
-fn read_only() -> Error {
-    Error::value(
-        "index",
-        "this index is memory-mapped read-only (loaded with mmap=True); load it without mmap to change it",
-    )
 }

@@ -3,8 +3,8 @@
 use super::Index;
 use crate::error::{reserve, with_capacity, zeroed, Error, Result};
 use crate::kernels::Kernels;
-use crate::lee::{lee_counts, LeeWeights};
-use crate::search::{allowed_rows, result_columns, search_rows};
+use crate::search::lee::{lee_counts, LeeWeights};
+use crate::search::{scoped_columns, search_scoped, RowScope};
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -254,14 +254,17 @@ impl Index {
             return weighted_search(queries, codes, ids, &scope, width, k, weights);
         }
         let mask = scope.mask.as_deref();
-        let cols = result_columns(k, mask.map_or(ids.len(), |m| allowed_rows(m, ids.len())));
+        let cols = scoped_columns(k, ids.len(), RowScope { mask, tie_keys: None });
         // Every output is reserved before the search runs: a request too large fails at once.
         let mut distances = zeroed("search", "the distances output", nq, cols)?;
         let mut rows = zeroed::<i64>("search", "the rows of the result", nq, cols)?;
         let mut found = with_capacity("search", "the ids output", nq, cols)?;
         if cols > 0 {
-            let keys = scope.keys(self);
-            search_rows(kernels, queries, codes, width, k, mask, keys, &mut distances, &mut rows)?;
+            let row_scope = RowScope {
+                mask,
+                tie_keys: scope.keys(self),
+            };
+            search_scoped(kernels, queries, codes, width, k, row_scope, &mut distances, &mut rows)?;
         }
         // The kernel returns rows of `codes`, which `ids` matches row for row.
         found.extend(rows.iter().map(|&r| ids[r as usize]));
@@ -292,7 +295,7 @@ impl Index {
         let mut hits: Vec<(u32, u64)> = Vec::new();
         for q in queries.chunks_exact(width) {
             if !d.is_empty() {
-                crate::lee::lee_one_to_many(q, codes, &mut d)?;
+                crate::search::lee::lee_one_to_many(q, codes, &mut d)?;
             }
             hits.clear();
             hits.extend(
@@ -337,8 +340,8 @@ fn weighted_search(
     k: usize,
     w: LeeWeights,
 ) -> Result<Neighbours> {
-    let allowed = scope.mask.as_ref().map_or(ids.len(), |m| allowed_rows(m, ids.len()));
-    let cols = result_columns(k, allowed);
+    let mask = scope.mask.as_deref();
+    let cols = scoped_columns(k, ids.len(), RowScope { mask, tie_keys: None });
     let nq = queries.len() / width;
     let mut out = Neighbours {
         columns: cols,

@@ -4,7 +4,7 @@
 
 use super::Index;
 use crate::error::{Error, Result};
-use crate::runs::{prefix_range, window_range};
+use crate::keys::{prefix_range, window_range};
 use std::sync::Arc;
 
 const BLOCKS: usize = 8;

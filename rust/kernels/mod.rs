@@ -20,9 +20,9 @@ pub(crate) mod x86_avx2;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86_avx512;
 
-use crate::cuts::{quantize_cuts_wide, row_scale, RowScale};
-use crate::quantize::{fill_all_b, row_threshold_with, sum_of_squares, Element, RowThreshold};
-use crate::runs::{count_run_starts, gather_run_starts, key_and_transitions_with};
+use crate::encode::cuts::{quantize_cuts_wide, row_scale, RowScale};
+use crate::encode::quantize::{fill_all_b, row_threshold_with, sum_of_squares, Element, RowThreshold};
+use crate::keys::{count_run_starts, gather_run_starts, key_and_transitions_with};
 use std::sync::OnceLock;
 
 /// Encodes one row into `code`; on a NaN/±Inf returns its column.
@@ -360,6 +360,27 @@ pub(crate) fn assert_tile_buffers(
     }
     shape
 }
+
+#[cfg(target_arch = "x86_64")]
+/// Byte for a group of four coordinates given their sign bits `h` and
+/// near-zero bits `l` (bit j = coordinate j): used by the SIMD quantisers,
+/// which get `h` and `l` from compare masks.
+pub(crate) static INTERLEAVE: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let (h, l) = (i >> 4, i & 15);
+        let mut b = 0u8;
+        let mut j = 0;
+        while j < 4 {
+            b |= ((((h >> j) & 1) << 1 | ((l >> j) & 1)) as u8) << (6 - 2 * j);
+            j += 1;
+        }
+        table[i] = b;
+        i += 1;
+    }
+    table
+};
 
 /// Number of 64-bit words per code of `width` bytes.
 #[inline]

@@ -4,9 +4,9 @@ use super::{
     assert_encode_buffers, assert_lee_pair, assert_lee_rows, assert_tile_buffers, encode_row_cuts, encode_row_with,
     Backend, Kernels,
 };
-use crate::cuts::quantize_cuts_scalar;
-use crate::quantize::{quantize_pack_scalar, sum_of_squares, Element};
-use crate::runs::{count_run_starts, gather_run_starts};
+use crate::encode::cuts::quantize_cuts_scalar;
+use crate::encode::quantize::{quantize_pack_scalar, sum_of_squares, Element};
+use crate::keys::{count_run_starts, gather_run_starts};
 
 pub(crate) static KERNELS: Kernels = Kernels {
     backend: Backend::Scalar,

@@ -1,14 +1,15 @@
 //! AVX2 kernels: compare masks for the quantiser, the nibble-table popcount
 //! (Muła et al.) for Lee distances.
 
+use super::INTERLEAVE;
 use super::{
     assert_encode_buffers, assert_lee_pair, assert_lee_rows, assert_tile_buffers, encode_row_cuts, encode_row_with,
     lend, Backend, Hits, Kernels, TileArgs,
 };
-use crate::cuts::quantize_cuts_tail;
-use crate::quantize::sum_of_squares;
-use crate::quantize::{quantize_pack_scalar, INTERLEAVE};
-use crate::runs::{count_run_starts, gather_run_starts};
+use crate::encode::cuts::quantize_cuts_tail;
+use crate::encode::quantize::quantize_pack_scalar;
+use crate::encode::quantize::sum_of_squares;
+use crate::keys::{count_run_starts, gather_run_starts};
 use std::arch::x86_64::*;
 
 pub(crate) static KERNELS: Kernels = Kernels {

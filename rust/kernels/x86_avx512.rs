@@ -1,13 +1,14 @@
 //! AVX-512 kernels: VPOPCNTQ for Lee distances (64 bytes per instruction,
 //! masked loads for tails) and 16-wide compare masks for the quantiser.
 
+use super::INTERLEAVE;
 use super::{
     assert_encode_buffers, assert_lee_pair, assert_lee_rows, assert_tile_buffers, encode_row_cuts, encode_row_gather,
     lend, Backend, Hits, Kernels, TileArgs,
 };
-use crate::cuts::quantize_cuts_tail;
-use crate::quantize::{quantize_pack_scalar, INTERLEAVE};
-use crate::runs::count_run_starts;
+use crate::encode::cuts::quantize_cuts_tail;
+use crate::encode::quantize::quantize_pack_scalar;
+use crate::keys::count_run_starts;
 use std::arch::x86_64::*;
 
 pub(crate) static KERNELS: Kernels = Kernels {
@@ -112,7 +113,7 @@ unsafe fn encode_f64_avx512(x: &[f64], tau: f64, code: &mut [u8]) -> Result<(u64
             x,
             tau,
             code,
-            crate::quantize::sum_of_squares(x),
+            crate::encode::quantize::sum_of_squares(x),
             |x, t, out| quantize_f64(x, t, out),
             |w, s| pext_pairs(w, s),
             |c, w, d, p| count_rest(c, w, d, p),
@@ -154,7 +155,7 @@ unsafe fn encode_cuts_f64_avx512(x: &[f64], cuts: &[f64], code: &mut [u8]) -> Re
             x,
             cuts,
             code,
-            crate::quantize::sum_of_squares(x),
+            crate::encode::quantize::sum_of_squares(x),
             |x, inv, cuts, out| quantize_cuts_f64(x, inv, cuts, out),
             |w, s| pext_pairs(w, s),
             |c, w, d, p| count_rest(c, w, d, p),
@@ -201,7 +202,7 @@ unsafe fn sum_of_squares_f32(x: &[f32]) -> f64 {
         let octet = _mm512_add_pd(_mm512_add_pd(acc[0], acc[1]), _mm512_add_pd(acc[2], acc[3]));
         let mut lanes = [0f64; 8];
         _mm512_storeu_pd(lanes.as_mut_ptr(), octet);
-        crate::quantize::combine_lanes(lanes)
+        crate::encode::quantize::combine_lanes(lanes)
     }
 }
 
@@ -617,7 +618,7 @@ mod tests {
                     .collect();
                 // SAFETY: the backend check above found every feature the function enables.
                 let simd = unsafe { sum_of_squares_f32_checked(&x) };
-                let portable = crate::quantize::sum_of_squares(&x);
+                let portable = crate::encode::quantize::sum_of_squares(&x);
                 assert_eq!(simd.to_bits(), portable.to_bits(), "len {len} spread {spread}");
             }
         }

@@ -39,7 +39,9 @@ pub(crate) fn from_err(err: Error) -> PyErr {
     match err {
         Error::NonFinite { .. } => NonFiniteError::new_err(msg),
         Error::Shape { .. } => ShapeError::new_err(msg),
-        Error::Value { .. } => Q2KeyError::new_err(msg),
+        Error::Value { .. } | Error::DuplicateId { .. } | Error::UnknownId { .. } | Error::ReadOnly => {
+            Q2KeyError::new_err(msg)
+        }
         Error::Format { .. } => FormatError::new_err(msg),
         Error::Io { kind, .. } => match kind {
             std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(msg),

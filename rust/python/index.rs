@@ -12,11 +12,11 @@
 use super::arrays::{matrix, to_matrix, to_vector, vector};
 use super::errors::{from_err, Q2KeyError};
 use super::{for_arg, run};
-use crate::cuts::DimCuts;
+use crate::encode::cuts::DimCuts;
 use crate::encode::EncodeElement;
 use crate::error::copied;
 use crate::index::{Filter, Index, IndexThresholds};
-use crate::lee::LeeWeights;
+use crate::search::lee::LeeWeights;
 use numpy::ndarray::{ArrayView1, ArrayView2};
 use numpy::PyArrayMethods;
 use numpy::{PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};

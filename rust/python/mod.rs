@@ -7,9 +7,9 @@ mod errors;
 mod index;
 mod stats;
 
-use crate::cuts::DimCuts;
+use crate::encode::cuts::DimCuts;
 use crate::error::Error;
-use crate::lee::LeeWeights;
+use crate::search::lee::LeeWeights;
 use crate::{encode::EncodeElement, parallel};
 use arrays::{matrix, to_matrix, to_vector, vector, zeroed};
 use errors::{from_err, DTypeError, FormatError, NonFiniteError, Q2KeyError, ShapeError};

@@ -2,7 +2,7 @@
 //! the checksum fix-up that lets mutations reach the checks behind the CRCs.
 #![allow(dead_code)]
 
-use q2key::index::data::IndexData;
+use q2key::index::IndexData;
 use q2key::index::format::{DESCRIPTOR_LEN, FIELDS_LEN, HEADER_CRC_AT, PREAMBLE_LEN, SECTION_COUNT};
 use q2key::{code_width, key_and_transitions};
 use std::collections::HashSet;

@@ -1,10 +1,10 @@
 //! Lee distances between packed codes: one-to-one, row-wise, one-to-many,
 //! many-to-many, and the weighted Lee distance (SPEC §3).
 
-use crate::blocks::for_each_block;
+use crate::check::{check_len, check_rows};
 use crate::error::{Error, Result};
-use crate::gray::{check_len, check_rows};
 use crate::kernels::Kernels;
+use crate::search::blocks::for_each_block;
 use rayon::prelude::*;
 
 /// Rows per parallel task for the row-wise kernels.

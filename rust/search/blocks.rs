@@ -4,7 +4,7 @@
 //! tile kernel needs no horizontal sums; a lone query uses the row kernel.
 
 use crate::kernels::{code_words, transpose_block, words_per_code, Kernels};
-use crate::topk::TopK;
+use crate::search::topk::TopK;
 
 /// About this many database bytes per block: stays in L2 beside the tile output.
 const BLOCK_BYTES: usize = 96 * 1024;

@@ -7,8 +7,8 @@
 //! of that type (norms near the type's limits) take one scalar f64 path that
 //! every backend shares, so all backends give the same bits.
 
+use crate::encode::quantize::{sum_of_squares_by, Element};
 use crate::error::{Error, Result};
-use crate::quantize::{sum_of_squares_by, Element};
 
 /// Validated per-dimension cut points of one dimension `dim`: `lows`, `mids`,
 /// `highs` (each `dim` long) with `low ≤ mid ≤ high`, all finite. Symbol of
@@ -115,7 +115,7 @@ pub(crate) enum RowScale<T> {
     NonFinite(usize),
 }
 
-/// The row's scale from `Σx²` as [`crate::quantize::sum_of_squares`] computes it.
+/// The row's scale from `Σx²` as [`crate::encode::quantize::sum_of_squares`] computes it.
 #[inline(always)]
 pub(crate) fn row_scale<T: Element>(x: &[T], sum_sq: f64) -> RowScale<T> {
     if !sum_sq.is_finite() {
@@ -169,7 +169,7 @@ pub(crate) fn quantize_cuts_wide<T: Element>(x: &[T], cuts: &[T], out: &mut [u8]
     let n = x.len();
     let max = x.iter().fold(0f64, |m, v| m.max(v.to_f64().abs()));
     let e = max.log2().floor() as i32;
-    let scale = |v: T| crate::quantize::scale_pow2(v.to_f64(), -e);
+    let scale = |v: T| crate::encode::quantize::scale_pow2(v.to_f64(), -e);
     let inv = 1.0 / sum_of_squares_by(x, scale).sqrt();
     pack_cells(0, n, out, |d| {
         let v = scale(x[d]) * inv;

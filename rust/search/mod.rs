@@ -1,11 +1,15 @@
 //! Exact k-nearest-neighbour search of packed codes by Lee distance.
 
-use crate::blocks::top_k_blocks;
+pub(crate) mod blocks;
+pub(crate) mod lee;
+pub(crate) mod topk;
+
+use crate::check::{check_len, check_rows};
 use crate::error::{Error, Result};
-use crate::gray::{check_len, check_rows};
 use crate::kernels::Kernels;
-use crate::topk::{select_by_counting, TopK};
+use blocks::top_k_blocks;
 use rayon::prelude::*;
+use topk::{select_by_counting, TopK};
 
 /// Above this k, selection counts a full distance histogram instead of inserting.
 const COUNTING_K: usize = 256;
@@ -77,8 +81,50 @@ pub fn search_masked_with(
     search_rows(kernels, queries, db, width, k, Some(mask), None, dist, rows)
 }
 
+// The crate's search API for the index (and nothing else outside this
+// module): a [`RowScope`] says which rows may be returned and how ties break;
+// [`scoped_columns`] sizes the outputs of [`search_scoped`] before it runs.
+
+/// Which database rows a search may return and how equal distances are ordered.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct RowScope<'a> {
+    /// Rows allowed (bit `r % 8` of `mask[r / 8]`, `⌈N/8⌉` bytes); all when `None`.
+    pub mask: Option<&'a [u8]>,
+    /// Distinct tie-break keys per row (e.g. ids); by row when `None`.
+    pub tie_keys: Option<&'a [u64]>,
+}
+
+impl RowScope<'_> {
+    /// Rows this scope allows among the first `n`.
+    pub(crate) fn allowed(&self, n: usize) -> usize {
+        self.mask.map_or(n, |m| allowed_rows(m, n))
+    }
+}
+
+/// Result columns of a search for `k` over `n` rows in `scope`:
+/// `min(k, allowed rows)`. The mask must hold `⌈n/8⌉` bytes.
+pub(crate) fn scoped_columns(k: usize, n: usize, scope: RowScope<'_>) -> usize {
+    result_columns(k, scope.allowed(n))
+}
+
+/// [`search_with`] restricted to `scope`; `rows` receives database rows.
+/// Checks every buffer like the public entry points.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn search_scoped(
+    kernels: &Kernels,
+    queries: &[u8],
+    db: &[u8],
+    width: usize,
+    k: usize,
+    scope: RowScope<'_>,
+    dist: &mut [u32],
+    rows: &mut [i64],
+) -> Result<usize> {
+    search_rows(kernels, queries, db, width, k, scope.mask, scope.tie_keys, dist, rows)
+}
+
 /// Rows allowed by `mask` among the first `n` (bits past `n` not counted).
-pub(crate) fn allowed_rows(mask: &[u8], n: usize) -> usize {
+fn allowed_rows(mask: &[u8], n: usize) -> usize {
     let full: usize = mask[..n / 8].iter().map(|b| b.count_ones() as usize).sum();
     let tail = if n.is_multiple_of(8) {
         0
@@ -92,7 +138,7 @@ pub(crate) fn allowed_rows(mask: &[u8], n: usize) -> usize {
 /// when `None`), ties broken by `keys[row]` (distinct; by row when `None`).
 /// `rows` receives database rows.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn search_rows(
+fn search_rows(
     kernels: &Kernels,
     queries: &[u8],
     db: &[u8],

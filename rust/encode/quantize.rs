@@ -221,29 +221,9 @@ pub(crate) fn quantize_pack_scalar<T: Element + std::ops::Neg<Output = T>>(x: &[
 pub(crate) fn fill_all_b(out: &mut [u8], dim: usize) {
     out.fill(0b0101_0101);
     if let Some(last) = out.last_mut() {
-        *last &= crate::gray::last_byte_mask(dim);
+        *last &= crate::codes::last_byte_mask(dim);
     }
 }
-
-/// Byte for a group of four coordinates given their sign bits `h` and
-/// near-zero bits `l` (bit j = coordinate j): used by the SIMD quantisers,
-/// which get `h` and `l` from compare masks.
-pub(crate) static INTERLEAVE: [u8; 256] = {
-    let mut table = [0u8; 256];
-    let mut i = 0;
-    while i < 256 {
-        let (h, l) = (i >> 4, i & 15);
-        let mut b = 0u8;
-        let mut j = 0;
-        while j < 4 {
-            b |= ((((h >> j) & 1) << 1 | ((l >> j) & 1)) as u8) << (6 - 2 * j);
-            j += 1;
-        }
-        table[i] = b;
-        i += 1;
-    }
-    table
-};
 
 #[cfg(test)]
 mod tests {

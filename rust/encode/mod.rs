@@ -1,12 +1,16 @@
 //! Batch encoding of a row-major `(rows, dim)` matrix into codes, keys and
 //! transition counts, one pass per row, in parallel across rows.
 
-use crate::cuts::{CutElement, DimCuts};
+pub(crate) mod cuts;
+pub(crate) mod quantize;
+
+use crate::check::{check_len, check_rows};
+use crate::codes::code_width;
 use crate::error::{Error, Result};
-use crate::gray::{check_len, check_rows, code_width};
 use crate::kernels::{EncodeCutsRow, EncodeRow, Kernels};
 use crate::parallel::for_row_chunks;
-use crate::quantize::{resolve_threshold, Element};
+use cuts::{CutElement, DimCuts};
+use quantize::{resolve_threshold, Element};
 
 /// Element types with encode kernels (global threshold and per-dimension cuts).
 pub trait EncodeElement: CutElement {
@@ -178,5 +182,5 @@ fn symbols_via<T: Element>(
     let mut codes = vec![0u8; rows * code_width(dim)];
     let (mut keys, mut transitions) = (vec![0u64; rows], vec![0u32; rows]);
     encode(&mut codes, &mut keys, &mut transitions)?;
-    crate::gray::unpack(&codes, dim, out)
+    crate::codes::unpack(&codes, dim, out)
 }

@@ -6,24 +6,31 @@
 //! pairs differ, so the run starts of a word are one XOR with the word shifted
 //! by one symbol and its population count.
 
+use crate::check::{check_len, check_rows};
+use crate::codes::{code_width, validate_symbols};
 use crate::error::Result;
-use crate::gray::{check_len, check_rows, code_width, validate_symbols};
 
 /// Number of symbols a key holds.
 pub const KEY_SYMBOLS: usize = 32;
 
 const LOW_BITS: u64 = 0x5555_5555_5555_5555;
 
-/// Run-reduces one symbol sequence: the first symbol, then every symbol that
-/// differs from its predecessor.
+/// The run-reduced elements of a sequence, in order, without allocating: the
+/// first symbol, then every symbol that differs from its predecessor. The one
+/// run reduction of the crate (keys, [`run_reduce`] and the statistics use it).
+#[inline]
+pub fn reduced(row: &[u8]) -> impl Iterator<Item = u8> + '_ {
+    let mut prev = None;
+    row.iter().copied().filter(move |&s| {
+        let keep = prev != Some(s);
+        prev = Some(s);
+        keep
+    })
+}
+
+/// Run-reduces one symbol sequence into a new vector (see [`reduced`]).
 pub fn run_reduce(symbols: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(symbols.len().min(64));
-    for &s in symbols {
-        if out.last() != Some(&s) {
-            out.push(s);
-        }
-    }
-    out
+    reduced(symbols).collect()
 }
 
 /// The key of a run-reduced (or any) sequence: its first 32 elements as
@@ -152,15 +159,11 @@ pub(crate) fn key_and_transitions_with(
 pub fn key_and_transitions_of_symbols(symbols: &[u8]) -> (u64, u32) {
     let mut key = 0u64;
     let mut runs = 0u32;
-    let mut prev = None;
-    for &s in symbols {
-        if prev != Some(s) {
-            if (runs as usize) < KEY_SYMBOLS {
-                key |= u64::from(s & 3) << (62 - 2 * runs as usize);
-            }
-            runs += 1;
-            prev = Some(s);
+    for s in reduced(symbols) {
+        if (runs as usize) < KEY_SYMBOLS {
+            key |= u64::from(s & 3) << (62 - 2 * runs as usize);
         }
+        runs += 1;
     }
     (key, runs)
 }
@@ -189,8 +192,8 @@ pub fn keys_from_symbols(symbols: &[u8], dim: usize, keys: &mut [u64], transitio
 /// [`keys_from_symbols`] of the unpacked symbols. The unused low bit pairs of
 /// each row's last byte must be zero.
 pub fn keys_from_codes(codes: &[u8], dim: usize, keys: &mut [u64], transitions: &mut [u32]) -> Result<()> {
+    use crate::codes::last_byte_mask;
     use crate::error::Error;
-    use crate::gray::last_byte_mask;
     use rayon::prelude::*;
     const ROWS_PER_TASK: usize = 4096;
 
@@ -271,7 +274,7 @@ pub const fn window_delta_for_depth(depth: u32) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gray::pack_row;
+    use crate::codes::pack_row;
 
     fn packed(symbols: &[u8]) -> Vec<u8> {
         let mut code = vec![0u8; code_width(symbols.len())];

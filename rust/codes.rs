@@ -1,6 +1,7 @@
 //! Gray map between Z4 symbols and 2-bit codes, packing 4 symbols per byte
 //! (first dimension in the most significant bits), unpacking and complement (SPEC §2–§3).
 
+use crate::check::{check_len, check_rows};
 use crate::error::{Error, Result};
 
 /// Bytes of one packed code of dimension `dim`.
@@ -69,6 +70,14 @@ pub fn unpack_row(code: &[u8], out: &mut [u8]) {
     }
 }
 
+/// The complement `θ(s) = s + 2 mod 4` of a symbol. On Gray codes it is the
+/// bitwise NOT of the pair (`gray(θ(s)) = !gray(s) & 3`), which is how
+/// [`complement_row`] applies it to packed codes.
+#[inline(always)]
+pub const fn theta(s: u8) -> u8 {
+    s.wrapping_add(2) & 3
+}
+
 /// Complement θ(s) = s + 2 mod 4 of one code: bitwise NOT of every used bit,
 /// padding bits left at zero.
 pub fn complement_row(code: &[u8], dim: usize, out: &mut [u8]) {
@@ -124,32 +133,6 @@ pub fn complement(codes: &[u8], dim: usize, out: &mut [u8]) -> Result<()> {
     Ok(())
 }
 
-/// Number of rows of a flat buffer of `len` elements with rows of `width`.
-pub(crate) fn check_rows(arg: &'static str, len: usize, width: usize) -> Result<usize> {
-    if width == 0 {
-        return if len == 0 {
-            Ok(0)
-        } else {
-            Err(Error::shape(arg, "a row width of at least 1", "width 0"))
-        };
-    }
-    if !len.is_multiple_of(width) {
-        return Err(Error::shape(
-            arg,
-            format!("a multiple of the row width {width}"),
-            format!("{len} elements"),
-        ));
-    }
-    Ok(len / width)
-}
-
-pub(crate) fn check_len(arg: &'static str, got: usize, expected: usize) -> Result<()> {
-    if got != expected {
-        return Err(Error::shape(arg, format!("{expected} elements"), got));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,6 +160,19 @@ mod tests {
         let mut out = [0u8; 2];
         let err = pack(&[0, 1, 2, 3, 0, 7, 0, 0], 4, &mut out).unwrap_err();
         assert!(err.to_string().contains("row 1 column 1 holds 7"), "{err}");
+    }
+
+    #[test]
+    fn complement_of_a_code_is_theta_of_its_symbols() {
+        for s in 0..4 {
+            assert_eq!(gray(theta(s)), !gray(s) & 3);
+        }
+        let symbols = [0, 1, 2, 3, 3, 2, 1];
+        let (mut code, mut comp, mut back) = ([0u8; 2], [0u8; 2], [0u8; 7]);
+        pack(&symbols, 7, &mut code).unwrap();
+        complement(&code, 7, &mut comp).unwrap();
+        unpack(&comp, 7, &mut back).unwrap();
+        assert_eq!(back, symbols.map(theta));
     }
 
     #[test]
