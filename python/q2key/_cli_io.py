@@ -26,7 +26,7 @@ import secrets
 import sys
 import threading
 import zipfile
-from collections.abc import Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, Any, BinaryIO
 
@@ -350,7 +350,9 @@ class NpzSource(Source):
 def _read_npy_header(f: IO[bytes], name: str) -> tuple[tuple[int, ...], bool, np.dtype[Any]]:
     try:
         version = npy_format.read_magic(f)
-        reader = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
+        reader: Callable[[IO[bytes]], tuple[tuple[int, ...], bool, np.dtype[Any]]] = (
+            npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
+        )
         shape, fortran, dtype = reader(f)
     except ValueError as e:
         raise CliError(f"{name}: not a valid .npy array ({e})") from None
@@ -1012,7 +1014,7 @@ def npy_header(dtype: np.dtype[Any], shape: tuple[int, ...]) -> bytes:
     if len(text) + 1 > room:  # pragma: no cover (needs a shape with > 40-digit numbers)
         raise CliError(f"shape {shape} does not fit a .npy header")
     body = (text + " " * (room - 1 - len(text)) + "\n").encode("latin1")
-    return npy_format.magic(1, 0) + len(body).to_bytes(2, "little") + body
+    return bytes(npy_format.magic(1, 0)) + len(body).to_bytes(2, "little") + body
 
 
 class NpyWriter(ColumnWriter):
