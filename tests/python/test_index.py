@@ -82,6 +82,7 @@ def test_rescoring_reranks_by_exact_cosine(rng: np.random.Generator) -> None:
         index.search(q2key.encode(q).codes, k=3, rescore=x)
 
 
+@pytest.mark.slow
 def test_rescored_search_on_real_embeddings_reaches_high_recall() -> None:
     d = np.load(DATA / "wordnet-minilm-dev.npz")
     db, queries, gt = d["database"].astype(np.float32), d["queries"][:300].astype(np.float32), d["gt_ids"][:300]
