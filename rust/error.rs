@@ -110,6 +110,7 @@ pub(crate) fn with_capacity<T>(arg: &'static str, what: &'static str, rows: usiz
 
 /// A copy of `data`, rows of `cols` elements (e.g. an index's rows handed to
 /// the caller), or [`Error::Alloc`]; see [`zeroed`].
+#[cfg_attr(not(feature = "python"), allow(dead_code))] // only the Python binding copies rows out
 pub(crate) fn copied<T: Copy>(arg: &'static str, what: &'static str, data: &[T], cols: usize) -> Result<Vec<T>> {
     let cols = cols.max(1);
     let mut v = with_capacity(arg, what, data.len().div_ceil(cols), cols)?;
