@@ -37,9 +37,9 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use q2key::{code_width, Backend, Kernels};
 use q2key::{code_words, transpose_block, words_per_code};
 use std::hint::black_box;
+use std::sync::OnceLock;
 use std::time::Duration;
 
-const ROWS: usize = 100_000;
 const HOT_ROWS: usize = 1_024;
 const WIDTHS: [usize; 2] = [96, 256];
 const TILE_QUERIES: usize = 8;
@@ -47,8 +47,36 @@ const SEARCH_QUERIES: usize = 100;
 /// Query batch sizes searched: the main one, and small batches (active backend only).
 const SEARCH_BATCHES: [usize; 3] = [SEARCH_QUERIES, 1, 8];
 const SEARCH_K: usize = 10;
-const ENCODE_ROWS: usize = 10_000;
 const ENCODE_DIM: usize = 384;
+
+/// A smoke run: `cargo test --benches` or `cargo bench -- --test` (criterion then runs every
+/// benchmark once, to check that it runs and that its kernels agree, not to time it).
+fn is_smoke_run() -> bool {
+    static SMOKE: OnceLock<bool> = OnceLock::new();
+    *SMOKE.get_or_init(|| {
+        let args: Vec<String> = std::env::args().collect();
+        args.iter().any(|a| a == "--test") || !args.iter().any(|a| a == "--bench")
+    })
+}
+
+/// Rows of the benchmark database: 100 000, or 4 096 in a smoke run (CI runs the smoke test in
+/// the unoptimised test build, where 100 000 rows take minutes).
+fn rows() -> usize {
+    if is_smoke_run() {
+        4_096
+    } else {
+        100_000
+    }
+}
+
+/// Vectors encoded per iteration: 10 000, or 1 000 in a smoke run.
+fn encode_rows() -> usize {
+    if is_smoke_run() {
+        1_000
+    } else {
+        10_000
+    }
+}
 
 /// xorshift64*: deterministic, fast, good enough for benchmark data.
 struct Rng(u64);
@@ -380,7 +408,7 @@ struct Block {
 impl Block {
     fn new(width: usize) -> Self {
         let mut rng = Rng::new(width as u64);
-        let rows = rng.bytes(ROWS * width);
+        let rows = rng.bytes(rows() * width);
         let queries = rng.bytes(TILE_QUERIES * width);
         let mut transposed = Vec::new();
         transpose_block(&rows, width, &mut transposed);
@@ -408,18 +436,18 @@ impl Block {
     /// Every backend's kernels must agree with the scalar ones on this data.
     fn check(&self) {
         let s = scalar();
-        let mut expected = vec![0u32; ROWS];
+        let mut expected = vec![0u32; rows()];
         s.lee_rows(self.query(), &self.rows, &mut expected);
-        let mut expected_tile = vec![0u32; TILE_QUERIES * ROWS];
+        let mut expected_tile = vec![0u32; TILE_QUERIES * rows()];
         s.lee_tile(&self.query_words, self.words, &self.transposed, &mut expected_tile);
-        for (q, chunk) in expected_tile.chunks_exact(ROWS).enumerate() {
+        for (q, chunk) in expected_tile.chunks_exact(rows()).enumerate() {
             let query = &self.queries[q * self.width..][..self.width];
             for (r, &d) in chunk.iter().enumerate().step_by(997) {
                 assert_eq!(d, s.lee_pair(query, &self.rows[r * self.width..][..self.width]));
             }
         }
         for k in kernels() {
-            let mut got = vec![0u32; ROWS];
+            let mut got = vec![0u32; rows()];
             k.lee_rows(self.query(), &self.rows, &mut got);
             assert!(
                 got == expected,
@@ -427,7 +455,7 @@ impl Block {
                 k.backend,
                 self.width
             );
-            let mut got_tile = vec![0u32; TILE_QUERIES * ROWS];
+            let mut got_tile = vec![0u32; TILE_QUERIES * rows()];
             k.lee_tile(&self.query_words, self.words, &self.transposed, &mut got_tile);
             assert!(
                 got_tile == expected_tile,
@@ -435,7 +463,7 @@ impl Block {
                 k.backend,
                 self.width
             );
-            for r in (0..ROWS).step_by(991) {
+            for r in (0..rows()).step_by(991) {
                 let row = &self.rows[r * self.width..][..self.width];
                 assert_eq!(k.lee_pair(self.query(), row), expected[r], "{:?} lee_pair", k.backend);
             }
@@ -450,9 +478,9 @@ fn bench_lee(c: &mut Criterion) {
         let w = format!("{width}B");
 
         let mut g = c.benchmark_group("lee_pair");
-        g.throughput(Throughput::Elements(ROWS as u64));
+        g.throughput(Throughput::Elements(rows() as u64));
         for k in kernels() {
-            let mut out = vec![0u32; ROWS];
+            let mut out = vec![0u32; rows()];
             g.bench_function(BenchmarkId::new(k.backend.name(), &w), |b| {
                 b.iter(|| {
                     let q = black_box(blk.query());
@@ -466,9 +494,9 @@ fn bench_lee(c: &mut Criterion) {
         g.finish();
 
         let mut g = c.benchmark_group("lee_rows");
-        g.throughput(Throughput::Elements(ROWS as u64));
+        g.throughput(Throughput::Elements(rows() as u64));
         for k in kernels() {
-            let mut out = vec![0u32; ROWS];
+            let mut out = vec![0u32; rows()];
             g.bench_function(BenchmarkId::new(k.backend.name(), &w), |b| {
                 b.iter(|| k.lee_rows(black_box(blk.query()), black_box(&blk.rows), black_box(&mut out)))
             });
@@ -489,8 +517,8 @@ fn bench_lee(c: &mut Criterion) {
         let mut g = c.benchmark_group("lee_tile");
         for k in kernels() {
             for nq in [1, TILE_QUERIES] {
-                g.throughput(Throughput::Elements((nq * ROWS) as u64));
-                let mut out = vec![0u32; nq * ROWS];
+                g.throughput(Throughput::Elements((nq * rows()) as u64));
+                let mut out = vec![0u32; nq * rows()];
                 let qw = &blk.query_words[..nq * blk.words];
                 g.bench_function(BenchmarkId::new(k.backend.name(), format!("{w}/q{nq}")), |b| {
                     b.iter(|| {
@@ -557,7 +585,7 @@ fn one_thread<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 fn bench_search(c: &mut Criterion) {
     for width in WIDTHS {
         let mut rng = Rng::new(1000 + width as u64);
-        let db = rng.bytes(ROWS * width);
+        let db = rng.bytes(rows() * width);
         let queries = rng.bytes(SEARCH_QUERIES * width);
         let run = |k: &Kernels, nq: usize, dist: &mut [u32], rows: &mut [i64]| {
             let q = &queries[..nq * width];
@@ -584,7 +612,7 @@ fn bench_search(c: &mut Criterion) {
                 if nq != SEARCH_QUERIES && k.backend != Kernels::active().backend {
                     continue;
                 }
-                g.throughput(Throughput::Elements((nq * ROWS) as u64));
+                g.throughput(Throughput::Elements((nq * rows()) as u64));
                 g.bench_function(BenchmarkId::new(k.backend.name(), format!("{width}B/q{nq}")), |b| {
                     b.iter(|| run(k, nq, black_box(&mut d), black_box(&mut r)))
                 });
@@ -595,7 +623,7 @@ fn bench_search(c: &mut Criterion) {
 }
 
 fn bench_encode(c: &mut Criterion) {
-    let x = Rng::new(7).gaussian_f32(ENCODE_ROWS * ENCODE_DIM);
+    let x = Rng::new(7).gaussian_f32(encode_rows() * ENCODE_DIM);
     let width = code_width(ENCODE_DIM);
     // Per-dimension cuts around the Gaussian ones, different in every dimension.
     let tau = q2key::gaussian_threshold(ENCODE_DIM).expect("dim ≥ 1");
@@ -614,7 +642,7 @@ fn bench_encode(c: &mut Criterion) {
     }
     let per_dim = q2key::DimCuts::new(&ordered, ENCODE_DIM).expect("ordered cuts");
     let mut g = c.benchmark_group("encode");
-    g.throughput(Throughput::Elements(ENCODE_ROWS as u64));
+    g.throughput(Throughput::Elements(encode_rows() as u64));
     for (suffix, cuts) in [("", None), ("_per_dim", Some(&per_dim))] {
         let run = |k: &Kernels, codes: &mut [u8], keys: &mut [u64], trans: &mut [u32]| {
             one_thread(|| match cuts {
@@ -623,12 +651,12 @@ fn bench_encode(c: &mut Criterion) {
             })
             .expect("encode")
         };
-        let mut c0 = vec![0u8; ENCODE_ROWS * width];
-        let (mut k0, mut t0) = (vec![0u64; ENCODE_ROWS], vec![0u32; ENCODE_ROWS]);
+        let mut c0 = vec![0u8; encode_rows() * width];
+        let (mut k0, mut t0) = (vec![0u64; encode_rows()], vec![0u32; encode_rows()]);
         run(scalar(), &mut c0, &mut k0, &mut t0);
         for k in kernels() {
             let mut codes = vec![0u8; c0.len()];
-            let (mut keys, mut trans) = (vec![0u64; ENCODE_ROWS], vec![0u32; ENCODE_ROWS]);
+            let (mut keys, mut trans) = (vec![0u64; encode_rows()], vec![0u32; encode_rows()]);
             run(k, &mut codes, &mut keys, &mut trans);
             assert!(
                 codes == c0 && keys == k0 && trans == t0,

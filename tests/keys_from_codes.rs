@@ -1,5 +1,8 @@
 //! `keys_from_codes` (the `q2` pass-through) against `keys_from_symbols` of the unpacked codes.
 
+mod common;
+
+use common::Rng;
 use proptest::prelude::*;
 use q2key::last_byte_mask;
 use q2key::{code_width, keys_from_codes, keys_from_symbols, pack, unpack, Error};
@@ -57,15 +60,7 @@ proptest! {
     #[test]
     fn random_codes_with_clean_padding((dim, rows, seed) in (1usize..200, 0usize..8, any::<u64>())) {
         let width = code_width(dim);
-        let mut state = seed | 1;
-        let mut codes: Vec<u8> = (0..rows * width)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state >> 24) as u8
-            })
-            .collect();
+        let mut codes = Rng::new(seed).bytes(rows * width);
         for row in codes.chunks_exact_mut(width) {
             row[width - 1] &= last_byte_mask(dim);
         }

@@ -3,20 +3,16 @@
 //! queries (tile kernel with hit flags), few queries over many rows (sharded),
 //! and k above the counting threshold.
 
+mod common;
+
+use common::Rng;
 use q2key::parallel::install;
 use q2key::search_masked_with;
 use q2key::{Backend, Kernels};
 
-fn codes(rows: usize, width: usize, seed: &mut u64) -> Vec<u8> {
-    (0..rows * width)
-        .map(|_| {
-            *seed ^= *seed << 13;
-            *seed ^= *seed >> 7;
-            *seed ^= *seed << 17;
-            // Few distinct bytes: many equal distances, so ties decide.
-            ((*seed >> 32) % 4) as u8
-        })
-        .collect()
+fn codes(rows: usize, width: usize, rng: &mut Rng) -> Vec<u8> {
+    // Few distinct bytes: many equal distances, so ties decide.
+    (0..rows * width).map(|_| rng.below(4) as u8).collect()
 }
 
 fn backends() -> Vec<&'static Kernels> {
@@ -69,11 +65,11 @@ fn check(kernels: &Kernels, queries: &[u8], db: &[u8], width: usize, k: usize, k
 
 #[test]
 fn masked_search_equals_the_gathered_rows_on_every_path_and_backend() {
-    let mut seed = 3u64;
+    let mut rng = Rng::new(3);
     for width in [5usize, 96] {
         let n = 3_001;
-        let db = codes(n, width, &mut seed);
-        let queries = codes(19, width, &mut seed);
+        let db = codes(n, width, &mut rng);
+        let queries = codes(19, width, &mut rng);
         for (name, every) in [("all", 1usize), ("half", 2), ("a seventh", 7), ("one row in 500", 500)] {
             let keep: Vec<bool> = (0..n).map(|r| (r * 7919 + 13) % every == 0).collect();
             for kernels in backends() {
@@ -97,10 +93,10 @@ fn masked_search_equals_the_gathered_rows_on_every_path_and_backend() {
 
 #[test]
 fn masked_search_through_shards_equals_the_gathered_rows() {
-    let mut seed = 11u64;
+    let mut rng = Rng::new(11);
     let (n, width) = (150_003usize, 16usize);
-    let db = codes(n, width, &mut seed);
-    let queries = codes(2, width, &mut seed);
+    let db = codes(n, width, &mut rng);
+    let queries = codes(2, width, &mut rng);
     let keep: Vec<bool> = (0..n).map(|r| r % 3 != 1 && r != 75_000).collect();
     for kernels in backends() {
         for threads in [1usize, 3] {

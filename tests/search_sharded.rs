@@ -2,18 +2,10 @@
 //! slice of the rows, lists merged): the answer must equal brute force and
 //! the single-thread, unsharded search, ties included.
 
-use q2key::parallel::install;
+mod common;
 
-fn codes(rows: usize, width: usize, seed: &mut u64) -> Vec<u8> {
-    (0..rows * width)
-        .map(|_| {
-            *seed ^= *seed << 13;
-            *seed ^= *seed >> 7;
-            *seed ^= *seed << 17;
-            (*seed >> 32) as u8
-        })
-        .collect()
-}
+use common::Rng;
+use q2key::parallel::install;
 
 fn brute(q: &[u8], db: &[u8], width: usize, k: usize) -> Vec<(u32, i64)> {
     let mut all: Vec<(u32, i64)> = db
@@ -28,11 +20,11 @@ fn brute(q: &[u8], db: &[u8], width: usize, k: usize) -> Vec<(u32, i64)> {
 
 #[test]
 fn sharded_search_equals_brute_force_and_the_unsharded_path() {
-    let mut seed = 7u64;
+    let mut rng = Rng::new(7);
     for width in [8usize, 96] {
         let n = 150_000;
-        let mut db = codes(n, width, &mut seed);
-        let queries = codes(2, width, &mut seed);
+        let mut db = rng.bytes(n * width);
+        let queries = rng.bytes(2 * width);
         // Copies of query 0 spread over every shard, and a near-copy: exact ties across shard boundaries.
         for &row in &[149_999usize, 3, 40_000, 75_000, 75_001, 120_000] {
             db[row * width..(row + 1) * width].copy_from_slice(&queries[..width]);

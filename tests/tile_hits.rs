@@ -1,29 +1,21 @@
 //! The fused tile kernel used by search: every backend's hit masks equal the
 //! scalar reference's, and every flagged row's distance is right.
 
+mod common;
+
+use common::Rng;
 use q2key::{code_words, transpose_block, words_per_code};
 use q2key::{Backend, Kernels};
-
-fn bytes(n: usize, seed: &mut u64) -> Vec<u8> {
-    (0..n)
-        .map(|_| {
-            *seed ^= *seed << 13;
-            *seed ^= *seed >> 7;
-            *seed ^= *seed << 17;
-            (*seed >> 24) as u8
-        })
-        .collect()
-}
 
 #[test]
 fn hit_masks_and_flagged_distances_match_scalar_on_every_backend() {
     let scalar = Kernels::for_backend(Backend::Scalar).unwrap();
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rng = Rng::new(0);
     for width in [1usize, 7, 8, 9, 31, 96, 130, 256] {
         for rows in [1usize, 8, 13, 64, 100] {
             for nq in [1usize, 3, 4, 8, 13] {
-                let db = bytes(rows * width, &mut seed);
-                let qs = bytes(nq * width, &mut seed);
+                let db = rng.bytes(rows * width);
+                let qs = rng.bytes(nq * width);
                 let words = words_per_code(width);
                 let mut qw = vec![0u64; nq * words];
                 for (q, w) in qs.chunks(width).zip(qw.chunks_mut(words)) {

@@ -19,7 +19,7 @@ import mmap
 import os
 import re
 import zipfile
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, Any
 
@@ -275,7 +275,9 @@ class NpzSource(Source):
 def _read_npy_header(f: IO[bytes], name: str) -> tuple[tuple[int, ...], bool, np.dtype[Any]]:
     try:
         version = npy_format.read_magic(f)
-        reader = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
+        reader: Callable[[IO[bytes]], tuple[tuple[int, ...], bool, np.dtype[Any]]] = (
+            npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
+        )
         shape, fortran, dtype = reader(f)
     except ValueError as e:
         raise CliError(f"{name}: not a valid .npy array ({e})") from None

@@ -121,7 +121,7 @@ def npy_header(dtype: np.dtype[Any], shape: tuple[int, ...]) -> bytes:
     if len(text) + 1 > room:  # pragma: no cover (needs a shape with > 40-digit numbers)
         raise CliError(f"shape {shape} does not fit a .npy header")
     body = (text + " " * (room - 1 - len(text)) + "\n").encode("latin1")
-    return npy_format.magic(1, 0) + len(body).to_bytes(2, "little") + body
+    return bytes(npy_format.magic(1, 0)) + len(body).to_bytes(2, "little") + body
 
 
 class NpyWriter(ColumnWriter):

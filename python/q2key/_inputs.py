@@ -146,7 +146,8 @@ def _arrow_rows(x: Any, arg: str) -> npt.NDArray[Any] | None:
         start += len(chunk)
     if not parts:
         return np.empty((0, size), dtype=_arrow_value_dtype(t, arg))
-    return np.concatenate(parts)  # several chunks: one copy
+    joined: npt.NDArray[Any] = np.concatenate(parts)  # several chunks: one copy
+    return joined
 
 
 def _arrow_value_dtype(list_type: Any, arg: str) -> np.dtype[Any]:
@@ -273,7 +274,8 @@ def _select(a: npt.NDArray[Any], token: Any, attention_mask: Any, arg: str) -> n
         raise Q2KeyError("token, attention_mask: give one of them, not both")
     b, t = int(a.shape[0]), int(a.shape[1])
     if attention_mask is not None:
-        return a[np.arange(b), _last_positions(attention_mask, b, t, f"{arg} of shape {a.shape}")]
+        picked: npt.NDArray[Any] = a[np.arange(b), _last_positions(attention_mask, b, t, f"{arg} of shape {a.shape}")]
+        return picked
     return a[:, _token_index(token, t)]
 
 

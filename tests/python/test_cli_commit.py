@@ -162,6 +162,7 @@ def test_the_next_command_completes_an_interrupted_write_and_says_so(two_inputs:
     assert not any(n.startswith(JOURNAL_PREFIX) or ".tmp-" in n for n in files(folder))
 
 
+@pytest.mark.slow
 def test_random_sigkills_leave_all_old_or_all_new(two_inputs: Any, tmp_path: Path) -> None:
     src_old, src_new, old, new = two_inputs
     folder = tmp_path / "out"
@@ -315,6 +316,7 @@ while True:
 """
 
 
+@pytest.mark.slow
 def test_index_info_survives_an_index_rewritten_in_place(tmp_path: Path) -> None:
     big, small = tmp_path / "big.q2k", tmp_path / "small.q2k"
     index = q2key.Index(64)

@@ -67,13 +67,6 @@ def test_pack_leading_axes_and_layouts(rng: np.random.Generator) -> None:
     assert np.array_equal(q2key.unpack(np.asfortranarray(c[0, 0]), 13), s[0, 0])
 
 
-def test_pack_empty_batch() -> None:
-    c = q2key.pack(np.zeros((0, 9), np.uint8))
-    assert c.shape == (0, 3) and c.dtype == np.uint8
-    u = q2key.unpack(np.zeros((0, 3), np.uint8), 9)
-    assert u.shape == (0, 9) and u.dtype == np.uint8
-
-
 @pytest.mark.parametrize("dtype", [np.uint8, np.int64, np.int8])
 @pytest.mark.parametrize("bad", [4, 7, 255, -1])
 def test_pack_rejects_bad_symbols_naming_row_and_column(dtype: type, bad: int) -> None:
@@ -134,29 +127,30 @@ def test_zero_dimensional_codes_and_symbols_are_shape_errors() -> None:
         q2key.keys_from_symbols(np.uint8(3))
 
 
-def _empty_sequence_is_empty_or_q2key_error(fn: object, arg: np.ndarray) -> None:
-    """An empty symbol sequence must give an empty result or a Q2KeyError, not a numpy error."""
-    try:
-        out = fn(arg)  # type: ignore[operator]
-    except q2key.Q2KeyError:
-        return
-    assert np.asarray(out).size == 0
+# Empty batches (no rows) give empty results of the right shape and dtype (README); a row of
+# zero symbols is no vector (SPEC: n ≥ 1), a ShapeError naming the argument, as in encode.
 
 
-def test_pack_of_zero_symbols_per_row() -> None:
-    _empty_sequence_is_empty_or_q2key_error(q2key.pack, np.zeros((2, 0), np.uint8))
+def test_empty_batches_give_empty_results_of_the_right_shape_and_dtype() -> None:
+    keys = q2key.keys_from_symbols(np.zeros((0, 5), np.uint8))
+    assert keys.shape == (0,) and keys.dtype == np.uint64
+    keys = q2key.keys_from_symbols(np.zeros((3, 0, 5), np.uint8))
+    assert keys.shape == (3, 0) and keys.dtype == np.uint64
+    codes = q2key.pack(np.zeros((0, 9), np.uint8))
+    assert codes.shape == (0, 3) and codes.dtype == np.uint8
+    assert q2key.unpack(codes, 9).shape == (0, 9) and q2key.complement(codes, 9).shape == (0, 3)
 
 
-def test_keys_from_symbols_of_zero_symbols_per_row() -> None:
-    try:
-        keys = q2key.keys_from_symbols(np.zeros((2, 0), np.uint8))
-    except q2key.Q2KeyError:
-        return
-    assert keys.shape == (2,) and (keys == 0).all()
+def test_the_run_reduction_of_the_empty_sequence_is_empty() -> None:
+    r = q2key.run_reduce(np.zeros(0, np.uint8))
+    assert r.shape == (0,) and r.dtype == np.uint8
 
 
-def test_run_reduce_of_empty_sequence() -> None:
-    _empty_sequence_is_empty_or_q2key_error(q2key.run_reduce, np.zeros(0, np.uint8))
+@pytest.mark.parametrize("fn", [q2key.pack, q2key.keys_from_symbols])
+def test_rows_of_zero_symbols_are_a_shape_error(fn: object) -> None:
+    for shape in [(2, 0), (0,), (0, 0)]:
+        with pytest.raises(q2key.ShapeError, match=r"^symbols: sequences need at least one symbol"):
+            fn(np.zeros(shape, np.uint8))  # type: ignore[operator]
 
 
 # --- complement -----------------------------------------------------------------------------

@@ -110,6 +110,7 @@ def test_generated_on_workers(client: Any) -> None:
     assert int(total) == int(ref.transitions.sum()) and int(kmax) == int(ref.keys.max())
 
 
+@pytest.mark.slow
 def test_calibrate_is_deterministic_for_a_seed(client: Any) -> None:
     x = _data(5_000, 64, seed=3)
     d = da.from_array(x, chunks=(500, 64))

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
 
-import q2key
 from q2key import demo
 
 
@@ -26,8 +23,3 @@ def test_demo_reports_speed_size_and_recall() -> None:
     assert 0.45 < figures["recall_at_k"] < figures["recall_at_k_calibrated"]
     assert figures["recall_at_k_calibrated_rescored"] >= 0.95
     assert figures["recall_at_k_rescored"] >= 0.9
-
-
-def test_cli_version_and_module_entry_point() -> None:
-    done = subprocess.run([sys.executable, "-m", "q2key", "version"], capture_output=True, text=True, check=True)
-    assert q2key.__version__ in done.stdout

@@ -73,6 +73,7 @@ def test_no_run_blocks_compile() -> None:
             compiled(b)  # a SyntaxError names the guide's line
 
 
+@pytest.mark.slow
 def test_guide_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("matplotlib")  # section 9 draws figures
     import matplotlib

@@ -73,7 +73,10 @@ _CASES = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(_CASES))
+@pytest.mark.parametrize(
+    "case",
+    [pytest.param(c, marks=pytest.mark.slow) if c == "index.range_search" else c for c in sorted(_CASES)],
+)
 def test_an_output_too_large_to_allocate_raises_memory_error(case: str) -> None:
     weights, call = _CASES[case]
     script = _CHILD.format(weights=weights, call=textwrap.indent(call, "    "))
@@ -127,6 +130,7 @@ def _search_while_writing(
     return errors
 
 
+@pytest.mark.slow
 def test_filter_ids_written_during_search_never_panic() -> None:
     index = _shuffled_index(200_000)
     flt = np.arange(100_000, dtype=np.uint64)
@@ -135,6 +139,7 @@ def test_filter_ids_written_during_search_never_panic() -> None:
     assert not errors, f"{len(errors)} of 150 searches raised, first: {errors[0]!r}"
 
 
+@pytest.mark.slow
 def test_filter_mask_written_during_search_never_panics() -> None:
     index = _shuffled_index(200_000)
     flt = np.zeros(200_000, dtype=bool)

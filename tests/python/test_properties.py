@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import q2key
 from conftest import ref_encode, ref_key, ref_run_reduce, ref_symbol_lee
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -204,8 +204,14 @@ def _same(a: q2key.Encoded, b: q2key.Encoded) -> None:
     assert np.array_equal(a.transitions, b.transitions)
 
 
+# The extremes, always run: the largest scalings that keep these values normal floats.
+_EDGE_ROW = np.array([[0.5, -3.0, 0.0, 0.01, -0.02, 2.5, 1.0]])
+
+
 @SETTINGS
 @given(float_rows(np.float32), st.integers(-100, 100))
+@example(_EDGE_ROW.astype(np.float32), -100)
+@example(_EDGE_ROW.astype(np.float32), 100)
 def test_scale_invariance_float32(x: np.ndarray, k: int) -> None:
     scaled = np.ldexp(x, k).astype(np.float32)
     _same(q2key.encode(scaled), q2key.encode(x))
@@ -216,6 +222,10 @@ def test_scale_invariance_float32(x: np.ndarray, k: int) -> None:
     float_rows(np.float64),
     st.one_of(st.integers(-480, 480), st.integers(600, 1000), st.integers(-1000, -600)),
 )
+@example(_EDGE_ROW, -1000)
+@example(_EDGE_ROW, -520)
+@example(_EDGE_ROW, 520)
+@example(_EDGE_ROW, 1000)
 def test_scale_invariance_float64(x: np.ndarray, k: int) -> None:
     _same(q2key.encode(np.ldexp(x, k)), q2key.encode(x))
 
