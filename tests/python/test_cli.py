@@ -273,6 +273,27 @@ def test_rebatch_gives_exact_batches(sizes: list[int], batch: int) -> None:
     np.testing.assert_array_equal(np.concatenate(got) if got else data, data)
 
 
+def cli_peak_rss_growth_kib(argv: list[str], prelude: str = "") -> int:
+    """How much ``q2key ARGV`` grows the peak resident set of a fresh process (KiB), after ``prelude`` ran.
+
+    VmHWM is this process image's peak; ``ru_maxrss`` would carry over the parent's peak across exec.
+    """
+    script = (
+        "import re\n"
+        "import q2key.cli\n"
+        f"{prelude}\n"
+        "def hwm():\n"
+        "    return int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))\n"
+        "base = hwm()\n"
+        f"rc = q2key.cli.main({argv!r})\n"
+        "print(base, hwm(), rc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd="/")
+    base, peak, rc = (int(v) for v in done.stdout.splitlines()[-1].split())  # the last line: after any report
+    assert rc == 0, done.stderr
+    return peak - base
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="VmHWM and MADV_DONTNEED: Linux")
 def test_encode_peak_memory_is_bounded_by_the_batch(tmp_path: Path) -> None:
     rows, dim = 60_000, 384  # a 92 MB file, read in batches of 2 048 rows (3 MB)
@@ -283,22 +304,10 @@ def test_encode_peak_memory_is_bounded_by_the_batch(tmp_path: Path) -> None:
     arr.flush()
     del arr
     argv = [*map(str, encode_args(tmp_path / "big.npy", tmp_path)), "--batch-rows", "2048", "-q"]
-    # VmHWM (peak resident set of this process image); ru_maxrss would carry over the parent's peak across exec.
-    script = (
-        "import re, sys\n"
-        "import q2key.cli\n"
-        "def hwm():\n"
-        "    return int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))\n"
-        "base = hwm()\n"
-        f"rc = q2key.cli.main({argv!r})\n"
-        "print(base, hwm(), rc)\n"
-    )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd="/")
-    base, peak, rc = (int(v) for v in done.stdout.split())
-    assert rc == 0
+    growth = cli_peak_rss_growth_kib(argv)
     file_kib = rows * dim * 4 // 1024
     # Without releasing the mapped pages the peak would grow by the whole file (90 000 KiB); a batch is 3 072 KiB.
-    assert peak - base < file_kib // 4, (base, peak)
+    assert growth < file_kib // 4, growth
     codes = np.load(tmp_path / "codes.npy", mmap_mode="r")
     assert codes.shape == (rows, dim // 4)
 

@@ -3,7 +3,6 @@ bar, and every mistake that needs no data (``--plot``, output directories) repor
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 import q2key
 from q2key import _calibrator, _cli_read
-from test_cli import DIM, ROWS, assert_one_line_error, files, reservoir_thresholds, run
+from test_cli import DIM, ROWS, assert_one_line_error, cli_peak_rss_growth_kib, files, reservoir_thresholds, run
 
 
 @pytest.fixture
@@ -69,21 +68,7 @@ def test_calibrate_shows_progress_on_a_tty(tmp_path: Path, npy: Path) -> None:
 def _calibrate_peak_growth_kib(path: Path, out: Path, sample: int) -> int:
     """How much ``calibrate PATH`` (default --rows made ``sample``) grows a fresh process's peak RSS."""
     argv = ["calibrate", str(path), "-o", str(out), "-q"]
-    # VmHWM (peak resident set of this process image); ru_maxrss would carry over the parent's peak across exec.
-    script = (
-        "import re, sys\n"
-        "import q2key.cli, q2key._cli_calibrate as c\n"
-        f"c.DEFAULT_SAMPLE_ROWS = {sample}\n"
-        "def hwm():\n"
-        "    return int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))\n"
-        "base = hwm()\n"
-        f"rc = q2key.cli.main({argv!r})\n"
-        "print(base, hwm(), rc)\n"
-    )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd="/")
-    base, peak, rc = (int(v) for v in done.stdout.splitlines()[-1].split())  # after the report
-    assert rc == 0, done.stderr
-    return peak - base
+    return cli_peak_rss_growth_kib(argv, prelude=f"import q2key._cli_calibrate as c\nc.DEFAULT_SAMPLE_ROWS = {sample}")
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="VmHWM and MADV_DONTNEED: Linux")
