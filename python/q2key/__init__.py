@@ -16,8 +16,9 @@ from ._calibrator import Calibrator, Drift
 from ._codes import complement, keys_from_symbols, pack, run_reduce, unpack
 from ._distance import lee, lee_matrix, search, weighted_lee
 from ._encode import Encoded, encode, gaussian_threshold, symbols
+from ._errors import DTypeError, FormatError, NonFiniteError, Q2KeyError, ShapeError
 from ._index import Index, IndexStats
-from ._native import DTypeError, FormatError, NonFiniteError, Q2KeyError, ShapeError, __version__
+from ._native import __version__
 from ._thresholds import Thresholds
 
 

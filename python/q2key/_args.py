@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from . import _native
-from ._native import DTypeError, Q2KeyError, ShapeError
+from ._errors import DTypeError, Q2KeyError, ShapeError
 
 #: The largest value a native size (``usize``) holds; larger sizes saturate to it.
 SIZE_MAX = int(np.iinfo(np.uintp).max)

@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _args
-from ._native import DTypeError, NonFiniteError, Q2KeyError, ShapeError
+from ._errors import DTypeError, NonFiniteError, Q2KeyError, ShapeError
 
 Float32 = npt.NDArray[np.float32]
 Float64 = npt.NDArray[np.float64]

@@ -12,7 +12,7 @@ from . import _args
 from ._arrays import check_finite, check_threads, float_rows
 from ._distance import search
 from ._encode import encode, symbols
-from ._native import Q2KeyError, ShapeError
+from ._errors import Q2KeyError, ShapeError
 from ._thresholds import Thresholds
 
 Method = Literal["equiprobable", "per_dim", "fidelity"]

@@ -12,7 +12,7 @@ from . import _args
 from ._arrays import check_finite, float_rows
 from ._calibrate import Method, calibrate, symbol_frequencies
 from ._encode import ThresholdLike, symbols_as
-from ._native import Q2KeyError, ShapeError
+from ._errors import Q2KeyError, ShapeError
 from ._thresholds import Thresholds
 
 

@@ -13,7 +13,7 @@ from ._cli_context import Context
 from ._cli_errors import located
 from ._cli_io import CliError
 from ._cli_read import Source, open_source
-from ._native import Q2KeyError
+from ._errors import Q2KeyError
 from ._thresholds import Thresholds
 
 #: Rows ``calibrate`` samples when ``--rows`` is not given: quantiles of 50 000 rows are within

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from ._cli_io import CliError
-from ._native import Q2KeyError
+from ._errors import Q2KeyError
 from ._progress import Progress
 from ._thresholds import Thresholds
 

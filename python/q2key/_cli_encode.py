@@ -13,7 +13,7 @@ from ._cli_io import CliError, default_batch_rows
 from ._cli_read import Source, open_source
 from ._cli_write import WriterThread, column_writers
 from ._encode import encode
-from ._native import NonFiniteError, Q2KeyError
+from ._errors import NonFiniteError, Q2KeyError
 from ._progress import Progress
 from ._thresholds import Thresholds
 

@@ -15,8 +15,8 @@ from ._cli_context import Context, load_thresholds
 from ._cli_errors import blamed_argument, located, written
 from ._cli_io import CliError, default_batch_rows
 from ._cli_read import NpySource, open_source
+from ._errors import Q2KeyError
 from ._index import Index
-from ._native import Q2KeyError
 
 
 def _weights(text: str | None) -> tuple[float, float, float] | None:

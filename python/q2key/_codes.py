@@ -9,7 +9,7 @@ import numpy.typing as npt
 
 from . import _native
 from ._arrays import check_dim, code_rows, symbol_rows
-from ._native import ShapeError
+from ._errors import ShapeError
 
 
 def pack(symbols: Any) -> npt.NDArray[np.uint8]:

@@ -9,7 +9,7 @@ import numpy.typing as npt
 
 from . import _args, _native
 from ._arrays import check_threads, code_rows
-from ._native import ShapeError
+from ._errors import ShapeError
 
 
 def _broadcast_rows(a: Any, b: Any) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8], tuple[int, ...]]:

@@ -10,8 +10,8 @@ import numpy.typing as npt
 
 from . import _native
 from ._arrays import Float32, Float64, check_dim, check_threads, check_threshold
+from ._errors import Q2KeyError
 from ._inputs import Prepared, TokenLike, prepare
-from ._native import Q2KeyError
 from ._thresholds import Thresholds
 
 #: What ``threshold=`` accepts: ``None`` (Gaussian), a float ``τ`` or a :class:`Thresholds`.

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._native import Q2KeyError
+from ._errors import Q2KeyError
 
 if TYPE_CHECKING:
     from ._index import Index

@@ -13,7 +13,7 @@ from . import _args, _native
 from ._arrays import Float32, Float64, check_threads, code_rows, float_rows
 from ._codes import complement as complement_codes
 from ._encode import ThresholdLike, encode_as
-from ._native import DTypeError, Q2KeyError, ShapeError
+from ._errors import DTypeError, Q2KeyError, ShapeError
 from ._thresholds import Thresholds, global_thresholds
 
 #: What ``rescore=`` accepts: vectors indexed by id (an array or ``np.memmap``), or a callable from ids to vectors.

@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._arrays import Float32, Float64, UInt8, check_dim, check_real_dtype, float_rows
-from ._native import DTypeError, Q2KeyError, ShapeError
+from ._errors import DTypeError, Q2KeyError, ShapeError
 
 #: What ``token=`` accepts.
 TokenLike = Union[int, Literal["last"], None]

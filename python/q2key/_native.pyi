@@ -10,12 +10,7 @@ MAX_ADMISSIBLE_K: int
 __all__ = [
     "MAX_ADMISSIBLE_K",
     "MAX_DIM",
-    "DTypeError",
-    "FormatError",
     "Index",
-    "NonFiniteError",
-    "Q2KeyError",
-    "ShapeError",
     "ViewGuard",
     "__version__",
     "check_dim",
@@ -49,12 +44,6 @@ __all__ = [
     "unpack",
     "weighted_lee_pairwise",
 ]
-
-class Q2KeyError(ValueError): ...
-class NonFiniteError(Q2KeyError): ...
-class ShapeError(Q2KeyError): ...
-class DTypeError(TypeError): ...
-class FormatError(Q2KeyError): ...
 
 _U8 = npt.NDArray[np.uint8]
 _U64 = npt.NDArray[np.uint64]

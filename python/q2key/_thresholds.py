@@ -15,7 +15,8 @@ import numpy.typing as npt
 
 from . import _args
 from ._arrays import rust_float
-from ._native import DTypeError, Q2KeyError, ShapeError, gaussian_threshold
+from ._errors import DTypeError, Q2KeyError, ShapeError
+from ._native import gaussian_threshold
 
 if TYPE_CHECKING:
     from ._calibrate import CalibrationReport

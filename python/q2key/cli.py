@@ -208,7 +208,7 @@ def _version(args: argparse.Namespace, ctx: Context) -> int:
 def one_line(err: BaseException) -> str:
     """The error as one line: ``path: reason`` for OS errors, the message for q2key's own, the type otherwise."""
     from ._cli_io import CliError
-    from ._native import DTypeError, Q2KeyError
+    from ._errors import DTypeError, Q2KeyError
 
     if isinstance(err, OSError) and err.strerror:
         text = f"{err.filename}: {err.strerror}" if err.filename is not None else err.strerror

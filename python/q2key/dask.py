@@ -26,7 +26,7 @@ from ._calibrate import Method
 from ._calibrate import calibrate as _calibrate
 from ._encode import ThresholdLike
 from ._encode import encode as _encode
-from ._native import DTypeError, Q2KeyError, ShapeError
+from ._errors import DTypeError, Q2KeyError, ShapeError
 from ._thresholds import Thresholds
 
 __all__ = ["EncodedArrays", "calibrate", "encode"]

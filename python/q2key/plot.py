@@ -24,7 +24,7 @@ from ._calibrate import CalibrationReport, entropy_bits
 from ._calibrate import symbol_frequencies as _per_dim_frequencies
 from ._distance import lee
 from ._encode import ThresholdLike, encode
-from ._native import DTypeError, Q2KeyError, ShapeError
+from ._errors import DTypeError, Q2KeyError, ShapeError
 from ._thresholds import Thresholds
 
 if TYPE_CHECKING:

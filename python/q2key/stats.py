@@ -38,7 +38,7 @@ import numpy.typing as npt
 
 from . import _args, _native
 from ._arrays import check_threads, symbol_rows
-from ._native import DTypeError, Q2KeyError, ShapeError
+from ._errors import DTypeError, Q2KeyError, ShapeError
 
 __all__ = [
     "MAX_ADMISSIBLE_K",

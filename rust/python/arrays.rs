@@ -1,6 +1,6 @@
 //! Borrowing numpy arrays as slices and handing Rust buffers back as arrays.
 
-use super::errors::{from_err, ShapeError};
+use super::errors::{about, from_err, ShapeError};
 use numpy::{Element, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
@@ -22,13 +22,13 @@ pub(crate) fn matrix<'a, T: Element>(arg: &str, a: &'a PyReadonlyArray2<'_, T>) 
     let (rows, cols) = (a.shape()[0], a.shape()[1]);
     let slice = a
         .as_slice()
-        .map_err(|_| ShapeError::new_err(format!("{arg}: expected a C-contiguous, aligned array")))?;
+        .map_err(|_| about::<ShapeError>(arg, "expected a C-contiguous, aligned array".into()))?;
     Ok((slice, rows, cols))
 }
 
 pub(crate) fn vector<'a, T: Element>(arg: &str, a: &'a PyReadonlyArray1<'_, T>) -> PyResult<&'a [T]> {
     a.as_slice()
-        .map_err(|_| ShapeError::new_err(format!("{arg}: expected a C-contiguous, aligned array")))
+        .map_err(|_| about::<ShapeError>(arg, "expected a C-contiguous, aligned array".into()))
 }
 
 /// A `(rows, cols)` array owning `data` (no copy).

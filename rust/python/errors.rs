@@ -1,48 +1,93 @@
-//! The exception family: every core error becomes one of these, all
-//! subclasses of `ValueError` (dtype problems, raised by the Python layer, of `TypeError`),
-//! or a builtin `OSError` / `MemoryError`.
+//! The exception family, defined in Python (`q2key._errors`) so that errors
+//! found in Rust and in Python are the same classes with the same attributes:
+//! `.arg` (the public parameter), `.row` and `.col` (where in that array).
+//! Every core error becomes one of them, or a builtin `OSError` / `MemoryError`.
 
 use crate::error::Error;
-use pyo3::create_exception;
-use pyo3::exceptions::{PyFileNotFoundError, PyMemoryError, PyOSError, PyPermissionError, PyTypeError, PyValueError};
-use pyo3::PyErr;
+use pyo3::exceptions::{PyFileNotFoundError, PyMemoryError, PyOSError, PyPermissionError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyType};
+use pyo3::{import_exception, PyTypeInfo};
 
-create_exception!(
-    q2key,
-    Q2KeyError,
-    PyValueError,
-    "Base of the errors q2key raises for bad input values (a ValueError)."
-);
-create_exception!(q2key, NonFiniteError, Q2KeyError, "An input row holds NaN or ±Inf.");
-create_exception!(
-    q2key,
-    ShapeError,
-    Q2KeyError,
-    "Array shapes or code widths do not fit together."
-);
-create_exception!(
-    q2key,
-    FormatError,
-    Q2KeyError,
-    "A saved index file is truncated, corrupted, foreign or from a newer format."
-);
-create_exception!(
-    q2key,
-    DTypeError,
-    PyTypeError,
-    "An array has a dtype q2key cannot use (a TypeError)."
-);
+import_exception!(q2key._errors, Q2KeyError);
+import_exception!(q2key._errors, NonFiniteError);
+import_exception!(q2key._errors, ShapeError);
+import_exception!(q2key._errors, FormatError);
+import_exception!(q2key._errors, DTypeError);
 
-/// Maps a core error onto its exception class, keeping the message.
+/// Where an error is: the public parameter, and the row and column of that array.
+#[derive(Default)]
+pub(crate) struct Location<'a> {
+    pub arg: Option<&'a str>,
+    pub row: Option<usize>,
+    pub col: Option<usize>,
+}
+
+impl<'a> Location<'a> {
+    pub(crate) fn arg(arg: &'a str) -> Self {
+        Location {
+            arg: Some(arg),
+            ..Self::default()
+        }
+    }
+}
+
+/// An instance of the q2key exception `T` with `message` (which starts
+/// with `"<arg>: "` when `arg` is known) and its location attributes.
+pub(crate) fn located<T: PyTypeInfo>(message: String, at: Location<'_>) -> PyErr {
+    Python::attach(|py| {
+        let build = || -> PyResult<PyErr> {
+            let kwargs = PyDict::new(py);
+            kwargs.set_item("arg", at.arg)?;
+            kwargs.set_item("row", at.row)?;
+            kwargs.set_item("col", at.col)?;
+            let ty: Bound<'_, PyType> = T::type_object(py);
+            Ok(PyErr::from_value(ty.call((message,), Some(&kwargs))?))
+        };
+        // Building the exception fails only if q2key._errors cannot be
+        // imported or the interpreter is out of memory: raise that instead.
+        build().unwrap_or_else(|e| e)
+    })
+}
+
+/// A q2key error of class `T` about the public parameter `arg`.
+pub(crate) fn about<T: PyTypeInfo>(arg: &str, message: String) -> PyErr {
+    located::<T>(message, Location::arg(arg))
+}
+
+/// Maps a core error onto its exception class, keeping the message and
+/// setting `.arg`, `.row` and `.col` from the variant.
 pub(crate) fn from_err(err: Error) -> PyErr {
     let msg = err.to_string();
     match err {
-        Error::NonFinite { .. } => NonFiniteError::new_err(msg),
-        Error::Shape { .. } => ShapeError::new_err(msg),
-        Error::Value { .. } | Error::DuplicateId { .. } | Error::UnknownId { .. } | Error::ReadOnly => {
-            Q2KeyError::new_err(msg)
-        }
-        Error::Format { .. } => FormatError::new_err(msg),
+        Error::NonFinite { arg, row, col, .. } => located::<NonFiniteError>(
+            msg,
+            Location {
+                arg: Some(arg),
+                row: Some(row),
+                col: Some(col),
+            },
+        ),
+        Error::Shape { arg, .. } => about::<ShapeError>(arg, msg),
+        Error::Value { arg, .. } => about::<Q2KeyError>(arg, msg),
+        Error::DuplicateId { row, .. } => located::<Q2KeyError>(
+            msg,
+            Location {
+                arg: Some("ids"),
+                row: Some(row),
+                col: None,
+            },
+        ),
+        Error::UnknownId { position, .. } => located::<Q2KeyError>(
+            msg,
+            Location {
+                arg: Some("ids"),
+                row: Some(position),
+                col: None,
+            },
+        ),
+        Error::ReadOnly => located::<Q2KeyError>(msg, Location::default()),
+        Error::Format { .. } => located::<FormatError>(msg, Location::default()),
         Error::Io { kind, .. } => match kind {
             std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(msg),
             std::io::ErrorKind::PermissionDenied => PyPermissionError::new_err(msg),

@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::search::lee::LeeWeights;
 use crate::{encode::EncodeElement, parallel};
 use arrays::{matrix, to_matrix, to_vector, vector, zeroed};
-use errors::{from_err, DTypeError, FormatError, NonFiniteError, Q2KeyError, ShapeError};
+use errors::{about, from_err, Q2KeyError, ShapeError};
 use numpy::{PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
 
@@ -65,9 +65,10 @@ fn dim_cuts(cuts: Option<PyReadonlyArray2<'_, f64>>, dim: usize) -> PyResult<Opt
     let Some(cuts) = cuts else { return Ok(None) };
     let (values, rows, cols) = matrix("cuts", &cuts)?;
     if rows != 3 || cols != dim {
-        return Err(ShapeError::new_err(format!(
-            "cuts: expected shape (3, {dim}) for vectors of dimension {dim}, got ({rows}, {cols})"
-        )));
+        return Err(about::<ShapeError>(
+            "cuts",
+            format!("cuts: expected shape (3, {dim}) for vectors of dimension {dim}, got ({rows}, {cols})"),
+        ));
     }
     DimCuts::new(values, dim).map(Some).map_err(from_err)
 }
@@ -385,14 +386,8 @@ fn simd_backend() -> &'static str {
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    let py = m.py();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("MAX_DIM", crate::MAX_DIM)?;
-    m.add("Q2KeyError", py.get_type::<Q2KeyError>())?;
-    m.add("NonFiniteError", py.get_type::<NonFiniteError>())?;
-    m.add("ShapeError", py.get_type::<ShapeError>())?;
-    m.add("DTypeError", py.get_type::<DTypeError>())?;
-    m.add("FormatError", py.get_type::<FormatError>())?;
     m.add_class::<index::PyIndex>()?;
     m.add_class::<index::ViewGuard>()?;
     m.add_function(wrap_pyfunction!(encode_f32, m)?)?;
