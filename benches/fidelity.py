@@ -15,8 +15,10 @@ with every method, searches the database by each method's code distance and meas
 
 Methods: Q² with the Gaussian τ and with each :func:`q2key.calibrate` method (fitted on the
 database; 96 bytes at n = 384), the 2-bit thermometer code at the same 96 bytes, 1-bit sign codes
-(48 bytes), int8 scalar quantization (384 bytes), and exact float32 cosine as a control (1 536
-bytes). Baselines are defined in ``fidelity_baselines.py``. Hamming and Lee searches use
+(48 bytes), int8 scalar quantization (384 bytes), faiss's RaBitQ (2-bit, plain and fast-scan),
+PQFastScan 192×4 and 4-bit scalar quantization when faiss is installed, and exact float32 cosine
+as a control (1 536 bytes). Baselines are defined in ``fidelity_baselines.py`` and
+``fidelity_faiss.py``. Hamming and Lee searches use
 :func:`q2key.search` (popcount of XOR, exact, ties to the lower row).
 
 Prints a Markdown table and writes ``fidelity.json`` and ``fidelity.png`` (if matplotlib is
@@ -41,7 +43,8 @@ import numpy.typing as npt
 import q2key
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import fidelity_baselines as fb  # a sibling module: importable however this file is run
+import fidelity_baselines as fb  # sibling modules: importable however this file is run
+import fidelity_faiss
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parent / "data" / "wordnet-minilm-dev.npz"
@@ -186,8 +189,9 @@ def methods(seed: int = 0) -> list[tuple[str, str, Ranker]]:
         (THERMOMETER, "baseline", hamming_ranker(thermometer_pair)),
         (SIGN, "baseline", hamming_ranker(sign_pair)),
         (INT8, "baseline", int8_rank),
-        (EXACT, "control", exact_rank),
     ]
+    out += fidelity_faiss.rankers()
+    out.append((EXACT, "control", exact_rank))
     return out
 
 

@@ -19,6 +19,7 @@ sys.path.insert(0, str(BENCHES))
 
 import fidelity  # noqa: E402  (benches/ is not a package)
 import fidelity_baselines as fb  # noqa: E402
+import fidelity_faiss  # noqa: E402
 
 ROWS, QUERIES = 2_000, 100
 
@@ -55,6 +56,7 @@ def test_every_method_is_measured(results: list[fidelity.MethodResult]) -> None:
         fidelity.THERMOMETER,
         fidelity.SIGN,
         fidelity.INT8,
+        *(name for name, _, _ in fidelity_faiss.rankers()),
         fidelity.EXACT,
     ]
 
@@ -67,6 +69,14 @@ def test_bytes_per_vector(results: list[fidelity.MethodResult]) -> None:
     assert got[fidelity.SIGN] == 48
     assert got[fidelity.INT8] == 384
     assert got[fidelity.EXACT] == 1536
+    if fidelity_faiss.rankers():
+        assert got[fidelity_faiss.PQ_FASTSCAN] == 96 and got[fidelity_faiss.SQ_4BIT] == 192
+
+
+def test_faiss_baselines_are_measured() -> None:
+    # faiss is a test dependency (pyproject's [test] extra): its baselines must not silently vanish.
+    names = [name for name, _, _ in fidelity_faiss.rankers()]
+    assert fidelity_faiss.PQ_FASTSCAN in names and fidelity_faiss.SQ_4BIT in names
 
 
 def test_recalls_are_fractions(results: list[fidelity.MethodResult]) -> None:
