@@ -11,7 +11,7 @@
 """
 
 from . import stats
-from ._calibrate import CalibrationReport, Candidate, calibrate
+from ._calibrate import calibrate
 from ._calibrator import Calibrator, Drift
 from ._codes import complement, keys_from_symbols, pack, run_reduce, unpack
 from ._distance import lee, lee_matrix, search, weighted_lee
@@ -19,6 +19,7 @@ from ._encode import Encoded, encode, gaussian_threshold, symbols
 from ._errors import DTypeError, FormatError, NonFiniteError, Q2KeyError, ShapeError
 from ._index import Index, IndexStats
 from ._native import __version__
+from ._report import CalibrationReport, Candidate
 from ._thresholds import Thresholds
 
 

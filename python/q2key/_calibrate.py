@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -13,67 +12,15 @@ from ._arrays import check_finite, check_threads, float_rows
 from ._distance import search
 from ._encode import encode, symbols
 from ._errors import Q2KeyError, ShapeError
+from ._report import CalibrationReport, Candidate, Method
 from ._thresholds import Thresholds
 
-Method = Literal["equiprobable", "per_dim", "fidelity"]
 _METHODS: tuple[Method, ...] = ("equiprobable", "per_dim", "fidelity")
 
 #: Shares of values in the outer cells A ∪ D that ``method="fidelity"`` tries (0.5 = equiprobable).
 FIDELITY_SHARES: tuple[float, ...] = (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6)
 #: Rows the fidelity search needs at least: a held-out part with queries and a database.
 MIN_FIDELITY_ROWS = 64
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One threshold rule ``method="fidelity"`` tried, and its held-out neighbour recall."""
-
-    rule: Literal["global", "per_dim"]
-    outer_share: float
-    recall: float
-
-
-@dataclass(frozen=True, eq=False)
-class CalibrationReport:
-    """What :func:`calibrate` measured on its sample.
-
-    Attributes:
-        method: the calibration method asked for.
-        rule: ``"global"`` (one τ) or ``"per_dim"`` (three cuts per dimension).
-        outer_share: the share of sampled values placed in A ∪ D (0.5 = equiprobable).
-        sample_rows: nonzero rows used (all-zero rows have no direction and are skipped).
-        frequencies: ``(4,)`` share of all sampled coordinates in A, B, C, D.
-        per_dim_frequencies: ``(n, 4)`` the same per dimension.
-        entropy_bits: mean over dimensions of the symbol entropy, in bits (at most 2).
-        recall: held-out neighbour recall@``k`` of Lee search against cosine (``fidelity`` only).
-        k: the ``k`` of ``recall``.
-        candidates: every rule ``fidelity`` tried, in the order tried.
-    """
-
-    method: Method
-    rule: Literal["global", "per_dim"]
-    outer_share: float
-    sample_rows: int
-    frequencies: npt.NDArray[np.float64]
-    per_dim_frequencies: npt.NDArray[np.float64] = field(repr=False)
-    entropy_bits: float
-    recall: float | None = None
-    k: int | None = None
-    candidates: tuple[Candidate, ...] = ()
-
-    def __str__(self) -> str:
-        f = self.frequencies
-        lines = [
-            f"calibration: method {self.method}, rule {self.rule}, {self.outer_share:.0%} of values in A ∪ D, "
-            f"{self.sample_rows} sample rows",
-            f"symbol frequencies A {f[0]:.3f}  B {f[1]:.3f}  C {f[2]:.3f}  D {f[3]:.3f}",
-            f"entropy {self.entropy_bits:.3f} bits per dimension (max 2)",
-        ]
-        if self.recall is not None:
-            lines.append(f"held-out neighbour recall@{self.k}: {self.recall:.3f}")
-        for c in self.candidates:
-            lines.append(f"  tried {c.rule:8s} share {c.outer_share:.2f}: recall {c.recall:.3f}")
-        return "\n".join(lines)
 
 
 def calibrate(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Union, cast
 
@@ -263,8 +264,11 @@ class Index:
         return cls._wrap(_native.Index.from_bytes(_args.buffer("data", data)))
 
     def to_faiss(self) -> Any:
-        """A ``faiss.IndexBinaryIDMap`` with the same codes and ids (Hamming on Gray codes = Lee); see ``_faiss``."""
-        from ._faiss import to_faiss
+        """Deprecated: use :func:`q2key.faiss.to_faiss` (``q2key.faiss.to_faiss(index)``), which this calls."""
+        warnings.warn(
+            "Index.to_faiss() is deprecated; use q2key.faiss.to_faiss(index)", DeprecationWarning, stacklevel=2
+        )
+        from .faiss import to_faiss  # faiss interop lives outside the index; imported only when used
 
         return to_faiss(self)
 

@@ -8,7 +8,7 @@ import struct
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -17,9 +17,7 @@ from . import _args
 from ._arrays import rust_float
 from ._errors import DTypeError, Q2KeyError, ShapeError
 from ._native import gaussian_threshold
-
-if TYPE_CHECKING:
-    from ._calibrate import CalibrationReport
+from ._report import CalibrationReport
 
 Kind = Literal["gaussian", "global", "per_dim"]
 _KINDS: tuple[Kind, ...] = ("gaussian", "global", "per_dim")

@@ -22,11 +22,11 @@ import numpy as np
 import numpy.typing as npt
 
 from ._arrays import check_threads, check_threshold
-from ._calibrate import Method
 from ._calibrate import calibrate as _calibrate
 from ._encode import ThresholdLike
 from ._encode import encode as _encode
 from ._errors import DTypeError, Q2KeyError, ShapeError
+from ._report import Method
 from ._thresholds import Thresholds
 
 __all__ = ["EncodedArrays", "calibrate", "encode"]

@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Any, Union
 import numpy as np
 import numpy.typing as npt
 
-from ._calibrate import CalibrationReport, entropy_bits
+from ._calibrate import entropy_bits
 from ._calibrate import symbol_frequencies as _per_dim_frequencies
 from ._distance import lee
 from ._encode import ThresholdLike, encode
 from ._errors import DTypeError, Q2KeyError, ShapeError
+from ._report import CalibrationReport
 from ._thresholds import Thresholds
 
 if TYPE_CHECKING:

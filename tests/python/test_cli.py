@@ -21,7 +21,8 @@ import q2key
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from q2key import _cli_commit, _cli_encode, _cli_read, _cli_write
-from q2key._cli_read import NpySource, open_source, rebatch
+from q2key._cli_read import NpySource, open_source
+from q2key._cli_source import rebatch
 from q2key._progress import Progress
 from q2key.cli import main
 
