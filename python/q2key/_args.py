@@ -98,6 +98,15 @@ def real(name: str, value: Any) -> float:
         return math.inf if value > 0 else -math.inf
 
 
+def threshold(value: Any) -> float | None:
+    """A float ``threshold=`` (or None); its range is checked by the core."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise DTypeError(f"threshold: expected a number, a q2key.Thresholds or None, got {type(value).__name__}")
+    return real("threshold", value)
+
+
 def seed(name: str, value: Any) -> int | None:
     """A random seed: ``None`` or an integer ``>= 0`` (any size: numpy takes big seeds, so no saturation)."""
     if value is None:

@@ -8,10 +8,10 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _args
-from ._arrays import check_finite, check_threads, float_rows
 from ._distance import search
 from ._encode import encode, symbols
 from ._errors import Q2KeyError, ShapeError
+from ._inputs import check_finite, float_rows
 from ._report import CalibrationReport, Candidate, Method
 from ._thresholds import Thresholds
 
@@ -65,10 +65,10 @@ def calibrate(
             _args.real("holdout", holdout),
             _args.size("k", k),
             _args.seed("seed", seed),
-            check_threads(threads),
+            _args.threads(threads),
         )
         return _fidelity(unit_rows(sample), seed=s, holdout=h, k=kk, threads=n)
-    check_threads(threads)
+    _args.threads(threads)
     v = unit_rows(sample)
     rule: Literal["global", "per_dim"] = "global" if method == "equiprobable" else "per_dim"
     th = fit(v, rule, share)

@@ -9,10 +9,10 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _args
-from ._arrays import check_finite, float_rows
 from ._calibrate import calibrate, symbol_frequencies
 from ._encode import ThresholdLike, symbols_as
 from ._errors import Q2KeyError, ShapeError
+from ._inputs import check_finite, float_rows
 from ._report import Method
 from ._thresholds import Thresholds
 

@@ -8,8 +8,9 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _native
-from ._arrays import check_dim, code_rows, symbol_rows
+from ._args import dim as check_dim
 from ._errors import ShapeError
+from ._inputs import code_rows, symbol_rows
 
 
 def pack(symbols: Any) -> npt.NDArray[np.uint8]:

@@ -8,8 +8,9 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _args, _native
-from ._arrays import check_threads, code_rows
+from ._args import threads as check_threads
 from ._errors import ShapeError
+from ._inputs import code_rows
 
 
 def _broadcast_rows(a: Any, b: Any) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8], tuple[int, ...]]:

@@ -11,10 +11,11 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _args, _native
-from ._arrays import Float32, Float64, check_threads, code_rows, float_rows
+from ._args import threads as check_threads
 from ._codes import complement as complement_codes
 from ._encode import ThresholdLike, encode_as
 from ._errors import DTypeError, Q2KeyError, ShapeError
+from ._inputs import Float32, Float64, code_rows, float_rows
 from ._thresholds import Thresholds, global_thresholds
 
 #: What ``rescore=`` accepts: vectors indexed by id (an array or ``np.memmap``), or a callable from ids to vectors.

@@ -14,8 +14,8 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _args
-from ._arrays import rust_float
 from ._errors import DTypeError, Q2KeyError, ShapeError
+from ._inputs import rust_float
 from ._native import gaussian_threshold
 from ._report import CalibrationReport
 

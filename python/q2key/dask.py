@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from ._arrays import check_threads, check_threshold
+from . import _args
 from ._calibrate import calibrate as _calibrate
 from ._encode import ThresholdLike
 from ._encode import encode as _encode
@@ -122,8 +122,8 @@ def encode(array: Any, threshold: ThresholdLike = None, *, threads: int | None =
     if isinstance(threshold, Thresholds):
         threshold.resolve(n)  # a dimension mismatch raises here, not on a worker
     else:
-        check_threshold(threshold)
-    threads = check_threads(threads)
+        _args.threshold(threshold)
+    threads = _args.threads(threads)
     if x.numblocks[1] != 1:
         x = x.rechunk({1: -1})
     width = (n + 3) // 4

@@ -37,8 +37,9 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _args, _native
-from ._arrays import check_threads, symbol_rows
+from ._args import threads as check_threads
 from ._errors import DTypeError, Q2KeyError, ShapeError
+from ._inputs import symbol_rows
 
 __all__ = [
     "MAX_ADMISSIBLE_K",
