@@ -100,7 +100,7 @@ THREADS: dict[str, Callable[[Any], Any]] = {
     "encode": lambda t: q2key.encode(X, threads=t),
     "lee_matrix": lambda t: q2key.lee_matrix(CODES, CODES, threads=t),
     "search": lambda t: q2key.search(CODES, CODES, 3, threads=t),
-    "stats.run_reduce": lambda t: stats.run_reduce(SYMBOLS, threads=t),
+    "stats.run_reduce_rows": lambda t: stats.run_reduce_rows(SYMBOLS, threads=t),
     "stats.transition_counts": lambda t: stats.transition_counts(SYMBOLS, threads=t),
     "stats.transition_density": lambda t: stats.transition_density(SYMBOLS, threads=t),
     "stats.complement_bigram_frequency": lambda t: stats.complement_bigram_frequency(SYMBOLS, threads=t),
@@ -608,7 +608,7 @@ SYMBOL_BADS = [
 for _name, _call in {
     "pack": q2key.pack,
     "keys_from_symbols": q2key.keys_from_symbols,
-    "stats.run_reduce": stats.run_reduce,
+    "stats.run_reduce_rows": stats.run_reduce_rows,
     "stats.transition_counts": stats.transition_counts,
     "stats.transition_density": stats.transition_density,
     "stats.complement_bigram_frequency": stats.complement_bigram_frequency,
