@@ -10,7 +10,7 @@
 [0, 1, 2, 3, 4]
 """
 
-from . import stats
+from . import faiss, stats
 from ._calibrate import calibrate
 from ._calibrator import Calibrator, Drift
 from ._codes import complement, keys_from_symbols, pack, run_reduce, unpack
@@ -20,6 +20,7 @@ from ._errors import DTypeError, FormatError, NonFiniteError, Q2KeyError, ShapeE
 from ._index import Index, IndexStats
 from ._native import __version__
 from ._report import CalibrationReport, Candidate
+from ._results import RangeSearchResult, SearchResult
 from ._thresholds import Thresholds
 
 
@@ -46,12 +47,15 @@ __all__ = [
     "IndexStats",
     "NonFiniteError",
     "Q2KeyError",
+    "RangeSearchResult",
+    "SearchResult",
     "ShapeError",
     "Thresholds",
     "__version__",
     "calibrate",
     "complement",
     "encode",
+    "faiss",
     "gaussian_threshold",
     "keys_from_symbols",
     "lee",

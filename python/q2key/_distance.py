@@ -11,6 +11,7 @@ from . import _args, _native
 from ._args import threads as check_threads
 from ._errors import ShapeError
 from ._inputs import code_rows
+from ._results import SearchResult
 
 
 def _broadcast_rows(a: Any, b: Any) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8], tuple[int, ...]]:
@@ -84,15 +85,13 @@ def weighted_lee(a: Any, b: Any, weights: tuple[float, float, float] = (1.0, 1.0
     return _native.weighted_lee_pairwise(a2, b2, w).reshape(lead)
 
 
-def search(
-    queries: Any, database: Any, k: int, *, threads: int | None = None
-) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64]]:
+def search(queries: Any, database: Any, k: int, *, threads: int | None = None) -> SearchResult:
     """Exact k-nearest neighbours of each query code among the database codes by Lee distance.
 
     ``queries`` ``(Q, width)`` (or one code ``(width,)``) and ``database`` ``(N, width)``
-    are uint8 codes. Returns ``(distances, indices)``: uint32 and int64 arrays of
-    shape ``(Q, min(k, N))``, ascending by distance, ties broken by the lower
-    database row. Never pads with ``-1``: with ``k > N`` there are ``N`` columns.
+    are uint8 codes. Returns a :class:`q2key.SearchResult` ``(distances, ids)``: uint32 distances
+    and int64 database rows, of shape ``(Q, min(k, N))``, ascending by distance, ties broken by the
+    lower database row. Never pads with ``-1``: with ``k > N`` there are ``N`` columns.
 
     >>> import numpy as np, q2key
     >>> db = q2key.encode(np.random.default_rng(0).normal(size=(100, 384))).codes
@@ -109,4 +108,4 @@ def search(
         raise ShapeError(f"queries: expected codes (Q, width) or (width,), got shape {q.shape}")
     if d.ndim != 2:
         raise ShapeError(f"database: expected codes (N, width), got shape {d.shape}")
-    return _native.search(q2, d2, kk, n)
+    return SearchResult(*_native.search(q2, d2, kk, n))

@@ -16,6 +16,7 @@ from ._codes import complement as complement_codes
 from ._encode import ThresholdLike, encode_as
 from ._errors import DTypeError, Q2KeyError, ShapeError
 from ._inputs import Float32, Float64, code_rows, float_rows
+from ._results import RangeSearchResult, SearchResult
 from ._thresholds import Thresholds, global_thresholds
 
 #: What ``rescore=`` accepts: vectors indexed by id (an array or ``np.memmap``), or a callable from ids to vectors.
@@ -158,11 +159,12 @@ class Index:
         oversample: int = 4,
         complement: bool = False,
         threads: int | None = None,
-    ) -> tuple[npt.NDArray[Any], npt.NDArray[np.uint64]]:
-        """The ``k`` nearest stored vectors of each query: ``(distances, ids)``, each ``(Q, columns)``.
+    ) -> SearchResult:
+        """The ``k`` nearest stored vectors of each query: a :class:`q2key.SearchResult` ``(distances, ids)``.
 
-        ``queries`` are float vectors (encoded with the index's thresholds) or uint8 codes.
-        ``columns = min(k, rows allowed)``: never a ``-1`` placeholder. Ties go to the lower id.
+        ``queries`` are float vectors (encoded with the index's thresholds) or uint8 codes. Both arrays
+        are ``(Q, columns)``, ``columns = min(k, rows allowed)``: never a ``-1`` placeholder. Ties go
+        to the lower id.
 
         - ``filter``: an array of allowed ids, or a boolean mask over ids (``mask[id]``; as numpy reads
           a bool, any non-zero byte allows). Both are copied: other threads may change them meanwhile.
@@ -173,7 +175,7 @@ class Index:
         - ``complement``: search with complemented queries (SPEC §3: the design's antonym
           prediction, ``θ`` applied to every symbol).
 
-        Distances are uint32 Lee distances, or float64 for an index with ``weights``.
+        Distances are uint32 Lee distances, or float64 for an index with ``weights``; ids are uint64.
         """
         k = _args.size("k", k)
         floats, codes = self._queries(queries, complement)
@@ -181,7 +183,7 @@ class Index:
         ids_f, mask_f = _filter(filter)
         if rescore is None:
             dist, weighted, ids = self._native.search(codes, k, ids_f, mask_f, n)
-            return (dist if self.weights is None else weighted), ids
+            return SearchResult(dist if self.weights is None else weighted, ids)
         if floats is None:
             raise Q2KeyError("rescore: needs float queries (cosine is computed on the vectors), got codes")
         wider = min(k * _args.size("oversample", oversample), _args.SIZE_MAX)
@@ -190,17 +192,18 @@ class Index:
 
     def range_search(
         self, queries: Any, radius: int, *, filter: Any = None, complement: bool = False, threads: int | None = None
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint32], npt.NDArray[np.uint64]]:
+    ) -> RangeSearchResult:
         """Every stored vector within Lee distance ``radius`` (inclusive) of each query.
 
-        faiss's layout: the hits of query ``q`` are ``distances[lims[q]:lims[q+1]]`` and
-        ``ids[lims[q]:lims[q+1]]``, ordered by (distance, id).
+        A :class:`q2key.RangeSearchResult` ``(lims, distances, ids)`` in faiss's layout: the hits of
+        query ``q`` are ``distances[lims[q]:lims[q+1]]`` and ``ids[lims[q]:lims[q+1]]``, ordered by
+        (distance, id).
         """
         # No Lee distance exceeds 2·dim < 2^32: a larger radius means every row.
         r = min(_args.size("radius", radius, minimum=0), 2**32 - 1)
         _, codes = self._queries(queries, complement)
         ids_f, mask_f = _filter(filter)
-        return self._native.range_search(codes, r, ids_f, mask_f, check_threads(threads))
+        return RangeSearchResult(*self._native.range_search(codes, r, ids_f, mask_f, check_threads(threads)))
 
     def window(self, key: int, delta: int) -> npt.NDArray[np.uint64]:
         """Ids whose key lies in ``[key − delta, key + delta]`` (saturating), in key order (SPEC §4)."""
@@ -364,13 +367,11 @@ def _filter(filter: Any) -> tuple[npt.NDArray[np.uint64] | None, npt.NDArray[np.
     return _ids(filter, None, "filter"), None
 
 
-def _rescore(
-    queries: Float32 | Float64, candidates: npt.NDArray[np.uint64], source: Rescore, k: int
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.uint64]]:
+def _rescore(queries: Float32 | Float64, candidates: npt.NDArray[np.uint64], source: Rescore, k: int) -> SearchResult:
     """Re-ranks each query's candidate ids by exact cosine: ``(1 − cosine, ids)``, ties to the lower id."""
     q = np.asarray(queries, dtype=np.float64)
     if candidates.shape[1] == 0:
-        return np.zeros((q.shape[0], 0)), candidates
+        return SearchResult(np.zeros((q.shape[0], 0)), candidates)
     flat = candidates.ravel()
     if callable(source):
         vectors = np.asarray(source(flat), dtype=np.float64)
@@ -391,4 +392,4 @@ def _rescore(
     dist = 1.0 - cos
     # Sort by (distance, id): lexsort's last key is the primary one.
     order = np.lexsort((candidates, dist), axis=1)[:, :k]
-    return np.take_along_axis(dist, order, axis=1), np.take_along_axis(candidates, order, axis=1)
+    return SearchResult(np.take_along_axis(dist, order, axis=1), np.take_along_axis(candidates, order, axis=1))
