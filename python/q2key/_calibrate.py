@@ -57,7 +57,7 @@ def calibrate(
     (2000, 16)
     """
     if not isinstance(method, str) or method not in _METHODS:
-        raise Q2KeyError(f"method: expected one of {', '.join(map(repr, _METHODS))}, got {method!r}")
+        raise Q2KeyError(f"expected one of {', '.join(map(repr, _METHODS))}, got {method!r}", arg="method")
     share = _check_share(outer_share)
     if method == "fidelity":
         # Converted before the sample is read: the same argument mistakes as everywhere else, first.
@@ -79,7 +79,7 @@ def unit_rows(sample: Any, arg: str = "sample") -> npt.NDArray[np.float64]:
     """The nonzero rows of ``sample`` L2-normalised in float64; NaN/Inf raise naming the row."""
     rows, _ = float_rows(sample, arg)
     if rows.shape[0] == 0:
-        raise ShapeError(f"{arg}: need at least one row to calibrate")
+        raise ShapeError("need at least one row to calibrate", arg=arg)
     x = np.asarray(rows, dtype=np.float64)
     check_finite(x, arg)
     # Scale each row by its largest magnitude first so the norm cannot overflow.
@@ -87,7 +87,7 @@ def unit_rows(sample: Any, arg: str = "sample") -> npt.NDArray[np.float64]:
     keep = peak > 0
     x = x[keep] / peak[keep, None]
     if x.shape[0] == 0:
-        raise Q2KeyError(f"{arg}: every row is all zeros; there is no direction to calibrate on")
+        raise Q2KeyError("every row is all zeros; there is no direction to calibrate on", arg=arg)
     return np.asarray(x / np.linalg.norm(x, axis=1, keepdims=True), dtype=np.float64)
 
 
@@ -143,10 +143,10 @@ def _fidelity(
     v: npt.NDArray[np.float64], *, seed: int | None, holdout: float, k: int, threads: int | None
 ) -> Thresholds:
     if not 0.0 < holdout < 1.0:
-        raise Q2KeyError(f"holdout: expected a share in (0, 1), got {holdout}")
+        raise Q2KeyError(f"expected a share in (0, 1), got {holdout}", arg="holdout")
     rows = int(v.shape[0])
     if rows < MIN_FIDELITY_ROWS:
-        raise ShapeError(f"sample: method 'fidelity' needs at least {MIN_FIDELITY_ROWS} nonzero rows, got {rows}")
+        raise ShapeError(f"method 'fidelity' needs at least {MIN_FIDELITY_ROWS} nonzero rows, got {rows}", arg="sample")
     n_held = _held_out_rows(rows, holdout, k)
     order = np.random.default_rng(seed).permutation(rows)
     held, train = v[order[:n_held]], v[order[n_held:]]
@@ -180,14 +180,16 @@ def _held_out_rows(rows: int, holdout: float, k: int) -> int:
     at_least = 2 * k + 2
     if at_least > rows - 1:
         raise Q2KeyError(
-            f"k: method 'fidelity' holds out at least 2·k + 2 = {at_least} of the {rows} nonzero sample rows to "
-            f"measure recall@k, which leaves none to fit the thresholds on; use k ≤ {(rows - 3) // 2}"
+            f"method 'fidelity' holds out at least 2·k + 2 = {at_least} of the {rows} nonzero sample rows to "
+            f"measure recall@k, which leaves none to fit the thresholds on; use k ≤ {(rows - 3) // 2}",
+            arg="k",
         )
     held = round(rows * holdout)
     if held > rows - 1:
         raise Q2KeyError(
-            f"holdout: {holdout} of the {rows} nonzero sample rows holds out {held}, which leaves none to fit "
-            f"the thresholds on; use holdout < {(rows - 0.5) / rows:.6g}"
+            f"{holdout} of the {rows} nonzero sample rows holds out {held}, which leaves none to fit "
+            f"the thresholds on; use holdout < {(rows - 0.5) / rows:.6g}",
+            arg="holdout",
         )
     return max(held, at_least)
 
@@ -201,5 +203,5 @@ def _cosine_top_k(queries: npt.NDArray[np.float64], base: npt.NDArray[np.float64
 def _check_share(share: Any) -> float:
     s = _args.real("outer_share", share)
     if not 0.0 < s < 1.0:
-        raise Q2KeyError(f"outer_share: expected a share in (0, 1), got {share!r}")
+        raise Q2KeyError(f"expected a share in (0, 1), got {share!r}", arg="outer_share")
     return s

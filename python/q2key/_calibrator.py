@@ -95,7 +95,7 @@ class Calibrator:
         """
         rows, _ = float_rows(batch, "batch")
         if rows.shape[1] != self._dim:
-            raise ShapeError(f"batch: expected {self._dim} columns, got {rows.shape[1]}")
+            raise ShapeError(f"expected {self._dim} columns, got {rows.shape[1]}", arg="batch")
         check_finite(rows, "batch")
         n, start = rows.shape[0], self._seen
         fill = max(0, min(self._capacity - start, n))
@@ -126,9 +126,9 @@ class Calibrator:
             raise Q2KeyError("drift: needs thresholds from calibrate()/thresholds(), which record their frequencies")
         rows, _ = float_rows(batch, "batch")
         if rows.shape[1] != self._dim:
-            raise ShapeError(f"batch: expected {self._dim} columns, got {rows.shape[1]}")
+            raise ShapeError(f"expected {self._dim} columns, got {rows.shape[1]}", arg="batch")
         if rows.shape[0] == 0:
-            raise ShapeError("batch: need at least one row to measure drift")
+            raise ShapeError("need at least one row to measure drift", arg="batch")
         got = symbol_frequencies(symbols_as(rows, "batch", threshold=th))
         expected = th.report.per_dim_frequencies
         tv = 0.5 * np.abs(got - expected).sum(axis=1)

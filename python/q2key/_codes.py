@@ -60,7 +60,7 @@ def run_reduce(symbols: Any) -> npt.NDArray[np.uint8]:
     """
     s = np.asarray(symbols)
     if s.ndim != 1:
-        raise ShapeError(f"symbols: expected one sequence of shape (n,), got shape {s.shape}")
+        raise ShapeError(f"expected one sequence of shape (n,), got shape {s.shape}", arg="symbols")
     if s.size == 0:  # the empty sequence reduces to itself
         return np.zeros(0, np.uint8)
     return _native.run_reduce(symbol_rows(s)[0])

@@ -19,7 +19,7 @@ def _broadcast_rows(a: Any, b: Any) -> tuple[npt.NDArray[np.uint8], npt.NDArray[
     a2, b2 = code_rows(a, "a"), code_rows(b, "b")
     aa, bb = np.asarray(a), np.asarray(b)
     if a2.shape[1] != b2.shape[1]:
-        raise ShapeError(f"b: expected codes {a2.shape[1]} bytes wide, like a, got {b2.shape[1]} bytes")
+        raise ShapeError(f"expected codes {a2.shape[1]} bytes wide, like a, got {b2.shape[1]} bytes", arg="b")
     try:
         lead = np.broadcast_shapes(aa.shape[:-1], bb.shape[:-1])
     except ValueError:
@@ -105,7 +105,7 @@ def search(queries: Any, database: Any, k: int, *, threads: int | None = None) -
     # Element types first (as code_rows checks them everywhere else), then the ranks search needs.
     q2, d2 = code_rows(np.atleast_2d(q), "queries"), code_rows(np.atleast_2d(d), "database")
     if q.ndim not in (1, 2):
-        raise ShapeError(f"queries: expected codes (Q, width) or (width,), got shape {q.shape}")
+        raise ShapeError(f"expected codes (Q, width) or (width,), got shape {q.shape}", arg="queries")
     if d.ndim != 2:
-        raise ShapeError(f"database: expected codes (N, width), got shape {d.shape}")
+        raise ShapeError(f"expected codes (N, width), got shape {d.shape}", arg="database")
     return SearchResult(*_native.search(q2, d2, kk, n))

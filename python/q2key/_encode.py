@@ -166,7 +166,7 @@ def _rows(p: Prepared) -> Float32 | Float64:
 
 def _no_threshold_for_codes(threshold: ThresholdLike) -> None:
     if threshold is not None:
-        raise Q2KeyError("threshold: q2 codes are already quantised; threshold= does not apply to dtype='q2'")
+        raise Q2KeyError("q2 codes are already quantised; threshold= does not apply to dtype='q2'", arg="threshold")
 
 
 def gaussian_threshold(dim: int) -> float:

@@ -185,7 +185,7 @@ class Index:
             dist, weighted, ids = self._native.search(codes, k, ids_f, mask_f, n)
             return SearchResult(dist if self.weights is None else weighted, ids)
         if floats is None:
-            raise Q2KeyError("rescore: needs float queries (cosine is computed on the vectors), got codes")
+            raise Q2KeyError("needs float queries (cosine is computed on the vectors), got codes", arg="rescore")
         wider = min(k * _args.size("oversample", oversample), _args.SIZE_MAX)
         _, _, candidates = self._native.search(codes, wider, ids_f, mask_f, n)
         return _rescore(floats, candidates, rescore, k)
@@ -215,7 +215,7 @@ class Index:
         d = _args.integer("depth", depth)
         _args.size("depth", d, minimum=0)
         if d > 32:
-            raise Q2KeyError(f"depth: must be at most 32 transitions, got {d}")
+            raise Q2KeyError(f"must be at most 32 transitions, got {d}", arg="depth")
         return self._native.prefix(_args.u64("key", key), d)
 
     def codes(self, ids: Any) -> npt.NDArray[np.uint8]:
@@ -284,13 +284,13 @@ class Index:
 
     def _check_dim(self, dim: int, arg: str) -> None:
         if dim != self.dim:
-            raise ShapeError(f"{arg}: expected vectors of dimension {self.dim}, got {dim}")
+            raise ShapeError(f"expected vectors of dimension {self.dim}, got {dim}", arg=arg)
 
     def _codes(self, codes: Any, arg: str) -> npt.NDArray[np.uint8]:
         c = code_rows(codes, arg)
         if c.shape[1] != self.code_bytes:
             raise ShapeError(
-                f"{arg}: expected codes of {self.code_bytes} bytes (dimension {self.dim}), got {c.shape[1]}"
+                f"expected codes of {self.code_bytes} bytes (dimension {self.dim}), got {c.shape[1]}", arg=arg
             )
         return c
 
@@ -317,7 +317,9 @@ def _thresholds_for(threshold: ThresholdLike, dim: int) -> Thresholds:
             return Thresholds.global_(cast(float, threshold.tau), dim=int(dim)).with_report(threshold.report)
         return threshold
     if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, (int, float, np.integer, np.floating)):
-        raise DTypeError(f"threshold: expected a number, a q2key.Thresholds or None, got {type(threshold).__name__}")
+        raise DTypeError(
+            f"expected a number, a q2key.Thresholds or None, got {type(threshold).__name__}", arg="threshold"
+        )
     return global_thresholds(threshold, dim, "threshold")
 
 
@@ -332,25 +334,25 @@ def _ids(ids: Any, rows: int | None, arg: str = "ids") -> npt.NDArray[np.uint64]
         if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in flat):
             outside = [int(v) for v in flat if not 0 <= int(v) <= _args.U64_MAX]
             if outside:
-                raise Q2KeyError(f"{arg}: ids are unsigned 64-bit integers, got {outside[0]}")
+                raise Q2KeyError(f"ids are unsigned 64-bit integers, got {outside[0]}", arg=arg)
             a = np.array([int(v) for v in flat], dtype=np.uint64).reshape(np.shape(ids))
     if a.ndim == 0:
         a = a.reshape(1)
     if a.dtype.kind not in "iu" and not (a.size == 0 and a.dtype.kind == "f"):
-        raise DTypeError(f"{arg}: expected integer ids, got dtype {a.dtype}")
+        raise DTypeError(f"expected integer ids, got dtype {a.dtype}", arg=arg)
     if a.ndim != 1:
-        raise ShapeError(f"{arg}: expected a 1-D array, got shape {a.shape}")
+        raise ShapeError(f"expected a 1-D array, got shape {a.shape}", arg=arg)
     if a.dtype.kind == "i" and a.size and int(a.min()) < 0:
-        raise Q2KeyError(f"{arg}: ids are unsigned 64-bit integers, got {int(a.min())}")
+        raise Q2KeyError(f"ids are unsigned 64-bit integers, got {int(a.min())}", arg=arg)
     if rows is not None and a.shape[0] != rows:
-        raise ShapeError(f"{arg}: expected {rows} ids (one per row), got {a.shape[0]}")
+        raise ShapeError(f"expected {rows} ids (one per row), got {a.shape[0]}", arg=arg)
     return np.ascontiguousarray(a, dtype=np.uint64)
 
 
 def _id_list(ids: Any) -> npt.NDArray[np.uint64]:
     a = _ids(ids, None)
     if a is None:
-        raise DTypeError("ids: expected integer ids, got None")
+        raise DTypeError("expected integer ids, got None", arg="ids")
     return a
 
 
@@ -362,7 +364,7 @@ def _filter(filter: Any) -> tuple[npt.NDArray[np.uint64] | None, npt.NDArray[np.
     a = np.asarray(filter)
     if a.dtype == np.bool_:
         if a.ndim != 1:
-            raise ShapeError(f"filter: a boolean mask over ids must be 1-D, got shape {a.shape}")
+            raise ShapeError(f"a boolean mask over ids must be 1-D, got shape {a.shape}", arg="filter")
         return None, np.ascontiguousarray(a).view(np.uint8)
     return _ids(filter, None, "filter"), None
 
@@ -378,14 +380,18 @@ def _rescore(queries: Float32 | Float64, candidates: npt.NDArray[np.uint64], sou
     else:
         table = cast(npt.NDArray[Any], source if isinstance(source, np.ndarray) else np.asarray(source))
         if table.ndim != 2 or table.shape[1] != q.shape[1]:
-            raise ShapeError(f"rescore: expected vectors (rows, {q.shape[1]}) indexed by id, got shape {table.shape}")
+            raise ShapeError(
+                f"expected vectors (rows, {q.shape[1]}) indexed by id, got shape {table.shape}", arg="rescore"
+            )
         if int(flat.max()) >= table.shape[0]:
-            raise ShapeError(f"rescore: id {int(flat.max())} is beyond the {table.shape[0]} rows of the vectors")
+            raise ShapeError(f"id {int(flat.max())} is beyond the {table.shape[0]} rows of the vectors", arg="rescore")
         vectors = np.asarray(table[flat.astype(np.intp)], dtype=np.float64)
     if vectors.shape != (flat.size, q.shape[1]):
-        raise ShapeError(f"rescore: expected {flat.size} vectors of dimension {q.shape[1]}, got shape {vectors.shape}")
+        raise ShapeError(
+            f"expected {flat.size} vectors of dimension {q.shape[1]}, got shape {vectors.shape}", arg="rescore"
+        )
     if not np.isfinite(vectors).all():
-        raise Q2KeyError("rescore: the vectors contain NaN or ±Inf")
+        raise Q2KeyError("the vectors contain NaN or ±Inf", arg="rescore")
     vectors = vectors.reshape(*candidates.shape, q.shape[1])
     norms = np.linalg.norm(vectors, axis=2) * np.linalg.norm(q, axis=1)[:, None]
     cos = np.einsum("qcn,qn->qc", vectors, q) / np.where(norms == 0, 1.0, norms)

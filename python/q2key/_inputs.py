@@ -47,9 +47,9 @@ def float_rows(x: Any, arg: str = "x") -> tuple[Float32 | Float64, bool]:
     exact_in_f32 = (kind == "f" and a.dtype.itemsize <= 4) or (kind in "iu" and a.dtype.itemsize <= 2)
     target = np.float32 if exact_in_f32 else np.float64
     if a.ndim not in (1, 2):
-        raise ShapeError(f"{arg}: expected a vector (n,) or a matrix (N, n), got shape {a.shape}")
+        raise ShapeError(f"expected a vector (n,) or a matrix (N, n), got shape {a.shape}", arg=arg)
     if a.shape[-1] == 0:
-        raise ShapeError(f"{arg}: vectors need at least one dimension, got shape {a.shape}")
+        raise ShapeError(f"vectors need at least one dimension, got shape {a.shape}", arg=arg)
     was_1d = a.ndim == 1
     m = a.reshape(1, -1) if was_1d else a
     return np.require(m, dtype=target, requirements=["C", "A"]), was_1d
@@ -58,18 +58,18 @@ def float_rows(x: Any, arg: str = "x") -> tuple[Float32 | Float64, bool]:
 def check_real_dtype(a: npt.NDArray[Any], arg: str) -> None:
     """DTypeError unless ``a`` holds real numbers (floats or integers; not bool, complex, object, strings)."""
     if a.dtype.kind not in "fiu":
-        raise DTypeError(f"{arg}: expected a real numeric array (float16/32/64 or integers), got dtype {a.dtype}")
+        raise DTypeError(f"expected a real numeric array (float16/32/64 or integers), got dtype {a.dtype}", arg=arg)
 
 
 def code_rows(c: Any, arg: str) -> UInt8:
     """``c`` as a C-contiguous uint8 matrix ``(rows, width)``, any leading shape flattened."""
     a = np.asarray(c)
     if a.dtype != np.uint8:
-        raise DTypeError(f"{arg}: expected packed codes of dtype uint8, got dtype {a.dtype}")
+        raise DTypeError(f"expected packed codes of dtype uint8, got dtype {a.dtype}", arg=arg)
     if a.ndim == 0:
-        raise ShapeError(f"{arg}: expected codes of shape (..., width), got a 0-d array")
+        raise ShapeError("expected codes of shape (..., width), got a 0-d array", arg=arg)
     if a.shape[-1] == 0:
-        raise ShapeError(f"{arg}: codes need at least 1 byte per row, got shape {a.shape}")
+        raise ShapeError(f"codes need at least 1 byte per row, got shape {a.shape}", arg=arg)
     return np.require(a.reshape(-1, a.shape[-1]), dtype=np.uint8, requirements=["C", "A"])
 
 
@@ -77,18 +77,21 @@ def symbol_rows(s: Any, arg: str = "symbols") -> UInt8:
     """``s`` as a C-contiguous uint8 matrix of symbols 0..3, any leading shape flattened."""
     a = np.asarray(s)
     if a.dtype.kind not in "iu":
-        raise DTypeError(f"{arg}: expected integer symbols 0..3, got dtype {a.dtype}")
+        raise DTypeError(f"expected integer symbols 0..3, got dtype {a.dtype}", arg=arg)
     if a.ndim == 0:
-        raise ShapeError(f"{arg}: expected symbols of shape (..., n), got a 0-d array")
+        raise ShapeError("expected symbols of shape (..., n), got a 0-d array", arg=arg)
     if a.shape[-1] == 0:
-        raise ShapeError(f"{arg}: sequences need at least one symbol, got shape {a.shape}")
+        raise ShapeError(f"sequences need at least one symbol, got shape {a.shape}", arg=arg)
     m = a.reshape(-1, a.shape[-1])
     if a.dtype != np.uint8 and m.size:
         bad = np.argwhere((m < 0) | (m > 3))
         if len(bad):
             row, col = (int(v) for v in bad[0])
             raise Q2KeyError(
-                f"{arg}: row {row} column {col} holds {m[row, col]}; symbols are 0 (A), 1 (B), 2 (C) or 3 (D)"
+                f"row {row} column {col} holds {m[row, col]}; symbols are 0 (A), 1 (B), 2 (C) or 3 (D)",
+                arg=arg,
+                row=row,
+                col=col,
             )
     return np.require(m, dtype=np.uint8, requirements=["C", "A"])
 
@@ -99,8 +102,11 @@ def check_finite(rows: npt.NDArray[np.floating[Any]], arg: str) -> None:
     if bad.any():
         row, col = (int(v) for v in np.argwhere(bad)[0])
         raise NonFiniteError(
-            f"{arg}: row {row} has a non-finite value ({rust_float(float(rows[row, col]))}) at column {col}; "
-            "inputs must be finite"
+            f"row {row} has a non-finite value ({rust_float(float(rows[row, col]))}) at column {col}; "
+            "inputs must be finite",
+            arg=arg,
+            row=row,
+            col=col,
         )
 
 
@@ -170,27 +176,28 @@ def _element_type(dtype: Any) -> str | None:
     if dtype is None:
         return None
     if not isinstance(dtype, str):
-        raise DTypeError(f"dtype: expected a string such as 'q8', 'q4', 'q2' or 'bf16', or None; got {dtype!r}")
+        raise DTypeError(f"expected a string such as 'q8', 'q4', 'q2' or 'bf16', or None; got {dtype!r}", arg="dtype")
     kind = _DTYPES.get(dtype.lower())
     if kind is None:
         accepted = ", ".join(repr(k) for k in _DTYPES)
-        raise Q2KeyError(f"dtype: unknown element type {dtype!r}; expected None or one of {accepted}")
+        raise Q2KeyError(f"unknown element type {dtype!r}; expected None or one of {accepted}", arg="dtype")
     return kind
 
 
 def _check_rank(a: npt.NDArray[Any], arg: str, what: str) -> None:
     if a.ndim not in (1, 2):
         raise ShapeError(
-            f"{arg}: expected {what} of shape (n,), (N, n), or hidden states (B, T, n) with token= or "
-            f"attention_mask=; got shape {a.shape}"
+            f"expected {what} of shape (n,), (N, n), or hidden states (B, T, n) with token= or "
+            f"attention_mask=; got shape {a.shape}",
+            arg=arg,
         )
     if a.shape[-1] == 0:
-        raise ShapeError(f"{arg}: rows need at least one element, got shape {a.shape}")
+        raise ShapeError(f"rows need at least one element, got shape {a.shape}", arg=arg)
 
 
 def _check_dtype(a: npt.NDArray[Any], ok: bool, arg: str, kind: str, expected: str) -> None:
     if not ok:
-        raise DTypeError(f"{arg}: dtype={kind!r} expects {expected}, got dtype {a.dtype}")
+        raise DTypeError(f"dtype={kind!r} expects {expected}, got dtype {a.dtype}", arg=arg)
 
 
 def _bf16_to_f32(bits: npt.NDArray[Any]) -> Float32:
@@ -229,7 +236,7 @@ def _from_q4(a: npt.NDArray[Any], dim: int | None, arg: str) -> npt.NDArray[np.f
     nbytes = int(a.shape[-1])
     n = 2 * nbytes if dim is None else dim
     if (n + 1) // 2 != nbytes:
-        raise ShapeError(f"{arg}: dim={n} needs {(n + 1) // 2} bytes of q4 nibbles per row, got {nbytes} bytes")
+        raise ShapeError(f"dim={n} needs {(n + 1) // 2} bytes of q4 nibbles per row, got {nbytes} bytes", arg=arg)
     values: npt.NDArray[np.float32] = np.take(_Q4, a).view(np.float32)
     return values if n == 2 * nbytes else values[..., :n]
 
@@ -292,5 +299,5 @@ def prepare(
     rows, was_1d = float_rows(values, arg)
     n = int(rows.shape[1])
     if want is not None and want != n:
-        raise ShapeError(f"{arg}: dim={want} was given, but the vectors have {n} values")
+        raise ShapeError(f"dim={want} was given, but the vectors have {n} values", arg=arg)
     return Prepared(rows=rows, codes=None, dim=n, was_1d=was_1d)

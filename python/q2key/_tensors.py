@@ -57,9 +57,10 @@ def _unreadable(x: Any, arg: str, dlpack_error: Exception | None, array_error: E
     if array_error is not None:
         tried.append(f"through __array__ ({array_error})")
     return DTypeError(
-        f"{arg}: could not read the {type(x).__module__}.{type(x).__qualname__} {' or '.join(tried)}; "
+        f"could not read the {type(x).__module__}.{type(x).__qualname__} {' or '.join(tried)}; "
         "pass a CPU tensor that does not require grad, or a numpy array (bfloat16 tensors: pass their bits, "
-        "e.g. t.view(torch.int16), with dtype='bf16')"
+        "e.g. t.view(torch.int16), with dtype='bf16')",
+        arg=arg,
     )
 
 
@@ -77,7 +78,7 @@ def _arrow_rows(x: Any, arg: str) -> npt.NDArray[Any] | None:
         return None  # not a fixed-size list
     if not hasattr(x, "null_count"):  # a FixedSizeListScalar: one vector
         if not x.is_valid:
-            raise Q2KeyError(f"{arg}: the Arrow fixed-size list scalar is null")
+            raise Q2KeyError("the Arrow fixed-size list scalar is null", arg=arg)
         return _arrow_values(x.values, t, size, arg, 0).reshape(size)
     chunks = getattr(x, "chunks", None)
     if chunks is None:
@@ -101,7 +102,7 @@ def _arrow_value_dtype(list_type: Any, arg: str) -> np.dtype[Any]:
     except (NotImplementedError, TypeError, ValueError):
         dtype = np.dtype(object)
     if dtype.kind not in "fiu":
-        raise DTypeError(f"{arg}: expected an Arrow fixed-size list of floats, got {list_type}")
+        raise DTypeError(f"expected an Arrow fixed-size list of floats, got {list_type}", arg=arg)
     return dtype
 
 
@@ -109,10 +110,12 @@ def _arrow_fixed_list(a: Any, size: int, arg: str, first_row: int) -> npt.NDArra
     """One pyarrow FixedSizeListArray as a zero-copy ``(len, size)`` numpy view; nulls raise naming the row."""
     rows = len(a)
     if a.null_count:
-        null_rows = np.flatnonzero(np.asarray(a.is_null().to_numpy(zero_copy_only=False)))
+        row = first_row + int(np.flatnonzero(np.asarray(a.is_null().to_numpy(zero_copy_only=False)))[0])
         raise Q2KeyError(
-            f"{arg}: row {first_row + int(null_rows[0])} of the Arrow fixed-size list array is null "
-            f"({a.null_count} null rows in all); fill or drop null rows before encoding"
+            f"row {row} of the Arrow fixed-size list array is null "
+            f"({a.null_count} null rows in all); fill or drop null rows before encoding",
+            arg=arg,
+            row=row,
         )
     flat = a.values.slice(a.offset * size, rows * size)  # honours slices; no copy
     return _arrow_values(flat, a.type, size, arg, first_row).reshape(rows, size)
@@ -124,7 +127,10 @@ def _arrow_values(flat: Any, list_type: Any, size: int, arg: str, first_row: int
     if flat.null_count:
         at = int(np.flatnonzero(np.asarray(flat.is_null().to_numpy(zero_copy_only=False)))[0])
         raise Q2KeyError(
-            f"{arg}: row {first_row + at // size} column {at % size} of the Arrow fixed-size list array is null; "
-            "vectors need a value in every dimension"
+            f"row {first_row + at // size} column {at % size} of the Arrow fixed-size list array is null; "
+            "vectors need a value in every dimension",
+            arg=arg,
+            row=first_row + at // size,
+            col=at % size,
         )
     return np.asarray(flat.to_numpy(zero_copy_only=True))

@@ -310,7 +310,7 @@ def key_collisions(keys: npt.ArrayLike) -> KeyCollisions:
     """
     k = np.asarray(keys)
     if k.dtype.kind not in "iu" or k.dtype.itemsize > 8:
-        raise DTypeError(f"keys: expected integer keys (uint64), got dtype {k.dtype}")
+        raise DTypeError(f"expected integer keys (uint64), got dtype {k.dtype}", arg="keys")
     flat = np.require(k.reshape(-1).astype(np.uint64, copy=False), requirements=["C", "A"])
     return KeyCollisions(*_native.stats_key_collisions(flat))
 
