@@ -316,11 +316,7 @@ def _thresholds_for(threshold: ThresholdLike, dim: int) -> Thresholds:
         if threshold.kind == "global":
             return Thresholds.global_(cast(float, threshold.tau), dim=int(dim)).with_report(threshold.report)
         return threshold
-    if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, (int, float, np.integer, np.floating)):
-        raise DTypeError(
-            f"expected a number, a q2key.Thresholds or None, got {type(threshold).__name__}", arg="threshold"
-        )
-    return global_thresholds(threshold, dim, "threshold")
+    return global_thresholds(_args.threshold(threshold), dim, "threshold")
 
 
 def _ids(ids: Any, rows: int | None, arg: str = "ids") -> npt.NDArray[np.uint64] | None:
