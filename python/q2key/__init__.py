@@ -10,8 +10,8 @@
 [0, 1, 2, 3, 4]
 """
 
-from . import stats
-from ._calibrate import CalibrationReport, Candidate, calibrate
+from . import faiss, stats
+from ._calibrate import calibrate
 from ._calibrator import Calibrator, Drift
 from ._codes import complement, keys_from_symbols, pack, run_reduce, unpack
 from ._distance import lee, lee_matrix, search, weighted_lee
@@ -19,6 +19,8 @@ from ._encode import Encoded, encode, gaussian_threshold, symbols
 from ._errors import DTypeError, FormatError, NonFiniteError, Q2KeyError, ShapeError
 from ._index import Index, IndexStats
 from ._native import __version__
+from ._report import CalibrationReport, Candidate
+from ._results import RangeSearchResult, SearchResult
 from ._thresholds import Thresholds
 
 
@@ -45,12 +47,15 @@ __all__ = [
     "IndexStats",
     "NonFiniteError",
     "Q2KeyError",
+    "RangeSearchResult",
+    "SearchResult",
     "ShapeError",
     "Thresholds",
     "__version__",
     "calibrate",
     "complement",
     "encode",
+    "faiss",
     "gaussian_threshold",
     "keys_from_symbols",
     "lee",

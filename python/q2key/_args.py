@@ -45,18 +45,18 @@ MAX_DIM: int = _native.MAX_DIM
 def integer(name: str, value: Any) -> int:
     """``value`` as a Python int: an ``int`` or numpy integer scalar, never a bool."""
     if isinstance(value, (bool, np.bool_)):
-        raise DTypeError(f"{name}: expected an integer, got bool")
+        raise DTypeError("expected an integer, got bool", arg=name)
     try:
         return operator.index(value)
     except TypeError:
-        raise DTypeError(f"{name}: expected an integer, got {type(value).__name__}") from None
+        raise DTypeError(f"expected an integer, got {type(value).__name__}", arg=name) from None
 
 
 def size(name: str, value: Any, minimum: int = 1) -> int:
     """An integer ``>= minimum``, saturated to :data:`SIZE_MAX` (the native checks say what is too large)."""
     v = integer(name, value)
     if v < minimum:
-        raise Q2KeyError(f"{name}: must be at least {minimum}, got {v}")
+        raise Q2KeyError(f"must be at least {minimum}, got {v}", arg=name)
     return min(v, SIZE_MAX)
 
 
@@ -79,9 +79,9 @@ def u64(name: str, value: Any) -> int:
     """An unsigned 64-bit integer (a key): no saturation, a key beyond 64 bits is a different key."""
     v = integer(name, value)
     if v < 0:
-        raise Q2KeyError(f"{name}: must be at least 0, got {v}")
+        raise Q2KeyError(f"must be at least 0, got {v}", arg=name)
     if v > U64_MAX:
-        raise Q2KeyError(f"{name}: must be at most {U64_MAX} (64 bits), got {v}")
+        raise Q2KeyError(f"must be at most {U64_MAX} (64 bits), got {v}", arg=name)
     return v
 
 
@@ -91,11 +91,20 @@ def real(name: str, value: Any) -> float:
     An int beyond the float range saturates to ``±inf`` (the range checks then refuse it).
     """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise DTypeError(f"{name}: expected a real number, got {type(value).__name__}")
+        raise DTypeError(f"expected a real number, got {type(value).__name__}", arg=name)
     try:
         return float(value)
     except OverflowError:
         return math.inf if value > 0 else -math.inf
+
+
+def threshold(value: Any) -> float | None:
+    """A float ``threshold=`` (or None); its range is checked by the core."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise DTypeError(f"expected a number, a q2key.Thresholds or None, got {type(value).__name__}", arg="threshold")
+    return real("threshold", value)
 
 
 def seed(name: str, value: Any) -> int | None:
@@ -104,7 +113,7 @@ def seed(name: str, value: Any) -> int | None:
         return None
     v = integer(name, value)
     if v < 0:
-        raise Q2KeyError(f"{name}: must be at least 0, got {v}")
+        raise Q2KeyError(f"must be at least 0, got {v}", arg=name)
     return v
 
 
@@ -112,14 +121,14 @@ def weights(value: Any, name: str = "weights") -> tuple[float, float, float]:
     """``(w_mag, w_sign, w_both)``: three reals (finite and non-negative is checked in Rust)."""
     expected = "(w_mag, w_sign, w_both), three real numbers"
     if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or not hasattr(value, "__getitem__"):
-        raise DTypeError(f"{name}: expected {expected}, got {type(value).__name__}")
+        raise DTypeError(f"expected {expected}, got {type(value).__name__}", arg=name)
     items = list(np.asarray(value, dtype=object).reshape(-1)) if isinstance(value, np.ndarray) else list(value)
     if len(items) != 3:
-        raise ShapeError(f"{name}: expected {expected}, got {len(items)} values")
+        raise ShapeError(f"expected {expected}, got {len(items)} values", arg=name)
     out = []
     for i, w in enumerate(items):
         if isinstance(w, (bool, np.bool_)) or not isinstance(w, (int, float, np.integer, np.floating)):
-            raise DTypeError(f"{name}: expected {expected}, got {type(w).__name__} at position {i}")
+            raise DTypeError(f"expected {expected}, got {type(w).__name__} at position {i}", arg=name)
         out.append(float(w))
     return out[0], out[1], out[2]
 
@@ -129,7 +138,7 @@ def path(name: str, value: Any) -> str:
     try:
         p = os.fspath(value)
     except TypeError:
-        raise DTypeError(f"{name}: expected a str or os.PathLike path, got {type(value).__name__}") from None
+        raise DTypeError(f"expected a str or os.PathLike path, got {type(value).__name__}", arg=name) from None
     return os.fsdecode(p)
 
 
@@ -141,8 +150,8 @@ def buffer(name: str, value: Any) -> bytes:
     if isinstance(value, (bytes, bytearray)):
         return bytes(value)
     if isinstance(value, (int, str, np.integer)):
-        raise DTypeError(f"{name}: expected bytes, got {type(value).__name__}")
+        raise DTypeError(f"expected bytes, got {type(value).__name__}", arg=name)
     try:
         return memoryview(value).tobytes()
     except TypeError:
-        raise DTypeError(f"{name}: expected bytes, got {type(value).__name__}") from None
+        raise DTypeError(f"expected bytes, got {type(value).__name__}", arg=name) from None

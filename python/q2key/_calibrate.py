@@ -2,78 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from . import _args
-from ._arrays import check_finite, check_threads, float_rows
 from ._distance import search
 from ._encode import encode, symbols
 from ._errors import Q2KeyError, ShapeError
+from ._inputs import check_finite, float_rows
+from ._report import CalibrationReport, Candidate, Method
 from ._thresholds import Thresholds
 
-Method = Literal["equiprobable", "per_dim", "fidelity"]
 _METHODS: tuple[Method, ...] = ("equiprobable", "per_dim", "fidelity")
 
 #: Shares of values in the outer cells A ∪ D that ``method="fidelity"`` tries (0.5 = equiprobable).
 FIDELITY_SHARES: tuple[float, ...] = (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6)
 #: Rows the fidelity search needs at least: a held-out part with queries and a database.
 MIN_FIDELITY_ROWS = 64
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One threshold rule ``method="fidelity"`` tried, and its held-out neighbour recall."""
-
-    rule: Literal["global", "per_dim"]
-    outer_share: float
-    recall: float
-
-
-@dataclass(frozen=True, eq=False)
-class CalibrationReport:
-    """What :func:`calibrate` measured on its sample.
-
-    Attributes:
-        method: the calibration method asked for.
-        rule: ``"global"`` (one τ) or ``"per_dim"`` (three cuts per dimension).
-        outer_share: the share of sampled values placed in A ∪ D (0.5 = equiprobable).
-        sample_rows: nonzero rows used (all-zero rows have no direction and are skipped).
-        frequencies: ``(4,)`` share of all sampled coordinates in A, B, C, D.
-        per_dim_frequencies: ``(n, 4)`` the same per dimension.
-        entropy_bits: mean over dimensions of the symbol entropy, in bits (at most 2).
-        recall: held-out neighbour recall@``k`` of Lee search against cosine (``fidelity`` only).
-        k: the ``k`` of ``recall``.
-        candidates: every rule ``fidelity`` tried, in the order tried.
-    """
-
-    method: Method
-    rule: Literal["global", "per_dim"]
-    outer_share: float
-    sample_rows: int
-    frequencies: npt.NDArray[np.float64]
-    per_dim_frequencies: npt.NDArray[np.float64] = field(repr=False)
-    entropy_bits: float
-    recall: float | None = None
-    k: int | None = None
-    candidates: tuple[Candidate, ...] = ()
-
-    def __str__(self) -> str:
-        f = self.frequencies
-        lines = [
-            f"calibration: method {self.method}, rule {self.rule}, {self.outer_share:.0%} of values in A ∪ D, "
-            f"{self.sample_rows} sample rows",
-            f"symbol frequencies A {f[0]:.3f}  B {f[1]:.3f}  C {f[2]:.3f}  D {f[3]:.3f}",
-            f"entropy {self.entropy_bits:.3f} bits per dimension (max 2)",
-        ]
-        if self.recall is not None:
-            lines.append(f"held-out neighbour recall@{self.k}: {self.recall:.3f}")
-        for c in self.candidates:
-            lines.append(f"  tried {c.rule:8s} share {c.outer_share:.2f}: recall {c.recall:.3f}")
-        return "\n".join(lines)
 
 
 def calibrate(
@@ -110,7 +57,7 @@ def calibrate(
     (2000, 16)
     """
     if not isinstance(method, str) or method not in _METHODS:
-        raise Q2KeyError(f"method: expected one of {', '.join(map(repr, _METHODS))}, got {method!r}")
+        raise Q2KeyError(f"expected one of {', '.join(map(repr, _METHODS))}, got {method!r}", arg="method")
     share = _check_share(outer_share)
     if method == "fidelity":
         # Converted before the sample is read: the same argument mistakes as everywhere else, first.
@@ -118,10 +65,10 @@ def calibrate(
             _args.real("holdout", holdout),
             _args.size("k", k),
             _args.seed("seed", seed),
-            check_threads(threads),
+            _args.threads(threads),
         )
         return _fidelity(unit_rows(sample), seed=s, holdout=h, k=kk, threads=n)
-    check_threads(threads)
+    _args.threads(threads)
     v = unit_rows(sample)
     rule: Literal["global", "per_dim"] = "global" if method == "equiprobable" else "per_dim"
     th = fit(v, rule, share)
@@ -132,7 +79,7 @@ def unit_rows(sample: Any, arg: str = "sample") -> npt.NDArray[np.float64]:
     """The nonzero rows of ``sample`` L2-normalised in float64; NaN/Inf raise naming the row."""
     rows, _ = float_rows(sample, arg)
     if rows.shape[0] == 0:
-        raise ShapeError(f"{arg}: need at least one row to calibrate")
+        raise ShapeError("need at least one row to calibrate", arg=arg)
     x = np.asarray(rows, dtype=np.float64)
     check_finite(x, arg)
     # Scale each row by its largest magnitude first so the norm cannot overflow.
@@ -140,7 +87,7 @@ def unit_rows(sample: Any, arg: str = "sample") -> npt.NDArray[np.float64]:
     keep = peak > 0
     x = x[keep] / peak[keep, None]
     if x.shape[0] == 0:
-        raise Q2KeyError(f"{arg}: every row is all zeros; there is no direction to calibrate on")
+        raise Q2KeyError("every row is all zeros; there is no direction to calibrate on", arg=arg)
     return np.asarray(x / np.linalg.norm(x, axis=1, keepdims=True), dtype=np.float64)
 
 
@@ -196,10 +143,10 @@ def _fidelity(
     v: npt.NDArray[np.float64], *, seed: int | None, holdout: float, k: int, threads: int | None
 ) -> Thresholds:
     if not 0.0 < holdout < 1.0:
-        raise Q2KeyError(f"holdout: expected a share in (0, 1), got {holdout}")
+        raise Q2KeyError(f"expected a share in (0, 1), got {holdout}", arg="holdout")
     rows = int(v.shape[0])
     if rows < MIN_FIDELITY_ROWS:
-        raise ShapeError(f"sample: method 'fidelity' needs at least {MIN_FIDELITY_ROWS} nonzero rows, got {rows}")
+        raise ShapeError(f"method 'fidelity' needs at least {MIN_FIDELITY_ROWS} nonzero rows, got {rows}", arg="sample")
     n_held = _held_out_rows(rows, holdout, k)
     order = np.random.default_rng(seed).permutation(rows)
     held, train = v[order[:n_held]], v[order[n_held:]]
@@ -233,14 +180,16 @@ def _held_out_rows(rows: int, holdout: float, k: int) -> int:
     at_least = 2 * k + 2
     if at_least > rows - 1:
         raise Q2KeyError(
-            f"k: method 'fidelity' holds out at least 2·k + 2 = {at_least} of the {rows} nonzero sample rows to "
-            f"measure recall@k, which leaves none to fit the thresholds on; use k ≤ {(rows - 3) // 2}"
+            f"method 'fidelity' holds out at least 2·k + 2 = {at_least} of the {rows} nonzero sample rows to "
+            f"measure recall@k, which leaves none to fit the thresholds on; use k ≤ {(rows - 3) // 2}",
+            arg="k",
         )
     held = round(rows * holdout)
     if held > rows - 1:
         raise Q2KeyError(
-            f"holdout: {holdout} of the {rows} nonzero sample rows holds out {held}, which leaves none to fit "
-            f"the thresholds on; use holdout < {(rows - 0.5) / rows:.6g}"
+            f"{holdout} of the {rows} nonzero sample rows holds out {held}, which leaves none to fit "
+            f"the thresholds on; use holdout < {(rows - 0.5) / rows:.6g}",
+            arg="holdout",
         )
     return max(held, at_least)
 
@@ -254,5 +203,5 @@ def _cosine_top_k(queries: npt.NDArray[np.float64], base: npt.NDArray[np.float64
 def _check_share(share: Any) -> float:
     s = _args.real("outer_share", share)
     if not 0.0 < s < 1.0:
-        raise Q2KeyError(f"outer_share: expected a share in (0, 1), got {share!r}")
+        raise Q2KeyError(f"expected a share in (0, 1), got {share!r}", arg="outer_share")
     return s

@@ -9,10 +9,11 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _args
-from ._arrays import check_finite, float_rows
-from ._calibrate import Method, calibrate, symbol_frequencies
+from ._calibrate import calibrate, symbol_frequencies
 from ._encode import ThresholdLike, symbols_as
 from ._errors import Q2KeyError, ShapeError
+from ._inputs import check_finite, float_rows
+from ._report import Method
 from ._thresholds import Thresholds
 
 
@@ -94,7 +95,7 @@ class Calibrator:
         """
         rows, _ = float_rows(batch, "batch")
         if rows.shape[1] != self._dim:
-            raise ShapeError(f"batch: expected {self._dim} columns, got {rows.shape[1]}")
+            raise ShapeError(f"expected {self._dim} columns, got {rows.shape[1]}", arg="batch")
         check_finite(rows, "batch")
         n, start = rows.shape[0], self._seen
         fill = max(0, min(self._capacity - start, n))
@@ -125,9 +126,9 @@ class Calibrator:
             raise Q2KeyError("drift: needs thresholds from calibrate()/thresholds(), which record their frequencies")
         rows, _ = float_rows(batch, "batch")
         if rows.shape[1] != self._dim:
-            raise ShapeError(f"batch: expected {self._dim} columns, got {rows.shape[1]}")
+            raise ShapeError(f"expected {self._dim} columns, got {rows.shape[1]}", arg="batch")
         if rows.shape[0] == 0:
-            raise ShapeError("batch: need at least one row to measure drift")
+            raise ShapeError("need at least one row to measure drift", arg="batch")
         got = symbol_frequencies(symbols_as(rows, "batch", threshold=th))
         expected = th.report.per_dim_frequencies
         tv = 0.5 * np.abs(got - expected).sum(axis=1)

@@ -12,7 +12,8 @@ from ._cli_commit import Outputs, check_output_path
 from ._cli_context import Context
 from ._cli_errors import located
 from ._cli_io import CliError
-from ._cli_read import Source, open_source
+from ._cli_read import open_source
+from ._cli_source import Source
 from ._errors import Q2KeyError
 from ._thresholds import Thresholds
 

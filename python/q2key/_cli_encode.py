@@ -10,7 +10,8 @@ from ._cli_commit import Outputs
 from ._cli_context import Context, load_thresholds
 from ._cli_errors import located
 from ._cli_io import CliError, default_batch_rows
-from ._cli_read import Source, open_source
+from ._cli_read import open_source
+from ._cli_source import Source
 from ._cli_write import WriterThread, column_writers
 from ._encode import encode
 from ._errors import NonFiniteError, Q2KeyError

@@ -1,9 +1,11 @@
 """Restating errors of the Python API about the command line's files and rows.
 
-q2key's exceptions carry no structured fields yet (the argument and row they are about are only
-in the message, ``"ids: row 3 …"``; the OS errors of ``Index.save`` have no ``errno``/``filename``),
-so this module is the one place that reads them out of the message; the commands call
-:func:`blamed_argument`, :func:`located` and :func:`written`, never a regex of their own.
+q2key's exceptions say what they are about as attributes: ``.arg`` (the parameter: ``"x"``,
+``"batch"``, ``"ids"`` …) and ``.row`` (counted in the array that parameter was given); their
+message starts with ``"<arg>: "`` and names the row as ``"row <row>"``. The command line hands
+the API one batch of a file at a time, so :func:`located` swaps the parameter for the file and
+the batch's row for the file's. The OS errors of ``Index.save`` carry no ``errno``/``filename``
+(the native module raises them from a message), so :func:`written` still reads that message.
 """
 
 from __future__ import annotations
@@ -11,17 +13,7 @@ from __future__ import annotations
 import re
 
 from ._cli_io import CliError
-
-#: ``ARG: rest`` at the start of a message of q2key's Python API (``x``, ``batch``, ``ids`` …).
-_ARGUMENT_PREFIX = re.compile(r"^([A-Za-z_][A-Za-z0-9_.]*): ")
-#: The first row a message names (``row 3``, or ``row 3 of the batch``).
-_ROW = re.compile(r"\brow (\d+)( of the batch)?")
-
-
-def blamed_argument(err: BaseException) -> str | None:
-    """The parameter name an API error starts with (``"ids"`` for ``"ids: id 3 appears twice"``), or ``None``."""
-    m = _ARGUMENT_PREFIX.match(str(err).strip())
-    return m.group(1) if m else None
+from ._errors import DTypeError, Q2KeyError
 
 
 def written(err: OSError, path: str) -> CliError:
@@ -33,9 +25,29 @@ def written(err: OSError, path: str) -> CliError:
 
 def located(err: BaseException, path: str, start: int) -> CliError:
     """An API error about a batch (``x: row 3 …``) restated about the file (``FILE: row start+3 …``)."""
-    msg = str(err).strip()
-    if blamed_argument(err) is not None:
-        msg = _ARGUMENT_PREFIX.sub("", msg, count=1)
-    msg = _ROW.sub(lambda m: f"row {int(m.group(1)) + start}", msg, count=1)
-    msg = msg.replace(" in the batch", "")  # the command line's batches are not the user's business
+    msg = without_argument(err)
+    row = err.row if isinstance(err, (Q2KeyError, DTypeError)) else None
+    if row is not None:
+        # The batch's row as the file's; "of the batch" goes with it (the batches are ours, not the user's).
+        for said in (f"row {row} of the batch", f"row {row}"):
+            at = _find_number(msg, said)
+            if at >= 0:
+                msg = f"{msg[:at]}row {row + start}{msg[at + len(said) :]}"
+                break
+    msg = msg.replace(" in the batch", "")
     return CliError(f"{path}: {msg}")
+
+
+def without_argument(err: BaseException) -> str:
+    """The message of ``err`` without its leading ``"<arg>: "``."""
+    msg = str(err).strip()
+    arg = err.arg if isinstance(err, (Q2KeyError, DTypeError)) else None
+    return msg.removeprefix(f"{arg}: ") if arg is not None else msg
+
+
+def _find_number(text: str, said: str) -> int:
+    """Where ``said`` first occurs in ``text`` as whole words (``row 3``, not ``row 35`` or ``arrow 3``); -1 if not."""
+    at = text.find(said)
+    while at >= 0 and (text[at - 1 : at].isalnum() or text[at + len(said) : at + len(said) + 1].isalnum()):
+        at = text.find(said, at + 1)
+    return at

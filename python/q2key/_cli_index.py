@@ -12,7 +12,7 @@ import numpy.typing as npt
 
 from ._cli_commit import Outputs, check_output_path
 from ._cli_context import Context, load_thresholds
-from ._cli_errors import blamed_argument, located, written
+from ._cli_errors import located, without_argument, written
 from ._cli_io import CliError, default_batch_rows
 from ._cli_read import NpySource, open_source
 from ._errors import Q2KeyError
@@ -70,7 +70,7 @@ def cmd_build(args: argparse.Namespace, ctx: Context) -> int:
                 try:
                     index.add(batch, ids=batch_ids, threads=args.threads)
                 except Q2KeyError as e:
-                    where = args.ids if blamed_argument(e) == "ids" else src.path
+                    where = args.ids if e.arg == "ids" else src.path
                     raise located(e, where, done) from None
                 done += n
                 bar.update(n)
@@ -102,8 +102,8 @@ def cmd_search(args: argparse.Namespace, ctx: Context) -> int:
                         batch, k=args.k, rescore=rescore, oversample=args.oversample, threads=args.threads
                     )
                 except Q2KeyError as e:
-                    if blamed_argument(e) == "rescore":  # an id the --rescore file has no row for
-                        raise CliError(f"{args.rescore}: {str(e).removeprefix('rescore: ')}") from None
+                    if e.arg == "rescore":  # an id the --rescore file has no row for
+                        raise CliError(f"{args.rescore}: {without_argument(e)}") from None
                     raise located(e, src.path, done) from None
                 dists.append(d)
                 found.append(i)

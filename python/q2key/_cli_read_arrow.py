@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._cli_io import CliError, first_line, import_pyarrow
-from ._cli_read import Source, rebatch
+from ._cli_source import Source, rebatch
 
 
 class ArrowSource(Source):

@@ -8,8 +8,9 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _native
-from ._arrays import check_dim, code_rows, symbol_rows
+from ._args import dim as check_dim
 from ._errors import ShapeError
+from ._inputs import code_rows, symbol_rows
 
 
 def pack(symbols: Any) -> npt.NDArray[np.uint8]:
@@ -59,7 +60,7 @@ def run_reduce(symbols: Any) -> npt.NDArray[np.uint8]:
     """
     s = np.asarray(symbols)
     if s.ndim != 1:
-        raise ShapeError(f"symbols: expected one sequence of shape (n,), got shape {s.shape}")
+        raise ShapeError(f"expected one sequence of shape (n,), got shape {s.shape}", arg="symbols")
     if s.size == 0:  # the empty sequence reduces to itself
         return np.zeros(0, np.uint8)
     return _native.run_reduce(symbol_rows(s)[0])

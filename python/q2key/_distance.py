@@ -8,8 +8,10 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _args, _native
-from ._arrays import check_threads, code_rows
+from ._args import threads as check_threads
 from ._errors import ShapeError
+from ._inputs import code_rows
+from ._results import SearchResult
 
 
 def _broadcast_rows(a: Any, b: Any) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8], tuple[int, ...]]:
@@ -17,7 +19,7 @@ def _broadcast_rows(a: Any, b: Any) -> tuple[npt.NDArray[np.uint8], npt.NDArray[
     a2, b2 = code_rows(a, "a"), code_rows(b, "b")
     aa, bb = np.asarray(a), np.asarray(b)
     if a2.shape[1] != b2.shape[1]:
-        raise ShapeError(f"b: expected codes {a2.shape[1]} bytes wide, like a, got {b2.shape[1]} bytes")
+        raise ShapeError(f"expected codes {a2.shape[1]} bytes wide, like a, got {b2.shape[1]} bytes", arg="b")
     try:
         lead = np.broadcast_shapes(aa.shape[:-1], bb.shape[:-1])
     except ValueError:
@@ -83,15 +85,13 @@ def weighted_lee(a: Any, b: Any, weights: tuple[float, float, float] = (1.0, 1.0
     return _native.weighted_lee_pairwise(a2, b2, w).reshape(lead)
 
 
-def search(
-    queries: Any, database: Any, k: int, *, threads: int | None = None
-) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64]]:
+def search(queries: Any, database: Any, k: int, *, threads: int | None = None) -> SearchResult:
     """Exact k-nearest neighbours of each query code among the database codes by Lee distance.
 
     ``queries`` ``(Q, width)`` (or one code ``(width,)``) and ``database`` ``(N, width)``
-    are uint8 codes. Returns ``(distances, indices)``: uint32 and int64 arrays of
-    shape ``(Q, min(k, N))``, ascending by distance, ties broken by the lower
-    database row. Never pads with ``-1``: with ``k > N`` there are ``N`` columns.
+    are uint8 codes. Returns a :class:`q2key.SearchResult` ``(distances, ids)``: uint32 distances
+    and int64 database rows, of shape ``(Q, min(k, N))``, ascending by distance, ties broken by the
+    lower database row. Never pads with ``-1``: with ``k > N`` there are ``N`` columns.
 
     >>> import numpy as np, q2key
     >>> db = q2key.encode(np.random.default_rng(0).normal(size=(100, 384))).codes
@@ -105,7 +105,7 @@ def search(
     # Element types first (as code_rows checks them everywhere else), then the ranks search needs.
     q2, d2 = code_rows(np.atleast_2d(q), "queries"), code_rows(np.atleast_2d(d), "database")
     if q.ndim not in (1, 2):
-        raise ShapeError(f"queries: expected codes (Q, width) or (width,), got shape {q.shape}")
+        raise ShapeError(f"expected codes (Q, width) or (width,), got shape {q.shape}", arg="queries")
     if d.ndim != 2:
-        raise ShapeError(f"database: expected codes (N, width), got shape {d.shape}")
-    return _native.search(q2, d2, kk, n)
+        raise ShapeError(f"expected codes (N, width), got shape {d.shape}", arg="database")
+    return SearchResult(*_native.search(q2, d2, kk, n))

@@ -9,9 +9,12 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _native
-from ._arrays import Float32, Float64, check_dim, check_threads, check_threshold
+from ._args import dim as check_dim
+from ._args import threads as check_threads
+from ._args import threshold as check_threshold
 from ._errors import Q2KeyError
-from ._inputs import Prepared, TokenLike, prepare
+from ._hidden_states import TokenLike
+from ._inputs import Float32, Float64, Prepared, prepare
 from ._thresholds import Thresholds
 
 #: What ``threshold=`` accepts: ``None`` (Gaussian), a float ``τ`` or a :class:`Thresholds`.
@@ -163,7 +166,7 @@ def _rows(p: Prepared) -> Float32 | Float64:
 
 def _no_threshold_for_codes(threshold: ThresholdLike) -> None:
     if threshold is not None:
-        raise Q2KeyError("threshold: q2 codes are already quantised; threshold= does not apply to dtype='q2'")
+        raise Q2KeyError("q2 codes are already quantised; threshold= does not apply to dtype='q2'", arg="threshold")
 
 
 def gaussian_threshold(dim: int) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Union, cast
 
@@ -10,10 +11,12 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _args, _native
-from ._arrays import Float32, Float64, check_threads, code_rows, float_rows
+from ._args import threads as check_threads
 from ._codes import complement as complement_codes
 from ._encode import ThresholdLike, encode_as
 from ._errors import DTypeError, Q2KeyError, ShapeError
+from ._inputs import Float32, Float64, code_rows, float_rows
+from ._results import RangeSearchResult, SearchResult
 from ._thresholds import Thresholds, global_thresholds
 
 #: What ``rescore=`` accepts: vectors indexed by id (an array or ``np.memmap``), or a callable from ids to vectors.
@@ -156,11 +159,12 @@ class Index:
         oversample: int = 4,
         complement: bool = False,
         threads: int | None = None,
-    ) -> tuple[npt.NDArray[Any], npt.NDArray[np.uint64]]:
-        """The ``k`` nearest stored vectors of each query: ``(distances, ids)``, each ``(Q, columns)``.
+    ) -> SearchResult:
+        """The ``k`` nearest stored vectors of each query: a :class:`q2key.SearchResult` ``(distances, ids)``.
 
-        ``queries`` are float vectors (encoded with the index's thresholds) or uint8 codes.
-        ``columns = min(k, rows allowed)``: never a ``-1`` placeholder. Ties go to the lower id.
+        ``queries`` are float vectors (encoded with the index's thresholds) or uint8 codes. Both arrays
+        are ``(Q, columns)``, ``columns = min(k, rows allowed)``: never a ``-1`` placeholder. Ties go
+        to the lower id.
 
         - ``filter``: an array of allowed ids, or a boolean mask over ids (``mask[id]``; as numpy reads
           a bool, any non-zero byte allows). Both are copied: other threads may change them meanwhile.
@@ -171,7 +175,7 @@ class Index:
         - ``complement``: search with complemented queries (SPEC §3: the design's antonym
           prediction, ``θ`` applied to every symbol).
 
-        Distances are uint32 Lee distances, or float64 for an index with ``weights``.
+        Distances are uint32 Lee distances, or float64 for an index with ``weights``; ids are uint64.
         """
         k = _args.size("k", k)
         floats, codes = self._queries(queries, complement)
@@ -179,26 +183,27 @@ class Index:
         ids_f, mask_f = _filter(filter)
         if rescore is None:
             dist, weighted, ids = self._native.search(codes, k, ids_f, mask_f, n)
-            return (dist if self.weights is None else weighted), ids
+            return SearchResult(dist if self.weights is None else weighted, ids)
         if floats is None:
-            raise Q2KeyError("rescore: needs float queries (cosine is computed on the vectors), got codes")
+            raise Q2KeyError("needs float queries (cosine is computed on the vectors), got codes", arg="rescore")
         wider = min(k * _args.size("oversample", oversample), _args.SIZE_MAX)
         _, _, candidates = self._native.search(codes, wider, ids_f, mask_f, n)
         return _rescore(floats, candidates, rescore, k)
 
     def range_search(
         self, queries: Any, radius: int, *, filter: Any = None, complement: bool = False, threads: int | None = None
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint32], npt.NDArray[np.uint64]]:
+    ) -> RangeSearchResult:
         """Every stored vector within Lee distance ``radius`` (inclusive) of each query.
 
-        faiss's layout: the hits of query ``q`` are ``distances[lims[q]:lims[q+1]]`` and
-        ``ids[lims[q]:lims[q+1]]``, ordered by (distance, id).
+        A :class:`q2key.RangeSearchResult` ``(lims, distances, ids)`` in faiss's layout: the hits of
+        query ``q`` are ``distances[lims[q]:lims[q+1]]`` and ``ids[lims[q]:lims[q+1]]``, ordered by
+        (distance, id).
         """
         # No Lee distance exceeds 2·dim < 2^32: a larger radius means every row.
         r = min(_args.size("radius", radius, minimum=0), 2**32 - 1)
         _, codes = self._queries(queries, complement)
         ids_f, mask_f = _filter(filter)
-        return self._native.range_search(codes, r, ids_f, mask_f, check_threads(threads))
+        return RangeSearchResult(*self._native.range_search(codes, r, ids_f, mask_f, check_threads(threads)))
 
     def window(self, key: int, delta: int) -> npt.NDArray[np.uint64]:
         """Ids whose key lies in ``[key − delta, key + delta]`` (saturating), in key order (SPEC §4)."""
@@ -210,7 +215,7 @@ class Index:
         d = _args.integer("depth", depth)
         _args.size("depth", d, minimum=0)
         if d > 32:
-            raise Q2KeyError(f"depth: must be at most 32 transitions, got {d}")
+            raise Q2KeyError(f"must be at most 32 transitions, got {d}", arg="depth")
         return self._native.prefix(_args.u64("key", key), d)
 
     def codes(self, ids: Any) -> npt.NDArray[np.uint8]:
@@ -263,8 +268,11 @@ class Index:
         return cls._wrap(_native.Index.from_bytes(_args.buffer("data", data)))
 
     def to_faiss(self) -> Any:
-        """A ``faiss.IndexBinaryIDMap`` with the same codes and ids (Hamming on Gray codes = Lee); see ``_faiss``."""
-        from ._faiss import to_faiss
+        """Deprecated: use :func:`q2key.faiss.to_faiss` (``q2key.faiss.to_faiss(index)``), which this calls."""
+        warnings.warn(
+            "Index.to_faiss() is deprecated; use q2key.faiss.to_faiss(index)", DeprecationWarning, stacklevel=2
+        )
+        from .faiss import to_faiss  # faiss interop lives outside the index; imported only when used
 
         return to_faiss(self)
 
@@ -276,13 +284,13 @@ class Index:
 
     def _check_dim(self, dim: int, arg: str) -> None:
         if dim != self.dim:
-            raise ShapeError(f"{arg}: expected vectors of dimension {self.dim}, got {dim}")
+            raise ShapeError(f"expected vectors of dimension {self.dim}, got {dim}", arg=arg)
 
     def _codes(self, codes: Any, arg: str) -> npt.NDArray[np.uint8]:
         c = code_rows(codes, arg)
         if c.shape[1] != self.code_bytes:
             raise ShapeError(
-                f"{arg}: expected codes of {self.code_bytes} bytes (dimension {self.dim}), got {c.shape[1]}"
+                f"expected codes of {self.code_bytes} bytes (dimension {self.dim}), got {c.shape[1]}", arg=arg
             )
         return c
 
@@ -308,9 +316,7 @@ def _thresholds_for(threshold: ThresholdLike, dim: int) -> Thresholds:
         if threshold.kind == "global":
             return Thresholds.global_(cast(float, threshold.tau), dim=int(dim)).with_report(threshold.report)
         return threshold
-    if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, (int, float, np.integer, np.floating)):
-        raise DTypeError(f"threshold: expected a number, a q2key.Thresholds or None, got {type(threshold).__name__}")
-    return global_thresholds(threshold, dim, "threshold")
+    return global_thresholds(_args.threshold(threshold), dim, "threshold")
 
 
 def _ids(ids: Any, rows: int | None, arg: str = "ids") -> npt.NDArray[np.uint64] | None:
@@ -324,25 +330,25 @@ def _ids(ids: Any, rows: int | None, arg: str = "ids") -> npt.NDArray[np.uint64]
         if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in flat):
             outside = [int(v) for v in flat if not 0 <= int(v) <= _args.U64_MAX]
             if outside:
-                raise Q2KeyError(f"{arg}: ids are unsigned 64-bit integers, got {outside[0]}")
+                raise Q2KeyError(f"ids are unsigned 64-bit integers, got {outside[0]}", arg=arg)
             a = np.array([int(v) for v in flat], dtype=np.uint64).reshape(np.shape(ids))
     if a.ndim == 0:
         a = a.reshape(1)
     if a.dtype.kind not in "iu" and not (a.size == 0 and a.dtype.kind == "f"):
-        raise DTypeError(f"{arg}: expected integer ids, got dtype {a.dtype}")
+        raise DTypeError(f"expected integer ids, got dtype {a.dtype}", arg=arg)
     if a.ndim != 1:
-        raise ShapeError(f"{arg}: expected a 1-D array, got shape {a.shape}")
+        raise ShapeError(f"expected a 1-D array, got shape {a.shape}", arg=arg)
     if a.dtype.kind == "i" and a.size and int(a.min()) < 0:
-        raise Q2KeyError(f"{arg}: ids are unsigned 64-bit integers, got {int(a.min())}")
+        raise Q2KeyError(f"ids are unsigned 64-bit integers, got {int(a.min())}", arg=arg)
     if rows is not None and a.shape[0] != rows:
-        raise ShapeError(f"{arg}: expected {rows} ids (one per row), got {a.shape[0]}")
+        raise ShapeError(f"expected {rows} ids (one per row), got {a.shape[0]}", arg=arg)
     return np.ascontiguousarray(a, dtype=np.uint64)
 
 
 def _id_list(ids: Any) -> npt.NDArray[np.uint64]:
     a = _ids(ids, None)
     if a is None:
-        raise DTypeError("ids: expected integer ids, got None")
+        raise DTypeError("expected integer ids, got None", arg="ids")
     return a
 
 
@@ -354,36 +360,38 @@ def _filter(filter: Any) -> tuple[npt.NDArray[np.uint64] | None, npt.NDArray[np.
     a = np.asarray(filter)
     if a.dtype == np.bool_:
         if a.ndim != 1:
-            raise ShapeError(f"filter: a boolean mask over ids must be 1-D, got shape {a.shape}")
+            raise ShapeError(f"a boolean mask over ids must be 1-D, got shape {a.shape}", arg="filter")
         return None, np.ascontiguousarray(a).view(np.uint8)
     return _ids(filter, None, "filter"), None
 
 
-def _rescore(
-    queries: Float32 | Float64, candidates: npt.NDArray[np.uint64], source: Rescore, k: int
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.uint64]]:
+def _rescore(queries: Float32 | Float64, candidates: npt.NDArray[np.uint64], source: Rescore, k: int) -> SearchResult:
     """Re-ranks each query's candidate ids by exact cosine: ``(1 − cosine, ids)``, ties to the lower id."""
     q = np.asarray(queries, dtype=np.float64)
     if candidates.shape[1] == 0:
-        return np.zeros((q.shape[0], 0)), candidates
+        return SearchResult(np.zeros((q.shape[0], 0)), candidates)
     flat = candidates.ravel()
     if callable(source):
         vectors = np.asarray(source(flat), dtype=np.float64)
     else:
         table = cast(npt.NDArray[Any], source if isinstance(source, np.ndarray) else np.asarray(source))
         if table.ndim != 2 or table.shape[1] != q.shape[1]:
-            raise ShapeError(f"rescore: expected vectors (rows, {q.shape[1]}) indexed by id, got shape {table.shape}")
+            raise ShapeError(
+                f"expected vectors (rows, {q.shape[1]}) indexed by id, got shape {table.shape}", arg="rescore"
+            )
         if int(flat.max()) >= table.shape[0]:
-            raise ShapeError(f"rescore: id {int(flat.max())} is beyond the {table.shape[0]} rows of the vectors")
+            raise ShapeError(f"id {int(flat.max())} is beyond the {table.shape[0]} rows of the vectors", arg="rescore")
         vectors = np.asarray(table[flat.astype(np.intp)], dtype=np.float64)
     if vectors.shape != (flat.size, q.shape[1]):
-        raise ShapeError(f"rescore: expected {flat.size} vectors of dimension {q.shape[1]}, got shape {vectors.shape}")
+        raise ShapeError(
+            f"expected {flat.size} vectors of dimension {q.shape[1]}, got shape {vectors.shape}", arg="rescore"
+        )
     if not np.isfinite(vectors).all():
-        raise Q2KeyError("rescore: the vectors contain NaN or ±Inf")
+        raise Q2KeyError("the vectors contain NaN or ±Inf", arg="rescore")
     vectors = vectors.reshape(*candidates.shape, q.shape[1])
     norms = np.linalg.norm(vectors, axis=2) * np.linalg.norm(q, axis=1)[:, None]
     cos = np.einsum("qcn,qn->qc", vectors, q) / np.where(norms == 0, 1.0, norms)
     dist = 1.0 - cos
     # Sort by (distance, id): lexsort's last key is the primary one.
     order = np.lexsort((candidates, dist), axis=1)[:, :k]
-    return np.take_along_axis(dist, order, axis=1), np.take_along_axis(candidates, order, axis=1)
+    return SearchResult(np.take_along_axis(dist, order, axis=1), np.take_along_axis(candidates, order, axis=1))

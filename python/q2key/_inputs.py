@@ -1,37 +1,124 @@
-"""Real model inputs (SPEC §7): element types, tensors from other frameworks, hidden states.
+"""Input arrays converted for the native module: one owner of dtypes, ranks and memory layout.
 
-:func:`prepare` turns whatever a model produced into what the native encoder takes:
+The native module only takes C-contiguous, aligned arrays of one exact dtype; everything else is
+converted here, copying only when needed (scalar arguments: :mod:`._args`).
 
-* **tensors** — numpy arrays and array-likes as before; objects with ``__dlpack__``
-  (a CPU torch/JAX/CuPy-on-host tensor, read without a copy through ``np.from_dlpack``)
-  or ``__array__``; pyarrow ``fixed_size_list<float…>[n]`` arrays (and ChunkedArrays of them),
-  read as ``(N, n)`` without a copy (several chunks are concatenated: one copy; null rows are
-  errors). No framework is imported.
-* **element types** (``dtype=``) — ``"q8"`` (int8 used as is), ``"q4"`` (two nibbles per byte,
-  even index in the high nibble, value − 8), ``"q2"`` (packed Q² codes passed through),
-  ``"bf16"`` (bfloat16 bit patterns in a uint16/int16 array, or an ``ml_dtypes.bfloat16``
-  array), and ``"f16"``/``"f32"``/``"f64"`` (that float type, or its bit patterns in an unsigned
-  integer array of the same width). fp16 subnormals are kept, not flushed to zero as in the
-  reference kernel: only the direction of a row matters, so a row of subnormals encodes like
-  its rescaled self (scale invariance).
-* **hidden states** ``(B, T, n)`` — ``token="last"`` (the reference design's choice),
-  ``token=<int>`` (negative counts from the end) or ``attention_mask=(B, T)`` (each row's last
-  non-padding position, for left or right padding) select one position per sequence.
+* **plain arrays** — :func:`float_rows` (vectors), :func:`code_rows` (packed codes),
+  :func:`symbol_rows` (symbols 0..3); :func:`check_finite` names the first NaN/±Inf.
+* **model outputs** — :func:`prepare` turns whatever a model produced into what the native encoder
+  takes: tensors of other frameworks (:mod:`._tensors`: DLPack, ``__array__``, pyarrow
+  fixed-size lists), hidden states ``(B, T, n)`` with ``token=``/``attention_mask=``
+  (:mod:`._hidden_states`), and element types (``dtype=``): ``"q8"`` (int8 used as is), ``"q4"``
+  (two nibbles per byte, even index in the high nibble, value − 8), ``"q2"`` (packed Q² codes
+  passed through), ``"bf16"`` (bfloat16 bit patterns in a uint16/int16 array, or an
+  ``ml_dtypes.bfloat16`` array), and ``"f16"``/``"f32"``/``"f64"`` (that float type, or its bit
+  patterns in an unsigned integer array of the same width). fp16 subnormals are kept, not flushed
+  to zero as in the reference kernel: only the direction of a row matters, so a row of subnormals
+  encodes like its rescaled self (scale invariance).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from ._arrays import Float32, Float64, UInt8, check_dim, check_real_dtype, float_rows
-from ._errors import DTypeError, Q2KeyError, ShapeError
+from . import _args
+from ._errors import DTypeError, NonFiniteError, Q2KeyError, ShapeError
+from ._hidden_states import select_positions
+from ._tensors import as_array
 
-#: What ``token=`` accepts.
-TokenLike = Union[int, Literal["last"], None]
+Float32 = npt.NDArray[np.float32]
+Float64 = npt.NDArray[np.float64]
+UInt8 = npt.NDArray[np.uint8]
+
+
+def float_rows(x: Any, arg: str = "x") -> tuple[Float32 | Float64, bool]:
+    """``x`` as a C-contiguous ``(N, n)`` float32 or float64 matrix, and whether it was 1-D.
+
+    float16 and integers of up to 16 bits convert exactly to float32; wider
+    integers and floats go to float64. bool, complex, object and strings are rejected.
+    """
+    a = np.asarray(x)
+    kind = a.dtype.kind
+    check_real_dtype(a, arg)
+    exact_in_f32 = (kind == "f" and a.dtype.itemsize <= 4) or (kind in "iu" and a.dtype.itemsize <= 2)
+    target = np.float32 if exact_in_f32 else np.float64
+    if a.ndim not in (1, 2):
+        raise ShapeError(f"expected a vector (n,) or a matrix (N, n), got shape {a.shape}", arg=arg)
+    if a.shape[-1] == 0:
+        raise ShapeError(f"vectors need at least one dimension, got shape {a.shape}", arg=arg)
+    was_1d = a.ndim == 1
+    m = a.reshape(1, -1) if was_1d else a
+    return np.require(m, dtype=target, requirements=["C", "A"]), was_1d
+
+
+def check_real_dtype(a: npt.NDArray[Any], arg: str) -> None:
+    """DTypeError unless ``a`` holds real numbers (floats or integers; not bool, complex, object, strings)."""
+    if a.dtype.kind not in "fiu":
+        raise DTypeError(f"expected a real numeric array (float16/32/64 or integers), got dtype {a.dtype}", arg=arg)
+
+
+def code_rows(c: Any, arg: str) -> UInt8:
+    """``c`` as a C-contiguous uint8 matrix ``(rows, width)``, any leading shape flattened."""
+    a = np.asarray(c)
+    if a.dtype != np.uint8:
+        raise DTypeError(f"expected packed codes of dtype uint8, got dtype {a.dtype}", arg=arg)
+    if a.ndim == 0:
+        raise ShapeError("expected codes of shape (..., width), got a 0-d array", arg=arg)
+    if a.shape[-1] == 0:
+        raise ShapeError(f"codes need at least 1 byte per row, got shape {a.shape}", arg=arg)
+    return np.require(a.reshape(-1, a.shape[-1]), dtype=np.uint8, requirements=["C", "A"])
+
+
+def symbol_rows(s: Any, arg: str = "symbols") -> UInt8:
+    """``s`` as a C-contiguous uint8 matrix of symbols 0..3, any leading shape flattened."""
+    a = np.asarray(s)
+    if a.dtype.kind not in "iu":
+        raise DTypeError(f"expected integer symbols 0..3, got dtype {a.dtype}", arg=arg)
+    if a.ndim == 0:
+        raise ShapeError("expected symbols of shape (..., n), got a 0-d array", arg=arg)
+    if a.shape[-1] == 0:
+        raise ShapeError(f"sequences need at least one symbol, got shape {a.shape}", arg=arg)
+    m = a.reshape(-1, a.shape[-1])
+    if a.dtype != np.uint8 and m.size:
+        bad = np.argwhere((m < 0) | (m > 3))
+        if len(bad):
+            row, col = (int(v) for v in bad[0])
+            raise Q2KeyError(
+                f"row {row} column {col} holds {m[row, col]}; symbols are 0 (A), 1 (B), 2 (C) or 3 (D)",
+                arg=arg,
+                row=row,
+                col=col,
+            )
+    return np.require(m, dtype=np.uint8, requirements=["C", "A"])
+
+
+def check_finite(rows: npt.NDArray[np.floating[Any]], arg: str) -> None:
+    """NonFiniteError naming the first NaN/±Inf of a float matrix, in the words of the core's check."""
+    bad = ~np.isfinite(rows)
+    if bad.any():
+        row, col = (int(v) for v in np.argwhere(bad)[0])
+        raise NonFiniteError(
+            f"row {row} has a non-finite value ({rust_float(float(rows[row, col]))}) at column {col}; "
+            "inputs must be finite",
+            arg=arg,
+            row=row,
+            col=col,
+        )
+
+
+def rust_float(v: float) -> str:
+    """``v`` as the core's messages print a non-finite f64 (``NaN``, ``inf``, ``-inf``); else ``repr``."""
+    if v != v:
+        return "NaN"
+    return repr(v)
+
+
+# -- element types of model outputs -------------------------------------------------------------------------
+
 
 # Accepted ``dtype=`` strings (case-insensitive) and the element type each names.
 _DTYPES: dict[str, str] = {
@@ -85,213 +172,32 @@ class Prepared:
     was_1d: bool
 
 
-def as_array(x: Any, arg: str = "x") -> npt.NDArray[Any]:
-    """``x`` as a numpy array without a copy where possible.
-
-    numpy arrays pass as they are; pyarrow fixed-size lists become ``(N, n)`` views of their
-    values; objects with ``__dlpack__`` are read through ``np.from_dlpack`` (falling back to
-    ``__array__``), anything else through ``np.asarray``.
-    """
-    if isinstance(x, np.ndarray):
-        return x
-    if type(x).__module__.startswith("pyarrow"):
-        rows = _arrow_rows(x, arg)
-        if rows is not None:
-            return rows
-    dlpack_error: Exception | None = None
-    if hasattr(x, "__dlpack__"):
-        from_dlpack = getattr(np, "from_dlpack", None)  # numpy >= 1.22
-        if from_dlpack is None:
-            dlpack_error = RuntimeError("np.from_dlpack needs numpy >= 1.22")
-        else:
-            try:
-                return np.asarray(from_dlpack(x))
-            except (BufferError, TypeError, ValueError, RuntimeError, NotImplementedError) as e:
-                dlpack_error = e
-    elif not hasattr(x, "__array__"):
-        return np.asarray(x)  # lists, scalars, buffers: numpy's own rules
-    try:
-        a = np.asarray(x)
-    except (BufferError, TypeError, ValueError, RuntimeError, NotImplementedError) as e:
-        raise _unreadable(x, arg, dlpack_error, e) from e
-    if a.dtype == object and dlpack_error is not None:
-        raise _unreadable(x, arg, dlpack_error, None) from dlpack_error
-    return a
-
-
-def _arrow_rows(x: Any, arg: str) -> npt.NDArray[Any] | None:
-    """A pyarrow ``fixed_size_list<float…>[n]`` array (or ChunkedArray of them) as an ``(N, n)`` view.
-
-    Zero-copy for an Array and a one-chunk ChunkedArray (the child values buffer, sliced at the
-    array's offset); several chunks are concatenated (one copy). A FixedSizeListScalar is one
-    vector ``(n,)``. Other pyarrow objects give None (they go through ``__array__``/DLPack as
-    usual). pyarrow is never imported here.
-    """
-    t: Any = getattr(x, "type", None)
-    size: Any = getattr(t, "list_size", None)
-    if not isinstance(size, int):
-        return None  # not a fixed-size list
-    if not hasattr(x, "null_count"):  # a FixedSizeListScalar: one vector
-        if not x.is_valid:
-            raise Q2KeyError(f"{arg}: the Arrow fixed-size list scalar is null")
-        return _arrow_values(x.values, t, size, arg, 0).reshape(size)
-    chunks = getattr(x, "chunks", None)
-    if chunks is None:
-        return _arrow_fixed_list(x, size, arg, 0)
-    if len(chunks) == 1:
-        return _arrow_fixed_list(chunks[0], size, arg, 0)
-    parts, start = [], 0
-    for chunk in chunks:
-        parts.append(_arrow_fixed_list(chunk, size, arg, start))
-        start += len(chunk)
-    if not parts:
-        return np.empty((0, size), dtype=_arrow_value_dtype(t, arg))
-    joined: npt.NDArray[Any] = np.concatenate(parts)  # several chunks: one copy
-    return joined
-
-
-def _arrow_value_dtype(list_type: Any, arg: str) -> np.dtype[Any]:
-    """The numpy dtype of a fixed-size list type's values; non-numeric values raise DTypeError."""
-    try:
-        dtype: np.dtype[Any] = np.dtype(list_type.value_type.to_pandas_dtype())
-    except (NotImplementedError, TypeError, ValueError):
-        dtype = np.dtype(object)
-    if dtype.kind not in "fiu":
-        raise DTypeError(f"{arg}: expected an Arrow fixed-size list of floats, got {list_type}")
-    return dtype
-
-
-def _arrow_fixed_list(a: Any, size: int, arg: str, first_row: int) -> npt.NDArray[Any]:
-    """One pyarrow FixedSizeListArray as a zero-copy ``(len, size)`` numpy view; nulls raise naming the row."""
-    rows = len(a)
-    if a.null_count:
-        null_rows = np.flatnonzero(np.asarray(a.is_null().to_numpy(zero_copy_only=False)))
-        raise Q2KeyError(
-            f"{arg}: row {first_row + int(null_rows[0])} of the Arrow fixed-size list array is null "
-            f"({a.null_count} null rows in all); fill or drop null rows before encoding"
-        )
-    flat = a.values.slice(a.offset * size, rows * size)  # honours slices; no copy
-    return _arrow_values(flat, a.type, size, arg, first_row).reshape(rows, size)
-
-
-def _arrow_values(flat: Any, list_type: Any, size: int, arg: str, first_row: int) -> npt.NDArray[Any]:
-    """The flat child values of ``rows × size`` list entries as a zero-copy 1-D numpy array."""
-    _arrow_value_dtype(list_type, arg)
-    if flat.null_count:
-        at = int(np.flatnonzero(np.asarray(flat.is_null().to_numpy(zero_copy_only=False)))[0])
-        raise Q2KeyError(
-            f"{arg}: row {first_row + at // size} column {at % size} of the Arrow fixed-size list array is null; "
-            "vectors need a value in every dimension"
-        )
-    return np.asarray(flat.to_numpy(zero_copy_only=True))
-
-
-def _unreadable(x: Any, arg: str, dlpack_error: Exception | None, array_error: Exception | None) -> DTypeError:
-    tried = []
-    if dlpack_error is not None:
-        tried.append(f"through DLPack ({dlpack_error})")
-    if array_error is not None:
-        tried.append(f"through __array__ ({array_error})")
-    return DTypeError(
-        f"{arg}: could not read the {type(x).__module__}.{type(x).__qualname__} {' or '.join(tried)}; "
-        "pass a CPU tensor that does not require grad, or a numpy array (bfloat16 tensors: pass their bits, "
-        "e.g. t.view(torch.int16), with dtype='bf16')"
-    )
-
-
 def _element_type(dtype: Any) -> str | None:
     if dtype is None:
         return None
     if not isinstance(dtype, str):
-        raise DTypeError(f"dtype: expected a string such as 'q8', 'q4', 'q2' or 'bf16', or None; got {dtype!r}")
+        raise DTypeError(f"expected a string such as 'q8', 'q4', 'q2' or 'bf16', or None; got {dtype!r}", arg="dtype")
     kind = _DTYPES.get(dtype.lower())
     if kind is None:
         accepted = ", ".join(repr(k) for k in _DTYPES)
-        raise Q2KeyError(f"dtype: unknown element type {dtype!r}; expected None or one of {accepted}")
+        raise Q2KeyError(f"unknown element type {dtype!r}; expected None or one of {accepted}", arg="dtype")
     return kind
-
-
-def _token_index(token: Any, t: int) -> int:
-    if isinstance(token, str):
-        if token != "last":
-            raise Q2KeyError(f"token: expected 'last', an integer position or None, got {token!r}")
-        index = -1
-    elif isinstance(token, (int, np.integer)) and not isinstance(token, (bool, np.bool_)):
-        index = int(token)
-    else:
-        raise DTypeError(f"token: expected 'last', an integer position or None, got {type(token).__name__}")
-    if t == 0:
-        raise ShapeError("token: the hidden states have no positions (T = 0) to select from")
-    if not -t <= index < t:
-        raise Q2KeyError(
-            f"token: position {index} is out of range for sequences of length T = {t} "
-            f"(expected {-t} <= token <= {t - 1})"
-        )
-    return index
-
-
-def _last_positions(attention_mask: Any, b: int, t: int, what: str) -> npt.NDArray[np.intp]:
-    m = as_array(attention_mask, "attention_mask")
-    if m.dtype.kind not in "biu":
-        raise DTypeError(f"attention_mask: expected bool or integer 0/1 values, got dtype {m.dtype}")
-    if m.shape != (b, t):
-        raise ShapeError(f"attention_mask: expected shape (B, T) = ({b}, {t}) to match {what}, got {m.shape}")
-    if m.dtype.kind != "b":
-        bad = np.argwhere((m != 0) & (m != 1))
-        if len(bad):
-            row, col = (int(v) for v in bad[0])
-            raise Q2KeyError(
-                f"attention_mask: row {row} column {col} holds {m[row, col]}; expected 0 (padding) or 1 (token)"
-            )
-        m = m != 0
-    empty = np.flatnonzero(~m.any(axis=1))
-    if len(empty):
-        more = f" (and {len(empty) - 1} more rows)" if len(empty) > 1 else ""
-        raise Q2KeyError(
-            f"attention_mask: row {int(empty[0])}{more} is all padding (no nonzero entry); there is no token to select"
-        )
-    # Last nonzero position: the first one in the reversed row.
-    last: npt.NDArray[np.intp] = (t - 1 - np.argmax(m[:, ::-1], axis=1)).astype(np.intp)
-    return last
-
-
-def _select(a: npt.NDArray[Any], token: Any, attention_mask: Any, arg: str) -> npt.NDArray[Any]:
-    """One position per sequence of hidden states ``(B, T, ·)``; other ranks pass through."""
-    if token is None and attention_mask is None:
-        if a.ndim == 3:
-            raise ShapeError(
-                f"{arg}: got hidden states of shape {a.shape} (B, T, n); pass token='last', token=<int> or "
-                "attention_mask=(B, T) to select one position per sequence"
-            )
-        return a
-    given = "token" if attention_mask is None else "attention_mask"
-    if a.ndim != 3:
-        raise ShapeError(
-            f"{given}: selects one position of hidden states (B, T, n), but {arg} has shape {a.shape}; "
-            f"for a single sequence (T, n) pass {arg}[None], or drop {given}= to encode every row"
-        )
-    if token is not None and attention_mask is not None:
-        raise Q2KeyError("token, attention_mask: give one of them, not both")
-    b, t = int(a.shape[0]), int(a.shape[1])
-    if attention_mask is not None:
-        picked: npt.NDArray[Any] = a[np.arange(b), _last_positions(attention_mask, b, t, f"{arg} of shape {a.shape}")]
-        return picked
-    return a[:, _token_index(token, t)]
 
 
 def _check_rank(a: npt.NDArray[Any], arg: str, what: str) -> None:
     if a.ndim not in (1, 2):
         raise ShapeError(
-            f"{arg}: expected {what} of shape (n,), (N, n), or hidden states (B, T, n) with token= or "
-            f"attention_mask=; got shape {a.shape}"
+            f"expected {what} of shape (n,), (N, n), or hidden states (B, T, n) with token= or "
+            f"attention_mask=; got shape {a.shape}",
+            arg=arg,
         )
     if a.shape[-1] == 0:
-        raise ShapeError(f"{arg}: rows need at least one element, got shape {a.shape}")
+        raise ShapeError(f"rows need at least one element, got shape {a.shape}", arg=arg)
 
 
 def _check_dtype(a: npt.NDArray[Any], ok: bool, arg: str, kind: str, expected: str) -> None:
     if not ok:
-        raise DTypeError(f"{arg}: dtype={kind!r} expects {expected}, got dtype {a.dtype}")
+        raise DTypeError(f"dtype={kind!r} expects {expected}, got dtype {a.dtype}", arg=arg)
 
 
 def _bf16_to_f32(bits: npt.NDArray[Any]) -> Float32:
@@ -330,7 +236,7 @@ def _from_q4(a: npt.NDArray[Any], dim: int | None, arg: str) -> npt.NDArray[np.f
     nbytes = int(a.shape[-1])
     n = 2 * nbytes if dim is None else dim
     if (n + 1) // 2 != nbytes:
-        raise ShapeError(f"{arg}: dim={n} needs {(n + 1) // 2} bytes of q4 nibbles per row, got {nbytes} bytes")
+        raise ShapeError(f"dim={n} needs {(n + 1) // 2} bytes of q4 nibbles per row, got {nbytes} bytes", arg=arg)
     values: npt.NDArray[np.float32] = np.take(_Q4, a).view(np.float32)
     return values if n == 2 * nbytes else values[..., :n]
 
@@ -376,8 +282,8 @@ def prepare(
     ([[1.0, 7.0, 0.0]], 3)
     """
     kind = _element_type(dtype)
-    want = None if dim is None else check_dim(dim)
-    a = _select(as_array(x, arg), token, attention_mask, arg)
+    want = None if dim is None else _args.dim(dim)
+    a = select_positions(as_array(x, arg), token, attention_mask, arg)
     if kind == "q2":
         _check_rank(a, arg, "packed codes")
         codes, n = _q2_codes(a, want, arg)
@@ -393,5 +299,5 @@ def prepare(
     rows, was_1d = float_rows(values, arg)
     n = int(rows.shape[1])
     if want is not None and want != n:
-        raise ShapeError(f"{arg}: dim={want} was given, but the vectors have {n} values")
+        raise ShapeError(f"dim={want} was given, but the vectors have {n} values", arg=arg)
     return Prepared(rows=rows, codes=None, dim=n, was_1d=was_1d)

@@ -8,18 +8,16 @@ import struct
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from . import _args
-from ._arrays import rust_float
 from ._errors import DTypeError, Q2KeyError, ShapeError
+from ._inputs import rust_float
 from ._native import gaussian_threshold
-
-if TYPE_CHECKING:
-    from ._calibrate import CalibrationReport
+from ._report import CalibrationReport
 
 Kind = Literal["gaussian", "global", "per_dim"]
 _KINDS: tuple[Kind, ...] = ("gaussian", "global", "per_dim")
@@ -142,7 +140,7 @@ class Thresholds:
     def resolve(self, dim: int, arg: str = "threshold") -> tuple[float | None, npt.NDArray[np.float64] | None]:
         """``(tau, None)`` or ``(None, cuts)`` for vectors of dimension ``dim``, checking the dimension."""
         if self._dim is not None and self._dim != dim:
-            raise ShapeError(f"{arg}: thresholds are for dimension {self._dim}, the vectors have {dim}")
+            raise ShapeError(f"thresholds are for dimension {self._dim}, the vectors have {dim}", arg=arg)
         return (self._tau, None) if self._cuts is None else (None, self._cuts)
 
     # -- serialisation --------------------------------------------------------------------------------------
@@ -160,19 +158,21 @@ class Thresholds:
     def from_json(cls, text: str | bytes) -> Thresholds:
         """Thresholds from :meth:`to_json` output; anything else raises a q2key error naming ``text``."""
         if not isinstance(text, (str, bytes, bytearray)):
-            raise DTypeError(f"text: expected a JSON str or bytes, got {type(text).__name__}")
+            raise DTypeError(f"expected a JSON str or bytes, got {type(text).__name__}", arg="text")
         try:
             doc = json.loads(text)
         except RecursionError:
             # json recurses once per nesting level; thresholds nest two levels deep.
-            raise Q2KeyError("text: thresholds JSON nests too deeply to be thresholds") from None
+            raise Q2KeyError("thresholds JSON nests too deeply to be thresholds", arg="text") from None
         except (ValueError, TypeError) as e:
-            raise Q2KeyError(f"text: thresholds JSON: not valid JSON ({e})") from None
+            raise Q2KeyError(f"thresholds JSON: not valid JSON ({e})", arg="text") from None
         if not isinstance(doc, dict) or doc.get("format") != _JSON_FORMAT:
-            raise Q2KeyError(f"text: thresholds JSON: expected an object with format {_JSON_FORMAT!r}")
+            raise Q2KeyError(f"thresholds JSON: expected an object with format {_JSON_FORMAT!r}", arg="text")
         if doc.get("version") != _VERSION:
             version = doc.get("version")
-            raise Q2KeyError(f"text: thresholds JSON: unsupported version {version!r} (this q2key reads {_VERSION})")
+            raise Q2KeyError(
+                f"thresholds JSON: unsupported version {version!r} (this q2key reads {_VERSION})", arg="text"
+            )
         kind, dim = doc.get("kind"), doc.get("dim")
         with _fields_of("text"):
             if kind == "gaussian":
@@ -184,7 +184,7 @@ class Thresholds:
                 if dim is not None and th.dim != dim:
                     raise Q2KeyError(f"thresholds JSON: dim {dim} does not match the cuts' {th.dim} columns")
                 return th
-        raise Q2KeyError(f"text: thresholds JSON: unknown kind {kind!r} (expected one of {', '.join(_KINDS)})")
+        raise Q2KeyError(f"thresholds JSON: unknown kind {kind!r} (expected one of {', '.join(_KINDS)})", arg="text")
 
     def to_bytes(self) -> bytes:
         """A compact little-endian binary form with a CRC-32 (the report is not included)."""
@@ -200,25 +200,28 @@ class Thresholds:
         raw = _args.buffer("data", data)
         if len(raw) < _HEADER.size + 4:
             raise Q2KeyError(
-                f"data: thresholds bytes: {len(raw)} bytes is too short for the {_HEADER.size + 4}-byte minimum"
+                f"thresholds bytes: {len(raw)} bytes is too short for the {_HEADER.size + 4}-byte minimum", arg="data"
             )
         magic, version, kind_code, _, dim, tau = _HEADER.unpack_from(raw)
         if magic != _MAGIC:
-            raise Q2KeyError(f"data: thresholds bytes: bad magic {magic!r} (expected {_MAGIC!r})")
+            raise Q2KeyError(f"thresholds bytes: bad magic {magic!r} (expected {_MAGIC!r})", arg="data")
         if version != _VERSION:
-            raise Q2KeyError(f"data: thresholds bytes: unsupported version {version} (this q2key reads {_VERSION})")
+            raise Q2KeyError(
+                f"thresholds bytes: unsupported version {version} (this q2key reads {_VERSION})", arg="data"
+            )
         if kind_code >= len(_KINDS):
-            raise Q2KeyError(f"data: thresholds bytes: unknown kind code {kind_code}")
+            raise Q2KeyError(f"thresholds bytes: unknown kind code {kind_code}", arg="data")
         kind = _KINDS[kind_code]
         cut_bytes = 24 * dim if kind == "per_dim" else 0
         if len(raw) != _HEADER.size + cut_bytes + 4:
             raise Q2KeyError(
-                f"data: thresholds bytes: length {len(raw)} does not match a {kind} header with dim {dim} "
-                f"({_HEADER.size + cut_bytes + 4} bytes)"
+                f"thresholds bytes: length {len(raw)} does not match a {kind} header with dim {dim} "
+                f"({_HEADER.size + cut_bytes + 4} bytes)",
+                arg="data",
             )
         (crc,) = struct.unpack_from("<I", raw, len(raw) - 4)
         if crc != zlib.crc32(raw[:-4]):
-            raise Q2KeyError("data: thresholds bytes: checksum mismatch (corrupted data)")
+            raise Q2KeyError("thresholds bytes: checksum mismatch (corrupted data)", arg="data")
         with _fields_of("data"):
             if kind == "gaussian":
                 th = cls.gaussian(dim)
@@ -286,7 +289,7 @@ def _fields_of(arg: str) -> Iterator[None]:
     try:
         yield
     except (Q2KeyError, DTypeError) as e:
-        raise type(e)(f"{arg}: {e}") from None
+        raise type(e)(f"{arg}: {e}", arg=arg) from None
 
 
 def _check_tau(tau: Any, arg: str) -> float:

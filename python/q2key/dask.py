@@ -21,12 +21,12 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from ._arrays import check_threads, check_threshold
-from ._calibrate import Method
+from . import _args
 from ._calibrate import calibrate as _calibrate
 from ._encode import ThresholdLike
 from ._encode import encode as _encode
 from ._errors import DTypeError, Q2KeyError, ShapeError
+from ._report import Method
 from ._thresholds import Thresholds
 
 __all__ = ["EncodedArrays", "calibrate", "encode"]
@@ -89,18 +89,19 @@ def _field(records: npt.NDArray[Any], name: str, dtype: Any) -> npt.NDArray[Any]
 def _check_array(array: Any, da: Any, arg: str) -> Any:
     if not isinstance(array, da.Array):
         raise DTypeError(
-            f"{arg}: expected a dask.array.Array, got {type(array).__module__}.{type(array).__qualname__}; "
-            "use q2key.encode / q2key.calibrate for in-memory arrays, or dask.array.from_array(...)"
+            f"expected a dask.array.Array, got {type(array).__module__}.{type(array).__qualname__}; "
+            "use q2key.encode / q2key.calibrate for in-memory arrays, or dask.array.from_array(...)",
+            arg=arg,
         )
     if array.ndim != 2:
-        raise ShapeError(f"{arg}: expected a dask array of shape (N, n) chunked by rows, got shape {array.shape}")
+        raise ShapeError(f"expected a dask array of shape (N, n) chunked by rows, got shape {array.shape}", arg=arg)
     n = array.shape[1]
     if not isinstance(n, (int, np.integer)) or n != n:  # NaN: unknown column count
-        raise ShapeError(f"{arg}: the number of columns is unknown ({n}); call array.compute_chunk_sizes() first")
+        raise ShapeError(f"the number of columns is unknown ({n}); call array.compute_chunk_sizes() first", arg=arg)
     if n == 0:
-        raise ShapeError(f"{arg}: vectors need at least one dimension, got shape {array.shape}")
+        raise ShapeError(f"vectors need at least one dimension, got shape {array.shape}", arg=arg)
     if array.dtype.kind in "bcOUSMm":
-        raise DTypeError(f"{arg}: expected a real numeric array (float16/32/64 or integers), got dtype {array.dtype}")
+        raise DTypeError(f"expected a real numeric array (float16/32/64 or integers), got dtype {array.dtype}", arg=arg)
     return array
 
 
@@ -122,8 +123,8 @@ def encode(array: Any, threshold: ThresholdLike = None, *, threads: int | None =
     if isinstance(threshold, Thresholds):
         threshold.resolve(n)  # a dimension mismatch raises here, not on a worker
     else:
-        check_threshold(threshold)
-    threads = check_threads(threads)
+        _args.threshold(threshold)
+    threads = _args.threads(threads)
     if x.numblocks[1] != 1:
         x = x.rechunk({1: -1})
     width = (n + 3) // 4
@@ -187,13 +188,13 @@ def calibrate(
     da = _dask_array()
     x = _check_array(array, da, "array")
     if isinstance(sample_rows, bool) or not isinstance(sample_rows, (int, np.integer)) or sample_rows < 1:
-        raise Q2KeyError(f"sample_rows: expected a positive integer, got {sample_rows!r}")
+        raise Q2KeyError(f"expected a positive integer, got {sample_rows!r}", arg="sample_rows")
     total = x.shape[0]
     if total != total:  # NaN: unknown chunk sizes
-        raise ShapeError("array: the number of rows is unknown; call array.compute_chunk_sizes() first")
+        raise ShapeError("the number of rows is unknown; call array.compute_chunk_sizes() first", arg="array")
     total = int(total)
     if total == 0:
-        raise ShapeError("array: need at least one row to calibrate")
+        raise ShapeError("need at least one row to calibrate", arg="array")
     take = min(int(sample_rows), total)
     rows = np.sort(np.random.default_rng(seed).choice(total, size=take, replace=False))
     sample = np.asarray(x[rows].compute()) if take < total else np.asarray(x.compute())

@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Any, Union
 import numpy as np
 import numpy.typing as npt
 
-from ._calibrate import CalibrationReport, entropy_bits
+from ._calibrate import entropy_bits
 from ._calibrate import symbol_frequencies as _per_dim_frequencies
 from ._distance import lee
 from ._encode import ThresholdLike, encode
 from ._errors import DTypeError, Q2KeyError, ShapeError
+from ._report import CalibrationReport
 from ._thresholds import Thresholds
 
 if TYPE_CHECKING:
@@ -71,8 +72,9 @@ def _frequencies(source: Any) -> tuple[npt.NDArray[np.float64], str]:
     if isinstance(source, Thresholds):
         if source.report is None:
             raise Q2KeyError(
-                "source: these Thresholds carry no report (only q2key.calibrate(...) attaches one); "
-                "pass q2key.symbols(x, threshold=th) to plot the shares of your vectors"
+                "these Thresholds carry no report (only q2key.calibrate(...) attaches one); "
+                "pass q2key.symbols(x, threshold=th) to plot the shares of your vectors",
+                arg="source",
             )
         source = source.report
     if isinstance(source, CalibrationReport):
@@ -85,16 +87,20 @@ def _frequencies(source: Any) -> tuple[npt.NDArray[np.float64], str]:
     a = np.asarray(source)
     if a.dtype.kind not in "iu":
         raise DTypeError(
-            "source: expected a CalibrationReport, Thresholds with a report, or an integer symbol matrix "
-            f"(N, n) of 0..3 — got dtype {a.dtype} (for float vectors pass q2key.symbols(x))"
+            "expected a CalibrationReport, Thresholds with a report, or an integer symbol matrix "
+            f"(N, n) of 0..3 — got dtype {a.dtype} (for float vectors pass q2key.symbols(x))",
+            arg="source",
         )
     if a.ndim != 2 or a.shape[0] == 0 or a.shape[1] == 0:
-        raise ShapeError(f"source: expected a symbol matrix (N, n) with N, n ≥ 1, got shape {a.shape}")
+        raise ShapeError(f"expected a symbol matrix (N, n) with N, n ≥ 1, got shape {a.shape}", arg="source")
     bad = np.argwhere((a < 0) | (a > 3))
     if len(bad):
         row, col = (int(v) for v in bad[0])
         raise Q2KeyError(
-            f"source: row {row} column {col} holds {a[row, col]}; symbols are 0 (A), 1 (B), 2 (C) or 3 (D)"
+            f"row {row} column {col} holds {a[row, col]}; symbols are 0 (A), 1 (B), 2 (C) or 3 (D)",
+            arg="source",
+            row=row,
+            col=col,
         )
     return _per_dim_frequencies(a.astype(np.uint8)), f"symbols of {a.shape[0]:,} vectors"
 
@@ -209,11 +215,11 @@ def distance_vs_cosine(
     """
     x = np.asarray(vectors)
     if x.dtype.kind not in "fiu":
-        raise DTypeError(f"vectors: expected a real numeric matrix (N, n), got dtype {x.dtype}")
+        raise DTypeError(f"expected a real numeric matrix (N, n), got dtype {x.dtype}", arg="vectors")
     if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] == 0:
-        raise ShapeError(f"vectors: expected a matrix (N, n) with N ≥ 2 rows, got shape {x.shape}")
+        raise ShapeError(f"expected a matrix (N, n) with N ≥ 2 rows, got shape {x.shape}", arg="vectors")
     if isinstance(pairs, bool) or not isinstance(pairs, (int, np.integer)) or pairs < 2:
-        raise Q2KeyError(f"pairs: expected an int ≥ 2, got {pairs!r}")
+        raise Q2KeyError(f"expected an int ≥ 2, got {pairs!r}", arg="pairs")
     codes = encode(x, threshold=threshold).codes  # checks the threshold and for NaN/Inf
     n_rows, dim = x.shape
     rng = np.random.default_rng(seed)
@@ -294,21 +300,24 @@ def _curve(name: str, value: Any) -> tuple[npt.NDArray[np.float64], npt.NDArray[
     elif isinstance(value, (tuple, list)) and len(value) == 2:
         r, rec = value[0], value[1]
     else:
-        raise DTypeError(f"results[{name!r}]: expected (R values, recall values) or a mapping R → recall")
+        raise DTypeError(f"entry {name!r}: expected (R values, recall values) or a mapping R → recall", arg="results")
     try:
         rs = np.asarray(r, dtype=np.float64)
         recalls = np.asarray(rec, dtype=np.float64)
     except (TypeError, ValueError) as e:
-        raise DTypeError(f"results[{name!r}]: R and recall values must be numbers ({e})") from None
+        raise DTypeError(f"entry {name!r}: R and recall values must be numbers ({e})", arg="results") from None
     if rs.ndim != 1 or recalls.ndim != 1 or rs.shape != recalls.shape or rs.size == 0:
         raise ShapeError(
-            f"results[{name!r}]: expected equally long non-empty 1-D R and recall values, "
-            f"got shapes {rs.shape} and {recalls.shape}"
+            f"entry {name!r}: expected equally long non-empty 1-D R and recall values, "
+            f"got shapes {rs.shape} and {recalls.shape}",
+            arg="results",
         )
     if not (np.isfinite(rs).all() and (rs > 0).all()):
-        raise Q2KeyError(f"results[{name!r}]: candidate counts R must be finite and positive, got {rs.tolist()}")
+        raise Q2KeyError(
+            f"entry {name!r}: candidate counts R must be finite and positive, got {rs.tolist()}", arg="results"
+        )
     if not (np.isfinite(recalls).all() and ((recalls >= 0) & (recalls <= 1)).all()):
-        raise Q2KeyError(f"results[{name!r}]: recall values must lie in [0, 1], got {recalls.tolist()}")
+        raise Q2KeyError(f"entry {name!r}: recall values must lie in [0, 1], got {recalls.tolist()}", arg="results")
     order = np.argsort(rs, kind="stable")
     return rs[order], recalls[order]
 
@@ -328,7 +337,7 @@ def recall_curve(
     The R axis is logarithmic when R spans more than a factor of 10.
     """
     if not isinstance(results, Mapping) or len(results) == 0:
-        raise Q2KeyError("results: expected a non-empty mapping name → (R values, recall values)")
+        raise Q2KeyError("expected a non-empty mapping name → (R values, recall values)", arg="results")
     curves = {str(name): _curve(str(name), value) for name, value in results.items()}
     plt = _pyplot()
     if ax is None:

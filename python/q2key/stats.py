@@ -2,7 +2,7 @@
 
 Every function takes a batch of symbol sequences (values 0..3, as :func:`q2key.symbols` returns):
 an array ``(..., n)`` of equal-length rows — a single ``(n,)`` sequence is a batch of one — or a
-:class:`Ragged` batch of sequences of different lengths (what :func:`run_reduce` returns).
+:class:`Ragged` batch of sequences of different lengths (what :func:`run_reduce_rows` returns).
 Per-row results have the shape of the leading axes (``(N,)`` for a :class:`Ragged` batch).
 
 Statistics are taken over the run-reduced sequence ``R`` of each row (reducing twice changes
@@ -22,7 +22,7 @@ complement bigram frequency when ``|R| ≤ 1``, the hairpin density when ``|R| �
 >>> import numpy as np
 >>> from q2key import stats
 >>> s = np.array([[0, 0, 2, 0, 1, 3, 3, 1], [1, 1, 1, 1, 1, 1, 1, 1]], dtype=np.uint8)
->>> stats.run_reduce(s).to_list()
+>>> stats.run_reduce_rows(s).to_list()
 [[0, 2, 0, 1, 3, 1], [1]]
 >>> stats.hairpin_density(s).tolist()
 [0.5, nan]
@@ -30,6 +30,7 @@ complement bigram frequency when ``|R| ≤ 1``, the hairpin density when ``|R| �
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Union, overload
 
@@ -37,8 +38,9 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _args, _native
-from ._arrays import check_threads, symbol_rows
+from ._args import threads as check_threads
 from ._errors import DTypeError, Q2KeyError, ShapeError
+from ._inputs import symbol_rows
 
 __all__ = [
     "MAX_ADMISSIBLE_K",
@@ -50,7 +52,7 @@ __all__ = [
     "hairpin_density",
     "key_collisions",
     "reverse_complement",
-    "run_reduce",
+    "run_reduce_rows",
     "transition_counts",
     "transition_density",
     "triplet_counts",
@@ -164,13 +166,14 @@ def _batch(symbols: Any) -> _Batch:
     return _Batch(m.reshape(-1), offsets, s.shape[:-1], s.shape)
 
 
-def run_reduce(symbols: Sequences, *, threads: int | None = None) -> Ragged:
+def run_reduce_rows(symbols: Sequences, *, threads: int | None = None) -> Ragged:
     """Run-reduce every row: its first symbol, then each symbol that differs from the one before.
 
     Rows of an array ``(..., n)`` are taken in C order, so the result has ``prod(shape[:-1])`` rows.
+    (:func:`q2key.run_reduce` reduces one sequence to an array.)
 
     >>> from q2key import stats
-    >>> stats.run_reduce([[1, 1, 3, 3, 0], [2, 2, 2, 2, 2]]).to_list()
+    >>> stats.run_reduce_rows([[1, 1, 3, 3, 0], [2, 2, 2, 2, 2]]).to_list()
     [[1, 3, 0], [2]]
     """
     b = _batch(symbols)
@@ -307,7 +310,7 @@ def key_collisions(keys: npt.ArrayLike) -> KeyCollisions:
     """
     k = np.asarray(keys)
     if k.dtype.kind not in "iu" or k.dtype.itemsize > 8:
-        raise DTypeError(f"keys: expected integer keys (uint64), got dtype {k.dtype}")
+        raise DTypeError(f"expected integer keys (uint64), got dtype {k.dtype}", arg="keys")
     flat = np.require(k.reshape(-1).astype(np.uint64, copy=False), requirements=["C", "A"])
     return KeyCollisions(*_native.stats_key_collisions(flat))
 
@@ -328,3 +331,13 @@ def admissible_sequences(k: int) -> int:
     (4, 2470693585135788)
     """
     return int(_native.stats_admissible_sequences(_args.size("k", k, minimum=0)))
+
+
+def run_reduce(symbols: Sequences, *, threads: int | None = None) -> Ragged:
+    """Deprecated: :func:`run_reduce_rows` under its old name, which :func:`q2key.run_reduce` also has."""
+    warnings.warn(
+        "q2key.stats.run_reduce is deprecated; use q2key.stats.run_reduce_rows (q2key.run_reduce reduces one sequence)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return run_reduce_rows(symbols, threads=threads)

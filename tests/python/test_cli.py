@@ -21,7 +21,9 @@ import q2key
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from q2key import _cli_commit, _cli_encode, _cli_read, _cli_write
-from q2key._cli_read import NpySource, open_source, rebatch
+from q2key._cli_errors import located
+from q2key._cli_read import NpySource, open_source
+from q2key._cli_source import rebatch
 from q2key._progress import Progress
 from q2key.cli import main
 
@@ -928,3 +930,22 @@ def test_every_command_names_the_function_that_runs_it(argv: list[str]) -> None:
 def test_version_in_process() -> None:
     rc, out, _ = run("version")
     assert rc == 0 and out.startswith(f"q2key {q2key.__version__} (")
+
+
+def test_api_errors_are_restated_about_the_file_from_their_attributes() -> None:
+    """The command line reads ``.arg`` and ``.row`` of an error about a batch, not its message."""
+    nan = q2key.NonFiniteError("row 3 has a non-finite value (NaN) at column 35; inputs must be finite", arg="x", row=3)
+    assert (
+        str(located(nan, "v.npy", 100))
+        == "v.npy: row 103 has a non-finite value (NaN) at column 35; inputs must be finite"
+    )
+    again = q2key.Q2KeyError("id 6 appears twice in the batch (again at row 2)", arg="ids", row=2)
+    assert str(located(again, "ids.npy", 40)) == "ids.npy: id 6 appears twice (again at row 42)"
+    stored = q2key.Q2KeyError("id 7 (row 3 of the batch) is already in the index", arg="ids", row=3)
+    assert str(located(stored, "ids.npy", 40)) == "ids.npy: id 7 (row 43) is already in the index"
+    # Only the row the error is about moves; a number that merely follows "row" elsewhere does not.
+    first = q2key.Q2KeyError("row 35 of 36 and row 3 disagree", arg="x", row=3)
+    assert str(located(first, "v.npy", 10)) == "v.npy: row 35 of 36 and row 13 disagree"
+    # Without .arg the message is kept whole: only the parameter the error names is the batch's.
+    both = q2key.Q2KeyError("token, attention_mask: give one of them, not both")
+    assert str(located(both, "v.npy", 10)) == "v.npy: token, attention_mask: give one of them, not both"

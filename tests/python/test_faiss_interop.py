@@ -1,4 +1,4 @@
-"""Index.to_faiss(): a faiss IndexBinaryIDMap with the same codes, ids, distances and neighbours."""
+"""q2key.faiss.to_faiss(index): a faiss IndexBinaryIDMap with the same codes, ids, distances and neighbours."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 import q2key
+from q2key.faiss import to_faiss
 
 faiss: Any = pytest.importorskip("faiss")
 
@@ -43,7 +44,7 @@ def _check_same(index: q2key.Index, fx: Any, queries: np.ndarray, k: int) -> Non
 def test_same_neighbours_as_index_search(rng: np.random.Generator, dim: int) -> None:
     index, x = _index(rng, dim, 2_000)
     index.add(x)
-    fx = index.to_faiss()
+    fx = to_faiss(index)
     assert isinstance(fx, faiss.IndexBinaryIDMap)
     assert fx.d == 8 * index.code_bytes and fx.ntotal == len(index)
     if dim == 768:
@@ -60,7 +61,7 @@ def test_ids_removals_and_per_dim_thresholds(rng: np.random.Generator) -> None:
     ids[0] = 2**63 - 1  # the largest id faiss can hold
     index.add(x, ids=ids)
     index.remove(ids[100:400])
-    fx = index.to_faiss()
+    fx = to_faiss(index)
     assert fx.ntotal == len(index) == 2_700
     stored = faiss.vector_to_array(fx.id_map)
     np.testing.assert_array_equal(np.sort(stored.astype(np.uint64)), np.sort(index.arrays()[2]))
@@ -71,7 +72,7 @@ def test_ids_removals_and_per_dim_thresholds(rng: np.random.Generator) -> None:
 def test_range_search_radius_is_strict_in_faiss(rng: np.random.Generator) -> None:
     index, x = _index(rng, 128, 1_000)
     index.add(x)
-    fx = index.to_faiss()
+    fx = to_faiss(index)
     q_codes = q2key.encode(x[:10], threshold=index.thresholds).codes
     radius = 40
     lims, dist, ids = index.range_search(x[:10], radius)
@@ -85,7 +86,7 @@ def test_range_search_radius_is_strict_in_faiss(rng: np.random.Generator) -> Non
 
 
 def test_empty_and_mmap_indexes(rng: np.random.Generator, tmp_path: Any) -> None:
-    empty = q2key.Index(64).to_faiss()
+    empty = to_faiss(q2key.Index(64))
     assert empty.ntotal == 0 and empty.d == 128
     index, x = _index(rng, 64, 500)
     index.add(x)
@@ -93,32 +94,41 @@ def test_empty_and_mmap_indexes(rng: np.random.Generator, tmp_path: Any) -> None
     index.save(path)
     mapped = q2key.Index.load(path, mmap=True)
     assert mapped.mapped
-    _check_same(mapped, mapped.to_faiss(), x[:10], k=8)
+    _check_same(mapped, to_faiss(mapped), x[:10], k=8)
 
 
 def test_the_faiss_index_is_an_independent_copy(rng: np.random.Generator) -> None:
     index, x = _index(rng, 64, 200)
     index.add(x)
-    fx = index.to_faiss()
+    fx = to_faiss(index)
     index.remove(np.arange(100))
     assert fx.ntotal == 200
     # faiss indexes serialise on their own (faiss.serialize_index_binary), independent of q2key.
     again = faiss.deserialize_index_binary(faiss.serialize_index_binary(fx))
     assert again.ntotal == 200
-    assert pickle.loads(pickle.dumps(index)).to_faiss().ntotal == 100
+    assert to_faiss(pickle.loads(pickle.dumps(index))).ntotal == 100
 
 
 def test_errors(rng: np.random.Generator) -> None:
     index = q2key.Index(32)
     index.add(rng.normal(size=(3, 32)), ids=np.array([1, 2**63, 2**64 - 1], dtype=np.uint64))
     with pytest.raises(q2key.Q2KeyError, match=r"id 9223372036854775808 cannot be represented in faiss"):
-        index.to_faiss()
+        to_faiss(index)
     weighted = q2key.Index(32, weights=(1.0, 2.0, 3.0))
     with pytest.raises(q2key.Q2KeyError, match="weighted Lee"):
-        weighted.to_faiss()
+        to_faiss(weighted)
 
 
 def test_missing_faiss_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "faiss", None)
     with pytest.raises(ImportError, match="pip install faiss-cpu"):
-        q2key.Index(8).to_faiss()
+        to_faiss(q2key.Index(8))
+
+
+def test_index_to_faiss_is_deprecated_and_still_works(rng: np.random.Generator) -> None:
+    index, x = _index(rng, 64, 50)
+    index.add(x)
+    with pytest.warns(DeprecationWarning, match=r"use q2key\.faiss\.to_faiss\(index\)"):
+        fx = index.to_faiss()
+    assert fx.ntotal == 50
+    _check_same(index, fx, x[:5], k=4)

@@ -350,3 +350,26 @@ def test_ids_above_two_to_the_63_from_a_plain_list() -> None:
         index.add(np.ones((2, 8)), ids=[-1, 2**63])
     with pytest.raises(TypeError):
         index.add(np.ones((1, 8)), ids=[1.5])
+
+
+def test_search_results_are_named_tuples_with_documented_dtypes(rng: np.random.Generator) -> None:
+    x = rng.normal(size=(40, 16)).astype(np.float32)
+    index = q2key.Index(16)
+    index.add(x, ids=np.arange(100, 140, dtype=np.uint64))
+    plain = index.search(x[:2], k=3)
+    assert isinstance(plain, q2key.SearchResult)
+    assert plain.distances.dtype == np.uint32 and plain.ids.dtype == np.uint64
+    assert plain.ids[:, 0].tolist() == [100, 101]
+    rescored = index.search(x[:2], k=3, rescore=lambda ids: x[(ids - 100).astype(np.intp)])
+    assert isinstance(rescored, q2key.SearchResult) and rescored.distances.dtype == np.float64
+    assert rescored.ids[:, 0].tolist() == [100, 101]
+    weighted = q2key.Index(16, weights=(1.0, 1.0, 2.0))
+    weighted.add(x)
+    assert weighted.search(x[:1], k=2).distances.dtype == np.float64
+    hits = index.range_search(x[:2], radius=0)
+    assert isinstance(hits, q2key.RangeSearchResult) and hits._fields == ("lims", "distances", "ids")
+    lims, dist, ids = hits  # faiss's order, unpacked as before
+    assert lims is hits.lims and dist is hits.distances and ids is hits.ids
+    assert hits.lims.dtype == np.int64 and hits.lims.tolist()[0] == 0
+    assert hits.distances.dtype == np.uint32 and hits.ids.dtype == np.uint64
+    assert 100 in hits.ids[hits.lims[0] : hits.lims[1]].tolist()

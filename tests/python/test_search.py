@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 import q2key
@@ -211,3 +213,18 @@ def test_inputs_are_not_modified(rng: np.random.Generator) -> None:
     q2key.search(q, db, 260)
     q2key.search(q, db, 3)
     assert np.array_equal(db, db0) and np.array_equal(q, q0)
+
+
+def test_the_result_is_a_named_tuple_of_distances_and_ids(rng: np.random.Generator) -> None:
+    db = _codes(rng, 50, 12)
+    result = q2key.search(db[:3], db, k=5)
+    assert isinstance(result, q2key.SearchResult) and isinstance(result, tuple)
+    assert result._fields == ("distances", "ids")
+    dist, idx = result  # unpacks as the plain tuple did
+    assert dist is result.distances and idx is result.ids
+    assert result.distances.dtype == np.uint32 and result.ids.dtype == np.int64
+    assert result.ids[:, 0].tolist() == [0, 1, 2]
+    assert repr(result).startswith("SearchResult(distances=array(")
+    again = pickle.loads(pickle.dumps(result))
+    assert type(again) is q2key.SearchResult
+    assert np.array_equal(again.ids, result.ids) and np.array_equal(again.distances, result.distances)

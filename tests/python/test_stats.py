@@ -101,7 +101,7 @@ def zeros_like(t: list) -> list:  # type: ignore[type-arg]
 
 def check_against_reference(batch: Ragged | npt.NDArray[np.integer], rows: list[list[int]]) -> None:
     """Every statistic of ``batch`` (an array or a Ragged holding ``rows``) against the reference."""
-    reduced = stats.run_reduce(batch)
+    reduced = stats.run_reduce_rows(batch)
     assert isinstance(reduced, Ragged)
     assert reduced.values.dtype == np.uint8 and reduced.offsets.dtype == np.int64
     assert reduced.to_list() == [ref_reduce(r) for r in rows]
@@ -166,16 +166,25 @@ def test_one_sequence_gives_scalars_and_single_tables(seq: list[int]) -> None:
     assert stats.triplet_counts(seq).tolist() == ref_triplets(seq)
     rc = stats.reverse_complement(np.array(seq, dtype=np.uint8))
     assert rc.shape == (len(seq),) and rc.tolist() == ref_reverse_complement(seq)
-    assert stats.run_reduce(seq).to_list() == [ref_reduce(seq)]
+    assert stats.run_reduce_rows(seq).to_list() == [ref_reduce(seq)]
+
+
+def test_run_reduce_is_a_deprecated_name_of_run_reduce_rows() -> None:
+    # q2key.run_reduce reduces one sequence to an array; the batch form has its own name.
+    batch = [[1, 1, 3, 3, 0], [2, 2, 2, 2, 2]]
+    with pytest.warns(DeprecationWarning, match=r"use q2key\.stats\.run_reduce_rows"):
+        old = stats.run_reduce(batch, threads=1)
+    assert old.to_list() == stats.run_reduce_rows(batch).to_list() == [[1, 3, 0], [2]]
+    assert "run_reduce" not in stats.__all__ and "run_reduce_rows" in stats.__all__
 
 
 @settings(max_examples=100, deadline=None)
 @given(st.lists(runny_row, max_size=8))
 def test_laws(rows: list[list[int]]) -> None:
     batch = Ragged.from_sequences(rows)
-    reduced = stats.run_reduce(batch)
+    reduced = stats.run_reduce_rows(batch)
     # Reducing twice changes nothing; statistics of R equal those of the row.
-    again = stats.run_reduce(reduced)
+    again = stats.run_reduce_rows(reduced)
     assert again.to_list() == reduced.to_list() and again.offsets.tolist() == reduced.offsets.tolist()
     assert same(stats.hairpin_density(reduced).tolist(), stats.hairpin_density(batch).tolist())
     assert np.array_equal(stats.triplet_counts(reduced), stats.triplet_counts(batch))
@@ -254,7 +263,7 @@ def test_n_equal_one_and_constant_rows() -> None:
     assert stats.reverse_complement(one).tolist() == [[0], [2], [1]]
     const = np.full((2, 50), 1, np.uint8)
     assert stats.transition_density(const).tolist() == [0.02, 0.02]
-    assert stats.run_reduce(const).to_list() == [[1], [1]]
+    assert stats.run_reduce_rows(const).to_list() == [[1], [1]]
     assert stats.reverse_complement(const).tolist() == np.full((2, 50), 3).tolist()
     alternating = np.array([[0, 2] * 10], dtype=np.uint8)
     assert stats.complement_bigram_frequency(alternating).tolist() == [1.0]
@@ -263,7 +272,7 @@ def test_n_equal_one_and_constant_rows() -> None:
 
 def test_empty_batches_have_the_right_shapes_and_dtypes() -> None:
     for batch in (np.zeros((0, 7), np.uint8), Ragged.from_sequences([])):
-        r = stats.run_reduce(batch)
+        r = stats.run_reduce_rows(batch)
         assert len(r) == 0 and r.values.shape == (0,) and r.offsets.tolist() == [0]
         assert r.values.dtype == np.uint8 and r.offsets.dtype == np.int64
         for f, dtype in [
@@ -283,7 +292,7 @@ def test_empty_batches_have_the_right_shapes_and_dtypes() -> None:
     empty_rows = Ragged.from_sequences([[], [1, 1], []])
     assert np.isnan(stats.transition_density(empty_rows)[[0, 2]]).all()
     assert stats.transition_counts(empty_rows).tolist() == [0, 1, 0]
-    assert stats.run_reduce(empty_rows).offsets.tolist() == [0, 0, 1, 1]
+    assert stats.run_reduce_rows(empty_rows).offsets.tolist() == [0, 0, 1, 1]
 
 
 def test_leading_axes_and_strided_input() -> None:
@@ -295,7 +304,7 @@ def test_leading_axes_and_strided_input() -> None:
     assert stats.bigram_counts(s).shape == (2, 3, 4, 4)
     assert stats.triplet_counts(s).shape == (2, 3, 4, 4, 4)
     assert stats.reverse_complement(s).shape == (2, 3, 11)
-    assert len(stats.run_reduce(s)) == 6
+    assert len(stats.run_reduce_rows(s)) == 6
     strided = s.reshape(6, 11)[::2, ::3]  # not contiguous
     check_against_reference(strided, strided.tolist())
 
@@ -303,7 +312,7 @@ def test_leading_axes_and_strided_input() -> None:
 def test_invalid_symbols_name_the_argument_row_and_column() -> None:
     bad = np.zeros((3, 5), np.uint8)
     bad[2, 4] = 7
-    for f in (stats.run_reduce, stats.transition_density, stats.hairpin_density, stats.reverse_complement):
+    for f in (stats.run_reduce_rows, stats.transition_density, stats.hairpin_density, stats.reverse_complement):
         with pytest.raises(q2key.Q2KeyError, match=r"symbols: row 2 column 4 holds 7"):
             f(bad)
     with pytest.raises(q2key.Q2KeyError, match=r"row 0 column 1 holds -1"):
@@ -322,7 +331,7 @@ def test_wrong_dtypes_and_shapes_are_errors() -> None:
     with pytest.raises(TypeError):
         stats.hairpin_density(np.array([["a", "b"]]))
     with pytest.raises(q2key.ShapeError, match="symbols"):
-        stats.run_reduce(np.zeros((3, 0), np.uint8))
+        stats.run_reduce_rows(np.zeros((3, 0), np.uint8))
     with pytest.raises(q2key.ShapeError, match="symbols"):
         stats.bigram_counts(np.uint8(2))
     with pytest.raises(q2key.DTypeError, match="offsets"):

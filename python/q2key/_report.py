@@ -1,0 +1,68 @@
+"""What calibration measured: :class:`CalibrationReport` and the :class:`Candidate` rules it tried.
+
+A leaf module (it imports nothing of q2key's) so that :class:`q2key.Thresholds`, which carries a
+report, and :func:`q2key.calibrate`, which makes one, do not import each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+#: The calibration methods of :func:`q2key.calibrate`.
+Method = Literal["equiprobable", "per_dim", "fidelity"]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One threshold rule ``method="fidelity"`` tried, and its held-out neighbour recall."""
+
+    rule: Literal["global", "per_dim"]
+    outer_share: float
+    recall: float
+
+
+@dataclass(frozen=True, eq=False)
+class CalibrationReport:
+    """What :func:`q2key.calibrate` measured on its sample.
+
+    Attributes:
+        method: the calibration method asked for.
+        rule: ``"global"`` (one τ) or ``"per_dim"`` (three cuts per dimension).
+        outer_share: the share of sampled values placed in A ∪ D (0.5 = equiprobable).
+        sample_rows: nonzero rows used (all-zero rows have no direction and are skipped).
+        frequencies: ``(4,)`` share of all sampled coordinates in A, B, C, D.
+        per_dim_frequencies: ``(n, 4)`` the same per dimension.
+        entropy_bits: mean over dimensions of the symbol entropy, in bits (at most 2).
+        recall: held-out neighbour recall@``k`` of Lee search against cosine (``fidelity`` only).
+        k: the ``k`` of ``recall``.
+        candidates: every rule ``fidelity`` tried, in the order tried.
+    """
+
+    method: Method
+    rule: Literal["global", "per_dim"]
+    outer_share: float
+    sample_rows: int
+    frequencies: npt.NDArray[np.float64]
+    per_dim_frequencies: npt.NDArray[np.float64] = field(repr=False)
+    entropy_bits: float
+    recall: float | None = None
+    k: int | None = None
+    candidates: tuple[Candidate, ...] = ()
+
+    def __str__(self) -> str:
+        f = self.frequencies
+        lines = [
+            f"calibration: method {self.method}, rule {self.rule}, {self.outer_share:.0%} of values in A ∪ D, "
+            f"{self.sample_rows} sample rows",
+            f"symbol frequencies A {f[0]:.3f}  B {f[1]:.3f}  C {f[2]:.3f}  D {f[3]:.3f}",
+            f"entropy {self.entropy_bits:.3f} bits per dimension (max 2)",
+        ]
+        if self.recall is not None:
+            lines.append(f"held-out neighbour recall@{self.k}: {self.recall:.3f}")
+        for c in self.candidates:
+            lines.append(f"  tried {c.rule:8s} share {c.outer_share:.2f}: recall {c.recall:.3f}")
+        return "\n".join(lines)
