@@ -27,6 +27,7 @@ from typing import Any, Literal, Union
 import numpy as np
 import numpy.typing as npt
 
+from . import _native
 from ._arrays import Float32, Float64, UInt8, check_dim, check_real_dtype, float_rows
 from ._errors import DTypeError, Q2KeyError, ShapeError
 
@@ -342,15 +343,7 @@ def _q2_codes(a: npt.NDArray[Any], dim: int | None, arg: str) -> tuple[UInt8, in
     if (n + 3) // 4 != width:
         raise ShapeError(f"{arg}: dim={n} needs {(n + 3) // 4} bytes of q2 codes per row, got {width} bytes")
     codes = np.require(a if a.ndim == 2 else a.reshape(1, width), dtype=np.uint8, requirements=["C", "A"])
-    padding = (0xFF >> (2 * (n % 4))) if n % 4 else 0
-    if padding and codes.shape[0]:
-        bad = np.flatnonzero(codes[:, -1] & padding)
-        if len(bad):
-            row = int(bad[0])
-            raise Q2KeyError(
-                f"{arg}: row {row} has nonzero padding bits: dim={n} uses the top {2 * (n % 4)} bits of the last "
-                f"byte, which is {int(codes[row, -1]):#010b}; the rest must be zero"
-            )
+    _native.check_codes(codes, n, arg)  # the padding bits
     return codes, n
 
 
