@@ -236,4 +236,39 @@ mod tests {
         assert!(any.rule_for(3).is_ok() && any.rule_for(300).is_ok());
         assert_eq!(Thresholds::gaussian(4).unwrap().tau(), Some(0.6745 / 2.0));
     }
+
+    proptest::proptest! {
+        /// Per-dimension cuts are accepted exactly when every cut is finite and
+        /// each dimension is ordered; the accepted ones are kept as given.
+        #[test]
+        fn cuts_are_accepted_iff_finite_and_ordered(
+            cuts in proptest::collection::vec(
+                proptest::prop_oneof![8 => -2.0f64..2.0, 1 => proptest::num::f64::ANY],
+                3..=12,
+            ),
+        ) {
+            let dim = cuts.len() / 3;
+            let cuts = &cuts[..3 * dim];
+            let valid = cuts.iter().all(|c| c.is_finite())
+                && (0..dim).all(|d| cuts[d] <= cuts[dim + d] && cuts[dim + d] <= cuts[2 * dim + d]);
+            match Thresholds::per_dim(cuts, &[3, dim]) {
+                Ok(th) => {
+                    proptest::prop_assert!(valid);
+                    proptest::prop_assert_eq!(th.dim(), Some(dim));
+                    proptest::prop_assert_eq!(th.cuts().map(DimCuts::as_slice), Some(cuts));
+                }
+                Err(e) => {
+                    proptest::prop_assert!(!valid, "{}", e);
+                    proptest::prop_assert!(e.to_string().starts_with("cuts: "));
+                }
+            }
+        }
+
+        /// A global τ is accepted exactly when it is finite and ≥ 0.
+        #[test]
+        fn tau_is_accepted_iff_finite_and_not_negative(tau in proptest::num::f64::ANY) {
+            let th = Thresholds::global("tau", tau, None);
+            proptest::prop_assert_eq!(th.is_ok(), tau.is_finite() && tau >= 0.0);
+        }
+    }
 }

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import importlib
 import math
+import re
 import sys
 
 import numpy as np
 import pytest
 import q2key
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from q2key import _native
 from q2key.stats import Ragged
 
@@ -80,6 +83,22 @@ def test_bad_offsets_read_the_same_from_ragged_and_from_the_core(offsets: list[i
         _native.stats.hairpin_density(values, o)
     assert type(from_ragged.value) is type(from_core.value)
     assert str(from_ragged.value) == str(from_core.value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(-3, 6), max_size=6),
+    st.lists(st.integers(0, 3), max_size=5),
+)
+def test_any_offsets_read_the_same_from_ragged_and_from_the_core(offsets: list[int], symbols: list[int]) -> None:
+    values, o = np.array(symbols, np.uint8), np.array(offsets, np.int64)
+    try:
+        Ragged(values, o)
+    except q2key.Q2KeyError as e:
+        with pytest.raises(type(e), match="^" + re.escape(str(e)) + "$"):
+            _native.stats.transition_counts(values, o)
+    else:
+        _native.stats.transition_counts(values, o)  # accepted by both
 
 
 @pytest.mark.parametrize(
