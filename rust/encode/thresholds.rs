@@ -65,9 +65,11 @@ pub fn check_tau(arg: &'static str, tau: f64) -> Result<f64> {
     if tau.is_finite() && tau >= 0.0 {
         return Ok(tau);
     }
+    // `{:?}` prints the shortest form that reads back (`-1.0`, `-1e-300`,
+    // `NaN`, `inf`), as Python's repr does; `{}` would spell out every digit.
     Err(Error::value(
         arg,
-        format!("must be a finite number ≥ 0 (in units of the normalised vector), got {tau}"),
+        format!("must be a finite number ≥ 0 (in units of the normalised vector), got {tau:?}"),
     ))
 }
 
@@ -198,6 +200,10 @@ mod tests {
             e.to_string(),
             "tau: must be a finite number ≥ 0 (in units of the normalised vector), got -0.1"
         );
+        let e = Thresholds::global("tau", -1e-300, None).unwrap_err();
+        assert!(e.to_string().ends_with("got -1e-300"), "{e}");
+        let e = Thresholds::global("tau", -1.0, None).unwrap_err();
+        assert!(e.to_string().ends_with("got -1.0"), "{e}");
         assert!(Thresholds::global("tau", f64::NAN, None).is_err());
         assert!(Thresholds::global("tau", 0.1, Some(0)).is_err());
         assert!(Thresholds::gaussian(0).is_err());

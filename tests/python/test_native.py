@@ -69,6 +69,7 @@ def test_a_bad_tau_reads_the_same_through_every_entry_point(tau: float) -> None:
         message(lambda: q2key.Index(8, threshold=tau)),
     }
     assert len(words) == 1, words
+    assert words.pop().endswith(f"got {tau!r}".replace("nan", "NaN"))  # the value as Python writes it
 
 
 @pytest.mark.parametrize(
@@ -120,6 +121,11 @@ def test_bad_cuts_read_the_same_from_thresholds_and_from_the_core(cuts: np.ndarr
     assert type(from_python.value) is type(from_core.value)
     assert str(from_python.value) == str(from_core.value)
     assert from_python.value.arg == "cuts"  # type: ignore[attr-defined]
+
+
+def test_unordered_cuts_are_quoted_as_python_writes_them() -> None:
+    with pytest.raises(q2key.Q2KeyError, match=r"dimension 1: need low ≤ mid ≤ high, got \(0\.0, 1\.0, 1e-300\)"):
+        q2key.Thresholds.per_dim(np.array([[0.0, 0.0], [0.0, 1.0], [0.0, 1e-300]]))
 
 
 def test_thresholds_hold_one_native_value() -> None:
