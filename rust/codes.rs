@@ -49,15 +49,12 @@ pub fn pack_row(symbols: &[u8], out: &mut [u8]) {
 pub fn validate_symbols(symbols: &[u8], dim: usize) -> Result<()> {
     match symbols.iter().position(|&s| s > 3) {
         None => Ok(()),
-        Some(at) => Err(Error::value(
-            "symbols",
-            format!(
-                "row {} column {} holds {}; symbols are 0 (A), 1 (B), 2 (C) or 3 (D)",
-                at / dim.max(1),
-                at % dim.max(1),
-                symbols[at]
-            ),
-        )),
+        Some(at) => Err(Error::Symbol {
+            arg: "symbols",
+            row: at / dim.max(1),
+            col: at % dim.max(1),
+            value: symbols[at],
+        }),
     }
 }
 

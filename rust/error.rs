@@ -62,6 +62,16 @@ pub enum Error {
     },
     /// A change (add, remove, compact, ...) to an index memory-mapped read-only.
     ReadOnly,
+    /// Thresholds made for vectors of one dimension used on vectors of
+    /// another (the argument is `threshold`).
+    ThresholdDim { thresholds: usize, vectors: usize },
+    /// A symbol outside 0..=3 at `row`, `col` of the symbol array `arg`.
+    Symbol {
+        arg: &'static str,
+        row: usize,
+        col: usize,
+        value: u8,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -108,6 +118,14 @@ impl fmt::Display for Error {
                 within_batch: false,
             } => write!(f, "ids: id {id} (row {row} of the batch) is already in the index"),
             Error::UnknownId { id, position } => write!(f, "ids: id {id} (position {position}) is not in the index"),
+            Error::Symbol { arg, row, col, value } => write!(
+                f,
+                "{arg}: row {row} column {col} holds {value}; symbols are 0 (A), 1 (B), 2 (C) or 3 (D)"
+            ),
+            Error::ThresholdDim { thresholds, vectors } => write!(
+                f,
+                "threshold: thresholds are for dimension {thresholds}, the vectors have {vectors}"
+            ),
             Error::ReadOnly => write!(
                 f,
                 "index: this index is memory-mapped read-only (loaded with mmap=True); load it without mmap to change it"

@@ -187,12 +187,34 @@ pub fn keys_from_symbols(symbols: &[u8], dim: usize, keys: &mut [u64], transitio
     Ok(())
 }
 
+/// Checks that the unused low bit pairs of the last byte of every row of
+/// `(rows, code_width(dim))` codes are zero (`dim ≥ 1`; the width is the caller's).
+pub fn check_padding(codes: &[u8], dim: usize) -> Result<()> {
+    let width = code_width(dim);
+    let padding = !crate::codes::last_byte_mask(dim);
+    if padding == 0 {
+        return Ok(());
+    }
+    let bad = codes.chunks_exact(width).position(|row| row[width - 1] & padding != 0);
+    match bad {
+        None => Ok(()),
+        Some(row) => Err(crate::error::Error::value(
+            "codes",
+            format!(
+                "row {row} has nonzero padding bits: dim={dim} uses the top {} bits of the last byte, \
+                 which is {:#010b}; the rest must be zero",
+                2 * (dim % 4),
+                codes[(row + 1) * width - 1]
+            ),
+        )),
+    }
+}
+
 /// Keys and transition counts of `(rows, code_width(dim))` packed codes (the
 /// reference design's `q2` pass-through): the same values as
 /// [`keys_from_symbols`] of the unpacked symbols. The unused low bit pairs of
 /// each row's last byte must be zero.
 pub fn keys_from_codes(codes: &[u8], dim: usize, keys: &mut [u64], transitions: &mut [u32]) -> Result<()> {
-    use crate::codes::last_byte_mask;
     use crate::error::Error;
     use rayon::prelude::*;
     const ROWS_PER_TASK: usize = 4096;
@@ -204,21 +226,7 @@ pub fn keys_from_codes(codes: &[u8], dim: usize, keys: &mut [u64], transitions: 
     let rows = check_rows("codes", codes.len(), width)?;
     check_len("keys", keys.len(), rows)?;
     check_len("transitions", transitions.len(), rows)?;
-    let padding = !last_byte_mask(dim);
-    if padding != 0 {
-        let bad = codes.chunks_exact(width).position(|row| row[width - 1] & padding != 0);
-        if let Some(row) = bad {
-            return Err(Error::value(
-                "codes",
-                format!(
-                    "row {row} has nonzero padding bits: dim={dim} uses the top {} bits of the last byte, \
-                     which is {:#010b}; the rest must be zero",
-                    2 * (dim % 4),
-                    codes[(row + 1) * width - 1]
-                ),
-            ));
-        }
-    }
+    check_padding(codes, dim)?;
     let block = |codes: &[u8], keys: &mut [u64], transitions: &mut [u32]| {
         for ((code, key), count) in codes
             .chunks_exact(width)

@@ -58,13 +58,15 @@ pub use codes::{
 };
 pub use encode::cuts::{CutElement, DimCuts};
 pub use encode::quantize::{check_dim, gaussian_threshold, resolve_threshold, Element, GAUSSIAN_QUARTILE, MAX_DIM};
+pub use encode::thresholds::{check_tau, ThresholdRule, Thresholds};
 pub use encode::{encode, encode_cuts, encode_cuts_with, encode_with, symbols, symbols_cuts, EncodeElement};
 pub use error::{Error, Result};
 pub use index::{Filter, Index, IndexThresholds};
 pub use kernels::{code_words, transpose_block, words_per_code, Backend, Kernels};
 pub use keys::{
-    key_and_transitions, key_and_transitions_of_symbols, key_from_reduced, keys_from_codes, keys_from_symbols,
-    prefix_mask, prefix_range, reduced, run_reduce, window_delta_for_depth, window_range, KEY_SYMBOLS,
+    check_padding, key_and_transitions, key_and_transitions_of_symbols, key_from_reduced, keys_from_codes,
+    keys_from_symbols, prefix_mask, prefix_range, reduced, run_reduce, window_delta_for_depth, window_range,
+    KEY_SYMBOLS,
 };
 pub use search::lee::{
     lee, lee_counts, lee_matrix, lee_one_to_many, lee_pairwise, weighted_lee_pairwise, LeeCounts, LeeWeights,

@@ -92,14 +92,12 @@ impl<'a> Rows<'a> {
         validate_offsets(values.len(), offsets)?;
         if let Some(at) = values.iter().position(|&s| s > 3) {
             let row = offsets.partition_point(|&o| o <= at) - 1;
-            return Err(Error::value(
-                "symbols",
-                format!(
-                    "row {row} column {} holds {}; symbols are 0 (A), 1 (B), 2 (C) or 3 (D)",
-                    at - offsets[row],
-                    values[at]
-                ),
-            ));
+            return Err(Error::Symbol {
+                arg: "symbols",
+                row,
+                col: at - offsets[row],
+                value: values[at],
+            });
         }
         Ok(Rows {
             values,

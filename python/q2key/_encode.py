@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Union, cast
+from typing import Any, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -14,8 +14,8 @@ from ._args import threads as check_threads
 from ._args import threshold as check_threshold
 from ._errors import Q2KeyError
 from ._hidden_states import TokenLike
-from ._inputs import Float32, Float64, Prepared, prepare
-from ._thresholds import Thresholds
+from ._inputs import prepare
+from ._thresholds import Thresholds, global_thresholds
 
 #: What ``threshold=`` accepts: ``None`` (Gaussian), a float ``τ`` or a :class:`Thresholds`.
 ThresholdLike = Union[float, Thresholds, None]
@@ -41,10 +41,12 @@ class Encoded:
         return int(self.keys.shape[0])
 
 
-def _resolve(threshold: ThresholdLike, dim: int) -> tuple[float | None, npt.NDArray[np.float64] | None]:
+def _native_thresholds(threshold: ThresholdLike) -> _native.Thresholds | None:
+    """The core's thresholds for ``threshold=`` (``None``: the Gaussian rule of the vectors' dimension)."""
     if isinstance(threshold, Thresholds):
-        return threshold.resolve(dim)
-    return check_threshold(threshold), None
+        return threshold._rule
+    tau = check_threshold(threshold)
+    return None if tau is None else global_thresholds(tau, None, "threshold")._rule
 
 
 def encode(
@@ -106,11 +108,8 @@ def encode_as(
         codes = np.array(p.codes, dtype=np.uint8, order="C")  # the result owns its codes
         keys, transitions = _native.keys_from_codes(codes, p.dim)
         return Encoded(codes=codes, keys=keys, transitions=transitions, dim=p.dim)
-    t, cuts = _resolve(threshold, p.dim)
-    if _rows(p).dtype == np.float32:
-        codes, keys, transitions = _native.encode_f32(cast(Float32, p.rows), t, n, cuts, arg)
-    else:
-        codes, keys, transitions = _native.encode_f64(cast(Float64, p.rows), t, n, cuts, arg)
+    assert p.rows is not None
+    codes, keys, transitions = _native.encode(p.rows, _native_thresholds(threshold), n, arg)
     return Encoded(codes=codes, keys=keys, transitions=transitions, dim=p.dim)
 
 
@@ -151,17 +150,9 @@ def symbols_as(
         _no_threshold_for_codes(threshold)
         out = _native.unpack(p.codes, p.dim)
     else:
-        t, cuts = _resolve(threshold, p.dim)
-        if _rows(p).dtype == np.float32:
-            out = _native.symbols_f32(cast(Float32, p.rows), t, None, cuts, arg)
-        else:
-            out = _native.symbols_f64(cast(Float64, p.rows), t, None, cuts, arg)
+        assert p.rows is not None
+        out = _native.symbols(p.rows, _native_thresholds(threshold), None, arg)
     return out[0] if p.was_1d else out
-
-
-def _rows(p: Prepared) -> Float32 | Float64:
-    assert p.rows is not None
-    return p.rows
 
 
 def _no_threshold_for_codes(threshold: ThresholdLike) -> None:

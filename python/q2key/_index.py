@@ -56,23 +56,15 @@ class Index:
     ) -> None:
         dim = _args.dim(dim)
         th = _thresholds_for(threshold, dim)
-        tau, cuts = (None, None) if th.kind == "gaussian" else th.resolve(dim)
         w = None if weights is None else _args.weights(weights)
-        self._native = _native.Index(dim, tau, cuts, th.kind == "gaussian", w)
+        self._native = _native.Index(dim, th._rule, w)
         self._thresholds = th
 
     @classmethod
     def _wrap(cls, native: _native.Index) -> Index:
         self = object.__new__(cls)
         self._native = native
-        kind, tau, cuts = native.threshold_spec()
-        if kind == "gaussian":
-            self._thresholds = Thresholds.gaussian(native.dim)
-        elif kind == "global":
-            assert tau is not None
-            self._thresholds = Thresholds.global_(tau, dim=native.dim)
-        else:
-            self._thresholds = Thresholds.per_dim(cuts)
+        self._thresholds = Thresholds._wrap(native.thresholds)
         return self
 
     # -- properties -----------------------------------------------------------------------------------------
@@ -125,10 +117,7 @@ class Index:
         rows, _ = float_rows(vectors, "vectors")
         self._check_dim(int(rows.shape[1]), "vectors")
         id_arr = _ids(ids, int(rows.shape[0]))
-        n = check_threads(threads)
-        if rows.dtype == np.float32:
-            return self._native.add_f32(cast(Float32, rows), id_arr, n)
-        return self._native.add_f64(cast(Float64, rows), id_arr, n)
+        return self._native.add(rows, id_arr, check_threads(threads))
 
     def add_codes(self, codes: Any, ids: Any = None) -> npt.NDArray[np.uint64]:
         """Stores ready-made codes (uint8 ``(N, code_bytes)``); like :meth:`add` otherwise."""

@@ -25,7 +25,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from . import _args
+from . import _args, _native
 from ._errors import DTypeError, NonFiniteError, Q2KeyError, ShapeError
 from ._hidden_states import select_positions
 from ._tensors import as_array
@@ -246,17 +246,9 @@ def _q2_codes(a: npt.NDArray[Any], dim: int | None, arg: str) -> tuple[UInt8, in
     width = int(a.shape[-1])
     n = 4 * width if dim is None else dim
     if (n + 3) // 4 != width:
-        raise ShapeError(f"{arg}: dim={n} needs {(n + 3) // 4} bytes of q2 codes per row, got {width} bytes")
+        raise ShapeError(f"dim={n} needs {(n + 3) // 4} bytes of q2 codes per row, got {width} bytes", arg=arg)
     codes = np.require(a if a.ndim == 2 else a.reshape(1, width), dtype=np.uint8, requirements=["C", "A"])
-    padding = (0xFF >> (2 * (n % 4))) if n % 4 else 0
-    if padding and codes.shape[0]:
-        bad = np.flatnonzero(codes[:, -1] & padding)
-        if len(bad):
-            row = int(bad[0])
-            raise Q2KeyError(
-                f"{arg}: row {row} has nonzero padding bits: dim={n} uses the top {2 * (n % 4)} bits of the last "
-                f"byte, which is {int(codes[row, -1]):#010b}; the rest must be zero"
-            )
+    _native.check_codes(codes, n, arg)  # the padding bits
     return codes, n
 
 

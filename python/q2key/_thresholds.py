@@ -8,15 +8,13 @@ import struct
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import numpy.typing as npt
 
-from . import _args
+from . import _args, _native
 from ._errors import DTypeError, Q2KeyError, ShapeError
-from ._inputs import rust_float
-from ._native import gaussian_threshold
 from ._report import CalibrationReport
 
 Kind = Literal["gaussian", "global", "per_dim"]
@@ -54,12 +52,9 @@ class Thresholds:
     [2, 3]
     """
 
-    __slots__ = ("_cuts", "_dim", "_kind", "_report", "_tau")
+    __slots__ = ("_report", "_rule")
 
-    _kind: Kind
-    _dim: int | None
-    _tau: float | None
-    _cuts: npt.NDArray[np.float64] | None
+    _rule: _native.Thresholds  # the rule and its dimension, validated by the core
     _report: CalibrationReport | None
 
     def __init__(self) -> None:
@@ -69,17 +64,10 @@ class Thresholds:
         )
 
     @classmethod
-    def _make(
-        cls,
-        kind: Kind,
-        dim: int | None,
-        tau: float | None,
-        cuts: npt.NDArray[np.float64] | None,
-        report: CalibrationReport | None = None,
-    ) -> Thresholds:
+    def _wrap(cls, native: _native.Thresholds, report: CalibrationReport | None = None) -> Thresholds:
         self = object.__new__(cls)
-        for name, value in (("_kind", kind), ("_dim", dim), ("_tau", tau), ("_cuts", cuts), ("_report", report)):
-            object.__setattr__(self, name, value)
+        object.__setattr__(self, "_rule", native)
+        object.__setattr__(self, "_report", report)
         return self
 
     # -- constructors ---------------------------------------------------------------------------------------
@@ -87,8 +75,7 @@ class Thresholds:
     @classmethod
     def gaussian(cls, dim: int) -> Thresholds:
         """The Gaussian quartile rule ``τ = 0.6745/√dim`` for vectors of dimension ``dim``."""
-        d = _args.dim(dim)
-        return cls._make("gaussian", d, gaussian_threshold(d), None)
+        return cls._wrap(_native.Thresholds.gaussian(_args.dim(dim)))
 
     @classmethod
     def global_(cls, tau: float, dim: int | None = None) -> Thresholds:
@@ -98,37 +85,39 @@ class Thresholds:
     @classmethod
     def per_dim(cls, cuts: Any) -> Thresholds:
         """Per-dimension cut points, shape ``(3, n)``: low ≤ middle ≤ high in every dimension, finite."""
-        return cls._make("per_dim", *_check_cuts(cuts), report=None)
+        return cls._wrap(_native.Thresholds.per_dim(_cut_array(cuts)))
 
     def with_report(self, report: CalibrationReport | None) -> Thresholds:
         """The same thresholds carrying ``report``."""
-        return Thresholds._make(self._kind, self._dim, self._tau, self._cuts, report)
+        return Thresholds._wrap(self._rule, report)
 
     # -- properties -----------------------------------------------------------------------------------------
 
     @property
     def kind(self) -> Kind:
         """``"gaussian"``, ``"global"`` or ``"per_dim"``."""
-        return self._kind
+        return cast(Kind, self._rule.kind)
 
     @property
     def dim(self) -> int | None:
         """The dimension these thresholds are for (``None``: a global ``τ`` for any dimension)."""
-        return self._dim
+        return self._rule.dim
 
     @property
     def tau(self) -> float | None:
         """``τ`` of the gaussian and global kinds (``None`` for per_dim)."""
-        return self._tau
+        return self._rule.tau
 
     @property
     def cuts(self) -> npt.NDArray[np.float64] | None:
         """Read-only ``(3, dim)`` cut points (for gaussian/global: ``−τ, 0, τ``); ``None`` when ``dim`` is unknown."""
-        if self._cuts is not None:
-            return self._cuts
-        if self._dim is None or self._tau is None:
+        cuts = self._rule.cuts
+        if cuts is not None:
+            return _frozen(cuts)
+        dim, tau = self.dim, self.tau
+        if dim is None or tau is None:
             return None
-        return _frozen(np.array([[-self._tau], [0.0], [self._tau]]).repeat(self._dim, axis=1))
+        return _frozen(np.array([[-tau], [0.0], [tau]]).repeat(dim, axis=1))
 
     @property
     def report(self) -> CalibrationReport | None:
@@ -139,19 +128,20 @@ class Thresholds:
 
     def resolve(self, dim: int, arg: str = "threshold") -> tuple[float | None, npt.NDArray[np.float64] | None]:
         """``(tau, None)`` or ``(None, cuts)`` for vectors of dimension ``dim``, checking the dimension."""
-        if self._dim is not None and self._dim != dim:
-            raise ShapeError(f"thresholds are for dimension {self._dim}, the vectors have {dim}", arg=arg)
-        return (self._tau, None) if self._cuts is None else (None, self._cuts)
+        self._rule.check_dim(dim, arg)
+        cuts = self._rule.cuts
+        return (self.tau, None) if cuts is None else (None, _frozen(cuts))
 
     # -- serialisation --------------------------------------------------------------------------------------
 
     def to_json(self) -> str:
         """A JSON text that :meth:`from_json` reads back exactly (the report is not included)."""
-        doc: dict[str, Any] = {"format": _JSON_FORMAT, "version": _VERSION, "kind": self._kind, "dim": self._dim}
-        if self._cuts is None:
-            doc["tau"] = self._tau
+        doc: dict[str, Any] = {"format": _JSON_FORMAT, "version": _VERSION, "kind": self.kind, "dim": self.dim}
+        cuts = self._rule.cuts
+        if cuts is None:
+            doc["tau"] = self.tau
         else:
-            doc["cuts"] = self._cuts.tolist()
+            doc["cuts"] = cuts.tolist()
         return json.dumps(doc)
 
     @classmethod
@@ -188,10 +178,11 @@ class Thresholds:
 
     def to_bytes(self) -> bytes:
         """A compact little-endian binary form with a CRC-32 (the report is not included)."""
-        tau = math.nan if self._tau is None else self._tau
-        body = _HEADER.pack(_MAGIC, _VERSION, _KINDS.index(self._kind), 0, self._dim or 0, tau)
-        if self._cuts is not None:
-            body += self._cuts.astype("<f8").tobytes()
+        tau = math.nan if self.tau is None else self.tau
+        body = _HEADER.pack(_MAGIC, _VERSION, _KINDS.index(self.kind), 0, self.dim or 0, tau)
+        cuts = self._rule.cuts
+        if cuts is not None:
+            body += cuts.astype("<f8").tobytes()
         return body + struct.pack("<I", zlib.crc32(body))
 
     @classmethod
@@ -241,10 +232,7 @@ class Thresholds:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Thresholds):
             return NotImplemented
-        same_cuts = self._cuts is other._cuts or (
-            self._cuts is not None and other._cuts is not None and bool(np.array_equal(self._cuts, other._cuts))
-        )
-        return (self._kind, self._dim, self._tau) == (other._kind, other._dim, other._tau) and same_cuts
+        return self._rule == other._rule
 
     def __hash__(self) -> int:
         return hash(self.to_bytes())
@@ -256,16 +244,15 @@ class Thresholds:
         raise AttributeError("Thresholds are immutable")
 
     def __repr__(self) -> str:
-        if self._kind == "gaussian":
-            return f"Thresholds.gaussian(dim={self._dim})  # tau={self._tau:.6g}"
-        if self._kind == "global":
-            dim = "" if self._dim is None else f", dim={self._dim}"
-            return f"Thresholds.global_(tau={self._tau!r}{dim})"
-        assert self._cuts is not None
-        parts = ", ".join(
-            f"{name} {row.min():.4g}…{row.max():.4g}" for name, row in zip(("low", "mid", "high"), self._cuts)
-        )
-        return f"<Thresholds per_dim dim={self._dim}: {parts}>"
+        kind, dim, tau, cuts = self.kind, self.dim, self.tau, self._rule.cuts
+        if kind == "gaussian":
+            return f"Thresholds.gaussian(dim={dim})  # tau={tau:.6g}"
+        if kind == "global":
+            pinned = "" if dim is None else f", dim={dim}"
+            return f"Thresholds.global_(tau={tau!r}{pinned})"
+        assert cuts is not None
+        parts = ", ".join(f"{name} {row.min():.4g}…{row.max():.4g}" for name, row in zip(("low", "mid", "high"), cuts))
+        return f"<Thresholds per_dim dim={dim}: {parts}>"
 
 
 def _unpickle(data: bytes, report: CalibrationReport | None) -> Thresholds:
@@ -280,7 +267,7 @@ def _frozen(a: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
 def global_thresholds(tau: Any, dim: Any, arg: str) -> Thresholds:
     """``Thresholds.global_(tau, dim)`` for a caller whose parameter for ``tau`` is ``arg``."""
     d = None if dim is None else _args.dim(dim)
-    return Thresholds._make("global", d, _check_tau(tau, arg), None)
+    return Thresholds._wrap(_native.Thresholds.global_(_args.real(arg, tau), d, arg))
 
 
 @contextmanager
@@ -292,15 +279,8 @@ def _fields_of(arg: str) -> Iterator[None]:
         raise type(e)(f"{arg}: {e}", arg=arg) from None
 
 
-def _check_tau(tau: Any, arg: str) -> float:
-    """τ in the words the core uses for ``threshold=`` (the same mistake reads the same)."""
-    t = _args.real(arg, tau)
-    if not (math.isfinite(t) and t >= 0.0):
-        raise Q2KeyError(f"{arg}: must be a finite number ≥ 0 (in units of the normalised vector), got {rust_float(t)}")
-    return t
-
-
-def _check_cuts(cuts: Any) -> tuple[int, None, npt.NDArray[np.float64]]:
+def _cut_array(cuts: Any) -> npt.NDArray[np.float64]:
+    """``cuts`` as a C-contiguous float64 array of any shape; the core checks shape and values."""
     try:
         a = np.asarray(cuts)
     except ValueError:  # ragged nested lists: numpy cannot make one array of them
@@ -308,16 +288,5 @@ def _check_cuts(cuts: Any) -> tuple[int, None, npt.NDArray[np.float64]]:
             "cuts: expected shape (3, n) with n ≥ 1 (low, middle, high per dimension), got ragged rows"
         ) from None
     if a.dtype.kind not in "iuf":
-        raise DTypeError(f"cuts: expected real numbers, got dtype {a.dtype}")
-    if a.ndim != 2 or a.shape[0] != 3 or a.shape[1] < 1:
-        raise ShapeError(f"cuts: expected shape (3, n) with n ≥ 1 (low, middle, high per dimension), got {a.shape}")
-    a = np.array(a, dtype=np.float64, order="C")
-    bad = ~np.isfinite(a)
-    if bad.any():
-        which, d = (int(v[0]) for v in np.nonzero(bad))
-        raise Q2KeyError(f"cuts: cut {which} of dimension {d} is {a[which, d]}; cuts must be finite")
-    unordered = (a[0] > a[1]) | (a[1] > a[2])
-    if unordered.any():
-        d = int(np.argmax(unordered))
-        raise Q2KeyError(f"cuts: dimension {d}: need low ≤ mid ≤ high, got {tuple(a[:, d].tolist())}")
-    return int(a.shape[1]), None, _frozen(a)
+        raise DTypeError(f"expected real numbers, got dtype {a.dtype}", arg="cuts")
+    return np.require(a, dtype=np.float64, requirements=["C", "A"])

@@ -89,20 +89,15 @@ class Ragged:
             raise ShapeError(f"values: expected a flat array (total,), got shape {v.shape}")
         if o.dtype.kind not in "iu":
             raise DTypeError(f"offsets: expected integer offsets, got dtype {o.dtype}")
-        if o.ndim != 1 or o.size == 0:
+        if o.ndim != 1:
             raise ShapeError(f"offsets: expected a flat array of N + 1 ≥ 1 offsets, got shape {o.shape}")
-        if o.dtype == np.uint64 and o.max() > np.iinfo(np.int64).max:
+        if o.dtype == np.uint64 and o.size and o.max() > np.iinfo(np.int64).max:  # would wrap in the conversion
             raise Q2KeyError(f"offsets: {o.max()} is too large")
-        o = o.astype(np.int64, copy=False)
-        if o[0] != 0:
-            raise Q2KeyError(f"offsets: offsets[0] is {o[0]}; it must be 0")
-        down = np.flatnonzero(np.diff(o) < 0)
-        if down.size:
-            i = int(down[0]) + 1
-            raise Q2KeyError(f"offsets: offsets[{i}] = {o[i]} is less than offsets[{i - 1}] = {o[i - 1]}")
-        if o[-1] != v.size:
-            raise ShapeError(f"offsets: expected a last offset equal to the number of values ({v.size}), got {o[-1]}")
+        o = np.require(o, dtype=np.int64, requirements=["C", "A"])
+        _native.stats.check_offsets(o, v.size)
         if v.dtype != np.uint8 and v.size:
+            # Symbols of a wider dtype are checked before the conversion to uint8 would wrap them
+            # (the core checks uint8 symbols when they are used).
             bad = np.flatnonzero((v < 0) | (v > 3))
             if bad.size:
                 at = int(bad[0])
@@ -111,8 +106,9 @@ class Ragged:
                     f"values: row {row} column {at - int(o[row])} holds {v[at]}; "
                     "symbols are 0 (A), 1 (B), 2 (C) or 3 (D)"
                 )
-        object.__setattr__(self, "values", np.require(v, dtype=np.uint8, requirements=["C", "A"]))
-        object.__setattr__(self, "offsets", np.require(o, dtype=np.int64, requirements=["C", "A"]))
+        v = np.require(v, dtype=np.uint8, requirements=["C", "A"])
+        object.__setattr__(self, "values", v)
+        object.__setattr__(self, "offsets", o)
 
     @classmethod
     def from_sequences(cls, sequences: Any) -> Ragged:
@@ -177,7 +173,7 @@ def run_reduce_rows(symbols: Sequences, *, threads: int | None = None) -> Ragged
     [[1, 3, 0], [2]]
     """
     b = _batch(symbols)
-    values, offsets = _native.stats_run_reduce(b.values, b.offsets, check_threads(threads))
+    values, offsets = _native.stats.run_reduce(b.values, b.offsets, check_threads(threads))
     return Ragged(values, offsets)
 
 
@@ -189,7 +185,7 @@ def transition_counts(symbols: Sequences, *, threads: int | None = None) -> UInt
     [3, 1]
     """
     b = _batch(symbols)
-    return _native.stats_transition_counts(b.values, b.offsets, check_threads(threads)).reshape(b.shape)
+    return _native.stats.transition_counts(b.values, b.offsets, check_threads(threads)).reshape(b.shape)
 
 
 def transition_density(symbols: Sequences, *, threads: int | None = None) -> Float64:
@@ -200,7 +196,7 @@ def transition_density(symbols: Sequences, *, threads: int | None = None) -> Flo
     [0.5, 1.0]
     """
     b = _batch(symbols)
-    return _native.stats_transition_density(b.values, b.offsets, check_threads(threads)).reshape(b.shape)
+    return _native.stats.transition_density(b.values, b.offsets, check_threads(threads)).reshape(b.shape)
 
 
 def complement_bigram_frequency(symbols: Sequences, *, threads: int | None = None) -> Float64:
@@ -213,7 +209,7 @@ def complement_bigram_frequency(symbols: Sequences, *, threads: int | None = Non
     [0.6666666666666666, nan]
     """
     b = _batch(symbols)
-    out = _native.stats_complement_bigram_frequency(b.values, b.offsets, check_threads(threads))
+    out = _native.stats.complement_bigram_frequency(b.values, b.offsets, check_threads(threads))
     return out.reshape(b.shape)
 
 
@@ -227,7 +223,7 @@ def hairpin_density(symbols: Sequences, *, threads: int | None = None) -> Float6
     0.5
     """
     b = _batch(symbols)
-    return _native.stats_hairpin_density(b.values, b.offsets, check_threads(threads)).reshape(b.shape)
+    return _native.stats.hairpin_density(b.values, b.offsets, check_threads(threads)).reshape(b.shape)
 
 
 def bigram_counts(symbols: Sequences, *, total: bool = False, threads: int | None = None) -> UInt64:
@@ -243,8 +239,8 @@ def bigram_counts(symbols: Sequences, *, total: bool = False, threads: int | Non
     b = _batch(symbols)
     t = check_threads(threads)
     if total:
-        return _native.stats_bigram_totals(b.values, b.offsets, t).reshape(4, 4)
-    return _native.stats_bigram_counts(b.values, b.offsets, t).reshape((*b.shape, 4, 4))
+        return _native.stats.bigram_totals(b.values, b.offsets, t).reshape(4, 4)
+    return _native.stats.bigram_counts(b.values, b.offsets, t).reshape((*b.shape, 4, 4))
 
 
 def triplet_counts(symbols: Sequences, *, total: bool = False, threads: int | None = None) -> UInt64:
@@ -261,8 +257,8 @@ def triplet_counts(symbols: Sequences, *, total: bool = False, threads: int | No
     b = _batch(symbols)
     t = check_threads(threads)
     if total:
-        return _native.stats_triplet_totals(b.values, b.offsets, t).reshape(4, 4, 4)
-    return _native.stats_triplet_counts(b.values, b.offsets, t).reshape((*b.shape, 4, 4, 4))
+        return _native.stats.triplet_totals(b.values, b.offsets, t).reshape(4, 4, 4)
+    return _native.stats.triplet_counts(b.values, b.offsets, t).reshape((*b.shape, 4, 4, 4))
 
 
 @overload
@@ -279,7 +275,7 @@ def reverse_complement(symbols: Sequences, *, threads: int | None = None) -> UIn
     [[3, 2], [0]]
     """
     b = _batch(symbols)
-    out = _native.stats_reverse_complement(b.values, b.offsets, check_threads(threads))
+    out = _native.stats.reverse_complement(b.values, b.offsets, check_threads(threads))
     if b.dense is None:
         return Ragged(out, b.offsets)
     return out.reshape(b.dense)
@@ -312,11 +308,11 @@ def key_collisions(keys: npt.ArrayLike) -> KeyCollisions:
     if k.dtype.kind not in "iu" or k.dtype.itemsize > 8:
         raise DTypeError(f"expected integer keys (uint64), got dtype {k.dtype}", arg="keys")
     flat = np.require(k.reshape(-1).astype(np.uint64, copy=False), requirements=["C", "A"])
-    return KeyCollisions(*_native.stats_key_collisions(flat))
+    return KeyCollisions(*_native.stats.key_collisions(flat))
 
 
 #: The largest ``k`` :func:`admissible_sequences` takes: ``4·3^(k−1)`` fits the core's 128-bit result.
-MAX_ADMISSIBLE_K: int = _native.MAX_ADMISSIBLE_K
+MAX_ADMISSIBLE_K: int = _native.stats.MAX_ADMISSIBLE_K
 
 
 def admissible_sequences(k: int) -> int:
@@ -330,7 +326,7 @@ def admissible_sequences(k: int) -> int:
     >>> stats.admissible_sequences(1), stats.admissible_sequences(32)
     (4, 2470693585135788)
     """
-    return int(_native.stats_admissible_sequences(_args.size("k", k, minimum=0)))
+    return int(_native.stats.admissible_sequences(_args.size("k", k, minimum=0)))
 
 
 def run_reduce(symbols: Sequences, *, threads: int | None = None) -> Ragged:

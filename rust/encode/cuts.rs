@@ -50,7 +50,7 @@ impl DimCuts {
             if !(lo <= mid && mid <= hi) {
                 return Err(Error::value(
                     "cuts",
-                    format!("dimension {d}: need low ≤ mid ≤ high, got ({lo}, {mid}, {hi})"),
+                    format!("dimension {d}: need low ≤ mid ≤ high, got ({lo:?}, {mid:?}, {hi:?})"),
                 ));
             }
         }

@@ -3,6 +3,7 @@
 
 pub(crate) mod cuts;
 pub(crate) mod quantize;
+pub(crate) mod thresholds;
 
 use crate::check::{check_len, check_rows};
 use crate::codes::code_width;

@@ -40,11 +40,7 @@ pub fn gaussian_threshold(dim: usize) -> Result<f64> {
 pub fn resolve_threshold(threshold: Option<f64>, dim: usize) -> Result<f64> {
     match threshold {
         None => gaussian_threshold(dim),
-        Some(t) if t.is_finite() && t >= 0.0 => Ok(t),
-        Some(t) => Err(Error::value(
-            "threshold",
-            format!("must be a finite number ≥ 0 (in units of the normalised vector), got {t}"),
-        )),
+        Some(t) => crate::encode::thresholds::check_tau("threshold", t),
     }
 }
 

@@ -3,21 +3,11 @@
 //! `IndexData` is always compact (no removed rows): the index keeps its
 //! tombstones elsewhere and compacts before saving.
 
-use crate::encode::cuts::DimCuts;
 use crate::search::lee::LeeWeights;
 use std::ops::Deref;
 
-/// The threshold rule codes were made with (part of the index: codes are only
-/// comparable under equal thresholds).
-#[derive(Debug, Clone, PartialEq)]
-pub enum IndexThresholds {
-    /// `τ = 0.6745/√dim`.
-    Gaussian,
-    /// One `τ` for every dimension.
-    Global(f64),
-    /// Three cuts per dimension.
-    PerDim(DimCuts),
-}
+/// The threshold rule codes were made with, under its old name.
+pub use crate::encode::thresholds::ThresholdRule as IndexThresholds;
 
 /// Row-major codes, owned or memory-mapped read-only from a saved file.
 pub enum Codes {

@@ -75,17 +75,17 @@ impl Index {
     /// An empty index for vectors of dimension `dim`.
     pub fn new(dim: usize, thresholds: IndexThresholds, weights: Option<LeeWeights>) -> Result<Index> {
         let dim = crate::check_dim(dim)?;
-        if let IndexThresholds::PerDim(c) = &thresholds {
-            if c.dim() != dim {
-                return Err(Error::shape(
-                    "threshold",
-                    format!("thresholds for dimension {dim}"),
-                    format!("dimension {}", c.dim()),
-                ));
+        match &thresholds {
+            IndexThresholds::PerDim(c) if c.dim() != dim => {
+                return Err(Error::ThresholdDim {
+                    thresholds: c.dim(),
+                    vectors: dim,
+                })
             }
-        }
-        if let IndexThresholds::Global(t) = thresholds {
-            crate::encode::quantize::resolve_threshold(Some(t), dim)?;
+            IndexThresholds::Global(t) => {
+                crate::check_tau("threshold", *t)?;
+            }
+            _ => {}
         }
         if let Some(w) = weights {
             LeeWeights::new(w.magnitude, w.sign, w.both)?.check_dims(dim)?;
@@ -214,11 +214,9 @@ impl Index {
         let mut codes = zeroed("add", "the codes of the vectors", rows, self.width())?;
         let mut keys = zeroed("add", "the keys of the vectors", rows, 1)?;
         let mut transitions = zeroed::<u32>("add", "the transition counts of the vectors", rows, 1)?;
-        match &self.data.thresholds {
-            IndexThresholds::Gaussian => crate::encode(x, dim, None, &mut codes, &mut keys, &mut transitions)?,
-            IndexThresholds::Global(t) => crate::encode(x, dim, Some(*t), &mut codes, &mut keys, &mut transitions)?,
-            IndexThresholds::PerDim(c) => crate::encode_cuts(x, dim, c, &mut codes, &mut keys, &mut transitions)?,
-        }
+        self.data
+            .thresholds
+            .encode(x, dim, &mut codes, &mut keys, &mut transitions)?;
         Ok(EncodedRows { codes, keys })
     }
 

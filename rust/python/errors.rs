@@ -58,18 +58,52 @@ pub(crate) fn about<T: PyTypeInfo>(arg: &str, message: String) -> PyErr {
 /// Maps a core error onto its exception class, keeping the message and
 /// setting `.arg`, `.row` and `.col` from the variant.
 pub(crate) fn from_err(err: Error) -> PyErr {
-    let msg = err.to_string();
+    raise(err, None)
+}
+
+/// [`from_err`] for a core function whose parameter `from` the caller
+/// exposes as `to` (the core calls its vectors `x`; `Index.add` says
+/// `vectors`, the CLI `--thresholds`): an error about `from` names `to`.
+pub(crate) fn renamed(err: Error, from: &str, to: &str) -> PyErr {
+    raise(err, Some((from, to)))
+}
+
+fn raise(err: Error, rename: Option<(&str, &str)>) -> PyErr {
+    let mut msg = err.to_string();
+    let arg = |core: &'static str| -> &str {
+        match rename {
+            Some((from, to)) if from == core => to,
+            _ => core,
+        }
+    };
+    if let Some(core) = core_arg(&err) {
+        let to = arg(core);
+        if to != core {
+            if let Some(rest) = msg.strip_prefix(core).and_then(|m| m.strip_prefix(": ")) {
+                msg = format!("{to}: {rest}");
+            }
+        }
+    }
     match err {
-        Error::NonFinite { arg, row, col, .. } => located::<NonFiniteError>(
+        Error::NonFinite { arg: a, row, col, .. } => located::<NonFiniteError>(
             msg,
             Location {
-                arg: Some(arg),
+                arg: Some(arg(a)),
                 row: Some(row),
                 col: Some(col),
             },
         ),
-        Error::Shape { arg, .. } => about::<ShapeError>(arg, msg),
-        Error::Value { arg, .. } => about::<Q2KeyError>(arg, msg),
+        Error::Symbol { arg: a, row, col, .. } => located::<Q2KeyError>(
+            msg,
+            Location {
+                arg: Some(arg(a)),
+                row: Some(row),
+                col: Some(col),
+            },
+        ),
+        Error::Shape { arg: a, .. } => about::<ShapeError>(arg(a), msg),
+        Error::ThresholdDim { .. } => about::<ShapeError>(arg("threshold"), msg),
+        Error::Value { arg: a, .. } => about::<Q2KeyError>(arg(a), msg),
         Error::DuplicateId { row, .. } => located::<Q2KeyError>(
             msg,
             Location {
@@ -87,6 +121,9 @@ pub(crate) fn from_err(err: Error) -> PyErr {
             },
         ),
         Error::ReadOnly => located::<Q2KeyError>(msg, Location::default()),
+        // `Index::from_bytes` names its input `data`, the public parameter; other
+        // format errors name a file, which is no parameter.
+        Error::Format { ref path, .. } if path == "data" => about::<FormatError>("data", msg),
         Error::Format { .. } => located::<FormatError>(msg, Location::default()),
         Error::Io { kind, .. } => match kind {
             std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(msg),
@@ -94,5 +131,17 @@ pub(crate) fn from_err(err: Error) -> PyErr {
             _ => PyOSError::new_err(msg),
         },
         Error::Alloc { .. } => PyMemoryError::new_err(msg),
+    }
+}
+
+/// The parameter an error's message starts with, for the variants that name one.
+fn core_arg(err: &Error) -> Option<&'static str> {
+    match err {
+        Error::NonFinite { arg, .. }
+        | Error::Shape { arg, .. }
+        | Error::Value { arg, .. }
+        | Error::Symbol { arg, .. } => Some(arg),
+        Error::ThresholdDim { .. } => Some("threshold"),
+        _ => None,
     }
 }

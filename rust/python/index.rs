@@ -9,13 +9,13 @@
 //! codes, queries, ids looked up once each) stay borrowed: a concurrent write
 //! gives a different but valid answer.
 
-use super::arrays::{matrix, to_matrix, to_vector, vector};
-use super::errors::{from_err, Q2KeyError};
-use super::{for_arg, run};
-use crate::encode::cuts::DimCuts;
-use crate::encode::EncodeElement;
+use super::arrays::{matrix, to_matrix, to_vector, vector, with_rows, FloatRows};
+use super::errors::{from_err, renamed, Q2KeyError};
+use super::run;
+use super::thresholds::PyThresholds;
+use crate::encode::thresholds::Thresholds;
 use crate::error::copied;
-use crate::index::{Filter, Index, IndexThresholds};
+use crate::index::{Filter, Index};
 use crate::search::lee::LeeWeights;
 use numpy::ndarray::{ArrayView1, ArrayView2};
 use numpy::PyArrayMethods;
@@ -27,8 +27,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 type U64s<'py> = Bound<'py, PyArray1<u64>>;
-/// `(kind, tau, cuts)` of the index's thresholds.
-type ThresholdSpec<'py> = (&'static str, Option<f64>, Option<Bound<'py, PyArray2<f64>>>);
 
 #[pyclass(name = "Index", module = "q2key._native", frozen)]
 pub(crate) struct PyIndex {
@@ -130,28 +128,6 @@ impl PyIndex {
             views: Arc::new(AtomicUsize::new(0)),
         }
     }
-
-    fn add_any<'py, T: EncodeElement + numpy::Element>(
-        &self,
-        py: Python<'py>,
-        x: PyReadonlyArray2<'py, T>,
-        ids: Option<PyReadonlyArray1<'py, u64>>,
-        threads: Option<usize>,
-    ) -> PyResult<U64s<'py>> {
-        // The vectors are only read as data; the ids, checked for repeats and then
-        // stored, are copied so that the check holds for what is stored.
-        let (data, _, _) = matrix("vectors", &x)?;
-        let ids = owned_ids(&ids)?;
-        // Encode under the read lock (searches go on), then take the write lock to store.
-        let out = py.detach(|| {
-            let encoded = run(threads, || {
-                let index = self.read().map_err(to_core)?;
-                index.encode_rows(data).map_err(|e| for_arg(e, "vectors"))
-            })?;
-            self.write()?.add_encoded(encoded, ids.as_deref()).map_err(from_err)
-        })?;
-        Ok(to_vector(py, out))
-    }
 }
 
 /// Lock poisoning is reported as a plain value error.
@@ -204,23 +180,17 @@ impl OwnedFilter {
 
 #[pymethods]
 impl PyIndex {
+    /// An empty index for vectors of dimension `dim`, encoding them under
+    /// `thresholds` (`None`: the Gaussian rule).
     #[new]
-    #[pyo3(signature = (dim, tau=None, cuts=None, gaussian=true, weights=None))]
+    #[pyo3(signature = (dim, thresholds=None, weights=None))]
     fn new(
         dim: usize,
-        tau: Option<f64>,
-        cuts: Option<PyReadonlyArray2<'_, f64>>,
-        gaussian: bool,
+        thresholds: Option<PyRef<'_, PyThresholds>>,
         weights: Option<(f64, f64, f64)>,
     ) -> PyResult<Self> {
-        let thresholds = match (cuts, tau) {
-            (Some(c), _) => {
-                let (values, _, cols) = matrix("cuts", &c)?;
-                IndexThresholds::PerDim(DimCuts::new(values, cols).map_err(from_err)?)
-            }
-            (None, Some(t)) if !gaussian => IndexThresholds::Global(t),
-            _ => IndexThresholds::Gaussian,
-        };
+        let dim = crate::check_dim(dim).map_err(from_err)?;
+        let thresholds = PyThresholds::rule_for(thresholds.as_deref(), dim, "threshold")?;
         let weights = weights
             .map(|(m, s, b)| LeeWeights::new(m, s, b))
             .transpose()
@@ -244,17 +214,11 @@ impl PyIndex {
         self.with_read(py, Index::is_mapped)
     }
 
-    /// `("gaussian", None, None)`, `("global", tau, None)` or `("per_dim", None, cuts (3, dim))`.
-    fn threshold_spec<'py>(&self, py: Python<'py>) -> PyResult<ThresholdSpec<'py>> {
-        let thresholds = self.with_read(py, |index| index.thresholds().clone())?;
-        Ok(match thresholds {
-            IndexThresholds::Gaussian => ("gaussian", None, None),
-            IndexThresholds::Global(t) => ("global", Some(t), None),
-            IndexThresholds::PerDim(c) => {
-                let dim = c.dim();
-                ("per_dim", None, Some(to_matrix(py, c.as_slice().to_vec(), 3, dim)?))
-            }
-        })
+    /// The thresholds vectors are encoded with, for the index's dimension.
+    #[getter]
+    fn thresholds(&self, py: Python<'_>) -> PyResult<PyThresholds> {
+        let (rule, dim) = self.with_read(py, |index| (index.thresholds().clone(), index.dim()))?;
+        Thresholds::of_index(rule, dim).map(PyThresholds).map_err(from_err)
     }
 
     #[getter]
@@ -270,26 +234,30 @@ impl PyIndex {
         self.with_read(py, |index| index.contains(id))
     }
 
+    /// Encodes float32 or float64 rows `(N, dim)` under the index's thresholds
+    /// and stores them; returns their ids.
     #[pyo3(signature = (x, ids=None, threads=None))]
-    fn add_f32<'py>(
+    fn add<'py>(
         &self,
         py: Python<'py>,
-        x: PyReadonlyArray2<'py, f32>,
+        x: FloatRows<'py>,
         ids: Option<PyReadonlyArray1<'py, u64>>,
         threads: Option<usize>,
     ) -> PyResult<U64s<'py>> {
-        self.add_any(py, x, ids, threads)
-    }
-
-    #[pyo3(signature = (x, ids=None, threads=None))]
-    fn add_f64<'py>(
-        &self,
-        py: Python<'py>,
-        x: PyReadonlyArray2<'py, f64>,
-        ids: Option<PyReadonlyArray1<'py, u64>>,
-        threads: Option<usize>,
-    ) -> PyResult<U64s<'py>> {
-        self.add_any(py, x, ids, threads)
+        // The vectors are only read as data; the ids, checked for repeats and then
+        // stored, are copied so that the check holds for what is stored.
+        let rows = x.slice("vectors")?;
+        let ids = owned_ids(&ids)?;
+        // Encode under the read lock (searches go on), then take the write lock to store.
+        let out = py.detach(|| {
+            let encoded = run(threads, || {
+                let index = self.read().map_err(to_core)?;
+                Ok(with_rows!(rows, |x| index.encode_rows(x)))
+            })?
+            .map_err(|e| renamed(e, "x", "vectors"))?;
+            self.write()?.add_encoded(encoded, ids.as_deref()).map_err(from_err)
+        })?;
+        Ok(to_vector(py, out))
     }
 
     #[pyo3(signature = (codes, ids=None))]
@@ -299,7 +267,7 @@ impl PyIndex {
         codes: PyReadonlyArray2<'py, u8>,
         ids: Option<PyReadonlyArray1<'py, u64>>,
     ) -> PyResult<U64s<'py>> {
-        // The codes are only read as data; the ids are copied (see `add_any`).
+        // The codes are only read as data; the ids are copied (see `add`).
         let (data, _, _) = matrix("codes", &codes)?;
         let ids = owned_ids(&ids)?;
         let out = py.detach(|| self.write()?.add_codes(data, ids.as_deref()).map_err(from_err))?;

@@ -6,15 +6,16 @@ mod arrays;
 mod errors;
 mod index;
 mod stats;
+mod thresholds;
 
-use crate::encode::cuts::DimCuts;
 use crate::error::Error;
+use crate::parallel;
 use crate::search::lee::LeeWeights;
-use crate::{encode::EncodeElement, parallel};
-use arrays::{matrix, to_matrix, to_vector, vector, zeroed};
-use errors::{about, from_err, Q2KeyError, ShapeError};
+use arrays::{matrix, to_matrix, to_vector, vector, with_rows, zeroed, FloatRows};
+use errors::{from_err, renamed};
 use numpy::{PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
+use thresholds::PyThresholds;
 
 type Encoded<'py> = (
     Bound<'py, PyArray2<u8>>,
@@ -24,165 +25,62 @@ type Encoded<'py> = (
 type Keys<'py> = (Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<u32>>);
 type Neighbours<'py> = (Bound<'py, PyArray2<u32>>, Bound<'py, PyArray2<i64>>);
 
+/// `f` in a pool of `threads` threads (`None`: the default), with core errors as exceptions.
 fn run<R: Send>(threads: Option<usize>, f: impl FnOnce() -> crate::Result<R> + Send) -> PyResult<R> {
     parallel::install(threads, f).and_then(|r| r).map_err(from_err)
 }
 
-/// The public names of the vectors the Python layer encodes (`encode(x)`,
-/// `Index.add(vectors)`, `Index.search(queries)`, `calibrate(sample)`, `Calibrator.update(batch)`).
-const VECTOR_ARGS: [&str; 5] = ["x", "vectors", "queries", "sample", "batch"];
-
-/// `name` as one of [`VECTOR_ARGS`] (the core's errors need a `&'static str`).
-fn vector_arg(name: &str) -> PyResult<&'static str> {
-    VECTOR_ARGS
-        .into_iter()
-        .find(|a| *a == name)
-        .ok_or_else(|| Q2KeyError::new_err(format!("arg: expected one of {VECTOR_ARGS:?}, got {name:?}")))
+/// [`run`] for a core encoder, whose input `x` the caller calls `arg`.
+fn run_as<R: Send>(threads: Option<usize>, arg: &str, f: impl FnOnce() -> crate::Result<R> + Send) -> PyResult<R> {
+    parallel::install(threads, f)
+        .map_err(from_err)?
+        .map_err(|e| renamed(e, "x", arg))
 }
 
-/// A core encoder error under the caller's public parameter name: the core
-/// calls its input `x`, the Python entry point may call it `vectors` or `queries`.
-pub(crate) fn for_arg(err: Error, arg: &'static str) -> Error {
-    match err {
-        Error::NonFinite {
-            arg: "x",
-            row,
-            col,
-            value,
-        } => Error::NonFinite { arg, row, col, value },
-        Error::Shape {
-            arg: "x",
-            expected,
-            got,
-        } => Error::Shape { arg, expected, got },
-        Error::Value { arg: "x", reason } => Error::Value { arg, reason },
-        other => other,
-    }
-}
-
-/// Per-dimension cuts from a `(3, dim)` float64 array, validated.
-fn dim_cuts(cuts: Option<PyReadonlyArray2<'_, f64>>, dim: usize) -> PyResult<Option<DimCuts>> {
-    let Some(cuts) = cuts else { return Ok(None) };
-    let (values, rows, cols) = matrix("cuts", &cuts)?;
-    if rows != 3 || cols != dim {
-        return Err(about::<ShapeError>(
-            "cuts",
-            format!("cuts: expected shape (3, {dim}) for vectors of dimension {dim}, got ({rows}, {cols})"),
-        ));
-    }
-    DimCuts::new(values, dim).map(Some).map_err(from_err)
-}
-
-fn encode_any<'py, T: EncodeElement + numpy::Element>(
+/// Encodes a float32 or float64 matrix: `(codes, keys, transitions)` under
+/// `thresholds` (`None`: the Gaussian rule); errors about the rows name `arg`.
+#[pyfunction]
+#[pyo3(signature = (x, thresholds=None, threads=None, arg="x"))]
+fn encode<'py>(
     py: Python<'py>,
-    x: PyReadonlyArray2<'py, T>,
-    threshold: Option<f64>,
+    x: FloatRows<'py>,
+    thresholds: Option<PyRef<'py, PyThresholds>>,
     threads: Option<usize>,
-    cuts: Option<PyReadonlyArray2<'py, f64>>,
     arg: &str,
 ) -> PyResult<Encoded<'py>> {
-    let arg = vector_arg(arg)?;
-    let (data, rows, dim) = matrix(arg, &x)?;
-    let cuts = dim_cuts(cuts, dim)?;
+    let (rows, dim) = x.shape();
+    let rule = PyThresholds::rule_for(thresholds.as_deref(), dim, "threshold")?;
     let width = crate::code_width(dim);
     let (mut c, mut k, mut t) = (
         zeroed("encode", "the codes output", rows, width)?,
         zeroed("encode", "the keys output", rows, 1)?,
         zeroed("encode", "the transitions output", rows, 1)?,
     );
+    let x = x.slice(arg)?;
     py.detach(|| {
-        run(threads, || {
-            match &cuts {
-                None => crate::encode(data, dim, threshold, &mut c, &mut k, &mut t),
-                Some(cuts) => crate::encode_cuts(data, dim, cuts, &mut c, &mut k, &mut t),
-            }
-            .map_err(|e| for_arg(e, arg))
+        run_as(threads, arg, || {
+            with_rows!(x, |x| rule.encode(x, dim, &mut c, &mut k, &mut t))
         })
     })?;
-    let (codes, keys, transitions) = (c, k, t);
-    Ok((
-        to_matrix(py, codes, rows, width)?,
-        to_vector(py, keys),
-        to_vector(py, transitions),
-    ))
+    Ok((to_matrix(py, c, rows, width)?, to_vector(py, k), to_vector(py, t)))
 }
 
-fn symbols_any<'py, T: EncodeElement + numpy::Element>(
+/// The Z4 symbols `(N, dim)` of a float32 or float64 matrix; like [`encode`].
+#[pyfunction]
+#[pyo3(signature = (x, thresholds=None, threads=None, arg="x"))]
+fn symbols<'py>(
     py: Python<'py>,
-    x: PyReadonlyArray2<'py, T>,
-    threshold: Option<f64>,
+    x: FloatRows<'py>,
+    thresholds: Option<PyRef<'py, PyThresholds>>,
     threads: Option<usize>,
-    cuts: Option<PyReadonlyArray2<'py, f64>>,
     arg: &str,
 ) -> PyResult<Bound<'py, PyArray2<u8>>> {
-    let arg = vector_arg(arg)?;
-    let (data, rows, dim) = matrix(arg, &x)?;
-    let cuts = dim_cuts(cuts, dim)?;
+    let (rows, dim) = x.shape();
+    let rule = PyThresholds::rule_for(thresholds.as_deref(), dim, "threshold")?;
     let mut out = zeroed("symbols", "the symbols output", rows, dim)?;
-    py.detach(|| {
-        run(threads, || {
-            match &cuts {
-                None => crate::symbols(data, dim, threshold, &mut out),
-                Some(cuts) => crate::symbols_cuts(data, dim, cuts, &mut out),
-            }
-            .map_err(|e| for_arg(e, arg))
-        })
-    })?;
+    let x = x.slice(arg)?;
+    py.detach(|| run_as(threads, arg, || with_rows!(x, |x| rule.symbols(x, dim, &mut out))))?;
     to_matrix(py, out, rows, dim)
-}
-
-/// Encodes a float32 matrix: (codes, keys, transitions); `cuts` (3, n) replaces `threshold`.
-#[pyfunction]
-#[pyo3(signature = (x, threshold=None, threads=None, cuts=None, arg="x"))]
-fn encode_f32<'py>(
-    py: Python<'py>,
-    x: PyReadonlyArray2<'py, f32>,
-    threshold: Option<f64>,
-    threads: Option<usize>,
-    cuts: Option<PyReadonlyArray2<'py, f64>>,
-    arg: &str,
-) -> PyResult<Encoded<'py>> {
-    encode_any(py, x, threshold, threads, cuts, arg)
-}
-
-/// Encodes a float64 matrix: (codes, keys, transitions); `cuts` (3, n) replaces `threshold`.
-#[pyfunction]
-#[pyo3(signature = (x, threshold=None, threads=None, cuts=None, arg="x"))]
-fn encode_f64<'py>(
-    py: Python<'py>,
-    x: PyReadonlyArray2<'py, f64>,
-    threshold: Option<f64>,
-    threads: Option<usize>,
-    cuts: Option<PyReadonlyArray2<'py, f64>>,
-    arg: &str,
-) -> PyResult<Encoded<'py>> {
-    encode_any(py, x, threshold, threads, cuts, arg)
-}
-
-#[pyfunction]
-#[pyo3(signature = (x, threshold=None, threads=None, cuts=None, arg="x"))]
-fn symbols_f32<'py>(
-    py: Python<'py>,
-    x: PyReadonlyArray2<'py, f32>,
-    threshold: Option<f64>,
-    threads: Option<usize>,
-    cuts: Option<PyReadonlyArray2<'py, f64>>,
-    arg: &str,
-) -> PyResult<Bound<'py, PyArray2<u8>>> {
-    symbols_any(py, x, threshold, threads, cuts, arg)
-}
-
-#[pyfunction]
-#[pyo3(signature = (x, threshold=None, threads=None, cuts=None, arg="x"))]
-fn symbols_f64<'py>(
-    py: Python<'py>,
-    x: PyReadonlyArray2<'py, f64>,
-    threshold: Option<f64>,
-    threads: Option<usize>,
-    cuts: Option<PyReadonlyArray2<'py, f64>>,
-    arg: &str,
-) -> PyResult<Bound<'py, PyArray2<u8>>> {
-    symbols_any(py, x, threshold, threads, cuts, arg)
 }
 
 #[pyfunction]
@@ -197,7 +95,7 @@ fn pack<'py>(py: Python<'py>, symbols: PyReadonlyArray2<'py, u8>) -> PyResult<Bo
 #[pyfunction]
 fn unpack<'py>(py: Python<'py>, codes: PyReadonlyArray2<'py, u8>, dim: usize) -> PyResult<Bound<'py, PyArray2<u8>>> {
     let (c, rows, width) = matrix("codes", &codes)?;
-    check_width(width, dim)?;
+    check_width(width, dim).map_err(from_err)?;
     let mut symbols = zeroed("unpack", "the symbols output", rows, dim)?;
     py.detach(|| crate::unpack(c, dim, &mut symbols)).map_err(from_err)?;
     to_matrix(py, symbols, rows, dim)
@@ -210,19 +108,19 @@ fn complement<'py>(
     dim: usize,
 ) -> PyResult<Bound<'py, PyArray2<u8>>> {
     let (c, rows, width) = matrix("codes", &codes)?;
-    check_width(width, dim)?;
+    check_width(width, dim).map_err(from_err)?;
     let mut out = zeroed("complement", "the codes output", rows, width)?;
     py.detach(|| crate::complement(c, dim, &mut out)).map_err(from_err)?;
     to_matrix(py, out, rows, width)
 }
 
-fn check_width(width: usize, dim: usize) -> PyResult<()> {
+fn check_width(width: usize, dim: usize) -> crate::Result<()> {
     if width != crate::code_width(dim) {
-        return Err(from_err(Error::Shape {
+        return Err(Error::Shape {
             arg: "codes",
             expected: format!("{} bytes per row for dim={dim}", crate::code_width(dim)),
             got: format!("{width} bytes"),
-        }));
+        });
     }
     Ok(())
 }
@@ -246,18 +144,37 @@ fn keys_from_symbols<'py>(py: Python<'py>, symbols: PyReadonlyArray2<'py, u8>) -
     Ok((to_vector(py, keys), to_vector(py, counts)))
 }
 
-/// Keys and transition counts of `(N, ceil(dim/4))` packed codes (the `q2` pass-through).
+/// Keys and transition counts of `(N, ceil(dim/4))` packed codes (the `q2`
+/// pass-through); errors about the codes name `arg`.
 #[pyfunction]
-fn keys_from_codes<'py>(py: Python<'py>, codes: PyReadonlyArray2<'py, u8>, dim: usize) -> PyResult<Keys<'py>> {
-    let (c, rows, width) = matrix("codes", &codes)?;
-    check_width(width, dim)?;
+#[pyo3(signature = (codes, dim, arg="codes"))]
+fn keys_from_codes<'py>(
+    py: Python<'py>,
+    codes: PyReadonlyArray2<'py, u8>,
+    dim: usize,
+    arg: &str,
+) -> PyResult<Keys<'py>> {
+    let (c, rows, width) = matrix(arg, &codes)?;
+    check_width(width, dim).map_err(|e| renamed(e, "codes", arg))?;
     let (mut keys, mut counts) = (
         zeroed("encode", "the keys output", rows, 1)?,
         zeroed("encode", "the transitions output", rows, 1)?,
     );
     py.detach(|| crate::keys_from_codes(c, dim, &mut keys, &mut counts))
-        .map_err(from_err)?;
+        .map_err(|e| renamed(e, "codes", arg))?;
     Ok((to_vector(py, keys), to_vector(py, counts)))
+}
+
+/// Checks `(N, ceil(dim/4))` packed codes: the width, and the padding bits
+/// of each row's last byte (zero); errors name `arg`.
+#[pyfunction]
+#[pyo3(signature = (codes, dim, arg="codes"))]
+fn check_codes(py: Python<'_>, codes: PyReadonlyArray2<'_, u8>, dim: usize, arg: &str) -> PyResult<()> {
+    let (c, _, width) = matrix(arg, &codes)?;
+    let dim = crate::check_dim(dim).map_err(from_err)?;
+    check_width(width, dim).map_err(|e| renamed(e, "codes", arg))?;
+    py.detach(|| crate::check_padding(c, dim))
+        .map_err(|e| renamed(e, "codes", arg))
 }
 
 #[pyfunction]
@@ -384,30 +301,35 @@ fn simd_backend() -> &'static str {
     crate::simd_backend()
 }
 
-#[pymodule]
-fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    m.add("MAX_DIM", crate::MAX_DIM)?;
-    m.add_class::<index::PyIndex>()?;
-    m.add_class::<index::ViewGuard>()?;
-    m.add_function(wrap_pyfunction!(encode_f32, m)?)?;
-    m.add_function(wrap_pyfunction!(encode_f64, m)?)?;
-    m.add_function(wrap_pyfunction!(symbols_f32, m)?)?;
-    m.add_function(wrap_pyfunction!(symbols_f64, m)?)?;
-    m.add_function(wrap_pyfunction!(pack, m)?)?;
-    m.add_function(wrap_pyfunction!(unpack, m)?)?;
-    m.add_function(wrap_pyfunction!(complement, m)?)?;
-    m.add_function(wrap_pyfunction!(run_reduce, m)?)?;
-    m.add_function(wrap_pyfunction!(keys_from_symbols, m)?)?;
-    m.add_function(wrap_pyfunction!(keys_from_codes, m)?)?;
-    m.add_function(wrap_pyfunction!(gaussian_threshold, m)?)?;
-    m.add_function(wrap_pyfunction!(check_dim, m)?)?;
-    m.add_function(wrap_pyfunction!(lee_pairwise, m)?)?;
-    m.add_function(wrap_pyfunction!(lee_one_to_many, m)?)?;
-    m.add_function(wrap_pyfunction!(lee_matrix, m)?)?;
-    m.add_function(wrap_pyfunction!(weighted_lee_pairwise, m)?)?;
-    m.add_function(wrap_pyfunction!(search, m)?)?;
-    m.add_function(wrap_pyfunction!(simd_backend, m)?)?;
-    stats::register(m)?;
-    Ok(())
+/// The extension module. Every function releases the GIL for its work and
+/// holds no Python state of its own, so it runs on free-threaded Python too.
+#[pymodule(gil_used = false, module = "q2key")]
+mod _native {
+    use pyo3::prelude::*;
+
+    #[pymodule_export]
+    use super::index::{PyIndex, ViewGuard};
+    #[pymodule_export]
+    use super::stats::stats;
+    #[pymodule_export]
+    use super::thresholds::PyThresholds;
+    #[pymodule_export]
+    use super::{
+        check_codes, check_dim, complement, encode, gaussian_threshold, keys_from_codes, keys_from_symbols, lee_matrix,
+        lee_one_to_many, lee_pairwise, pack, run_reduce, search, simd_backend, symbols, unpack, weighted_lee_pairwise,
+    };
+    #[pymodule_export]
+    const MAX_DIM: usize = crate::MAX_DIM;
+
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        // `import q2key._native.stats` looks in sys.modules: a submodule made
+        // by the extension is only an attribute until it is registered there.
+        let stats = m.getattr("stats")?;
+        m.py()
+            .import("sys")?
+            .getattr("modules")?
+            .set_item("q2key._native.stats", stats)
+    }
 }

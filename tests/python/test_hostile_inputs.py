@@ -772,39 +772,10 @@ def _every_case() -> list[tuple[str, str, Callable[[Any], Any], Bad]]:
 # core checks that it deletes (tau, cuts, q2 code width) and core errors that do not carry their
 # parameter or row into Python yet (symbol values 4..255 of a uint8 array, index bytes). Strict, so
 # each entry fails here as soon as it is fixed and the list cannot outlive its reason.
-PENDING_ON_THE_BINDING = {
-    *(
-        f"{name}-{value}"
-        for name in ("Thresholds.global_-tau", "Index-threshold")
-        for value in ("nan", "inf", "negative", "huge int")
-    ),
-    *(f"Thresholds.per_dim-{bad}" for bad in ("strings", "None", "shape", "nan", "unordered")),
-    "encode(dtype=q2)-wrong width",
-    *(f"{name}-uint8 9" for name in ("pack", "keys_from_symbols")),
-    *(
-        f"stats.{name}-uint8 9"
-        for name in (
-            "run_reduce_rows",
-            "transition_counts",
-            "transition_density",
-            "complement_bigram_frequency",
-            "hairpin_density",
-            "bigram_counts",
-            "triplet_counts",
-            "reverse_complement",
-        )
-    ),
-    "Index.from_bytes-empty",
-    "Index.from_bytes-junk",
-}
 
 
 def _attribute_cases() -> list[Any]:
-    pending = pytest.mark.xfail(strict=True, reason="raised without .arg/.row until the binding rewrite")
-    return [
-        pytest.param(*rest, id=name, marks=[pending] if name in PENDING_ON_THE_BINDING else [])
-        for name, *rest in _every_case()
-    ]
+    return [pytest.param(*rest, id=name) for name, *rest in _every_case()]
 
 
 @pytest.mark.parametrize(("param", "call", "bad"), _attribute_cases())

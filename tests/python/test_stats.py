@@ -358,12 +358,12 @@ def test_bad_offsets_are_errors(offsets: list[int], exc: type[Exception], match:
         Ragged(values, np.array(offsets, dtype=np.int64))
     # The core checks them too (the native functions are reachable without Ragged).
     with pytest.raises(exc, match="offsets"):
-        _native.stats_hairpin_density(values, np.array(offsets, dtype=np.int64))
+        _native.stats.hairpin_density(values, np.array(offsets, dtype=np.int64))
 
 
 def test_native_rejects_negative_offsets() -> None:
     with pytest.raises(q2key.Q2KeyError, match=r"offsets\[1\] = -1 is negative"):
-        _native.stats_run_reduce(np.zeros(0, np.uint8), np.array([0, -1], np.int64))
+        _native.stats.run_reduce(np.zeros(0, np.uint8), np.array([0, -1], np.int64))
 
 
 def test_ragged_helpers() -> None:

@@ -1,0 +1,92 @@
+//! `q2key._native.Thresholds`: the core's validated [`Thresholds`], held by
+//! the Python `q2key.Thresholds` (which adds serialisation and the report).
+//! Every constructor validates in Rust; Python only converts types.
+
+use super::arrays::to_matrix;
+use super::errors::{from_err, renamed, ShapeError};
+use crate::encode::thresholds::{ThresholdRule, Thresholds};
+use numpy::{PyArray2, PyReadonlyArrayDyn, PyUntypedArrayMethods};
+use pyo3::prelude::*;
+
+#[pyclass(name = "Thresholds", module = "q2key._native", frozen, eq)]
+#[derive(PartialEq)]
+pub(crate) struct PyThresholds(pub(crate) Thresholds);
+
+impl PyThresholds {
+    /// The rule for vectors of dimension `dim` (`None`: the Gaussian rule),
+    /// checking the dimension; errors name `arg`.
+    pub(crate) fn rule_for(thresholds: Option<&Self>, dim: usize, arg: &str) -> PyResult<ThresholdRule> {
+        match thresholds {
+            None => Ok(ThresholdRule::Gaussian),
+            Some(t) => t.0.rule_for(dim).cloned().map_err(|e| renamed(e, "threshold", arg)),
+        }
+    }
+}
+
+#[pymethods]
+impl PyThresholds {
+    /// The Gaussian rule `τ = 0.6745/√dim`.
+    #[staticmethod]
+    fn gaussian(dim: usize) -> PyResult<Self> {
+        Thresholds::gaussian(dim).map(PyThresholds).map_err(from_err)
+    }
+
+    /// One `τ ≥ 0` for every dimension; errors about `tau` name `arg`.
+    #[staticmethod]
+    #[pyo3(signature = (tau, dim=None, arg="tau"))]
+    fn global_(tau: f64, dim: Option<usize>, arg: &str) -> PyResult<Self> {
+        Thresholds::global("tau", tau, dim)
+            .map(PyThresholds)
+            .map_err(|e| renamed(e, "tau", arg))
+    }
+
+    /// Per-dimension cuts, a float64 array that must be `(3, n)`, finite and ordered.
+    #[staticmethod]
+    fn per_dim(cuts: PyReadonlyArrayDyn<'_, f64>) -> PyResult<Self> {
+        let values = cuts
+            .as_slice()
+            .map_err(|_| super::errors::about::<ShapeError>("cuts", "cuts: expected a C-contiguous array".into()))?;
+        Thresholds::per_dim(values, cuts.shape())
+            .map(PyThresholds)
+            .map_err(from_err)
+    }
+
+    /// `"gaussian"`, `"global"` or `"per_dim"`.
+    #[getter]
+    fn kind(&self) -> &'static str {
+        match self.0.rule() {
+            ThresholdRule::Gaussian => "gaussian",
+            ThresholdRule::Global(_) => "global",
+            ThresholdRule::PerDim(_) => "per_dim",
+        }
+    }
+
+    #[getter]
+    fn dim(&self) -> Option<usize> {
+        self.0.dim()
+    }
+
+    #[getter]
+    fn tau(&self) -> Option<f64> {
+        self.0.tau()
+    }
+
+    /// A new `(3, dim)` float64 array of the per-dimension cuts, or `None`.
+    #[getter]
+    fn cuts<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyArray2<f64>>>> {
+        self.0
+            .cuts()
+            .map(|c| to_matrix(py, c.as_slice().to_vec(), 3, c.dim()))
+            .transpose()
+    }
+
+    /// A shape error naming `arg` unless these thresholds suit vectors of dimension `dim`.
+    #[pyo3(signature = (dim, arg="threshold"))]
+    fn check_dim(&self, dim: usize, arg: &str) -> PyResult<()> {
+        PyThresholds::rule_for(Some(self), dim, arg).map(drop)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<q2key._native.Thresholds {} dim={:?}>", self.kind(), self.0.dim())
+    }
+}
