@@ -33,6 +33,8 @@ pub enum Error {
         path: String,
         kind: std::io::ErrorKind,
         reason: String,
+        /// The operating system's error number, when the OS reported one.
+        errno: Option<i32>,
     },
     /// An output whose size (set by the request: queries × k, hits, rows ×
     /// columns, ...) overflows or cannot be allocated.
@@ -89,6 +91,18 @@ impl Error {
         Error::Value {
             arg,
             reason: reason.into(),
+        }
+    }
+}
+
+impl Error {
+    /// An operating-system error `e` while doing `what` to `path`.
+    pub(crate) fn io(path: &str, what: &str, e: &std::io::Error) -> Self {
+        Error::Io {
+            path: path.to_string(),
+            kind: e.kind(),
+            reason: format!("{what}: {e}"),
+            errno: e.raw_os_error(),
         }
     }
 }

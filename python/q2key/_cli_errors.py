@@ -4,22 +4,22 @@ q2key's exceptions say what they are about as attributes: ``.arg`` (the paramete
 ``"batch"``, ``"ids"`` …) and ``.row`` (counted in the array that parameter was given); their
 message starts with ``"<arg>: "`` and names the row as ``"row <row>"``. The command line hands
 the API one batch of a file at a time, so :func:`located` swaps the parameter for the file and
-the batch's row for the file's. The OS errors of ``Index.save`` carry no ``errno``/``filename``
-(the native module raises them from a message), so :func:`written` still reads that message.
+the batch's row for the file's. The OS errors of ``Index.save`` carry the OS's ``errno``, so
+:func:`written` words them with :func:`os.strerror`.
 """
 
 from __future__ import annotations
 
-import re
+import os
 
 from ._cli_io import CliError
 from ._errors import DTypeError, Q2KeyError
 
 
 def written(err: OSError, path: str) -> CliError:
-    """An OS error of ``Index.save`` (``PATH: cannot create the temporary file TMP: REASON (os error N)``)
-    restated about the output alone: the temporary file is not the user's business."""
-    reason = re.sub(r" \(os error \d+\)$", "", str(err).strip().rsplit(": ", 1)[-1])
+    """An OS error of ``Index.save`` restated about the output alone, in the OS's words
+    (``Permission denied``): the temporary file it names is not the user's business."""
+    reason = os.strerror(err.errno) if err.errno is not None else str(err)
     return CliError(f"{path}: cannot write the index ({reason})")
 
 

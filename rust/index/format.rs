@@ -252,6 +252,7 @@ pub fn save(data: &IndexData, path: &Path) -> Result<()> {
         path: shown.clone(),
         kind: io::ErrorKind::InvalidInput,
         reason: "not a file path (no file name)".into(),
+        errno: None,
     })?;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -262,11 +263,7 @@ pub fn save(data: &IndexData, path: &Path) -> Result<()> {
     let mut tmp_name = name.to_os_string();
     tmp_name.push(format!("{TEMP_INFIX}{}-{n}", std::process::id()));
     let tmp = dir.join(tmp_name);
-    let io_err = |what: &str, e: io::Error| Error::Io {
-        path: shown.clone(),
-        kind: e.kind(),
-        reason: format!("{what}: {e}"),
-    };
+    let io_err = |what: &str, e: io::Error| Error::io(&shown, what, &e);
 
     let file = OpenOptions::new()
         .write(true)
@@ -746,11 +743,7 @@ fn assemble(p: Parts, codes: Codes) -> IndexData {
 /// never does: it replaces the file by renaming).
 pub fn load(path: &Path, mmap: bool) -> Result<IndexData> {
     let shown = path.display().to_string();
-    let io_err = |what: &str, e: io::Error| Error::Io {
-        path: shown.clone(),
-        kind: e.kind(),
-        reason: format!("{what}: {e}"),
-    };
+    let io_err = |what: &str, e: io::Error| Error::io(&shown, what, &e);
     let mut file = File::open(path).map_err(|e| io_err("cannot open", e))?;
     let len = file.metadata().map_err(|e| io_err("cannot stat", e))?.len();
     if mmap && len > 0 {

@@ -125,11 +125,7 @@ fn raise(err: Error, rename: Option<(&str, &str)>) -> PyErr {
         // format errors name a file, which is no parameter.
         Error::Format { ref path, .. } if path == "data" => about::<FormatError>("data", msg),
         Error::Format { .. } => located::<FormatError>(msg, Location::default()),
-        Error::Io { kind, .. } => match kind {
-            std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(msg),
-            std::io::ErrorKind::PermissionDenied => PyPermissionError::new_err(msg),
-            _ => PyOSError::new_err(msg),
-        },
+        Error::Io { kind, errno, .. } => os_error(kind, msg, errno),
         Error::Alloc { .. } => PyMemoryError::new_err(msg),
     }
 }
@@ -144,4 +140,25 @@ fn core_arg(err: &Error) -> Option<&'static str> {
         Error::ThresholdDim { .. } => Some("threshold"),
         _ => None,
     }
+}
+
+/// The `OSError` subclass for `kind`, with q2key's message and the OS's
+/// error number as `errno` (`os.strerror(e.errno)` gives the OS's words), so
+/// callers can restate it without reading the message. `strerror` and
+/// `filename` stay unset: setting them makes `str(e)` Python's
+/// `"[Errno N] words: 'path'"`, which drops what q2key was doing.
+fn os_error(kind: std::io::ErrorKind, msg: String, errno: Option<i32>) -> PyErr {
+    let err = match kind {
+        std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(msg),
+        std::io::ErrorKind::PermissionDenied => PyPermissionError::new_err(msg),
+        _ => PyOSError::new_err(msg),
+    };
+    if let Some(errno) = errno {
+        Python::attach(|py| {
+            // Only an interpreter out of memory fails to set an attribute; the
+            // error keeps its message then.
+            let _ = err.value(py).setattr("errno", errno);
+        });
+    }
+    err
 }

@@ -5,6 +5,7 @@ Most tests run the CLI in-process through ``q2key.cli.main([...])``; a few run `
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -731,7 +732,9 @@ def test_index_save_failure_names_the_output_not_its_temporary_file(
 ) -> None:
     def fail(self: q2key.Index, path: str) -> None:  # what the Rust writer raises
         temp = f"{path}.tmp-1-0"
-        raise PermissionError(f"{path}: cannot create the temporary file {temp}: Permission denied (os error 13)")
+        err = PermissionError(f"{path}: cannot create the temporary file {temp}: Permission denied (os error 13)")
+        err.errno = errno.EACCES
+        raise err
 
     monkeypatch.setattr(q2key.Index, "save", fail)
     rc, _, err = run("index", "build", npy, "-o", tmp_path / "i.q2", "-q")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -60,3 +63,12 @@ def test_message_already_naming_the_argument_is_not_prefixed_twice() -> None:
 def test_public_module_name_in_tracebacks() -> None:
     assert q2key.Q2KeyError.__module__ == "q2key"
     assert issubclass(q2key.Q2KeyError, ValueError) and issubclass(q2key.DTypeError, TypeError)
+
+
+def test_os_errors_carry_errno_and_keep_their_message(tmp_path: Path) -> None:
+    target = tmp_path / "no-such-dir" / "idx.q2k"
+    with pytest.raises(FileNotFoundError) as info:
+        q2key.Index(8).save(target)
+    assert info.value.errno == errno.ENOENT
+    assert str(info.value).startswith(f"{target}: cannot create the temporary file ")
+    assert str(info.value).endswith(f"{os.strerror(errno.ENOENT)} (os error {errno.ENOENT})")
