@@ -23,8 +23,9 @@
 //! |---|---|
 //! | `encode` (`quantize`, `cuts`) | float rows → Z4 symbols → packed Gray codes, with a global threshold or per-dimension cuts |
 //! | `codes` | Gray map, pack / unpack / complement of codes |
+//! | `decode` | reconstruction tables (Gaussian, fitted, Lloyd–Max) and the decode of codes to floats |
 //! | `keys` | run reduction, 64-bit transition keys, key prefixes and windows |
-//! | `search` (`lee`, `blocks`, `topk`) | Lee distances and exact k-NN over codes |
+//! | `search` (`lee`, `blocks`, `topk`, `asym`) | Lee distances and exact k-NN over codes; asymmetric (float query) search |
 //! | [`index`] | an index with ids: add, remove, search, key windows, persistence ([`index::format`]) |
 //! | [`stats`] | statistics of symbol sequences (transitions, bigrams, collisions, ...) |
 //! | `kernels` | the per-CPU SIMD kernels and every helper only they use |
@@ -39,6 +40,7 @@
 
 mod check;
 mod codes;
+mod decode;
 mod encode;
 mod error;
 mod kernels;
@@ -60,6 +62,10 @@ pub use encode::cuts::{CutElement, DimCuts};
 pub use encode::quantize::{check_dim, gaussian_threshold, resolve_threshold, Element, GAUSSIAN_QUARTILE, MAX_DIM};
 pub use encode::thresholds::{check_tau, ThresholdRule, Thresholds};
 pub use encode::{encode, encode_cuts, encode_cuts_with, encode_with, symbols, symbols_cuts, EncodeElement};
+pub use decode::{
+    cell_means, decode, erf, erfc, erfcx, gaussian_cell_mean, lloyd_max, normal_cdf, reconstruction_mse, row_norms,
+    Reconstruction, MAX_RECONSTRUCTION, MIN_RECONSTRUCTION,
+};
 pub use error::{Error, Result};
 pub use index::{Filter, Index, IndexThresholds};
 pub use kernels::{code_words, transpose_block, words_per_code, Backend, Kernels};
@@ -71,6 +77,7 @@ pub use keys::{
 pub use search::lee::{
     lee, lee_counts, lee_matrix, lee_one_to_many, lee_pairwise, weighted_lee_pairwise, LeeCounts, LeeWeights,
 };
+pub use search::asym::{rerank_asym, search_asym, search_asym_with};
 pub use search::{result_columns, search, search_masked, search_masked_with, search_with};
 
 /// The name of the SIMD backend in use (`"avx512-vpopcntdq"`, `"avx2"` or `"scalar"`).

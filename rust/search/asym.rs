@@ -1,0 +1,605 @@
+//! Asymmetric search (SPEC §8): float queries scored against packed codes by
+//! the cosine between the query and the code's reconstruction x̂.
+//!
+//! Two stages. A fast scan sums per query one u8 lookup table per code
+//! nibble (two dimensions, 16 entries, indexed by the raw Gray nibble) over
+//! the fast-scan block layout; each table entry is off by at most a known
+//! amount, so the integer sum brackets every row's exact score between a
+//! lower and an upper bound. A row whose upper bound is below the k-th best
+//! lower bound cannot be in the top k; every other row is a candidate, and
+//! the candidates are re-scored exactly (f64, SPEC §8) and the top k taken by
+//! (exact score, tie key). The integers only choose candidates, so the result
+//! is the exact top-k on every backend and thread count.
+
+use crate::check::{check_len, check_rows};
+use crate::codes::code_width;
+use crate::decode::{ByteSquares, Reconstruction};
+use crate::error::{with_capacity, Error, Result};
+use crate::kernels::scalar_asym::{fast_scan_blocks, BLOCK_ROWS};
+use crate::kernels::Kernels;
+use crate::search::{result_columns, RowScope};
+use rayon::prelude::*;
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+
+/// Rows laid out and scanned together: 32 blocks, ~96 KB of 384-d codes (stays in L2).
+const CHUNK_ROWS: usize = 32 * BLOCK_ROWS;
+/// With fewer queries than threads, the rows are split into shards of at
+/// least this many rows (a multiple of [`CHUNK_ROWS`]).
+const SHARD_MIN_ROWS: usize = 64 * CHUNK_ROWS;
+/// Relative slack added to each query's error bound: covers the f32 and f64
+/// rounding of the bound computations (each far below 1e-6 relative).
+const BOUND_SLACK: f64 = 1e-5;
+
+/// One query prepared for the fast scan.
+pub(crate) struct QueryTables {
+    /// 32 bytes per code byte: the high-nibble table, then the low-nibble one.
+    luts: Vec<u8>,
+    /// dot(q/‖q‖, x̂) ≈ bias + scale · sum, off by at most `err`.
+    scale: f64,
+    bias: f64,
+    err: f64,
+    /// ‖q‖ in f64 (0: every score is 0).
+    norm: f64,
+}
+
+impl QueryTables {
+    /// The tables of query `q` (finite, `table.dim()` values).
+    pub(crate) fn new(q: &[f32], table: &Reconstruction) -> QueryTables {
+        let dim = table.dim();
+        let width = code_width(dim);
+        let norm = q.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt();
+        let mut luts = vec![0u8; 32 * width];
+        if norm == 0.0 {
+            return QueryTables {
+                luts,
+                scale: 0.0,
+                bias: 0.0,
+                err: 0.0,
+                norm,
+            };
+        }
+        // Table m covers dimensions 2m (Gray code in nibble bits 3..2) and 2m + 1 (bits 1..0).
+        let tables = 2 * width;
+        let mut values = vec![0.0f64; 16 * tables];
+        for m in 0..tables {
+            for n in 0..16u8 {
+                let mut v = 0.0;
+                for (j, g) in [(0, n >> 2), (1, n & 3)] {
+                    let d = 2 * m + j;
+                    if d < dim {
+                        v += f64::from(q[d]) / norm * f64::from(table.of_gray(d, g));
+                    }
+                }
+                values[16 * m + n as usize] = v;
+            }
+        }
+        let (mut bias, mut range, mut magnitude) = (0.0f64, 0.0f64, 0.0f64);
+        let mins: Vec<f64> = values
+            .chunks_exact(16)
+            .map(|t| {
+                let lo = t.iter().copied().fold(f64::INFINITY, f64::min);
+                let hi = t.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                range = range.max(hi - lo);
+                magnitude += lo.abs().max(hi.abs()) + lo.abs();
+                bias += lo;
+                lo
+            })
+            .collect();
+        let scale = if range > 0.0 { range / 255.0 } else { 1.0 };
+        let mut err = 0.0f64;
+        for (m, t) in values.chunks_exact(16).enumerate() {
+            let mut worst = 0.0f64;
+            for (n, &v) in t.iter().enumerate() {
+                let level = ((v - mins[m]) / scale).round().clamp(0.0, 255.0);
+                luts[16 * m + n] = level as u8;
+                worst = worst.max((v - mins[m] - level * scale).abs());
+            }
+            err += worst;
+        }
+        magnitude += scale * 255.0 * tables as f64 + err;
+        QueryTables {
+            luts,
+            scale,
+            bias,
+            err: err + BOUND_SLACK * magnitude + f64::MIN_POSITIVE,
+            norm,
+        }
+    }
+
+    /// The approximate dot(q/‖q‖, x̂) of an integer sum.
+    #[inline(always)]
+    fn approx(&self, sum: u32) -> f64 {
+        self.bias + self.scale * f64::from(sum)
+    }
+}
+
+/// An f64 ordered by `total_cmp` (the bounds are never NaN).
+#[derive(Clone, Copy, PartialEq)]
+struct Bound(f64);
+impl Eq for Bound {}
+impl PartialOrd for Bound {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Bound {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+/// What the scan of one query keeps: the `k` largest lower bounds and the
+/// rows whose upper bound reached the k-th lower bound when they were seen.
+struct Candidates {
+    k: usize,
+    lower: BinaryHeap<Reverse<Bound>>,
+    rows: Vec<(u32, f64)>,
+}
+
+impl Candidates {
+    fn new(k: usize) -> Self {
+        Candidates {
+            k,
+            lower: BinaryHeap::with_capacity(k + 1),
+            rows: Vec::new(),
+        }
+    }
+
+    /// The k-th largest lower bound so far (−∞ before k rows were offered):
+    /// the k-th best exact score is at least this.
+    #[inline(always)]
+    fn bound(&self) -> f64 {
+        if self.lower.len() < self.k {
+            f64::NEG_INFINITY
+        } else {
+            self.lower.peek().map_or(f64::NEG_INFINITY, |b| b.0 .0)
+        }
+    }
+
+    #[inline]
+    fn offer(&mut self, row: u32, lo: f64, hi: f64) {
+        if hi < self.bound() {
+            return;
+        }
+        self.rows.push((row, hi));
+        if self.lower.len() < self.k {
+            self.lower.push(Reverse(Bound(lo)));
+        } else if lo > self.bound() {
+            self.lower.pop();
+            self.lower.push(Reverse(Bound(lo)));
+        }
+        if self.rows.len() >= 4 * self.k + 4096 {
+            self.prune();
+        }
+    }
+
+    /// Drops the rows that can no longer reach the top k.
+    fn prune(&mut self) {
+        let bound = self.bound();
+        self.rows.retain(|&(_, hi)| hi >= bound);
+    }
+
+    /// Merges another shard's candidates of the same query.
+    fn merge(&mut self, other: Candidates) {
+        for Reverse(b) in other.lower {
+            if self.lower.len() < self.k {
+                self.lower.push(Reverse(b));
+            } else if b.0 > self.bound() {
+                self.lower.pop();
+                self.lower.push(Reverse(b));
+            }
+        }
+        self.rows.extend(other.rows);
+    }
+}
+
+/// The rows being searched: row-major codes, their norms and the scope.
+struct Database<'a> {
+    codes: &'a [u8],
+    width: usize,
+    rows: usize,
+    /// ‖x̂‖ per row as f32 (given, or computed per chunk when `None`).
+    norms: Option<&'a [f32]>,
+    squares: ByteSquares,
+    scope: RowScope<'a>,
+}
+
+impl Database<'_> {
+    fn allowed(&self, row: usize) -> bool {
+        self.scope.mask.is_none_or(|m| m[row / 8] >> (row % 8) & 1 == 1)
+    }
+    fn key(&self, row: usize) -> u64 {
+        self.scope.tie_keys.map_or(row as u64, |k| k[row])
+    }
+}
+
+/// The exact score of SPEC §8: Σ q_d·x̂_d and Σ x̂_d² in f64 in dimension
+/// order, `dot / (‖q‖·‖x̂‖)`, 0 when either norm is 0.
+pub(crate) fn exact_score(q: &[f32], q_norm: f64, code: &[u8], table: &Reconstruction) -> f64 {
+    let (mut dot, mut sq) = (0.0f64, 0.0f64);
+    for (d, &qd) in q.iter().enumerate() {
+        let x = f64::from(table.of_gray(d, code[d / 4] >> (6 - 2 * (d % 4))));
+        dot += f64::from(qd) * x;
+        sq += x * x;
+    }
+    let x_norm = sq.sqrt();
+    if q_norm == 0.0 || x_norm == 0.0 {
+        0.0
+    } else {
+        dot / (q_norm * x_norm)
+    }
+}
+
+/// Scans rows `first..last` (`first` a multiple of [`CHUNK_ROWS`]) for every
+/// query, offering each row to the query's candidates.
+fn scan_rows(
+    kernels: &Kernels,
+    db: &Database<'_>,
+    queries: &[QueryTables],
+    first: usize,
+    last: usize,
+    cands: &mut [Candidates],
+) {
+    let width = db.width;
+    let mut blocks = vec![0u8; CHUNK_ROWS * width];
+    let mut sums = vec![0u32; CHUNK_ROWS];
+    let mut norms = vec![0f32; CHUNK_ROWS];
+    let mut flags = vec![false; CHUNK_ROWS];
+    let mut start = first;
+    while start < last {
+        let end = (start + CHUNK_ROWS).min(last);
+        let count = end - start;
+        let padded = count.div_ceil(BLOCK_ROWS) * BLOCK_ROWS;
+        let codes = &db.codes[start * width..end * width];
+        fast_scan_blocks(codes, width, &mut blocks[..padded * width]);
+        let norms = match db.norms {
+            Some(n) => &n[start..end],
+            None => {
+                for (o, code) in norms.iter_mut().zip(codes.chunks_exact(width)) {
+                    *o = db.squares.norm(code);
+                }
+                &norms[..count]
+            }
+        };
+        for (qt, c) in queries.iter().zip(cands.iter_mut()) {
+            if qt.norm == 0.0 {
+                continue; // every score is 0: chosen by key at the end
+            }
+            (kernels.asym_scan)(&qt.luts, &blocks[..padded * width], &mut sums[..padded]);
+            let bound = c.bound();
+            let flags = &mut flags[..count];
+            if bound == f64::NEG_INFINITY {
+                flags.fill(true);
+            } else {
+                // hi ≥ bound ⇔ approx + err ≥ bound·‖x̂‖, in f32 with margins
+                // that only let more rows through (a stale bound is lower, too).
+                let bound32 = (bound - 1e-6 * bound.abs()) as f32;
+                let (scale, top) = (qt.scale as f32, (qt.bias + qt.err) as f32);
+                for ((f, &s), &n) in flags.iter_mut().zip(&sums[..count]) .zip(norms) {
+                    let t = bound32 * n;
+                    *f = s as f32 * scale + top >= t - t.abs() * 1e-6;
+                }
+            }
+            for (i, _) in flags.iter().enumerate().filter(|(_, &f)| f) {
+                let row = start + i;
+                if !db.allowed(row) {
+                    continue;
+                }
+                let a = qt.approx(sums[i]);
+                let n = f64::from(norms[i]);
+                let (lo, hi) = if n == 0.0 {
+                    (0.0, 0.0)
+                } else {
+                    ((a - qt.err) / n, (a + qt.err) / n)
+                };
+                c.offer(row as u32, lo, hi);
+            }
+        }
+        start = end;
+    }
+}
+
+/// The exact top `out.len()` of one query's candidates (or, for a zero
+/// query, of every allowed row): writes scores and rows.
+fn finish(
+    db: &Database<'_>,
+    table: &Reconstruction,
+    q: &[f32],
+    qt: &QueryTables,
+    mut c: Candidates,
+    scores: &mut [f32],
+    rows: &mut [i64],
+) {
+    let mut scored: Vec<(f64, u64, u32)> = if qt.norm == 0.0 {
+        (0..db.rows)
+            .filter(|&r| db.allowed(r))
+            .map(|r| (0.0, db.key(r), r as u32))
+            .collect()
+    } else {
+        c.prune();
+        c.rows
+            .iter()
+            .map(|&(r, _)| {
+                let r = r as usize;
+                let code = &db.codes[r * db.width..][..db.width];
+                (exact_score(q, qt.norm, code, table), db.key(r), r as u32)
+            })
+            .collect()
+    };
+    let order = |a: &(f64, u64, u32), b: &(f64, u64, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+    let kk = scores.len();
+    if scored.len() > kk {
+        scored.select_nth_unstable_by(kk - 1, order);
+        scored.truncate(kk);
+    }
+    scored.sort_unstable_by(order);
+    for ((s, r), (score, _, row)) in scores.iter_mut().zip(rows.iter_mut()).zip(scored) {
+        (*s, *r) = (score as f32, i64::from(row));
+    }
+}
+
+/// Checks the queries (finite, `dim` wide) and returns their count.
+fn check_queries(queries: &[f32], dim: usize) -> Result<usize> {
+    let nq = check_rows("queries", queries.len(), dim)?;
+    if let Some(at) = queries.iter().position(|v| !v.is_finite()) {
+        return Err(Error::NonFinite {
+            arg: "queries",
+            row: at / dim,
+            col: at % dim,
+            value: f64::from(queries[at]),
+        });
+    }
+    Ok(nq)
+}
+
+/// Exact top-`k` of each float query among `(rows, code_width(dim))` packed
+/// codes by the cosine between the query and the code's reconstruction under
+/// `table` (SPEC §8). `norms`: each row's ‖x̂‖ as [`crate::row_norms`] wrote
+/// it (computed here when `None`; other values may drop rows from the
+/// result, never anything worse). Writes `min(k, rows)` columns per query
+/// into `scores` (cosine similarity as f32, best first) and `rows` (ties by
+/// lower row) and returns that column count.
+#[allow(clippy::too_many_arguments)]
+pub fn search_asym(
+    queries: &[f32],
+    codes: &[u8],
+    dim: usize,
+    table: &Reconstruction,
+    norms: Option<&[f32]>,
+    k: usize,
+    scores: &mut [f32],
+    rows: &mut [i64],
+) -> Result<usize> {
+    search_asym_with(Kernels::active(), queries, codes, dim, table, norms, k, scores, rows)
+}
+
+/// [`search_asym`] with the given kernels (for comparing backends).
+#[allow(clippy::too_many_arguments)]
+pub fn search_asym_with(
+    kernels: &Kernels,
+    queries: &[f32],
+    codes: &[u8],
+    dim: usize,
+    table: &Reconstruction,
+    norms: Option<&[f32]>,
+    k: usize,
+    scores: &mut [f32],
+    rows: &mut [i64],
+) -> Result<usize> {
+    search_asym_scoped(
+        kernels,
+        queries,
+        codes,
+        dim,
+        table,
+        norms,
+        k,
+        RowScope::default(),
+        scores,
+        rows,
+    )
+}
+
+/// [`search_asym_with`] restricted to `scope` (allowed rows, tie keys).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn search_asym_scoped(
+    kernels: &Kernels,
+    queries: &[f32],
+    codes: &[u8],
+    dim: usize,
+    table: &Reconstruction,
+    norms: Option<&[f32]>,
+    k: usize,
+    scope: RowScope<'_>,
+    scores: &mut [f32],
+    rows: &mut [i64],
+) -> Result<usize> {
+    table.check_dim(dim)?;
+    if k == 0 {
+        return Err(Error::value("k", "must be at least 1"));
+    }
+    let width = code_width(dim);
+    let nq = check_queries(queries, dim)?;
+    let n = check_rows("codes", codes.len(), width)?;
+    if n > u32::MAX as usize {
+        return Err(Error::shape("codes", "at most 2³² − 1 rows", n));
+    }
+    if let Some(norms) = norms {
+        check_len("norms", norms.len(), n)?;
+        if let Some(at) = norms.iter().position(|v| !v.is_finite() || *v < 0.0) {
+            return Err(Error::value(
+                "norms",
+                format!("row {at} holds {}; norms are finite and ≥ 0", norms[at]),
+            ));
+        }
+    }
+    if let Some(m) = scope.mask {
+        check_len("mask", m.len(), n.div_ceil(8))?;
+    }
+    if let Some(keys) = scope.tie_keys {
+        check_len("keys", keys.len(), n)?;
+    }
+    let kk = result_columns(k, scope.allowed(n));
+    let cells = nq
+        .checked_mul(kk)
+        .ok_or_else(|| Error::shape("scores", format!("{nq} × {kk} elements"), "no buffer that large"))?;
+    check_len("scores", scores.len(), cells)?;
+    check_len("indices", rows.len(), cells)?;
+    if nq == 0 || kk == 0 {
+        return Ok(kk);
+    }
+    let db = Database {
+        codes,
+        width,
+        rows: n,
+        norms,
+        squares: ByteSquares::new(table),
+        scope,
+    };
+    let threads = rayon::current_num_threads().max(1);
+    if nq < threads && n >= 2 * SHARD_MIN_ROWS {
+        // Few queries, many rows: shard the rows, merge each query's candidates.
+        let tables: Vec<QueryTables> = queries.chunks_exact(dim).map(|q| QueryTables::new(q, table)).collect();
+        let shard = n.div_ceil(threads).max(SHARD_MIN_ROWS).next_multiple_of(CHUNK_ROWS);
+        let shards: Vec<Vec<Candidates>> = (0..n.div_ceil(shard))
+            .into_par_iter()
+            .map(|s| {
+                let mut cands: Vec<Candidates> = (0..nq).map(|_| Candidates::new(kk)).collect();
+                scan_rows(kernels, &db, &tables, s * shard, ((s + 1) * shard).min(n), &mut cands);
+                cands
+            })
+            .collect();
+        let mut merged: Vec<Candidates> = (0..nq).map(|_| Candidates::new(kk)).collect();
+        for shard in shards {
+            for (m, c) in merged.iter_mut().zip(shard) {
+                m.merge(c);
+            }
+        }
+        queries
+            .par_chunks_exact(dim)
+            .zip(tables.par_iter())
+            .zip(merged.into_par_iter())
+            .zip(scores.par_chunks_mut(kk).zip(rows.par_chunks_mut(kk)))
+            .for_each(|(((q, qt), c), (s, r))| finish(&db, table, q, qt, c, s, r));
+        return Ok(kk);
+    }
+    let per = nq.div_ceil(threads).clamp(1, 1024);
+    queries
+        .par_chunks(per * dim)
+        .zip(scores.par_chunks_mut(per * kk).zip(rows.par_chunks_mut(per * kk)))
+        .for_each(|(chunk, (s, r))| {
+            let tables: Vec<QueryTables> = chunk.chunks_exact(dim).map(|q| QueryTables::new(q, table)).collect();
+            let mut cands: Vec<Candidates> = (0..tables.len()).map(|_| Candidates::new(kk)).collect();
+            scan_rows(kernels, &db, &tables, 0, n, &mut cands);
+            for ((((q, qt), c), s), r) in chunk
+                .chunks_exact(dim)
+                .zip(&tables)
+                .zip(cands)
+                .zip(s.chunks_exact_mut(kk))
+                .zip(r.chunks_exact_mut(kk))
+            {
+                finish(&db, table, q, qt, c, s, r);
+            }
+        });
+    Ok(kk)
+}
+
+/// The two-stage path: re-ranks each query's candidate rows (e.g. a Lee
+/// search's top hits) exactly by the asymmetric score of SPEC §8.
+/// `candidates` is `(queries, c)` row-major; `-1` entries are skipped,
+/// repeated rows count once, other rows must be in `0..rows`. Writes
+/// `min(k, c)` columns per query (best first, ties by lower row); columns
+/// past a query's distinct candidates get score −∞ and row −1. Returns the
+/// column count.
+#[allow(clippy::too_many_arguments)]
+pub fn rerank_asym(
+    queries: &[f32],
+    codes: &[u8],
+    dim: usize,
+    table: &Reconstruction,
+    candidates: &[i64],
+    k: usize,
+    scores: &mut [f32],
+    rows: &mut [i64],
+) -> Result<usize> {
+    rerank_asym_scoped(queries, codes, dim, table, candidates, k, None, scores, rows)
+}
+
+/// [`rerank_asym`] with ties by `tie_keys[row]` (distinct) instead of by row.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn rerank_asym_scoped(
+    queries: &[f32],
+    codes: &[u8],
+    dim: usize,
+    table: &Reconstruction,
+    candidates: &[i64],
+    k: usize,
+    tie_keys: Option<&[u64]>,
+    scores: &mut [f32],
+    rows: &mut [i64],
+) -> Result<usize> {
+    table.check_dim(dim)?;
+    if k == 0 {
+        return Err(Error::value("k", "must be at least 1"));
+    }
+    let width = code_width(dim);
+    let nq = check_queries(queries, dim)?;
+    let n = check_rows("codes", codes.len(), width)?;
+    if let Some(keys) = tie_keys {
+        check_len("keys", keys.len(), n)?;
+    }
+    let c = if nq == 0 {
+        0
+    } else {
+        if !candidates.len().is_multiple_of(nq) {
+            return Err(Error::shape(
+                "candidates",
+                format!("{nq} rows of candidates"),
+                candidates.len(),
+            ));
+        }
+        candidates.len() / nq
+    };
+    if let Some(at) = candidates.iter().position(|&r| r < -1 || r >= n as i64) {
+        return Err(Error::value(
+            "candidates",
+            format!(
+                "query {} holds row {}; candidates are rows 0..{n} or -1",
+                at / c.max(1),
+                candidates[at]
+            ),
+        ));
+    }
+    let kk = k.min(c);
+    let cells = nq * kk; // ≤ candidates.len()
+    check_len("scores", scores.len(), cells)?;
+    check_len("indices", rows.len(), cells)?;
+    if cells == 0 {
+        return Ok(kk);
+    }
+    let key = |r: usize| tie_keys.map_or(r as u64, |k| k[r]);
+    queries
+        .par_chunks_exact(dim)
+        .zip(candidates.par_chunks_exact(c))
+        .zip(scores.par_chunks_mut(kk).zip(rows.par_chunks_mut(kk)))
+        .try_for_each(|((q, cand), (s, r))| -> Result<()> {
+            let q_norm = q.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt();
+            let mut scored: Vec<(f64, u64, u32)> = with_capacity("rerank_asym", "the candidate scores", c, 1)?;
+            let mut distinct: Vec<usize> = cand.iter().filter(|&&r| r >= 0).map(|&r| r as usize).collect();
+            distinct.sort_unstable();
+            distinct.dedup();
+            for row in distinct {
+                let code = &codes[row * width..][..width];
+                scored.push((exact_score(q, q_norm, code, table), key(row), row as u32));
+            }
+            scored.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            s.fill(f32::NEG_INFINITY);
+            r.fill(-1);
+            for ((s, r), (score, _, row)) in s.iter_mut().zip(r.iter_mut()).zip(scored) {
+                (*s, *r) = (score as f32, i64::from(row));
+            }
+            Ok(())
+        })?;
+    Ok(kk)
+}
