@@ -68,6 +68,7 @@ pub use decode::{
 };
 pub use error::{Error, Result};
 pub use index::{Filter, Index, IndexThresholds};
+pub use kernels::scalar_asym::fast_scan_blocks;
 pub use kernels::{code_words, transpose_block, words_per_code, Backend, Kernels};
 pub use keys::{
     check_padding, key_and_transitions, key_and_transitions_of_symbols, key_from_reduced, keys_from_codes,
@@ -77,7 +78,7 @@ pub use keys::{
 pub use search::lee::{
     lee, lee_counts, lee_matrix, lee_one_to_many, lee_pairwise, weighted_lee_pairwise, LeeCounts, LeeWeights,
 };
-pub use search::asym::{rerank_asym, search_asym, search_asym_with};
+pub use search::asym::{asym_rescored_total, rerank_asym, search_asym, search_asym_with};
 pub use search::{result_columns, search, search_masked, search_masked_with, search_with};
 
 /// The name of the SIMD backend in use (`"avx512-vpopcntdq"`, `"avx2"` or `"scalar"`).

@@ -15,7 +15,7 @@
 //! `#[doc(hidden)]` methods of [`Kernels`].
 
 pub(crate) mod scalar;
-pub(crate) mod scalar_asym;
+pub mod scalar_asym;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86_avx2;
 #[cfg(target_arch = "x86_64")]
@@ -181,8 +181,8 @@ impl Kernels {
     ) {
         (self.lee_tile_hits)(queries, words, block, bounds, out, hits)
     }
-    pub fn asym_scan(&self, luts: &[u8], blocks: &[u8], out: &mut [u32]) {
-        (self.asym_scan)(luts, blocks, out)
+    pub fn asym_scan(&self, luts: &[u8], width: usize, blocks: &[u8], out: &mut [u32]) {
+        (self.asym_scan)(luts, width, blocks, out)
     }
 }
 

@@ -10,61 +10,93 @@
 
 /// Rows per fast-scan block.
 pub(crate) const BLOCK_ROWS: usize = 32;
-/// Code bytes summed in 16-bit lanes before widening: 2 tables per byte,
-/// 256 × 255 = 65 280 < 2¹⁶, so a 16-bit sum over this many bytes is exact.
-pub(crate) const U16_BYTES: usize = 128;
+/// Largest table entry: the two nibble lookups of a code byte sum exactly in
+/// one u8 lane (2 × 127 = 254).
+pub(crate) const LUT_MAX: u8 = 127;
+/// Code bytes summed in 16-bit lanes before widening: 256 × 254 = 65 024 <
+/// 2¹⁶, so a 16-bit sum over this many bytes is exact.
+pub(crate) const U16_BYTES: usize = 256;
+/// Queries the SIMD kernels scan together (sharing each block load).
+pub(crate) const QUERY_GROUP: usize = 4;
 
-/// Sums, for each row of `blocks` (the fast-scan layout of codes of
-/// `width = luts.len() / 32` bytes), the table entries of its nibbles:
-/// `out[row] = Σ_b luts[16·2b + hi(byte_b)] + luts[16·(2b+1) + lo(byte_b)]`.
-pub(crate) type AsymScan = fn(luts: &[u8], blocks: &[u8], out: &mut [u32]);
+/// Sums, for each of `luts.len() / (32·width)` queries and each row of
+/// `blocks` (the fast-scan layout of codes of `width` bytes), the query's
+/// table entries of the row's nibbles:
+/// `out[q·rows + row] = Σ_b luts_q[32b + hi(byte_b)] + luts_q[32b + 16 + lo(byte_b)]`
+/// with `rows = 32 · blocks`. Entries must be at most [`LUT_MAX`].
+pub(crate) type AsymScan = fn(luts: &[u8], width: usize, blocks: &[u8], out: &mut [u32]);
 
-/// The lengths [`AsymScan`] relies on: `luts` holds 32 bytes per code byte
-/// (width ≥ 1), `blocks` whole blocks of that width and `out` at least one
-/// sum per block row. Returns (width, blocks). The SIMD kernels read and
-/// write through raw pointers, so every shim checks these first.
+/// The shape of one [`AsymScan`] call, as [`assert_asym_buffers`] checked it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ScanShape {
+    pub queries: usize,
+    pub blocks: usize,
+}
+
+/// The lengths and values [`AsymScan`] relies on: `width ≥ 1`, whole
+/// queries of `32·width` table bytes, every entry ≤ [`LUT_MAX`], whole
+/// blocks of `32·width` bytes and `out` at least one sum per (query, row).
+/// The SIMD kernels read and write through raw pointers and sum two entries
+/// in one byte, so every shim checks these first (one pass over the tables
+/// per call, which scans many blocks).
 #[inline(always)]
-pub(crate) fn assert_asym_buffers(luts: usize, blocks: usize, out: usize) -> (usize, usize) {
+pub(crate) fn assert_asym_buffers(luts: &[u8], width: usize, blocks: usize, out: usize) -> ScanShape {
+    assert!(width >= 1, "asym_scan: width must be at least 1");
+    let lut_len = width.checked_mul(32).expect("asym_scan: width overflows");
     assert!(
-        luts >= 32 && luts.is_multiple_of(32),
-        "asym_scan: luts must hold 32 bytes per code byte, got {luts}"
+        luts.len().is_multiple_of(lut_len),
+        "asym_scan: {} table bytes are not whole queries of {lut_len}",
+        luts.len()
     );
-    let width = luts / 32;
-    let block_len = width * BLOCK_ROWS;
+    assert!(
+        luts.iter().all(|&v| v <= LUT_MAX),
+        "asym_scan: table entries must be at most {LUT_MAX}"
+    );
+    let block_len = lut_len; // 32 rows × width bytes
     assert!(
         blocks.is_multiple_of(block_len),
         "asym_scan: {blocks} bytes are not whole blocks of {BLOCK_ROWS} rows × {width} bytes"
     );
-    let nblocks = blocks / block_len;
-    assert!(
-        out >= nblocks * BLOCK_ROWS,
-        "asym_scan: out holds {out} sums, fewer than {} rows",
-        nblocks * BLOCK_ROWS
-    );
-    (width, nblocks)
+    let shape = ScanShape {
+        queries: luts.len() / lut_len,
+        blocks: blocks / block_len,
+    };
+    let need = shape
+        .queries
+        .checked_mul(shape.blocks * BLOCK_ROWS)
+        .expect("asym_scan: queries × rows overflows");
+    assert!(out >= need, "asym_scan: out holds {out} sums, fewer than {need}");
+    shape
 }
 
 /// The reference kernel.
-pub(crate) fn asym_scan(luts: &[u8], blocks: &[u8], out: &mut [u32]) {
-    let (width, nblocks) = assert_asym_buffers(luts.len(), blocks.len(), out.len());
-    for j in 0..nblocks {
-        let block = &blocks[j * width * BLOCK_ROWS..][..width * BLOCK_ROWS];
-        let sums = &mut out[j * BLOCK_ROWS..][..BLOCK_ROWS];
-        sums.fill(0);
-        for (b, bytes) in block.chunks_exact(BLOCK_ROWS).enumerate() {
-            let (hi, lo) = (&luts[32 * b..][..16], &luts[32 * b + 16..][..16]);
-            for (s, &byte) in sums.iter_mut().zip(bytes) {
-                *s += u32::from(hi[usize::from(byte >> 4)]) + u32::from(lo[usize::from(byte & 15)]);
+pub(crate) fn asym_scan(luts: &[u8], width: usize, blocks: &[u8], out: &mut [u32]) {
+    let shape = assert_asym_buffers(luts, width, blocks.len(), out.len());
+    let rows = shape.blocks * BLOCK_ROWS;
+    for (lut, out) in luts.chunks_exact(32 * width).zip(out.chunks_exact_mut(rows.max(1))) {
+        for (block, sums) in blocks.chunks_exact(width * BLOCK_ROWS).zip(out.chunks_exact_mut(BLOCK_ROWS)) {
+            sums.fill(0);
+            for (b, bytes) in block.chunks_exact(BLOCK_ROWS).enumerate() {
+                let (hi, lo) = (&lut[32 * b..][..16], &lut[32 * b + 16..][..16]);
+                for (s, &byte) in sums.iter_mut().zip(bytes) {
+                    *s += u32::from(hi[usize::from(byte >> 4)]) + u32::from(lo[usize::from(byte & 15)]);
+                }
             }
         }
     }
 }
 
-/// Lays `rows` (row-major codes of `width` bytes) out as fast-scan blocks
+/// Lays `codes` (row-major, `width ≥ 1` bytes each) out as fast-scan blocks
 /// into `out` (`⌈rows/32⌉ · 32 · width` bytes; rows past the last are zero).
-pub(crate) fn fast_scan_blocks(codes: &[u8], width: usize, out: &mut [u8]) {
+/// For the benchmarks and tests (not a stable API).
+#[doc(hidden)]
+pub fn fast_scan_blocks(codes: &[u8], width: usize, out: &mut [u8]) {
     let rows = codes.len() / width;
-    debug_assert_eq!(out.len(), rows.div_ceil(BLOCK_ROWS) * BLOCK_ROWS * width);
+    assert_eq!(
+        out.len(),
+        rows.div_ceil(BLOCK_ROWS) * BLOCK_ROWS * width,
+        "fast_scan_blocks: out must hold ⌈rows/32⌉·32·width bytes"
+    );
     for (block, chunk) in out
         .chunks_exact_mut(width * BLOCK_ROWS)
         .zip(codes.chunks(width * BLOCK_ROWS))

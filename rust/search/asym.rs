@@ -15,12 +15,13 @@ use crate::check::{check_len, check_rows};
 use crate::codes::code_width;
 use crate::decode::{ByteSquares, Reconstruction};
 use crate::error::{with_capacity, Error, Result};
-use crate::kernels::scalar_asym::{fast_scan_blocks, BLOCK_ROWS};
+use crate::kernels::scalar_asym::{fast_scan_blocks, BLOCK_ROWS, LUT_MAX, QUERY_GROUP};
 use crate::kernels::Kernels;
 use crate::search::{result_columns, RowScope};
 use rayon::prelude::*;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 
 /// Rows laid out and scanned together: 32 blocks, ~96 KB of 384-d codes (stays in L2).
 const CHUNK_ROWS: usize = 32 * BLOCK_ROWS;
@@ -30,6 +31,16 @@ const SHARD_MIN_ROWS: usize = 64 * CHUNK_ROWS;
 /// Relative slack added to each query's error bound: covers the f32 and f64
 /// rounding of the bound computations (each far below 1e-6 relative).
 const BOUND_SLACK: f64 = 1e-5;
+
+/// Candidates re-scored exactly by every search so far (for measurements).
+static RESCORED: AtomicU64 = AtomicU64::new(0);
+
+/// How many candidate rows asymmetric searches have re-scored exactly since
+/// the process started (a measurement aid, not a stable API).
+#[doc(hidden)]
+pub fn asym_rescored_total() -> u64 {
+    RESCORED.load(AtomicOrdering::Relaxed)
+}
 
 /// One query prepared for the fast scan.
 pub(crate) struct QueryTables {
@@ -86,18 +97,19 @@ impl QueryTables {
                 lo
             })
             .collect();
-        let scale = if range > 0.0 { range / 255.0 } else { 1.0 };
+        let top = f64::from(LUT_MAX);
+        let scale = if range > 0.0 { range / top } else { 1.0 };
         let mut err = 0.0f64;
         for (m, t) in values.chunks_exact(16).enumerate() {
             let mut worst = 0.0f64;
             for (n, &v) in t.iter().enumerate() {
-                let level = ((v - mins[m]) / scale).round().clamp(0.0, 255.0);
+                let level = ((v - mins[m]) / scale).round().clamp(0.0, top);
                 luts[16 * m + n] = level as u8;
                 worst = worst.max((v - mins[m] - level * scale).abs());
             }
             err += worst;
         }
-        magnitude += scale * 255.0 * tables as f64 + err;
+        magnitude += scale * top * tables as f64 + err;
         QueryTables {
             luts,
             scale,
@@ -242,8 +254,9 @@ fn scan_rows(
     cands: &mut [Candidates],
 ) {
     let width = db.width;
+    let luts: Vec<u8> = queries.iter().flat_map(|qt| qt.luts.iter().copied()).collect();
     let mut blocks = vec![0u8; CHUNK_ROWS * width];
-    let mut sums = vec![0u32; CHUNK_ROWS];
+    let mut sums = vec![0u32; QUERY_GROUP * CHUNK_ROWS];
     let mut norms = vec![0f32; CHUNK_ROWS];
     let mut flags = vec![false; CHUNK_ROWS];
     let mut start = first;
@@ -262,41 +275,59 @@ fn scan_rows(
                 &norms[..count]
             }
         };
-        for (qt, c) in queries.iter().zip(cands.iter_mut()) {
-            if qt.norm == 0.0 {
-                continue; // every score is 0: chosen by key at the end
-            }
-            (kernels.asym_scan)(&qt.luts, &blocks[..padded * width], &mut sums[..padded]);
-            let bound = c.bound();
-            let flags = &mut flags[..count];
-            if bound == f64::NEG_INFINITY {
-                flags.fill(true);
-            } else {
-                // hi ≥ bound ⇔ approx + err ≥ bound·‖x̂‖, in f32 with margins
-                // that only let more rows through (a stale bound is lower, too).
-                let bound32 = (bound - 1e-6 * bound.abs()) as f32;
-                let (scale, top) = (qt.scale as f32, (qt.bias + qt.err) as f32);
-                for ((f, &s), &n) in flags.iter_mut().zip(&sums[..count]) .zip(norms) {
-                    let t = bound32 * n;
-                    *f = s as f32 * scale + top >= t - t.abs() * 1e-6;
+        for (g, group) in queries.chunks(QUERY_GROUP).enumerate() {
+            let q0 = g * QUERY_GROUP;
+            let sums = &mut sums[..group.len() * padded];
+            let group_luts = &luts[q0 * 32 * width..(q0 + group.len()) * 32 * width];
+            (kernels.asym_scan)(group_luts, width, &blocks[..padded * width], sums);
+            for ((qt, c), sums) in group.iter().zip(&mut cands[q0..]).zip(sums.chunks_exact(padded)) {
+                if qt.norm == 0.0 {
+                    continue; // every score is 0: chosen by key at the end
                 }
-            }
-            for (i, _) in flags.iter().enumerate().filter(|(_, &f)| f) {
-                let row = start + i;
-                if !db.allowed(row) {
-                    continue;
-                }
-                let a = qt.approx(sums[i]);
-                let n = f64::from(norms[i]);
-                let (lo, hi) = if n == 0.0 {
-                    (0.0, 0.0)
-                } else {
-                    ((a - qt.err) / n, (a + qt.err) / n)
-                };
-                c.offer(row as u32, lo, hi);
+                offer_chunk(db, qt, c, start, &sums[..count], norms, &mut flags[..count]);
             }
         }
         start = end;
+    }
+}
+
+/// Offers the rows `start..start + sums.len()` of one chunk to a query's
+/// candidates, given their integer sums and norms.
+fn offer_chunk(
+    db: &Database<'_>,
+    qt: &QueryTables,
+    c: &mut Candidates,
+    start: usize,
+    sums: &[u32],
+    norms: &[f32],
+    flags: &mut [bool],
+) {
+    let bound = c.bound();
+    if bound == f64::NEG_INFINITY {
+        flags.fill(true);
+    } else {
+        // hi ≥ bound ⇔ approx + err ≥ bound·‖x̂‖, in f32 with margins that
+        // only let more rows through (a stale bound is lower, too).
+        let bound32 = (bound - 1e-6 * bound.abs()) as f32;
+        let (scale, top) = (qt.scale as f32, (qt.bias + qt.err) as f32);
+        for ((f, &s), &n) in flags.iter_mut().zip(sums).zip(norms) {
+            let t = bound32 * n;
+            *f = s as f32 * scale + top >= t - t.abs() * 1e-6;
+        }
+    }
+    for (i, _) in flags.iter().enumerate().filter(|(_, &f)| f) {
+        let row = start + i;
+        if !db.allowed(row) {
+            continue;
+        }
+        let a = qt.approx(sums[i]);
+        let n = f64::from(norms[i]);
+        let (lo, hi) = if n == 0.0 {
+            (0.0, 0.0)
+        } else {
+            ((a - qt.err) / n, (a + qt.err) / n)
+        };
+        c.offer(row as u32, lo, hi);
     }
 }
 
@@ -318,6 +349,7 @@ fn finish(
             .collect()
     } else {
         c.prune();
+        RESCORED.fetch_add(c.rows.len() as u64, AtomicOrdering::Relaxed);
         c.rows
             .iter()
             .map(|&(r, _)| {
