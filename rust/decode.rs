@@ -382,7 +382,11 @@ pub fn reconstruction_mse(values: &[f64], dim: usize, cuts: &DimCuts, table: &Re
             err += e * e;
         }
     }
-    Ok(if values.is_empty() { 0.0 } else { err / values.len() as f64 })
+    Ok(if values.is_empty() {
+        0.0
+    } else {
+        err / values.len() as f64
+    })
 }
 
 // ---------------------------------------------------------------------------

@@ -58,14 +58,14 @@ pub use codes::{
     code_width, complement, complement_row, gray, last_byte_mask, pack, pack_row, theta, ungray, unpack, unpack_row,
     validate_symbols,
 };
-pub use encode::cuts::{CutElement, DimCuts};
-pub use encode::quantize::{check_dim, gaussian_threshold, resolve_threshold, Element, GAUSSIAN_QUARTILE, MAX_DIM};
-pub use encode::thresholds::{check_tau, ThresholdRule, Thresholds};
-pub use encode::{encode, encode_cuts, encode_cuts_with, encode_with, symbols, symbols_cuts, EncodeElement};
 pub use decode::{
     cell_means, decode, erf, erfc, erfcx, gaussian_cell_mean, lloyd_max, normal_cdf, reconstruction_mse, row_norms,
     Reconstruction, MAX_RECONSTRUCTION, MIN_RECONSTRUCTION,
 };
+pub use encode::cuts::{CutElement, DimCuts};
+pub use encode::quantize::{check_dim, gaussian_threshold, resolve_threshold, Element, GAUSSIAN_QUARTILE, MAX_DIM};
+pub use encode::thresholds::{check_tau, ThresholdRule, Thresholds};
+pub use encode::{encode, encode_cuts, encode_cuts_with, encode_with, symbols, symbols_cuts, EncodeElement};
 pub use error::{Error, Result};
 pub use index::{Filter, Index, IndexThresholds};
 pub use kernels::scalar_asym::fast_scan_blocks;
@@ -75,10 +75,10 @@ pub use keys::{
     keys_from_symbols, prefix_mask, prefix_range, reduced, run_reduce, window_delta_for_depth, window_range,
     KEY_SYMBOLS,
 };
+pub use search::asym::{asym_rescored_total, rerank_asym, search_asym, search_asym_with};
 pub use search::lee::{
     lee, lee_counts, lee_matrix, lee_one_to_many, lee_pairwise, weighted_lee_pairwise, LeeCounts, LeeWeights,
 };
-pub use search::asym::{asym_rescored_total, rerank_asym, search_asym, search_asym_with};
 pub use search::{result_columns, search, search_masked, search_masked_with, search_with};
 
 /// The name of the SIMD backend in use (`"avx512-vpopcntdq"`, `"avx2"` or `"scalar"`).

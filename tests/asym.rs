@@ -7,9 +7,8 @@ mod common;
 use common::Rng;
 use proptest::prelude::*;
 use q2key::{
-    cell_means, code_width, decode, gaussian_cell_mean, lloyd_max, parallel, reconstruction_mse,
-    rerank_asym, row_norms, search_asym, search_asym_with, unpack, Backend, DimCuts, Error, Kernels,
-    Reconstruction,
+    cell_means, code_width, decode, fast_scan_blocks, gaussian_cell_mean, lloyd_max, parallel, reconstruction_mse,
+    rerank_asym, row_norms, search_asym, search_asym_with, unpack, Backend, DimCuts, Error, Kernels, Reconstruction,
 };
 
 /// A random monotone table; values drawn from a small set (zeros and ties included).
@@ -108,9 +107,10 @@ fn check_against_brute(seed: u64, dim: usize, n: usize, nq: usize, k: usize, sym
         let kernels = Kernels::for_backend(backend).unwrap();
         for threads in [1, 2, 3] {
             for given in [None, Some(&norms[..])] {
-                let (cols, s, r) =
-                    parallel::install(Some(threads), || run_search(kernels, &queries, &codes, dim, &table, given, k))
-                        .unwrap();
+                let (cols, s, r) = parallel::install(Some(threads), || {
+                    run_search(kernels, &queries, &codes, dim, &table, given, k)
+                })
+                .unwrap();
                 assert_eq!(cols, k.min(n));
                 for (qi, w) in want.iter().enumerate() {
                     let got: Vec<(f32, i64)> = s[qi * cols..(qi + 1) * cols]
@@ -118,7 +118,10 @@ fn check_against_brute(seed: u64, dim: usize, n: usize, nq: usize, k: usize, sym
                         .copied()
                         .zip(r[qi * cols..(qi + 1) * cols].iter().copied())
                         .collect();
-                    assert_eq!(&got, w, "{backend:?} threads {threads} query {qi} dim {dim} n {n} k {k}");
+                    assert_eq!(
+                        &got, w,
+                        "{backend:?} threads {threads} query {qi} dim {dim} n {n} k {k}"
+                    );
                 }
             }
         }
@@ -196,6 +199,20 @@ proptest! {
         }
     }
 
+    /// The fast-scan layout: byte b of row 32j + r at (j·width + b)·32 + r, missing rows zero.
+    #[test]
+    fn fast_scan_layout_matches_its_definition(seed in any::<u64>(), width in 1usize..40, n in 0usize..100) {
+        let mut rng = Rng::new(seed);
+        let codes: Vec<u8> = (0..n * width).map(|_| rng.below(256) as u8).collect();
+        let mut out = vec![9u8; n.div_ceil(32) * 32 * width];
+        fast_scan_blocks(&codes, width, &mut out);
+        for (i, &v) in out.iter().enumerate() {
+            let (j, b, r) = (i / (32 * width), (i / 32) % width, i % 32);
+            let row = 32 * j + r;
+            prop_assert_eq!(v, if row < n { codes[row * width + b] } else { 0 });
+        }
+    }
+
     /// The two-stage path: re-ranking a candidate list equals brute force over those rows.
     #[test]
     fn rerank_equals_brute_force_over_the_candidates(
@@ -247,8 +264,10 @@ fn sharded_search_equals_brute_force() {
     for backend in Backend::supported() {
         let kernels = Kernels::for_backend(backend).unwrap();
         for threads in [1, 2] {
-            let (_, s, r) =
-                parallel::install(Some(threads), || run_search(kernels, &queries, &codes, dim, &table, None, 50)).unwrap();
+            let (_, s, r) = parallel::install(Some(threads), || {
+                run_search(kernels, &queries, &codes, dim, &table, None, 50)
+            })
+            .unwrap();
             let got: Vec<(f32, i64)> = s.into_iter().zip(r).collect();
             assert_eq!(got, want, "{backend:?} threads {threads}");
         }
@@ -261,14 +280,15 @@ fn gaussian_table_matches_independent_values() {
     // with t = Φ⁻¹(3/4) (values from Python's math module).
     let t = 0.674_489_750_196_081_7;
     let table = Reconstruction::gaussian(1, t).unwrap();
-    let want = [-1.271_106_290_736_428, -0.324_662_830_869_302_9, 0.324_662_830_869_302_9, 1.271_106_290_736_428];
+    let want = [
+        -1.271_106_290_736_428,
+        -0.324_662_830_869_302_9,
+        0.324_662_830_869_302_9,
+        1.271_106_290_736_428,
+    ];
     for (s, w) in want.iter().enumerate() {
         assert!((f64::from(table.value(0, s as u8)) - w).abs() < 1e-6, "symbol {s}");
-        let exact = gaussian_cell_mean(
-            [f64::NEG_INFINITY, -t, 0.0, t][s],
-            [-t, 0.0, t, f64::INFINITY][s],
-            1.0,
-        );
+        let exact = gaussian_cell_mean([f64::NEG_INFINITY, -t, 0.0, t][s], [-t, 0.0, t, f64::INFINITY][s], 1.0);
         assert!((exact - w).abs() < 1e-12, "symbol {s}: {exact}");
     }
     // Scaled by σ = 1/√dim.
@@ -289,9 +309,18 @@ fn gaussian_table_matches_independent_values() {
 
 #[test]
 fn tables_are_validated() {
-    assert!(matches!(Reconstruction::new(&[0.0, 1.0, 0.5, 2.0], 1), Err(Error::Value { arg: "table", .. })));
-    assert!(matches!(Reconstruction::new(&[0.0, f32::NAN, 0.5, 2.0], 1), Err(Error::Value { arg: "table", .. })));
-    assert!(matches!(Reconstruction::new(&[0.0, 1.0, 2.0], 1), Err(Error::Shape { arg: "table", .. })));
+    assert!(matches!(
+        Reconstruction::new(&[0.0, 1.0, 0.5, 2.0], 1),
+        Err(Error::Value { arg: "table", .. })
+    ));
+    assert!(matches!(
+        Reconstruction::new(&[0.0, f32::NAN, 0.5, 2.0], 1),
+        Err(Error::Value { arg: "table", .. })
+    ));
+    assert!(matches!(
+        Reconstruction::new(&[0.0, 1.0, 2.0], 1),
+        Err(Error::Shape { arg: "table", .. })
+    ));
     assert!(Reconstruction::new(&[-1.0, -1.0, 1.0, 1.0], 1).is_ok());
     let table = Reconstruction::gaussian(4, 0.3).unwrap();
     let mut s = [0f32; 4];
@@ -299,13 +328,42 @@ fn tables_are_validated() {
     // A table for another dimension, a non-finite query, k = 0.
     let e = search_asym(&[0.0; 8], &[0u8; 2], 8, &table, None, 1, &mut s[..1], &mut r[..1]).unwrap_err();
     assert!(matches!(e, Error::Shape { arg: "table", .. }), "{e}");
-    let e = search_asym(&[0.0, f32::NAN, 0.0, 0.0], &[0u8; 1], 4, &table, None, 1, &mut s[..1], &mut r[..1])
-        .unwrap_err();
-    assert!(matches!(e, Error::NonFinite { arg: "queries", row: 0, col: 1, .. }), "{e}");
+    let e = search_asym(
+        &[0.0, f32::NAN, 0.0, 0.0],
+        &[0u8; 1],
+        4,
+        &table,
+        None,
+        1,
+        &mut s[..1],
+        &mut r[..1],
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::NonFinite {
+                arg: "queries",
+                row: 0,
+                col: 1,
+                ..
+            }
+        ),
+        "{e}"
+    );
     let e = search_asym(&[0.0; 4], &[0u8; 1], 4, &table, None, 0, &mut s[..1], &mut r[..1]).unwrap_err();
     assert!(matches!(e, Error::Value { arg: "k", .. }), "{e}");
-    let e = search_asym(&[0.0; 4], &[0u8; 1], 4, &table, Some(&[1.0, 2.0]), 1, &mut s[..1], &mut r[..1])
-        .unwrap_err();
+    let e = search_asym(
+        &[0.0; 4],
+        &[0u8; 1],
+        4,
+        &table,
+        Some(&[1.0, 2.0]),
+        1,
+        &mut s[..1],
+        &mut r[..1],
+    )
+    .unwrap_err();
     assert!(matches!(e, Error::Shape { arg: "norms", .. }), "{e}");
 }
 
@@ -318,7 +376,10 @@ fn cell_means_of_a_gaussian_sample_approach_the_analytic_table() {
     let dim = 2;
     let mut rng = Rng::new(11);
     let sigma = 1.0 / (dim as f64).sqrt();
-    let values: Vec<f64> = gaussian_sample(&mut rng, 100_000, dim).iter().map(|v| v * sigma).collect();
+    let values: Vec<f64> = gaussian_sample(&mut rng, 100_000, dim)
+        .iter()
+        .map(|v| v * sigma)
+        .collect();
     let tau = 0.674_489_750_196_081_7 * sigma;
     let cuts = DimCuts::uniform(tau, dim).unwrap();
     let fitted = cell_means(&values, dim, &cuts).unwrap();
@@ -350,7 +411,10 @@ fn lloyd_max_converges_to_the_known_gaussian_quantizer_without_raising_mse() {
     }
     let (cuts, table) = lloyd_max(&values, dim, &start, 500).unwrap();
     let c = cuts.as_slice();
-    assert!((c[2] - 0.9816).abs() < 0.02 && (c[0] + 0.9816).abs() < 0.02 && c[1].abs() < 0.02, "{c:?}");
+    assert!(
+        (c[2] - 0.9816).abs() < 0.02 && (c[0] + 0.9816).abs() < 0.02 && c[1].abs() < 0.02,
+        "{c:?}"
+    );
     let t = table.as_slice();
     assert!((t[3] - 1.510).abs() < 0.02 && (t[2] - 0.4528).abs() < 0.02, "{t:?}");
     assert!((t[0] + 1.510).abs() < 0.02 && (t[1] + 0.4528).abs() < 0.02, "{t:?}");

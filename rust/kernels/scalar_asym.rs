@@ -74,7 +74,10 @@ pub(crate) fn asym_scan(luts: &[u8], width: usize, blocks: &[u8], out: &mut [u32
     let shape = assert_asym_buffers(luts, width, blocks.len(), out.len());
     let rows = shape.blocks * BLOCK_ROWS;
     for (lut, out) in luts.chunks_exact(32 * width).zip(out.chunks_exact_mut(rows.max(1))) {
-        for (block, sums) in blocks.chunks_exact(width * BLOCK_ROWS).zip(out.chunks_exact_mut(BLOCK_ROWS)) {
+        for (block, sums) in blocks
+            .chunks_exact(width * BLOCK_ROWS)
+            .zip(out.chunks_exact_mut(BLOCK_ROWS))
+        {
             sums.fill(0);
             for (b, bytes) in block.chunks_exact(BLOCK_ROWS).enumerate() {
                 let (hi, lo) = (&lut[32 * b..][..16], &lut[32 * b + 16..][..16]);
@@ -105,10 +108,54 @@ pub fn fast_scan_blocks(codes: &[u8], width: usize, out: &mut [u8]) {
         if n < BLOCK_ROWS {
             block.fill(0);
         }
+        let full = width / 8;
+        // Whole 8-row × 8-byte tiles: transpose in u64 words.
+        for r0 in (0..n - n % 8).step_by(8) {
+            for w in 0..full {
+                let mut tile = [0u64; 8];
+                for (i, t) in tile.iter_mut().enumerate() {
+                    let at = (r0 + i) * width + 8 * w;
+                    *t = u64::from_le_bytes(chunk[at..at + 8].try_into().unwrap_or([0; 8]));
+                }
+                let tile = transpose_8x8(tile);
+                for (j, t) in tile.iter().enumerate() {
+                    let at = (8 * w + j) * BLOCK_ROWS + r0;
+                    // An array store, not `copy_from_slice` (a memmove call when not inlined).
+                    if let Some(dst) = block.get_mut(at..at + 8).and_then(|d| <&mut [u8; 8]>::try_from(d).ok()) {
+                        *dst = t.to_le_bytes();
+                    }
+                }
+            }
+        }
+        // The rest byte by byte: trailing bytes of each row, trailing rows.
         for (r, code) in chunk.chunks_exact(width).enumerate() {
-            for (b, &byte) in code.iter().enumerate() {
+            let from = if r < n - n % 8 { 8 * full } else { 0 };
+            for (b, &byte) in code.iter().enumerate().skip(from) {
                 block[b * BLOCK_ROWS + r] = byte;
             }
         }
     }
+}
+
+/// Transposes an 8 × 8 byte matrix held as 8 little-endian words: byte `j`
+/// of word `i` moves to byte `i` of word `j`.
+#[inline(always)]
+fn transpose_8x8(m: [u64; 8]) -> [u64; 8] {
+    // Swap 4×4 blocks, then 2×2, then single bytes (each a masked exchange).
+    let mut m = m;
+    for (shift, mask, step) in [
+        (32u32, 0x0000_0000_FFFF_FFFFu64, 4usize),
+        (16, 0x0000_FFFF_0000_FFFF, 2),
+        (8, 0x00FF_00FF_00FF_00FF, 1),
+    ] {
+        for i in 0..8 {
+            if i & step == 0 {
+                let (a, b) = (m[i], m[i + step]);
+                let t = ((a >> shift) ^ b) & mask;
+                m[i] = a ^ (t << shift);
+                m[i + step] = b ^ t;
+            }
+        }
+    }
+    m
 }

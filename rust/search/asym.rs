@@ -186,6 +186,27 @@ impl Candidates {
         }
     }
 
+    /// The first rows of a scan, before any bound exists: the k largest
+    /// lower bounds among them make the bound, then every row whose upper
+    /// bound reaches it is kept (each row's lower bound enters once).
+    fn seed(&mut self, rows: impl Iterator<Item = (u32, f64, f64)>) {
+        let rows: Vec<(u32, f64, f64)> = rows.collect();
+        for &(_, lo, _) in &rows {
+            if self.lower.len() < self.k {
+                self.lower.push(Reverse(Bound(lo)));
+            } else if lo > self.bound() {
+                self.lower.pop();
+                self.lower.push(Reverse(Bound(lo)));
+            }
+        }
+        let bound = self.bound();
+        self.rows.extend(
+            rows.into_iter()
+                .filter(|&(_, _, hi)| hi >= bound)
+                .map(|(r, _, hi)| (r, hi)),
+        );
+    }
+
     /// Drops the rows that can no longer reach the top k.
     fn prune(&mut self) {
         let bound = self.bound();
@@ -258,7 +279,7 @@ fn scan_rows(
     let mut blocks = vec![0u8; CHUNK_ROWS * width];
     let mut sums = vec![0u32; QUERY_GROUP * CHUNK_ROWS];
     let mut norms = vec![0f32; CHUNK_ROWS];
-    let mut flags = vec![false; CHUNK_ROWS];
+    let mut flags = vec![0u8; CHUNK_ROWS];
     let mut start = first;
     while start < last {
         let end = (start + CHUNK_ROWS).min(last);
@@ -300,34 +321,46 @@ fn offer_chunk(
     start: usize,
     sums: &[u32],
     norms: &[f32],
-    flags: &mut [bool],
+    flags: &mut [u8],
 ) {
-    let bound = c.bound();
-    if bound == f64::NEG_INFINITY {
-        flags.fill(true);
-    } else {
-        // hi ≥ bound ⇔ approx + err ≥ bound·‖x̂‖, in f32 with margins that
-        // only let more rows through (a stale bound is lower, too).
-        let bound32 = (bound - 1e-6 * bound.abs()) as f32;
-        let (scale, top) = (qt.scale as f32, (qt.bias + qt.err) as f32);
-        for ((f, &s), &n) in flags.iter_mut().zip(sums).zip(norms) {
-            let t = bound32 * n;
-            *f = s as f32 * scale + top >= t - t.abs() * 1e-6;
-        }
-    }
-    for (i, _) in flags.iter().enumerate().filter(|(_, &f)| f) {
-        let row = start + i;
-        if !db.allowed(row) {
-            continue;
-        }
+    let bounds = |i: usize| {
         let a = qt.approx(sums[i]);
         let n = f64::from(norms[i]);
-        let (lo, hi) = if n == 0.0 {
+        if n == 0.0 {
             (0.0, 0.0)
         } else {
             ((a - qt.err) / n, (a + qt.err) / n)
-        };
-        c.offer(row as u32, lo, hi);
+        }
+    };
+    if c.bound() == f64::NEG_INFINITY {
+        c.seed((0..sums.len()).filter(|&i| db.allowed(start + i)).map(|i| {
+            let (lo, hi) = bounds(i);
+            ((start + i) as u32, lo, hi)
+        }));
+        return;
+    }
+    // hi ≥ bound ⇔ approx + err ≥ bound·‖x̂‖, in f32 with margins that only
+    // let more rows through (a stale bound is lower, too). Sums are < 2³¹.
+    let bound = c.bound();
+    let bound32 = (bound - 1e-6 * bound.abs()) as f32;
+    let (scale, top) = (qt.scale as f32, (qt.bias + qt.err) as f32);
+    for ((f, &s), &n) in flags.iter_mut().zip(sums).zip(norms) {
+        let t = bound32 * n;
+        *f = u8::from((s as i32) as f32 * scale + top >= t - t.abs() * 1e-6);
+    }
+    for (g, group) in flags.chunks(16).enumerate() {
+        let mut word = [0u8; 16];
+        word[..group.len()].copy_from_slice(group);
+        if u128::from_ne_bytes(word) == 0 {
+            continue;
+        }
+        for (j, _) in group.iter().enumerate().filter(|(_, &f)| f != 0) {
+            let i = 16 * g + j;
+            if db.allowed(start + i) {
+                let (lo, hi) = bounds(i);
+                c.offer((start + i) as u32, lo, hi);
+            }
+        }
     }
 }
 
