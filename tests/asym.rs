@@ -38,22 +38,35 @@ fn random_codes(rng: &mut Rng, rows: usize, dim: usize, symbols: &[u8]) -> Vec<u
     codes
 }
 
-/// The exact score of SPEC §8, written out naively from unpacked symbols.
+/// The exact score of SPEC §8, written out naively from unpacked symbols:
+/// u = q/‖q‖; per pair of dimensions (2m, 2m+1) the two products summed,
+/// and the two squares summed; pairs summed in order; dot / ‖x̂‖.
 fn naive_score(q: &[f32], symbols: &[u8], table: &Reconstruction) -> f64 {
-    let (mut dot, mut sq, mut qq) = (0.0f64, 0.0f64, 0.0f64);
-    for (d, (&qd, &s)) in q.iter().zip(symbols).enumerate() {
-        let x = f64::from(table.value(d, s));
-        dot += f64::from(qd) * x;
-        sq += x * x;
+    let qn = q
+        .iter()
+        .map(|&v| f64::from(v) * f64::from(v))
+        .fold(0.0, |a, b| a + b)
+        .sqrt();
+    if qn == 0.0 {
+        return 0.0;
     }
-    for &qd in q {
-        qq += f64::from(qd) * f64::from(qd);
+    let (mut dot, mut sq) = (0.0f64, 0.0f64);
+    for m in 0..q.len().div_ceil(2) {
+        let (mut p, mut r) = (0.0f64, 0.0f64);
+        for d in [2 * m, 2 * m + 1] {
+            if d < q.len() {
+                let x = f64::from(table.value(d, symbols[d]));
+                p += f64::from(q[d]) / qn * x;
+                r += x * x;
+            }
+        }
+        dot += p;
+        sq += r;
     }
-    let (qn, xn) = (qq.sqrt(), sq.sqrt());
-    if qn == 0.0 || xn == 0.0 {
+    if sq == 0.0 {
         0.0
     } else {
-        dot / (qn * xn)
+        dot / sq.sqrt()
     }
 }
 

@@ -59,7 +59,7 @@ impl QueryTables {
     pub(crate) fn new(q: &[f32], table: &Reconstruction) -> QueryTables {
         let dim = table.dim();
         let width = code_width(dim);
-        let norm = q.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt();
+        let norm = query_norm(q);
         let mut luts = vec![0u8; 32 * width];
         if norm == 0.0 {
             return QueryTables {
@@ -70,21 +70,7 @@ impl QueryTables {
                 norm,
             };
         }
-        // Table m covers dimensions 2m (Gray code in nibble bits 3..2) and 2m + 1 (bits 1..0).
-        let tables = 2 * width;
-        let mut values = vec![0.0f64; 16 * tables];
-        for m in 0..tables {
-            for n in 0..16u8 {
-                let mut v = 0.0;
-                for (j, g) in [(0, n >> 2), (1, n & 3)] {
-                    let d = 2 * m + j;
-                    if d < dim {
-                        v += f64::from(q[d]) / norm * f64::from(table.of_gray(d, g));
-                    }
-                }
-                values[16 * m + n as usize] = v;
-            }
-        }
+        let values = pair_values(q, norm, table);
         let (mut bias, mut range, mut magnitude) = (0.0f64, 0.0f64, 0.0f64);
         let mins: Vec<f64> = values
             .chunks_exact(16)
@@ -99,6 +85,7 @@ impl QueryTables {
             .collect();
         let top = f64::from(LUT_MAX);
         let scale = if range > 0.0 { range / top } else { 1.0 };
+        let tables = 2 * width;
         let mut err = 0.0f64;
         for (m, t) in values.chunks_exact(16).enumerate() {
             let mut worst = 0.0f64;
@@ -124,6 +111,14 @@ impl QueryTables {
     fn approx(&self, sum: u32) -> f64 {
         self.bias + self.scale * f64::from(sum)
     }
+}
+
+/// ‖q‖ in f64, squares summed in dimension order (SPEC §8).
+fn query_norm(q: &[f32]) -> f64 {
+    q.iter()
+        .map(|&v| f64::from(v) * f64::from(v))
+        .fold(0.0, |a, b| a + b)
+        .sqrt()
 }
 
 /// An f64 ordered by `total_cmp` (the bounds are never NaN).
@@ -235,6 +230,8 @@ struct Database<'a> {
     /// ‖x̂‖ per row as f32 (given, or computed per chunk when `None`).
     norms: Option<&'a [f32]>,
     squares: ByteSquares,
+    /// [`pair_squares`] of the table.
+    pair_squares: Vec<f64>,
     scope: RowScope<'a>,
 }
 
@@ -247,20 +244,67 @@ impl Database<'_> {
     }
 }
 
-/// The exact score of SPEC §8: Σ q_d·x̂_d and Σ x̂_d² in f64 in dimension
-/// order, `dot / (‖q‖·‖x̂‖)`, 0 when either norm is 0.
-pub(crate) fn exact_score(q: &[f32], q_norm: f64, code: &[u8], table: &Reconstruction) -> f64 {
-    let (mut dot, mut sq) = (0.0f64, 0.0f64);
-    for (d, &qd) in q.iter().enumerate() {
-        let x = f64::from(table.of_gray(d, code[d / 4] >> (6 - 2 * (d % 4))));
-        dot += f64::from(qd) * x;
-        sq += x * x;
+/// Per pair of dimensions m (2m, 2m + 1) and 4-bit Gray nibble n, the
+/// query's part of the dot product, `u_2m·x̂_2m + u_2m+1·x̂_2m+1` with
+/// `u = q/‖q‖` (f64; a dimension past `dim` adds nothing): SPEC §8.
+pub(crate) fn pair_values(q: &[f32], q_norm: f64, table: &Reconstruction) -> Vec<f64> {
+    let dim = table.dim();
+    let pairs = 2 * code_width(dim);
+    let mut values = vec![0.0f64; 16 * pairs];
+    for m in 0..pairs {
+        for n in 0..16u8 {
+            let mut v = 0.0;
+            for (j, g) in [(0, n >> 2), (1, n & 3)] {
+                let d = 2 * m + j;
+                if d < dim {
+                    v += f64::from(q[d]) / q_norm * f64::from(table.of_gray(d, g));
+                }
+            }
+            values[16 * m + n as usize] = v;
+        }
     }
-    let x_norm = sq.sqrt();
-    if q_norm == 0.0 || x_norm == 0.0 {
+    values
+}
+
+/// Per pair of dimensions and Gray nibble, `x̂_2m² + x̂_2m+1²` (f64): the
+/// norm's part of SPEC §8's exact score.
+pub(crate) fn pair_squares(table: &Reconstruction) -> Vec<f64> {
+    let dim = table.dim();
+    let pairs = 2 * code_width(dim);
+    let mut squares = vec![0.0f64; 16 * pairs];
+    for m in 0..pairs {
+        for n in 0..16u8 {
+            let mut v = 0.0;
+            for (j, g) in [(0, n >> 2), (1, n & 3)] {
+                let d = 2 * m + j;
+                if d < dim {
+                    let x = f64::from(table.of_gray(d, g));
+                    v += x * x;
+                }
+            }
+            squares[16 * m + n as usize] = v;
+        }
+    }
+    squares
+}
+
+/// The exact score of SPEC §8 from the pair tables: `Σ_m values[m][n_m]` and
+/// `Σ_m squares[m][n_m]` in f64 in pair order, `dot / sqrt(squares)`, 0 when
+/// the reconstruction's norm is 0.
+#[inline]
+pub(crate) fn exact_score(values: &[f64], squares: &[f64], code: &[u8]) -> f64 {
+    let (mut dot, mut sq) = (0.0f64, 0.0f64);
+    for (b, &byte) in code.iter().enumerate() {
+        let (hi, lo) = (32 * b + usize::from(byte >> 4), 32 * b + 16 + usize::from(byte & 15));
+        dot += values[hi];
+        sq += squares[hi];
+        dot += values[lo];
+        sq += squares[lo];
+    }
+    if sq == 0.0 {
         0.0
     } else {
-        dot / (q_norm * x_norm)
+        dot / sq.sqrt()
     }
 }
 
@@ -383,12 +427,13 @@ fn finish(
     } else {
         c.prune();
         RESCORED.fetch_add(c.rows.len() as u64, AtomicOrdering::Relaxed);
+        let values = pair_values(q, qt.norm, table);
         c.rows
             .iter()
             .map(|&(r, _)| {
                 let r = r as usize;
                 let code = &db.codes[r * db.width..][..db.width];
-                (exact_score(q, qt.norm, code, table), db.key(r), r as u32)
+                (exact_score(&values, &db.pair_squares, code), db.key(r), r as u32)
             })
             .collect()
     };
@@ -520,6 +565,7 @@ pub(crate) fn search_asym_scoped(
         rows: n,
         norms,
         squares: ByteSquares::new(table),
+        pair_squares: pair_squares(table),
         scope,
     };
     let threads = rayon::current_num_threads().max(1);
@@ -644,19 +690,26 @@ pub(crate) fn rerank_asym_scoped(
         return Ok(kk);
     }
     let key = |r: usize| tie_keys.map_or(r as u64, |k| k[r]);
+    let squares = pair_squares(table);
     queries
         .par_chunks_exact(dim)
         .zip(candidates.par_chunks_exact(c))
         .zip(scores.par_chunks_mut(kk).zip(rows.par_chunks_mut(kk)))
         .try_for_each(|((q, cand), (s, r))| -> Result<()> {
-            let q_norm = q.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt();
+            let q_norm = query_norm(q);
+            let values = pair_values(q, q_norm, table);
             let mut scored: Vec<(f64, u64, u32)> = with_capacity("rerank_asym", "the candidate scores", c, 1)?;
             let mut distinct: Vec<usize> = cand.iter().filter(|&&r| r >= 0).map(|&r| r as usize).collect();
             distinct.sort_unstable();
             distinct.dedup();
             for row in distinct {
                 let code = &codes[row * width..][..width];
-                scored.push((exact_score(q, q_norm, code, table), key(row), row as u32));
+                let score = if q_norm == 0.0 {
+                    0.0
+                } else {
+                    exact_score(&values, &squares, code)
+                };
+                scored.push((score, key(row), row as u32));
             }
             scored.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
             s.fill(f32::NEG_INFINITY);
