@@ -13,6 +13,7 @@ pub(crate) const BLOCK_ROWS: usize = 32;
 /// Largest table entry: the two nibble lookups of a code byte sum exactly in
 /// one u8 lane (2 × 127 = 254).
 pub(crate) const LUT_MAX: u8 = 127;
+const _: () = assert!((LUT_MAX as u16 + 1).is_power_of_two());
 /// Code bytes summed in 16-bit lanes before widening: 256 × 254 = 65 024 <
 /// 2¹⁶, so a 16-bit sum over this many bytes is exact.
 pub(crate) const U16_BYTES: usize = 256;
@@ -48,8 +49,9 @@ pub(crate) fn assert_asym_buffers(luts: &[u8], width: usize, blocks: usize, out:
         "asym_scan: {} table bytes are not whole queries of {lut_len}",
         luts.len()
     );
+    // An OR over every entry (vectorises, no early exit): LUT_MAX + 1 is a power of two.
     assert!(
-        luts.iter().all(|&v| v <= LUT_MAX),
+        luts.iter().fold(0u8, |acc, &v| acc | v) <= LUT_MAX,
         "asym_scan: table entries must be at most {LUT_MAX}"
     );
     let block_len = lut_len; // 32 rows × width bytes
