@@ -80,7 +80,8 @@ fn brute_top_k(q: &[f32], codes: &[u8], dim: usize, table: &Reconstruction, k: u
         .enumerate()
         .map(|(r, s)| (naive_score(q, s, table), r as i64))
         .collect();
-    all.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    // Scores compare as real numbers (−0 = +0), then rows.
+    all.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap().then(a.1.cmp(&b.1)));
     all.truncate(k);
     all.into_iter().map(|(s, r)| (s as f32, r)).collect()
 }

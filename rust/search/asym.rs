@@ -90,7 +90,8 @@ impl QueryTables {
         for (m, t) in values.chunks_exact(16).enumerate() {
             let mut worst = 0.0f64;
             for (n, &v) in t.iter().enumerate() {
-                let level = ((v - mins[m]) / scale).round().clamp(0.0, top);
+                // Round half up by truncation (v ≥ min): `f64::round` is a libm call on baseline x86-64.
+                let level = f64::from((((v - mins[m]) / scale + 0.5) as u32).min(u32::from(LUT_MAX)));
                 luts[16 * m + n] = level as u8;
                 worst = worst.max((v - mins[m] - level * scale).abs());
             }
@@ -251,16 +252,23 @@ pub(crate) fn pair_values(q: &[f32], q_norm: f64, table: &Reconstruction) -> Vec
     let dim = table.dim();
     let pairs = 2 * code_width(dim);
     let mut values = vec![0.0f64; 16 * pairs];
-    for m in 0..pairs {
-        for n in 0..16u8 {
-            let mut v = 0.0;
-            for (j, g) in [(0, n >> 2), (1, n & 3)] {
-                let d = 2 * m + j;
-                if d < dim {
-                    v += f64::from(q[d]) / q_norm * f64::from(table.of_gray(d, g));
-                }
-            }
-            values[16 * m + n as usize] = v;
+    // Per dimension and Gray code, u_d·x̂_d (one division per dimension).
+    let products = |d: usize| -> [f64; 4] {
+        if d >= dim {
+            return [0.0; 4];
+        }
+        let u = f64::from(q[d]) / q_norm;
+        [0u8, 1, 2, 3].map(|g| u * f64::from(table.of_gray(d, g)))
+    };
+    for (m, out) in values.chunks_exact_mut(16).enumerate() {
+        let (first, second) = (products(2 * m), products(2 * m + 1));
+        for (n, v) in out.iter_mut().enumerate() {
+            // (0 + first) + second: a missing second dimension adds nothing.
+            *v = if 2 * m + 1 < dim {
+                first[n >> 2] + second[n & 3]
+            } else {
+                first[n >> 2]
+            };
         }
     }
     values
@@ -437,7 +445,7 @@ fn finish(
             })
             .collect()
     };
-    let order = |a: &(f64, u64, u32), b: &(f64, u64, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+    let order = by_score_then_key;
     let kk = scores.len();
     if scored.len() > kk {
         scored.select_nth_unstable_by(kk - 1, order);
@@ -447,6 +455,12 @@ fn finish(
     for ((s, r), (score, _, row)) in scores.iter_mut().zip(rows.iter_mut()).zip(scored) {
         (*s, *r) = (score as f32, i64::from(row));
     }
+}
+
+/// The result order of SPEC §8: score descending (as real numbers: −0 = +0;
+/// scores are never NaN), then tie key ascending.
+fn by_score_then_key(a: &(f64, u64, u32), b: &(f64, u64, u32)) -> Ordering {
+    b.0.partial_cmp(&a.0).unwrap_or(Ordering::Equal).then(a.1.cmp(&b.1))
 }
 
 /// Checks the queries (finite, `dim` wide) and returns their count.
@@ -711,7 +725,7 @@ pub(crate) fn rerank_asym_scoped(
                 };
                 scored.push((score, key(row), row as u32));
             }
-            scored.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            scored.sort_unstable_by(by_score_then_key);
             s.fill(f32::NEG_INFINITY);
             r.fill(-1);
             for ((s, r), (score, _, row)) in s.iter_mut().zip(r.iter_mut()).zip(scored) {
