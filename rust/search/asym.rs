@@ -365,6 +365,9 @@ fn scan_rows(
                 &norms[..count]
             }
         };
+        let norm_range = norms
+            .iter()
+            .fold((f32::INFINITY, 0.0f32), |(lo, hi), &n| (lo.min(n), hi.max(n)));
         for (g, group) in queries.chunks(QUERY_GROUP).enumerate() {
             let q0 = g * QUERY_GROUP;
             let sums = &mut sums[..group.len() * padded];
@@ -374,7 +377,7 @@ fn scan_rows(
                 if qt.norm == 0.0 {
                     continue; // every score is 0: chosen by key at the end
                 }
-                offer_chunk(db, qt, c, start, &sums[..count], norms, &mut flags[..count]);
+                offer_chunk(db, qt, c, start, &sums[..count], norms, norm_range, &mut flags[..count]);
             }
         }
         start = end;
@@ -382,7 +385,8 @@ fn scan_rows(
 }
 
 /// Offers the rows `start..start + sums.len()` of one chunk to a query's
-/// candidates, given their integer sums and norms.
+/// candidates, given their integer sums, norms and the norms' (min, max).
+#[allow(clippy::too_many_arguments)]
 fn offer_chunk(
     db: &Database<'_>,
     qt: &QueryTables,
@@ -390,6 +394,7 @@ fn offer_chunk(
     start: usize,
     sums: &[u32],
     norms: &[f32],
+    norm_range: (f32, f32),
     flags: &mut [u8],
 ) {
     let bounds = |i: usize| {
@@ -411,19 +416,30 @@ fn offer_chunk(
     // hi ≥ bound ⇔ approx + err ≥ bound·‖x̂‖, in f32 with margins that only
     // let more rows through (a stale bound is lower, too). Sums are < 2³¹.
     let bound = c.bound();
+    // An integer pre-test per 16 rows: a row can pass only if its sum
+    // reaches what the chunk's smallest (largest, for a negative bound) norm
+    // needs; the margins make it looser than the test below.
+    let norm = f64::from(if bound >= 0.0 { norm_range.0 } else { norm_range.1 });
+    let need = bound * norm;
+    let top64 = qt.bias + qt.err;
+    let least = ((need - need.abs() * 1e-5 - top64 - top64.abs() * 1e-5) / qt.scale).floor() - 1.0;
+    if least >= f64::from(i32::MAX) {
+        return; // no row of this chunk can reach the bound
+    }
+    let least = least.max(-1.0) as i32;
     let bound32 = (bound - 1e-6 * bound.abs()) as f32;
     let (scale, top) = (qt.scale as f32, (qt.bias + qt.err) as f32);
-    for ((f, &s), &n) in flags.iter_mut().zip(sums).zip(norms) {
-        let t = bound32 * n;
-        *f = u8::from((s as i32) as f32 * scale + top >= t - t.abs() * 1e-6);
-    }
-    for (g, group) in flags.chunks(16).enumerate() {
-        let mut word = [0u8; 16];
-        word[..group.len()].copy_from_slice(group);
-        if u128::from_ne_bytes(word) == 0 {
+    for (g, group) in sums.chunks(16).enumerate() {
+        // Sums are < 2³¹; a fold (no early exit) vectorises.
+        if !group.iter().fold(false, |any, &s| any | (s as i32 > least)) {
             continue;
         }
-        for (j, _) in group.iter().enumerate().filter(|(_, &f)| f != 0) {
+        let flags = &mut flags[16 * g..][..group.len()];
+        for ((f, &s), &n) in flags.iter_mut().zip(group).zip(&norms[16 * g..]) {
+            let t = bound32 * n;
+            *f = u8::from((s as i32) as f32 * scale + top >= t - t.abs() * 1e-6);
+        }
+        for (j, _) in flags.iter().enumerate().filter(|(_, &f)| f != 0) {
             let i = 16 * g + j;
             if db.allowed(start + i) {
                 let (lo, hi) = bounds(i);
