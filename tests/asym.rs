@@ -442,3 +442,32 @@ fn lloyd_max_converges_to_the_known_gaussian_quantizer_without_raising_mse() {
         assert!((a - b).abs() < 1e-9);
     }
 }
+
+/// Every backend's fast-scan entry checks its buffers before reading or
+/// writing through raw pointers: short tables, partial blocks, a short
+/// output or an entry above 127 panic (never a wild access).
+#[test]
+fn asym_scan_checks_its_buffers_on_every_backend() {
+    let width = 3;
+    let luts = vec![1u8; 2 * 32 * width];
+    let blocks = vec![0u8; 2 * 32 * width];
+    for backend in Backend::supported() {
+        let k = Kernels::for_backend(backend).unwrap();
+        let run = |luts: &[u8], width: usize, blocks: &[u8], out: usize| {
+            let (luts, blocks) = (luts.to_vec(), blocks.to_vec());
+            std::panic::catch_unwind(move || {
+                let mut o = vec![0u32; out];
+                k.asym_scan(&luts, width, &blocks, &mut o);
+            })
+            .is_ok()
+        };
+        assert!(run(&luts, width, &blocks, 2 * 64), "{backend:?}: a correct call");
+        assert!(!run(&luts, 0, &blocks, 2 * 64), "{backend:?}: width 0");
+        assert!(!run(&luts[1..], width, &blocks, 2 * 64), "{backend:?}: partial tables");
+        assert!(!run(&luts, width, &blocks[1..], 2 * 64), "{backend:?}: partial block");
+        assert!(!run(&luts, width, &blocks, 2 * 64 - 1), "{backend:?}: short output");
+        let mut big = luts.clone();
+        big[77] = 128;
+        assert!(!run(&big, width, &blocks, 2 * 64), "{backend:?}: an entry above 127");
+    }
+}
