@@ -75,7 +75,10 @@ pub use keys::{
     keys_from_symbols, prefix_mask, prefix_range, reduced, run_reduce, window_delta_for_depth, window_range,
     KEY_SYMBOLS,
 };
-pub use search::asym::{asym_rescored_total, rerank_asym, search_asym, search_asym_with};
+pub use search::asym::{
+    asym_rescored_total, rerank_asym, search_asym, search_asym_fast_scan, search_asym_fast_scan_with, search_asym_with,
+    FastScanCodes,
+};
 pub use search::lee::{
     lee, lee_counts, lee_matrix, lee_one_to_many, lee_pairwise, weighted_lee_pairwise, LeeCounts, LeeWeights,
 };

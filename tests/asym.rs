@@ -8,7 +8,8 @@ use common::Rng;
 use proptest::prelude::*;
 use q2key::{
     cell_means, code_width, decode, fast_scan_blocks, gaussian_cell_mean, lloyd_max, parallel, reconstruction_mse,
-    rerank_asym, row_norms, search_asym, search_asym_with, unpack, Backend, DimCuts, Error, Kernels, Reconstruction,
+    rerank_asym, row_norms, search_asym, search_asym_fast_scan_with, search_asym_with, unpack, Backend, DimCuts, Error,
+    FastScanCodes, Kernels, Reconstruction,
 };
 
 /// A random monotone table; values drawn from a small set (zeros and ties included).
@@ -130,6 +131,15 @@ fn check_against_brute(seed: u64, dim: usize, n: usize, nq: usize, k: usize, sym
                 })
                 .unwrap();
                 assert_eq!(cols, k.min(n));
+                // The same search over the fast-scan layout.
+                let laid = FastScanCodes::new(&codes, dim).unwrap();
+                let (mut s2, mut r2) = (vec![0f32; s.len()], vec![0i64; r.len()]);
+                let cols2 = parallel::install(Some(threads), || {
+                    search_asym_fast_scan_with(kernels, &queries, &laid, &table, given, k, &mut s2, &mut r2)
+                })
+                .unwrap()
+                .unwrap();
+                assert_eq!((cols2, &s2, &r2), (cols, &s, &r), "fast-scan layout, {backend:?}");
                 for (qi, w) in want.iter().enumerate() {
                     let got: Vec<(f32, i64)> = s[qi * cols..(qi + 1) * cols]
                         .iter()
@@ -288,6 +298,15 @@ fn sharded_search_equals_brute_force() {
             .unwrap();
             let got: Vec<(f32, i64)> = s.into_iter().zip(r).collect();
             assert_eq!(got, want, "{backend:?} threads {threads}");
+            let laid = FastScanCodes::new(&codes, dim).unwrap();
+            let (mut s, mut r) = (vec![0f32; 50], vec![0i64; 50]);
+            parallel::install(Some(threads), || {
+                search_asym_fast_scan_with(kernels, &queries, &laid, &table, None, 50, &mut s, &mut r)
+            })
+            .unwrap()
+            .unwrap();
+            let got: Vec<(f32, i64)> = s.into_iter().zip(r).collect();
+            assert_eq!(got, want, "fast-scan layout, {backend:?} threads {threads}");
         }
     }
 }

@@ -223,9 +223,65 @@ impl Candidates {
     }
 }
 
-/// The rows being searched: row-major codes, their norms and the scope.
+/// Codes to search: row-major (`code_width(dim)` bytes a row), or already
+/// in the fast-scan layout of [`FastScanCodes`].
+#[derive(Clone, Copy)]
+pub(crate) enum CodesRef<'a> {
+    RowMajor(&'a [u8]),
+    FastScan(&'a FastScanCodes),
+}
+
+/// Packed codes kept in the fast-scan layout (SPEC §8): byte `b` of 32 rows
+/// side by side, `⌈rows/32⌉·32·code_width(dim)` bytes, padding rows zero.
+/// Searching them skips the per-search re-layout of row-major codes (which
+/// costs about as much as the scan itself for one query); re-ranking reads
+/// each candidate's bytes back from the blocks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FastScanCodes {
+    dim: usize,
+    rows: usize,
+    blocks: Vec<u8>,
+}
+
+impl FastScanCodes {
+    /// Lays out `(rows, code_width(dim))` row-major codes.
+    pub fn new(codes: &[u8], dim: usize) -> Result<FastScanCodes> {
+        crate::encode::quantize::check_dim(dim)?;
+        let width = code_width(dim);
+        let rows = check_rows("codes", codes.len(), width)?;
+        let padded = rows.div_ceil(BLOCK_ROWS) * BLOCK_ROWS;
+        let mut blocks = with_capacity("FastScanCodes", "the fast-scan layout", padded, width)?;
+        blocks.resize(padded * width, 0);
+        fast_scan_blocks(codes, width, &mut blocks);
+        Ok(FastScanCodes { dim, rows, blocks })
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The layout's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.blocks
+    }
+
+    /// Row `row`'s code into `out` (`code_width(dim)` bytes; `row < rows`).
+    pub(crate) fn code_into(&self, row: usize, out: &mut [u8]) {
+        let width = out.len();
+        let block = &self.blocks[(row / BLOCK_ROWS) * BLOCK_ROWS * width..][..BLOCK_ROWS * width];
+        for (b, o) in out.iter_mut().enumerate() {
+            *o = block[b * BLOCK_ROWS + row % BLOCK_ROWS];
+        }
+    }
+}
+
+/// The rows being searched: their codes, norms and the scope.
 struct Database<'a> {
-    codes: &'a [u8],
+    codes: CodesRef<'a>,
     width: usize,
     rows: usize,
     /// ‖x̂‖ per row as f32 (given, or computed per chunk when `None`).
@@ -242,6 +298,17 @@ impl Database<'_> {
     }
     fn key(&self, row: usize) -> u64 {
         self.scope.tie_keys.map_or(row as u64, |k| k[row])
+    }
+
+    /// Row `row`'s code: borrowed, or gathered into `buf` (`width` bytes).
+    fn code<'s>(&'s self, row: usize, buf: &'s mut [u8]) -> &'s [u8] {
+        match self.codes {
+            CodesRef::RowMajor(c) => &c[row * self.width..][..self.width],
+            CodesRef::FastScan(f) => {
+                f.code_into(row, buf);
+                buf
+            }
+        }
     }
 }
 
@@ -354,13 +421,20 @@ fn scan_rows(
         let end = (start + CHUNK_ROWS).min(last);
         let count = end - start;
         let padded = count.div_ceil(BLOCK_ROWS) * BLOCK_ROWS;
-        let codes = &db.codes[start * width..end * width];
-        fast_scan_blocks(codes, width, &mut blocks[..padded * width]);
+        let chunk_blocks: &[u8] = match db.codes {
+            CodesRef::RowMajor(c) => {
+                fast_scan_blocks(&c[start * width..end * width], width, &mut blocks[..padded * width]);
+                &blocks[..padded * width]
+            }
+            // `start` is a multiple of 32: the chunk's blocks are whole.
+            CodesRef::FastScan(f) => &f.blocks[start * width..][..padded * width],
+        };
         let norms = match db.norms {
             Some(n) => &n[start..end],
             None => {
-                for (o, code) in norms.iter_mut().zip(codes.chunks_exact(width)) {
-                    *o = db.squares.norm(code);
+                let mut buf = vec![0u8; width];
+                for (i, o) in norms[..count].iter_mut().enumerate() {
+                    *o = db.squares.norm(db.code(start + i, &mut buf));
                 }
                 &norms[..count]
             }
@@ -372,7 +446,7 @@ fn scan_rows(
             let q0 = g * QUERY_GROUP;
             let sums = &mut sums[..group.len() * padded];
             let group_luts = &luts[q0 * 32 * width..(q0 + group.len()) * 32 * width];
-            (kernels.asym_scan)(group_luts, width, &blocks[..padded * width], sums);
+            (kernels.asym_scan)(group_luts, width, chunk_blocks, sums);
             for ((qt, c), sums) in group.iter().zip(&mut cands[q0..]).zip(sums.chunks_exact(padded)) {
                 if qt.norm == 0.0 {
                     continue; // every score is 0: chosen by key at the end
@@ -491,14 +565,15 @@ fn finish(
         RESCORED.fetch_add(c.rows.len() as u64, AtomicOrdering::Relaxed);
         let values = pair_values(q, qt.norm, table);
         c.rows.sort_unstable_by_key(|&(r, _)| r);
-        let code = |r: u32| &db.codes[r as usize * db.width..][..db.width];
+        let mut buf = vec![0u8; db.width];
         (0..c.rows.len())
             .map(|i| {
-                if let Some(&(ahead, _)) = c.rows.get(i + PREFETCH_AHEAD) {
-                    prefetch(code(ahead));
+                if let (Some(&(ahead, _)), CodesRef::RowMajor(codes)) = (c.rows.get(i + PREFETCH_AHEAD), db.codes) {
+                    prefetch(&codes[ahead as usize * db.width..][..db.width]);
                 }
                 let r = c.rows[i].0;
-                (exact_score(&values, &db.pair_squares, code(r)), db.key(r as usize), r)
+                let score = exact_score(&values, &db.pair_squares, db.code(r as usize, &mut buf));
+                (score, db.key(r as usize), r)
             })
             .collect()
     };
@@ -571,7 +646,50 @@ pub fn search_asym_with(
     search_asym_scoped(
         kernels,
         queries,
-        codes,
+        CodesRef::RowMajor(codes),
+        dim,
+        table,
+        norms,
+        k,
+        RowScope::default(),
+        scores,
+        rows,
+    )
+}
+
+/// [`search_asym`] over codes already in the fast-scan layout (faster for
+/// few queries: no per-search re-layout). Same results as [`search_asym`]
+/// on the row-major codes.
+#[allow(clippy::too_many_arguments)]
+pub fn search_asym_fast_scan(
+    queries: &[f32],
+    codes: &FastScanCodes,
+    table: &Reconstruction,
+    norms: Option<&[f32]>,
+    k: usize,
+    scores: &mut [f32],
+    rows: &mut [i64],
+) -> Result<usize> {
+    search_asym_fast_scan_with(Kernels::active(), queries, codes, table, norms, k, scores, rows)
+}
+
+/// [`search_asym_fast_scan`] with the given kernels.
+#[allow(clippy::too_many_arguments)]
+pub fn search_asym_fast_scan_with(
+    kernels: &Kernels,
+    queries: &[f32],
+    codes: &FastScanCodes,
+    table: &Reconstruction,
+    norms: Option<&[f32]>,
+    k: usize,
+    scores: &mut [f32],
+    rows: &mut [i64],
+) -> Result<usize> {
+    let dim = table.dim();
+    search_asym_scoped(
+        kernels,
+        queries,
+        CodesRef::FastScan(codes),
         dim,
         table,
         norms,
@@ -587,7 +705,7 @@ pub fn search_asym_with(
 pub(crate) fn search_asym_scoped(
     kernels: &Kernels,
     queries: &[f32],
-    codes: &[u8],
+    codes: CodesRef<'_>,
     dim: usize,
     table: &Reconstruction,
     norms: Option<&[f32]>,
@@ -602,7 +720,19 @@ pub(crate) fn search_asym_scoped(
     }
     let width = code_width(dim);
     let nq = check_queries(queries, dim)?;
-    let n = check_rows("codes", codes.len(), width)?;
+    let n = match codes {
+        CodesRef::RowMajor(c) => check_rows("codes", c.len(), width)?,
+        CodesRef::FastScan(f) => {
+            if f.dim != dim {
+                return Err(Error::shape(
+                    "codes",
+                    format!("codes of {dim} dimensions"),
+                    format!("{} dimensions", f.dim),
+                ));
+            }
+            f.rows
+        }
+    };
     if n > u32::MAX as usize {
         return Err(Error::shape("codes", "at most 2³² − 1 rows", n));
     }
