@@ -194,4 +194,28 @@ fn main() {
         }
     })
     .unwrap();
+
+    if timing_rows > 0 {
+        // Two threads, a batch of queries: the queries/s setting.
+        let mut codes = vec![0u8; n * width];
+        let quartiles = quartile_cuts(&values);
+        encode_cuts(&db, DIM, &quartiles, &mut codes, &mut keys, &mut trans).unwrap();
+        let fitted = cell_means(&values, DIM, &quartiles).unwrap();
+        let big: Vec<u8> = codes.iter().copied().cycle().take(timing_rows * width).collect();
+        let mut norms = vec![0f32; timing_rows];
+        row_norms(&big, DIM, &fitted, &mut norms).unwrap();
+        let nq = queries.len() / DIM;
+        let (mut s, mut r) = (vec![0f32; nq * K], vec![0i64; nq * K]);
+        let t = Instant::now();
+        parallel::install(Some(2), || {
+            search_asym(&queries, &big, DIM, &fitted, Some(&norms), K, &mut s, &mut r)
+        })
+        .unwrap()
+        .unwrap();
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "timing {timing_rows} rows, {nq} queries, 2 threads: {:.1} queries/s",
+            nq as f64 / secs
+        );
+    }
 }

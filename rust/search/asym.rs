@@ -86,12 +86,14 @@ impl QueryTables {
         let top = f64::from(LUT_MAX);
         let scale = if range > 0.0 { range / top } else { 1.0 };
         let tables = 2 * width;
+        let inv_scale = 1.0 / scale;
         let mut err = 0.0f64;
         for (m, t) in values.chunks_exact(16).enumerate() {
             let mut worst = 0.0f64;
             for (n, &v) in t.iter().enumerate() {
                 // Round half up by truncation (v ≥ min): `f64::round` is a libm call on baseline x86-64.
-                let level = f64::from((((v - mins[m]) / scale + 0.5) as u32).min(u32::from(LUT_MAX)));
+                // Any level works (its error is measured just below): multiply, don't divide.
+                let level = f64::from((((v - mins[m]) * inv_scale + 0.5) as u32).min(u32::from(LUT_MAX)));
                 luts[16 * m + n] = level as u8;
                 worst = worst.max((v - mins[m] - level * scale).abs());
             }
