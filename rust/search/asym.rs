@@ -864,6 +864,13 @@ pub(crate) fn rerank_asym_scoped(
         check_len("keys", keys.len(), n)?;
     }
     let c = if nq == 0 {
+        if !candidates.is_empty() {
+            return Err(Error::shape(
+                "candidates",
+                "no candidates for no queries",
+                candidates.len(),
+            ));
+        }
         0
     } else {
         if !candidates.len().is_multiple_of(nq) {
@@ -923,4 +930,91 @@ pub(crate) fn rerank_asym_scoped(
             Ok(())
         })?;
     Ok(kk)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codes::pack_row;
+
+    /// The scoped search (mask and tie keys, as the index uses it) equals a
+    /// naive brute force over the allowed rows ordered by (score, key).
+    #[test]
+    fn scoped_search_follows_the_mask_and_the_tie_keys() {
+        let mut state = 12345u64;
+        let mut next = move |n: usize| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 33) % n as u64) as usize
+        };
+        for (dim, n) in [(7usize, 300usize), (16, 1000), (33, 2100)] {
+            let width = code_width(dim);
+            let values: Vec<f32> = (0..dim)
+                .flat_map(|_| {
+                    let mut v = [0.0f32, 0.5, 1.0, 0.25].map(|x| x - next(3) as f32 * 0.25);
+                    v.sort_by(f32::total_cmp);
+                    v
+                })
+                .collect();
+            let table = Reconstruction::new(&values, dim).unwrap();
+            let mut codes = vec![0u8; n * width];
+            for row in codes.chunks_exact_mut(width) {
+                let s: Vec<u8> = (0..dim).map(|_| [1u8, 2][next(2)]).collect();
+                pack_row(&s, row);
+            }
+            let mask: Vec<u8> = (0..n.div_ceil(8)).map(|_| next(256) as u8).collect();
+            let mut keys: Vec<u64> = (0..n as u64).map(|i| 7 * i + 3).collect();
+            for i in (1..n).rev() {
+                keys.swap(i, next(i + 1));
+            }
+            let nq = 3;
+            let queries: Vec<f32> = (0..nq * dim).map(|_| next(5) as f32 - 2.0).collect();
+            let scope = RowScope {
+                mask: Some(&mask),
+                tie_keys: Some(&keys),
+            };
+            for k in [1usize, 10, 5000] {
+                let kk = scoped_columns_for(k, n, scope);
+                let (mut s, mut r) = (vec![0f32; nq * kk], vec![0i64; nq * kk]);
+                for kernels in crate::Backend::supported().into_iter().filter_map(Kernels::for_backend) {
+                    search_asym_scoped(
+                        kernels,
+                        &queries,
+                        CodesRef::RowMajor(&codes),
+                        dim,
+                        &table,
+                        None,
+                        k,
+                        scope,
+                        &mut s,
+                        &mut r,
+                    )
+                    .unwrap();
+                    for (qi, q) in queries.chunks_exact(dim).enumerate() {
+                        let values = pair_values(q, query_norm(q), &table);
+                        let squares = pair_squares(&table);
+                        let mut want: Vec<(f64, u64, u32)> = (0..n)
+                            .filter(|&row| mask[row / 8] >> (row % 8) & 1 == 1)
+                            .map(|row| {
+                                let score = if query_norm(q) == 0.0 {
+                                    0.0
+                                } else {
+                                    exact_score(&values, &squares, &codes[row * width..][..width])
+                                };
+                                (score, keys[row], row as u32)
+                            })
+                            .collect();
+                        want.sort_by(by_score_then_key);
+                        let want: Vec<i64> = want.iter().take(kk).map(|w| i64::from(w.2)).collect();
+                        assert_eq!(&r[qi * kk..(qi + 1) * kk], &want[..], "dim {dim} k {k} query {qi}");
+                    }
+                }
+            }
+        }
+    }
+
+    fn scoped_columns_for(k: usize, n: usize, scope: RowScope<'_>) -> usize {
+        crate::search::scoped_columns(k, n, scope)
+    }
 }
