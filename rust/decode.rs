@@ -6,6 +6,7 @@ use crate::check::{check_len, check_rows};
 use crate::codes::{code_width, ungray};
 use crate::encode::cuts::DimCuts;
 use crate::error::{Error, Result};
+use crate::keys::check_padding;
 
 /// Largest magnitude a reconstruction value may have: the values are
 /// normalised coordinates (|x̂| ≤ 1 in practice); the bound keeps every sum
@@ -394,11 +395,13 @@ pub fn reconstruction_mse(values: &[f64], dim: usize, cuts: &DimCuts, table: &Re
 
 /// Reconstructions of `(rows, code_width(dim))` packed codes (SPEC §2) into
 /// `out`, `(rows, dim)` row-major f32: `out[r·dim + d] = x̂_d(symbol)`.
+/// Codes with nonzero padding bits are an error naming the row.
 pub fn decode(codes: &[u8], dim: usize, table: &Reconstruction, out: &mut [f32]) -> Result<()> {
     table.check_dim(dim)?;
     let width = code_width(dim);
     let rows = check_rows("codes", codes.len(), width)?;
     check_len("out", out.len(), rows * dim)?;
+    check_padding(codes, dim)?;
     if dim == 0 {
         return Ok(());
     }
@@ -425,6 +428,7 @@ pub fn row_norms(codes: &[u8], dim: usize, table: &Reconstruction, out: &mut [f3
     let width = code_width(dim);
     let rows = check_rows("codes", codes.len(), width)?;
     check_len("out", out.len(), rows)?;
+    check_padding(codes, dim)?;
     if dim == 0 {
         out.fill(0.0);
         return Ok(());

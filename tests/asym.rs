@@ -490,3 +490,24 @@ fn asym_scan_checks_its_buffers_on_every_backend() {
         assert!(!run(&big, width, &blocks, 2 * 64), "{backend:?}: an entry above 127");
     }
 }
+
+/// Nonzero padding bits are the same error everywhere codes come in.
+#[test]
+fn nonzero_padding_bits_are_an_error_naming_the_row() {
+    let dim = 5; // 2 bytes, the last uses its top 2 bits
+    let codes = [0u8, 0b1100_0000, 0, 0b0000_0001];
+    let table = Reconstruction::gaussian(dim, 0.3).unwrap();
+    let check = |e: Error| {
+        assert!(matches!(e, Error::Value { arg: "codes", .. }), "{e:?}");
+        assert!(
+            e.to_string().contains("row 1") && e.to_string().contains("padding"),
+            "{e}"
+        );
+    };
+    check(decode(&codes, dim, &table, &mut [0f32; 10]).unwrap_err());
+    check(row_norms(&codes, dim, &table, &mut [0f32; 2]).unwrap_err());
+    check(FastScanCodes::new(&codes, dim).unwrap_err());
+    let q = [1.0f32; 5];
+    check(search_asym(&q, &codes, dim, &table, None, 1, &mut [0f32], &mut [0i64]).unwrap_err());
+    check(rerank_asym(&q, &codes, dim, &table, &[0], 1, &mut [0f32], &mut [0i64]).unwrap_err());
+}

@@ -17,6 +17,7 @@ use crate::decode::{ByteSquares, Reconstruction};
 use crate::error::{with_capacity, Error, Result};
 use crate::kernels::scalar_asym::{fast_scan_blocks, BLOCK_ROWS, LUT_MAX, QUERY_GROUP};
 use crate::kernels::Kernels;
+use crate::keys::check_padding;
 use crate::search::{result_columns, RowScope};
 use rayon::prelude::*;
 use std::cmp::{Ordering, Reverse};
@@ -251,6 +252,7 @@ impl FastScanCodes {
         crate::encode::quantize::check_dim(dim)?;
         let width = code_width(dim);
         let rows = check_rows("codes", codes.len(), width)?;
+        check_padding(codes, dim)?;
         let padded = rows.div_ceil(BLOCK_ROWS) * BLOCK_ROWS;
         let mut blocks = with_capacity("FastScanCodes", "the fast-scan layout", padded, width)?;
         blocks.resize(padded * width, 0);
@@ -617,7 +619,8 @@ fn check_queries(queries: &[f32], dim: usize) -> Result<usize> {
 /// it (computed here when `None`; other values may drop rows from the
 /// result, never anything worse). Writes `min(k, rows)` columns per query
 /// into `scores` (cosine similarity as f32, best first) and `rows` (ties by
-/// lower row) and returns that column count.
+/// lower row) and returns that column count. Codes with nonzero padding
+/// bits are an error naming the row.
 #[allow(clippy::too_many_arguments)]
 pub fn search_asym(
     queries: &[f32],
@@ -645,6 +648,11 @@ pub fn search_asym_with(
     scores: &mut [f32],
     rows: &mut [i64],
 ) -> Result<usize> {
+    if table.dim() == dim {
+        // (Another dimension is the table's error, reported by the search.)
+        check_rows("codes", codes.len(), code_width(dim))?;
+        check_padding(codes, dim)?;
+    }
     search_asym_scoped(
         kernels,
         queries,
@@ -860,6 +868,7 @@ pub(crate) fn rerank_asym_scoped(
     let width = code_width(dim);
     let nq = check_queries(queries, dim)?;
     let n = check_rows("codes", codes.len(), width)?;
+    check_padding(codes, dim)?;
     if let Some(keys) = tie_keys {
         check_len("keys", keys.len(), n)?;
     }
