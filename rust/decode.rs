@@ -178,7 +178,7 @@ fn erf_series(x: f64) -> f64 {
 
 /// The scaled complementary error function `erfcx(x) = exp(x²)·erfc(x)` for
 /// x ≥ 0: the series below 2.5, Lentz's continued fraction above.
-pub fn erfcx(x: f64) -> f64 {
+pub(crate) fn erfcx(x: f64) -> f64 {
     debug_assert!(x >= 0.0);
     if x < 2.5 {
         return (x * x).exp() * (1.0 - erf_series(x));
@@ -207,8 +207,9 @@ pub fn erfcx(x: f64) -> f64 {
     FRAC_1_SQRT_PI / f
 }
 
-/// The error function.
-pub fn erf(x: f64) -> f64 {
+/// The error function (for the tests of the series and the tail).
+#[cfg(test)]
+pub(crate) fn erf(x: f64) -> f64 {
     if x.abs() < 2.5 {
         erf_series(x)
     } else {
@@ -217,7 +218,7 @@ pub fn erf(x: f64) -> f64 {
 }
 
 /// The complementary error function `1 − erf(x)`, accurate in the tail.
-pub fn erfc(x: f64) -> f64 {
+pub(crate) fn erfc(x: f64) -> f64 {
     if x < 0.0 {
         2.0 - erfc(-x)
     } else if x < 2.5 {
