@@ -140,24 +140,31 @@ pub fn fast_scan_blocks(codes: &[u8], width: usize, out: &mut [u8]) {
 }
 
 /// Transposes an 8 × 8 byte matrix held as 8 little-endian words: byte `j`
-/// of word `i` moves to byte `i` of word `j`.
+/// of word `i` moves to byte `i` of word `j`. Swaps 4×4 blocks, then 2×2,
+/// then single bytes, each a masked exchange; written out so the words stay
+/// in registers.
 #[inline(always)]
 fn transpose_8x8(m: [u64; 8]) -> [u64; 8] {
-    // Swap 4×4 blocks, then 2×2, then single bytes (each a masked exchange).
-    let mut m = m;
-    for (shift, mask, step) in [
-        (32u32, 0x0000_0000_FFFF_FFFFu64, 4usize),
-        (16, 0x0000_FFFF_0000_FFFF, 2),
-        (8, 0x00FF_00FF_00FF_00FF, 1),
-    ] {
-        for i in 0..8 {
-            if i & step == 0 {
-                let (a, b) = (m[i], m[i + step]);
-                let t = ((a >> shift) ^ b) & mask;
-                m[i] = a ^ (t << shift);
-                m[i + step] = b ^ t;
-            }
-        }
+    #[inline(always)]
+    fn exchange(a: u64, b: u64, shift: u32, mask: u64) -> (u64, u64) {
+        let t = ((a >> shift) ^ b) & mask;
+        (a ^ (t << shift), b ^ t)
     }
-    m
+    let [m0, m1, m2, m3, m4, m5, m6, m7] = m;
+    const M32: u64 = 0x0000_0000_FFFF_FFFF;
+    const M16: u64 = 0x0000_FFFF_0000_FFFF;
+    const M8: u64 = 0x00FF_00FF_00FF_00FF;
+    let (m0, m4) = exchange(m0, m4, 32, M32);
+    let (m1, m5) = exchange(m1, m5, 32, M32);
+    let (m2, m6) = exchange(m2, m6, 32, M32);
+    let (m3, m7) = exchange(m3, m7, 32, M32);
+    let (m0, m2) = exchange(m0, m2, 16, M16);
+    let (m1, m3) = exchange(m1, m3, 16, M16);
+    let (m4, m6) = exchange(m4, m6, 16, M16);
+    let (m5, m7) = exchange(m5, m7, 16, M16);
+    let (m0, m1) = exchange(m0, m1, 8, M8);
+    let (m2, m3) = exchange(m2, m3, 8, M8);
+    let (m4, m5) = exchange(m4, m5, 8, M8);
+    let (m6, m7) = exchange(m6, m7, 8, M8);
+    [m0, m1, m2, m3, m4, m5, m6, m7]
 }
