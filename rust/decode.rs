@@ -69,6 +69,8 @@ impl Reconstruction {
     /// The conditional means of the four cells of N(0, 1/dim) cut at −τ, 0, τ
     /// (`tau` ≥ 0 in normalised units, e.g. [`crate::gaussian_threshold`]).
     pub fn gaussian(dim: usize, tau: f64) -> Result<Reconstruction> {
+        crate::encode::quantize::check_dim(dim)?;
+        let tau = crate::encode::thresholds::check_tau("tau", tau)?;
         let cuts = DimCuts::uniform(tau, dim)?;
         Self::from_cuts(&cuts)
     }

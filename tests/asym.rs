@@ -359,6 +359,18 @@ fn tables_are_validated() {
         Err(Error::Shape { arg: "table", .. })
     ));
     assert!(Reconstruction::new(&[-1.0, -1.0, 1.0, 1.0], 1).is_ok());
+    assert!(matches!(
+        Reconstruction::gaussian(4, -0.1),
+        Err(Error::Value { arg: "tau", .. })
+    ));
+    assert!(matches!(
+        Reconstruction::gaussian(4, f64::NAN),
+        Err(Error::Value { arg: "tau", .. })
+    ));
+    assert!(matches!(
+        Reconstruction::gaussian(0, 0.1),
+        Err(Error::Value { arg: "dim", .. })
+    ));
     let table = Reconstruction::gaussian(4, 0.3).unwrap();
     let mut s = [0f32; 4];
     let mut r = [0i64; 4];
