@@ -30,6 +30,15 @@
 //!   one thread; elements = rows. `f32_n384_per_dim`: the same rows through
 //!   `encode_cuts_with` with per-dimension cuts (issue target: within 1.3×).
 //!
+//! - `asym_scan/<backend>/96B/q4_hot`: the asymmetric fast-scan kernel, 4
+//!   queries' tables against a 1 024-row block in the fast-scan layout (the
+//!   shape search uses); elements = queries × rows.
+//! - `asym_search/<backend>/96B/q100`: `search_asym_with` (float queries,
+//!   exact re-rank included), 100 queries × 100 000 rows of 384-d codes,
+//!   k = 10, one thread, beside `asym_search/lee_<backend>/96B/q100`:
+//!   `search_with` (Lee) of the same codes with the queries' codes, so the
+//!   ratio is visible; elements = queries × rows.
+//!
 //! Before timing, every backend's results are checked against the scalar ones.
 //! `cargo bench --bench kernels -- --test` runs each benchmark once (smoke test).
 
@@ -672,6 +681,77 @@ fn bench_encode(c: &mut Criterion) {
     g.finish();
 }
 
+fn bench_asym(c: &mut Criterion) {
+    let dim = ENCODE_DIM;
+    let width = code_width(dim);
+    let mut rng = Rng::new(4242);
+    let x = rng.gaussian_f32(rows() * dim);
+    let queries = rng.gaussian_f32(SEARCH_QUERIES * dim);
+    let (mut db, mut qcodes) = (vec![0u8; rows() * width], vec![0u8; SEARCH_QUERIES * width]);
+    let (mut keys, mut trans) = (vec![0u64; rows()], vec![0u32; rows()]);
+    q2key::encode(&x, dim, None, &mut db, &mut keys, &mut trans).expect("encode");
+    q2key::encode(
+        &queries,
+        dim,
+        None,
+        &mut qcodes,
+        &mut keys[..SEARCH_QUERIES],
+        &mut trans[..SEARCH_QUERIES],
+    )
+    .expect("encode");
+    let tau = q2key::gaussian_threshold(dim).expect("dim ≥ 1");
+    let table = q2key::Reconstruction::gaussian(dim, tau).expect("table");
+    let mut norms = vec![0f32; rows()];
+    q2key::row_norms(&db, dim, &table, &mut norms).expect("norms");
+
+    // The kernel alone on one hot 1 024-row block, 4 queries.
+    let mut blocks = vec![0u8; HOT_ROWS * width];
+    q2key::fast_scan_blocks(&db[..HOT_ROWS * width], width, &mut blocks);
+    let luts: Vec<u8> = Rng::new(5).bytes(4 * 32 * width).into_iter().map(|b| b & 127).collect();
+    let mut expected = vec![0u32; 4 * HOT_ROWS];
+    scalar().asym_scan(&luts, width, &blocks, &mut expected);
+    let mut g = c.benchmark_group("asym_scan");
+    g.throughput(Throughput::Elements((4 * HOT_ROWS) as u64));
+    for k in kernels() {
+        let mut sums = vec![0u32; 4 * HOT_ROWS];
+        k.asym_scan(&luts, width, &blocks, &mut sums);
+        assert_eq!(sums, expected, "{:?} asym_scan differs from scalar", k.backend);
+        g.bench_function(BenchmarkId::new(k.backend.name(), format!("{width}B/q4_hot")), |b| {
+            b.iter(|| k.asym_scan(black_box(&luts), width, black_box(&blocks), black_box(&mut sums)))
+        });
+    }
+    g.finish();
+
+    let nq = SEARCH_QUERIES;
+    let run = |k: &Kernels, s: &mut [f32], r: &mut [i64]| {
+        one_thread(|| q2key::search_asym_with(k, &queries, &db, dim, &table, Some(&norms), SEARCH_K, s, r))
+            .expect("search_asym")
+    };
+    let (mut s0, mut r0) = (vec![0f32; nq * SEARCH_K], vec![0i64; nq * SEARCH_K]);
+    run(scalar(), &mut s0, &mut r0);
+    let mut g = c.benchmark_group("asym_search");
+    g.throughput(Throughput::Elements((nq * rows()) as u64));
+    for k in kernels() {
+        let (mut s, mut r) = (vec![0f32; s0.len()], vec![0i64; r0.len()]);
+        run(k, &mut s, &mut r);
+        assert!(s == s0 && r == r0, "{:?} search_asym differs from scalar", k.backend);
+        g.bench_function(BenchmarkId::new(k.backend.name(), format!("{width}B/q{nq}")), |b| {
+            b.iter(|| run(k, black_box(&mut s), black_box(&mut r)))
+        });
+        let (mut d, mut r) = (vec![0u32; nq * SEARCH_K], vec![0i64; nq * SEARCH_K]);
+        let lee = format!("lee_{}", k.backend.name());
+        g.bench_function(BenchmarkId::new(lee, format!("{width}B/q{nq}")), |b| {
+            b.iter(|| {
+                one_thread(|| {
+                    q2key::search_with(k, &qcodes, &db, width, SEARCH_K, black_box(&mut d), black_box(&mut r))
+                })
+                .expect("search")
+            })
+        });
+    }
+    g.finish();
+}
+
 fn benches(c: &mut Criterion) {
     eprintln!(
         "q2key benches: supported backends {:?}, active {}",
@@ -682,6 +762,7 @@ fn benches(c: &mut Criterion) {
     bench_lee(c);
     bench_search(c);
     bench_encode(c);
+    bench_asym(c);
 }
 
 criterion_group! {

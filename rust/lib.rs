@@ -23,8 +23,9 @@
 //! |---|---|
 //! | `encode` (`quantize`, `cuts`) | float rows → Z4 symbols → packed Gray codes, with a global threshold or per-dimension cuts |
 //! | `codes` | Gray map, pack / unpack / complement of codes |
+//! | `decode` | reconstruction tables (Gaussian, fitted, Lloyd–Max) and the decode of codes to floats |
 //! | `keys` | run reduction, 64-bit transition keys, key prefixes and windows |
-//! | `search` (`lee`, `blocks`, `topk`) | Lee distances and exact k-NN over codes |
+//! | `search` (`lee`, `blocks`, `topk`, `asym`) | Lee distances and exact k-NN over codes; asymmetric (float query) search |
 //! | [`index`] | an index with ids: add, remove, search, key windows, persistence ([`index::format`]) |
 //! | [`stats`] | statistics of symbol sequences (transitions, bigrams, collisions, ...) |
 //! | `kernels` | the per-CPU SIMD kernels and every helper only they use |
@@ -39,6 +40,7 @@
 
 mod check;
 mod codes;
+mod decode;
 mod encode;
 mod error;
 mod kernels;
@@ -56,17 +58,26 @@ pub use codes::{
     code_width, complement, complement_row, gray, last_byte_mask, pack, pack_row, theta, ungray, unpack, unpack_row,
     validate_symbols,
 };
+pub use decode::{
+    cell_means, decode, gaussian_cell_mean, lloyd_max, normal_cdf, reconstruction_mse, row_norms, Reconstruction,
+    MAX_RECONSTRUCTION, MIN_RECONSTRUCTION,
+};
 pub use encode::cuts::{CutElement, DimCuts};
 pub use encode::quantize::{check_dim, gaussian_threshold, resolve_threshold, Element, GAUSSIAN_QUARTILE, MAX_DIM};
 pub use encode::thresholds::{check_tau, ThresholdRule, Thresholds};
 pub use encode::{encode, encode_cuts, encode_cuts_with, encode_with, symbols, symbols_cuts, EncodeElement};
 pub use error::{Error, Result};
 pub use index::{Filter, Index, IndexThresholds};
+pub use kernels::scalar_asym::fast_scan_blocks;
 pub use kernels::{code_words, transpose_block, words_per_code, Backend, Kernels};
 pub use keys::{
     check_padding, key_and_transitions, key_and_transitions_of_symbols, key_from_reduced, keys_from_codes,
     keys_from_symbols, prefix_mask, prefix_range, reduced, run_reduce, window_delta_for_depth, window_range,
     KEY_SYMBOLS,
+};
+pub use search::asym::{
+    asym_rescored_total, rerank_asym, search_asym, search_asym_fast_scan, search_asym_fast_scan_with, search_asym_with,
+    FastScanCodes,
 };
 pub use search::lee::{
     lee, lee_counts, lee_matrix, lee_one_to_many, lee_pairwise, weighted_lee_pairwise, LeeCounts, LeeWeights,

@@ -15,10 +15,15 @@
 //! `#[doc(hidden)]` methods of [`Kernels`].
 
 pub(crate) mod scalar;
+pub mod scalar_asym;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86_avx2;
 #[cfg(target_arch = "x86_64")]
+pub(crate) mod x86_avx2_asym;
+#[cfg(target_arch = "x86_64")]
 pub(crate) mod x86_avx512;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod x86_avx512_asym;
 
 use crate::encode::cuts::{quantize_cuts_wide, row_scale, RowScale};
 use crate::encode::quantize::{fill_all_b, row_threshold_with, sum_of_squares, Element, RowThreshold};
@@ -137,6 +142,7 @@ pub struct Kernels {
     pub(crate) lee_rows: LeeRows,
     pub(crate) lee_tile: LeeTile,
     pub(crate) lee_tile_hits: LeeTileHits,
+    pub(crate) asym_scan: scalar_asym::AsymScan,
 }
 
 /// The kernels one at a time, for the backend tests and benchmarks (not a
@@ -174,6 +180,9 @@ impl Kernels {
         hits: &mut [u8],
     ) {
         (self.lee_tile_hits)(queries, words, block, bounds, out, hits)
+    }
+    pub fn asym_scan(&self, luts: &[u8], width: usize, blocks: &[u8], out: &mut [u32]) {
+        (self.asym_scan)(luts, width, blocks, out)
     }
 }
 

@@ -18,6 +18,7 @@ pub(crate) static KERNELS: Kernels = Kernels {
     lee_rows,
     lee_tile,
     lee_tile_hits,
+    asym_scan: super::scalar_asym::asym_scan,
 };
 
 // The entry points check the same lengths as the SIMD shims: safe Rust would

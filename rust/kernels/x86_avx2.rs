@@ -22,6 +22,7 @@ pub(crate) static KERNELS: Kernels = Kernels {
     lee_rows,
     lee_tile,
     lee_tile_hits,
+    asym_scan: super::x86_avx2_asym::asym_scan,
 };
 
 // Safe shims: only reachable through `KERNELS`, which `Kernels::for_backend`

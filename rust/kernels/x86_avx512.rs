@@ -21,6 +21,7 @@ pub(crate) static KERNELS: Kernels = Kernels {
     lee_rows,
     lee_tile,
     lee_tile_hits,
+    asym_scan: super::x86_avx512_asym::asym_scan,
 };
 
 // Safe shims: only reachable through `KERNELS`, which `Kernels::for_backend`

@@ -1,5 +1,6 @@
 //! Exact k-nearest-neighbour search of packed codes by Lee distance.
 
+pub(crate) mod asym;
 pub(crate) mod blocks;
 pub(crate) mod lee;
 pub(crate) mod topk;

@@ -1,0 +1,111 @@
+//! AVX2 fast-scan kernel of the asymmetric search: `vpshufb` looks up one
+//! nibble of 32 rows in a 16-entry table; the two lookups of a byte add in
+//! u8 (entries ≤ 127), sums run in 16-bit lanes (exact over [`U16_BYTES`]
+//! code bytes) and widen to 32 bits. Up to [`QUERY_GROUP`] queries share
+//! each block load.
+
+use super::scalar_asym::{assert_asym_buffers, BLOCK_ROWS, QUERY_GROUP, U16_BYTES};
+use std::arch::x86_64::*;
+
+// Safe shim: only reachable through the AVX2 and AVX-512 `KERNELS` tables,
+// which `Kernels::for_backend` hands out after checking the CPU has AVX2.
+pub(crate) fn asym_scan(luts: &[u8], width: usize, blocks: &[u8], out: &mut [u32]) {
+    let shape = assert_asym_buffers(luts, width, blocks.len(), out.len());
+    let rows = shape.blocks * BLOCK_ROWS;
+    let mut q = 0;
+    while q < shape.queries {
+        let group = QUERY_GROUP.min(shape.queries - q);
+        for j in 0..shape.blocks {
+            let lut = luts[32 * width * q..].as_ptr();
+            let block = blocks[j * width * BLOCK_ROWS..].as_ptr();
+            let sums = out[q * rows + j * BLOCK_ROWS..].as_mut_ptr();
+            // SAFETY: CPU: AVX2 (this table is only handed out on such a
+            // CPU); lengths: queries q..q+group have 32·width table bytes
+            // each, block j is whole and out holds rows sums per query
+            // (`assert_asym_buffers` above), so every access of `scan_block`
+            // (tables of `group` queries, one block, 32 sums per query at
+            // stride `rows`) is in bounds; entries are ≤ 127 (asserted).
+            unsafe {
+                match group {
+                    1 => scan_block::<1>(lut, width, block, sums, rows),
+                    2 => scan_block::<2>(lut, width, block, sums, rows),
+                    3 => scan_block::<3>(lut, width, block, sums, rows),
+                    _ => scan_block::<4>(lut, width, block, sums, rows),
+                }
+            }
+        }
+        q += group;
+    }
+}
+
+/// The sums of one 32-row block for `Q` queries: query `i`'s tables at
+/// `luts + 32·width·i`, its 32 sums at `out + stride·i`.
+///
+/// # Safety
+/// The CPU supports AVX2; `luts` is readable for `Q·32·width` bytes, every
+/// entry ≤ 127; `block` is readable for `32·width` bytes; `out + stride·i`
+/// is writable for 32 `u32` for each `i < Q`.
+#[target_feature(enable = "avx2")]
+#[inline]
+pub(crate) unsafe fn scan_block<const Q: usize>(
+    luts: *const u8,
+    width: usize,
+    block: *const u8,
+    out: *mut u32,
+    stride: usize,
+) {
+    let low4 = _mm256_set1_epi8(0x0f);
+    let mut b0 = 0;
+    while b0 < width {
+        let b1 = (b0 + U16_BYTES).min(width);
+        // `all` holds Σ(even + 256·odd) mod 2¹⁶ per 16-bit lane, `odd` the
+        // exact odd-row sums; the even-row sums are their difference.
+        let mut all = [_mm256_setzero_si256(); Q];
+        let mut odd = [_mm256_setzero_si256(); Q];
+        for b in b0..b1 {
+            // SAFETY: b < width: bytes 32b..32b+32 of `block` are in bounds.
+            let v = unsafe { _mm256_loadu_si256(block.add(32 * b) as *const __m256i) };
+            let hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+            let lo = _mm256_and_si256(v, low4);
+            for i in 0..Q {
+                // SAFETY: i < Q and b < width: inside query i's 32·width table bytes.
+                let (th, tl) = unsafe {
+                    let t = luts.add(32 * width * i + 32 * b);
+                    (
+                        _mm256_broadcastsi128_si256(_mm_loadu_si128(t as *const __m128i)),
+                        _mm256_broadcastsi128_si256(_mm_loadu_si128(t.add(16) as *const __m128i)),
+                    )
+                };
+                let s = _mm256_add_epi8(_mm256_shuffle_epi8(th, hi), _mm256_shuffle_epi8(tl, lo));
+                all[i] = _mm256_add_epi16(all[i], s);
+                odd[i] = _mm256_add_epi16(odd[i], _mm256_srli_epi16(s, 8));
+            }
+        }
+        for i in 0..Q {
+            let even = _mm256_sub_epi16(all[i], _mm256_slli_epi16(odd[i], 8));
+            // Per 128-bit lane: unpacklo gives rows 0..8 (lane 1: 16..24), unpackhi 8..16 (24..32).
+            let a = _mm256_unpacklo_epi16(even, odd[i]);
+            let c = _mm256_unpackhi_epi16(even, odd[i]);
+            let parts = [
+                _mm256_castsi256_si128(a),
+                _mm256_castsi256_si128(c),
+                _mm256_extracti128_si256(a, 1),
+                _mm256_extracti128_si256(c, 1),
+            ];
+            for (p, part) in parts.into_iter().enumerate() {
+                // SAFETY: query i's 32 sums at out + stride·i are writable; p < 4.
+                unsafe {
+                    let at = out.add(stride * i + 8 * p) as *mut __m256i;
+                    let wide = _mm256_cvtepu16_epi32(part);
+                    let sum = if b0 == 0 {
+                        wide
+                    } else {
+                        _mm256_add_epi32(_mm256_loadu_si256(at), wide)
+                    };
+                    _mm256_storeu_si256(at, sum);
+                }
+            }
+        }
+        b0 = b1;
+    }
+}

@@ -1,0 +1,1029 @@
+//! Asymmetric search (SPEC §8): float queries scored against packed codes by
+//! the cosine between the query and the code's reconstruction x̂.
+//!
+//! Two stages. A fast scan sums per query one u8 lookup table per code
+//! nibble (two dimensions, 16 entries, indexed by the raw Gray nibble) over
+//! the fast-scan block layout; each table entry is off by at most a known
+//! amount, so the integer sum brackets every row's exact score between a
+//! lower and an upper bound. A row whose upper bound is below the k-th best
+//! lower bound cannot be in the top k; every other row is a candidate, and
+//! the candidates are re-scored exactly (f64, SPEC §8) and the top k taken by
+//! (exact score, tie key). The integers only choose candidates, so the result
+//! is the exact top-k on every backend and thread count.
+
+use crate::check::{check_len, check_rows};
+use crate::codes::code_width;
+use crate::decode::{ByteSquares, Reconstruction};
+use crate::error::{with_capacity, Error, Result};
+use crate::kernels::scalar_asym::{fast_scan_blocks, BLOCK_ROWS, LUT_MAX, QUERY_GROUP};
+use crate::kernels::Kernels;
+use crate::keys::check_padding;
+use crate::search::{result_columns, RowScope};
+use rayon::prelude::*;
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+
+/// Rows laid out and scanned together: 32 blocks, ~96 KB of 384-d codes (stays in L2).
+const CHUNK_ROWS: usize = 32 * BLOCK_ROWS;
+/// With fewer queries than threads, the rows are split into shards of at
+/// least this many rows (a multiple of [`CHUNK_ROWS`]).
+const SHARD_MIN_ROWS: usize = 64 * CHUNK_ROWS;
+/// Relative slack added to each query's error bound: covers the f32 and f64
+/// rounding of the bound computations (each far below 1e-6 relative).
+const BOUND_SLACK: f64 = 1e-5;
+
+/// Candidates re-scored exactly by every search so far (for measurements).
+static RESCORED: AtomicU64 = AtomicU64::new(0);
+
+/// How many candidate rows asymmetric searches have re-scored exactly since
+/// the process started (a measurement aid, not a stable API).
+#[doc(hidden)]
+pub fn asym_rescored_total() -> u64 {
+    RESCORED.load(AtomicOrdering::Relaxed)
+}
+
+/// One query prepared for the fast scan.
+pub(crate) struct QueryTables {
+    /// 32 bytes per code byte: the high-nibble table, then the low-nibble one.
+    luts: Vec<u8>,
+    /// dot(q/‖q‖, x̂) ≈ bias + scale · sum, off by at most `err`.
+    scale: f64,
+    bias: f64,
+    err: f64,
+    /// ‖q‖ in f64 (0: every score is 0).
+    norm: f64,
+}
+
+impl QueryTables {
+    /// The tables of query `q` (finite, `table.dim()` values).
+    pub(crate) fn new(q: &[f32], table: &Reconstruction) -> QueryTables {
+        let dim = table.dim();
+        let width = code_width(dim);
+        let norm = query_norm(q);
+        let mut luts = vec![0u8; 32 * width];
+        if norm == 0.0 {
+            return QueryTables {
+                luts,
+                scale: 0.0,
+                bias: 0.0,
+                err: 0.0,
+                norm,
+            };
+        }
+        let values = pair_values(q, norm, table);
+        let (mut bias, mut range, mut magnitude) = (0.0f64, 0.0f64, 0.0f64);
+        let mins: Vec<f64> = values
+            .chunks_exact(16)
+            .map(|t| {
+                let lo = t.iter().copied().fold(f64::INFINITY, f64::min);
+                let hi = t.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                range = range.max(hi - lo);
+                magnitude += lo.abs().max(hi.abs()) + lo.abs();
+                bias += lo;
+                lo
+            })
+            .collect();
+        let top = f64::from(LUT_MAX);
+        let scale = if range > 0.0 { range / top } else { 1.0 };
+        let tables = 2 * width;
+        let inv_scale = 1.0 / scale;
+        let mut err = 0.0f64;
+        for (m, t) in values.chunks_exact(16).enumerate() {
+            let mut worst = 0.0f64;
+            for (n, &v) in t.iter().enumerate() {
+                // Round half up by truncation (v ≥ min): `f64::round` is a libm call on baseline x86-64.
+                // Any level works (its error is measured just below): multiply, don't divide.
+                let level = f64::from((((v - mins[m]) * inv_scale + 0.5) as u32).min(u32::from(LUT_MAX)));
+                luts[16 * m + n] = level as u8;
+                worst = worst.max((v - mins[m] - level * scale).abs());
+            }
+            err += worst;
+        }
+        magnitude += scale * top * tables as f64 + err;
+        QueryTables {
+            luts,
+            scale,
+            bias,
+            err: err + BOUND_SLACK * magnitude + f64::MIN_POSITIVE,
+            norm,
+        }
+    }
+
+    /// The approximate dot(q/‖q‖, x̂) of an integer sum.
+    #[inline(always)]
+    fn approx(&self, sum: u32) -> f64 {
+        self.bias + self.scale * f64::from(sum)
+    }
+}
+
+/// ‖q‖ in f64, squares summed in dimension order (SPEC §8).
+fn query_norm(q: &[f32]) -> f64 {
+    q.iter()
+        .map(|&v| f64::from(v) * f64::from(v))
+        .fold(0.0, |a, b| a + b)
+        .sqrt()
+}
+
+/// An f64 ordered by `total_cmp` (the bounds are never NaN).
+#[derive(Clone, Copy, PartialEq)]
+struct Bound(f64);
+impl Eq for Bound {}
+impl PartialOrd for Bound {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Bound {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+/// What the scan of one query keeps: the `k` largest lower bounds and the
+/// rows whose upper bound reached the k-th lower bound when they were seen.
+struct Candidates {
+    k: usize,
+    lower: BinaryHeap<Reverse<Bound>>,
+    rows: Vec<(u32, f64)>,
+}
+
+impl Candidates {
+    fn new(k: usize) -> Self {
+        Candidates {
+            k,
+            lower: BinaryHeap::with_capacity(k + 1),
+            rows: Vec::new(),
+        }
+    }
+
+    /// The k-th largest lower bound so far (−∞ before k rows were offered):
+    /// the k-th best exact score is at least this.
+    #[inline(always)]
+    fn bound(&self) -> f64 {
+        if self.lower.len() < self.k {
+            f64::NEG_INFINITY
+        } else {
+            self.lower.peek().map_or(f64::NEG_INFINITY, |b| b.0 .0)
+        }
+    }
+
+    #[inline]
+    fn offer(&mut self, row: u32, lo: f64, hi: f64) {
+        if hi < self.bound() {
+            return;
+        }
+        self.rows.push((row, hi));
+        if self.lower.len() < self.k {
+            self.lower.push(Reverse(Bound(lo)));
+        } else if lo > self.bound() {
+            self.lower.pop();
+            self.lower.push(Reverse(Bound(lo)));
+        }
+        if self.rows.len() >= 4 * self.k + 4096 {
+            self.prune();
+        }
+    }
+
+    /// The first rows of a scan, before any bound exists: the k largest
+    /// lower bounds among them make the bound, then every row whose upper
+    /// bound reaches it is kept (each row's lower bound enters once).
+    fn seed(&mut self, rows: impl Iterator<Item = (u32, f64, f64)>) {
+        let rows: Vec<(u32, f64, f64)> = rows.collect();
+        for &(_, lo, _) in &rows {
+            if self.lower.len() < self.k {
+                self.lower.push(Reverse(Bound(lo)));
+            } else if lo > self.bound() {
+                self.lower.pop();
+                self.lower.push(Reverse(Bound(lo)));
+            }
+        }
+        let bound = self.bound();
+        self.rows.extend(
+            rows.into_iter()
+                .filter(|&(_, _, hi)| hi >= bound)
+                .map(|(r, _, hi)| (r, hi)),
+        );
+    }
+
+    /// Drops the rows that can no longer reach the top k.
+    fn prune(&mut self) {
+        let bound = self.bound();
+        self.rows.retain(|&(_, hi)| hi >= bound);
+    }
+
+    /// Merges another shard's candidates of the same query.
+    fn merge(&mut self, other: Candidates) {
+        for Reverse(b) in other.lower {
+            if self.lower.len() < self.k {
+                self.lower.push(Reverse(b));
+            } else if b.0 > self.bound() {
+                self.lower.pop();
+                self.lower.push(Reverse(b));
+            }
+        }
+        self.rows.extend(other.rows);
+    }
+}
+
+/// Codes to search: row-major (`code_width(dim)` bytes a row), or already
+/// in the fast-scan layout of [`FastScanCodes`].
+#[derive(Clone, Copy)]
+pub(crate) enum CodesRef<'a> {
+    RowMajor(&'a [u8]),
+    FastScan(&'a FastScanCodes),
+}
+
+/// Packed codes kept in the fast-scan layout (SPEC §8): byte `b` of 32 rows
+/// side by side, `⌈rows/32⌉·32·code_width(dim)` bytes, padding rows zero.
+/// Searching them skips the per-search re-layout of row-major codes (which
+/// costs about as much as the scan itself for one query); re-ranking reads
+/// each candidate's bytes back from the blocks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FastScanCodes {
+    dim: usize,
+    rows: usize,
+    blocks: Vec<u8>,
+}
+
+impl FastScanCodes {
+    /// Lays out `(rows, code_width(dim))` row-major codes.
+    pub fn new(codes: &[u8], dim: usize) -> Result<FastScanCodes> {
+        crate::encode::quantize::check_dim(dim)?;
+        let width = code_width(dim);
+        let rows = check_rows("codes", codes.len(), width)?;
+        check_padding(codes, dim)?;
+        let padded = rows.div_ceil(BLOCK_ROWS) * BLOCK_ROWS;
+        let mut blocks = with_capacity("FastScanCodes", "the fast-scan layout", padded, width)?;
+        blocks.resize(padded * width, 0);
+        fast_scan_blocks(codes, width, &mut blocks);
+        Ok(FastScanCodes { dim, rows, blocks })
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The layout's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.blocks
+    }
+
+    /// Row `row`'s code into `out` (`code_width(dim)` bytes; `row < rows`).
+    pub(crate) fn code_into(&self, row: usize, out: &mut [u8]) {
+        let width = out.len();
+        let block = &self.blocks[(row / BLOCK_ROWS) * BLOCK_ROWS * width..][..BLOCK_ROWS * width];
+        for (b, o) in out.iter_mut().enumerate() {
+            *o = block[b * BLOCK_ROWS + row % BLOCK_ROWS];
+        }
+    }
+}
+
+/// The rows being searched: their codes, norms and the scope.
+struct Database<'a> {
+    codes: CodesRef<'a>,
+    width: usize,
+    rows: usize,
+    /// ‖x̂‖ per row as f32 (given, or computed per chunk when `None`).
+    norms: Option<&'a [f32]>,
+    squares: ByteSquares,
+    /// [`pair_squares`] of the table.
+    pair_squares: Vec<f64>,
+    scope: RowScope<'a>,
+}
+
+impl Database<'_> {
+    fn allowed(&self, row: usize) -> bool {
+        self.scope.mask.is_none_or(|m| m[row / 8] >> (row % 8) & 1 == 1)
+    }
+    fn key(&self, row: usize) -> u64 {
+        self.scope.tie_keys.map_or(row as u64, |k| k[row])
+    }
+
+    /// Row `row`'s code: borrowed, or gathered into `buf` (`width` bytes).
+    fn code<'s>(&'s self, row: usize, buf: &'s mut [u8]) -> &'s [u8] {
+        match self.codes {
+            CodesRef::RowMajor(c) => &c[row * self.width..][..self.width],
+            CodesRef::FastScan(f) => {
+                f.code_into(row, buf);
+                buf
+            }
+        }
+    }
+}
+
+/// Per pair of dimensions m (2m, 2m + 1) and 4-bit Gray nibble n, the
+/// query's part of the dot product, `u_2m·x̂_2m + u_2m+1·x̂_2m+1` with
+/// `u = q/‖q‖` (f64; a dimension past `dim` adds nothing): SPEC §8.
+pub(crate) fn pair_values(q: &[f32], q_norm: f64, table: &Reconstruction) -> Vec<f64> {
+    let dim = table.dim();
+    let pairs = 2 * code_width(dim);
+    let mut values = vec![0.0f64; 16 * pairs];
+    // Per dimension and Gray code, u_d·x̂_d (one division per dimension).
+    let products = |d: usize| -> [f64; 4] {
+        if d >= dim {
+            return [0.0; 4];
+        }
+        let u = f64::from(q[d]) / q_norm;
+        [0u8, 1, 2, 3].map(|g| u * f64::from(table.of_gray(d, g)))
+    };
+    for (m, out) in values.chunks_exact_mut(16).enumerate() {
+        let (first, second) = (products(2 * m), products(2 * m + 1));
+        for (n, v) in out.iter_mut().enumerate() {
+            // (0 + first) + second: a missing second dimension adds nothing.
+            *v = if 2 * m + 1 < dim {
+                first[n >> 2] + second[n & 3]
+            } else {
+                first[n >> 2]
+            };
+        }
+    }
+    values
+}
+
+/// Per pair of dimensions and Gray nibble, `x̂_2m² + x̂_2m+1²` (f64): the
+/// norm's part of SPEC §8's exact score.
+pub(crate) fn pair_squares(table: &Reconstruction) -> Vec<f64> {
+    let dim = table.dim();
+    let pairs = 2 * code_width(dim);
+    let mut squares = vec![0.0f64; 16 * pairs];
+    for m in 0..pairs {
+        for n in 0..16u8 {
+            let mut v = 0.0;
+            for (j, g) in [(0, n >> 2), (1, n & 3)] {
+                let d = 2 * m + j;
+                if d < dim {
+                    let x = f64::from(table.of_gray(d, g));
+                    v += x * x;
+                }
+            }
+            squares[16 * m + n as usize] = v;
+        }
+    }
+    squares
+}
+
+/// The exact score of SPEC §8 from the pair tables: per pair m the
+/// nibble's `values` and `squares` entries, summed in f64 into four partial
+/// sums by `m mod 4` (each in increasing m), combined as
+/// `(S0 + S1) + (S2 + S3)`; `dot / sqrt(squares)`, 0 when the squares sum to 0.
+/// (Four independent chains: the sum is latency-bound otherwise.)
+#[inline]
+pub(crate) fn exact_score(values: &[f64], squares: &[f64], code: &[u8]) -> f64 {
+    let (mut dot, mut sq) = ([0.0f64; 4], [0.0f64; 4]);
+    // Byte b holds pairs 2b (high nibble) and 2b + 1 (low nibble): two bytes, pairs 4c..4c+4.
+    let pairs = code.chunks_exact(2);
+    let remainder = pairs.remainder();
+    for (c, two) in pairs.enumerate() {
+        let base = 64 * c;
+        let n = [two[0] >> 4, two[0] & 15, two[1] >> 4, two[1] & 15];
+        for j in 0..4 {
+            let at = base + 16 * j + usize::from(n[j]);
+            dot[j] += values[at];
+            sq[j] += squares[at];
+        }
+    }
+    if let [last] = remainder {
+        let base = 32 * (code.len() - 1);
+        for (j, n) in [last >> 4, last & 15].into_iter().enumerate() {
+            let at = base + 16 * j + usize::from(n);
+            dot[j] += values[at];
+            sq[j] += squares[at];
+        }
+    }
+    let dot = (dot[0] + dot[1]) + (dot[2] + dot[3]);
+    let sq = (sq[0] + sq[1]) + (sq[2] + sq[3]);
+    if sq == 0.0 {
+        0.0
+    } else {
+        dot / sq.sqrt()
+    }
+}
+
+/// Scans rows `first..last` (`first` a multiple of [`CHUNK_ROWS`]) for every
+/// query, offering each row to the query's candidates.
+fn scan_rows(
+    kernels: &Kernels,
+    db: &Database<'_>,
+    queries: &[QueryTables],
+    first: usize,
+    last: usize,
+    cands: &mut [Candidates],
+) {
+    let width = db.width;
+    let luts: Vec<u8> = queries.iter().flat_map(|qt| qt.luts.iter().copied()).collect();
+    let mut blocks = vec![0u8; CHUNK_ROWS * width];
+    let mut sums = vec![0u32; QUERY_GROUP * CHUNK_ROWS];
+    let mut norms = vec![0f32; CHUNK_ROWS];
+    let mut flags = vec![0u8; CHUNK_ROWS];
+    let mut start = first;
+    while start < last {
+        let end = (start + CHUNK_ROWS).min(last);
+        let count = end - start;
+        let padded = count.div_ceil(BLOCK_ROWS) * BLOCK_ROWS;
+        let chunk_blocks: &[u8] = match db.codes {
+            CodesRef::RowMajor(c) => {
+                fast_scan_blocks(&c[start * width..end * width], width, &mut blocks[..padded * width]);
+                &blocks[..padded * width]
+            }
+            // `start` is a multiple of 32: the chunk's blocks are whole.
+            CodesRef::FastScan(f) => &f.blocks[start * width..][..padded * width],
+        };
+        let norms = match db.norms {
+            Some(n) => &n[start..end],
+            None => {
+                let mut buf = vec![0u8; width];
+                for (i, o) in norms[..count].iter_mut().enumerate() {
+                    *o = db.squares.norm(db.code(start + i, &mut buf));
+                }
+                &norms[..count]
+            }
+        };
+        let norm_range = norms
+            .iter()
+            .fold((f32::INFINITY, 0.0f32), |(lo, hi), &n| (lo.min(n), hi.max(n)));
+        for (g, group) in queries.chunks(QUERY_GROUP).enumerate() {
+            let q0 = g * QUERY_GROUP;
+            let sums = &mut sums[..group.len() * padded];
+            let group_luts = &luts[q0 * 32 * width..(q0 + group.len()) * 32 * width];
+            (kernels.asym_scan)(group_luts, width, chunk_blocks, sums);
+            for ((qt, c), sums) in group.iter().zip(&mut cands[q0..]).zip(sums.chunks_exact(padded)) {
+                if qt.norm == 0.0 {
+                    continue; // every score is 0: chosen by key at the end
+                }
+                offer_chunk(db, qt, c, start, &sums[..count], norms, norm_range, &mut flags[..count]);
+            }
+        }
+        start = end;
+    }
+}
+
+/// Offers the rows `start..start + sums.len()` of one chunk to a query's
+/// candidates, given their integer sums, norms and the norms' (min, max).
+#[allow(clippy::too_many_arguments)]
+fn offer_chunk(
+    db: &Database<'_>,
+    qt: &QueryTables,
+    c: &mut Candidates,
+    start: usize,
+    sums: &[u32],
+    norms: &[f32],
+    norm_range: (f32, f32),
+    flags: &mut [u8],
+) {
+    let bounds = |i: usize| {
+        let a = qt.approx(sums[i]);
+        let n = f64::from(norms[i]);
+        if n == 0.0 {
+            (0.0, 0.0)
+        } else {
+            ((a - qt.err) / n, (a + qt.err) / n)
+        }
+    };
+    if c.bound() == f64::NEG_INFINITY {
+        c.seed((0..sums.len()).filter(|&i| db.allowed(start + i)).map(|i| {
+            let (lo, hi) = bounds(i);
+            ((start + i) as u32, lo, hi)
+        }));
+        return;
+    }
+    // hi ≥ bound ⇔ approx + err ≥ bound·‖x̂‖, in f32 with margins that only
+    // let more rows through (a stale bound is lower, too). Sums are < 2³¹.
+    let bound = c.bound();
+    // An integer pre-test per 16 rows: a row can pass only if its sum
+    // reaches what the chunk's smallest (largest, for a negative bound) norm
+    // needs; the margins make it looser than the test below.
+    let norm = f64::from(if bound >= 0.0 { norm_range.0 } else { norm_range.1 });
+    let need = bound * norm;
+    let top64 = qt.bias + qt.err;
+    let least = ((need - need.abs() * 1e-5 - top64 - top64.abs() * 1e-5) / qt.scale).floor() - 1.0;
+    if least >= f64::from(i32::MAX) {
+        return; // no row of this chunk can reach the bound
+    }
+    let least = least.max(-1.0) as i32;
+    let bound32 = (bound - 1e-6 * bound.abs()) as f32;
+    let (scale, top) = (qt.scale as f32, (qt.bias + qt.err) as f32);
+    for (g, group) in sums.chunks(16).enumerate() {
+        // Sums are < 2³¹; a fold (no early exit) vectorises.
+        if !group.iter().fold(false, |any, &s| any | (s as i32 > least)) {
+            continue;
+        }
+        let flags = &mut flags[16 * g..][..group.len()];
+        for ((f, &s), &n) in flags.iter_mut().zip(group).zip(&norms[16 * g..]) {
+            let t = bound32 * n;
+            *f = u8::from((s as i32) as f32 * scale + top >= t - t.abs() * 1e-6);
+        }
+        for (j, _) in flags.iter().enumerate().filter(|(_, &f)| f != 0) {
+            let i = 16 * g + j;
+            if db.allowed(start + i) {
+                let (lo, hi) = bounds(i);
+                c.offer((start + i) as u32, lo, hi);
+            }
+        }
+    }
+}
+
+/// How many candidates ahead [`finish`] prefetches a code.
+const PREFETCH_AHEAD: usize = 8;
+
+/// Asks for every cache line `code` spans (one address per 48 bytes, and
+/// its last byte), so the candidates' scattered codes arrive while earlier
+/// ones are scored. A hint only: no effect on any result.
+#[inline(always)]
+fn prefetch(code: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    for off in (0..code.len()).step_by(48).chain(code.len().checked_sub(1)) {
+        // SAFETY: CPU: SSE (part of every x86-64); PREFETCHT0 never faults,
+        // and `off < code.len()` keeps the address inside `code` anyway.
+        unsafe {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            _mm_prefetch::<_MM_HINT_T0>(code.as_ptr().add(off) as *const i8);
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = code;
+}
+
+/// The exact top `out.len()` of one query's candidates (or, for a zero
+/// query, of every allowed row): writes scores and rows.
+fn finish(
+    db: &Database<'_>,
+    table: &Reconstruction,
+    q: &[f32],
+    qt: &QueryTables,
+    mut c: Candidates,
+    scores: &mut [f32],
+    rows: &mut [i64],
+) {
+    let mut scored: Vec<(f64, u64, u32)> = if qt.norm == 0.0 {
+        (0..db.rows)
+            .filter(|&r| db.allowed(r))
+            .map(|r| (0.0, db.key(r), r as u32))
+            .collect()
+    } else {
+        c.prune();
+        RESCORED.fetch_add(c.rows.len() as u64, AtomicOrdering::Relaxed);
+        let values = pair_values(q, qt.norm, table);
+        c.rows.sort_unstable_by_key(|&(r, _)| r);
+        let mut buf = vec![0u8; db.width];
+        (0..c.rows.len())
+            .map(|i| {
+                if let (Some(&(ahead, _)), CodesRef::RowMajor(codes)) = (c.rows.get(i + PREFETCH_AHEAD), db.codes) {
+                    prefetch(&codes[ahead as usize * db.width..][..db.width]);
+                }
+                let r = c.rows[i].0;
+                let score = exact_score(&values, &db.pair_squares, db.code(r as usize, &mut buf));
+                (score, db.key(r as usize), r)
+            })
+            .collect()
+    };
+    let order = by_score_then_key;
+    let kk = scores.len();
+    if scored.len() > kk {
+        scored.select_nth_unstable_by(kk - 1, order);
+        scored.truncate(kk);
+    }
+    scored.sort_unstable_by(order);
+    for ((s, r), (score, _, row)) in scores.iter_mut().zip(rows.iter_mut()).zip(scored) {
+        (*s, *r) = (score as f32, i64::from(row));
+    }
+}
+
+/// The result order of SPEC §8: score descending (as real numbers: −0 = +0;
+/// scores are never NaN), then tie key ascending.
+fn by_score_then_key(a: &(f64, u64, u32), b: &(f64, u64, u32)) -> Ordering {
+    b.0.partial_cmp(&a.0).unwrap_or(Ordering::Equal).then(a.1.cmp(&b.1))
+}
+
+/// Checks the queries (finite, `dim` wide) and returns their count.
+fn check_queries(queries: &[f32], dim: usize) -> Result<usize> {
+    let nq = check_rows("queries", queries.len(), dim)?;
+    if let Some(at) = queries.iter().position(|v| !v.is_finite()) {
+        return Err(Error::NonFinite {
+            arg: "queries",
+            row: at / dim,
+            col: at % dim,
+            value: f64::from(queries[at]),
+        });
+    }
+    Ok(nq)
+}
+
+/// Exact top-`k` of each float query among `(rows, code_width(dim))` packed
+/// codes by the cosine between the query and the code's reconstruction under
+/// `table` (SPEC §8). `norms`: each row's ‖x̂‖ as [`crate::row_norms`] wrote
+/// it (computed here when `None`; other values may drop rows from the
+/// result, never anything worse). Writes `min(k, rows)` columns per query
+/// into `scores` (cosine similarity as f32, best first) and `rows` (ties by
+/// lower row) and returns that column count. Codes with nonzero padding
+/// bits are an error naming the row.
+#[allow(clippy::too_many_arguments)]
+pub fn search_asym(
+    queries: &[f32],
+    codes: &[u8],
+    dim: usize,
+    table: &Reconstruction,
+    norms: Option<&[f32]>,
+    k: usize,
+    scores: &mut [f32],
+    rows: &mut [i64],
+) -> Result<usize> {
+    search_asym_with(Kernels::active(), queries, codes, dim, table, norms, k, scores, rows)
+}
+
+/// [`search_asym`] with the given kernels (for comparing backends).
+#[allow(clippy::too_many_arguments)]
+pub fn search_asym_with(
+    kernels: &Kernels,
+    queries: &[f32],
+    codes: &[u8],
+    dim: usize,
+    table: &Reconstruction,
+    norms: Option<&[f32]>,
+    k: usize,
+    scores: &mut [f32],
+    rows: &mut [i64],
+) -> Result<usize> {
+    if table.dim() == dim {
+        // (Another dimension is the table's error, reported by the search.)
+        check_rows("codes", codes.len(), code_width(dim))?;
+        check_padding(codes, dim)?;
+    }
+    search_asym_scoped(
+        kernels,
+        queries,
+        CodesRef::RowMajor(codes),
+        dim,
+        table,
+        norms,
+        k,
+        RowScope::default(),
+        scores,
+        rows,
+    )
+}
+
+/// [`search_asym`] over codes already in the fast-scan layout (faster for
+/// few queries: no per-search re-layout). Same results as [`search_asym`]
+/// on the row-major codes.
+#[allow(clippy::too_many_arguments)]
+pub fn search_asym_fast_scan(
+    queries: &[f32],
+    codes: &FastScanCodes,
+    table: &Reconstruction,
+    norms: Option<&[f32]>,
+    k: usize,
+    scores: &mut [f32],
+    rows: &mut [i64],
+) -> Result<usize> {
+    search_asym_fast_scan_with(Kernels::active(), queries, codes, table, norms, k, scores, rows)
+}
+
+/// [`search_asym_fast_scan`] with the given kernels.
+#[allow(clippy::too_many_arguments)]
+pub fn search_asym_fast_scan_with(
+    kernels: &Kernels,
+    queries: &[f32],
+    codes: &FastScanCodes,
+    table: &Reconstruction,
+    norms: Option<&[f32]>,
+    k: usize,
+    scores: &mut [f32],
+    rows: &mut [i64],
+) -> Result<usize> {
+    let dim = table.dim();
+    search_asym_scoped(
+        kernels,
+        queries,
+        CodesRef::FastScan(codes),
+        dim,
+        table,
+        norms,
+        k,
+        RowScope::default(),
+        scores,
+        rows,
+    )
+}
+
+/// [`search_asym_with`] restricted to `scope` (allowed rows, tie keys).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn search_asym_scoped(
+    kernels: &Kernels,
+    queries: &[f32],
+    codes: CodesRef<'_>,
+    dim: usize,
+    table: &Reconstruction,
+    norms: Option<&[f32]>,
+    k: usize,
+    scope: RowScope<'_>,
+    scores: &mut [f32],
+    rows: &mut [i64],
+) -> Result<usize> {
+    table.check_dim(dim)?;
+    if k == 0 {
+        return Err(Error::value("k", "must be at least 1"));
+    }
+    let width = code_width(dim);
+    let nq = check_queries(queries, dim)?;
+    let n = match codes {
+        CodesRef::RowMajor(c) => check_rows("codes", c.len(), width)?,
+        CodesRef::FastScan(f) => {
+            if f.dim != dim {
+                return Err(Error::shape(
+                    "codes",
+                    format!("codes of {dim} dimensions"),
+                    format!("{} dimensions", f.dim),
+                ));
+            }
+            f.rows
+        }
+    };
+    if n > u32::MAX as usize {
+        return Err(Error::shape("codes", "at most 2³² − 1 rows", n));
+    }
+    if let Some(norms) = norms {
+        check_len("norms", norms.len(), n)?;
+        if let Some(at) = norms.iter().position(|v| !v.is_finite() || *v < 0.0) {
+            return Err(Error::value(
+                "norms",
+                format!("row {at} holds {}; norms are finite and ≥ 0", norms[at]),
+            ));
+        }
+    }
+    if let Some(m) = scope.mask {
+        check_len("mask", m.len(), n.div_ceil(8))?;
+    }
+    if let Some(keys) = scope.tie_keys {
+        check_len("keys", keys.len(), n)?;
+    }
+    let kk = result_columns(k, scope.allowed(n));
+    let cells = nq
+        .checked_mul(kk)
+        .ok_or_else(|| Error::shape("scores", format!("{nq} × {kk} elements"), "no buffer that large"))?;
+    check_len("scores", scores.len(), cells)?;
+    check_len("indices", rows.len(), cells)?;
+    if nq == 0 || kk == 0 {
+        return Ok(kk);
+    }
+    let db = Database {
+        codes,
+        width,
+        rows: n,
+        norms,
+        squares: ByteSquares::new(table),
+        pair_squares: pair_squares(table),
+        scope,
+    };
+    let threads = rayon::current_num_threads().max(1);
+    if nq < threads && n >= 2 * SHARD_MIN_ROWS {
+        // Few queries, many rows: shard the rows, merge each query's candidates.
+        let tables: Vec<QueryTables> = queries.chunks_exact(dim).map(|q| QueryTables::new(q, table)).collect();
+        let shard = n.div_ceil(threads).max(SHARD_MIN_ROWS).next_multiple_of(CHUNK_ROWS);
+        let shards: Vec<Vec<Candidates>> = (0..n.div_ceil(shard))
+            .into_par_iter()
+            .map(|s| {
+                let mut cands: Vec<Candidates> = (0..nq).map(|_| Candidates::new(kk)).collect();
+                scan_rows(kernels, &db, &tables, s * shard, ((s + 1) * shard).min(n), &mut cands);
+                cands
+            })
+            .collect();
+        let mut merged: Vec<Candidates> = (0..nq).map(|_| Candidates::new(kk)).collect();
+        for shard in shards {
+            for (m, c) in merged.iter_mut().zip(shard) {
+                m.merge(c);
+            }
+        }
+        queries
+            .par_chunks_exact(dim)
+            .zip(tables.par_iter())
+            .zip(merged.into_par_iter())
+            .zip(scores.par_chunks_mut(kk).zip(rows.par_chunks_mut(kk)))
+            .for_each(|(((q, qt), c), (s, r))| finish(&db, table, q, qt, c, s, r));
+        return Ok(kk);
+    }
+    let per = nq.div_ceil(threads).clamp(1, 1024);
+    queries
+        .par_chunks(per * dim)
+        .zip(scores.par_chunks_mut(per * kk).zip(rows.par_chunks_mut(per * kk)))
+        .for_each(|(chunk, (s, r))| {
+            let tables: Vec<QueryTables> = chunk.chunks_exact(dim).map(|q| QueryTables::new(q, table)).collect();
+            let mut cands: Vec<Candidates> = (0..tables.len()).map(|_| Candidates::new(kk)).collect();
+            scan_rows(kernels, &db, &tables, 0, n, &mut cands);
+            for ((((q, qt), c), s), r) in chunk
+                .chunks_exact(dim)
+                .zip(&tables)
+                .zip(cands)
+                .zip(s.chunks_exact_mut(kk))
+                .zip(r.chunks_exact_mut(kk))
+            {
+                finish(&db, table, q, qt, c, s, r);
+            }
+        });
+    Ok(kk)
+}
+
+/// The two-stage path: re-ranks each query's candidate rows (e.g. a Lee
+/// search's top hits) exactly by the asymmetric score of SPEC §8.
+/// `candidates` is `(queries, c)` row-major; `-1` entries are skipped,
+/// repeated rows count once, other rows must be in `0..rows`. Writes
+/// `min(k, c)` columns per query (best first, ties by lower row); columns
+/// past a query's distinct candidates get score −∞ and row −1. Returns the
+/// column count.
+#[allow(clippy::too_many_arguments)]
+pub fn rerank_asym(
+    queries: &[f32],
+    codes: &[u8],
+    dim: usize,
+    table: &Reconstruction,
+    candidates: &[i64],
+    k: usize,
+    scores: &mut [f32],
+    rows: &mut [i64],
+) -> Result<usize> {
+    rerank_asym_scoped(queries, codes, dim, table, candidates, k, None, scores, rows)
+}
+
+/// [`rerank_asym`] with ties by `tie_keys[row]` (distinct) instead of by row.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn rerank_asym_scoped(
+    queries: &[f32],
+    codes: &[u8],
+    dim: usize,
+    table: &Reconstruction,
+    candidates: &[i64],
+    k: usize,
+    tie_keys: Option<&[u64]>,
+    scores: &mut [f32],
+    rows: &mut [i64],
+) -> Result<usize> {
+    table.check_dim(dim)?;
+    if k == 0 {
+        return Err(Error::value("k", "must be at least 1"));
+    }
+    let width = code_width(dim);
+    let nq = check_queries(queries, dim)?;
+    let n = check_rows("codes", codes.len(), width)?;
+    check_padding(codes, dim)?;
+    if let Some(keys) = tie_keys {
+        check_len("keys", keys.len(), n)?;
+    }
+    let c = if nq == 0 {
+        if !candidates.is_empty() {
+            return Err(Error::shape(
+                "candidates",
+                "no candidates for no queries",
+                candidates.len(),
+            ));
+        }
+        0
+    } else {
+        if !candidates.len().is_multiple_of(nq) {
+            return Err(Error::shape(
+                "candidates",
+                format!("{nq} rows of candidates"),
+                candidates.len(),
+            ));
+        }
+        candidates.len() / nq
+    };
+    if let Some(at) = candidates.iter().position(|&r| r < -1 || r >= n as i64) {
+        return Err(Error::value(
+            "candidates",
+            format!(
+                "query {} holds row {}; candidates are rows 0..{n} or -1",
+                at / c.max(1),
+                candidates[at]
+            ),
+        ));
+    }
+    let kk = k.min(c);
+    let cells = nq * kk; // ≤ candidates.len()
+    check_len("scores", scores.len(), cells)?;
+    check_len("indices", rows.len(), cells)?;
+    if cells == 0 {
+        return Ok(kk);
+    }
+    let key = |r: usize| tie_keys.map_or(r as u64, |k| k[r]);
+    let squares = pair_squares(table);
+    queries
+        .par_chunks_exact(dim)
+        .zip(candidates.par_chunks_exact(c))
+        .zip(scores.par_chunks_mut(kk).zip(rows.par_chunks_mut(kk)))
+        .try_for_each(|((q, cand), (s, r))| -> Result<()> {
+            let q_norm = query_norm(q);
+            let values = pair_values(q, q_norm, table);
+            let mut scored: Vec<(f64, u64, u32)> = with_capacity("rerank_asym", "the candidate scores", c, 1)?;
+            let mut distinct: Vec<usize> = cand.iter().filter(|&&r| r >= 0).map(|&r| r as usize).collect();
+            distinct.sort_unstable();
+            distinct.dedup();
+            for row in distinct {
+                let code = &codes[row * width..][..width];
+                let score = if q_norm == 0.0 {
+                    0.0
+                } else {
+                    exact_score(&values, &squares, code)
+                };
+                scored.push((score, key(row), row as u32));
+            }
+            scored.sort_unstable_by(by_score_then_key);
+            s.fill(f32::NEG_INFINITY);
+            r.fill(-1);
+            for ((s, r), (score, _, row)) in s.iter_mut().zip(r.iter_mut()).zip(scored) {
+                (*s, *r) = (score as f32, i64::from(row));
+            }
+            Ok(())
+        })?;
+    Ok(kk)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codes::pack_row;
+
+    /// The scoped search (mask and tie keys, as the index uses it) equals a
+    /// naive brute force over the allowed rows ordered by (score, key).
+    #[test]
+    fn scoped_search_follows_the_mask_and_the_tie_keys() {
+        let mut state = 12345u64;
+        let mut next = move |n: usize| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 33) % n as u64) as usize
+        };
+        for (dim, n) in [(7usize, 300usize), (16, 1000), (33, 2100)] {
+            let width = code_width(dim);
+            let values: Vec<f32> = (0..dim)
+                .flat_map(|_| {
+                    let mut v = [0.0f32, 0.5, 1.0, 0.25].map(|x| x - next(3) as f32 * 0.25);
+                    v.sort_by(f32::total_cmp);
+                    v
+                })
+                .collect();
+            let table = Reconstruction::new(&values, dim).unwrap();
+            let mut codes = vec![0u8; n * width];
+            for row in codes.chunks_exact_mut(width) {
+                let s: Vec<u8> = (0..dim).map(|_| [1u8, 2][next(2)]).collect();
+                pack_row(&s, row);
+            }
+            let mask: Vec<u8> = (0..n.div_ceil(8)).map(|_| next(256) as u8).collect();
+            let mut keys: Vec<u64> = (0..n as u64).map(|i| 7 * i + 3).collect();
+            for i in (1..n).rev() {
+                keys.swap(i, next(i + 1));
+            }
+            let nq = 3;
+            let queries: Vec<f32> = (0..nq * dim).map(|_| next(5) as f32 - 2.0).collect();
+            let scope = RowScope {
+                mask: Some(&mask),
+                tie_keys: Some(&keys),
+            };
+            for k in [1usize, 10, 5000] {
+                let kk = scoped_columns_for(k, n, scope);
+                let (mut s, mut r) = (vec![0f32; nq * kk], vec![0i64; nq * kk]);
+                for kernels in crate::Backend::supported().into_iter().filter_map(Kernels::for_backend) {
+                    search_asym_scoped(
+                        kernels,
+                        &queries,
+                        CodesRef::RowMajor(&codes),
+                        dim,
+                        &table,
+                        None,
+                        k,
+                        scope,
+                        &mut s,
+                        &mut r,
+                    )
+                    .unwrap();
+                    for (qi, q) in queries.chunks_exact(dim).enumerate() {
+                        let values = pair_values(q, query_norm(q), &table);
+                        let squares = pair_squares(&table);
+                        let mut want: Vec<(f64, u64, u32)> = (0..n)
+                            .filter(|&row| mask[row / 8] >> (row % 8) & 1 == 1)
+                            .map(|row| {
+                                let score = if query_norm(q) == 0.0 {
+                                    0.0
+                                } else {
+                                    exact_score(&values, &squares, &codes[row * width..][..width])
+                                };
+                                (score, keys[row], row as u32)
+                            })
+                            .collect();
+                        want.sort_by(by_score_then_key);
+                        let want: Vec<i64> = want.iter().take(kk).map(|w| i64::from(w.2)).collect();
+                        assert_eq!(&r[qi * kk..(qi + 1) * kk], &want[..], "dim {dim} k {k} query {qi}");
+                    }
+                }
+            }
+        }
+    }
+
+    fn scoped_columns_for(k: usize, n: usize, scope: RowScope<'_>) -> usize {
+        crate::search::scoped_columns(k, n, scope)
+    }
+}
