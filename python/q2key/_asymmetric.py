@@ -126,8 +126,8 @@ def rerank(
     if cand.dtype.kind == "u" and cand.size and int(cand.max()) > np.iinfo(np.int64).max:
         # The core's words for a row out of range (it cannot see rows beyond int64).
         at = int(np.argmax(cand > np.iinfo(np.int64).max))
-        q, row = at // cand.shape[1], int(cand.ravel()[at])
-        raise Q2KeyError(f"query {q} holds row {row}; candidates are rows 0..{c.shape[0]} or -1", arg="candidates")
+        query, row = at // cand.shape[1], int(cand.ravel()[at])
+        raise Q2KeyError(f"query {query} holds row {row}; candidates are rows 0..{c.shape[0]} or -1", arg="candidates")
     cand64 = np.require(cand, dtype=np.int64, requirements=["C", "A"])
     return SearchResult(
         *_native.rerank_asym(q, c, cand64, width, _native_thresholds(threshold), kk, check_threads(threads))
