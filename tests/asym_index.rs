@@ -414,3 +414,19 @@ fn decode_reads_the_table() {
         assert_eq!(v, table.value(i % dim, s));
     }
 }
+
+/// Writes format-2 seeds (with a reconstruction table) for the `load` fuzz
+/// target beside format 1's: `cargo test --test asym_index -- --ignored write_format2_fuzz_seeds`.
+#[test]
+#[ignore]
+fn write_format2_fuzz_seeds() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/load");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut rng = Rng::new(77);
+    for (i, (dim, rows, per_dim)) in [(3usize, 2usize, false), (9, 4, true)].into_iter().enumerate() {
+        let data = data_with_table(dim, rows, Some(coarse_table(&mut rng, dim)), per_dim);
+        let mut bytes = Vec::new();
+        write_to(&data, &mut bytes).unwrap();
+        std::fs::write(dir.join(format!("seed-format2-{i}.q2k")), bytes).unwrap();
+    }
+}
