@@ -328,3 +328,22 @@ def test_weighted_indexes_and_complement_keep_lee_under_auto() -> None:
     assert plain.search(x[:2], 3, complement=True).distances.dtype == np.uint32
     with pytest.raises(q2key.Q2KeyError, match=r"^scoring: "):
         plain.search(x[:2], 3, complement=True, scoring="asymmetric")
+
+
+def test_tables_of_huge_dimensions_are_a_memory_error_not_an_abort() -> None:
+    """A table sized by a user's ``dim`` is allocated through the checked path (it aborted the process)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import q2key, numpy as np\n"
+        "for call in (lambda: q2key.Thresholds.global_(0.1).table(2**32 - 1),\n"
+        "             lambda: q2key.decode(np.zeros((1, 3), np.uint8), dim=2**32 - 1)):\n"
+        "    try:\n"
+        "        call()\n"
+        "    except (MemoryError, q2key.Q2KeyError) as e:\n"
+        "        print(type(e).__name__, str(e).split(':')[0])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split("\n")[:2] == ["MemoryError table", "ShapeError codes"], done.stdout
