@@ -39,7 +39,7 @@ impl Reconstruction {
     pub fn from_f64(values: &[f64], dim: usize) -> Result<Reconstruction> {
         crate::encode::quantize::check_dim(dim)?;
         check_len("table", values.len(), 4 * dim)?;
-        let mut out = Vec::with_capacity(values.len());
+        let mut out = crate::error::with_capacity("table", "the reconstruction table", dim, 4)?;
         for (i, &v) in values.iter().enumerate() {
             let (d, s) = (i / 4, i % 4);
             let f = v as f32;
@@ -71,8 +71,15 @@ impl Reconstruction {
     pub fn gaussian(dim: usize, tau: f64) -> Result<Reconstruction> {
         crate::encode::quantize::check_dim(dim)?;
         let tau = crate::encode::thresholds::check_tau("tau", tau)?;
-        let cuts = DimCuts::uniform(tau, dim)?;
-        Self::from_cuts(&cuts)
+        // Every dimension has the same cells: their means once, repeated (no cuts array).
+        let sigma = 1.0 / (dim as f64).sqrt();
+        let c = [-tau, 0.0, tau];
+        let means = [0, 1, 2, 3].map(|s| flush_tiny(gaussian_cell_mean(cell_low(&c, s), cell_high(&c, s), sigma)));
+        let mut values = crate::error::with_capacity("table", "the reconstruction table", dim, 4)?;
+        for _ in 0..dim {
+            values.extend_from_slice(&means);
+        }
+        Self::from_f64(&values, dim)
     }
 
     /// Per dimension the conditional means of N(0, 1/dim) in that dimension's
@@ -80,7 +87,7 @@ impl Reconstruction {
     pub fn from_cuts(cuts: &DimCuts) -> Result<Reconstruction> {
         let dim = cuts.dim();
         let sigma = 1.0 / (dim.max(1) as f64).sqrt();
-        let mut values = Vec::with_capacity(4 * dim);
+        let mut values = crate::error::with_capacity("table", "the reconstruction table", dim, 4)?;
         for d in 0..dim {
             let c = dim_cuts(cuts, d);
             for s in 0..4 {
@@ -97,6 +104,11 @@ impl Reconstruction {
     /// The table, `(dim, 4)` row-major.
     pub fn as_slice(&self) -> &[f32] {
         &self.values
+    }
+
+    /// The table's values, `(dim, 4)` row-major (no copy).
+    pub fn into_values(self) -> Vec<f32> {
+        self.values
     }
 
     /// x̂_d(s) for the symbol `s` (0..=3) of dimension `d`.
@@ -391,6 +403,62 @@ pub fn reconstruction_mse(values: &[f64], dim: usize, cuts: &DimCuts, table: &Re
     } else {
         err / values.len() as f64
     })
+}
+
+/// The rows of `x` (`(rows, dim)`, f32 or f64) L2-normalised in f64, for
+/// fitting a table ([`cell_means`], [`lloyd_max`]) to raw vectors: a NaN or
+/// ±Inf is an error naming `arg`, the row and the column; a zero row stays
+/// zero. Rows are scaled by their largest magnitude first, so no finite
+/// input overflows or underflows.
+pub fn unit_rows<T: Copy + Into<f64>>(arg: &'static str, x: &[T], dim: usize) -> Result<Vec<f64>> {
+    let rows = check_rows(arg, x.len(), dim)?;
+    let mut out = crate::error::with_capacity(arg, "the normalised rows", rows, dim)?;
+    for (r, row) in x.chunks_exact(dim.max(1)).take(rows).enumerate() {
+        if let Some(c) = row.iter().position(|&v| !v.into().is_finite()) {
+            return Err(Error::NonFinite {
+                arg,
+                row: r,
+                col: c,
+                value: row[c].into(),
+            });
+        }
+        let top = row.iter().fold(0.0f64, |m, &v| m.max(v.into().abs()));
+        if top == 0.0 {
+            out.extend(std::iter::repeat_n(0.0, dim));
+            continue;
+        }
+        let norm = row.iter().map(|&v| (v.into() / top).powi(2)).sum::<f64>().sqrt();
+        out.extend(row.iter().map(|&v| v.into() / top / norm));
+    }
+    Ok(out)
+}
+
+/// Float queries as f32 for the asymmetric search: f32 as given; f64
+/// checked (a NaN or ±Inf is an error naming `arg`, the row and the column)
+/// and rounded to f32, a row whose largest magnitude lies outside
+/// `[2⁻¹⁰⁰, 2¹⁰⁰]` first scaled by a power of two (exact), so that no finite
+/// query overflows to ±Inf or underflows to 0 (only its direction matters).
+pub fn f32_queries<T: Copy + Into<f64>>(arg: &'static str, x: &[T], dim: usize) -> Result<Vec<f32>> {
+    let rows = check_rows(arg, x.len(), dim)?;
+    let mut out = crate::error::with_capacity(arg, "a copy of the queries", rows, dim)?;
+    for (r, row) in x.chunks_exact(dim.max(1)).take(rows).enumerate() {
+        if let Some(c) = row.iter().position(|&v| !v.into().is_finite()) {
+            return Err(Error::NonFinite {
+                arg,
+                row: r,
+                col: c,
+                value: row[c].into(),
+            });
+        }
+        let top = row.iter().fold(0.0f64, |m, &v| m.max(v.into().abs()));
+        let scale = if top != 0.0 && !(2f64.powi(-100)..=2f64.powi(100)).contains(&top) {
+            2f64.powi(-(top.log2().floor() as i32))
+        } else {
+            1.0
+        };
+        out.extend(row.iter().map(|&v| (v.into() * scale) as f32));
+    }
+    Ok(out)
 }
 
 // ---------------------------------------------------------------------------

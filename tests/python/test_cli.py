@@ -677,14 +677,14 @@ def test_index_build_search_info_round_trip(tmp_path: Path, npy: Path, x: np.nda
     assert rc == 0, err
     with np.load(tmp_path / "r.npz") as r:
         assert sorted(r.files) == ["distances", "ids"]
-        d, i = ref.search(queries, k=5)
+        d, i = ref.search(queries, k=5, scoring="lee")  # the CLI's scoring until it offers --scoring
         np.testing.assert_array_equal(r["distances"], d)
         np.testing.assert_array_equal(r["ids"], i)
 
     rc, out, _ = run("index", "search", idx_path, tmp_path / "q.npy", "-k", 2)
     lines = out.splitlines()
     assert rc == 0 and lines[0] == "query\trank\tid\tdistance" and len(lines) == 1 + 37 * 2
-    d, i = ref.search(queries, k=2)
+    d, i = ref.search(queries, k=2, scoring="lee")
     assert lines[3] == f"1\t0\t{i[1, 0]}\t{d[1, 0]}"
 
     rc, out, _ = run("index", "info", idx_path)
@@ -714,7 +714,7 @@ def test_index_search_rescore_and_weights(tmp_path: Path, npy: Path, x: np.ndarr
         np.testing.assert_array_equal(r["distances"], d)
     assert run(*args, "--rescore", npy, "--oversample", 3)[0] == 0
     with np.load(tmp_path / "r.npz") as r:
-        d, i = ref.search(x[:20], k=4, rescore=x, oversample=3)
+        d, i = ref.search(x[:20], k=4, rescore=x, oversample=3, scoring="lee")
         np.testing.assert_array_equal(r["ids"], i)
         np.testing.assert_allclose(r["distances"], d)
         assert (r["ids"][:, 0] == np.arange(20)).all()
