@@ -393,6 +393,62 @@ pub fn reconstruction_mse(values: &[f64], dim: usize, cuts: &DimCuts, table: &Re
     })
 }
 
+/// The rows of `x` (`(rows, dim)`, f32 or f64) L2-normalised in f64, for
+/// fitting a table ([`cell_means`], [`lloyd_max`]) to raw vectors: a NaN or
+/// ±Inf is an error naming `arg`, the row and the column; a zero row stays
+/// zero. Rows are scaled by their largest magnitude first, so no finite
+/// input overflows or underflows.
+pub fn unit_rows<T: Copy + Into<f64>>(arg: &'static str, x: &[T], dim: usize) -> Result<Vec<f64>> {
+    let rows = check_rows(arg, x.len(), dim)?;
+    let mut out = crate::error::with_capacity(arg, "the normalised rows", rows, dim)?;
+    for (r, row) in x.chunks_exact(dim.max(1)).take(rows).enumerate() {
+        if let Some(c) = row.iter().position(|&v| !v.into().is_finite()) {
+            return Err(Error::NonFinite {
+                arg,
+                row: r,
+                col: c,
+                value: row[c].into(),
+            });
+        }
+        let top = row.iter().fold(0.0f64, |m, &v| m.max(v.into().abs()));
+        if top == 0.0 {
+            out.extend(std::iter::repeat_n(0.0, dim));
+            continue;
+        }
+        let norm = row.iter().map(|&v| (v.into() / top).powi(2)).sum::<f64>().sqrt();
+        out.extend(row.iter().map(|&v| v.into() / top / norm));
+    }
+    Ok(out)
+}
+
+/// Float queries as f32 for the asymmetric search: f32 as given; f64
+/// checked (a NaN or ±Inf is an error naming `arg`, the row and the column)
+/// and rounded to f32, a row whose largest magnitude lies outside
+/// `[2⁻¹⁰⁰, 2¹⁰⁰]` first scaled by a power of two (exact), so that no finite
+/// query overflows to ±Inf or underflows to 0 (only its direction matters).
+pub fn f32_queries<T: Copy + Into<f64>>(arg: &'static str, x: &[T], dim: usize) -> Result<Vec<f32>> {
+    let rows = check_rows(arg, x.len(), dim)?;
+    let mut out = crate::error::with_capacity(arg, "a copy of the queries", rows, dim)?;
+    for (r, row) in x.chunks_exact(dim.max(1)).take(rows).enumerate() {
+        if let Some(c) = row.iter().position(|&v| !v.into().is_finite()) {
+            return Err(Error::NonFinite {
+                arg,
+                row: r,
+                col: c,
+                value: row[c].into(),
+            });
+        }
+        let top = row.iter().fold(0.0f64, |m, &v| m.max(v.into().abs()));
+        let scale = if top != 0.0 && !(2f64.powi(-100)..=2f64.powi(100)).contains(&top) {
+            2f64.powi(-(top.log2().floor() as i32))
+        } else {
+            1.0
+        };
+        out.extend(row.iter().map(|&v| (v.into() * scale) as f32));
+    }
+    Ok(out)
+}
+
 // ---------------------------------------------------------------------------
 // Decoding codes.
 

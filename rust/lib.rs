@@ -59,8 +59,8 @@ pub use codes::{
     validate_symbols,
 };
 pub use decode::{
-    cell_means, decode, gaussian_cell_mean, lloyd_max, normal_cdf, reconstruction_mse, row_norms, Reconstruction,
-    MAX_RECONSTRUCTION, MIN_RECONSTRUCTION,
+    cell_means, decode, f32_queries, gaussian_cell_mean, lloyd_max, normal_cdf, reconstruction_mse, row_norms,
+    unit_rows, Reconstruction, MAX_RECONSTRUCTION, MIN_RECONSTRUCTION,
 };
 pub use encode::cuts::{CutElement, DimCuts};
 pub use encode::quantize::{check_dim, gaussian_threshold, resolve_threshold, Element, GAUSSIAN_QUARTILE, MAX_DIM};

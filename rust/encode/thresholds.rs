@@ -7,6 +7,7 @@
 //! `Thresholds` in hand is always usable: τ finite and ≥ 0, cuts of shape
 //! `(3, dim)`, finite and ordered.
 
+use crate::decode::Reconstruction;
 use crate::encode::cuts::DimCuts;
 use crate::encode::quantize::check_dim;
 use crate::encode::{encode, encode_cuts, symbols, symbols_cuts, EncodeElement};
@@ -84,6 +85,8 @@ pub struct Thresholds {
     rule: ThresholdRule,
     /// `None`: a global τ for vectors of any dimension.
     dim: Option<usize>,
+    /// The fitted reconstruction table (SPEC §8); `None`: the analytic default.
+    reconstruction: Option<Reconstruction>,
 }
 
 impl Thresholds {
@@ -92,6 +95,7 @@ impl Thresholds {
         Ok(Thresholds {
             rule: ThresholdRule::Gaussian,
             dim: Some(check_dim(dim)?),
+            reconstruction: None,
         })
     }
 
@@ -103,6 +107,7 @@ impl Thresholds {
         Ok(Thresholds {
             rule: ThresholdRule::Global(tau),
             dim,
+            reconstruction: None,
         })
     }
 
@@ -123,6 +128,7 @@ impl Thresholds {
         Ok(Thresholds {
             rule: ThresholdRule::PerDim(cuts),
             dim: Some(dim),
+            reconstruction: None,
         })
     }
 
@@ -134,6 +140,7 @@ impl Thresholds {
             ThresholdRule::PerDim(c) => Thresholds {
                 rule: ThresholdRule::PerDim(c),
                 dim: Some(dim),
+                reconstruction: None,
             },
         };
         thresholds.rule_for(dim)?;
@@ -142,6 +149,81 @@ impl Thresholds {
 
     pub fn rule(&self) -> &ThresholdRule {
         &self.rule
+    }
+
+    /// These thresholds carrying the fitted reconstruction `table` (SPEC §8).
+    /// The table's dimension must be the thresholds' (a shape error naming
+    /// `table` otherwise); a global τ for any dimension takes the table's.
+    pub fn with_reconstruction(self, table: Reconstruction) -> Result<Thresholds> {
+        if let Some(dim) = self.dim {
+            table.check_dim(dim)?;
+        }
+        Ok(Thresholds {
+            dim: Some(table.dim()),
+            reconstruction: Some(table),
+            rule: self.rule,
+        })
+    }
+
+    /// The three cuts of every dimension for vectors of dimension `dim`
+    /// (`−τ, 0, τ` for the Gaussian and global rules).
+    pub fn dim_cuts(&self, dim: usize) -> Result<DimCuts> {
+        match self.rule_for(dim)? {
+            ThresholdRule::Gaussian => DimCuts::uniform(crate::gaussian_threshold(dim)?, dim),
+            ThresholdRule::Global(t) => DimCuts::uniform(*t, dim),
+            ThresholdRule::PerDim(c) => Ok(c.clone()),
+        }
+    }
+
+    /// These thresholds carrying the table fitted to `values` (`(rows, dim)`,
+    /// L2-normalised rows, e.g. [`crate::unit_rows`]): per dimension the
+    /// mean of the values in each cell (SPEC §8 "Fitted", [`crate::cell_means`]).
+    pub fn fit_reconstruction(&self, values: &[f64], dim: usize) -> Result<Thresholds> {
+        let table = crate::decode::cell_means(values, dim, &self.dim_cuts(dim)?)?;
+        self.clone().with_reconstruction(table)
+    }
+
+    /// Per-dimension Lloyd–Max from these thresholds' cuts ([`crate::lloyd_max`],
+    /// at most `iterations` rounds) on `values` (normalised rows as for
+    /// [`Thresholds::fit_reconstruction`]): per-dimension cuts carrying the
+    /// means of their cells as the table.
+    pub fn lloyd_max(&self, values: &[f64], dim: usize, iterations: usize) -> Result<Thresholds> {
+        let (cuts, table) = crate::decode::lloyd_max(values, dim, &self.dim_cuts(dim)?, iterations)?;
+        Ok(Thresholds {
+            rule: ThresholdRule::PerDim(cuts),
+            dim: Some(dim),
+            reconstruction: Some(table),
+        })
+    }
+
+    /// These thresholds without a fitted table (the analytic default applies).
+    pub fn without_reconstruction(self) -> Thresholds {
+        Thresholds {
+            reconstruction: None,
+            ..self
+        }
+    }
+
+    /// The fitted reconstruction table, if any.
+    pub fn reconstruction(&self) -> Option<&Reconstruction> {
+        self.reconstruction.as_ref()
+    }
+
+    /// The reconstruction table in effect for vectors of dimension `dim`:
+    /// the fitted one, else the analytic default of SPEC §8
+    /// ([`Reconstruction::gaussian`] of τ for the Gaussian and global rules,
+    /// [`Reconstruction::from_cuts`] for per-dimension cuts). A shape error
+    /// naming `threshold` when the thresholds are for another dimension.
+    pub fn table_for(&self, dim: usize) -> Result<Reconstruction> {
+        let rule = self.rule_for(dim)?;
+        if let Some(table) = &self.reconstruction {
+            return Ok(table.clone());
+        }
+        match rule {
+            ThresholdRule::Gaussian => Reconstruction::gaussian(dim, crate::gaussian_threshold(dim)?),
+            ThresholdRule::Global(t) => Reconstruction::gaussian(dim, *t),
+            ThresholdRule::PerDim(c) => Reconstruction::from_cuts(c),
+        }
     }
 
     /// The dimension these thresholds are for (`None`: a global τ for any dimension).

@@ -3,6 +3,7 @@
 //! `IndexData` is always compact (no removed rows): the index keeps its
 //! tombstones elsewhere and compacts before saving.
 
+use crate::decode::Reconstruction;
 use crate::search::lee::LeeWeights;
 use std::ops::Deref;
 
@@ -52,6 +53,9 @@ impl std::fmt::Debug for Codes {
 pub struct IndexData {
     pub dim: usize,
     pub thresholds: IndexThresholds,
+    /// The fitted reconstruction table of the thresholds (SPEC §8), of
+    /// dimension `dim`; `None`: the analytic default of the rule.
+    pub reconstruction: Option<Reconstruction>,
     /// `None`: plain Lee distance.
     pub weights: Option<LeeWeights>,
     /// The id `add` gives the next vector when none is given: above every stored id.

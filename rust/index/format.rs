@@ -727,6 +727,7 @@ fn assemble(p: Parts, codes: Codes) -> IndexData {
     IndexData {
         dim: p.dim,
         thresholds: p.thresholds,
+        reconstruction: None,
         weights: p.weights,
         next_id: p.next_id,
         codes,

@@ -13,8 +13,10 @@ mod query;
 mod windows;
 
 pub use data::{Codes, IndexData, IndexThresholds};
-pub use query::{Filter, Neighbours, RangeResult};
+pub use query::{AsymNeighbours, Filter, Neighbours, RangeResult};
 
+use crate::decode::Reconstruction;
+use crate::encode::thresholds::Thresholds;
 use crate::encode::EncodeElement;
 use crate::error::{with_capacity, zeroed, Error, Result};
 use crate::search::lee::LeeWeights;
@@ -49,6 +51,18 @@ pub struct Index {
     alive_mask: OnceLock<Arc<query::AliveMask>>,
     /// Alive rows sorted by (key, id), built on first use after a change.
     key_order: OnceLock<Arc<windows::KeyOrder>>,
+    /// The reconstruction table in effect and ‖x̂‖ of every stored row (f32,
+    /// 4 B per row), built by the first asymmetric search, then kept up to
+    /// date by adds and compactions (removals leave tombstoned rows' norms).
+    asym: OnceLock<AsymState>,
+}
+
+/// What asymmetric search needs beyond the codes.
+#[derive(Debug)]
+pub(crate) struct AsymState {
+    pub(crate) table: Reconstruction,
+    /// ‖x̂‖ per stored row, as [`crate::row_norms`] computes it.
+    pub(crate) norms: Vec<f32>,
 }
 
 /// Rows encoded for an index, not yet stored.
@@ -66,7 +80,8 @@ pub struct IndexStats {
     pub dim: usize,
     pub code_bytes: usize,
     /// Bytes held per stored row: code + key (8) + id (8) + liveness (1) + the id
-    /// map's share, from its capacity (≈ 36 B per row at 1 M rows), + the alive mask.
+    /// map's share, from its capacity (≈ 36 B per row at 1 M rows), + the alive mask,
+    /// + 4 for the row's ‖x̂‖ once an asymmetric search ran.
     pub bytes_per_row: usize,
     pub mapped: bool,
 }
@@ -93,6 +108,7 @@ impl Index {
         Ok(Index::from_data(IndexData {
             dim,
             thresholds,
+            reconstruction: None,
             weights,
             next_id: 0,
             codes: Codes::Owned(Vec::new()),
@@ -124,7 +140,48 @@ impl Index {
             ids_increasing,
             alive_mask: OnceLock::new(),
             key_order,
+            asym: OnceLock::new(),
         }
+    }
+
+    /// This (empty or not) index scoring with the fitted reconstruction
+    /// `table` (SPEC §8) instead of its rule's analytic default; a shape
+    /// error naming `table` when its dimension is not the index's. The codes
+    /// do not change: only asymmetric scores do.
+    pub fn with_reconstruction(mut self, table: Option<Reconstruction>) -> Result<Index> {
+        if let Some(t) = &table {
+            t.check_dim(self.data.dim)?;
+        }
+        self.data.reconstruction = table;
+        self.asym = OnceLock::new();
+        Ok(self)
+    }
+
+    /// The fitted reconstruction table, if any.
+    pub fn reconstruction(&self) -> Option<&Reconstruction> {
+        self.data.reconstruction.as_ref()
+    }
+
+    /// The index's thresholds as one value: its rule, its dimension and its
+    /// fitted table (if any).
+    pub fn threshold_set(&self) -> Result<Thresholds> {
+        let th = Thresholds::of_index(self.data.thresholds.clone(), self.data.dim)?;
+        match &self.data.reconstruction {
+            Some(t) => th.with_reconstruction(t.clone()),
+            None => Ok(th),
+        }
+    }
+
+    /// The table asymmetric search uses (fitted, else the rule's analytic
+    /// default) and the stored rows' norms, computed on first use.
+    pub(crate) fn asym_state(&self) -> Result<&AsymState> {
+        if let Some(s) = self.asym.get() {
+            return Ok(s);
+        }
+        let table = self.threshold_set()?.table_for(self.data.dim)?;
+        let norms = stored_norms(&self.data.codes, self.data.dim, &table)?;
+        // Another reader may have set it meanwhile: the same values.
+        Ok(self.asym.get_or_init(|| AsymState { table, norms }))
     }
 
     pub fn dim(&self) -> usize {
@@ -168,8 +225,22 @@ impl Index {
             dead: self.dead,
             dim: self.data.dim,
             code_bytes: width,
-            bytes_per_row: width + 8 + 8 + 1 + self.map_and_mask_bytes().div_ceil(self.data.ids.len().max(1)),
+            bytes_per_row: width
+                + 8
+                + 8
+                + 1
+                + self.norm_bytes()
+                + self.map_and_mask_bytes().div_ceil(self.data.ids.len().max(1)),
             mapped: self.is_mapped(),
+        }
+    }
+
+    /// Bytes per row of the norms asymmetric search keeps (4 once it ran, else 0).
+    fn norm_bytes(&self) -> usize {
+        if self.asym.get().is_some() {
+            std::mem::size_of::<f32>()
+        } else {
+            0
         }
     }
 
@@ -283,6 +354,10 @@ impl Index {
             return Err(Error::ReadOnly); // not reached: checked above
         };
         stored.extend_from_slice(codes);
+        if let Some(state) = self.asym.get_mut() {
+            let added = stored_norms(codes, self.data.dim, &state.table)?;
+            state.norms.extend_from_slice(&added);
+        }
         let last_id = self.data.ids.last().copied();
         self.ids_increasing &=
             last_id.is_none_or(|l| ids.first().is_none_or(|&f| f > l)) && ids.windows(2).all(|w| w[0] < w[1]);
@@ -359,6 +434,9 @@ impl Index {
                     codes.copy_within(from * width..(from + 1) * width, to * width);
                     self.data.ids[to] = self.data.ids[from];
                     self.data.keys[to] = self.data.keys[from];
+                    if let Some(state) = self.asym.get_mut() {
+                        state.norms[to] = state.norms[from];
+                    }
                 }
                 to += 1;
             }
@@ -369,6 +447,10 @@ impl Index {
         self.data.ids.shrink_to_fit();
         self.data.keys.truncate(to);
         self.data.keys.shrink_to_fit();
+        if let Some(state) = self.asym.get_mut() {
+            state.norms.truncate(to);
+            state.norms.shrink_to_fit();
+        }
         self.alive = vec![true; to];
         self.dead = 0;
         self.rows_of = OnceLock::new(); // rows moved: rebuilt on next use
@@ -459,6 +541,21 @@ impl Index {
     pub(crate) fn row_of(&self, id: u64) -> Option<usize> {
         self.id_map().get(&id).copied()
     }
+}
+
+/// ‖x̂‖ of `codes` (rows of the index's width) under `table`, in parallel
+/// for many rows; the output is reserved first (`MemoryError` when too large).
+fn stored_norms(codes: &[u8], dim: usize, table: &Reconstruction) -> Result<Vec<f32>> {
+    use rayon::prelude::*;
+    const ROWS_PER_TASK: usize = 16 * 1024;
+    let width = code_width(dim);
+    let rows = codes.len() / width;
+    let mut norms = zeroed("search", "the norms of the stored rows", rows, 1)?;
+    codes
+        .par_chunks(ROWS_PER_TASK * width)
+        .zip(norms.par_chunks_mut(ROWS_PER_TASK))
+        .try_for_each(|(c, n)| crate::row_norms(c, dim, table, n))?;
+    Ok(norms)
 }
 
 /// Id → stored row. foldhash: several times faster than SipHash on u64 keys,

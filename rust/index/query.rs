@@ -3,6 +3,7 @@
 use super::Index;
 use crate::error::{reserve, with_capacity, zeroed, Error, Result};
 use crate::kernels::Kernels;
+use crate::search::asym::{cosine_distance, search_asym_scoped, CodesRef};
 use crate::search::lee::{lee_counts, LeeWeights};
 use crate::search::{scoped_columns, search_scoped, RowScope};
 use std::borrow::Cow;
@@ -35,6 +36,15 @@ pub struct Neighbours {
     pub distances: Vec<u32>,
     /// Weighted Lee distances (an index with weights); empty otherwise.
     pub weighted: Vec<f64>,
+    pub ids: Vec<u64>,
+}
+
+/// Asymmetric search results (SPEC §8): `queries × columns`, ascending by
+/// distance `1 − cosine(query, x̂)` (f32), ties to the lower id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AsymNeighbours {
+    pub columns: usize,
+    pub distances: Vec<f32>,
     pub ids: Vec<u64>,
 }
 
@@ -275,6 +285,71 @@ impl Index {
             distances,
             weighted: Vec::new(),
             ids,
+        })
+    }
+
+    /// The `k` nearest alive rows (allowed by `filter`) of each float query
+    /// (`queries × dim`, finite) by asymmetric score (SPEC §8): the cosine
+    /// between the query and each row's reconstruction under the index's
+    /// table (fitted, else the rule's analytic default). Distances are
+    /// `1 − cosine` as f32, ascending; ties to the lower id;
+    /// `min(k, allowed rows)` columns. Weights (weighted Lee) do not apply.
+    pub fn search_asym(&self, queries: &[f32], k: usize, filter: Option<Filter<'_>>) -> Result<AsymNeighbours> {
+        self.search_asym_with(Kernels::active(), queries, k, filter)
+    }
+
+    /// [`Index::search_asym`] with the given kernels.
+    pub fn search_asym_with(
+        &self,
+        kernels: &Kernels,
+        queries: &[f32],
+        k: usize,
+        filter: Option<Filter<'_>>,
+    ) -> Result<AsymNeighbours> {
+        let dim = self.dim();
+        let nq = crate::check::check_rows("queries", queries.len(), dim)?;
+        if k == 0 {
+            return Err(Error::value("k", "must be at least 1"));
+        }
+        let state = self.asym_state()?;
+        let scope = self.scope(filter, nq);
+        let (codes, ids) = (scope.codes(self), scope.ids(self));
+        let mask = scope.mask.as_deref();
+        let cols = scoped_columns(k, ids.len(), RowScope { mask, tie_keys: None });
+        let mut scores = zeroed::<f32>("search", "the distances output", nq, cols)?;
+        let mut rows = zeroed::<i64>("search", "the rows of the result", nq, cols)?;
+        let mut found = with_capacity("search", "the ids output", nq, cols)?;
+        if cols > 0 {
+            let row_scope = RowScope {
+                mask,
+                tie_keys: scope.keys(self),
+            };
+            // Gathered rows have no stored norms: the search computes theirs.
+            let norms = scope.gathered.is_none().then_some(&state.norms[..]);
+            search_asym_scoped(
+                kernels,
+                queries,
+                CodesRef::RowMajor(codes),
+                dim,
+                &state.table,
+                norms,
+                k,
+                row_scope,
+                &mut scores,
+                &mut rows,
+            )?;
+        } else {
+            // No row to score: the queries are still checked.
+            crate::search::asym::check_queries(queries, dim)?;
+        }
+        found.extend(rows.iter().map(|&r| ids[r as usize]));
+        for s in &mut scores {
+            *s = cosine_distance(*s);
+        }
+        Ok(AsymNeighbours {
+            columns: cols,
+            distances: scores,
+            ids: found,
         })
     }
 

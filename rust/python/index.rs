@@ -13,7 +13,6 @@ use super::arrays::{matrix, to_matrix, to_vector, vector, with_rows, FloatRows};
 use super::errors::{from_err, renamed, Q2KeyError};
 use super::run;
 use super::thresholds::PyThresholds;
-use crate::encode::thresholds::Thresholds;
 use crate::error::copied;
 use crate::index::{Filter, Index};
 use crate::search::lee::LeeWeights;
@@ -190,12 +189,15 @@ impl PyIndex {
         weights: Option<(f64, f64, f64)>,
     ) -> PyResult<Self> {
         let dim = crate::check_dim(dim).map_err(from_err)?;
+        let table = thresholds.as_deref().and_then(|t| t.0.reconstruction().cloned());
         let thresholds = PyThresholds::rule_for(thresholds.as_deref(), dim, "threshold")?;
         let weights = weights
             .map(|(m, s, b)| LeeWeights::new(m, s, b))
             .transpose()
             .map_err(from_err)?;
-        let index = Index::new(dim, thresholds, weights).map_err(from_err)?;
+        let index = Index::new(dim, thresholds, weights)
+            .and_then(|i| i.with_reconstruction(table))
+            .map_err(from_err)?;
         Ok(PyIndex::wrap(index))
     }
 
@@ -217,8 +219,9 @@ impl PyIndex {
     /// The thresholds vectors are encoded with, for the index's dimension.
     #[getter]
     fn thresholds(&self, py: Python<'_>) -> PyResult<PyThresholds> {
-        let (rule, dim) = self.with_read(py, |index| (index.thresholds().clone(), index.dim()))?;
-        Thresholds::of_index(rule, dim).map(PyThresholds).map_err(from_err)
+        self.with_read(py, Index::threshold_set)?
+            .map(PyThresholds)
+            .map_err(from_err)
     }
 
     #[getter]
@@ -315,6 +318,35 @@ impl PyIndex {
         Ok((
             to_matrix(py, found.distances, nq, plain_cols)?,
             to_matrix(py, found.weighted, nq, cols - plain_cols)?,
+            to_matrix(py, found.ids, nq, cols)?,
+        ))
+    }
+
+    /// Asymmetric search of float queries (SPEC §8): `(distances float32 =
+    /// 1 − cosine, ids uint64)`, each `(Q, columns)`, ascending, ties by id.
+    #[pyo3(signature = (queries, k, filter_ids=None, filter_mask=None, threads=None))]
+    fn search_asym<'py>(
+        &self,
+        py: Python<'py>,
+        queries: FloatRows<'py>,
+        k: usize,
+        filter_ids: Option<PyReadonlyArray1<'py, u64>>,
+        filter_mask: Option<PyReadonlyArray1<'py, u8>>,
+        threads: Option<usize>,
+    ) -> PyResult<(Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<u64>>)> {
+        let dim = self.with_read(py, Index::dim)?;
+        let nq = queries.shape().0;
+        let q = super::asym::query_rows(&queries, dim, "queries")?;
+        let filter = OwnedFilter::of(&filter_ids, &filter_mask)?;
+        let found = py.detach(|| {
+            run(threads, || {
+                let index = self.read().map_err(to_core)?;
+                index.search_asym(&q, k, filter.as_ref().map(OwnedFilter::as_filter))
+            })
+        })?;
+        let cols = found.columns;
+        Ok((
+            to_matrix(py, found.distances, nq, cols)?,
             to_matrix(py, found.ids, nq, cols)?,
         ))
     }

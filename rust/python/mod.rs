@@ -3,6 +3,7 @@
 //! happens in the Python package; here arrays must already be contiguous.
 
 mod arrays;
+mod asym;
 mod errors;
 mod index;
 mod stats;
@@ -307,6 +308,8 @@ fn simd_backend() -> &'static str {
 mod _native {
     use pyo3::prelude::*;
 
+    #[pymodule_export]
+    use super::asym::{decode, fit_reconstruction, lloyd_max, rerank_asym, search_asym};
     #[pymodule_export]
     use super::index::{PyIndex, ViewGuard};
     #[pymodule_export]

@@ -2,8 +2,9 @@
 //! the Python `q2key.Thresholds` (which adds serialisation and the report).
 //! Every constructor validates in Rust; Python only converts types.
 
-use super::arrays::to_matrix;
-use super::errors::{from_err, renamed, ShapeError};
+use super::arrays::{matrix, to_matrix, FloatRows};
+use super::errors::{about, from_err, renamed, ShapeError};
+use crate::decode::Reconstruction;
 use crate::encode::thresholds::{ThresholdRule, Thresholds};
 use numpy::{PyArray2, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
@@ -80,6 +81,46 @@ impl PyThresholds {
             .transpose()
     }
 
+    /// These thresholds carrying the fitted reconstruction `table`, float32
+    /// or float64 `(dim, 4)` (SPEC §8: finite, monotone per dimension); its
+    /// dimension must be the thresholds' (a global τ without one takes it).
+    fn with_reconstruction(&self, table: FloatRows<'_>) -> PyResult<Self> {
+        let (rows, cols) = table.shape();
+        if cols != 4 {
+            return Err(about::<ShapeError>(
+                "table",
+                format!("table: expected shape (dim, 4) (x̂ of A, B, C, D per dimension), got ({rows}, {cols})"),
+            ));
+        }
+        let table = match &table {
+            FloatRows::F32(a) => Reconstruction::new(matrix("table", a)?.0, rows),
+            FloatRows::F64(a) => Reconstruction::from_f64(matrix("table", a)?.0, rows),
+        }
+        .map_err(from_err)?;
+        self.0
+            .clone()
+            .with_reconstruction(table)
+            .map(PyThresholds)
+            .map_err(from_err)
+    }
+
+    /// A new `(dim, 4)` float32 array of the fitted table, or `None`.
+    #[getter]
+    fn reconstruction<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyArray2<f32>>>> {
+        self.0
+            .reconstruction()
+            .map(|t| to_matrix(py, t.as_slice().to_vec(), t.dim(), 4))
+            .transpose()
+    }
+
+    /// The table in effect for vectors of dimension `dim`, `(dim, 4)` float32:
+    /// the fitted one, else the rule's analytic default.
+    fn table_for<'py>(&self, py: Python<'py>, dim: usize) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let dim = crate::check_dim(dim).map_err(from_err)?;
+        let t = self.0.table_for(dim).map_err(from_err)?;
+        to_matrix(py, t.as_slice().to_vec(), dim, 4)
+    }
+
     /// A shape error naming `arg` unless these thresholds suit vectors of dimension `dim`.
     #[pyo3(signature = (dim, arg="threshold"))]
     fn check_dim(&self, dim: usize, arg: &str) -> PyResult<()> {
@@ -87,6 +128,15 @@ impl PyThresholds {
     }
 
     fn __repr__(&self) -> String {
-        format!("<q2key._native.Thresholds {} dim={:?}>", self.kind(), self.0.dim())
+        let fitted = if self.0.reconstruction().is_some() {
+            " with a fitted table"
+        } else {
+            ""
+        };
+        format!(
+            "<q2key._native.Thresholds {} dim={:?}{fitted}>",
+            self.kind(),
+            self.0.dim()
+        )
     }
 }

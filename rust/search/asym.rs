@@ -599,8 +599,14 @@ fn by_score_then_key(a: &(f64, u64, u32), b: &(f64, u64, u32)) -> Ordering {
     b.0.partial_cmp(&a.0).unwrap_or(Ordering::Equal).then(a.1.cmp(&b.1))
 }
 
+/// `1 − cosine` of an asymmetric score, rounded to f32: the distance the
+/// index and the Python API report (monotone, so the order stays).
+pub(crate) fn cosine_distance(score: f32) -> f32 {
+    (1.0 - f64::from(score)) as f32
+}
+
 /// Checks the queries (finite, `dim` wide) and returns their count.
-fn check_queries(queries: &[f32], dim: usize) -> Result<usize> {
+pub(crate) fn check_queries(queries: &[f32], dim: usize) -> Result<usize> {
     let nq = check_rows("queries", queries.len(), dim)?;
     if let Some(at) = queries.iter().position(|v| !v.is_finite()) {
         return Err(Error::NonFinite {

@@ -19,16 +19,21 @@ __all__ = [
     "check_codes",
     "check_dim",
     "complement",
+    "decode",
     "encode",
+    "fit_reconstruction",
     "gaussian_threshold",
     "keys_from_codes",
     "keys_from_symbols",
     "lee_matrix",
     "lee_one_to_many",
     "lee_pairwise",
+    "lloyd_max",
     "pack",
+    "rerank_asym",
     "run_reduce",
     "search",
+    "search_asym",
     "simd_backend",
     "stats",
     "symbols",
@@ -40,6 +45,7 @@ _U8 = npt.NDArray[np.uint8]
 _U64 = npt.NDArray[np.uint64]
 _Floats = npt.NDArray[np.float32] | npt.NDArray[np.float64]
 _Encoded = tuple[_U8, npt.NDArray[np.uint64], npt.NDArray[np.uint32]]
+_F32 = npt.NDArray[np.float32]
 
 @final
 class Thresholds:
@@ -59,6 +65,10 @@ class Thresholds:
     def tau(self) -> float | None: ...
     @property
     def cuts(self) -> npt.NDArray[np.float64] | None: ...
+    @property
+    def reconstruction(self) -> _F32 | None: ...
+    def with_reconstruction(self, table: _Floats) -> Thresholds: ...
+    def table_for(self, dim: int) -> _F32: ...
     def check_dim(self, dim: int, arg: str = "threshold") -> None: ...
     def __eq__(self, value: object, /) -> bool: ...
 
@@ -85,6 +95,27 @@ def search(
     queries: _U8, database: _U8, k: int, threads: int | None = None
 ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64]]: ...
 def simd_backend() -> str: ...
+def decode(codes: _U8, dim: int, thresholds: Thresholds | None = None) -> _F32: ...
+def search_asym(
+    queries: _Floats,
+    codes: _U8,
+    dim: int,
+    thresholds: Thresholds | None,
+    k: int,
+    threads: int | None = None,
+    arg: str = "queries",
+) -> tuple[_F32, npt.NDArray[np.int64]]: ...
+def rerank_asym(
+    queries: _Floats,
+    codes: _U8,
+    candidates: npt.NDArray[np.int64],
+    dim: int,
+    thresholds: Thresholds | None,
+    k: int,
+    threads: int | None = None,
+) -> tuple[_F32, npt.NDArray[np.int64]]: ...
+def fit_reconstruction(sample: _Floats, thresholds: Thresholds | None = None) -> Thresholds: ...
+def lloyd_max(sample: _Floats, thresholds: Thresholds | None = None, iterations: int = 100) -> Thresholds: ...
 
 @final
 class ViewGuard: ...
@@ -121,6 +152,14 @@ class Index:
         filter_mask: npt.NDArray[np.uint8] | None = None,
         threads: int | None = None,
     ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.float64], _U64]: ...
+    def search_asym(
+        self,
+        queries: _Floats,
+        k: int,
+        filter_ids: _U64 | None = None,
+        filter_mask: npt.NDArray[np.uint8] | None = None,
+        threads: int | None = None,
+    ) -> tuple[_F32, _U64]: ...
     def range_search(
         self,
         queries: _U8,
