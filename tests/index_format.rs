@@ -108,6 +108,7 @@ fn random_data(rng: &mut Rng, dim: usize, rows: usize, kind: Kind, weighted: boo
     IndexData {
         dim,
         thresholds,
+        reconstruction: None,
         weights,
         // Anything above every stored id (the loader requires it).
         next_id: ids
@@ -695,6 +696,7 @@ fn huge_dimensions_of_empty_indexes() {
         let data = IndexData {
             dim,
             thresholds: IndexThresholds::Gaussian,
+            reconstruction: None,
             weights: None,
             next_id: 0,
             codes: Codes::Owned(Vec::new()),

@@ -11,6 +11,7 @@
 """
 
 from . import faiss, stats
+from ._asymmetric import asymmetric_search, decode, rerank
 from ._calibrate import calibrate
 from ._calibrator import Calibrator, Drift
 from ._codes import complement, keys_from_symbols, pack, run_reduce, unpack
@@ -52,8 +53,10 @@ __all__ = [
     "ShapeError",
     "Thresholds",
     "__version__",
+    "asymmetric_search",
     "calibrate",
     "complement",
+    "decode",
     "encode",
     "faiss",
     "gaussian_threshold",
@@ -61,6 +64,7 @@ __all__ = [
     "lee",
     "lee_matrix",
     "pack",
+    "rerank",
     "run_reduce",
     "search",
     "simd_backend",

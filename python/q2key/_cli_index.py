@@ -99,7 +99,12 @@ def cmd_search(args: argparse.Namespace, ctx: Context) -> int:
             for batch in src.batches(batch_rows):
                 try:
                     d, i = index.search(
-                        batch, k=args.k, rescore=rescore, oversample=args.oversample, threads=args.threads
+                        batch,
+                        k=args.k,
+                        rescore=rescore,
+                        oversample=args.oversample,
+                        threads=args.threads,
+                        scoring=getattr(args, "scoring", "lee"),  # Lee until the CLI offers --scoring
                     )
                 except Q2KeyError as e:
                     if e.arg == "rescore":  # an id the --rescore file has no row for

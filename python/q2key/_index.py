@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Union, cast
+from typing import Any, Callable, Literal, Union, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -18,6 +18,10 @@ from ._errors import DTypeError, Q2KeyError, ShapeError
 from ._inputs import Float32, Float64, code_rows, float_rows
 from ._results import RangeSearchResult, SearchResult
 from ._thresholds import Thresholds, global_thresholds
+
+#: How :meth:`Index.search` scores: ``"auto"``, ``"asymmetric"`` or ``"lee"``.
+Scoring = Literal["auto", "asymmetric", "lee"]
+_SCORINGS: tuple[str, ...] = ("auto", "asymmetric", "lee")
 
 #: What ``rescore=`` accepts: vectors indexed by id (an array or ``np.memmap``), or a callable from ids to vectors.
 Rescore = Union[npt.ArrayLike, Callable[[npt.NDArray[np.uint64]], npt.ArrayLike]]
@@ -36,7 +40,7 @@ class IndexStats:
 
 
 class Index:
-    """An exact Lee-distance index of Q² codes with 64-bit ids.
+    """An exact index of Q² codes with 64-bit ids: float queries scored asymmetrically, codes by Lee distance.
 
     >>> import numpy as np, q2key
     >>> x = np.random.default_rng(0).normal(size=(1000, 64)).astype(np.float32)
@@ -148,28 +152,53 @@ class Index:
         oversample: int = 4,
         complement: bool = False,
         threads: int | None = None,
+        scoring: Scoring = "auto",
     ) -> SearchResult:
         """The ``k`` nearest stored vectors of each query: a :class:`q2key.SearchResult` ``(distances, ids)``.
 
-        ``queries`` are float vectors (encoded with the index's thresholds) or uint8 codes. Both arrays
-        are ``(Q, columns)``, ``columns = min(k, rows allowed)``: never a ``-1`` placeholder. Ties go
-        to the lower id.
+        ``queries`` are float vectors or uint8 codes. Both arrays are ``(Q, columns)``,
+        ``columns = min(k, rows allowed)``: never a ``-1`` placeholder. Ties go to the lower id.
+
+        - ``scoring``: ``"auto"`` (the default) scores float queries asymmetrically and codes by Lee
+          distance; an index with ``weights`` (weighted Lee) and ``complement=True`` use Lee for float
+          queries too. ``"asymmetric"``: the cosine between the float query and each stored code's
+          reconstruction under the index's thresholds' table in effect (fitted, else the Gaussian
+          default; SPEC §8); needs float queries. ``"lee"``: float queries are encoded with the
+          index's thresholds and compared by Lee distance (the behaviour before asymmetric scoring).
 
         - ``filter``: an array of allowed ids, or a boolean mask over ids (``mask[id]``; as numpy reads
           a bool, any non-zero byte allows). Both are copied: other threads may change them meanwhile.
         - ``rescore``: float vectors of the stored ids — an array or ``np.memmap`` indexed by id
           (with the default sequential ids: in insertion order), or a callable from an array of
-          ids to their vectors. The best ``k · oversample`` by Lee distance are re-ranked by exact
-          cosine; distances are then ``1 − cosine`` (float64). Needs float queries.
+          ids to their vectors. The best ``k · oversample`` by the scoring in use are re-ranked by
+          exact cosine; distances are then ``1 − cosine`` (float64). Needs float queries.
         - ``complement``: search with complemented queries (SPEC §3: the design's antonym
           prediction, ``θ`` applied to every symbol).
 
-        Distances are uint32 Lee distances, or float64 for an index with ``weights``; ids are uint64.
+        Distances: asymmetric scoring gives float32 ``1 − cosine(query, x̂)`` (in ``[0, 2]``); Lee
+        gives uint32 Lee distances, or float64 for an index with ``weights``; ids are uint64.
         """
         k = _args.size("k", k)
-        floats, codes = self._queries(queries, complement)
+        if scoring not in _SCORINGS:
+            raise Q2KeyError(f"expected one of {', '.join(map(repr, _SCORINGS))}, got {scoring!r}", arg="scoring")
+        is_codes = np.asarray(queries).dtype == np.uint8
+        if scoring == "asymmetric" and is_codes:
+            raise Q2KeyError("asymmetric scoring needs float queries, got codes (uint8)", arg="scoring")
+        if scoring == "asymmetric" and complement:
+            raise Q2KeyError("complement applies to codes: use scoring='lee' with it", arg="scoring")
+        asymmetric = not is_codes and (
+            scoring == "asymmetric" or (scoring == "auto" and self.weights is None and not complement)
+        )
         n = check_threads(threads)
         ids_f, mask_f = _filter(filter)
+        if asymmetric:
+            floats = self._float_queries(queries)
+            if rescore is None:
+                return SearchResult(*self._native.search_asym(floats, k, ids_f, mask_f, n))
+            wider = min(k * _args.size("oversample", oversample), _args.SIZE_MAX)
+            _, candidates = self._native.search_asym(floats, wider, ids_f, mask_f, n)
+            return _rescore(floats, candidates, rescore, k)
+        floats, codes = self._queries(queries, complement)
         if rescore is None:
             dist, weighted, ids = self._native.search(codes, k, ids_f, mask_f, n)
             return SearchResult(dist if self.weights is None else weighted, ids)
@@ -283,6 +312,11 @@ class Index:
             )
         return c
 
+    def _float_queries(self, queries: Any) -> Float32 | Float64:
+        floats, _ = float_rows(queries, "queries")
+        self._check_dim(int(floats.shape[1]), "queries")
+        return floats
+
     def _queries(self, queries: Any, complement: bool) -> tuple[Float32 | Float64 | None, npt.NDArray[np.uint8]]:
         """Float queries (or None for codes) and their codes, complemented if asked."""
         a = np.asarray(queries)
@@ -302,7 +336,7 @@ def _thresholds_for(threshold: ThresholdLike, dim: int) -> Thresholds:
         return Thresholds.gaussian(int(dim))
     if isinstance(threshold, Thresholds):
         threshold.resolve(int(dim))  # checks the dimension
-        if threshold.kind == "global":
+        if threshold.kind == "global" and threshold.dim is None:  # (a fitted table pins the dimension)
             return Thresholds.global_(cast(float, threshold.tau), dim=int(dim)).with_report(threshold.report)
         return threshold
     return global_thresholds(_args.threshold(threshold), dim, "threshold")

@@ -8,7 +8,7 @@ import struct
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Literal, cast
+from typing import Any, Literal, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -20,10 +20,14 @@ from ._report import CalibrationReport
 Kind = Literal["gaussian", "global", "per_dim"]
 _KINDS: tuple[Kind, ...] = ("gaussian", "global", "per_dim")
 
-# Binary layout (little-endian): magic, version, kind, 2 reserved bytes, dim (0 = any),
-# tau (NaN for per_dim), then 3·dim float64 cuts for per_dim, then crc32 of all before.
+# Binary layout (little-endian): magic, version, kind, flags (u16), dim (0 = any),
+# tau (NaN for per_dim), then 3·dim float64 cuts for per_dim, then (version 2, flag bit 0)
+# the (dim, 4) float32 reconstruction table, then crc32 of all before. Version 1 (flags 0,
+# no table) still loads; version 2 is written.
 _MAGIC = b"Q2TH"
-_VERSION = 1
+_VERSION = 1  # of the JSON form (the table is an optional field)
+_BYTES_VERSION = 2
+_HAS_TABLE = 1
 _HEADER = struct.Struct("<4sBBHQd")
 _JSON_FORMAT = "q2key.thresholds"
 
@@ -42,6 +46,11 @@ class Thresholds:
     All values are in units of the L2-normalised vector. Codes are only
     comparable when made with equal thresholds. :func:`q2key.calibrate` fits
     them to a sample and attaches a ``.report``.
+
+    Thresholds may also carry a fitted *reconstruction table* (SPEC §8): per dimension
+    the value each symbol decodes to, used by :func:`q2key.decode` and asymmetric search
+    (:meth:`with_reconstruction`, :attr:`reconstruction`, :meth:`table`). Without one,
+    the analytic default applies (the Gaussian cell means of the cuts).
 
     >>> import numpy as np, q2key
     >>> th = q2key.Thresholds.global_(0.05)
@@ -120,6 +129,32 @@ class Thresholds:
         return _frozen(np.array([[-tau], [0.0], [tau]]).repeat(dim, axis=1))
 
     @property
+    def reconstruction(self) -> npt.NDArray[np.float32] | None:
+        """The fitted reconstruction table, read-only float32 ``(dim, 4)`` (x̂ of A, B, C, D per dimension), or ``None``."""
+        table = self._rule.reconstruction
+        return None if table is None else _frozen(table)
+
+    def with_reconstruction(self, table: Any) -> Thresholds:
+        """The same thresholds carrying the reconstruction ``table`` ``(dim, 4)`` (SPEC §8).
+
+        Values must be finite and ordered ``A ≤ B ≤ C ≤ D`` in every dimension; the dimension
+        must be the thresholds' (a global ``τ`` without one takes the table's). The report is kept.
+        """
+        return Thresholds._wrap(self._rule.with_reconstruction(_table_array(table)), self._report)
+
+    def table(self, dim: int | None = None) -> npt.NDArray[np.float32]:
+        """The reconstruction table in effect, read-only float32 ``(dim, 4)``: the fitted one, else the default.
+
+        The default is the conditional means of N(0, 1/dim) in each cell of the cuts (SPEC §8).
+        ``dim`` defaults to the thresholds' own; a global ``τ`` for any dimension needs it.
+        """
+        if dim is None:
+            dim = self.dim
+            if dim is None:
+                raise Q2KeyError("a global threshold for any dimension needs the dimension of the table", arg="dim")
+        return _frozen(self._rule.table_for(_args.dim(dim)))
+
+    @property
     def report(self) -> CalibrationReport | None:
         """What :func:`q2key.calibrate` measured, when these thresholds came from it."""
         return self._report
@@ -142,6 +177,10 @@ class Thresholds:
             doc["tau"] = self.tau
         else:
             doc["cuts"] = cuts.tolist()
+        table = self._rule.reconstruction
+        if table is not None:
+            # float32 → float (exact) → JSON's shortest repr → float → float32: exact.
+            doc["reconstruction"] = table.tolist()
         return json.dumps(doc)
 
     @classmethod
@@ -165,24 +204,34 @@ class Thresholds:
             )
         kind, dim = doc.get("kind"), doc.get("dim")
         with _fields_of("text"):
-            if kind == "gaussian":
-                return cls.gaussian(dim)  # type: ignore[arg-type]  # validated by gaussian()
-            if kind == "global":
-                return cls.global_(doc.get("tau"), dim)  # type: ignore[arg-type]  # validated by global_()
-            if kind == "per_dim":
-                th = cls.per_dim(doc.get("cuts"))
-                if dim is not None and th.dim != dim:
-                    raise Q2KeyError(f"thresholds JSON: dim {dim} does not match the cuts' {th.dim} columns")
-                return th
-        raise Q2KeyError(f"thresholds JSON: unknown kind {kind!r} (expected one of {', '.join(_KINDS)})", arg="text")
+            th = cls._rule_from_json(doc, kind, dim)
+            table = doc.get("reconstruction")
+            return th if table is None else th.with_reconstruction(table)
+
+    @classmethod
+    def _rule_from_json(cls, doc: dict[str, Any], kind: Any, dim: Any) -> Thresholds:
+        if kind == "gaussian":
+            return cls.gaussian(dim)
+        if kind == "global":
+            return cls.global_(doc.get("tau"), dim)
+        if kind == "per_dim":
+            th = cls.per_dim(doc.get("cuts"))
+            if dim is not None and th.dim != dim:
+                raise Q2KeyError(f"thresholds JSON: dim {dim} does not match the cuts' {th.dim} columns")
+            return th
+        raise Q2KeyError(f"thresholds JSON: unknown kind {kind!r} (expected one of {', '.join(_KINDS)})")
 
     def to_bytes(self) -> bytes:
         """A compact little-endian binary form with a CRC-32 (the report is not included)."""
         tau = math.nan if self.tau is None else self.tau
-        body = _HEADER.pack(_MAGIC, _VERSION, _KINDS.index(self.kind), 0, self.dim or 0, tau)
+        table = self._rule.reconstruction
+        flags = 0 if table is None else _HAS_TABLE
+        body = _HEADER.pack(_MAGIC, _BYTES_VERSION, _KINDS.index(self.kind), flags, self.dim or 0, tau)
         cuts = self._rule.cuts
         if cuts is not None:
             body += cuts.astype("<f8").tobytes()
+        if table is not None:
+            body += table.astype("<f4").tobytes()
         return body + struct.pack("<I", zlib.crc32(body))
 
     @classmethod
@@ -193,36 +242,50 @@ class Thresholds:
             raise Q2KeyError(
                 f"thresholds bytes: {len(raw)} bytes is too short for the {_HEADER.size + 4}-byte minimum", arg="data"
             )
-        magic, version, kind_code, _, dim, tau = _HEADER.unpack_from(raw)
+        magic, version, kind_code, flags, dim, tau = _HEADER.unpack_from(raw)
         if magic != _MAGIC:
             raise Q2KeyError(f"thresholds bytes: bad magic {magic!r} (expected {_MAGIC!r})", arg="data")
-        if version != _VERSION:
+        if version not in (1, _BYTES_VERSION):
             raise Q2KeyError(
-                f"thresholds bytes: unsupported version {version} (this q2key reads {_VERSION})", arg="data"
+                f"thresholds bytes: unsupported version {version} (this q2key reads 1 and {_BYTES_VERSION})",
+                arg="data",
             )
         if kind_code >= len(_KINDS):
             raise Q2KeyError(f"thresholds bytes: unknown kind code {kind_code}", arg="data")
+        if flags & ~_HAS_TABLE or (version == 1 and flags):
+            raise Q2KeyError(f"thresholds bytes: unknown flags {flags:#x} for version {version}", arg="data")
         kind = _KINDS[kind_code]
         cut_bytes = 24 * dim if kind == "per_dim" else 0
-        if len(raw) != _HEADER.size + cut_bytes + 4:
+        table_bytes = 16 * dim if flags & _HAS_TABLE else 0
+        expected = _HEADER.size + cut_bytes + table_bytes + 4
+        if len(raw) != expected:
+            table_note = " and a reconstruction table" if table_bytes else ""
             raise Q2KeyError(
-                f"thresholds bytes: length {len(raw)} does not match a {kind} header with dim {dim} "
-                f"({_HEADER.size + cut_bytes + 4} bytes)",
+                f"thresholds bytes: length {len(raw)} does not match a {kind} header with dim {dim}"
+                f"{table_note} ({expected} bytes)",
                 arg="data",
             )
         (crc,) = struct.unpack_from("<I", raw, len(raw) - 4)
         if crc != zlib.crc32(raw[:-4]):
             raise Q2KeyError("thresholds bytes: checksum mismatch (corrupted data)", arg="data")
         with _fields_of("data"):
-            if kind == "gaussian":
-                th = cls.gaussian(dim)
-                if th.tau != tau:
-                    raise Q2KeyError(f"thresholds bytes: stored tau {tau} is not the Gaussian tau of dimension {dim}")
+            th = cls._rule_from_bytes(raw, kind, dim, tau)
+            if not table_bytes:
                 return th
-            if kind == "global":
-                return cls.global_(tau, dim or None)
-            cuts = np.frombuffer(raw, dtype="<f8", count=3 * dim, offset=_HEADER.size).reshape(3, dim)
-            return cls.per_dim(cuts)
+            table = np.frombuffer(raw, dtype="<f4", count=4 * dim, offset=_HEADER.size + cut_bytes).reshape(dim, 4)
+            return th.with_reconstruction(table)
+
+    @classmethod
+    def _rule_from_bytes(cls, raw: Any, kind: Kind, dim: int, tau: float) -> Thresholds:
+        if kind == "gaussian":
+            th = cls.gaussian(dim)
+            if th.tau != tau:
+                raise Q2KeyError(f"thresholds bytes: stored tau {tau} is not the Gaussian tau of dimension {dim}")
+            return th
+        if kind == "global":
+            return cls.global_(tau, dim or None)
+        cuts = np.frombuffer(raw, dtype="<f8", count=3 * dim, offset=_HEADER.size).reshape(3, dim)
+        return cls.per_dim(cuts)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_unpickle, (self.to_bytes(), self._report))
@@ -245,21 +308,26 @@ class Thresholds:
 
     def __repr__(self) -> str:
         kind, dim, tau, cuts = self.kind, self.dim, self.tau, self._rule.cuts
+        table = "" if self._rule.reconstruction is None else ".with_reconstruction(<fitted table>)"
         if kind == "gaussian":
-            return f"Thresholds.gaussian(dim={dim})  # tau={tau:.6g}"
+            return f"Thresholds.gaussian(dim={dim}){table}  # tau={tau:.6g}"
         if kind == "global":
             pinned = "" if dim is None else f", dim={dim}"
-            return f"Thresholds.global_(tau={tau!r}{pinned})"
+            return f"Thresholds.global_(tau={tau!r}{pinned}){table}"
         assert cuts is not None
         parts = ", ".join(f"{name} {row.min():.4g}…{row.max():.4g}" for name, row in zip(("low", "mid", "high"), cuts))
-        return f"<Thresholds per_dim dim={dim}: {parts}>"
+        fitted = "" if not table else ", fitted reconstruction table"
+        return f"<Thresholds per_dim dim={dim}: {parts}{fitted}>"
 
 
 def _unpickle(data: bytes, report: CalibrationReport | None) -> Thresholds:
     return Thresholds.from_bytes(data).with_report(report)
 
 
-def _frozen(a: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+_A = TypeVar("_A", bound=npt.NDArray[Any])
+
+
+def _frozen(a: _A) -> _A:
     a.flags.writeable = False
     return a
 
@@ -277,6 +345,22 @@ def _fields_of(arg: str) -> Iterator[None]:
         yield
     except (Q2KeyError, DTypeError) as e:
         raise type(e)(f"{arg}: {e}", arg=arg) from None
+
+
+def _table_array(table: Any) -> npt.NDArray[np.float32] | npt.NDArray[np.float64]:
+    """``table`` as a C-contiguous 2-D float32 or float64 array; the core checks shape and values."""
+    try:
+        a = np.asarray(table)
+    except ValueError:  # ragged nested lists
+        raise ShapeError(
+            "expected shape (dim, 4) (x̂ of A, B, C, D per dimension), got ragged rows", arg="table"
+        ) from None
+    if a.dtype.kind not in "iuf":
+        raise DTypeError(f"expected real numbers, got dtype {a.dtype}", arg="table")
+    if a.ndim != 2:
+        raise ShapeError(f"expected shape (dim, 4) (x̂ of A, B, C, D per dimension), got {a.shape}", arg="table")
+    dtype = np.float32 if a.dtype == np.float32 else np.float64
+    return np.require(a, dtype=dtype, requirements=["C", "A"])
 
 
 def _cut_array(cuts: Any) -> npt.NDArray[np.float64]:

@@ -1,13 +1,16 @@
 //! The on-disk format of an index (`docs/FORMAT.md` has the byte tables).
 //!
 //! One file: a 16-byte preamble (magic, format version, header length), a
-//! fixed 240-byte header with the section table, the header's CRC-32C, zero
-//! padding to byte 320, then five sections (CUTS, CODES, IDS, KEYS, KEY_ORDER)
-//! at 64-byte aligned offsets, each with its own CRC-32C, zero padding
+//! fixed header with the section table (240 bytes in format 1, 272 in
+//! format 2), the header's CRC-32C, zero padding to byte 320, then five
+//! sections (CUTS, CODES, IDS, KEYS, KEY_ORDER) and, in format 2 only, a
+//! sixth (RECONSTRUCTION: the fitted table of SPEC §8) at 64-byte aligned offsets, each with its own CRC-32C, zero padding
 //! between them and nothing after the last. Everything is little-endian and
 //! the layout is canonical: one `IndexData` has exactly one encoding, and the
 //! loader rejects every other byte string (wrong offsets, nonzero padding,
-//! trailing bytes, non-canonical floats in unused fields).
+//! trailing bytes, non-canonical floats in unused fields). An index without
+//! a fitted table is written in format 1 (which older q2key reads), one with
+//! a table in format 2, so a format-2 file always holds a table.
 //!
 //! The loader never trusts a count before checking it against the file
 //! length, so no input makes it allocate more than the file justifies, and it
@@ -16,6 +19,7 @@
 
 use super::data::{Codes, IndexData, IndexThresholds};
 use crate::codes::{code_width, last_byte_mask};
+use crate::decode::Reconstruction;
 use crate::encode::cuts::DimCuts;
 use crate::error::{Error, Result};
 use crate::keys::key_and_transitions;
@@ -29,8 +33,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The first 8 bytes of every index file.
 pub const MAGIC: [u8; 8] = *b"Q2KEYIDX";
-/// The format version this build writes and reads.
-pub const VERSION: u32 = 1;
+/// The newest format version this build writes and reads (it reads 1 and 2;
+/// it writes 2 for an index with a fitted reconstruction table, else 1).
+pub const VERSION: u32 = 2;
 /// Bytes of the preamble: magic, version, header length.
 pub const PREAMBLE_LEN: usize = 16;
 /// Bytes of the fixed header fields before the section table.
@@ -41,21 +46,41 @@ pub const DESCRIPTOR_LEN: usize = 32;
 pub const SECTION_COUNT: usize = 5;
 /// Bytes of the header (fields + section table) in format 1.
 pub const HEADER_LEN: usize = FIELDS_LEN + SECTION_COUNT * DESCRIPTOR_LEN;
-/// Offset of the header's CRC-32C (over bytes `0..HEADER_CRC_AT`).
+/// Offset of the header's CRC-32C (over bytes `0..HEADER_CRC_AT`) in format 1.
 pub const HEADER_CRC_AT: usize = PREAMBLE_LEN + HEADER_LEN;
+/// Sections of a format-2 file: format 1's and the reconstruction table.
+pub const SECTION_COUNT_V2: usize = SECTION_COUNT + 1;
+/// Bytes of the header in format 2.
+pub const HEADER_LEN_V2: usize = FIELDS_LEN + SECTION_COUNT_V2 * DESCRIPTOR_LEN;
 /// Alignment of every section payload.
 pub const ALIGN: usize = 64;
 /// Offset of the first section: the header and its CRC, padded to [`ALIGN`].
-pub const FIRST_SECTION_AT: usize = (HEADER_CRC_AT + 4).next_multiple_of(ALIGN);
-/// Section tags, in file order.
-pub const TAGS: [[u8; 4]; SECTION_COUNT] = [*b"CUTS", *b"CODE", *b"IDS\0", *b"KEYS", *b"KORD"];
+/// (The same in both formats: format 2's header and CRC end at byte 292.)
+pub const FIRST_SECTION_AT: usize = (PREAMBLE_LEN + HEADER_LEN_V2 + 4).next_multiple_of(ALIGN);
+/// Section tags, in file order (format 1 has the first five).
+pub const TAGS: [[u8; 4]; SECTION_COUNT_V2] = [*b"CUTS", *b"CODE", *b"IDS\0", *b"KEYS", *b"KORD", *b"RCON"];
+
+/// Sections of a file of format `version` (`None`: not a version this build reads).
+pub fn section_count(version: u32) -> Option<usize> {
+    match version {
+        1 => Some(SECTION_COUNT),
+        2 => Some(SECTION_COUNT_V2),
+        _ => None,
+    }
+}
+
+/// Offset of the header's CRC-32C in a file of `sections` sections.
+pub fn header_crc_at(sections: usize) -> usize {
+    PREAMBLE_LEN + FIELDS_LEN + sections * DESCRIPTOR_LEN
+}
 
 const CUTS: usize = 0;
 const CODES: usize = 1;
 const IDS: usize = 2;
 const KEYS: usize = 3;
 const KEY_ORDER: usize = 4;
-const SECTION_NAMES: [&str; SECTION_COUNT] = ["CUTS", "CODES", "IDS", "KEYS", "KEY_ORDER"];
+const RECONSTRUCTION: usize = 5;
+const SECTION_NAMES: [&str; SECTION_COUNT_V2] = ["CUTS", "CODES", "IDS", "KEYS", "KEY_ORDER", "RECONSTRUCTION"];
 
 const KIND_GAUSSIAN: u32 = 0;
 const KIND_GLOBAL: u32 = 1;
@@ -77,9 +102,11 @@ impl Span {
     }
 }
 
-/// The canonical section spans of an index with these counts, and the file length;
-/// `None` when a size does not fit in `usize` (no real file can be that large).
-fn layout(dim: usize, rows: usize, per_dim: bool) -> Option<([Span; SECTION_COUNT], usize)> {
+/// The canonical section spans of an index with these counts, and the file
+/// length (`table`: format 2, with the RECONSTRUCTION section; format 1 has
+/// no sixth span, left empty); `None` when a size does not fit in `usize`
+/// (no real file can be that large).
+fn layout(dim: usize, rows: usize, per_dim: bool, table: bool) -> Option<([Span; SECTION_COUNT_V2], usize)> {
     let width = code_width(dim);
     let lens = [
         if per_dim { dim.checked_mul(24)? } else { 0 },
@@ -87,10 +114,12 @@ fn layout(dim: usize, rows: usize, per_dim: bool) -> Option<([Span; SECTION_COUN
         rows.checked_mul(8)?,
         rows.checked_mul(8)?,
         rows.checked_mul(8)?,
+        if table { dim.checked_mul(16)? } else { 0 },
     ];
-    let mut spans = [Span { offset: 0, len: 0 }; SECTION_COUNT];
+    let sections = if table { SECTION_COUNT_V2 } else { SECTION_COUNT };
+    let mut spans = [Span { offset: 0, len: 0 }; SECTION_COUNT_V2];
     let mut at = FIRST_SECTION_AT;
-    for (span, len) in spans.iter_mut().zip(lens) {
+    for (span, len) in spans.iter_mut().zip(lens).take(sections) {
         at = at.checked_next_multiple_of(ALIGN)?;
         *span = Span { offset: at, len };
         at = at.checked_add(len)?;
@@ -125,6 +154,9 @@ fn check_data(data: &IndexData) -> Result<()> {
         if c.dim() != data.dim {
             return Err(Error::shape("thresholds", format!("dimension {}", data.dim), c.dim()));
         }
+    }
+    if let Some(t) = &data.reconstruction {
+        t.check_dim(data.dim)?;
     }
     Ok(())
 }
@@ -179,19 +211,28 @@ pub fn write_to(data: &IndexData, w: &mut impl Write) -> io::Result<()> {
         IndexThresholds::PerDim(c) => (KIND_PER_DIM, 0.0, c.as_slice()),
     };
     let too_big = || io::Error::new(io::ErrorKind::InvalidInput, "index too large for this platform");
-    let (spans, _) = layout(data.dim, rows, kind == KIND_PER_DIM).ok_or_else(too_big)?;
+    let table = data.reconstruction.as_ref().map_or(&[][..], |t| t.as_slice());
+    let (version, sections) = if data.reconstruction.is_some() {
+        (2, SECTION_COUNT_V2)
+    } else {
+        (1, SECTION_COUNT)
+    };
+    let (spans, _) = layout(data.dim, rows, kind == KIND_PER_DIM, sections == SECTION_COUNT_V2).ok_or_else(too_big)?;
+    let table_bytes: Vec<u8> = table.iter().flat_map(|v| v.to_le_bytes()).collect();
     let crcs = [
         crc_f64s(cuts),
         crc32c::crc32c(&data.codes),
         crc_u64s(&data.ids),
         crc_u64s(&data.keys),
         crc_u64s(&data.key_order),
+        crc32c::crc32c(&table_bytes),
     ];
+    let crc_at = header_crc_at(sections);
 
     let mut head = [0u8; FIRST_SECTION_AT];
     head[..8].copy_from_slice(&MAGIC);
-    put_u32(&mut head, 8, VERSION);
-    put_u32(&mut head, 12, HEADER_LEN as u32);
+    put_u32(&mut head, 8, version);
+    put_u32(&mut head, 12, (FIELDS_LEN + sections * DESCRIPTOR_LEN) as u32);
     let h = PREAMBLE_LEN;
     put_u64(&mut head, h, data.dim as u64);
     put_u64(&mut head, h + 8, code_width(data.dim) as u64);
@@ -205,21 +246,21 @@ pub fn write_to(data: &IndexData, w: &mut impl Write) -> io::Result<()> {
         put_u64(&mut head, h + 56, wt.sign.to_bits());
         put_u64(&mut head, h + 64, wt.both.to_bits());
     }
-    put_u32(&mut head, h + 72, SECTION_COUNT as u32);
-    for (i, (span, crc)) in spans.iter().zip(crcs).enumerate() {
+    put_u32(&mut head, h + 72, sections as u32);
+    for (i, (span, crc)) in spans.iter().zip(crcs).enumerate().take(sections) {
         let d = h + FIELDS_LEN + i * DESCRIPTOR_LEN;
         head[d..d + 4].copy_from_slice(&TAGS[i]);
         put_u64(&mut head, d + 8, span.offset as u64);
         put_u64(&mut head, d + 16, span.len as u64);
         put_u32(&mut head, d + 24, crc);
     }
-    let crc = crc32c::crc32c(&head[..HEADER_CRC_AT]);
-    put_u32(&mut head, HEADER_CRC_AT, crc);
+    let crc = crc32c::crc32c(&head[..crc_at]);
+    put_u32(&mut head, crc_at, crc);
     w.write_all(&head)?;
 
     let mut at = FIRST_SECTION_AT;
     let zeros = [0u8; ALIGN];
-    for (i, span) in spans.iter().enumerate() {
+    for (i, span) in spans.iter().enumerate().take(sections) {
         w.write_all(&zeros[..span.offset - at])?;
         match i {
             CUTS => {
@@ -229,7 +270,8 @@ pub fn write_to(data: &IndexData, w: &mut impl Write) -> io::Result<()> {
             CODES => w.write_all(&data.codes)?,
             IDS => write_u64s(w, &data.ids)?,
             KEYS => write_u64s(w, &data.keys)?,
-            _ => write_u64s(w, &data.key_order)?,
+            KEY_ORDER => write_u64s(w, &data.key_order)?,
+            _ => w.write_all(&table_bytes)?,
         }
         at = span.offset + span.len;
     }
@@ -395,6 +437,7 @@ struct Parts {
     ids: Vec<u64>,
     keys: Vec<u64>,
     key_order: Vec<u64>,
+    reconstruction: Option<Reconstruction>,
 }
 
 /// Checks the preamble and header of `bytes` (the whole file) and returns the
@@ -415,37 +458,39 @@ fn read_header(bytes: &[u8], path: &str) -> Result<Header> {
     if version > VERSION {
         return Err(fail(
             path,
-            format!("written by a newer q2key (format {version}); this one reads {VERSION}"),
+            format!("written by a newer q2key (format {version}); this one reads 1 to {VERSION}"),
         ));
     }
-    if version != VERSION {
+    let Some(section_count) = section_count(version) else {
         return Err(fail(
             path,
-            format!("unknown format version {version}; this q2key reads {VERSION}"),
+            format!("unknown format version {version}; this q2key reads 1 to {VERSION}"),
         ));
-    }
+    };
     let header_len = get_u32(bytes, 12);
-    if header_len as usize != HEADER_LEN {
+    let expected_len = FIELDS_LEN + section_count * DESCRIPTOR_LEN;
+    if header_len as usize != expected_len {
         return Err(fail(
             path,
-            format!("corrupted header: length {header_len}, format {VERSION} has {HEADER_LEN}"),
+            format!("corrupted header: length {header_len}, format {version} has {expected_len}"),
         ));
     }
+    let crc_at = header_crc_at(section_count);
     if len < FIRST_SECTION_AT {
         return Err(fail(
             path,
             format!("truncated: {len} bytes, the header alone takes {FIRST_SECTION_AT}"),
         ));
     }
-    let stored = get_u32(bytes, HEADER_CRC_AT);
-    let computed = crc32c::crc32c(&bytes[..HEADER_CRC_AT]);
+    let stored = get_u32(bytes, crc_at);
+    let computed = crc32c::crc32c(&bytes[..crc_at]);
     if stored != computed {
         return Err(fail(
             path,
             format!("corrupted header: checksum {stored:#010x}, computed {computed:#010x}"),
         ));
     }
-    if bytes[HEADER_CRC_AT + 4..FIRST_SECTION_AT].iter().any(|&b| b != 0) {
+    if bytes[crc_at + 4..FIRST_SECTION_AT].iter().any(|&b| b != 0) {
         return Err(fail(path, "corrupted: nonzero padding after the header"));
     }
 
@@ -480,9 +525,9 @@ fn read_header(bytes: &[u8], path: &str) -> Result<Header> {
         .ok()
         .filter(|&r| r <= len / 8)
         .ok_or_else(|| bad(format!("{rows64} rows do not fit a file of {len} bytes")))?;
-    if sections as usize != SECTION_COUNT || reserved != 0 {
+    if sections as usize != section_count || reserved != 0 {
         return Err(bad(format!(
-            "section count {sections} (reserved {reserved}); format {VERSION} has {SECTION_COUNT} (reserved 0)"
+            "section count {sections} (reserved {reserved}); format {version} has {section_count} (reserved 0)"
         )));
     }
     let thresholds = match kind {
@@ -513,10 +558,10 @@ fn read_header(bytes: &[u8], path: &str) -> Result<Header> {
         }
         f => return Err(bad(format!("weights flag {f}, expected 0 or 1"))),
     };
-    let (spans, end) = layout(dim, rows, thresholds.is_none())
+    let (spans, end) = layout(dim, rows, thresholds.is_none(), section_count == SECTION_COUNT_V2)
         .ok_or_else(|| bad(format!("{rows} rows of dimension {dim} do not fit in memory")))?;
-    let mut crcs = [0u32; SECTION_COUNT];
-    for (i, span) in spans.iter().enumerate() {
+    let mut crcs = [0u32; SECTION_COUNT_V2];
+    for (i, span) in spans.iter().enumerate().take(section_count) {
         let d = h + FIELDS_LEN + i * DESCRIPTOR_LEN;
         let name = SECTION_NAMES[i];
         if bytes[d..d + 4] != TAGS[i] {
@@ -559,6 +604,7 @@ fn read_header(bytes: &[u8], path: &str) -> Result<Header> {
         next_id,
         thresholds,
         weights,
+        sections: section_count,
         spans,
         crcs,
     })
@@ -571,8 +617,10 @@ struct Header {
     /// `None`: per-dimension cuts, in the CUTS section.
     thresholds: Option<IndexThresholds>,
     weights: Option<LeeWeights>,
-    spans: [Span; SECTION_COUNT],
-    crcs: [u32; SECTION_COUNT],
+    /// 5 (format 1) or 6 (format 2: with the reconstruction table).
+    sections: usize,
+    spans: [Span; SECTION_COUNT_V2],
+    crcs: [u32; SECTION_COUNT_V2],
 }
 
 /// Validates all of `bytes` (one whole file) except what it returns as the
@@ -581,7 +629,7 @@ struct Header {
 fn read_parts(bytes: &[u8], path: &str) -> Result<Parts> {
     let head = read_header(bytes, path)?;
     let mut at = FIRST_SECTION_AT;
-    for (i, span) in head.spans.iter().enumerate() {
+    for (i, span) in head.spans.iter().enumerate().take(head.sections) {
         if bytes[at..span.offset].iter().any(|&b| b != 0) {
             return Err(fail(
                 path,
@@ -613,6 +661,17 @@ fn read_parts(bytes: &[u8], path: &str) -> Result<Parts> {
             IndexThresholds::PerDim(cuts)
         }
     };
+    let reconstruction = if head.sections == SECTION_COUNT_V2 {
+        let values: Vec<f32> = bytes[head.spans[RECONSTRUCTION].range()]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        let table = Reconstruction::new(&values, dim)
+            .map_err(|e| fail(path, format!("corrupted reconstruction table: {e}")))?;
+        Some(table)
+    } else {
+        None
+    };
     let codes = head.spans[CODES].range();
     let ids = u64s(&bytes[head.spans[IDS].range()]);
     let keys = u64s(&bytes[head.spans[KEYS].range()]);
@@ -629,6 +688,7 @@ fn read_parts(bytes: &[u8], path: &str) -> Result<Parts> {
         ids,
         keys,
         key_order,
+        reconstruction,
     })
 }
 
@@ -727,7 +787,7 @@ fn assemble(p: Parts, codes: Codes) -> IndexData {
     IndexData {
         dim: p.dim,
         thresholds: p.thresholds,
-        reconstruction: None,
+        reconstruction: p.reconstruction,
         weights: p.weights,
         next_id: p.next_id,
         codes,
@@ -783,6 +843,7 @@ mod tests {
         let data = IndexData {
             dim: 5,
             thresholds: IndexThresholds::Gaussian,
+            reconstruction: None,
             weights: None,
             next_id: 7,
             codes: Codes::Owned(Vec::new()),

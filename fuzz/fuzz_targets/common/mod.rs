@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use q2key::index::IndexData;
-use q2key::index::format::{DESCRIPTOR_LEN, FIELDS_LEN, HEADER_CRC_AT, PREAMBLE_LEN, SECTION_COUNT};
+use q2key::index::format::{header_crc_at, section_count, DESCRIPTOR_LEN, FIELDS_LEN, PREAMBLE_LEN, SECTION_COUNT};
 use q2key::{code_width, key_and_transitions};
 use std::collections::HashSet;
 
@@ -15,6 +15,9 @@ pub fn assert_valid(index: &IndexData) {
     assert_eq!(index.codes.len(), rows * width);
     assert_eq!(index.keys.len(), rows);
     assert_eq!(index.key_order.len(), rows);
+    if let Some(table) = &index.reconstruction {
+        assert_eq!(table.dim(), index.dim);
+    }
     for (code, &key) in index.codes.chunks_exact(width).zip(&index.keys) {
         assert_eq!(key_and_transitions(code, index.dim).0, key);
     }
@@ -43,11 +46,18 @@ pub fn get_u64(b: &[u8], at: usize) -> u64 {
 /// `bytes` with each section checksum (where its span lies in the input) and
 /// the header checksum recomputed; `None` when the input has no full header.
 pub fn with_fixed_checksums(bytes: &[u8]) -> Option<Vec<u8>> {
-    if bytes.len() < HEADER_CRC_AT + 4 {
+    if bytes.len() < 12 {
+        return None;
+    }
+    // Format 1 has five sections, format 2 six (the reconstruction table).
+    let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+    let sections = section_count(version).unwrap_or(SECTION_COUNT);
+    let crc_at = header_crc_at(sections);
+    if bytes.len() < crc_at + 4 {
         return None;
     }
     let mut b = bytes.to_vec();
-    for i in 0..SECTION_COUNT {
+    for i in 0..sections {
         let d = PREAMBLE_LEN + FIELDS_LEN + i * DESCRIPTOR_LEN;
         let (offset, len) = (get_u64(&b, d + 8), get_u64(&b, d + 16));
         let end = offset.checked_add(len)?;
@@ -56,8 +66,8 @@ pub fn with_fixed_checksums(bytes: &[u8]) -> Option<Vec<u8>> {
             b[d + 24..d + 28].copy_from_slice(&crc.to_le_bytes());
         }
     }
-    let crc = crc32c::crc32c(&b[..HEADER_CRC_AT]);
-    b[HEADER_CRC_AT..HEADER_CRC_AT + 4].copy_from_slice(&crc.to_le_bytes());
+    let crc = crc32c::crc32c(&b[..crc_at]);
+    b[crc_at..crc_at + 4].copy_from_slice(&crc.to_le_bytes());
     Some(b)
 }
 
