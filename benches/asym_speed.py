@@ -207,7 +207,13 @@ def prepare(
 
 
 def measure(
-    method: str, database: F32, queries: F32, truth: I64, th: Any, codes: npt.NDArray[np.uint8], args: argparse.Namespace
+    method: str,
+    database: F32,
+    queries: F32,
+    truth: I64,
+    th: Any,
+    codes: npt.NDArray[np.uint8],
+    args: argparse.Namespace,
 ) -> tuple[Timing, I64]:
     """Builds one method, checks its answers, times it; returns the figures and its answer to every query."""
     t0 = time.perf_counter()
@@ -351,7 +357,9 @@ def main(argv: list[str] | None = None) -> int:
     for method in chosen:
         timing, found = measure(method, database, queries, truth, th, codes, args)
         results[method], answers[method] = timing, found
-        print(f"  {timing.label}: {timing.queries_per_s:,.0f} q/s, {timing.latency_ms:.2f} ms, recall {timing.recall:.3f}")
+        print(
+            f"  {timing.label}: {timing.queries_per_s:,.0f} q/s, {timing.latency_ms:.2f} ms, recall {timing.recall:.3f}"
+        )
     agree = None
     if ASYM in answers and INDEX in answers:
         agree = bool(np.array_equal(answers[ASYM], answers[INDEX]))
