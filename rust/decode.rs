@@ -39,7 +39,7 @@ impl Reconstruction {
     pub fn from_f64(values: &[f64], dim: usize) -> Result<Reconstruction> {
         crate::encode::quantize::check_dim(dim)?;
         check_len("table", values.len(), 4 * dim)?;
-        let mut out = Vec::with_capacity(values.len());
+        let mut out = crate::error::with_capacity("table", "the reconstruction table", dim, 4)?;
         for (i, &v) in values.iter().enumerate() {
             let (d, s) = (i / 4, i % 4);
             let f = v as f32;
@@ -71,8 +71,15 @@ impl Reconstruction {
     pub fn gaussian(dim: usize, tau: f64) -> Result<Reconstruction> {
         crate::encode::quantize::check_dim(dim)?;
         let tau = crate::encode::thresholds::check_tau("tau", tau)?;
-        let cuts = DimCuts::uniform(tau, dim)?;
-        Self::from_cuts(&cuts)
+        // Every dimension has the same cells: their means once, repeated (no cuts array).
+        let sigma = 1.0 / (dim as f64).sqrt();
+        let c = [-tau, 0.0, tau];
+        let means = [0, 1, 2, 3].map(|s| flush_tiny(gaussian_cell_mean(cell_low(&c, s), cell_high(&c, s), sigma)));
+        let mut values = crate::error::with_capacity("table", "the reconstruction table", dim, 4)?;
+        for _ in 0..dim {
+            values.extend_from_slice(&means);
+        }
+        Self::from_f64(&values, dim)
     }
 
     /// Per dimension the conditional means of N(0, 1/dim) in that dimension's
@@ -80,7 +87,7 @@ impl Reconstruction {
     pub fn from_cuts(cuts: &DimCuts) -> Result<Reconstruction> {
         let dim = cuts.dim();
         let sigma = 1.0 / (dim.max(1) as f64).sqrt();
-        let mut values = Vec::with_capacity(4 * dim);
+        let mut values = crate::error::with_capacity("table", "the reconstruction table", dim, 4)?;
         for d in 0..dim {
             let c = dim_cuts(cuts, d);
             for s in 0..4 {
@@ -97,6 +104,11 @@ impl Reconstruction {
     /// The table, `(dim, 4)` row-major.
     pub fn as_slice(&self) -> &[f32] {
         &self.values
+    }
+
+    /// The table's values, `(dim, 4)` row-major (no copy).
+    pub fn into_values(self) -> Vec<f32> {
+        self.values
     }
 
     /// x̂_d(s) for the symbol `s` (0..=3) of dimension `d`.

@@ -326,12 +326,17 @@ fn foreign_newer_and_empty_files() {
     assert!(r.contains("truncated"), "{r}");
 
     let mut b = encode(&small());
-    b[8..12].copy_from_slice(&2u32.to_le_bytes());
+    b[8..12].copy_from_slice(&3u32.to_le_bytes());
     let r = format_reason(decode(&b, "n"), "newer");
-    assert_eq!(r, "written by a newer q2key (format 2); this one reads 1");
+    assert_eq!(r, "written by a newer q2key (format 3); this one reads 1 to 2");
     refresh_crcs(&mut b);
     let r = format_reason(decode(&b, "n"), "newer, consistent checksum");
-    assert!(r.contains("newer q2key (format 2)"), "{r}");
+    assert!(r.contains("newer q2key (format 3)"), "{r}");
+    // A format-1 body labelled format 2 (which has a sixth section) is a corrupted header.
+    let mut b = encode(&small());
+    b[8..12].copy_from_slice(&2u32.to_le_bytes());
+    let r = format_reason(decode(&b, "n"), "format 1 labelled 2");
+    assert!(r.contains("corrupted header: length 240, format 2 has 272"), "{r}");
 
     let dir = TempDir::new("foreign");
     let path = dir.path().join("x.q2k");

@@ -16,7 +16,7 @@ import numpy.typing as npt
 from . import _args, _native
 from ._args import threads as check_threads
 from ._encode import ThresholdLike, _native_thresholds
-from ._errors import DTypeError, ShapeError
+from ._errors import DTypeError, Q2KeyError, ShapeError
 from ._inputs import code_rows, float_rows
 from ._results import SearchResult
 
@@ -124,7 +124,10 @@ def rerank(
     if cand.ndim != 2:
         raise ShapeError(f"expected rows (Q, C), got shape {cand.shape}", arg="candidates")
     if cand.dtype.kind == "u" and cand.size and int(cand.max()) > np.iinfo(np.int64).max:
-        raise ShapeError(f"row {int(cand.max())} is beyond the {c.shape[0]} codes", arg="candidates")
+        # The core's words for a row out of range (it cannot see rows beyond int64).
+        at = int(np.argmax(cand > np.iinfo(np.int64).max))
+        query, row = at // cand.shape[1], int(cand.ravel()[at])
+        raise Q2KeyError(f"query {query} holds row {row}; candidates are rows 0..{c.shape[0]} or -1", arg="candidates")
     cand64 = np.require(cand, dtype=np.int64, requirements=["C", "A"])
     return SearchResult(
         *_native.rerank_asym(q, c, cand64, width, _native_thresholds(threshold), kk, check_threads(threads))

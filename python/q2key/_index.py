@@ -192,12 +192,12 @@ class Index:
         n = check_threads(threads)
         ids_f, mask_f = _filter(filter)
         if asymmetric:
-            floats = self._float_queries(queries)
+            vectors = self._float_queries(queries)
             if rescore is None:
-                return SearchResult(*self._native.search_asym(floats, k, ids_f, mask_f, n))
+                return SearchResult(*self._native.search_asym(vectors, k, ids_f, mask_f, n))
             wider = min(k * _args.size("oversample", oversample), _args.SIZE_MAX)
-            _, candidates = self._native.search_asym(floats, wider, ids_f, mask_f, n)
-            return _rescore(floats, candidates, rescore, k)
+            _, candidates = self._native.search_asym(vectors, wider, ids_f, mask_f, n)
+            return _rescore(vectors, candidates, rescore, k)
         floats, codes = self._queries(queries, complement)
         if rescore is None:
             dist, weighted, ids = self._native.search(codes, k, ids_f, mask_f, n)

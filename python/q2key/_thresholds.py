@@ -130,7 +130,7 @@ class Thresholds:
 
     @property
     def reconstruction(self) -> npt.NDArray[np.float32] | None:
-        """The fitted reconstruction table, read-only float32 ``(dim, 4)`` (x̂ of A, B, C, D per dimension), or ``None``."""
+        """The fitted reconstruction table, read-only float32 ``(dim, 4)`` (x̂ of A, B, C, D), or ``None``."""
         table = self._rule.reconstruction
         return None if table is None else _frozen(table)
 
@@ -210,10 +210,11 @@ class Thresholds:
 
     @classmethod
     def _rule_from_json(cls, doc: dict[str, Any], kind: Any, dim: Any) -> Thresholds:
+        """The rule of a JSON document (its fields validated by the constructors)."""
         if kind == "gaussian":
             return cls.gaussian(dim)
         if kind == "global":
-            return cls.global_(doc.get("tau"), dim)
+            return cls.global_(doc["tau"] if "tau" in doc else None, dim)  # type: ignore[arg-type]  # validated
         if kind == "per_dim":
             th = cls.per_dim(doc.get("cuts"))
             if dim is not None and th.dim != dim:

@@ -325,6 +325,30 @@ mod tests {
         assert_eq!(Thresholds::gaussian(4).unwrap().tau(), Some(0.6745 / 2.0));
     }
 
+    #[test]
+    fn a_fitted_table_pins_the_dimension_and_replaces_the_default() {
+        let table = Reconstruction::new(&[-1.0, -0.5, 0.5, 1.0, -2.0, 0.0, 0.0, 2.0], 2).unwrap();
+        let any = Thresholds::global("tau", 0.3, None).unwrap();
+        assert_eq!(any.table_for(5).unwrap(), Reconstruction::gaussian(5, 0.3).unwrap());
+        let pinned = any.clone().with_reconstruction(table.clone()).unwrap();
+        assert_eq!((pinned.dim(), pinned.reconstruction()), (Some(2), Some(&table)));
+        assert_eq!(pinned.table_for(2).unwrap(), table);
+        assert!(matches!(pinned.table_for(3), Err(Error::ThresholdDim { .. })));
+        assert_ne!(pinned, any);
+        assert_eq!(
+            pinned.clone().without_reconstruction(),
+            Thresholds::global("tau", 0.3, Some(2)).unwrap()
+        );
+        let e = Thresholds::gaussian(3).unwrap().with_reconstruction(table).unwrap_err();
+        assert!(e.to_string().starts_with("table: "), "{e}");
+        let g = Thresholds::gaussian(4).unwrap();
+        let tau = crate::gaussian_threshold(4).unwrap();
+        assert_eq!(g.table_for(4).unwrap(), Reconstruction::gaussian(4, tau).unwrap());
+        let cuts = DimCuts::new(&[-0.5, -0.1, 0.0, 0.0, 0.5, 0.1], 2).unwrap();
+        let per_dim = Thresholds::per_dim(cuts.as_slice(), &[3, 2]).unwrap();
+        assert_eq!(per_dim.table_for(2).unwrap(), Reconstruction::from_cuts(&cuts).unwrap());
+    }
+
     proptest::proptest! {
         /// Per-dimension cuts are accepted exactly when every cut is finite and
         /// each dimension is ordered; the accepted ones are kept as given.

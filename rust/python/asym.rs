@@ -60,9 +60,9 @@ pub(crate) fn decode<'py>(
     dim: usize,
     thresholds: Option<PyRef<'py, PyThresholds>>,
 ) -> PyResult<Bound<'py, PyArray2<f32>>> {
-    let table = table_of(thresholds.as_deref(), dim)?;
     let (c, rows, width) = matrix("codes", &codes)?;
     check_width(width, dim).map_err(from_err)?;
+    let table = table_of(thresholds.as_deref(), dim)?; // sized by `dim`: after the codes confirm it
     let mut out = zeroed("decode", "the reconstructions output", rows, dim)?;
     py.detach(|| crate::decode(c, dim, &table, &mut out))
         .map_err(from_err)?;
@@ -85,9 +85,9 @@ pub(crate) fn search_asym<'py>(
     threads: Option<usize>,
     arg: &str,
 ) -> PyResult<Scored<'py>> {
-    let table = table_of(thresholds.as_deref(), dim)?;
     let (c, n, width) = matrix("codes", &codes)?;
     check_width(width, dim).map_err(from_err)?;
+    let table = table_of(thresholds.as_deref(), dim)?;
     let nq = queries.shape().0;
     let cols = crate::result_columns(k, n);
     let (mut scores, mut rows) = (
@@ -119,9 +119,9 @@ pub(crate) fn rerank_asym<'py>(
     k: usize,
     threads: Option<usize>,
 ) -> PyResult<Scored<'py>> {
-    let table = table_of(thresholds.as_deref(), dim)?;
     let (c, _, width) = matrix("codes", &codes)?;
     check_width(width, dim).map_err(from_err)?;
+    let table = table_of(thresholds.as_deref(), dim)?;
     let (cand, cq, cc) = matrix("candidates", &candidates)?;
     let nq = queries.shape().0;
     if cq != nq {

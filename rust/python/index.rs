@@ -26,6 +26,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 type U64s<'py> = Bound<'py, PyArray1<u64>>;
+/// Asymmetric search results: `(distances float32 (Q, k'), ids uint64 (Q, k'))`.
+type AsymFound<'py> = (Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<u64>>);
 
 #[pyclass(name = "Index", module = "q2key._native", frozen)]
 pub(crate) struct PyIndex {
@@ -333,7 +335,7 @@ impl PyIndex {
         filter_ids: Option<PyReadonlyArray1<'py, u64>>,
         filter_mask: Option<PyReadonlyArray1<'py, u8>>,
         threads: Option<usize>,
-    ) -> PyResult<(Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<u64>>)> {
+    ) -> PyResult<AsymFound<'py>> {
         let dim = self.with_read(py, Index::dim)?;
         let nq = queries.shape().0;
         let q = super::asym::query_rows(&queries, dim, "queries")?;

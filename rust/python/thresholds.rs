@@ -118,7 +118,7 @@ impl PyThresholds {
     fn table_for<'py>(&self, py: Python<'py>, dim: usize) -> PyResult<Bound<'py, PyArray2<f32>>> {
         let dim = crate::check_dim(dim).map_err(from_err)?;
         let t = self.0.table_for(dim).map_err(from_err)?;
-        to_matrix(py, t.as_slice().to_vec(), dim, 4)
+        to_matrix(py, t.into_values(), dim, 4)
     }
 
     /// A shape error naming `arg` unless these thresholds suit vectors of dimension `dim`.

@@ -677,7 +677,7 @@ def test_index_build_search_info_round_trip(tmp_path: Path, npy: Path, x: np.nda
     assert rc == 0, err
     with np.load(tmp_path / "r.npz") as r:
         assert sorted(r.files) == ["distances", "ids"]
-        d, i = ref.search(queries, k=5)
+        d, i = ref.search(queries, k=5)  # the CLI default, auto: float queries scored asymmetrically
         np.testing.assert_array_equal(r["distances"], d)
         np.testing.assert_array_equal(r["ids"], i)
 
@@ -717,7 +717,7 @@ def test_index_search_rescore_and_weights(tmp_path: Path, npy: Path, x: np.ndarr
         np.testing.assert_array_equal(r["distances"], d)
     assert run(*args, "--rescore", npy, "--oversample", 3)[0] == 0
     with np.load(tmp_path / "r.npz") as r:
-        d, i = ref.search(x[:20], k=4, rescore=x, oversample=3)
+        d, i = ref.search(x[:20], k=4, rescore=x, oversample=3, scoring="lee")
         np.testing.assert_array_equal(r["ids"], i)
         np.testing.assert_allclose(r["distances"], d)
         assert (r["ids"][:, 0] == np.arange(20)).all()

@@ -101,6 +101,28 @@ def test_per_dim_thresholds_travel(client: Any) -> None:
     assert not np.array_equal(enc2.codes.compute(), enc.codes.compute())
 
 
+def test_reconstruction_tables_travel(client: Any) -> None:
+    """Thresholds and indexes shipped to workers keep their fitted reconstruction table."""
+    x = _data(seed=3)
+    th = q2key.calibrate(x, method="per_dim")
+    table = th.table() * np.float32(1.5)  # not the default: the workers must get this one
+    th = th.with_reconstruction(table)
+    _assert_equal(qd.encode(da.from_array(x, chunks=(400, 70)), th), x, th)
+    index = q2key.Index(70, threshold=th)
+    index.add(x)
+    queries = x[:5] + 0.01
+
+    def work(th: q2key.Thresholds, index: q2key.Index, queries: np.ndarray) -> Any:
+        return th.reconstruction, index.thresholds, index.search(queries, k=4)
+
+    got_table, got_th, (dist, ids) = client.submit(work, th, index, queries).result()
+    np.testing.assert_array_equal(got_table, table)
+    assert got_th == th
+    want = index.search(queries, k=4)
+    np.testing.assert_array_equal(dist, want.distances)
+    np.testing.assert_array_equal(ids, want.ids)
+
+
 def test_generated_on_workers(client: Any) -> None:
     """Data made on the workers (nothing but the graph is sent), reduced there too."""
     d = da.random.default_rng(5).standard_normal((20_000, 384), chunks=(2_500, 384), dtype=np.float32)

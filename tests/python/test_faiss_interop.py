@@ -25,7 +25,7 @@ def _index(rng: np.random.Generator, dim: int, rows: int, **kwargs: Any) -> tupl
 def _check_same(index: q2key.Index, fx: Any, queries: np.ndarray, k: int) -> None:
     """faiss and q2key agree: identical distance rows, and the same ids up to the order of ties."""
     q_codes = q2key.encode(queries, threshold=index.thresholds).codes
-    dist, ids = index.search(queries, k=k)
+    dist, ids = index.search(queries, k=k, scoring="lee")
     f_dist, f_ids = fx.search(q_codes, k)
     assert f_dist.dtype == np.int32 and f_ids.dtype == np.int64
     np.testing.assert_array_equal(f_dist.astype(np.int64), dist.astype(np.int64))

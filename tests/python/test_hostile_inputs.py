@@ -38,6 +38,7 @@ def _index() -> q2key.Index:
 
 
 INDEX = _index()
+ALL_ROWS = np.tile(np.arange(len(X), dtype=np.int64), (len(X), 1))  # rerank candidates: every row
 
 
 class Bad(NamedTuple):
@@ -115,7 +116,10 @@ THREADS: dict[str, Callable[[Any], Any]] = {
     "stats.reverse_complement": lambda t: stats.reverse_complement(SYMBOLS, threads=t),
     "Index.add": lambda t: q2key.Index(DIM).add(X, threads=t),
     "Index.search": lambda t: INDEX.search(X, k=3, threads=t),
+    "Index.search(lee)": lambda t: INDEX.search(X, k=3, threads=t, scoring="lee"),
     "Index.range_search": lambda t: INDEX.range_search(X, 10, threads=t),
+    "asymmetric_search": lambda t: q2key.asymmetric_search(X, CODES, 3, threads=t),
+    "rerank": lambda t: q2key.rerank(X, CODES, ALL_ROWS, 3, threads=t),
     "calibrate": lambda t: q2key.calibrate(SAMPLE, method="fidelity", threads=t),
 }
 BAD_THREADS = _type_errors("an integer") + _too_small(1) + [Bad("0", 0, q2key.Q2KeyError, "must be at least 1, got 0")]
@@ -184,7 +188,10 @@ DIMS: dict[str, Callable[[Any], Any]] = {
     "Index": q2key.Index,
     "Thresholds.gaussian": q2key.Thresholds.gaussian,
     "Thresholds.global_": lambda d: q2key.Thresholds.global_(0.1, dim=d),
+    "Thresholds.table": lambda d: q2key.Thresholds.global_(0.1).table(d),
     "Calibrator": lambda d: q2key.Calibrator(d, reservoir=4),
+    "decode": lambda d: q2key.decode(CODES, dim=d),
+    "asymmetric_search": lambda d: q2key.asymmetric_search(X, CODES, 2, dim=d),
 }
 TOO_BIG_DIM = f"must be at most {2**32 - 1} (transition counts are 32-bit)"
 BAD_DIMS = (
@@ -227,6 +234,9 @@ KS: dict[str, Callable[[Any], Any]] = {
     "search": lambda k: q2key.search(CODES, CODES, k),
     "Index.search": lambda k: INDEX.search(X, k=k),
     "Index.search(rescore)": lambda k: INDEX.search(X, k=k, rescore=X),
+    "Index.search(lee)": lambda k: INDEX.search(X, k=k, scoring="lee"),
+    "asymmetric_search": lambda k: q2key.asymmetric_search(X, CODES, k),
+    "rerank": lambda k: q2key.rerank(X, CODES, ALL_ROWS, k),
     "calibrate": lambda k: q2key.calibrate(SAMPLE, method="fidelity", k=k),
 }
 BAD_KS = _type_errors("an integer") + _too_small(1) + [Bad("0", 0, q2key.Q2KeyError, "must be at least 1, got 0")]
@@ -245,7 +255,10 @@ def test_numpy_integer_k_is_accepted(call: Callable[[Any], Any], value: Any) -> 
     call(value)
 
 
-SEARCHES = {name: KS[name] for name in ("search", "Index.search", "Index.search(rescore)")}
+SEARCHES = {
+    name: KS[name]
+    for name in ("search", "Index.search", "Index.search(rescore)", "Index.search(lee)", "asymmetric_search", "rerank")
+}
 
 
 @pytest.mark.parametrize(
@@ -355,6 +368,8 @@ REALS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "encode-threshold": ("threshold", lambda v: q2key.encode(X, threshold=v)),
     "symbols-threshold": ("threshold", lambda v: q2key.symbols(X, threshold=v)),
     "Index-threshold": ("threshold", lambda v: q2key.Index(DIM, threshold=v)),
+    "decode-threshold": ("threshold", lambda v: q2key.decode(CODES, threshold=v)),
+    "asymmetric_search-threshold": ("threshold", lambda v: q2key.asymmetric_search(X, CODES, 2, threshold=v)),
 }
 BAD_REALS = [
     Bad("str", "0.1", q2key.DTypeError, None),
@@ -554,6 +569,9 @@ for _name, _call in {
     _array_cases(_name, "x", _call, FLOAT_BADS)
 _array_cases("Index.add", "vectors", lambda v: q2key.Index(DIM).add(v), SIZED_FLOAT_BADS)
 _array_cases("Index.search", "queries", lambda v: INDEX.search(v, k=2), SIZED_FLOAT_BADS)
+_array_cases("Index.search(lee)", "queries", lambda v: INDEX.search(v, k=2, scoring="lee"), SIZED_FLOAT_BADS)
+_array_cases("asymmetric_search", "queries", lambda v: q2key.asymmetric_search(v, CODES, 2, dim=DIM), SIZED_FLOAT_BADS)
+_array_cases("rerank", "queries", lambda v: q2key.rerank(v, CODES, ALL_ROWS, 2, dim=DIM), SIZED_FLOAT_BADS)
 _array_cases("Index.range_search", "queries", lambda v: INDEX.range_search(v, 5), SIZED_FLOAT_BADS)
 _array_cases("Calibrator.update", "batch", lambda v: q2key.Calibrator(DIM).update(v), SIZED_FLOAT_BADS)
 _array_cases("Calibrator.drift", "batch", lambda v: _calibrator().drift(v), SIZED_FLOAT_BADS)
@@ -590,6 +608,43 @@ _array_cases(
 )
 _array_cases("Index.add_codes", "codes", lambda v: q2key.Index(DIM).add_codes(v), [*CODE_BADS, WIDTH_BAD])
 _array_cases("Index.search-codes", "queries", lambda v: INDEX.search(v, k=2), [WIDTH_BAD])
+_array_cases("decode", "codes", lambda v: q2key.decode(v, dim=DIM), [*CODE_BADS, WIDTH_BAD])
+_array_cases("asymmetric_search-codes", "codes", lambda v: q2key.asymmetric_search(X, v, 2), [*CODE_BADS, WIDTH_BAD])
+_array_cases("rerank-codes", "codes", lambda v: q2key.rerank(X, v, ALL_ROWS, 2), [*CODE_BADS, WIDTH_BAD])
+_array_cases(
+    "rerank-candidates",
+    "candidates",
+    lambda v: q2key.rerank(X, CODES, v, 2),
+    [
+        Bad("float", ALL_ROWS.astype(np.float64), q2key.DTypeError, None),
+        Bad("strings", STRINGS, q2key.DTypeError, None),
+        Bad("None", None, q2key.DTypeError, None),
+        Bad("rank 3", ALL_ROWS[None], q2key.ShapeError, None),
+        Bad("too few queries", ALL_ROWS[:3], q2key.ShapeError, None),
+        Bad("beyond the codes", ALL_ROWS + 1, q2key.Q2KeyError, None),
+        Bad("below -1", ALL_ROWS - 2, q2key.Q2KeyError, None),
+        Bad("2**64 - 1", ALL_ROWS.astype(np.uint64) + np.uint64(2**64 - 9), q2key.Q2KeyError, None),
+    ],
+)
+_TABLE = q2key.Thresholds.gaussian(DIM).table()
+_array_cases(
+    "Thresholds.with_reconstruction",
+    "table",
+    lambda v: q2key.Thresholds.gaussian(DIM).with_reconstruction(v),
+    [
+        Bad("strings", np.array([["a"] * 4] * DIM), q2key.DTypeError, None),
+        Bad("None", None, q2key.DTypeError, None),
+        Bad("complex", _TABLE.astype(np.complex64), q2key.DTypeError, None),
+        Bad("ragged", [[0.0, 1.0], [0.0]], q2key.ShapeError, None),
+        Bad("1-D", _TABLE.ravel(), q2key.ShapeError, None),
+        Bad("3 columns", _TABLE[:, :3], q2key.ShapeError, None),
+        Bad("wrong dim", _TABLE[:-1], q2key.ShapeError, None),
+        Bad("nan", np.where(np.arange(4) == 0, np.nan, _TABLE), q2key.Q2KeyError, None),
+        Bad("inf", np.where(np.arange(4) == 3, np.inf, _TABLE), q2key.Q2KeyError, None),
+        Bad("unordered", _TABLE[:, ::-1], q2key.Q2KeyError, None),
+        Bad("huge", _TABLE * 1e20, q2key.Q2KeyError, None),
+    ],
+)
 _array_cases(
     "encode(dtype=q2)", "x", lambda v: q2key.encode(v, dtype="q2", dim=DIM), [CODE_BADS[0], CODE_BADS[1], WIDTH_BAD]
 )
@@ -721,6 +776,18 @@ OPTIONS = [
             Bad("floats", np.ones((1, 8)) * 0.5, q2key.DTypeError, None),
             Bad("all padding", np.zeros((1, 8), np.int64), q2key.Q2KeyError, None),
         ],
+    ),
+    (
+        "Index.search-scoring",
+        "scoring",
+        lambda v: INDEX.search(X, k=2, scoring=v),
+        [Bad("unknown", "cosine", q2key.Q2KeyError, None), Bad("int", 5, q2key.Q2KeyError, None)],
+    ),
+    (
+        "Index.search-scoring-codes",
+        "scoring",
+        lambda v: INDEX.search(CODES, k=2, scoring=v),
+        [Bad("asymmetric with codes", "asymmetric", q2key.Q2KeyError, None)],
     ),
     (
         "calibrate-method",

@@ -38,13 +38,13 @@ def test_search_matches_brute_force_with_user_ids_and_removals(rng: np.random.Ge
     q = rng.normal(size=(6, 48)).astype(np.float32)
     qc = q2key.encode(q).codes
     for k in (1, 10, 1000):
-        dist, found = index.search(q, k)
+        dist, found = index.search(q, k, scoring="lee")
         assert dist.dtype == np.uint32 and found.dtype == np.uint64
         assert found.shape == (6, min(k, len(stored)))
         for row in range(6):
             assert list(zip(dist[row].tolist(), found[row].tolist())) == brute(stored, qc[row], k)
     # Codes as queries give the same answer as the floats they came from.
-    assert np.array_equal(index.search(qc, 10)[1], index.search(q, 10)[1])
+    assert np.array_equal(index.search(qc, 10)[1], index.search(q, 10, scoring="lee")[1])
 
 
 def test_filters_restrict_results_and_never_pad(rng: np.random.Generator) -> None:
@@ -198,7 +198,7 @@ def test_concurrent_searches_and_writes_stay_consistent(rng: np.random.Generator
     index = q2key.Index(dim)
     index.add(base)  # ids 0..2999 never removed
     queries = base[:16]
-    expected = index.search(queries, 5)
+    expected = index.search(queries, 5, scoring="lee")
     stop = time.monotonic() + 3.0
     errors: list[BaseException] = []
     counts = [0, 0]
@@ -208,7 +208,7 @@ def test_concurrent_searches_and_writes_stay_consistent(rng: np.random.Generator
             while time.monotonic() < stop:
                 # Added rows are far (random) and removed before long; the stored queries' own rows
                 # are never removed, so the nearest neighbour of each query is itself.
-                dist, found = index.search(queries, 5)
+                dist, found = index.search(queries, 5, scoring="lee")
                 assert (found[:, 0] == np.arange(16)).all() and (dist[:, 0] == 0).all()
                 counts[0] += 1
         except BaseException as e:
@@ -356,10 +356,13 @@ def test_search_results_are_named_tuples_with_documented_dtypes(rng: np.random.G
     x = rng.normal(size=(40, 16)).astype(np.float32)
     index = q2key.Index(16)
     index.add(x, ids=np.arange(100, 140, dtype=np.uint64))
-    plain = index.search(x[:2], k=3)
+    plain = index.search(x[:2], k=3, scoring="lee")
     assert isinstance(plain, q2key.SearchResult)
     assert plain.distances.dtype == np.uint32 and plain.ids.dtype == np.uint64
     assert plain.ids[:, 0].tolist() == [100, 101]
+    asymmetric = index.search(x[:2], k=3)  # float queries: asymmetric by default
+    assert asymmetric.distances.dtype == np.float32 and asymmetric.ids.dtype == np.uint64
+    assert asymmetric.ids[:, 0].tolist() == [100, 101]
     rescored = index.search(x[:2], k=3, rescore=lambda ids: x[(ids - 100).astype(np.intp)])
     assert isinstance(rescored, q2key.SearchResult) and rescored.distances.dtype == np.float64
     assert rescored.ids[:, 0].tolist() == [100, 101]

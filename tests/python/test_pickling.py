@@ -143,6 +143,6 @@ def test_used_in_a_worker(client: Any) -> None:
     pid, enc, (dist, ids) = client.submit(work, th, index, queries).result()
     assert pid != __import__("os").getpid()
     _assert_same_encoded(enc, q2key.encode(queries, threshold=th))
-    want_dist, want_ids = index.search(queries, k=5)
+    want_dist, want_ids = index.search(queries, k=5, scoring="lee")
     np.testing.assert_array_equal(dist, want_dist)
     np.testing.assert_array_equal(ids, want_ids)
