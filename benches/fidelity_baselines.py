@@ -14,7 +14,11 @@ as in :func:`q2key.search`.
   belong to the lower level) — written as the thermometer bits
   ``(u_d > μ_d − ⅔σ_d, u_d > μ_d + ⅔σ_d)``, i.e. ``00``, ``10``, ``11``. The Hamming distance of
   two codes is then the L1 distance of their level vectors (opposite extremes are 2 apart). For
-  Gaussian data the cells hold 25 % / 50 % / 25 % of the values.
+  Gaussian data the cells hold 25 % / 50 % / 25 % of the values. **Scored asymmetrically**, the
+  float query is compared with the decoded database: each level decodes to the mean of the
+  database's values at that level in that dimension (as Q²'s fitted table does, SPEC §8), and the
+  score is the cosine between the query and the decoded row (dot product over the decoded row's
+  norm, so 96 code bytes + a 4-byte norm per row).
 - **int8** (8 bits per dimension, faiss ``QT_8bit``-style): per dimension the database minimum
   ``m_d`` and maximum ``M_d``; a value becomes ``round((u_d − m_d) / s_d)`` with
   ``s_d = (M_d − m_d) / 255`` (queries clipped to ``[m_d, M_d]``) and is decoded as
@@ -120,6 +124,25 @@ class Thermometer:
         """Packed codes, ``ceil(2n/8)`` bytes per row: bit pairs ``(u > low, u > high)`` in dimension order."""
         bits = np.stack([unit > self.low, unit > self.high], axis=2).reshape(unit.shape[0], -1)
         return np.packbits(bits, axis=1)
+
+    def level_means(self, unit_database: F32) -> F32:
+        """``(n, 3)`` the mean of the database's values at each level per dimension (the decode table).
+
+        A level no value falls in decodes to the nearest cut (low, high) or their midpoint (middle).
+        """
+        levels = self.levels(unit_database)
+        fallback = np.stack([self.low, (self.low + self.high) / 2, self.high], axis=1).astype(np.float64)
+        out = fallback.copy()
+        for level in range(3):
+            hit = levels == level
+            count = hit.sum(axis=0)
+            total = np.where(hit, unit_database, 0.0).sum(axis=0, dtype=np.float64)
+            out[:, level] = np.where(count > 0, total / np.maximum(count, 1), fallback[:, level])
+        return out.astype(np.float32)
+
+    def decode(self, levels: U8, means: F32) -> F32:
+        """Levels ``(N, n)`` replaced by their dimension's value in ``means`` (from :meth:`level_means`)."""
+        return np.asarray(means[np.arange(levels.shape[1]), levels], dtype=np.float32)
 
 
 @dataclass(frozen=True)

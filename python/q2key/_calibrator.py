@@ -112,7 +112,8 @@ class Calibrator:
         self._seen += n
 
     def thresholds(self, method: Method = "equiprobable", **options: Any) -> Thresholds:
-        """:func:`q2key.calibrate` on the reservoir; remembered as :attr:`current` for :meth:`drift`."""
+        """:func:`q2key.calibrate` on the reservoir (cuts and reconstruction table fitted to it); remembered as
+        :attr:`current` for :meth:`drift`."""
         if self._seen == 0:
             raise Q2KeyError("Calibrator: no rows yet; call update(batch) first")
         options.setdefault("seed", self._seed if self._seed is not None else 0)

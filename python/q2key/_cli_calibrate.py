@@ -48,7 +48,8 @@ def cmd_calibrate(args: argparse.Namespace, ctx: Context) -> int:
                 _close(figure)
     print(str(th.report), file=ctx.stdout)
     plot = f" and {args.plot}" if args.plot else ""
-    print(f"wrote {args.output}{plot} ({th.kind} thresholds, dimension {dim})", file=ctx.stdout)
+    what = f"{th.kind} thresholds and their reconstruction table"
+    print(f"wrote {args.output}{plot} ({what}, dimension {dim})", file=ctx.stdout)
     return 0
 
 

@@ -104,18 +104,20 @@ def cmd_search(args: argparse.Namespace, ctx: Context) -> int:
                         rescore=rescore,
                         oversample=args.oversample,
                         threads=args.threads,
-                        scoring=getattr(args, "scoring", "lee"),  # Lee until the CLI offers --scoring
+                        scoring=args.scoring,
                     )
                 except Q2KeyError as e:
                     if e.arg == "rescore":  # an id the --rescore file has no row for
                         raise CliError(f"{args.rescore}: {without_argument(e)}") from None
+                    if e.arg == "scoring":  # e.g. asymmetric scoring of uint8 code queries
+                        raise CliError(f"--scoring {args.scoring}: {without_argument(e)}") from None
                     raise located(e, src.path, done) from None
                 dists.append(d)
                 found.append(i)
                 done += int(batch.shape[0])
                 bar.update(int(batch.shape[0]))
     cols = min(args.k, len(index))
-    distances = np.concatenate(dists) if dists else np.zeros((0, cols), np.uint32)
+    distances = np.concatenate(dists) if dists else np.zeros((0, cols), _distance_dtype(index, args, src.dtype))
     ids = np.concatenate(found) if found else np.zeros((0, cols), np.uint64)
     if args.output:
         with Outputs() as out:
@@ -131,6 +133,16 @@ def cmd_search(args: argparse.Namespace, ctx: Context) -> int:
             dist = f"{distances[q, r]:.6f}" if is_float else str(int(distances[q, r]))
             w(f"{q}\t{r}\t{int(ids[q, r])}\t{dist}\n")
     return 0
+
+
+def _distance_dtype(index: Index, args: argparse.Namespace, queries: np.dtype[Any]) -> type[np.generic]:
+    """The dtype of the distances ``Index.search`` gives these options: for an empty result, which it never ran."""
+    codes = queries == np.uint8
+    if args.rescore is not None:
+        return np.float64
+    if args.scoring == "asymmetric" or (args.scoring == "auto" and not codes and index.weights is None):
+        return np.float32
+    return np.uint32 if index.weights is None else np.float64
 
 
 def _rescore_vectors(path: str, dim: int) -> npt.NDArray[Any]:
@@ -157,6 +169,7 @@ def info(index: Index, path: str) -> dict[str, Any]:
         "bytes_per_row": s.bytes_per_row,
         "memory_bytes": (s.alive + s.dead) * s.bytes_per_row,
         "thresholds": {"kind": th.kind, "tau": th.tau, "repr": repr(th)},
+        "reconstruction": "fitted" if th.reconstruction is not None else "gaussian default",
         "weights": None if index.weights is None else list(index.weights),
     }
 
@@ -178,6 +191,7 @@ def cmd_info(args: argparse.Namespace, ctx: Context) -> int:
         f"memory      ≈ {d['memory_bytes']:,} bytes loaded ({d['bytes_per_row']} per row: code, key, id;"
         " the id map, built on the first id lookup, adds ≈ 36 at 1 M rows)",
         f"thresholds  {d['thresholds']['repr']}",
+        f"table       {d['reconstruction']} reconstruction (what asymmetric scoring decodes codes to)",
         f"weights     {weights}",
     ]
     print("\n".join(lines), file=ctx.stdout)

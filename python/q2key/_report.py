@@ -13,7 +13,25 @@ import numpy as np
 import numpy.typing as npt
 
 #: The calibration methods of :func:`q2key.calibrate`.
-Method = Literal["equiprobable", "per_dim", "fidelity"]
+Method = Literal["equiprobable", "per_dim", "fidelity", "lloyd_max"]
+#: The scorings a search can use: Lee distance between codes, or a float query against the codes' reconstruction.
+Scoring = Literal["lee", "asymmetric"]
+
+#: The scoring each method's thresholds suit, measured on the bundled MiniLM dev split (see
+#: :func:`q2key.calibrate`): ``fidelity`` picks its rule by Lee recall; the per-dimension methods
+#: give the best asymmetric recall; ``equiprobable`` (SPEC §6's plain rule) is the best of neither.
+SUITS: dict[Method, Scoring | None] = {
+    "equiprobable": None,
+    "per_dim": "asymmetric",
+    "fidelity": "lee",
+    "lloyd_max": "asymmetric",
+}
+#: The method measured best for each scoring.
+BEST: dict[Scoring, Method] = {"lee": "fidelity", "asymmetric": "lloyd_max"}
+SCORING_WORDS: dict[Scoring, str] = {
+    "lee": "Lee scoring (coded queries)",
+    "asymmetric": "asymmetric scoring (float queries against the codes' reconstruction)",
+}
 
 
 @dataclass(frozen=True)
@@ -32,7 +50,8 @@ class CalibrationReport:
     Attributes:
         method: the calibration method asked for.
         rule: ``"global"`` (one τ) or ``"per_dim"`` (three cuts per dimension).
-        outer_share: the share of sampled values placed in A ∪ D (0.5 = equiprobable).
+        outer_share: the share of sampled values placed in A ∪ D (0.5 = equiprobable); for
+            ``lloyd_max``, the share where its cuts ended (measured on the sample).
         sample_rows: nonzero rows used (all-zero rows have no direction and are skipped).
         frequencies: ``(4,)`` share of all sampled coordinates in A, B, C, D.
         per_dim_frequencies: ``(n, 4)`` the same per dimension.
@@ -40,6 +59,8 @@ class CalibrationReport:
         recall: held-out neighbour recall@``k`` of Lee search against cosine (``fidelity`` only).
         k: the ``k`` of ``recall``.
         candidates: every rule ``fidelity`` tried, in the order tried.
+        reconstruction_error: mean over the sample's normalised coordinates of the squared
+            difference to their reconstruction ``x̂`` (the table the thresholds carry, SPEC §8).
     """
 
     method: Method
@@ -52,6 +73,13 @@ class CalibrationReport:
     recall: float | None = None
     k: int | None = None
     candidates: tuple[Candidate, ...] = ()
+    reconstruction_error: float | None = None
+
+    @property
+    def suits(self) -> Scoring | None:
+        """The scoring these thresholds suit: ``"lee"`` (coded queries), ``"asymmetric"`` (float queries), or ``None``
+        (``equiprobable``, the best of neither)."""
+        return SUITS[self.method]
 
     def __str__(self) -> str:
         f = self.frequencies
@@ -61,8 +89,15 @@ class CalibrationReport:
             f"symbol frequencies A {f[0]:.3f}  B {f[1]:.3f}  C {f[2]:.3f}  D {f[3]:.3f}",
             f"entropy {self.entropy_bits:.3f} bits per dimension (max 2)",
         ]
+        if self.reconstruction_error is not None:
+            lines.append(f"reconstruction error {self.reconstruction_error:.4g} (mean squared, per coordinate)")
         if self.recall is not None:
             lines.append(f"held-out neighbour recall@{self.k}: {self.recall:.3f}")
         for c in self.candidates:
             lines.append(f"  tried {c.rule:8s} share {c.outer_share:.2f}: recall {c.recall:.3f}")
+        if self.suits is not None:
+            lines.append(f"suits {SCORING_WORDS[self.suits]}")
+        for scoring, best in BEST.items():
+            if best != self.method:
+                lines.append(f"  best for {SCORING_WORDS[scoring]}: method {best!r}")
         return "\n".join(lines)

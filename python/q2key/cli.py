@@ -4,10 +4,10 @@
 
     q2key encode INPUT --codes OUT.npy --keys OUT.npy [--transitions OUT.npy] [--thresholds th.json]
                        [--column NAME] [--batch-rows N] [--threads T] [--quiet]
-    q2key calibrate SAMPLE [--method equiprobable|per_dim|fidelity] -o th.json [--plot report.png]
+    q2key calibrate SAMPLE [--method equiprobable|per_dim|fidelity|lloyd_max] -o th.json [--plot report.png]
                            [--rows N] [--seed S] [--column NAME] [--batch-rows N] [--quiet]
     q2key index build VECTORS -o index.q2 [--ids ids.npy] [--thresholds th.json] [--weights A,B,C]
-    q2key index search index.q2 QUERIES [-k 10] [-o results.npz] [--rescore VECTORS]
+    q2key index search index.q2 QUERIES [-k 10] [-o results.npz] [--scoring auto|asymmetric|lee] [--rescore VECTORS]
     q2key index info index.q2 [--json]
     q2key demo | version
 
@@ -66,6 +66,9 @@ def _share(text: str) -> float:
     return v
 
 
+#: ``index search --scoring`` choices: :meth:`q2key.Index.search`'s ``scoring=`` values.
+SCORINGS = ("auto", "asymmetric", "lee")
+
 #: Help of every positional argument that names a file of vectors.
 VECTORS_HELP = ".npy, .npz[:MEMBER], .parquet or .arrow file of vectors"
 
@@ -104,10 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("sample", metavar="SAMPLE", help=VECTORS_HELP)
     cal.add_argument(
         "--method",
-        choices=("equiprobable", "per_dim", "fidelity"),
+        choices=("equiprobable", "per_dim", "fidelity", "lloyd_max"),
         default="equiprobable",
         help="equiprobable: one threshold for every dimension; per_dim: one set per dimension; "
-        "fidelity: the rule with the best held-out neighbour recall (default: equiprobable)",
+        "fidelity: the rule with the best held-out neighbour recall of Lee search (best for Lee scoring); "
+        "lloyd_max: per-dimension cuts and values with the least reconstruction error (best for asymmetric "
+        "scoring). Every method also fits the reconstruction table asymmetric scoring uses "
+        "(default: equiprobable)",
     )
     cal.add_argument("-o", "--output", required=True, metavar="JSON", help="where to write the thresholds")
     cal.add_argument("--plot", metavar="IMAGE", help="also save a symbol-frequency plot (needs matplotlib)")
@@ -139,6 +145,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("queries", metavar="QUERIES", help="float vectors (or uint8 codes) in any input format")
     s.add_argument("-k", type=_positive, default=10, help="neighbours per query (default 10)")
     s.add_argument("-o", "--output", metavar="NPZ", help="write distances and ids to a .npz (default: TSV on stdout)")
+    s.add_argument(
+        "--scoring",
+        choices=SCORINGS,
+        default="auto",
+        help="asymmetric: float queries against the stored codes' reconstruction, distance 1 − cosine; "
+        "lee: queries encoded, Lee distance between codes (integers; weighted for an index built with "
+        "--weights); auto: asymmetric for float queries, lee for uint8 codes and for an index with "
+        "--weights (default: auto)",
+    )
     s.add_argument("--rescore", metavar="VECTORS", help="re-rank by exact cosine with these vectors, indexed by id")
     s.add_argument("--oversample", type=_positive, default=4, help="candidates per result when rescoring (default 4)")
     _common(s, quiet=True)

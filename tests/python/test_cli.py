@@ -677,15 +677,18 @@ def test_index_build_search_info_round_trip(tmp_path: Path, npy: Path, x: np.nda
     assert rc == 0, err
     with np.load(tmp_path / "r.npz") as r:
         assert sorted(r.files) == ["distances", "ids"]
-        d, i = ref.search(queries, k=5, scoring="lee")  # the CLI's scoring until it offers --scoring
+        d, i = ref.search(queries, k=5)  # the CLI default, auto: float queries scored asymmetrically
         np.testing.assert_array_equal(r["distances"], d)
         np.testing.assert_array_equal(r["ids"], i)
 
     rc, out, _ = run("index", "search", idx_path, tmp_path / "q.npy", "-k", 2)
     lines = out.splitlines()
     assert rc == 0 and lines[0] == "query\trank\tid\tdistance" and len(lines) == 1 + 37 * 2
+    d, i = ref.search(queries, k=2)  # float queries: asymmetric scoring, float32 1 − cosine
+    assert d.dtype == np.float32 and lines[3] == f"1\t0\t{i[1, 0]}\t{d[1, 0]:.6f}"
+    rc, out, _ = run("index", "search", idx_path, tmp_path / "q.npy", "-k", 2, "--scoring", "lee")
     d, i = ref.search(queries, k=2, scoring="lee")
-    assert lines[3] == f"1\t0\t{i[1, 0]}\t{d[1, 0]}"
+    assert rc == 0 and out.splitlines()[3] == f"1\t0\t{i[1, 0]}\t{d[1, 0]}"
 
     rc, out, _ = run("index", "info", idx_path)
     assert rc == 0

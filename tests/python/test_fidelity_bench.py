@@ -52,8 +52,12 @@ def by_name(results: list[fidelity.MethodResult]) -> dict[str, fidelity.MethodRe
 
 def test_every_method_is_measured(results: list[fidelity.MethodResult]) -> None:
     names = [r.name for r in results]
-    assert names == [name for name, _ in fidelity.Q2_METHODS] + [
+    assert names == [
+        *(name for name, _ in fidelity.Q2_METHODS),
+        *(name for name, _ in fidelity.Q2_ASYM_METHODS),
+        *(name for name, _ in fidelity.Q2_RERANK_METHODS),
         fidelity.THERMOMETER,
+        fidelity.THERMOMETER_ASYM,
         fidelity.SIGN,
         fidelity.INT8,
         *(name for name, _, _ in fidelity_faiss.rankers()),
@@ -65,7 +69,11 @@ def test_bytes_per_vector(results: list[fidelity.MethodResult]) -> None:
     got = {r.name: r.bytes_per_vector for r in results}
     for name, _ in fidelity.Q2_METHODS:
         assert got[name] == 96
+    # Asymmetric scoring keeps the row's ‖x̂‖ beside its 96 code bytes.
+    for name, _ in fidelity.Q2_ASYM_METHODS + fidelity.Q2_RERANK_METHODS:
+        assert got[name] == 100
     assert got[fidelity.THERMOMETER] == 96, "the thermometer code must match Q²'s bytes"
+    assert got[fidelity.THERMOMETER_ASYM] == 100
     assert got[fidelity.SIGN] == 48
     assert got[fidelity.INT8] == 384
     assert got[fidelity.EXACT] == 1536
@@ -166,7 +174,64 @@ def test_table_and_targets(results: list[fidelity.MethodResult]) -> None:
     assert all(line.startswith("|") and line.endswith("|") for line in table)
     missed = fidelity.check_targets(results)
     assert all(isinstance(m, str) and "\n" not in m for m in missed)
-    assert fidelity.best_q2(results).family == "q2"
+    assert fidelity.best_q2(results).family == "q2-asym" and fidelity.best_q2(results).bytes_per_vector <= 100
+    assert fidelity.best_q2(results, "q2").family == "q2"
+
+
+def test_targets_compare_the_best_asymmetric_row_with_rabitq(results: list[fidelity.MethodResult]) -> None:
+    best = fidelity.best_q2(results)
+    ref = fidelity.rabitq(results)
+    assert ref is not None  # faiss is a test dependency
+    # Move RaBitQ just above and just below the best Q² asymmetric row: the first target follows.
+    for delta, missed in ((0.001, True), (-0.001, False)):
+        moved = [
+            fidelity.MethodResult(**{**r.__dict__, "recall_at_10": best.recall_at_10 + delta}) if r is ref else r
+            for r in results
+        ]
+        messages = fidelity.check_targets(moved)
+        assert any("RaBitQ" in m for m in messages) == missed, messages
+    # A row over the byte budget never counts as the best Q² asymmetric row.
+    fat = fidelity.MethodResult(**{**best.__dict__, "name": "fat", "bytes_per_vector": 101, "recall_at_10": 1.0})
+    assert fidelity.best_q2([*results, fat]).name == best.name
+
+
+def test_asymmetric_rows_are_the_exact_reconstruction_cosine(small: fidelity.Dataset) -> None:
+    th = q2key.calibrate(small.database, method="lloyd_max")
+    codes = q2key.encode(small.database, threshold=th).codes
+    decoded = q2key.decode(codes, threshold=th).astype(np.float64)
+    decoded /= np.linalg.norm(decoded, axis=1, keepdims=True)
+    queries = small.queries[:20].astype(np.float64)
+    want = stable_top_k(queries @ decoded.T, 10)
+    rank = fidelity.q2_asym_ranker("lloyd_max", fidelity.Calibrations(0))
+    got, notes = rank(small.queries[:20], small.database, 10)
+    np.testing.assert_array_equal(got, want)
+    assert notes["bytes"] == 100 and notes["table"] == "fitted"
+
+
+def test_rerank_rows_reorder_the_lee_pool(small: fidelity.Dataset) -> None:
+    fits = fidelity.Calibrations(0)
+    th, _, _ = fits.get(small.database, "lloyd_max")
+    codes = q2key.encode(small.database, threshold=th).codes
+    _, lee = q2key.search(q2key.encode(small.queries, threshold=th).codes, codes, fidelity.RERANK_POOL)
+    got, _ = fidelity.q2_rerank_ranker("lloyd_max", fits)(small.queries, small.database, fidelity.RERANK_POOL)
+    for row, pool in zip(got, lee):
+        assert sorted(row.tolist()) == sorted(pool.tolist())
+    _, asym = q2key.rerank(small.queries, codes, lee, 10, threshold=th)
+    np.testing.assert_array_equal(got[:, :10], asym)
+
+
+def test_thermometer_decodes_each_level_to_its_mean() -> None:
+    rng = np.random.default_rng(9)
+    x = fb.unit_rows(rng.normal(size=(500, 16)) + np.linspace(-0.3, 0.3, 16))
+    th = fb.Thermometer.fit(x)
+    levels = th.levels(x)
+    means = th.level_means(x)
+    assert means.shape == (16, 3) and np.all(np.diff(means, axis=1) > 0)
+    for d in range(16):
+        for level in range(3):
+            assert means[d, level] == pytest.approx(x[levels[:, d] == level, d].mean(), rel=1e-5)
+    decoded = th.decode(levels, means)
+    assert decoded.shape == x.shape and decoded[3, 5] == means[5, levels[3, 5]]
 
 
 def test_main_writes_json_and_honours_check(tmp_path: Path, small: fidelity.Dataset) -> None:
