@@ -405,6 +405,20 @@ pub fn reconstruction_mse(values: &[f64], dim: usize, cuts: &DimCuts, table: &Re
     })
 }
 
+/// The largest magnitude in row `r` of `arg`, or the error naming its first
+/// NaN or ±Inf (row and column).
+fn largest_magnitude<T: Copy + Into<f64>>(arg: &'static str, r: usize, row: &[T]) -> Result<f64> {
+    if let Some(c) = row.iter().position(|&v| !v.into().is_finite()) {
+        return Err(Error::NonFinite {
+            arg,
+            row: r,
+            col: c,
+            value: row[c].into(),
+        });
+    }
+    Ok(row.iter().fold(0.0f64, |m, &v| m.max(v.into().abs())))
+}
+
 /// The rows of `x` (`(rows, dim)`, f32 or f64) L2-normalised in f64, for
 /// fitting a table ([`cell_means`], [`lloyd_max`]) to raw vectors: a NaN or
 /// ±Inf is an error naming `arg`, the row and the column; a zero row stays
@@ -414,15 +428,7 @@ pub fn unit_rows<T: Copy + Into<f64>>(arg: &'static str, x: &[T], dim: usize) ->
     let rows = check_rows(arg, x.len(), dim)?;
     let mut out = crate::error::with_capacity(arg, "the normalised rows", rows, dim)?;
     for (r, row) in x.chunks_exact(dim.max(1)).take(rows).enumerate() {
-        if let Some(c) = row.iter().position(|&v| !v.into().is_finite()) {
-            return Err(Error::NonFinite {
-                arg,
-                row: r,
-                col: c,
-                value: row[c].into(),
-            });
-        }
-        let top = row.iter().fold(0.0f64, |m, &v| m.max(v.into().abs()));
+        let top = largest_magnitude(arg, r, row)?;
         if top == 0.0 {
             out.extend(std::iter::repeat_n(0.0, dim));
             continue;
@@ -442,15 +448,7 @@ pub fn f32_queries<T: Copy + Into<f64>>(arg: &'static str, x: &[T], dim: usize) 
     let rows = check_rows(arg, x.len(), dim)?;
     let mut out = crate::error::with_capacity(arg, "a copy of the queries", rows, dim)?;
     for (r, row) in x.chunks_exact(dim.max(1)).take(rows).enumerate() {
-        if let Some(c) = row.iter().position(|&v| !v.into().is_finite()) {
-            return Err(Error::NonFinite {
-                arg,
-                row: r,
-                col: c,
-                value: row[c].into(),
-            });
-        }
-        let top = row.iter().fold(0.0f64, |m, &v| m.max(v.into().abs()));
+        let top = largest_magnitude(arg, r, row)?;
         let scale = if top != 0.0 && !(2f64.powi(-100)..=2f64.powi(100)).contains(&top) {
             2f64.powi(-(top.log2().floor() as i32))
         } else {
