@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Union, cast
+from typing import Any, Literal, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -14,7 +14,8 @@ from . import _args, _native
 from ._args import threads as check_threads
 from ._codes import complement as complement_codes
 from ._encode import ThresholdLike, encode_as
-from ._errors import DTypeError, Q2KeyError, ShapeError
+from ._errors import Q2KeyError, ShapeError
+from ._index_args import Rescore, filter_arrays, id_array, id_list, rescore_candidates
 from ._inputs import Float32, Float64, code_rows, float_rows
 from ._results import RangeSearchResult, SearchResult
 from ._thresholds import Thresholds, global_thresholds
@@ -22,9 +23,6 @@ from ._thresholds import Thresholds, global_thresholds
 #: How :meth:`Index.search` scores: ``"auto"``, ``"asymmetric"`` or ``"lee"``.
 Scoring = Literal["auto", "asymmetric", "lee"]
 _SCORINGS: tuple[str, ...] = ("auto", "asymmetric", "lee")
-
-#: What ``rescore=`` accepts: vectors indexed by id (an array or ``np.memmap``), or a callable from ids to vectors.
-Rescore = Union[npt.ArrayLike, Callable[[npt.NDArray[np.uint64]], npt.ArrayLike]]
 
 
 @dataclass(frozen=True)
@@ -120,13 +118,13 @@ class Index:
         """
         rows, _ = float_rows(vectors, "vectors")
         self._check_dim(int(rows.shape[1]), "vectors")
-        id_arr = _ids(ids, int(rows.shape[0]))
+        id_arr = id_array(ids, int(rows.shape[0]))
         return self._native.add(rows, id_arr, check_threads(threads))
 
     def add_codes(self, codes: Any, ids: Any = None) -> npt.NDArray[np.uint64]:
         """Stores ready-made codes (uint8 ``(N, code_bytes)``); like :meth:`add` otherwise."""
         c = self._codes(codes, "codes")
-        return self._native.add_codes(c, _ids(ids, int(c.shape[0])))
+        return self._native.add_codes(c, id_array(ids, int(c.shape[0])))
 
     def remove(self, ids: Any) -> int:
         """Removes ``ids`` (unknown ones are ignored) and returns how many were removed.
@@ -134,7 +132,7 @@ class Index:
         O(1) per id; memory is reclaimed by :meth:`compact`, which runs by itself once more than
         a quarter of the rows are removed.
         """
-        return self._native.remove(_id_list(ids))
+        return self._native.remove(id_list(ids))
 
     def compact(self) -> None:
         """Drops removed rows and frees their memory (insertion order of the rest is kept)."""
@@ -190,14 +188,14 @@ class Index:
             scoring == "asymmetric" or (scoring == "auto" and self.weights is None and not complement)
         )
         n = check_threads(threads)
-        ids_f, mask_f = _filter(filter)
+        ids_f, mask_f = filter_arrays(filter)
         if asymmetric:
             vectors = self._float_queries(queries)
             if rescore is None:
                 return SearchResult(*self._native.search_asym(vectors, k, ids_f, mask_f, n))
             wider = min(k * _args.size("oversample", oversample), _args.SIZE_MAX)
             _, candidates = self._native.search_asym(vectors, wider, ids_f, mask_f, n)
-            return _rescore(vectors, candidates, rescore, k)
+            return rescore_candidates(vectors, candidates, rescore, k)
         floats, codes = self._queries(queries, complement)
         if rescore is None:
             dist, weighted, ids = self._native.search(codes, k, ids_f, mask_f, n)
@@ -206,7 +204,7 @@ class Index:
             raise Q2KeyError("needs float queries (cosine is computed on the vectors), got codes", arg="rescore")
         wider = min(k * _args.size("oversample", oversample), _args.SIZE_MAX)
         _, _, candidates = self._native.search(codes, wider, ids_f, mask_f, n)
-        return _rescore(floats, candidates, rescore, k)
+        return rescore_candidates(floats, candidates, rescore, k)
 
     def range_search(
         self, queries: Any, radius: int, *, filter: Any = None, complement: bool = False, threads: int | None = None
@@ -220,7 +218,7 @@ class Index:
         # No Lee distance exceeds 2·dim < 2^32: a larger radius means every row.
         r = min(_args.size("radius", radius, minimum=0), 2**32 - 1)
         _, codes = self._queries(queries, complement)
-        ids_f, mask_f = _filter(filter)
+        ids_f, mask_f = filter_arrays(filter)
         return RangeSearchResult(*self._native.range_search(codes, r, ids_f, mask_f, check_threads(threads)))
 
     def window(self, key: int, delta: int) -> npt.NDArray[np.uint64]:
@@ -238,7 +236,7 @@ class Index:
 
     def codes(self, ids: Any) -> npt.NDArray[np.uint8]:
         """The stored codes of ``ids``, in that order; an unknown id raises naming it."""
-        return self._native.codes_of(_id_list(ids))
+        return self._native.codes_of(id_list(ids))
 
     def arrays(self) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
         """``(codes, keys, ids)`` of every stored row in insertion order (read-only copies; compacts first).
@@ -340,81 +338,3 @@ def _thresholds_for(threshold: ThresholdLike, dim: int) -> Thresholds:
             return Thresholds.global_(cast(float, threshold.tau), dim=int(dim)).with_report(threshold.report)
         return threshold
     return global_thresholds(_args.threshold(threshold), dim, "threshold")
-
-
-def _ids(ids: Any, rows: int | None, arg: str = "ids") -> npt.NDArray[np.uint64] | None:
-    """Ids as a contiguous uint64 array (``rows`` of them when given); negative, fractional or ≥ 2^64 ids are errors."""
-    if ids is None:
-        return None
-    a = np.asarray(ids)
-    if a.dtype.kind in "fO" and not isinstance(ids, np.ndarray):
-        # A list mixing ids below and above 2^63 becomes float64 or object in numpy: keep the ints exact.
-        flat = list(np.ravel(np.asarray(ids, dtype=object)))
-        if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in flat):
-            outside = [int(v) for v in flat if not 0 <= int(v) <= _args.U64_MAX]
-            if outside:
-                raise Q2KeyError(f"ids are unsigned 64-bit integers, got {outside[0]}", arg=arg)
-            a = np.array([int(v) for v in flat], dtype=np.uint64).reshape(np.shape(ids))
-    if a.ndim == 0:
-        a = a.reshape(1)
-    if a.dtype.kind not in "iu" and not (a.size == 0 and a.dtype.kind == "f"):
-        raise DTypeError(f"expected integer ids, got dtype {a.dtype}", arg=arg)
-    if a.ndim != 1:
-        raise ShapeError(f"expected a 1-D array, got shape {a.shape}", arg=arg)
-    if a.dtype.kind == "i" and a.size and int(a.min()) < 0:
-        raise Q2KeyError(f"ids are unsigned 64-bit integers, got {int(a.min())}", arg=arg)
-    if rows is not None and a.shape[0] != rows:
-        raise ShapeError(f"expected {rows} ids (one per row), got {a.shape[0]}", arg=arg)
-    return np.ascontiguousarray(a, dtype=np.uint64)
-
-
-def _id_list(ids: Any) -> npt.NDArray[np.uint64]:
-    a = _ids(ids, None)
-    if a is None:
-        raise DTypeError("expected integer ids, got None", arg="ids")
-    return a
-
-
-def _filter(filter: Any) -> tuple[npt.NDArray[np.uint64] | None, npt.NDArray[np.uint8] | None]:
-    """``(ids, None)`` or ``(None, mask bytes)``: a boolean mask goes to the core as its bytes
-    (non-zero = allowed), as numpy reads a bool byte; the core copies either before searching."""
-    if filter is None:
-        return None, None
-    a = np.asarray(filter)
-    if a.dtype == np.bool_:
-        if a.ndim != 1:
-            raise ShapeError(f"a boolean mask over ids must be 1-D, got shape {a.shape}", arg="filter")
-        return None, np.ascontiguousarray(a).view(np.uint8)
-    return _ids(filter, None, "filter"), None
-
-
-def _rescore(queries: Float32 | Float64, candidates: npt.NDArray[np.uint64], source: Rescore, k: int) -> SearchResult:
-    """Re-ranks each query's candidate ids by exact cosine: ``(1 − cosine, ids)``, ties to the lower id."""
-    q = np.asarray(queries, dtype=np.float64)
-    if candidates.shape[1] == 0:
-        return SearchResult(np.zeros((q.shape[0], 0)), candidates)
-    flat = candidates.ravel()
-    if callable(source):
-        vectors = np.asarray(source(flat), dtype=np.float64)
-    else:
-        table = cast(npt.NDArray[Any], source if isinstance(source, np.ndarray) else np.asarray(source))
-        if table.ndim != 2 or table.shape[1] != q.shape[1]:
-            raise ShapeError(
-                f"expected vectors (rows, {q.shape[1]}) indexed by id, got shape {table.shape}", arg="rescore"
-            )
-        if int(flat.max()) >= table.shape[0]:
-            raise ShapeError(f"id {int(flat.max())} is beyond the {table.shape[0]} rows of the vectors", arg="rescore")
-        vectors = np.asarray(table[flat.astype(np.intp)], dtype=np.float64)
-    if vectors.shape != (flat.size, q.shape[1]):
-        raise ShapeError(
-            f"expected {flat.size} vectors of dimension {q.shape[1]}, got shape {vectors.shape}", arg="rescore"
-        )
-    if not np.isfinite(vectors).all():
-        raise Q2KeyError("the vectors contain NaN or ±Inf", arg="rescore")
-    vectors = vectors.reshape(*candidates.shape, q.shape[1])
-    norms = np.linalg.norm(vectors, axis=2) * np.linalg.norm(q, axis=1)[:, None]
-    cos = np.einsum("qcn,qn->qc", vectors, q) / np.where(norms == 0, 1.0, norms)
-    dist = 1.0 - cos
-    # Sort by (distance, id): lexsort's last key is the primary one.
-    order = np.lexsort((candidates, dist), axis=1)[:, :k]
-    return SearchResult(np.take_along_axis(dist, order, axis=1), np.take_along_axis(candidates, order, axis=1))
