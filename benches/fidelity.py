@@ -21,11 +21,17 @@ Methods, every calibration fitted on the database:
   calibrated ones with the table fitted to the database); float queries scored against the
   codes' reconstruction (:func:`q2key.asymmetric_search`, SPEC §8); 96 code bytes + the row's
   4-byte ‖x̂‖ = 100 bytes.
+- **Q² asymmetric, rotated**: ``lloyd_max`` thresholds carrying an orthogonal rotation ``R``
+  (``n × n``, applied to the normalised rows before quantising, to the queries before scoring):
+  a Haar-random one, and one learned on the database (ITQ-style: alternate the Lloyd–Max fit
+  and the orthogonal Procrustes rotation that best maps the rows onto their reconstructions).
+  A rotation keeps every cosine, so the ground truth is unchanged; it is stored once per index
+  (``n²`` float32), not per vector: 100 bytes a vector, as unrotated.
 - **Q² Lee → asymmetric re-rank**: the Lee top-200, re-ranked by asymmetric score from the
   codes alone (:func:`q2key.rerank`; the two-stage path for callers with codes only); 100 bytes.
 - the 2-bit thermometer code at 96 bytes, by Hamming (= level L1) distance and asymmetrically
   (float query against the decoded levels, 100 bytes); 1-bit sign codes (48 bytes); int8 scalar
-  quantization (384 bytes); faiss's RaBitQ (2-bit, plain and fast-scan), PQFastScan 192×4 and
+  quantization (384 bytes); faiss's RaBitQ (2-bit, plain, behind a random rotation and fast-scan), PQFastScan 192×4 and
   4-bit scalar quantization when faiss is installed; exact float32 cosine as a control (1 536 bytes).
 
 Baselines are defined in ``fidelity_baselines.py`` and ``fidelity_faiss.py``. Hamming and Lee
@@ -34,8 +40,9 @@ searches use :func:`q2key.search` (popcount of XOR, exact, ties to the lower row
 Prints a Markdown table and writes ``fidelity.json`` and ``fidelity.png`` (if matplotlib is
 installed) to ``--out-dir`` (default: this directory). ``--check`` exits 1 with a one-line
 message when a target is missed: the best Q² asymmetric method's codes-only recall@10 must be
-at least faiss ``IndexRaBitQ`` 2-bit's in the same run, at ≤ 100 bytes a vector, and its
-recall@10 after rescoring its top 100 with float vectors at least 0.995.
+at least plain faiss ``IndexRaBitQ`` 2-bit's in the same run, at ≤ 100 bytes a vector (rotated
+rows count), and its recall@10 after rescoring its top 100 with float vectors at least 0.995.
+The moonshot (``MOONSHOT_MARGIN`` above RaBitQ) is reported, not checked.
 """
 
 from __future__ import annotations
@@ -80,6 +87,15 @@ CALIBRATIONS: tuple[tuple[str, str | None], ...] = (
 Q2_METHODS: tuple[tuple[str, str | None], ...] = tuple((f"Q² Lee, {label}", m) for label, m in CALIBRATIONS)
 #: Q² asymmetric rows.
 Q2_ASYM_METHODS: tuple[tuple[str, str | None], ...] = tuple((f"Q² asym, {label}", m) for label, m in CALIBRATIONS)
+#: Rotated Q² asymmetric rows: the name shown and calibrate()'s ``rotation=`` (method lloyd_max).
+Q2_ROTATED_METHODS: tuple[tuple[str, str], ...] = (
+    ("Q² asym, lloyd_max + random rotation", "random"),
+    ("Q² asym, lloyd_max + learned rotation", "learned"),
+)
+#: Rounds of the learned rotation (each: a Lloyd–Max fit, then the Procrustes rotation).
+LEARNED_ROTATION_ROUNDS = 10
+#: How far above plain RaBitQ's recall@10 the best Q² asymmetric row should be (issue 12's moonshot).
+MOONSHOT_MARGIN = 0.01
 #: Lee candidates re-ranked asymmetrically from the codes, and the calibrations it is run with.
 RERANK_POOL = 200
 Q2_RERANK_METHODS: tuple[tuple[str, str | None], ...] = tuple(
@@ -191,6 +207,47 @@ def q2_asym_ranker(method: str | None, fits: Calibrations) -> Ranker:
     return rank
 
 
+def haar_rotation(n: int, seed: int) -> npt.NDArray[np.float64]:
+    """A Haar-random ``n × n`` orthogonal matrix (QR of a Gaussian matrix, signs fixed by R's diagonal)."""
+    q, r = np.linalg.qr(np.random.default_rng(seed).standard_normal((n, n)))
+    return np.asarray(q * np.sign(np.diag(r)), dtype=np.float64)
+
+
+def fit_rotation(unit: F32, rotation: str, seed: int) -> npt.NDArray[np.float32]:
+    """The rotation ``R`` (rows are encoded as ``x @ R``): Haar-random, or learned from that start by
+    alternating the Lloyd–Max fit of the rotated rows and the orthogonal Procrustes ``R = U Vᵀ`` of
+    ``svd(Xᵀ X̂)``, the rotation mapping the rows closest to their reconstructions."""
+    r = haar_rotation(unit.shape[1], seed)
+    if rotation == "learned":
+        x = unit.astype(np.float64)
+        for _ in range(LEARNED_ROTATION_ROUNDS):
+            rotated = (unit @ r.astype(np.float32)).astype(np.float32)
+            th = q2key.calibrate(rotated, method="lloyd_max", seed=seed)
+            decoded = q2key.decode(q2key.encode(rotated, threshold=th).codes, threshold=th).astype(np.float64)
+            u, _, vt = np.linalg.svd(x.T @ decoded)
+            r = u @ vt
+    return r.astype(np.float32)
+
+
+def q2_rotated_ranker(rotation: str, fits: Calibrations) -> Ranker:
+    """Q² asymmetric with ``lloyd_max`` thresholds fitted on the rotated database; queries rotated alike."""
+
+    def rank(queries: F32, database: F32, depth: int) -> tuple[I64, dict[str, Any]]:
+        t0 = time.perf_counter()
+        r = fit_rotation(database, rotation, fits.seed)
+        rotated = (database @ r).astype(np.float32)
+        th = q2key.calibrate(rotated, method="lloyd_max", seed=fits.seed)
+        notes = calibration_notes(th)
+        notes["rotation"] = rotation
+        notes["fit_seconds"] = round(time.perf_counter() - t0, 3)
+        db_codes = q2key.encode(rotated, threshold=th).codes
+        _, idx = q2key.asymmetric_search((queries @ r).astype(np.float32), db_codes, depth, threshold=th)
+        notes["bytes"] = int(db_codes.shape[1]) + NORM_BYTES
+        return np.asarray(idx, dtype=np.int64), notes
+
+    return rank
+
+
 def q2_rerank_ranker(method: str | None, fits: Calibrations) -> Ranker:
     """Q² Lee's top ``RERANK_POOL`` re-ranked by asymmetric score from the database codes alone."""
 
@@ -269,6 +326,7 @@ def methods(seed: int = 0) -> list[tuple[str, str, Ranker]]:
     fits = Calibrations(seed)
     out: list[tuple[str, str, Ranker]] = [(name, "q2", q2_ranker(m, fits)) for name, m in Q2_METHODS]
     out += [(name, "q2-asym", q2_asym_ranker(m, fits)) for name, m in Q2_ASYM_METHODS]
+    out += [(name, "q2-asym", q2_rotated_ranker(rot, fits)) for name, rot in Q2_ROTATED_METHODS]
     out += [(name, "q2-asym", q2_rerank_ranker(m, fits)) for name, m in Q2_RERANK_METHODS]
     out += [
         (THERMOMETER, "baseline", hamming_ranker(thermometer_pair)),
@@ -402,10 +460,23 @@ def target_summary(results: list[MethodResult]) -> str:
         + ("met" if best.recall_at_10 >= ref.recall_at_10 else "missed")
     )
     second = "met" if best.rescored_recall_at_10 >= RESCORED_TARGET else "missed"
+    moon = moonshot(results)
+    third = "" if moon is None else f" (moonshot +{MOONSHOT_MARGIN}: {moon[0]:+.4f}, {'met' if moon[1] else 'missed'})"
     return (
         f"Targets — best Q² asymmetric ({best.name}, {best.bytes_per_vector} B) recall@{K} ≥ faiss RaBitQ 2-bit's: "
-        f"{first};  rescored recall@{K} ≥ {RESCORED_TARGET}: {best.rescored_recall_at_10:.3f}, {second}"
+        f"{first}{third};  rescored recall@{K} ≥ {RESCORED_TARGET}: {best.rescored_recall_at_10:.3f}, {second}"
     )
+
+
+def moonshot(results: list[MethodResult]) -> tuple[float, bool] | None:
+    """(best Q² asymmetric recall@10 − plain RaBitQ 2-bit's, whether that is ≥ ``MOONSHOT_MARGIN``); None
+    without faiss. Reported, never checked."""
+    ref = rabitq(results)
+    if ref is None:
+        return None
+    margin = best_q2(results).recall_at_10 - ref.recall_at_10
+    # The recalls are multiples of 1/(queries·k): compare with a rounding error's slack.
+    return margin, margin >= MOONSHOT_MARGIN - 1e-9
 
 
 def markdown_table(results: list[MethodResult]) -> str:
@@ -445,6 +516,7 @@ def write_json(
     sweep: list[dict[str, Any]] | None = None,
 ) -> None:
     """Every figure plus the context needed to compare runs."""
+    moon = moonshot(results)
     doc = {
         "dataset": {
             "database": list(data.database.shape),
@@ -458,6 +530,7 @@ def write_json(
         "best_q2_lee": best_q2(results, "q2").name,
         "target_bytes": TARGET_BYTES,
         "targets_missed": check_targets(results),
+        "moonshot": None if moon is None else {"margin": MOONSHOT_MARGIN, "above_rabitq": moon[0], "met": moon[1]},
         "q2key_version": q2key.__version__,
         "simd_backend": q2key.simd_backend(),
         "python": platform.python_version(),
@@ -480,6 +553,7 @@ BASELINE_SHADES = {
     SIGN: "#969696",
     INT8: "#31a354",
     fidelity_faiss.RABITQ_2BIT: "#756bb1",
+    fidelity_faiss.RABITQ_ROTATED_2BIT: "#54278f",
     fidelity_faiss.RABITQ_FASTSCAN_2BIT: "#9e9ac8",
     fidelity_faiss.PQ_FASTSCAN: "#d6616b",
     fidelity_faiss.SQ_4BIT: "#8c6d31",
@@ -618,8 +692,9 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError as e:  # matplotlib missing: the figures are still printed and saved as JSON
         print(f"\nno plot ({e})")
     missed = check_targets(results)
+    print("\n" + target_summary(results))
     print(
-        f"\n{len(data.queries)} queries × {len(data.database)} rows in {total:.1f} s; targets: "
+        f"{len(data.queries)} queries × {len(data.database)} rows in {total:.1f} s; targets: "
         + ("all met" if not missed else "; ".join(missed))
     )
     if args.check and missed:
