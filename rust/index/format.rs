@@ -158,6 +158,12 @@ fn check_data(data: &IndexData) -> Result<()> {
     if let Some(t) = &data.reconstruction {
         t.check_dim(data.dim)?;
     }
+    if data.rotation.is_some() {
+        return Err(Error::value(
+            "rotation",
+            "saving an index with a rotation is not supported yet",
+        ));
+    }
     Ok(())
 }
 
@@ -788,6 +794,7 @@ fn assemble(p: Parts, codes: Codes) -> IndexData {
         dim: p.dim,
         thresholds: p.thresholds,
         reconstruction: p.reconstruction,
+        rotation: None,
         weights: p.weights,
         next_id: p.next_id,
         codes,
@@ -844,6 +851,7 @@ mod tests {
             dim: 5,
             thresholds: IndexThresholds::Gaussian,
             reconstruction: None,
+            rotation: None,
             weights: None,
             next_id: 7,
             codes: Codes::Owned(Vec::new()),

@@ -5,6 +5,7 @@
 use super::arrays::{matrix, to_matrix, FloatRows};
 use super::errors::{about, from_err, renamed, ShapeError};
 use crate::decode::Reconstruction;
+use crate::encode::rotation::Rotation;
 use crate::encode::thresholds::{ThresholdRule, Thresholds};
 use numpy::{PyArray2, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
@@ -20,6 +21,18 @@ impl PyThresholds {
         match thresholds {
             None => Ok(ThresholdRule::Gaussian),
             Some(t) => t.0.rule_for(dim).cloned().map_err(|e| renamed(e, "threshold", arg)),
+        }
+    }
+
+    /// The thresholds for vectors of dimension `dim` (`None`: the Gaussian
+    /// rule), checking the dimension; errors name `arg`.
+    pub(crate) fn for_dim(thresholds: Option<&Self>, dim: usize, arg: &str) -> PyResult<Thresholds> {
+        match thresholds {
+            None => Thresholds::gaussian(dim).map_err(from_err),
+            Some(t) => {
+                t.0.rule_for(dim).map_err(|e| renamed(e, "threshold", arg))?;
+                Ok(t.0.clone())
+            }
         }
     }
 }
@@ -104,6 +117,38 @@ impl PyThresholds {
             .map_err(from_err)
     }
 
+    /// These thresholds with `rotation`, a float32 or float64 `(dim, dim)`
+    /// orthogonal matrix (SPEC §9: finite, max |RᵀR − I| ≤ 1e-4; float64 is
+    /// rounded to float32 first), or without one (`None`).
+    #[pyo3(signature = (rotation))]
+    fn with_rotation(&self, rotation: Option<FloatRows<'_>>) -> PyResult<Self> {
+        let rotation = rotation
+            .map(|r| {
+                let shape = r.shape();
+                match &r {
+                    FloatRows::F32(a) => Rotation::new(matrix("rotation", a)?.0, shape),
+                    FloatRows::F64(a) => Rotation::from_f64(matrix("rotation", a)?.0, shape),
+                }
+                .map_err(from_err)
+            })
+            .transpose()?;
+        self.0
+            .clone()
+            .with_rotation(rotation)
+            .map(PyThresholds)
+            .map_err(from_err)
+    }
+
+    /// A new `(dim, dim)` float32 array of the rotation (row-major `R`,
+    /// `y = v·R`), or `None`.
+    #[getter]
+    fn rotation<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyArray2<f32>>>> {
+        self.0
+            .rotation()
+            .map(|r| to_matrix(py, r.as_slice().to_vec(), r.dim(), r.dim()))
+            .transpose()
+    }
+
     /// A new `(dim, 4)` float32 array of the fitted table, or `None`.
     #[getter]
     fn reconstruction<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyArray2<f32>>>> {
@@ -128,10 +173,11 @@ impl PyThresholds {
     }
 
     fn __repr__(&self) -> String {
-        let fitted = if self.0.reconstruction().is_some() {
-            " with a fitted table"
-        } else {
-            ""
+        let fitted = match (self.0.reconstruction().is_some(), self.0.rotation().is_some()) {
+            (true, true) => " with a fitted table and a rotation",
+            (true, false) => " with a fitted table",
+            (false, true) => " with a rotation",
+            (false, false) => "",
         };
         format!(
             "<q2key._native.Thresholds {} dim={:?}{fitted}>",
