@@ -21,10 +21,11 @@ Methods, every calibration fitted on the database:
   calibrated ones with the table fitted to the database); float queries scored against the
   codes' reconstruction (:func:`q2key.asymmetric_search`, SPEC §8); 96 code bytes + the row's
   4-byte ‖x̂‖ = 100 bytes.
-- **Q² asymmetric, rotated**: ``lloyd_max`` thresholds carrying an orthogonal rotation ``R``
-  (``n × n``, applied to the normalised rows before quantising, to the queries before scoring):
-  a Haar-random one, and one learned on the database (ITQ-style: alternate the Lloyd–Max fit
-  and the orthogonal Procrustes rotation that best maps the rows onto their reconstructions).
+- **Q² asymmetric, rotated**: ``calibrate(database, method="lloyd_max", rotation=...)``, thresholds
+  carrying an orthogonal rotation ``R`` (``n × n``, applied to the normalised rows before
+  quantising, to the queries before scoring): a Haar-random one, and one learned on the database
+  (ITQ-style: alternate the Lloyd–Max fit and the orthogonal Procrustes rotation that best maps
+  the rows onto their reconstructions).
   A rotation keeps every cosine, so the ground truth is unchanged; it is stored once per index
   (``n²`` float32), not per vector: 100 bytes a vector, as unrotated.
 - **Q² Lee → asymmetric re-rank**: the Lee top-200, re-ranked by asymmetric score from the
@@ -92,8 +93,6 @@ Q2_ROTATED_METHODS: tuple[tuple[str, str], ...] = (
     ("Q² asym, lloyd_max + random rotation", "random"),
     ("Q² asym, lloyd_max + learned rotation", "learned"),
 )
-#: Rounds of the learned rotation (each: a Lloyd–Max fit, then the Procrustes rotation).
-LEARNED_ROTATION_ROUNDS = 10
 #: How far above plain RaBitQ's recall@10 the best Q² asymmetric row should be (issue 12's moonshot).
 MOONSHOT_MARGIN = 0.01
 #: Lee candidates re-ranked asymmetrically from the codes, and the calibrations it is run with.
@@ -161,18 +160,18 @@ class Calibrations:
 
     def __init__(self, seed: int) -> None:
         self.seed = seed
-        self._fitted: dict[tuple[int, str | None], tuple[Any, dict[str, Any], float]] = {}
+        self._fitted: dict[tuple[int, str | None, str | None], tuple[Any, dict[str, Any], float]] = {}
 
-    def get(self, database: F32, method: str | None) -> tuple[Any, dict[str, Any], float]:
+    def get(self, database: F32, method: str | None, rotation: str | None = None) -> tuple[Any, dict[str, Any], float]:
         """(thresholds, notes, seconds the fit took); ``None``: the Gaussian τ with its analytic table."""
-        key = (id(database), method)
+        key = (id(database), method, rotation)
         if key not in self._fitted:
             t0 = time.perf_counter()
             if method is None:
                 th: Any = q2key.Thresholds.gaussian(database.shape[1])
                 notes: dict[str, Any] = {"threshold": "gaussian", "tau": q2key.gaussian_threshold(database.shape[1])}
             else:
-                th = q2key.calibrate(database, method=method, seed=self.seed)
+                th = q2key.calibrate(database, method=method, rotation=rotation, seed=self.seed)
                 notes = calibration_notes(th)
             self._fitted[key] = (th, notes, time.perf_counter() - t0)
         th, notes, seconds = self._fitted[key]
@@ -193,55 +192,15 @@ def q2_ranker(method: str | None, fits: Calibrations) -> Ranker:
     return rank
 
 
-def q2_asym_ranker(method: str | None, fits: Calibrations) -> Ranker:
-    """A Q² asymmetric method: the same thresholds and their table; float queries against the database codes."""
+def q2_asym_ranker(method: str | None, fits: Calibrations, rotation: str | None = None) -> Ranker:
+    """A Q² asymmetric method: the same thresholds and their table (and ``rotation``, when given); float queries
+    against the database codes."""
 
     def rank(queries: F32, database: F32, depth: int) -> tuple[I64, dict[str, Any]]:
-        th, notes, _ = fits.get(database, method)
+        th, notes, _ = fits.get(database, method, rotation)
         db_codes = q2key.encode(database, threshold=th).codes
         _, idx = q2key.asymmetric_search(queries, db_codes, depth, threshold=th)
         notes["table"] = "fitted" if th.reconstruction is not None else "gaussian (analytic)"
-        notes["bytes"] = int(db_codes.shape[1]) + NORM_BYTES
-        return np.asarray(idx, dtype=np.int64), notes
-
-    return rank
-
-
-def haar_rotation(n: int, seed: int) -> npt.NDArray[np.float64]:
-    """A Haar-random ``n × n`` orthogonal matrix (QR of a Gaussian matrix, signs fixed by R's diagonal)."""
-    q, r = np.linalg.qr(np.random.default_rng(seed).standard_normal((n, n)))
-    return np.asarray(q * np.sign(np.diag(r)), dtype=np.float64)
-
-
-def fit_rotation(unit: F32, rotation: str, seed: int) -> npt.NDArray[np.float32]:
-    """The rotation ``R`` (rows are encoded as ``x @ R``): Haar-random, or learned from that start by
-    alternating the Lloyd–Max fit of the rotated rows and the orthogonal Procrustes ``R = U Vᵀ`` of
-    ``svd(Xᵀ X̂)``, the rotation mapping the rows closest to their reconstructions."""
-    r = haar_rotation(unit.shape[1], seed)
-    if rotation == "learned":
-        x = unit.astype(np.float64)
-        for _ in range(LEARNED_ROTATION_ROUNDS):
-            rotated = (unit @ r.astype(np.float32)).astype(np.float32)
-            th = q2key.calibrate(rotated, method="lloyd_max", seed=seed)
-            decoded = q2key.decode(q2key.encode(rotated, threshold=th).codes, threshold=th).astype(np.float64)
-            u, _, vt = np.linalg.svd(x.T @ decoded)
-            r = u @ vt
-    return r.astype(np.float32)
-
-
-def q2_rotated_ranker(rotation: str, fits: Calibrations) -> Ranker:
-    """Q² asymmetric with ``lloyd_max`` thresholds fitted on the rotated database; queries rotated alike."""
-
-    def rank(queries: F32, database: F32, depth: int) -> tuple[I64, dict[str, Any]]:
-        t0 = time.perf_counter()
-        r = fit_rotation(database, rotation, fits.seed)
-        rotated = (database @ r).astype(np.float32)
-        th = q2key.calibrate(rotated, method="lloyd_max", seed=fits.seed)
-        notes = calibration_notes(th)
-        notes["rotation"] = rotation
-        notes["fit_seconds"] = round(time.perf_counter() - t0, 3)
-        db_codes = q2key.encode(rotated, threshold=th).codes
-        _, idx = q2key.asymmetric_search((queries @ r).astype(np.float32), db_codes, depth, threshold=th)
         notes["bytes"] = int(db_codes.shape[1]) + NORM_BYTES
         return np.asarray(idx, dtype=np.int64), notes
 
@@ -270,6 +229,9 @@ def calibration_notes(th: Any) -> dict[str, Any]:
     if getattr(th, "tau", None) is not None:
         notes["tau"] = float(th.tau)
     if report is not None:
+        if report.rotation is not None:
+            notes["rotation"] = report.rotation
+            notes["rotation_errors"] = [float(f"{e:.4g}") for e in report.rotation_errors]
         notes["symbol_shares"] = [round(float(f), 4) for f in report.frequencies]
         notes["entropy_bits"] = round(float(report.entropy_bits), 4)
         for name in ("rule", "outer_share", "recall"):
@@ -326,7 +288,7 @@ def methods(seed: int = 0) -> list[tuple[str, str, Ranker]]:
     fits = Calibrations(seed)
     out: list[tuple[str, str, Ranker]] = [(name, "q2", q2_ranker(m, fits)) for name, m in Q2_METHODS]
     out += [(name, "q2-asym", q2_asym_ranker(m, fits)) for name, m in Q2_ASYM_METHODS]
-    out += [(name, "q2-asym", q2_rotated_ranker(rot, fits)) for name, rot in Q2_ROTATED_METHODS]
+    out += [(name, "q2-asym", q2_asym_ranker("lloyd_max", fits, rot)) for name, rot in Q2_ROTATED_METHODS]
     out += [(name, "q2-asym", q2_rerank_ranker(m, fits)) for name, m in Q2_RERANK_METHODS]
     out += [
         (THERMOMETER, "baseline", hamming_ranker(thermometer_pair)),

@@ -171,7 +171,9 @@ def check_rotation(rotation: Any) -> Rotation | None:
     for known in _ROTATIONS:
         if isinstance(rotation, str) and rotation == known:
             return known
-    raise Q2KeyError(f"expected None, 'random' or 'learned', got {rotation!r}", arg="rotation")
+    # Scalars by value; anything else (an array meant for Thresholds.with_rotation, …) by type: one short line.
+    shown = repr(rotation) if isinstance(rotation, (str, bytes, int, float)) else type(rotation).__name__
+    raise Q2KeyError(f"expected None, 'random' or 'learned', got {shown}", arg="rotation")
 
 
 @dataclasses.dataclass(frozen=True)
