@@ -271,13 +271,14 @@ def test_plot_writes_a_png(tmp_path: Path, results: list[fidelity.MethodResult])
 @pytest.mark.parametrize("rotation", ["random", "learned"])
 def test_rotated_rows_are_the_reconstruction_cosine_in_the_input_space(small: fidelity.Dataset, rotation: str) -> None:
     # decode() rotates the reconstructions back: their cosine with the unrotated queries is the score.
-    th = q2key.calibrate(small.database, method="lloyd_max", rotation=rotation)
-    assert th.rotation is not None and th.rotation.shape == (384, 384)
+    fits = fidelity.Calibrations(0)
+    th, _, _ = fits.get(small.database, "lloyd_max", rotation)  # fitted once, shared with the ranker
+    assert th.rotation is not None and th.rotation.shape == (384, 384) and th.report.rotation == rotation
     decoded = q2key.decode(q2key.encode(small.database, threshold=th).codes, threshold=th).astype(np.float64)
     decoded /= np.linalg.norm(decoded, axis=1, keepdims=True)
     queries = small.queries[:20].astype(np.float64)
     want = stable_top_k(queries @ decoded.T, 10)
-    rank = fidelity.q2_asym_ranker("lloyd_max", fidelity.Calibrations(0), rotation)
+    rank = fidelity.q2_asym_ranker("lloyd_max", fits, rotation)
     got, notes = rank(small.queries[:20], small.database, 10)
     np.testing.assert_array_equal(got, want)
     assert notes["bytes"] == 100 and notes["rotation"] == rotation and notes["table"] == "fitted"

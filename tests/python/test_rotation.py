@@ -407,3 +407,77 @@ def test_cli_calibrate_refuses_an_unknown_rotation(tmp_path: Path) -> None:
     rc, _, err = _run("calibrate", tmp_path / "x.npy", "--rotation", "itq", "-o", tmp_path / "th.json")
     assert rc == 2 and "--rotation" in err and "invalid choice" in err
     assert not (tmp_path / "th.json").exists()
+
+
+# -- indexes: persistence keeps the rotation ----------------------------------------------------------------
+
+
+def _rotated_index(n: int, seed: int, scoring_rows: int = 300) -> tuple[q2key.Index, np.ndarray]:
+    x = data(scoring_rows, n, seed)
+    th = thresholds("per_dim", n, seed, table=True).with_rotation(haar(n, seed))
+    index = q2key.Index(n, threshold=th)
+    index.add(x, ids=np.arange(1000, 1000 + len(x)))
+    index.remove([1003])
+    return index, x
+
+
+def _same_answers(a: q2key.Index, b: q2key.Index, queries: np.ndarray) -> None:
+    assert a.thresholds == b.thresholds
+    assert a.thresholds.rotation is not None and b.thresholds.rotation is not None
+    np.testing.assert_array_equal(a.thresholds.rotation, b.thresholds.rotation)
+    for scoring in ("asymmetric", "lee"):
+        got, want = a.search(queries, k=8, scoring=scoring), b.search(queries, k=8, scoring=scoring)
+        np.testing.assert_array_equal(got.ids, want.ids)
+        np.testing.assert_array_equal(got.distances, want.distances)
+
+
+@settings(max_examples=10, deadline=None)
+@given(n=st.integers(1, 40), seed=st.integers(0, 2**16))
+def test_index_bytes_and_pickle_round_trips_keep_the_rotation(n: int, seed: int) -> None:
+    index, x = _rotated_index(n, seed)
+    queries = x[:6] + np.float32(0.05)
+    _same_answers(q2key.Index.from_bytes(index.to_bytes()), index, queries)
+    _same_answers(pickle.loads(pickle.dumps(index)), index, queries)
+
+
+@pytest.mark.parametrize("mmap", [False, True])
+def test_index_file_round_trip_keeps_the_rotation(tmp_path: Path, mmap: bool) -> None:
+    index, x = _rotated_index(48, 1)
+    index.save(tmp_path / "r.q2")
+    loaded = q2key.Index.load(tmp_path / "r.q2", mmap=mmap)
+    queries = x[:10] + np.float32(0.05)
+    _same_answers(loaded, index, queries)
+    got = loaded.search(queries, k=5, rescore=np.vstack([np.zeros((1000, 48), np.float32), x]))
+    want = index.search(queries, k=5, rescore=np.vstack([np.zeros((1000, 48), np.float32), x]))
+    np.testing.assert_array_equal(got.ids, want.ids)
+    # Adding to the loaded index encodes with the same rotation.
+    more = data(20, 48, 2)
+    loaded.add(more, ids=np.arange(5000, 5020))
+    np.testing.assert_array_equal(
+        loaded.codes(np.arange(5000, 5020)), q2key.encode(more, threshold=index.thresholds).codes
+    )
+
+
+def test_cli_index_build_and_search_with_a_rotation(tmp_path: Path) -> None:
+    x = data(500, 32, 14)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "q.npy", x[:7] + np.float32(0.05))
+    th_path = tmp_path / "th.json"
+    rc, _, err = _run(
+        "calibrate", tmp_path / "x.npy", "--method", "lloyd_max", "--rotation", "learned", "-o", th_path, "-q"
+    )
+    assert rc == 0, err
+    rc, _, err = _run("index", "build", tmp_path / "x.npy", "-o", tmp_path / "i.q2", "--thresholds", th_path, "-q")
+    assert rc == 0, err
+    th = q2key.Thresholds.from_json(th_path.read_text(encoding="utf-8"))
+    index = q2key.Index.load(tmp_path / "i.q2")
+    assert index.thresholds == th and index.thresholds.rotation is not None
+    rc, _, err = _run("index", "search", tmp_path / "i.q2", tmp_path / "q.npy", "-k", "4", "-o", tmp_path / "r.npz")
+    assert rc == 0, err
+    with np.load(tmp_path / "r.npz") as got:
+        want = index.search(np.load(tmp_path / "q.npy"), k=4)
+        np.testing.assert_array_equal(got["ids"], want.ids)
+    rc, out, err = _run("index", "info", tmp_path / "i.q2", "--json")
+    assert rc == 0 and json.loads(out)["rotation"] is True, err
+    rc, out, err = _run("index", "info", tmp_path / "i.q2")
+    assert rc == 0 and "rotation    yes" in out, err
