@@ -17,8 +17,13 @@ use rayon::prelude::*;
 /// the same recall on the bundled MiniLM data).
 pub const DEFAULT_ROUNDS: usize = 8;
 
+/// Lloyd–Max rounds of every fit but the last.
+const STEERING_ITERATIONS: usize = 10;
 /// Sample rows per piece of `Xᵀ·X̂` (summed in piece order: deterministic).
 const PIECE_ROWS: usize = 2048;
+/// Columns whose cosine is below this count as orthogonal (the polar
+/// factor is then accurate to about this, far below what f32 `R` keeps).
+const JACOBI_TOLERANCE: f64 = 1e-12;
 /// Jacobi sweeps before giving up on full convergence (it takes ~10).
 const MAX_SWEEPS: usize = 60;
 
@@ -216,13 +221,26 @@ pub fn polar_factor(m: &[f64], n: usize) -> Vec<f64> {
 /// One Jacobi rotation making columns `ap`, `aq` orthogonal (applied to `V`
 /// too); false when they already are (to working precision).
 fn jacobi_pair(ap: &mut [f64], aq: &mut [f64], vp: &mut [f64], vq: &mut [f64]) -> bool {
-    let (mut alpha, mut beta, mut gamma) = (0.0f64, 0.0f64, 0.0f64);
-    for (x, y) in ap.iter().zip(aq.iter()) {
-        alpha += x * x;
-        beta += y * y;
-        gamma += x * y;
+    // Four lanes per sum (a fixed order, so the same bits everywhere): the
+    // dot products are latency-bound otherwise.
+    let (mut alpha, mut beta, mut gamma) = ([0.0f64; 4], [0.0f64; 4], [0.0f64; 4]);
+    let (xs, ys) = (ap.chunks_exact(4), aq.chunks_exact(4));
+    let (xr, yr) = (xs.remainder(), ys.remainder());
+    for (x, y) in xs.zip(ys) {
+        for l in 0..4 {
+            alpha[l] += x[l] * x[l];
+            beta[l] += y[l] * y[l];
+            gamma[l] += x[l] * y[l];
+        }
     }
-    if gamma == 0.0 || gamma.abs() <= f64::EPSILON * (alpha * beta).sqrt() {
+    for (l, (x, y)) in xr.iter().zip(yr).enumerate() {
+        alpha[l] += x * x;
+        beta[l] += y * y;
+        gamma[l] += x * y;
+    }
+    let total = |v: [f64; 4]| (v[0] + v[1]) + (v[2] + v[3]);
+    let (alpha, beta, gamma) = (total(alpha), total(beta), total(gamma));
+    if gamma == 0.0 || gamma.abs() <= JACOBI_TOLERANCE * (alpha * beta).sqrt() {
         return false;
     }
     let zeta = (beta - alpha) / (2.0 * gamma);
@@ -325,18 +343,26 @@ pub fn fit_rotation(
             value: values[at],
         });
     }
+    let rounds = if kind == RotationKind::Learned { rounds } else { 0 };
+    // Lloyd–Max before the last rotation only needs to be good enough to
+    // steer the next one (it resumes from where it stopped): a few rounds.
+    let steps = |round: usize| {
+        if round == rounds {
+            iterations
+        } else {
+            iterations.min(STEERING_ITERATIONS)
+        }
+    };
     let mut r = haar_matrix(n, seed)?;
     let mut y = times(values, &r, n);
-    let (mut cuts, mut table) = lloyd_max(&y, n, &start.dim_cuts(n)?, iterations)?;
+    let (mut cuts, mut table) = lloyd_max(&y, n, &start.dim_cuts(n)?, steps(0))?;
     let mut errors = vec![reconstruction_mse(&y, n, &cuts, &table)?];
-    if kind == RotationKind::Learned {
-        for _ in 0..rounds {
-            let target = reconstruct(&y, n, &cuts, &table);
-            r = polar_factor(&cross(values, &target, n), n);
-            y = times(values, &r, n);
-            (cuts, table) = lloyd_max(&y, n, &midpoints(&table, n)?, iterations)?;
-            errors.push(reconstruction_mse(&y, n, &cuts, &table)?);
-        }
+    for round in 1..=rounds {
+        let target = reconstruct(&y, n, &cuts, &table);
+        r = polar_factor(&cross(values, &target, n), n);
+        y = times(values, &r, n);
+        (cuts, table) = lloyd_max(&y, n, &midpoints(&table, n)?, steps(round))?;
+        errors.push(reconstruction_mse(&y, n, &cuts, &table)?);
     }
     let rotation = Rotation::from_f64(&r, (n, n))?;
     let thresholds = Thresholds::per_dim(cuts.as_slice(), &[3, n])?
