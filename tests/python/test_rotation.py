@@ -450,8 +450,9 @@ def test_index_file_round_trip_keeps_the_rotation(tmp_path: Path, mmap: bool) ->
     got = loaded.search(queries, k=5, rescore=np.vstack([np.zeros((1000, 48), np.float32), x]))
     want = index.search(queries, k=5, rescore=np.vstack([np.zeros((1000, 48), np.float32), x]))
     np.testing.assert_array_equal(got.ids, want.ids)
-    # Adding to the loaded index encodes with the same rotation.
+    # Adding to a loaded index (read, not mapped: a mapped one is read-only) encodes with the same rotation.
     more = data(20, 48, 2)
+    loaded = q2key.Index.load(tmp_path / "r.q2")
     loaded.add(more, ids=np.arange(5000, 5020))
     np.testing.assert_array_equal(
         loaded.codes(np.arange(5000, 5020)), q2key.encode(more, threshold=index.thresholds).codes
