@@ -222,14 +222,14 @@ pub(crate) fn rotate_rows(rows: &[f32], matrix: &[f32], dim: usize, out: &mut [f
         let mut blocks = rows.chunks_exact(BLOCK_ROWS * dim);
         let mut outs = out.chunks_exact_mut(BLOCK_ROWS * dim);
         for (x, o) in (&mut blocks).zip(&mut outs) {
-            tile_block::<BLOCK_ROWS>(x, matrix, dim, j0, o);
+            tile_block(x, matrix, dim, j0, o);
         }
         for (x, o) in blocks
             .remainder()
             .chunks_exact(dim)
             .zip(outs.into_remainder().chunks_exact_mut(dim))
         {
-            tile_block::<1>(x, matrix, dim, j0, o);
+            tile_row(x, matrix, dim, j0, o);
         }
     }
     // Columns past the last whole tile: one chain each, the same order.
@@ -244,23 +244,49 @@ pub(crate) fn rotate_rows(rows: &[f32], matrix: &[f32], dim: usize, out: &mut [f
     }
 }
 
-/// Columns `j0..j0+TILE` of `B` rows: `B × TILE` accumulators in registers,
-/// each loaded tile row of the matrix used by all `B` rows.
-#[inline(always)]
-fn tile_block<const B: usize>(x: &[f32], matrix: &[f32], dim: usize, j0: usize, out: &mut [f32]) {
-    let mut acc = [[0f32; TILE]; B];
-    for i in 0..dim {
-        let r: &[f32; TILE] = matrix[i * dim + j0..][..TILE].try_into().expect("a whole tile");
-        for (b, acc) in acc.iter_mut().enumerate() {
-            let s = x[b * dim + i];
-            for t in 0..TILE {
-                acc[t] += s * r[t];
-            }
+/// `acc[t] += s·r[t]` over one tile: separate multiply and add (SPEC §9).
+macro_rules! axpy {
+    ($acc:ident, $s:expr, $r:ident) => {
+        for t in 0..TILE {
+            $acc[t] += $s * $r[t];
         }
+    };
+}
+
+/// Columns `j0..j0+TILE` of [`BLOCK_ROWS`] rows: one accumulator array per
+/// row, each a separate local so that all of them live in registers, and
+/// each loaded tile row of the matrix used by every row of the block.
+#[inline(always)]
+fn tile_block(x: &[f32], matrix: &[f32], dim: usize, j0: usize, out: &mut [f32]) {
+    let row = |b: usize| &x[b * dim..(b + 1) * dim];
+    let (x0, x1, x2, x3, x4, x5) = (row(0), row(1), row(2), row(3), row(4), row(5));
+    let mut a = [[0f32; TILE]; BLOCK_ROWS];
+    let [a0, a1, a2, a3, a4, a5] = &mut a;
+    let (mut b0, mut b1, mut b2, mut b3, mut b4, mut b5) = (*a0, *a1, *a2, *a3, *a4, *a5);
+    let rows = x0.iter().zip(x1).zip(x2).zip(x3).zip(x4).zip(x5);
+    for (r, (((((s0, s1), s2), s3), s4), s5)) in matrix.chunks_exact(dim).zip(rows) {
+        let r: &[f32; TILE] = r[j0..j0 + TILE].try_into().expect("a whole tile");
+        axpy!(b0, *s0, r);
+        axpy!(b1, *s1, r);
+        axpy!(b2, *s2, r);
+        axpy!(b3, *s3, r);
+        axpy!(b4, *s4, r);
+        axpy!(b5, *s5, r);
     }
-    for (b, acc) in acc.iter().enumerate() {
+    for (b, acc) in [b0, b1, b2, b3, b4, b5].iter().enumerate() {
         out[b * dim + j0..][..TILE].copy_from_slice(acc);
     }
+}
+
+/// [`tile_block`] for one row (the rows past the last whole block).
+#[inline(always)]
+fn tile_row(x: &[f32], matrix: &[f32], dim: usize, j0: usize, out: &mut [f32]) {
+    let mut acc = [0f32; TILE];
+    for (r, s) in matrix.chunks_exact(dim).zip(x) {
+        let r: &[f32; TILE] = r[j0..j0 + TILE].try_into().expect("a whole tile");
+        axpy!(acc, *s, r);
+    }
+    out[j0..j0 + TILE].copy_from_slice(&acc);
 }
 
 /// The scalar backend's rotation kernel.
