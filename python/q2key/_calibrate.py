@@ -101,7 +101,7 @@ def calibrate(
     rotated sample (``"lloyd_max"`` keeps the fit that learned the rotation). It spreads
     each direction's weight over all dimensions, which per-dimension 2-bit cells keep
     better: on the split above asymmetric recall@10 with ``"lloyd_max"`` is 0.851
-    with a random rotation and **0.862** with a learned one (faiss ``IndexRaBitQ``
+    with a random rotation and **0.861** with a learned one (faiss ``IndexRaBitQ``
     2-bit: 0.849, 0.850 behind a random rotation); Lee recall moves within noise
     (``"fidelity"``: 0.650 with a random rotation). So
     ``method="lloyd_max", rotation="learned"`` suits asymmetric scoring best. The
