@@ -141,7 +141,7 @@ fn assert_same(a: &IndexData, b: &IndexData) {
 /// other `seed` a fitted table beside it.
 fn rotated(mut data: IndexData, seed: u64) -> IndexData {
     data.rotation = Some(random_rotation(data.dim, seed).unwrap());
-    if seed % 2 == 0 {
+    if seed.is_multiple_of(2) {
         data.reconstruction = Some(Reconstruction::gaussian(data.dim, 0.1).unwrap());
     }
     data

@@ -215,7 +215,7 @@ pub(crate) fn unit_row<T: Element>(x: &[T], out: &mut [f32]) -> std::result::Res
 /// SIMD backends compile this same body with their target features.
 #[inline(always)]
 pub(crate) fn rotate_rows(rows: &[f32], matrix: &[f32], dim: usize, out: &mut [f32]) {
-    assert!(dim > 0 && matrix.len() == dim * dim && rows.len() == out.len() && rows.len() % dim == 0);
+    assert!(dim > 0 && matrix.len() == dim * dim && rows.len() == out.len() && rows.len().is_multiple_of(dim));
     let tiles = dim / TILE;
     for t in 0..tiles {
         let j0 = t * TILE;

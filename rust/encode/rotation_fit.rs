@@ -25,7 +25,7 @@ const PIECE_ROWS: usize = 2048;
 /// factor is then accurate to about this, far below what f32 `R` keeps).
 const JACOBI_TOLERANCE: f64 = 1e-12;
 /// Jacobi sweeps before giving up on full convergence (it takes ~10).
-const MAX_SWEEPS: usize = 60;
+const MAX_SWEEPS: usize = 40;
 
 /// Which rotation [`fit_rotation`] makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,6 +157,10 @@ pub fn polar_factor(m: &[f64], n: usize) -> Vec<f64> {
     let mut v: Vec<Vec<f64>> = (0..n)
         .map(|j| (0..n).map(|i| if i == j { 1.0 } else { 0.0 }).collect())
         .collect();
+    // Columns below `floor` are numerically zero: their directions are
+    // rounding noise (rotating them would never converge), and their left
+    // vectors are completed below instead.
+    let floor = m.iter().map(|v| v * v).sum::<f64>().sqrt() * n as f64 * f64::EPSILON;
     // Round-robin pairings: each step rotates n/2 disjoint column pairs in parallel.
     let players = n + n % 2;
     for _ in 0..MAX_SWEEPS {
@@ -180,7 +184,7 @@ pub fn polar_factor(m: &[f64], n: usize) -> Vec<f64> {
                 .collect();
             rotated += work
                 .par_iter_mut()
-                .map(|(ap, aq, vp, vq)| jacobi_pair(ap, aq, vp, vq) as usize)
+                .map(|(ap, aq, vp, vq)| jacobi_pair(ap, aq, vp, vq, floor) as usize)
                 .sum::<usize>();
             for (&(p, q), (ap, aq, vp, vq)) in pairs.iter().zip(work) {
                 (a[p], a[q], v[p], v[q]) = (ap, aq, vp, vq);
@@ -191,15 +195,13 @@ pub fn polar_factor(m: &[f64], n: usize) -> Vec<f64> {
         }
     }
     let sigma: Vec<f64> = a.iter().map(|c| c.iter().map(|x| x * x).sum::<f64>().sqrt()).collect();
-    let top = sigma.iter().copied().fold(0.0f64, f64::max);
-    let floor = top * n as f64 * f64::EPSILON;
     // Left vectors of the well-determined directions first (largest σ first,
     // ties by index), then the rest completed by Gram–Schmidt.
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by(|&i, &j| sigma[j].total_cmp(&sigma[i]).then(i.cmp(&j)));
     let mut u = vec![0f64; n * n]; // rows: left vectors in `order`
     for (k, &j) in order.iter().enumerate() {
-        if sigma[j] > floor && sigma[j] > 0.0 {
+        if sigma[j] > floor {
             u[k * n..][..n]
                 .iter_mut()
                 .zip(&a[j])
@@ -219,8 +221,9 @@ pub fn polar_factor(m: &[f64], n: usize) -> Vec<f64> {
 }
 
 /// One Jacobi rotation making columns `ap`, `aq` orthogonal (applied to `V`
-/// too); false when they already are (to working precision).
-fn jacobi_pair(ap: &mut [f64], aq: &mut [f64], vp: &mut [f64], vq: &mut [f64]) -> bool {
+/// too); false when they already are (to working precision) or one of them
+/// is numerically zero (norm ≤ `floor`).
+fn jacobi_pair(ap: &mut [f64], aq: &mut [f64], vp: &mut [f64], vq: &mut [f64], floor: f64) -> bool {
     // Four lanes per sum (a fixed order, so the same bits everywhere): the
     // dot products are latency-bound otherwise.
     let (mut alpha, mut beta, mut gamma) = ([0.0f64; 4], [0.0f64; 4], [0.0f64; 4]);
@@ -240,7 +243,11 @@ fn jacobi_pair(ap: &mut [f64], aq: &mut [f64], vp: &mut [f64], vq: &mut [f64]) -
     }
     let total = |v: [f64; 4]| (v[0] + v[1]) + (v[2] + v[3]);
     let (alpha, beta, gamma) = (total(alpha), total(beta), total(gamma));
-    if gamma == 0.0 || gamma.abs() <= JACOBI_TOLERANCE * (alpha * beta).sqrt() {
+    let (na, nb) = (alpha.sqrt(), beta.sqrt());
+    // Below either bound the pair is orthogonal to working precision: the
+    // relative one, or rounding noise of the large columns (~`floor` in
+    // absolute terms) that a small column picks up from every rotation.
+    if na <= floor || nb <= floor || gamma.abs() <= (JACOBI_TOLERANCE * na * nb).max(floor * (na + nb)) {
         return false;
     }
     let zeta = (beta - alpha) / (2.0 * gamma);
@@ -255,14 +262,24 @@ fn jacobi_pair(ap: &mut [f64], aq: &mut [f64], vp: &mut [f64], vq: &mut [f64]) -
     true
 }
 
-/// `x·r` for `x` (`rows × n`) and `r` (`n × n`), both row-major f64.
+/// Rows of the sample that share each loaded row of `R` (or of `Xᵀ·X̂`):
+/// the outputs of a block stay in L1 while the matrix streams once per block.
+const BLOCK: usize = 8;
+
+/// `x·r` for `x` (`rows × n`) and `r` (`n × n`), both row-major f64; each
+/// output summed in increasing `i`.
 pub(crate) fn times(x: &[f64], r: &[f64], n: usize) -> Vec<f64> {
     let mut out = vec![0f64; x.len()];
-    out.par_chunks_mut(n).zip(x.par_chunks(n)).for_each(|(o, row)| {
-        for (i, &xi) in row.iter().enumerate() {
-            o.iter_mut().zip(&r[i * n..][..n]).for_each(|(o, rij)| *o += xi * rij);
-        }
-    });
+    out.par_chunks_mut(BLOCK * n)
+        .zip(x.par_chunks(BLOCK * n))
+        .for_each(|(o, xs)| {
+            for (i, ri) in r.chunks_exact(n).enumerate() {
+                for (o, row) in o.chunks_exact_mut(n).zip(xs.chunks_exact(n)) {
+                    let xi = row[i];
+                    o.iter_mut().zip(ri).for_each(|(o, rij)| *o += xi * rij);
+                }
+            }
+        });
     out
 }
 
@@ -280,16 +297,20 @@ fn reconstruct(y: &[f64], n: usize, cuts: &DimCuts, table: &Reconstruction) -> V
 }
 
 /// `xᵀ·y` (`n × n`) of two `rows × n` matrices, summed over fixed pieces of
-/// rows in piece order (the same bits on every thread count).
+/// rows in piece order (the same bits on every thread count); inside a
+/// piece, blocks of rows share each loaded row of the output.
 fn cross(x: &[f64], y: &[f64], n: usize) -> Vec<f64> {
     let pieces: Vec<Vec<f64>> = x
         .par_chunks(PIECE_ROWS * n)
         .zip(y.par_chunks(PIECE_ROWS * n))
         .map(|(xs, ys)| {
             let mut m = vec![0f64; n * n];
-            for (xr, yr) in xs.chunks_exact(n).zip(ys.chunks_exact(n)) {
-                for (a, &xa) in xr.iter().enumerate() {
-                    m[a * n..][..n].iter_mut().zip(yr).for_each(|(o, yb)| *o += xa * yb);
+            for (xb, yb) in xs.chunks(BLOCK * n).zip(ys.chunks(BLOCK * n)) {
+                for (a, ma) in m.chunks_exact_mut(n).enumerate() {
+                    for (xr, yr) in xb.chunks_exact(n).zip(yb.chunks_exact(n)) {
+                        let xa = xr[a];
+                        ma.iter_mut().zip(yr).for_each(|(o, yv)| *o += xa * yv);
+                    }
                 }
             }
             m
