@@ -126,7 +126,11 @@ proptest! {
             prop_assert_eq!(&y, &want, "{:?}", backend);
         }
         let x64: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
-        prop_assert_eq!(encode_f64(&rotated, &x64, n), expected.0);
+        prop_assert_eq!(&encode_f64(&rotated, &x64, n), &expected.0);
+        let (mut symbols, mut want) = (vec![0u8; rows * n], vec![0u8; rows * n]);
+        rotated.symbols(&x, n, &mut symbols).unwrap();
+        q2key::unpack(&expected.0, n, &mut want).unwrap();
+        prop_assert_eq!(symbols, want);
     }
 
     /// Decoding lands back in the input space: `decode·R` is the table's

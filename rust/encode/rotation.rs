@@ -43,14 +43,7 @@ impl Rotation {
     /// and orthogonal within [`ORTHOGONALITY_TOLERANCE`]; errors name `rotation`.
     pub fn new(values: &[f32], shape: (usize, usize)) -> Result<Rotation> {
         let (rows, cols) = shape;
-        if rows != cols || rows == 0 || rows.checked_mul(cols) != Some(values.len()) {
-            return Err(Error::shape(
-                "rotation",
-                "a square (dim, dim) orthogonal matrix with dim ≥ 1",
-                format!("({rows}, {cols})"),
-            ));
-        }
-        crate::check_dim(rows)?;
+        Rotation::check_shape(shape, values.len())?;
         if let Some(at) = values.iter().position(|v| !v.is_finite()) {
             return Err(Error::NonFinite {
                 arg: "rotation",
@@ -70,6 +63,20 @@ impl Rotation {
             dim: rows,
             matrix: values.into(),
         })
+    }
+
+    /// The shape error [`Rotation::new`] gives for `shape` holding `len`
+    /// values, checked alone (before a caller copies the values).
+    pub fn check_shape(shape: (usize, usize), len: usize) -> Result<usize> {
+        let (rows, cols) = shape;
+        if rows != cols || rows == 0 || rows.checked_mul(cols) != Some(len) {
+            return Err(Error::shape(
+                "rotation",
+                "a square (dim, dim) orthogonal matrix with dim ≥ 1",
+                format!("({rows}, {cols})"),
+            ));
+        }
+        crate::check_dim(rows)
     }
 
     /// `R` from f64 values, rounded to f32, then validated as [`Rotation::new`].

@@ -44,7 +44,7 @@ impl RotationKind {
             "learned" => Ok(RotationKind::Learned),
             _ => Err(Error::value(
                 "kind",
-                format!("expected 'learned' or 'random', got {name:?}"),
+                format!("expected one of 'learned', 'random', got '{name}'"),
             )),
         }
     }

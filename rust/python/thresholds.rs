@@ -37,6 +37,12 @@ impl PyThresholds {
     }
 }
 
+/// `v` with `values` rounded to f32 appended (room already reserved).
+fn extended(mut v: Vec<f32>, values: &[f64]) -> Vec<f32> {
+    v.extend(values.iter().map(|&x| x as f32));
+    v
+}
+
 #[pymethods]
 impl PyThresholds {
     /// The Gaussian rule `τ = 0.6745/√dim`.
@@ -121,15 +127,23 @@ impl PyThresholds {
     /// orthogonal matrix (SPEC §9: finite, max |RᵀR − I| ≤ 1e-4; float64 is
     /// rounded to float32 first), or without one (`None`).
     #[pyo3(signature = (rotation))]
-    fn with_rotation(&self, rotation: Option<FloatRows<'_>>) -> PyResult<Self> {
+    fn with_rotation(&self, py: Python<'_>, rotation: Option<FloatRows<'_>>) -> PyResult<Self> {
         let rotation = rotation
             .map(|r| {
                 let shape = r.shape();
-                match &r {
-                    FloatRows::F32(a) => Rotation::new(matrix("rotation", a)?.0, shape),
-                    FloatRows::F64(a) => Rotation::from_f64(matrix("rotation", a)?.0, shape),
+                // Copied (rounded to f32) with the GIL held, then checked
+                // (n³ work) without it: no other thread can change the copy.
+                Rotation::check_shape(shape, shape.0.saturating_mul(shape.1)).map_err(from_err)?;
+                let what = "a copy of the rotation";
+                let values = match &r {
+                    FloatRows::F32(a) => crate::error::copied("rotation", what, matrix("rotation", a)?.0, 1),
+                    FloatRows::F64(a) => {
+                        let values = matrix("rotation", a)?.0;
+                        crate::error::with_capacity("rotation", what, shape.0, shape.1).map(|v| extended(v, values))
+                    }
                 }
-                .map_err(from_err)
+                .map_err(from_err)?;
+                py.detach(|| Rotation::new(&values, shape)).map_err(from_err)
             })
             .transpose()?;
         self.0
