@@ -681,6 +681,41 @@ fn bench_encode(c: &mut Criterion) {
     g.finish();
 }
 
+/// SPEC §9: the rotation alone per backend (checked equal to scalar), and the
+/// whole encode through `Thresholds` (active backend) with and without it.
+fn bench_encode_rotated(c: &mut Criterion) {
+    let rows = encode_rows();
+    let x = Rng::new(7).gaussian_f32(rows * ENCODE_DIM);
+    let width = code_width(ENCODE_DIM);
+    let rotation = q2key::random_rotation(ENCODE_DIM, 1).expect("a Haar rotation");
+    let mut g = c.benchmark_group("encode_rotated");
+    g.throughput(Throughput::Elements(rows as u64));
+    let mut y0 = vec![0f32; x.len()];
+    one_thread(|| rotation.apply_with(scalar(), &x, 0, &mut y0)).expect("rotate");
+    for k in kernels() {
+        let mut y = vec![0f32; x.len()];
+        one_thread(|| rotation.apply_with(k, &x, 0, &mut y)).expect("rotate");
+        assert!(y == y0, "{:?} rotation differs from scalar", k.backend);
+        let id = BenchmarkId::new(k.backend.name(), format!("rotate_f32_n{ENCODE_DIM}"));
+        g.bench_function(id, |b| {
+            b.iter(|| one_thread(|| rotation.apply_with(k, black_box(&x), 0, black_box(&mut y))).expect("rotate"))
+        });
+    }
+    let plain = q2key::Thresholds::gaussian(ENCODE_DIM).expect("dim ≥ 1");
+    let rotated = plain.clone().with_rotation(Some(rotation)).expect("same dim");
+    for (suffix, th) in [("", &plain), ("_rotated", &rotated)] {
+        let mut codes = vec![0u8; rows * width];
+        let (mut keys, mut trans) = (vec![0u64; rows], vec![0u32; rows]);
+        let id = BenchmarkId::new(q2key::simd_backend(), format!("f32_n{ENCODE_DIM}{suffix}"));
+        g.bench_function(id, |b| {
+            b.iter(|| {
+                one_thread(|| th.encode(black_box(&x), ENCODE_DIM, &mut codes, &mut keys, &mut trans)).expect("encode")
+            })
+        });
+    }
+    g.finish();
+}
+
 fn bench_asym(c: &mut Criterion) {
     let dim = ENCODE_DIM;
     let width = code_width(dim);
@@ -762,6 +797,7 @@ fn benches(c: &mut Criterion) {
     bench_lee(c);
     bench_search(c);
     bench_encode(c);
+    bench_encode_rotated(c);
     bench_asym(c);
 }
 

@@ -7,6 +7,7 @@ use crate::codes::{code_width, ungray};
 use crate::encode::cuts::DimCuts;
 use crate::error::{Error, Result};
 use crate::keys::check_padding;
+use rayon::prelude::*;
 
 /// Largest magnitude a reconstruction value may have: the values are
 /// normalised coordinates (|x̂| ≤ 1 in practice); the bound keeps every sum
@@ -303,6 +304,9 @@ fn cell_of(v: f64, c: &[f64; 3]) -> usize {
     (v > c[0]) as usize + (v > c[1]) as usize + (v > c[2]) as usize
 }
 
+/// Dimensions one parallel task of [`cell_means`] sums.
+const MEAN_DIMS: usize = 32;
+
 /// Per-dimension cell means of a sample: `values` is `(rows, dim)` row-major,
 /// already L2-normalised rows (the coordinates the cuts apply to). A cell no
 /// value fell in gets the N(0, 1/dim) conditional mean of that cell.
@@ -319,13 +323,22 @@ pub fn cell_means(values: &[f64], dim: usize, cuts: &DimCuts) -> Result<Reconstr
     }
     let mut sum = vec![0.0f64; 4 * dim];
     let mut count = vec![0usize; 4 * dim];
-    for row in values.chunks_exact(dim.max(1)).take(rows) {
-        for (d, &v) in row.iter().enumerate() {
-            let s = cell_of(v, &dim_cuts(cuts, d));
-            sum[4 * d + s] += v;
-            count[4 * d + s] += 1;
-        }
-    }
+    // In parallel over blocks of dimensions; each dimension's sums still run
+    // over the rows in order, so the bits do not depend on the thread count.
+    sum.par_chunks_mut(4 * MEAN_DIMS)
+        .zip(count.par_chunks_mut(4 * MEAN_DIMS))
+        .enumerate()
+        .for_each(|(block, (sum, count))| {
+            let first = block * MEAN_DIMS;
+            let cells: Vec<[f64; 3]> = (first..first + sum.len() / 4).map(|d| dim_cuts(cuts, d)).collect();
+            for row in values.chunks_exact(dim.max(1)).take(rows) {
+                for (j, (&v, c)) in row[first..first + cells.len()].iter().zip(&cells).enumerate() {
+                    let s = cell_of(v, c);
+                    sum[4 * j + s] += v;
+                    count[4 * j + s] += 1;
+                }
+            }
+        });
     let sigma = 1.0 / (dim.max(1) as f64).sqrt();
     let mut table = vec![0.0f64; 4 * dim];
     for d in 0..dim {

@@ -300,6 +300,7 @@ fn data_with_table(dim: usize, rows: usize, table: Option<Reconstruction>, per_d
         dim,
         thresholds,
         reconstruction: table,
+        rotation: None,
         weights: None,
         next_id: rows as u64,
         codes: Codes::Owned(codes),

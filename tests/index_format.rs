@@ -13,7 +13,7 @@ use q2key::index::format::{
 };
 use q2key::index::Index;
 use q2key::index::{Codes, IndexData, IndexThresholds};
-use q2key::{code_width, keys_from_codes, pack, DimCuts, Error, LeeWeights};
+use q2key::{code_width, keys_from_codes, pack, random_rotation, DimCuts, Error, LeeWeights, Reconstruction};
 use std::collections::HashSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -109,6 +109,7 @@ fn random_data(rng: &mut Rng, dim: usize, rows: usize, kind: Kind, weighted: boo
         dim,
         thresholds,
         reconstruction: None,
+        rotation: None,
         weights,
         // Anything above every stored id (the loader requires it).
         next_id: ids
@@ -132,6 +133,18 @@ fn assert_same(a: &IndexData, b: &IndexData) {
     assert_eq!(a.ids, b.ids);
     assert_eq!(a.keys, b.keys);
     assert_eq!(a.key_order, b.key_order);
+    assert_eq!(a.reconstruction, b.reconstruction);
+    assert_eq!(a.rotation, b.rotation);
+}
+
+/// `data` with a Haar-random rotation from `seed` (format 3), and every
+/// other `seed` a fitted table beside it.
+fn rotated(mut data: IndexData, seed: u64) -> IndexData {
+    data.rotation = Some(random_rotation(data.dim, seed).unwrap());
+    if seed.is_multiple_of(2) {
+        data.reconstruction = Some(Reconstruction::gaussian(data.dim, 0.1).unwrap());
+    }
+    data
 }
 
 fn encode(data: &IndexData) -> Vec<u8> {
@@ -203,6 +216,11 @@ fn round_trips_in_memory_and_on_disk() {
                 (384, 0),
             ] {
                 let data = random_data(&mut rng, dim, rows, kind, weighted);
+                let data = if case % 3 == 1 {
+                    rotated(data, case as u64)
+                } else {
+                    data
+                };
                 let bytes = encode(&data);
                 assert_same(&data, &decode(&bytes, "mem").unwrap());
                 // The layout is canonical: decoding and re-encoding gives the same bytes.
@@ -326,12 +344,12 @@ fn foreign_newer_and_empty_files() {
     assert!(r.contains("truncated"), "{r}");
 
     let mut b = encode(&small());
-    b[8..12].copy_from_slice(&3u32.to_le_bytes());
+    b[8..12].copy_from_slice(&4u32.to_le_bytes());
     let r = format_reason(decode(&b, "n"), "newer");
-    assert_eq!(r, "written by a newer q2key (format 3); this one reads 1 to 2");
+    assert_eq!(r, "written by a newer q2key (format 4); this one reads 1 to 3");
     refresh_crcs(&mut b);
     let r = format_reason(decode(&b, "n"), "newer, consistent checksum");
-    assert!(r.contains("newer q2key (format 3)"), "{r}");
+    assert!(r.contains("newer q2key (format 4)"), "{r}");
     // A format-1 body labelled format 2 (which has a sixth section) is a corrupted header.
     let mut b = encode(&small());
     b[8..12].copy_from_slice(&2u32.to_le_bytes());
@@ -612,6 +630,11 @@ fn write_fuzz_seeds() {
         let data = random_data(&mut rng, dim, rows, kind, weighted);
         std::fs::write(dir.join(format!("seed-{i}.q2k")), encode(&data)).unwrap();
     }
+    // Format 3: a rotation, without and with a table.
+    for (i, (kind, dim, rows)) in [(Kind::Gaussian, 3, 2), (Kind::PerDim, 5, 3)].into_iter().enumerate() {
+        let data = rotated(random_data(&mut rng, dim, rows, kind, false), i as u64 + 1);
+        std::fs::write(dir.join(format!("seed-rotation-{i}.q2k")), encode(&data)).unwrap();
+    }
 }
 
 fn thresholds_of(kind: Kind, dim: usize) -> IndexThresholds {
@@ -702,6 +725,7 @@ fn huge_dimensions_of_empty_indexes() {
             dim,
             thresholds: IndexThresholds::Gaussian,
             reconstruction: None,
+            rotation: None,
             weights: None,
             next_id: 0,
             codes: Codes::Owned(Vec::new()),

@@ -38,6 +38,8 @@ def decode(codes: Any, *, dim: int | None = None, threshold: ThresholdLike = Non
     (a :class:`q2key.Thresholds`' fitted table, else the default: the Gaussian cell means of its
     cuts; ``None`` is the Gaussian rule). ``dim`` defaults to the thresholds' dimension, else
     ``4 · code bytes``. Reconstructions are normalised coordinates: compare them by direction.
+    Thresholds with a :attr:`~q2key.Thresholds.rotation` ``R`` decode to the input space:
+    the table's values, which are about the rotated coordinates, times ``R.T``.
 
     >>> import numpy as np, q2key
     >>> codes = q2key.pack(np.array([[0, 1, 2, 3]], dtype=np.uint8))
@@ -70,7 +72,8 @@ def asymmetric_search(
     """Exact k-nearest codes of each float query by asymmetric score (no index needed).
 
     ``queries`` are float vectors ``(Q, dim)`` (or one ``(dim,)``), ``codes`` uint8 ``(N, ceil(dim/4))``
-    made with ``threshold`` (whose reconstruction table scores them). Returns a
+    made with ``threshold`` (whose reconstruction table scores them; a rotation it carries is applied
+    to the normalised queries first, as to the rows when they were encoded). Returns a
     :class:`q2key.SearchResult`: float32 distances ``1 − cosine(query, x̂)`` and int64 rows, both
     ``(Q, min(k, N))``, ascending, ties to the lower row.
 

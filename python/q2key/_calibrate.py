@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import statistics
 from typing import Any, Literal
 
 import numpy as np
@@ -12,10 +14,11 @@ from ._distance import search
 from ._encode import encode, symbols
 from ._errors import Q2KeyError, ShapeError
 from ._inputs import check_finite, float_rows
-from ._report import CalibrationReport, Candidate, Method
+from ._report import CalibrationReport, Candidate, Method, Rotation
 from ._thresholds import Thresholds
 
 _METHODS: tuple[Method, ...] = ("equiprobable", "per_dim", "fidelity", "lloyd_max")
+_ROTATIONS: tuple[Rotation, ...] = ("random", "learned")
 
 #: Shares of values in the outer cells A ∪ D that ``method="fidelity"`` tries (0.5 = equiprobable).
 FIDELITY_SHARES: tuple[float, ...] = (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6)
@@ -23,6 +26,10 @@ FIDELITY_SHARES: tuple[float, ...] = (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6)
 MIN_FIDELITY_ROWS = 64
 #: Rounds ``method="lloyd_max"`` runs at most (it stops sooner once no cut moves by more than 1e-12, SPEC §8).
 LLOYD_MAX_ROUNDS = 100
+#: Rounds of ``rotation="learned"`` (each a Lloyd–Max fit of the rotated sample, then the orthogonal
+#: Procrustes rotation that maps the rows closest to their reconstructions); 8 and 20 reach the same
+#: recall on the bundled MiniLM data.
+LEARNED_ROTATION_ROUNDS = 8
 #: Sample rows per block when measuring the reconstruction error (bounds the temporaries).
 _ERROR_BLOCK_ROWS = 4096
 
@@ -31,6 +38,7 @@ def calibrate(
     sample: Any,
     *,
     method: Method = "equiprobable",
+    rotation: Rotation | None = None,
     outer_share: float = 0.5,
     seed: int | None = 0,
     holdout: float = 0.25,
@@ -83,8 +91,25 @@ def calibrate(
     So: ``"fidelity"`` for Lee scoring, ``"lloyd_max"`` (or ``"per_dim"``) for
     asymmetric scoring; ``report.suits`` says which.
 
+    ``rotation`` makes the thresholds rotate every normalised row by an orthogonal
+    ``R`` before quantising (:attr:`Thresholds.rotation`; queries are rotated alike, so
+    every cosine is kept): ``"random"`` a Haar-random ``R`` drawn from ``seed``;
+    ``"learned"`` that ``R`` refined on the sample by :data:`LEARNED_ROTATION_ROUNDS`
+    rounds of a per-dimension Lloyd–Max fit and the orthogonal Procrustes rotation
+    mapping the rows closest to their reconstructions (each round lowers the
+    reconstruction error, ``report.rotation_errors``). The method is then fitted to the
+    rotated sample (``"lloyd_max"`` keeps the fit that learned the rotation). It spreads
+    each direction's weight over all dimensions, which per-dimension 2-bit cells keep
+    better: on the split above asymmetric recall@10 with ``"lloyd_max"`` is 0.851
+    with a random rotation and **0.861** with a learned one (faiss ``IndexRaBitQ``
+    2-bit: 0.849, 0.850 behind a random rotation); Lee recall moves within noise
+    (``"fidelity"``: 0.650 with a random rotation). So
+    ``method="lloyd_max", rotation="learned"`` suits asymmetric scoring best. The
+    rotation costs ``dim²`` float32 once per set of thresholds (590 KB at 384), nothing
+    per vector, and a ``dim × dim`` product per encoded row and per query.
+
     ``outer_share`` changes the share in A ∪ D for the first two methods (and the
-    cuts ``"lloyd_max"`` starts from).
+    cuts ``"lloyd_max"`` starts from; with a rotation, the Gaussian cuts of that share).
 
     >>> import numpy as np, q2key
     >>> x = np.random.default_rng(0).normal(size=(2000, 64)) + np.linspace(-1, 1, 64)
@@ -98,9 +123,13 @@ def calibrate(
     >>> lm = q2key.calibrate(x, method="lloyd_max")
     >>> lm.report.reconstruction_error <= th.report.reconstruction_error
     True
+    >>> rot = q2key.calibrate(x, method="lloyd_max", rotation="learned")
+    >>> rot.rotation.shape, rot.report.rotation_errors[-1] <= rot.report.rotation_errors[0]
+    ((64, 64), True)
     """
     if not isinstance(method, str) or method not in _METHODS:
         raise Q2KeyError(f"expected one of {', '.join(map(repr, _METHODS))}, got {method!r}", arg="method")
+    rot = check_rotation(rotation)
     share = _check_share(outer_share)
     if method == "fidelity":
         # Converted before the sample is read: the same argument mistakes as everywhere else, first.
@@ -110,15 +139,90 @@ def calibrate(
             _args.seed("seed", seed),
             _args.threads(threads),
         )
-        return _fidelity(unit_rows(sample), seed=s, holdout=h, k=kk, threads=n)
-    _args.threads(threads)
+        v = unit_rows(sample)
+        if rot is None:
+            return _fidelity(v, seed=s, holdout=h, k=kk, threads=n)
+        fitted = _fit_rotation(v, rot, share, s, n)
+        return _rotated(_fidelity(_rotate(v, fitted), seed=s, holdout=h, k=kk, threads=n), fitted)
+    s, n = _args.seed("seed", seed), _args.threads(threads)
     v = unit_rows(sample)
+    if rot is not None:
+        fitted = _fit_rotation(v, rot, share, s, n)
+        if method == "lloyd_max":
+            # The fit that learned the rotation: its cuts and table are Lloyd–Max's for the rotated rows.
+            th = fitted.thresholds
+            return th.with_report(measure(v, th, method, "per_dim", None, rotation=fitted))
+        return _rotated(_calibrate_unit(_rotate(v, fitted), method, share), fitted)
+    return _calibrate_unit(v, method, share)
+
+
+def _calibrate_unit(v: npt.NDArray[np.float64], method: Method, share: float) -> Thresholds:
+    """``calibrate(v, method=method)`` of unit rows ``v``, for the methods other than ``"fidelity"``."""
     if method == "lloyd_max":
         th = Thresholds._wrap(_native.lloyd_max(v, fit(v, "per_dim", share)._rule, LLOYD_MAX_ROUNDS))
         return th.with_report(measure(v, th, method, "per_dim", None))
     rule: Literal["global", "per_dim"] = "global" if method == "equiprobable" else "per_dim"
     th = with_table(v, fit(v, rule, share))
     return th.with_report(measure(v, th, method, rule, share))
+
+
+def check_rotation(rotation: Any) -> Rotation | None:
+    """``rotation=`` of :func:`calibrate`: ``None``, ``"random"`` or ``"learned"``."""
+    if rotation is None:
+        return None
+    for known in _ROTATIONS:
+        if isinstance(rotation, str) and rotation == known:
+            return known
+    # Scalars by value; anything else (an array meant for Thresholds.with_rotation, …) by type: one short line.
+    shown = repr(rotation) if isinstance(rotation, (str, bytes, int, float)) else type(rotation).__name__
+    raise Q2KeyError(f"expected None, 'random' or 'learned', got {shown}", arg="rotation")
+
+
+@dataclasses.dataclass(frozen=True)
+class _FittedRotation:
+    """What :func:`_fit_rotation` returns: per-dimension Lloyd–Max thresholds carrying the rotation."""
+
+    kind: Rotation
+    thresholds: Thresholds
+    errors: tuple[float, ...]
+
+    @property
+    def matrix(self) -> npt.NDArray[np.float32]:
+        r = self.thresholds.rotation
+        assert r is not None
+        return r
+
+
+def _fit_rotation(
+    v: npt.NDArray[np.float64], kind: Rotation, share: float, seed: int | None, threads: int | None
+) -> _FittedRotation:
+    """The core's rotation fit of the unit rows ``v``; its first Lloyd–Max starts from the Gaussian cuts of share."""
+    # The rotated coordinates are close to N(0, 1/n) whatever the data: start from that law's cuts.
+    tau = statistics.NormalDist().inv_cdf(1.0 - share / 2) / np.sqrt(v.shape[1])
+    start = Thresholds.global_(float(tau), dim=v.shape[1])._rule
+    th, errors = _native.fit_rotation(
+        v, start, LEARNED_ROTATION_ROUNDS, _native_seed(seed), kind, LLOYD_MAX_ROUNDS, threads
+    )
+    return _FittedRotation(kind, Thresholds._wrap(th), tuple(errors))
+
+
+def _native_seed(seed: int | None) -> int:
+    """A 64-bit seed for the core: ``seed`` itself when it fits, else drawn from it (``None``: fresh entropy)."""
+    if seed is not None and seed < 2**64:
+        return seed
+    return int(np.random.SeedSequence(seed).generate_state(1, np.uint64)[0])
+
+
+def _rotate(v: npt.NDArray[np.float64], fitted: _FittedRotation) -> npt.NDArray[np.float64]:
+    """The unit rows ``v`` rotated as the thresholds will rotate them."""
+    return np.asarray(v @ fitted.matrix.astype(np.float64), dtype=np.float64)
+
+
+def _rotated(th: Thresholds, fitted: _FittedRotation) -> Thresholds:
+    """Thresholds fitted to the rotated sample, now applying the rotation, their report saying so."""
+    assert th.report is not None
+    report = dataclasses.replace(th.report, rotation=fitted.kind, rotation_errors=fitted.errors)
+    return th.with_rotation(fitted.matrix).with_report(report)
 
 
 def unit_rows(sample: Any, arg: str = "sample") -> npt.NDArray[np.float64]:
@@ -151,13 +255,16 @@ def with_table(v: npt.NDArray[np.float64], th: Thresholds) -> Thresholds:
 
 
 def reconstruction_error(v: npt.NDArray[np.float64], th: Thresholds) -> float:
-    """Mean over the unit rows ``v``'s coordinates of ``(v − x̂)²``, ``x̂`` the reconstruction ``th`` carries."""
+    """Mean over the unit rows ``v``'s coordinates of ``(v − x̂)²``, ``x̂`` the reconstruction ``th`` carries
+    (both in ``th``'s rotated coordinates when it has a rotation: the same error, as the rotation is orthogonal)."""
     table = th.table(v.shape[1]).astype(np.float64)
+    rotation = th.rotation
     columns = np.arange(v.shape[1])
     total = 0.0
     for lo in range(0, v.shape[0], _ERROR_BLOCK_ROWS):
         block = v[lo : lo + _ERROR_BLOCK_ROWS]
-        total += float(np.square(block - table[columns, symbols(block, threshold=th)]).sum())
+        target = block if rotation is None else block @ rotation.astype(np.float64)
+        total += float(np.square(target - table[columns, symbols(block, threshold=th)]).sum())
     return total / v.size
 
 
@@ -171,6 +278,7 @@ def measure(
     recall: float | None = None,
     k: int | None = None,
     candidates: tuple[Candidate, ...] = (),
+    rotation: _FittedRotation | None = None,
 ) -> CalibrationReport:
     """Symbol frequencies, entropy and reconstruction error of ``v`` under ``th``; ``share=None``: measured."""
     per_dim = symbol_frequencies(symbols(v, threshold=th))
@@ -187,6 +295,8 @@ def measure(
         k=k,
         candidates=candidates,
         reconstruction_error=reconstruction_error(v, th),
+        rotation=None if rotation is None else rotation.kind,
+        rotation_errors=() if rotation is None else rotation.errors,
     )
 
 

@@ -35,7 +35,9 @@ def cmd_calibrate(args: argparse.Namespace, ctx: Context) -> int:
         dim = src.dim
         sample = reservoir_sample(src, args, ctx)
     try:
-        th = sample.thresholds(method=args.method, outer_share=args.outer_share, threads=args.threads)
+        th = sample.thresholds(
+            method=args.method, rotation=args.rotation, outer_share=args.outer_share, threads=args.threads
+        )
     except Q2KeyError as e:
         raise CliError(f"{args.sample}: {str(e).removeprefix('sample: ')}") from None
     with Outputs() as out:
@@ -48,7 +50,10 @@ def cmd_calibrate(args: argparse.Namespace, ctx: Context) -> int:
                 _close(figure)
     print(str(th.report), file=ctx.stdout)
     plot = f" and {args.plot}" if args.plot else ""
-    what = f"{th.kind} thresholds and their reconstruction table"
+    if args.rotation is None:
+        what = f"{th.kind} thresholds and their reconstruction table"
+    else:
+        what = f"{th.kind} thresholds, their reconstruction table and a {args.rotation} rotation"
     print(f"wrote {args.output}{plot} ({what}, dimension {dim})", file=ctx.stdout)
     return 0
 

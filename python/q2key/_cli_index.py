@@ -170,6 +170,7 @@ def info(index: Index, path: str) -> dict[str, Any]:
         "memory_bytes": (s.alive + s.dead) * s.bytes_per_row,
         "thresholds": {"kind": th.kind, "tau": th.tau, "repr": repr(th)},
         "reconstruction": "fitted" if th.reconstruction is not None else "gaussian default",
+        "rotation": th.rotation is not None,
         "weights": None if index.weights is None else list(index.weights),
     }
 
@@ -192,6 +193,7 @@ def cmd_info(args: argparse.Namespace, ctx: Context) -> int:
         " the id map, built on the first id lookup, adds ≈ 36 at 1 M rows)",
         f"thresholds  {d['thresholds']['repr']}",
         f"table       {d['reconstruction']} reconstruction (what asymmetric scoring decodes codes to)",
+        f"rotation    {'yes: rows and queries are rotated before quantising' if d['rotation'] else 'none'}",
         f"weights     {weights}",
     ]
     print("\n".join(lines), file=ctx.stdout)

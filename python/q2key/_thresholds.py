@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import struct
@@ -22,12 +23,18 @@ _KINDS: tuple[Kind, ...] = ("gaussian", "global", "per_dim")
 
 # Binary layout (little-endian): magic, version, kind, flags (u16), dim (0 = any),
 # tau (NaN for per_dim), then 3·dim float64 cuts for per_dim, then (version 2, flag bit 0)
-# the (dim, 4) float32 reconstruction table, then crc32 of all before. Version 1 (flags 0,
-# no table) still loads; version 2 is written.
+# the (dim, 4) float32 reconstruction table, then (version 2, flag bit 1) the (dim, dim)
+# float32 rotation, row-major, then crc32 of all before. Version 1 (flags 0, no table)
+# still loads; version 2 is written. A reader that predates the rotation refuses flag bit 1
+# ("unknown flags") rather than encoding without it.
 _MAGIC = b"Q2TH"
-_VERSION = 1  # of the JSON form (the table is an optional field)
+# Versions of the JSON form: 1 (the table an optional field), 2 when a rotation is present, so
+# that a reader which predates rotations refuses it instead of ignoring the field.
+_VERSION = 1
+_ROTATION_VERSION = 2
 _BYTES_VERSION = 2
 _HAS_TABLE = 1
+_HAS_ROTATION = 2
 _HEADER = struct.Struct("<4sBBHQd")
 _JSON_FORMAT = "q2key.thresholds"
 
@@ -51,6 +58,12 @@ class Thresholds:
     the value each symbol decodes to, used by :func:`q2key.decode` and asymmetric search
     (:meth:`with_reconstruction`, :attr:`reconstruction`, :meth:`table`). Without one,
     the analytic default applies (the Gaussian cell means of the cuts).
+
+    And an orthogonal *rotation* ``R`` (``(dim, dim)``, :attr:`rotation`,
+    :meth:`with_rotation`; :func:`q2key.calibrate` fits one with ``rotation=``): every
+    normalised row ``v`` is quantised as ``v @ R``, float queries are rotated alike before
+    asymmetric scoring, and :func:`q2key.decode` rotates reconstructions back to the input
+    space. Cuts, table and symbol frequencies are then those of the rotated coordinates.
 
     >>> import numpy as np, q2key
     >>> th = q2key.Thresholds.global_(0.05)
@@ -155,6 +168,35 @@ class Thresholds:
         return _frozen(self._rule.table_for(_args.dim(dim)))
 
     @property
+    def rotation(self) -> npt.NDArray[np.float32] | None:
+        """The orthogonal rotation applied before quantising, read-only float32 ``(dim, dim)``, or ``None``.
+
+        Rows are encoded as ``(x / ‖x‖) @ rotation``; see :meth:`with_rotation`.
+        """
+        rotation = self._rule.rotation
+        return None if rotation is None else _frozen(rotation)
+
+    def with_rotation(self, rotation: Any) -> Thresholds:
+        """The same thresholds applying the orthogonal ``rotation`` ``(dim, dim)`` first (``None``: none).
+
+        Each normalised row ``v`` is quantised as ``v @ rotation`` with these cuts and table (which
+        are then about the rotated coordinates), float queries are rotated alike, and
+        :func:`q2key.decode` returns ``x̂ @ rotation.T``. A rotation keeps every cosine, so only
+        how well the codes keep them changes. ``rotation`` must be finite and orthogonal
+        (``max |RᵀR − I| ≤ 1e-4``), of the thresholds' dimension (a global ``τ`` without one
+        takes the rotation's). The report is kept.
+
+        >>> import numpy as np, q2key
+        >>> x = np.random.default_rng(0).normal(size=(5, 8))
+        >>> r, _ = np.linalg.qr(np.random.default_rng(1).normal(size=(8, 8)))
+        >>> th = q2key.Thresholds.gaussian(8)
+        >>> unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+        >>> bool((q2key.symbols(x, threshold=th.with_rotation(r)) == q2key.symbols(unit @ r, threshold=th)).all())
+        True
+        """
+        return Thresholds._wrap(self._rule.with_rotation(_rotation_array(rotation)), self._report)
+
+    @property
     def report(self) -> CalibrationReport | None:
         """What :func:`q2key.calibrate` measured, when these thresholds came from it."""
         return self._report
@@ -170,8 +212,14 @@ class Thresholds:
     # -- serialisation --------------------------------------------------------------------------------------
 
     def to_json(self) -> str:
-        """A JSON text that :meth:`from_json` reads back exactly (the report is not included)."""
-        doc: dict[str, Any] = {"format": _JSON_FORMAT, "version": _VERSION, "kind": self.kind, "dim": self.dim}
+        """A JSON text that :meth:`from_json` reads back exactly (the report is not included).
+
+        A rotation is stored compactly as ``{"dim": n, "float32_le_base64": …}`` (the row-major
+        little-endian float32 bytes) and makes the document version 2.
+        """
+        rotation = self._rule.rotation
+        version = _VERSION if rotation is None else _ROTATION_VERSION
+        doc: dict[str, Any] = {"format": _JSON_FORMAT, "version": version, "kind": self.kind, "dim": self.dim}
         cuts = self._rule.cuts
         if cuts is None:
             doc["tau"] = self.tau
@@ -181,6 +229,9 @@ class Thresholds:
         if table is not None:
             # float32 → float (exact) → JSON's shortest repr → float → float32: exact.
             doc["reconstruction"] = table.tolist()
+        if rotation is not None:
+            data = base64.b64encode(rotation.astype("<f4").tobytes()).decode("ascii")
+            doc["rotation"] = {"dim": int(rotation.shape[0]), "float32_le_base64": data}
         return json.dumps(doc)
 
     @classmethod
@@ -197,16 +248,24 @@ class Thresholds:
             raise Q2KeyError(f"thresholds JSON: not valid JSON ({e})", arg="text") from None
         if not isinstance(doc, dict) or doc.get("format") != _JSON_FORMAT:
             raise Q2KeyError(f"thresholds JSON: expected an object with format {_JSON_FORMAT!r}", arg="text")
-        if doc.get("version") != _VERSION:
-            version = doc.get("version")
+        version = doc.get("version")
+        if isinstance(version, bool) or version not in (_VERSION, _ROTATION_VERSION):
             raise Q2KeyError(
-                f"thresholds JSON: unsupported version {version!r} (this q2key reads {_VERSION})", arg="text"
+                f"thresholds JSON: unsupported version {version!r} (this q2key reads {_VERSION} and "
+                f"{_ROTATION_VERSION})",
+                arg="text",
             )
         kind, dim = doc.get("kind"), doc.get("dim")
         with _fields_of("text"):
             th = cls._rule_from_json(doc, kind, dim)
             table = doc.get("reconstruction")
-            return th if table is None else th.with_reconstruction(table)
+            if table is not None:
+                th = th.with_reconstruction(table)
+            if version == _VERSION:
+                if "rotation" in doc:
+                    raise Q2KeyError("thresholds JSON: a rotation needs version 2")
+                return th
+            return th.with_rotation(_rotation_from_json(doc.get("rotation")))
 
     @classmethod
     def _rule_from_json(cls, doc: dict[str, Any], kind: Any, dim: Any) -> Thresholds:
@@ -225,14 +284,12 @@ class Thresholds:
     def to_bytes(self) -> bytes:
         """A compact little-endian binary form with a CRC-32 (the report is not included)."""
         tau = math.nan if self.tau is None else self.tau
-        table = self._rule.reconstruction
-        flags = 0 if table is None else _HAS_TABLE
+        table, rotation = self._rule.reconstruction, self._rule.rotation
+        flags = (0 if table is None else _HAS_TABLE) | (0 if rotation is None else _HAS_ROTATION)
         body = _HEADER.pack(_MAGIC, _BYTES_VERSION, _KINDS.index(self.kind), flags, self.dim or 0, tau)
-        cuts = self._rule.cuts
-        if cuts is not None:
-            body += cuts.astype("<f8").tobytes()
-        if table is not None:
-            body += table.astype("<f4").tobytes()
+        for part, dtype in ((self._rule.cuts, "<f8"), (table, "<f4"), (rotation, "<f4")):
+            if part is not None:
+                body += part.astype(dtype).tobytes()
         return body + struct.pack("<I", zlib.crc32(body))
 
     @classmethod
@@ -253,17 +310,19 @@ class Thresholds:
             )
         if kind_code >= len(_KINDS):
             raise Q2KeyError(f"thresholds bytes: unknown kind code {kind_code}", arg="data")
-        if flags & ~_HAS_TABLE or (version == 1 and flags):
+        if flags & ~(_HAS_TABLE | _HAS_ROTATION) or (version == 1 and flags):
             raise Q2KeyError(f"thresholds bytes: unknown flags {flags:#x} for version {version}", arg="data")
         kind = _KINDS[kind_code]
         cut_bytes = 24 * dim if kind == "per_dim" else 0
         table_bytes = 16 * dim if flags & _HAS_TABLE else 0
-        expected = _HEADER.size + cut_bytes + table_bytes + 4
+        rotation_bytes = 4 * dim * dim if flags & _HAS_ROTATION else 0
+        expected = _HEADER.size + cut_bytes + table_bytes + rotation_bytes + 4
         if len(raw) != expected:
-            table_note = " and a reconstruction table" if table_bytes else ""
+            parts = (("a reconstruction table", table_bytes), ("a rotation", rotation_bytes))
+            note = "".join(f" and {what}" for what, size in parts if size)
             raise Q2KeyError(
                 f"thresholds bytes: length {len(raw)} does not match a {kind} header with dim {dim}"
-                f"{table_note} ({expected} bytes)",
+                f"{note} ({expected} bytes)",
                 arg="data",
             )
         (crc,) = struct.unpack_from("<I", raw, len(raw) - 4)
@@ -271,10 +330,16 @@ class Thresholds:
             raise Q2KeyError("thresholds bytes: checksum mismatch (corrupted data)", arg="data")
         with _fields_of("data"):
             th = cls._rule_from_bytes(raw, kind, dim, tau)
-            if not table_bytes:
-                return th
-            table = np.frombuffer(raw, dtype="<f4", count=4 * dim, offset=_HEADER.size + cut_bytes).reshape(dim, 4)
-            return th.with_reconstruction(table)
+            offset = _HEADER.size + cut_bytes
+            if table_bytes:
+                table = np.frombuffer(raw, dtype="<f4", count=4 * dim, offset=offset)
+                th = th.with_reconstruction(table.reshape(dim, 4))
+            if rotation_bytes:
+                if dim == 0:
+                    raise Q2KeyError("thresholds bytes: a rotation needs a dimension (dim 0 given)")
+                rotation = np.frombuffer(raw, dtype="<f4", count=dim * dim, offset=offset + table_bytes)
+                th = th.with_rotation(rotation.reshape(dim, dim))
+            return th
 
     @classmethod
     def _rule_from_bytes(cls, raw: Any, kind: Kind, dim: int, tau: float) -> Thresholds:
@@ -310,6 +375,8 @@ class Thresholds:
     def __repr__(self) -> str:
         kind, dim, tau, cuts = self.kind, self.dim, self.tau, self._rule.cuts
         table = "" if self._rule.reconstruction is None else ".with_reconstruction(<fitted table>)"
+        if self._rule.rotation is not None:
+            table += ".with_rotation(<rotation>)"
         if kind == "gaussian":
             return f"Thresholds.gaussian(dim={dim}){table}  # tau={tau:.6g}"
         if kind == "global":
@@ -317,7 +384,8 @@ class Thresholds:
             return f"Thresholds.global_(tau={tau!r}{pinned}){table}"
         assert cuts is not None
         parts = ", ".join(f"{name} {row.min():.4g}…{row.max():.4g}" for name, row in zip(("low", "mid", "high"), cuts))
-        fitted = "" if not table else ", fitted reconstruction table"
+        fitted = "" if self._rule.reconstruction is None else ", fitted reconstruction table"
+        fitted += "" if self._rule.rotation is None else ", rotation"
         return f"<Thresholds per_dim dim={dim}: {parts}{fitted}>"
 
 
@@ -362,6 +430,41 @@ def _table_array(table: Any) -> npt.NDArray[np.float32] | npt.NDArray[np.float64
         raise ShapeError(f"expected shape (dim, 4) (x̂ of A, B, C, D per dimension), got {a.shape}", arg="table")
     dtype = np.float32 if a.dtype == np.float32 else np.float64
     return np.require(a, dtype=dtype, requirements=["C", "A"])
+
+
+def _rotation_array(rotation: Any) -> npt.NDArray[np.float32] | npt.NDArray[np.float64] | None:
+    """``rotation`` as ``None`` or a C-contiguous 2-D float32/float64 array; the core checks shape,
+    values and orthogonality."""
+    if rotation is None:
+        return None
+    try:
+        a = np.asarray(rotation)
+    except ValueError:  # ragged nested lists
+        raise ShapeError("expected shape (dim, dim), got ragged rows", arg="rotation") from None
+    if a.dtype.kind not in "iuf":
+        raise DTypeError(f"expected real numbers, got dtype {a.dtype}", arg="rotation")
+    if a.ndim != 2:
+        raise ShapeError(f"expected shape (dim, dim), got {a.shape}", arg="rotation")
+    dtype = np.float32 if a.dtype == np.float32 else np.float64
+    return np.require(a, dtype=dtype, requirements=["C", "A"])
+
+
+def _rotation_from_json(field: Any) -> npt.NDArray[np.float32]:
+    """The rotation of a version-2 JSON document: ``{"dim": n, "float32_le_base64": …}``."""
+    if not isinstance(field, dict) or not isinstance(field.get("float32_le_base64"), str):
+        raise Q2KeyError('thresholds JSON: expected "rotation": {"dim": n, "float32_le_base64": "…"}')
+    dim = field.get("dim")
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+        raise Q2KeyError(f"thresholds JSON: rotation dim must be a positive integer, got {dim!r}")
+    try:
+        raw = base64.b64decode(field["float32_le_base64"], validate=True)
+    except ValueError:
+        raise Q2KeyError("thresholds JSON: the rotation is not valid base64") from None
+    if len(raw) != 4 * dim * dim:
+        raise Q2KeyError(
+            f"thresholds JSON: the rotation holds {len(raw)} bytes, not the {4 * dim * dim} of a {dim} × {dim} float32"
+        )
+    return np.frombuffer(raw, dtype="<f4").reshape(dim, dim)
 
 
 def _cut_array(cuts: Any) -> npt.NDArray[np.float64]:

@@ -4,8 +4,9 @@
 
     q2key encode INPUT --codes OUT.npy --keys OUT.npy [--transitions OUT.npy] [--thresholds th.json]
                        [--column NAME] [--batch-rows N] [--threads T] [--quiet]
-    q2key calibrate SAMPLE [--method equiprobable|per_dim|fidelity|lloyd_max] -o th.json [--plot report.png]
-                           [--rows N] [--seed S] [--column NAME] [--batch-rows N] [--quiet]
+    q2key calibrate SAMPLE [--method equiprobable|per_dim|fidelity|lloyd_max] [--rotation random|learned]
+                           -o th.json [--plot report.png] [--rows N] [--seed S] [--column NAME]
+                           [--batch-rows N] [--quiet]
     q2key index build VECTORS -o index.q2 [--ids ids.npy] [--thresholds th.json] [--weights A,B,C]
     q2key index search index.q2 QUERIES [-k 10] [-o results.npz] [--scoring auto|asymmetric|lee] [--rescore VECTORS]
     q2key index info index.q2 [--json]
@@ -115,6 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
         "scoring). Every method also fits the reconstruction table asymmetric scoring uses "
         "(default: equiprobable)",
     )
+    cal.add_argument(
+        "--rotation",
+        choices=("random", "learned"),
+        help="also fit an orthogonal rotation applied to every row before quantising (stored in the JSON): "
+        "random: Haar-random from --seed; learned: refined on the sample to lower the reconstruction error "
+        "(with --method lloyd_max, the best for asymmetric scoring). Default: none",
+    )
     cal.add_argument("-o", "--output", required=True, metavar="JSON", help="where to write the thresholds")
     cal.add_argument("--plot", metavar="IMAGE", help="also save a symbol-frequency plot (needs matplotlib)")
     cal.add_argument(
@@ -124,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="fit to a uniform random sample of N rows, streamed out of the file "
         f"(default {DEFAULT_SAMPLE_ROWS:,}; all rows when the file holds fewer)",
     )
-    cal.add_argument("--seed", type=int, help="seed of the row sample and of the fidelity split (default 0)")
+    cal.add_argument("--seed", type=int, help="seed of the row sample, the fidelity split and the rotation (default 0)")
     cal.add_argument("--outer-share", type=_share, default=0.5, metavar="F", help="share in A ∪ D (default 0.5)")
     _common(cal, quiet=True)
     cal.set_defaults(func=_calibrate)

@@ -26,7 +26,7 @@ from ._calibrate import calibrate as _calibrate
 from ._encode import ThresholdLike
 from ._encode import encode as _encode
 from ._errors import DTypeError, Q2KeyError, ShapeError
-from ._report import Method
+from ._report import Method, Rotation
 from ._thresholds import Thresholds
 
 __all__ = ["EncodedArrays", "calibrate", "encode"]
@@ -172,6 +172,7 @@ def calibrate(
     array: Any,
     *,
     method: Method = "equiprobable",
+    rotation: Rotation | None = None,
     sample_rows: int = DEFAULT_SAMPLE_ROWS,
     seed: int | None = 0,
     outer_share: float = 0.5,
@@ -198,4 +199,13 @@ def calibrate(
     take = min(int(sample_rows), total)
     rows = np.sort(np.random.default_rng(seed).choice(total, size=take, replace=False))
     sample = np.asarray(x[rows].compute()) if take < total else np.asarray(x.compute())
-    return _calibrate(sample, method=method, outer_share=outer_share, seed=seed, holdout=holdout, k=k, threads=threads)
+    return _calibrate(
+        sample,
+        method=method,
+        rotation=rotation,
+        outer_share=outer_share,
+        seed=seed,
+        holdout=holdout,
+        k=k,
+        threads=threads,
+    )

@@ -3,6 +3,9 @@
 
 pub(crate) mod cuts;
 pub(crate) mod quantize;
+pub(crate) mod rotated;
+pub(crate) mod rotation;
+pub(crate) mod rotation_fit;
 pub(crate) mod thresholds;
 
 use crate::check::{check_len, check_rows};

@@ -10,6 +10,7 @@
 use crate::decode::Reconstruction;
 use crate::encode::cuts::DimCuts;
 use crate::encode::quantize::check_dim;
+use crate::encode::rotation::Rotation;
 use crate::encode::{encode, encode_cuts, symbols, symbols_cuts, EncodeElement};
 use crate::error::{Error, Result};
 
@@ -87,6 +88,8 @@ pub struct Thresholds {
     dim: Option<usize>,
     /// The fitted reconstruction table (SPEC §8); `None`: the analytic default.
     reconstruction: Option<Reconstruction>,
+    /// The rotation unit vectors go through before the rule (SPEC §9).
+    rotation: Option<Rotation>,
 }
 
 impl Thresholds {
@@ -96,6 +99,7 @@ impl Thresholds {
             rule: ThresholdRule::Gaussian,
             dim: Some(check_dim(dim)?),
             reconstruction: None,
+            rotation: None,
         })
     }
 
@@ -108,6 +112,7 @@ impl Thresholds {
             rule: ThresholdRule::Global(tau),
             dim,
             reconstruction: None,
+            rotation: None,
         })
     }
 
@@ -129,6 +134,7 @@ impl Thresholds {
             rule: ThresholdRule::PerDim(cuts),
             dim: Some(dim),
             reconstruction: None,
+            rotation: None,
         })
     }
 
@@ -141,6 +147,7 @@ impl Thresholds {
                 rule: ThresholdRule::PerDim(c),
                 dim: Some(dim),
                 reconstruction: None,
+                rotation: None,
             },
         };
         thresholds.rule_for(dim)?;
@@ -161,7 +168,7 @@ impl Thresholds {
         Ok(Thresholds {
             dim: Some(table.dim()),
             reconstruction: Some(table),
-            rule: self.rule,
+            ..self
         })
     }
 
@@ -178,8 +185,10 @@ impl Thresholds {
     /// These thresholds carrying the table fitted to `values` (`(rows, dim)`,
     /// L2-normalised rows, e.g. [`crate::unit_rows`]): per dimension the
     /// mean of the values in each cell (SPEC §8 "Fitted", [`crate::cell_means`]).
+    /// With a rotation, the table is fitted to the rotated values (`values·R`).
     pub fn fit_reconstruction(&self, values: &[f64], dim: usize) -> Result<Thresholds> {
-        let table = crate::decode::cell_means(values, dim, &self.dim_cuts(dim)?)?;
+        let values = self.rotated_values(values, dim)?;
+        let table = crate::decode::cell_means(&values, dim, &self.dim_cuts(dim)?)?;
         self.clone().with_reconstruction(table)
     }
 
@@ -187,12 +196,15 @@ impl Thresholds {
     /// at most `iterations` rounds) on `values` (normalised rows as for
     /// [`Thresholds::fit_reconstruction`]): per-dimension cuts carrying the
     /// means of their cells as the table.
+    /// With a rotation, the fit is to the rotated values and keeps the rotation.
     pub fn lloyd_max(&self, values: &[f64], dim: usize, iterations: usize) -> Result<Thresholds> {
-        let (cuts, table) = crate::decode::lloyd_max(values, dim, &self.dim_cuts(dim)?, iterations)?;
+        let values = self.rotated_values(values, dim)?;
+        let (cuts, table) = crate::decode::lloyd_max(&values, dim, &self.dim_cuts(dim)?, iterations)?;
         Ok(Thresholds {
             rule: ThresholdRule::PerDim(cuts),
             dim: Some(dim),
             reconstruction: Some(table),
+            rotation: self.rotation.clone(),
         })
     }
 
@@ -202,6 +214,29 @@ impl Thresholds {
             reconstruction: None,
             ..self
         }
+    }
+
+    /// These thresholds with `rotation` (SPEC §9; `None`: without one). Its
+    /// dimension must be the thresholds' (a shape error naming `rotation`
+    /// otherwise); a global τ for any dimension takes the rotation's.
+    pub fn with_rotation(self, rotation: Option<Rotation>) -> Result<Thresholds> {
+        let dim = match (&rotation, self.dim) {
+            (Some(r), Some(own)) if r.dim() != own => {
+                return Err(Error::shape(
+                    "rotation",
+                    format!("a ({own}, {own}) matrix (the thresholds' dimension)"),
+                    format!("({0}, {0})", r.dim()),
+                ))
+            }
+            (Some(r), _) => Some(r.dim()),
+            (None, d) => d,
+        };
+        Ok(Thresholds { dim, rotation, ..self })
+    }
+
+    /// The rotation, if any (SPEC §9).
+    pub fn rotation(&self) -> Option<&Rotation> {
+        self.rotation.as_ref()
     }
 
     /// The fitted reconstruction table, if any.

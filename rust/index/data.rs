@@ -4,6 +4,7 @@
 //! tombstones elsewhere and compacts before saving.
 
 use crate::decode::Reconstruction;
+use crate::encode::rotation::Rotation;
 use crate::search::lee::LeeWeights;
 use std::ops::Deref;
 
@@ -56,6 +57,8 @@ pub struct IndexData {
     /// The fitted reconstruction table of the thresholds (SPEC §8), of
     /// dimension `dim`; `None`: the analytic default of the rule.
     pub reconstruction: Option<Reconstruction>,
+    /// The rotation of the thresholds (SPEC §9), of dimension `dim`; `None`: none.
+    pub rotation: Option<Rotation>,
     /// `None`: plain Lee distance.
     pub weights: Option<LeeWeights>,
     /// The id `add` gives the next vector when none is given: above every stored id.

@@ -21,6 +21,7 @@ use super::data::{Codes, IndexData, IndexThresholds};
 use crate::codes::{code_width, last_byte_mask};
 use crate::decode::Reconstruction;
 use crate::encode::cuts::DimCuts;
+use crate::encode::rotation::Rotation;
 use crate::error::{Error, Result};
 use crate::keys::key_and_transitions;
 use crate::search::lee::LeeWeights;
@@ -33,9 +34,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The first 8 bytes of every index file.
 pub const MAGIC: [u8; 8] = *b"Q2KEYIDX";
-/// The newest format version this build writes and reads (it reads 1 and 2;
-/// it writes 2 for an index with a fitted reconstruction table, else 1).
-pub const VERSION: u32 = 2;
+/// The newest format version this build writes and reads (it reads 1 to 3;
+/// it writes 3 for an index with a rotation, else 2 for one with a fitted
+/// reconstruction table, else 1).
+pub const VERSION: u32 = 3;
 /// Bytes of the preamble: magic, version, header length.
 pub const PREAMBLE_LEN: usize = 16;
 /// Bytes of the fixed header fields before the section table.
@@ -52,19 +54,28 @@ pub const HEADER_CRC_AT: usize = PREAMBLE_LEN + HEADER_LEN;
 pub const SECTION_COUNT_V2: usize = SECTION_COUNT + 1;
 /// Bytes of the header in format 2.
 pub const HEADER_LEN_V2: usize = FIELDS_LEN + SECTION_COUNT_V2 * DESCRIPTOR_LEN;
+/// Sections of a format-3 file: format 2's and the rotation.
+pub const SECTION_COUNT_V3: usize = SECTION_COUNT_V2 + 1;
 /// Alignment of every section payload.
 pub const ALIGN: usize = 64;
-/// Offset of the first section: the header and its CRC, padded to [`ALIGN`].
-/// (The same in both formats: format 2's header and CRC end at byte 292.)
+/// Offset of the first section in formats 1 and 2: the header and its CRC,
+/// padded to [`ALIGN`] (format 2's header and CRC end at byte 292).
 pub const FIRST_SECTION_AT: usize = (PREAMBLE_LEN + HEADER_LEN_V2 + 4).next_multiple_of(ALIGN);
-/// Section tags, in file order (format 1 has the first five).
-pub const TAGS: [[u8; 4]; SECTION_COUNT_V2] = [*b"CUTS", *b"CODE", *b"IDS\0", *b"KEYS", *b"KORD", *b"RCON"];
+/// Section tags, in file order (format 1 has the first five, format 2 six).
+pub const TAGS: [[u8; 4]; SECTION_COUNT_V3] = [*b"CUTS", *b"CODE", *b"IDS\0", *b"KEYS", *b"KORD", *b"RCON", *b"ROTN"];
+
+/// Offset of the first section of a file of `sections` sections: 320 in
+/// formats 1 and 2, 384 in format 3 (its header and CRC end at byte 324).
+pub fn first_section_at(sections: usize) -> usize {
+    (header_crc_at(sections) + 4).next_multiple_of(ALIGN)
+}
 
 /// Sections of a file of format `version` (`None`: not a version this build reads).
 pub fn section_count(version: u32) -> Option<usize> {
     match version {
         1 => Some(SECTION_COUNT),
         2 => Some(SECTION_COUNT_V2),
+        3 => Some(SECTION_COUNT_V3),
         _ => None,
     }
 }
@@ -80,7 +91,16 @@ const IDS: usize = 2;
 const KEYS: usize = 3;
 const KEY_ORDER: usize = 4;
 const RECONSTRUCTION: usize = 5;
-const SECTION_NAMES: [&str; SECTION_COUNT_V2] = ["CUTS", "CODES", "IDS", "KEYS", "KEY_ORDER", "RECONSTRUCTION"];
+const ROTATION: usize = 6;
+const SECTION_NAMES: [&str; SECTION_COUNT_V3] = [
+    "CUTS",
+    "CODES",
+    "IDS",
+    "KEYS",
+    "KEY_ORDER",
+    "RECONSTRUCTION",
+    "ROTATION",
+];
 
 const KIND_GAUSSIAN: u32 = 0;
 const KIND_GLOBAL: u32 = 1;
@@ -103,10 +123,17 @@ impl Span {
 }
 
 /// The canonical section spans of an index with these counts, and the file
-/// length (`table`: format 2, with the RECONSTRUCTION section; format 1 has
-/// no sixth span, left empty); `None` when a size does not fit in `usize`
-/// (no real file can be that large).
-fn layout(dim: usize, rows: usize, per_dim: bool, table: bool) -> Option<([Span; SECTION_COUNT_V2], usize)> {
+/// length. `sections`: 5 (format 1), 6 (format 2: RECONSTRUCTION, always a
+/// table) or 7 (format 3: RECONSTRUCTION, empty unless `table`, and
+/// ROTATION); spans past `sections` are left empty. `None` when a size does
+/// not fit in `usize` (no real file can be that large).
+fn layout(
+    dim: usize,
+    rows: usize,
+    per_dim: bool,
+    sections: usize,
+    table: bool,
+) -> Option<([Span; SECTION_COUNT_V3], usize)> {
     let width = code_width(dim);
     let lens = [
         if per_dim { dim.checked_mul(24)? } else { 0 },
@@ -115,10 +142,14 @@ fn layout(dim: usize, rows: usize, per_dim: bool, table: bool) -> Option<([Span;
         rows.checked_mul(8)?,
         rows.checked_mul(8)?,
         if table { dim.checked_mul(16)? } else { 0 },
+        if sections == SECTION_COUNT_V3 {
+            dim.checked_mul(dim)?.checked_mul(4)?
+        } else {
+            0
+        },
     ];
-    let sections = if table { SECTION_COUNT_V2 } else { SECTION_COUNT };
-    let mut spans = [Span { offset: 0, len: 0 }; SECTION_COUNT_V2];
-    let mut at = FIRST_SECTION_AT;
+    let mut spans = [Span { offset: 0, len: 0 }; SECTION_COUNT_V3];
+    let mut at = first_section_at(sections);
     for (span, len) in spans.iter_mut().zip(lens).take(sections) {
         at = at.checked_next_multiple_of(ALIGN)?;
         *span = Span { offset: at, len };
@@ -157,6 +188,11 @@ fn check_data(data: &IndexData) -> Result<()> {
     }
     if let Some(t) = &data.reconstruction {
         t.check_dim(data.dim)?;
+    }
+    if let Some(r) = &data.rotation {
+        if r.dim() != data.dim {
+            return Err(Error::shape("rotation", format!("dimension {}", data.dim), r.dim()));
+        }
     }
     Ok(())
 }
@@ -212,13 +248,16 @@ pub fn write_to(data: &IndexData, w: &mut impl Write) -> io::Result<()> {
     };
     let too_big = || io::Error::new(io::ErrorKind::InvalidInput, "index too large for this platform");
     let table = data.reconstruction.as_ref().map_or(&[][..], |t| t.as_slice());
-    let (version, sections) = if data.reconstruction.is_some() {
-        (2, SECTION_COUNT_V2)
-    } else {
-        (1, SECTION_COUNT)
+    let rotation = data.rotation.as_ref().map_or(&[][..], |r| r.as_slice());
+    let (version, sections) = match (data.rotation.is_some(), data.reconstruction.is_some()) {
+        (true, _) => (3, SECTION_COUNT_V3),
+        (false, true) => (2, SECTION_COUNT_V2),
+        (false, false) => (1, SECTION_COUNT),
     };
-    let (spans, _) = layout(data.dim, rows, kind == KIND_PER_DIM, sections == SECTION_COUNT_V2).ok_or_else(too_big)?;
+    let has_table = data.reconstruction.is_some();
+    let (spans, _) = layout(data.dim, rows, kind == KIND_PER_DIM, sections, has_table).ok_or_else(too_big)?;
     let table_bytes: Vec<u8> = table.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let rotation_bytes: Vec<u8> = rotation.iter().flat_map(|v| v.to_le_bytes()).collect();
     let crcs = [
         crc_f64s(cuts),
         crc32c::crc32c(&data.codes),
@@ -226,10 +265,12 @@ pub fn write_to(data: &IndexData, w: &mut impl Write) -> io::Result<()> {
         crc_u64s(&data.keys),
         crc_u64s(&data.key_order),
         crc32c::crc32c(&table_bytes),
+        crc32c::crc32c(&rotation_bytes),
     ];
     let crc_at = header_crc_at(sections);
+    let first = first_section_at(sections);
 
-    let mut head = [0u8; FIRST_SECTION_AT];
+    let mut head = vec![0u8; first];
     head[..8].copy_from_slice(&MAGIC);
     put_u32(&mut head, 8, version);
     put_u32(&mut head, 12, (FIELDS_LEN + sections * DESCRIPTOR_LEN) as u32);
@@ -258,7 +299,7 @@ pub fn write_to(data: &IndexData, w: &mut impl Write) -> io::Result<()> {
     put_u32(&mut head, crc_at, crc);
     w.write_all(&head)?;
 
-    let mut at = FIRST_SECTION_AT;
+    let mut at = first;
     let zeros = [0u8; ALIGN];
     for (i, span) in spans.iter().enumerate().take(sections) {
         w.write_all(&zeros[..span.offset - at])?;
@@ -271,7 +312,8 @@ pub fn write_to(data: &IndexData, w: &mut impl Write) -> io::Result<()> {
             IDS => write_u64s(w, &data.ids)?,
             KEYS => write_u64s(w, &data.keys)?,
             KEY_ORDER => write_u64s(w, &data.key_order)?,
-            _ => w.write_all(&table_bytes)?,
+            RECONSTRUCTION => w.write_all(&table_bytes)?,
+            _ => w.write_all(&rotation_bytes)?,
         }
         at = span.offset + span.len;
     }
@@ -438,6 +480,7 @@ struct Parts {
     keys: Vec<u64>,
     key_order: Vec<u64>,
     reconstruction: Option<Reconstruction>,
+    rotation: Option<Rotation>,
 }
 
 /// Checks the preamble and header of `bytes` (the whole file) and returns the
@@ -476,10 +519,11 @@ fn read_header(bytes: &[u8], path: &str) -> Result<Header> {
         ));
     }
     let crc_at = header_crc_at(section_count);
-    if len < FIRST_SECTION_AT {
+    let first = first_section_at(section_count);
+    if len < first {
         return Err(fail(
             path,
-            format!("truncated: {len} bytes, the header alone takes {FIRST_SECTION_AT}"),
+            format!("truncated: {len} bytes, the header alone takes {first}"),
         ));
     }
     let stored = get_u32(bytes, crc_at);
@@ -490,7 +534,7 @@ fn read_header(bytes: &[u8], path: &str) -> Result<Header> {
             format!("corrupted header: checksum {stored:#010x}, computed {computed:#010x}"),
         ));
     }
-    if bytes[crc_at + 4..FIRST_SECTION_AT].iter().any(|&b| b != 0) {
+    if bytes[crc_at + 4..first].iter().any(|&b| b != 0) {
         return Err(fail(path, "corrupted: nonzero padding after the header"));
     }
 
@@ -558,9 +602,16 @@ fn read_header(bytes: &[u8], path: &str) -> Result<Header> {
         }
         f => return Err(bad(format!("weights flag {f}, expected 0 or 1"))),
     };
-    let (spans, end) = layout(dim, rows, thresholds.is_none(), section_count == SECTION_COUNT_V2)
+    // Format 2 always holds a table; format 3 says by RECONSTRUCTION's length
+    // (0 or 16·dim, checked against the layout below like every length).
+    let table = match section_count {
+        SECTION_COUNT_V2 => true,
+        SECTION_COUNT_V3 => get_u64(bytes, h + FIELDS_LEN + RECONSTRUCTION * DESCRIPTOR_LEN + 16) != 0,
+        _ => false,
+    };
+    let (spans, end) = layout(dim, rows, thresholds.is_none(), section_count, table)
         .ok_or_else(|| bad(format!("{rows} rows of dimension {dim} do not fit in memory")))?;
-    let mut crcs = [0u32; SECTION_COUNT_V2];
+    let mut crcs = [0u32; SECTION_COUNT_V3];
     for (i, span) in spans.iter().enumerate().take(section_count) {
         let d = h + FIELDS_LEN + i * DESCRIPTOR_LEN;
         let name = SECTION_NAMES[i];
@@ -605,6 +656,7 @@ fn read_header(bytes: &[u8], path: &str) -> Result<Header> {
         thresholds,
         weights,
         sections: section_count,
+        table,
         spans,
         crcs,
     })
@@ -617,10 +669,12 @@ struct Header {
     /// `None`: per-dimension cuts, in the CUTS section.
     thresholds: Option<IndexThresholds>,
     weights: Option<LeeWeights>,
-    /// 5 (format 1) or 6 (format 2: with the reconstruction table).
+    /// 5 (format 1), 6 (format 2: with the reconstruction table) or 7
+    /// (format 3: with the rotation, and the table if `table`).
     sections: usize,
-    spans: [Span; SECTION_COUNT_V2],
-    crcs: [u32; SECTION_COUNT_V2],
+    table: bool,
+    spans: [Span; SECTION_COUNT_V3],
+    crcs: [u32; SECTION_COUNT_V3],
 }
 
 /// Validates all of `bytes` (one whole file) except what it returns as the
@@ -628,7 +682,7 @@ struct Header {
 /// every invariant of [`IndexData`].
 fn read_parts(bytes: &[u8], path: &str) -> Result<Parts> {
     let head = read_header(bytes, path)?;
-    let mut at = FIRST_SECTION_AT;
+    let mut at = first_section_at(head.sections);
     for (i, span) in head.spans.iter().enumerate().take(head.sections) {
         if bytes[at..span.offset].iter().any(|&b| b != 0) {
             return Err(fail(
@@ -661,14 +715,19 @@ fn read_parts(bytes: &[u8], path: &str) -> Result<Parts> {
             IndexThresholds::PerDim(cuts)
         }
     };
-    let reconstruction = if head.sections == SECTION_COUNT_V2 {
-        let values: Vec<f32> = bytes[head.spans[RECONSTRUCTION].range()]
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
+    let reconstruction = if head.table {
+        let values = f32s(&bytes[head.spans[RECONSTRUCTION].range()]);
         let table = Reconstruction::new(&values, dim)
             .map_err(|e| fail(path, format!("corrupted reconstruction table: {e}")))?;
         Some(table)
+    } else {
+        None
+    };
+    let rotation = if head.sections == SECTION_COUNT_V3 {
+        let values = f32s(&bytes[head.spans[ROTATION].range()]);
+        let rotation =
+            Rotation::new(&values, (dim, dim)).map_err(|e| fail(path, format!("corrupted rotation: {e}")))?;
+        Some(rotation)
     } else {
         None
     };
@@ -689,7 +748,16 @@ fn read_parts(bytes: &[u8], path: &str) -> Result<Parts> {
         keys,
         key_order,
         reconstruction,
+        rotation,
     })
+}
+
+/// Little-endian f32 values of `bytes` (a multiple of 4 long).
+fn f32s(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
 
 /// Padding bits zero and every key equal to the key of its code.
@@ -788,6 +856,7 @@ fn assemble(p: Parts, codes: Codes) -> IndexData {
         dim: p.dim,
         thresholds: p.thresholds,
         reconstruction: p.reconstruction,
+        rotation: p.rotation,
         weights: p.weights,
         next_id: p.next_id,
         codes,
@@ -844,6 +913,7 @@ mod tests {
             dim: 5,
             thresholds: IndexThresholds::Gaussian,
             reconstruction: None,
+            rotation: None,
             weights: None,
             next_id: 7,
             codes: Codes::Owned(Vec::new()),

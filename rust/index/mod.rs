@@ -16,6 +16,7 @@ pub use data::{Codes, IndexData, IndexThresholds};
 pub use query::{AsymNeighbours, Filter, Neighbours, RangeResult};
 
 use crate::decode::Reconstruction;
+use crate::encode::rotation::Rotation;
 use crate::encode::thresholds::Thresholds;
 use crate::encode::EncodeElement;
 use crate::error::{with_capacity, zeroed, Error, Result};
@@ -109,6 +110,7 @@ impl Index {
             dim,
             thresholds,
             reconstruction: None,
+            rotation: None,
             weights,
             next_id: 0,
             codes: Codes::Owned(Vec::new()),
@@ -157,6 +159,35 @@ impl Index {
         Ok(self)
     }
 
+    /// This empty index encoding through `rotation` (SPEC §9; `None`: none).
+    /// A shape error naming `rotation` when its dimension is not the
+    /// index's; a value error when the index holds rows (their codes were
+    /// made under the old rotation).
+    pub fn with_rotation(mut self, rotation: Option<Rotation>) -> Result<Index> {
+        if let Some(r) = &rotation {
+            if r.dim() != self.data.dim {
+                return Err(Error::shape(
+                    "rotation",
+                    format!("a ({0}, {0}) matrix (the index's dimension)", self.data.dim),
+                    format!("({0}, {0})", r.dim()),
+                ));
+            }
+        }
+        if !self.data.ids.is_empty() && rotation != self.data.rotation {
+            return Err(Error::value(
+                "rotation",
+                "an index holding rows cannot change its rotation (their codes were made under the old one)",
+            ));
+        }
+        self.data.rotation = rotation;
+        Ok(self)
+    }
+
+    /// The rotation vectors go through before the rule, if any (SPEC §9).
+    pub fn rotation(&self) -> Option<&Rotation> {
+        self.data.rotation.as_ref()
+    }
+
     /// The fitted reconstruction table, if any.
     pub fn reconstruction(&self) -> Option<&Reconstruction> {
         self.data.reconstruction.as_ref()
@@ -166,10 +197,11 @@ impl Index {
     /// fitted table (if any).
     pub fn threshold_set(&self) -> Result<Thresholds> {
         let th = Thresholds::of_index(self.data.thresholds.clone(), self.data.dim)?;
-        match &self.data.reconstruction {
-            Some(t) => th.with_reconstruction(t.clone()),
-            None => Ok(th),
-        }
+        let th = match &self.data.reconstruction {
+            Some(t) => th.with_reconstruction(t.clone())?,
+            None => th,
+        };
+        th.with_rotation(self.data.rotation.clone())
     }
 
     /// The table asymmetric search uses (fitted, else the rule's analytic
@@ -285,8 +317,7 @@ impl Index {
         let mut codes = zeroed("add", "the codes of the vectors", rows, self.width())?;
         let mut keys = zeroed("add", "the keys of the vectors", rows, 1)?;
         let mut transitions = zeroed::<u32>("add", "the transition counts of the vectors", rows, 1)?;
-        self.data
-            .thresholds
+        self.threshold_set()?
             .encode(x, dim, &mut codes, &mut keys, &mut transitions)?;
         Ok(EncodedRows { codes, keys })
     }

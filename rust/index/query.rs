@@ -312,6 +312,12 @@ impl Index {
             return Err(Error::value("k", "must be at least 1"));
         }
         let state = self.asym_state()?;
+        // Rotated by the thresholds' rotation (SPEC §9) before §8; as given without one.
+        let rotated = match self.rotation() {
+            Some(_) => Some(self.threshold_set()?.queries(queries.to_vec(), dim)?),
+            None => None,
+        };
+        let queries = rotated.as_deref().unwrap_or(queries);
         let scope = self.scope(filter, nq);
         let (codes, ids) = (scope.codes(self), scope.ids(self));
         let mask = scope.mask.as_deref();

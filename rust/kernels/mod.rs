@@ -37,6 +37,8 @@ pub(crate) type EncodeRow<T> = fn(x: &[T], tau: f64, code: &mut [u8]) -> Result<
 pub(crate) type EncodeCutsRow<T> = fn(x: &[T], cuts: &[T], code: &mut [u8]) -> Result<(u64, u32), usize>;
 /// Lee distance of two codes of equal length.
 pub(crate) type LeePair = fn(a: &[u8], b: &[u8]) -> u32;
+/// `out = rows·matrix` by the SPEC §9 rule (`rows`, `out`: `k × dim`; `matrix`: `dim × dim`).
+pub(crate) type RotateRows = fn(rows: &[f32], matrix: &[f32], dim: usize, out: &mut [f32]);
 /// Lee distances of one code to each row of a row-major block (`out.len()` rows).
 pub(crate) type LeeRows = fn(query: &[u8], rows: &[u8], out: &mut [u32]);
 /// Lee distances of `queries.len() / words` queries (as little-endian u64
@@ -143,6 +145,7 @@ pub struct Kernels {
     pub(crate) lee_tile: LeeTile,
     pub(crate) lee_tile_hits: LeeTileHits,
     pub(crate) asym_scan: scalar_asym::AsymScan,
+    pub(crate) rotate: RotateRows,
 }
 
 /// The kernels one at a time, for the backend tests and benchmarks (not a

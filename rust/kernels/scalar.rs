@@ -19,6 +19,7 @@ pub(crate) static KERNELS: Kernels = Kernels {
     lee_tile,
     lee_tile_hits,
     asym_scan: super::scalar_asym::asym_scan,
+    rotate: crate::encode::rotation::rotate_rows_scalar,
 };
 
 // The entry points check the same lengths as the SIMD shims: safe Rust would

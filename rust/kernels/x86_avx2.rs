@@ -23,6 +23,7 @@ pub(crate) static KERNELS: Kernels = Kernels {
     lee_tile,
     lee_tile_hits,
     asym_scan: super::x86_avx2_asym::asym_scan,
+    rotate,
 };
 
 // Safe shims: only reachable through `KERNELS`, which `Kernels::for_backend`
@@ -417,4 +418,20 @@ unsafe fn tile<const T: usize>(args: &TileArgs<'_>, q0: usize, mut hits: Hits<'_
             }
         }
     }
+}
+
+fn rotate(rows: &[f32], matrix: &[f32], dim: usize, out: &mut [f32]) {
+    // SAFETY: CPU: AVX2 (this table is only handed out on such a CPU);
+    // lengths: none assumed, the body is safe (bounds-checked) Rust.
+    unsafe { rotate_avx2(rows, matrix, dim, out) }
+}
+
+/// The SPEC §9 rotation compiled for AVX2 (plain multiplies and adds: no
+/// fused multiply-add, so the bits are the scalar backend's).
+///
+/// # Safety
+/// The CPU supports AVX2.
+#[target_feature(enable = "avx2")]
+unsafe fn rotate_avx2(rows: &[f32], matrix: &[f32], dim: usize, out: &mut [f32]) {
+    crate::encode::rotation::rotate_rows(rows, matrix, dim, out)
 }

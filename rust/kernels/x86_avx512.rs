@@ -22,6 +22,7 @@ pub(crate) static KERNELS: Kernels = Kernels {
     lee_tile,
     lee_tile_hits,
     asym_scan: super::x86_avx512_asym::asym_scan,
+    rotate,
 };
 
 // Safe shims: only reachable through `KERNELS`, which `Kernels::for_backend`
@@ -588,6 +589,22 @@ unsafe fn tile<const T: usize>(args: &TileArgs<'_>, q0: usize, mut hits: Hits<'_
             }
         }
     }
+}
+
+fn rotate(rows: &[f32], matrix: &[f32], dim: usize, out: &mut [f32]) {
+    // SAFETY: CPU: AVX-512F (this table is only handed out on such a CPU);
+    // lengths: none assumed, the body is safe (bounds-checked) Rust.
+    unsafe { rotate_avx512f(rows, matrix, dim, out) }
+}
+
+/// The SPEC §9 rotation compiled for AVX-512F (plain multiplies and adds: no
+/// fused multiply-add, so the bits are the scalar backend's).
+///
+/// # Safety
+/// The CPU supports AVX-512F.
+#[target_feature(enable = "avx512f")]
+unsafe fn rotate_avx512f(rows: &[f32], matrix: &[f32], dim: usize, out: &mut [f32]) {
+    crate::encode::rotation::rotate_rows(rows, matrix, dim, out)
 }
 
 #[cfg(test)]

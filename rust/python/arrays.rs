@@ -65,9 +65,13 @@ pub(crate) fn zeroed<T: Clone + Default>(
 /// is an error naming the argument (the Python layer copies when needed).
 pub(crate) fn matrix<'a, T: Element>(arg: &str, a: &'a PyReadonlyArray2<'_, T>) -> PyResult<(&'a [T], usize, usize)> {
     let (rows, cols) = (a.shape()[0], a.shape()[1]);
-    let slice = a
-        .as_slice()
-        .map_err(|_| about::<ShapeError>(arg, "expected a C-contiguous, aligned array".into()))?;
+    let not_c = || about::<ShapeError>(arg, "expected a C-contiguous, aligned array".into());
+    // `as_slice` also accepts a Fortran-ordered array, whose memory holds
+    // the transpose: read as rows it would be silently wrong.
+    if !a.is_c_contiguous() {
+        return Err(not_c());
+    }
+    let slice = a.as_slice().map_err(|_| not_c())?;
     Ok((slice, rows, cols))
 }
 

@@ -32,14 +32,13 @@ pub(crate) fn query_rows(x: &FloatRows<'_>, dim: usize, arg: &str) -> PyResult<V
     copied.map_err(|e| renamed(e, "queries", arg))
 }
 
-/// The table in effect for `dim` (`None`: the Gaussian rule's); errors name `threshold`.
-fn table_of(thresholds: Option<&PyThresholds>, dim: usize) -> PyResult<Reconstruction> {
+/// The thresholds (`None`: the Gaussian rule) and their table in effect
+/// for `dim`; errors name `threshold`.
+fn table_of(thresholds: Option<&PyThresholds>, dim: usize) -> PyResult<(Thresholds, Reconstruction)> {
     let dim = crate::check_dim(dim).map_err(from_err)?;
-    match thresholds {
-        Some(t) => t.0.table_for(dim),
-        None => Thresholds::gaussian(dim).and_then(|t| t.table_for(dim)),
-    }
-    .map_err(from_err)
+    let th = PyThresholds::for_dim(thresholds, dim, "threshold")?;
+    let table = th.table_for(dim).map_err(from_err)?;
+    Ok((th, table))
 }
 
 /// `(distances, rows)` as arrays, scores turned into `1 − cosine`.
@@ -51,7 +50,8 @@ fn scored<'py>(py: Python<'py>, mut scores: Vec<f32>, rows: Vec<i64>, nq: usize,
 }
 
 /// Reconstructions `(N, dim)` float32 of `(N, ceil(dim/4))` codes under the
-/// thresholds' table in effect (`None`: the Gaussian rule's).
+/// thresholds' table in effect (`None`: the Gaussian rule's), rotated back
+/// to the input space when the thresholds carry a rotation (SPEC §9).
 #[pyfunction]
 #[pyo3(signature = (codes, dim, thresholds=None))]
 pub(crate) fn decode<'py>(
@@ -62,10 +62,9 @@ pub(crate) fn decode<'py>(
 ) -> PyResult<Bound<'py, PyArray2<f32>>> {
     let (c, rows, width) = matrix("codes", &codes)?;
     check_width(width, dim).map_err(from_err)?;
-    let table = table_of(thresholds.as_deref(), dim)?; // sized by `dim`: after the codes confirm it
+    let (th, _) = table_of(thresholds.as_deref(), dim)?; // sized by `dim`: after the codes confirm it
     let mut out = zeroed("decode", "the reconstructions output", rows, dim)?;
-    py.detach(|| crate::decode(c, dim, &table, &mut out))
-        .map_err(from_err)?;
+    py.detach(|| th.decode(c, dim, &mut out)).map_err(from_err)?;
     to_matrix(py, out, rows, dim)
 }
 
@@ -87,7 +86,7 @@ pub(crate) fn search_asym<'py>(
 ) -> PyResult<Scored<'py>> {
     let (c, n, width) = matrix("codes", &codes)?;
     check_width(width, dim).map_err(from_err)?;
-    let table = table_of(thresholds.as_deref(), dim)?;
+    let (th, table) = table_of(thresholds.as_deref(), dim)?;
     let nq = queries.shape().0;
     let cols = crate::result_columns(k, n);
     let (mut scores, mut rows) = (
@@ -97,6 +96,7 @@ pub(crate) fn search_asym<'py>(
     let q = query_rows(&queries, dim, arg)?;
     py.detach(|| {
         run(threads, || {
+            let q = th.queries(q, dim)?; // rotated (SPEC §9) before §8
             crate::search_asym(&q, c, dim, &table, None, k, &mut scores, &mut rows).map(drop)
         })
     })?;
@@ -121,7 +121,7 @@ pub(crate) fn rerank_asym<'py>(
 ) -> PyResult<Scored<'py>> {
     let (c, _, width) = matrix("codes", &codes)?;
     check_width(width, dim).map_err(from_err)?;
-    let table = table_of(thresholds.as_deref(), dim)?;
+    let (th, table) = table_of(thresholds.as_deref(), dim)?;
     let (cand, cq, cc) = matrix("candidates", &candidates)?;
     let nq = queries.shape().0;
     if cq != nq {
@@ -140,6 +140,7 @@ pub(crate) fn rerank_asym<'py>(
     let q = query_rows(&queries, dim, "queries")?;
     py.detach(|| {
         run(threads, || {
+            let q = th.queries(q, dim)?; // rotated (SPEC §9) before §8
             crate::rerank_asym(&q, c, dim, &table, &cand, k, &mut scores, &mut rows).map(drop)
         })
     })?;
@@ -147,7 +148,7 @@ pub(crate) fn rerank_asym<'py>(
 }
 
 /// The sample's rows normalised in f64; errors name `sample`.
-fn unit_sample(sample: &FloatRows<'_>) -> PyResult<(Vec<f64>, usize)> {
+pub(crate) fn unit_sample(sample: &FloatRows<'_>) -> PyResult<(Vec<f64>, usize)> {
     let (_, dim) = sample.shape();
     let values = match sample.slice("sample")? {
         FloatSlice::F32(x) => crate::unit_rows("sample", x, dim),
@@ -157,7 +158,7 @@ fn unit_sample(sample: &FloatRows<'_>) -> PyResult<(Vec<f64>, usize)> {
 }
 
 /// The thresholds (`None`: Gaussian) for a sample of dimension `dim`.
-fn thresholds_for(thresholds: Option<&PyThresholds>, dim: usize) -> PyResult<Thresholds> {
+pub(crate) fn thresholds_for(thresholds: Option<&PyThresholds>, dim: usize) -> PyResult<Thresholds> {
     match thresholds {
         Some(t) => Ok(t.0.clone()),
         None => Thresholds::gaussian(dim).map_err(from_err),

@@ -192,6 +192,7 @@ impl PyIndex {
     ) -> PyResult<Self> {
         let dim = crate::check_dim(dim).map_err(from_err)?;
         let table = thresholds.as_deref().and_then(|t| t.0.reconstruction().cloned());
+        let rotation = thresholds.as_deref().and_then(|t| t.0.rotation().cloned());
         let thresholds = PyThresholds::rule_for(thresholds.as_deref(), dim, "threshold")?;
         let weights = weights
             .map(|(m, s, b)| LeeWeights::new(m, s, b))
@@ -199,6 +200,7 @@ impl PyIndex {
             .map_err(from_err)?;
         let index = Index::new(dim, thresholds, weights)
             .and_then(|i| i.with_reconstruction(table))
+            .and_then(|i| i.with_rotation(rotation))
             .map_err(from_err)?;
         Ok(PyIndex::wrap(index))
     }

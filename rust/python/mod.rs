@@ -6,6 +6,7 @@ mod arrays;
 mod asym;
 mod errors;
 mod index;
+mod rotation;
 mod stats;
 mod thresholds;
 
@@ -50,7 +51,7 @@ fn encode<'py>(
     arg: &str,
 ) -> PyResult<Encoded<'py>> {
     let (rows, dim) = x.shape();
-    let rule = PyThresholds::rule_for(thresholds.as_deref(), dim, "threshold")?;
+    let th = PyThresholds::for_dim(thresholds.as_deref(), dim, "threshold")?;
     let width = crate::code_width(dim);
     let (mut c, mut k, mut t) = (
         zeroed("encode", "the codes output", rows, width)?,
@@ -60,7 +61,7 @@ fn encode<'py>(
     let x = x.slice(arg)?;
     py.detach(|| {
         run_as(threads, arg, || {
-            with_rows!(x, |x| rule.encode(x, dim, &mut c, &mut k, &mut t))
+            with_rows!(x, |x| th.encode(x, dim, &mut c, &mut k, &mut t))
         })
     })?;
     Ok((to_matrix(py, c, rows, width)?, to_vector(py, k), to_vector(py, t)))
@@ -77,10 +78,10 @@ fn symbols<'py>(
     arg: &str,
 ) -> PyResult<Bound<'py, PyArray2<u8>>> {
     let (rows, dim) = x.shape();
-    let rule = PyThresholds::rule_for(thresholds.as_deref(), dim, "threshold")?;
+    let th = PyThresholds::for_dim(thresholds.as_deref(), dim, "threshold")?;
     let mut out = zeroed("symbols", "the symbols output", rows, dim)?;
     let x = x.slice(arg)?;
-    py.detach(|| run_as(threads, arg, || with_rows!(x, |x| rule.symbols(x, dim, &mut out))))?;
+    py.detach(|| run_as(threads, arg, || with_rows!(x, |x| th.symbols(x, dim, &mut out))))?;
     to_matrix(py, out, rows, dim)
 }
 
@@ -312,6 +313,8 @@ mod _native {
     use super::asym::{decode, fit_reconstruction, lloyd_max, rerank_asym, search_asym};
     #[pymodule_export]
     use super::index::{PyIndex, ViewGuard};
+    #[pymodule_export]
+    use super::rotation::fit_rotation;
     #[pymodule_export]
     use super::stats::stats;
     #[pymodule_export]

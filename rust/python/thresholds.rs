@@ -5,6 +5,7 @@
 use super::arrays::{matrix, to_matrix, FloatRows};
 use super::errors::{about, from_err, renamed, ShapeError};
 use crate::decode::Reconstruction;
+use crate::encode::rotation::Rotation;
 use crate::encode::thresholds::{ThresholdRule, Thresholds};
 use numpy::{PyArray2, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
@@ -22,6 +23,24 @@ impl PyThresholds {
             Some(t) => t.0.rule_for(dim).cloned().map_err(|e| renamed(e, "threshold", arg)),
         }
     }
+
+    /// The thresholds for vectors of dimension `dim` (`None`: the Gaussian
+    /// rule), checking the dimension; errors name `arg`.
+    pub(crate) fn for_dim(thresholds: Option<&Self>, dim: usize, arg: &str) -> PyResult<Thresholds> {
+        match thresholds {
+            None => Thresholds::gaussian(dim).map_err(from_err),
+            Some(t) => {
+                t.0.rule_for(dim).map_err(|e| renamed(e, "threshold", arg))?;
+                Ok(t.0.clone())
+            }
+        }
+    }
+}
+
+/// `v` with `values` rounded to f32 appended (room already reserved).
+fn extended(mut v: Vec<f32>, values: &[f64]) -> Vec<f32> {
+    v.extend(values.iter().map(|&x| x as f32));
+    v
 }
 
 #[pymethods]
@@ -104,6 +123,46 @@ impl PyThresholds {
             .map_err(from_err)
     }
 
+    /// These thresholds with `rotation`, a float32 or float64 `(dim, dim)`
+    /// orthogonal matrix (SPEC §9: finite, max |RᵀR − I| ≤ 1e-4; float64 is
+    /// rounded to float32 first), or without one (`None`).
+    #[pyo3(signature = (rotation))]
+    fn with_rotation(&self, py: Python<'_>, rotation: Option<FloatRows<'_>>) -> PyResult<Self> {
+        let rotation = rotation
+            .map(|r| {
+                let shape = r.shape();
+                // Copied (rounded to f32) with the GIL held, then checked
+                // (n³ work) without it: no other thread can change the copy.
+                Rotation::check_shape(shape, shape.0.saturating_mul(shape.1)).map_err(from_err)?;
+                let what = "a copy of the rotation";
+                let values = match &r {
+                    FloatRows::F32(a) => crate::error::copied("rotation", what, matrix("rotation", a)?.0, 1),
+                    FloatRows::F64(a) => {
+                        let values = matrix("rotation", a)?.0;
+                        crate::error::with_capacity("rotation", what, shape.0, shape.1).map(|v| extended(v, values))
+                    }
+                }
+                .map_err(from_err)?;
+                py.detach(|| Rotation::new(&values, shape)).map_err(from_err)
+            })
+            .transpose()?;
+        self.0
+            .clone()
+            .with_rotation(rotation)
+            .map(PyThresholds)
+            .map_err(from_err)
+    }
+
+    /// A new `(dim, dim)` float32 array of the rotation (row-major `R`,
+    /// `y = v·R`), or `None`.
+    #[getter]
+    fn rotation<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyArray2<f32>>>> {
+        self.0
+            .rotation()
+            .map(|r| to_matrix(py, r.as_slice().to_vec(), r.dim(), r.dim()))
+            .transpose()
+    }
+
     /// A new `(dim, 4)` float32 array of the fitted table, or `None`.
     #[getter]
     fn reconstruction<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyArray2<f32>>>> {
@@ -128,10 +187,11 @@ impl PyThresholds {
     }
 
     fn __repr__(&self) -> String {
-        let fitted = if self.0.reconstruction().is_some() {
-            " with a fitted table"
-        } else {
-            ""
+        let fitted = match (self.0.reconstruction().is_some(), self.0.rotation().is_some()) {
+            (true, true) => " with a fitted table and a rotation",
+            (true, false) => " with a fitted table",
+            (false, true) => " with a rotation",
+            (false, false) => "",
         };
         format!(
             "<q2key._native.Thresholds {} dim={:?}{fitted}>",

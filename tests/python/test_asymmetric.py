@@ -126,7 +126,7 @@ def test_version_1_bytes_still_load_without_a_table() -> None:
     old = q2key.Thresholds.from_bytes(body + struct.pack("<I", zlib.crc32(body)))
     assert old == th and old.reconstruction is None
     # A version-1 header claiming a table is refused, as is an unknown flag.
-    for version, flags in ((1, 1), (2, 2)):
+    for version, flags in ((1, 1), (1, 2), (2, 4)):  # flag 2 is the rotation (version 2)
         bad = struct.pack("<4sBBHQd", b"Q2TH", version, 2, flags, 2, float("nan")) + th.cuts.tobytes()  # type: ignore[union-attr]
         with pytest.raises(q2key.Q2KeyError, match=r"^data: .*flags"):
             q2key.Thresholds.from_bytes(bad + struct.pack("<I", zlib.crc32(bad)))

@@ -123,6 +123,31 @@ def test_reconstruction_tables_travel(client: Any) -> None:
     np.testing.assert_array_equal(ids, want.ids)
 
 
+def test_rotations_travel(client: Any) -> None:
+    """Thresholds and indexes with a rotation are pickled to the workers whole: their codes and searches equal
+    in-memory ones."""
+    x = _data(seed=4)
+    th = qd.calibrate(da.from_array(x, chunks=(400, 70)), method="lloyd_max", rotation="learned", sample_rows=800)
+    assert th.rotation is not None
+    rows = np.sort(np.random.default_rng(0).choice(len(x), size=800, replace=False))
+    assert th == q2key.calibrate(x[rows], method="lloyd_max", rotation="learned")
+    _assert_equal(qd.encode(da.from_array(x, chunks=(400, 70)), th, threads=1), x, th)
+    index = q2key.Index(70, threshold=th)
+    index.add(x)
+    queries = x[:5] + 0.01
+
+    def work(th: q2key.Thresholds, index: q2key.Index, queries: np.ndarray) -> Any:
+        return th.rotation, index.thresholds, index.search(queries, k=4), index.search(queries, k=4, scoring="lee")
+
+    got_rotation, got_th, asym, lee = client.submit(work, th, index, queries).result()
+    np.testing.assert_array_equal(got_rotation, th.rotation)
+    assert got_th == th
+    for got, scoring in ((asym, "asymmetric"), (lee, "lee")):
+        want = index.search(queries, k=4, scoring=scoring)
+        np.testing.assert_array_equal(got.distances, want.distances)
+        np.testing.assert_array_equal(got.ids, want.ids)
+
+
 def test_generated_on_workers(client: Any) -> None:
     """Data made on the workers (nothing but the graph is sent), reduced there too."""
     d = da.random.default_rng(5).standard_normal((20_000, 384), chunks=(2_500, 384), dtype=np.float32)

@@ -55,6 +55,7 @@ def test_every_method_is_measured(results: list[fidelity.MethodResult]) -> None:
     assert names == [
         *(name for name, _ in fidelity.Q2_METHODS),
         *(name for name, _ in fidelity.Q2_ASYM_METHODS),
+        *(name for name, _ in fidelity.Q2_ROTATED_METHODS),
         *(name for name, _ in fidelity.Q2_RERANK_METHODS),
         fidelity.THERMOMETER,
         fidelity.THERMOMETER_ASYM,
@@ -70,7 +71,8 @@ def test_bytes_per_vector(results: list[fidelity.MethodResult]) -> None:
     for name, _ in fidelity.Q2_METHODS:
         assert got[name] == 96
     # Asymmetric scoring keeps the row's ‖x̂‖ beside its 96 code bytes.
-    for name, _ in fidelity.Q2_ASYM_METHODS + fidelity.Q2_RERANK_METHODS:
+    # A rotation is one n × n matrix per index: rotated rows cost the same per vector.
+    for name, _ in fidelity.Q2_ASYM_METHODS + fidelity.Q2_ROTATED_METHODS + fidelity.Q2_RERANK_METHODS:
         assert got[name] == 100
     assert got[fidelity.THERMOMETER] == 96, "the thermometer code must match Q²'s bytes"
     assert got[fidelity.THERMOMETER_ASYM] == 100
@@ -79,12 +81,15 @@ def test_bytes_per_vector(results: list[fidelity.MethodResult]) -> None:
     assert got[fidelity.EXACT] == 1536
     if fidelity_faiss.rankers():
         assert got[fidelity_faiss.PQ_FASTSCAN] == 96 and got[fidelity_faiss.SQ_4BIT] == 192
+        # The rotation in front of RaBitQ adds nothing per vector either.
+        assert got[fidelity_faiss.RABITQ_ROTATED_2BIT] == got[fidelity_faiss.RABITQ_2BIT]
 
 
 def test_faiss_baselines_are_measured() -> None:
     # faiss is a test dependency (pyproject's [test] extra): its baselines must not silently vanish.
     names = [name for name, _, _ in fidelity_faiss.rankers()]
     assert fidelity_faiss.PQ_FASTSCAN in names and fidelity_faiss.SQ_4BIT in names
+    assert fidelity_faiss.RABITQ_2BIT in names and fidelity_faiss.RABITQ_ROTATED_2BIT in names
 
 
 def test_recalls_are_fractions(results: list[fidelity.MethodResult]) -> None:
@@ -190,6 +195,19 @@ def test_targets_compare_the_best_asymmetric_row_with_rabitq(results: list[fidel
         ]
         messages = fidelity.check_targets(moved)
         assert any("RaBitQ" in m for m in messages) == missed, messages
+    # The moonshot is reported beside the target, never checked: at +0.011 it is met, at +0.009 missed.
+    for delta, met in ((-0.011, True), (-0.009, False)):
+        moved = [
+            fidelity.MethodResult(**{**r.__dict__, "recall_at_10": best.recall_at_10 + delta}) if r is ref else r
+            for r in results
+        ]
+        moon = fidelity.moonshot(moved)
+        assert moon is not None and moon[0] == pytest.approx(-delta) and moon[1] == met
+        assert not any("RaBitQ" in m for m in fidelity.check_targets(moved))
+        words = f"moonshot +0.01: {-delta:+.4f}, " + ("met" if met else "missed")
+        assert words in fidelity.target_summary(moved)
+    # The rotated RaBitQ is a control: the target is the plain one, whichever recalls more.
+    assert ref.name == fidelity_faiss.RABITQ_2BIT
     # A row over the byte budget never counts as the best Q² asymmetric row.
     fat = fidelity.MethodResult(**{**best.__dict__, "name": "fat", "bytes_per_vector": 101, "recall_at_10": 1.0})
     assert fidelity.best_q2([*results, fat]).name == best.name
@@ -248,3 +266,19 @@ def test_plot_writes_a_png(tmp_path: Path, results: list[fidelity.MethodResult])
     out = tmp_path / "fidelity.png"
     fidelity.plot(results, out, "test")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("rotation", ["random", "learned"])
+def test_rotated_rows_are_the_reconstruction_cosine_in_the_input_space(small: fidelity.Dataset, rotation: str) -> None:
+    # decode() rotates the reconstructions back: their cosine with the unrotated queries is the score.
+    fits = fidelity.Calibrations(0)
+    th, _, _ = fits.get(small.database, "lloyd_max", rotation)  # fitted once, shared with the ranker
+    assert th.rotation is not None and th.rotation.shape == (384, 384) and th.report.rotation == rotation
+    decoded = q2key.decode(q2key.encode(small.database, threshold=th).codes, threshold=th).astype(np.float64)
+    decoded /= np.linalg.norm(decoded, axis=1, keepdims=True)
+    queries = small.queries[:20].astype(np.float64)
+    want = stable_top_k(queries @ decoded.T, 10)
+    rank = fidelity.q2_asym_ranker("lloyd_max", fits, rotation)
+    got, notes = rank(small.queries[:20], small.database, 10)
+    np.testing.assert_array_equal(got, want)
+    assert notes["bytes"] == 100 and notes["rotation"] == rotation and notes["table"] == "fitted"

@@ -645,6 +645,27 @@ _array_cases(
         Bad("huge", _TABLE * 1e20, q2key.Q2KeyError, None),
     ],
 )
+_EYE = np.eye(DIM)
+_ROTATION_BADS = [
+    Bad("strings", np.array([["a"] * DIM] * DIM), q2key.DTypeError, "expected real numbers, got dtype <U1"),
+    Bad("complex", _EYE.astype(np.complex64), q2key.DTypeError, "expected real numbers, got dtype complex64"),
+    Bad("bool", _EYE > 0, q2key.DTypeError, "expected real numbers, got dtype bool"),
+    Bad("ragged", [[1.0, 0.0], [0.0]], q2key.ShapeError, "expected shape (dim, dim), got ragged rows"),
+    Bad("1-D", _EYE.ravel(), q2key.ShapeError, f"expected shape (dim, dim), got ({DIM * DIM},)"),
+    Bad("not square", _EYE[:, :4], q2key.ShapeError, None),
+    Bad("wrong dim", np.eye(DIM + 1), q2key.ShapeError, None),
+    Bad("nan", np.where(_EYE > 0, np.nan, 0.0), q2key.NonFiniteError, None),
+    Bad("inf", np.where(_EYE > 0, np.inf, 0.0), q2key.NonFiniteError, None),
+    Bad("not orthogonal", np.ones((DIM, DIM)), q2key.Q2KeyError, None),
+    Bad("scaled", 2 * _EYE, q2key.Q2KeyError, None),
+]
+_array_cases("Thresholds.with_rotation", "rotation", q2key.Thresholds.gaussian(DIM).with_rotation, _ROTATION_BADS)
+_array_cases(
+    "Thresholds.with_rotation-per_dim",
+    "rotation",
+    q2key.Thresholds.per_dim(np.tile([[-0.1], [0.0], [0.1]], DIM)).with_rotation,
+    _ROTATION_BADS,
+)
 _array_cases(
     "encode(dtype=q2)", "x", lambda v: q2key.encode(v, dtype="q2", dim=DIM), [CODE_BADS[0], CODE_BADS[1], WIDTH_BAD]
 )
@@ -800,6 +821,29 @@ OPTIONS = [
         "method",
         lambda v: _calibrator().thresholds(method=v),
         [Bad("unknown", "best", q2key.Q2KeyError, None)],
+    ),
+    *(
+        (
+            f"{name}-rotation",
+            "rotation",
+            call,
+            [
+                Bad(label, value, q2key.Q2KeyError, f"expected None, 'random' or 'learned', got {shown}")
+                for label, value, shown in (
+                    ("unknown", "itq", "'itq'"),
+                    ("case", "Learned", "'Learned'"),
+                    ("int", 5, "5"),
+                    ("bool", True, "True"),
+                    ("array", np.eye(DIM), "ndarray"),
+                    ("bytes", b"random", "b'random'"),
+                )
+            ],
+        )
+        for name, call in (
+            ("calibrate", lambda v: q2key.calibrate(SAMPLE, rotation=v)),
+            ("calibrate(fidelity)", lambda v: q2key.calibrate(SAMPLE, method="fidelity", rotation=v)),
+            ("Calibrator.thresholds", lambda v: _calibrator().thresholds(rotation=v)),
+        )
     ),
 ]
 

@@ -93,6 +93,11 @@ def _valid_thresholds() -> list[q2key.Thresholds]:
         q2key.Thresholds.global_(0.2),
         q2key.Thresholds.global_(0.05, dim=7),
         q2key.Thresholds.per_dim(np.array([[-0.4, -0.1, 0.0], [0.0, 0.0, 0.1], [0.5, 0.2, 0.3]])),
+        # A table and a rotation (a signed permutation: orthogonal whatever float32 makes of it).
+        q2key.Thresholds.per_dim(np.array([[-0.4, -0.1, 0.0], [0.0, 0.0, 0.1], [0.5, 0.2, 0.3]]))
+        .with_reconstruction([[-0.6, -0.2, 0.05, 0.7], [-0.3, -0.05, 0.0, 0.4], [-0.1, 0.05, 0.2, 0.5]])
+        .with_rotation([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]),
+        q2key.Thresholds.global_(0.05).with_rotation(np.eye(4)),
     ]
 
 

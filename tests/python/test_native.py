@@ -135,3 +135,16 @@ def test_thresholds_hold_one_native_value() -> None:
         assert isinstance(native, _native.Thresholds)
         assert (native.kind, native.dim, native.tau) == (th.kind, th.dim, th.tau)
         assert q2key.Thresholds.from_bytes(th.to_bytes())._rule == native
+
+
+def test_native_matrices_must_be_c_ordered() -> None:
+    """A Fortran-ordered array is contiguous but holds the transpose: the native layer refuses it
+    (it used to read it as rows, e.g. encoding garbage or a transposed rotation)."""
+    x = np.random.default_rng(0).normal(size=(5, 8)).astype(np.float32)
+    rotation = np.linalg.qr(np.random.default_rng(1).normal(size=(8, 8)))[0]
+    for call in (
+        lambda: _native.encode(np.asfortranarray(x)),
+        lambda: _native.Thresholds.gaussian(8).with_rotation(np.asfortranarray(rotation)),
+    ):
+        with pytest.raises(q2key.ShapeError, match="C-contiguous"):
+            call()

@@ -198,7 +198,8 @@ def test_bad_json_is_a_clear_error() -> None:
     for text, words in [
         ("not json", "not valid JSON"),
         ("[]", "format"),
-        (good.replace('"version": 1', '"version": 2'), "unsupported version"),
+        (good.replace('"version": 1', '"version": 3'), "unsupported version"),
+        (good.replace('"version": 1', '"version": 2'), "rotation"),  # version 2 is a rotation's
         (good.replace('"global"', '"magic"'), "unknown kind"),
         (good.replace("0.2", "-0.2"), "tau"),
     ]:
