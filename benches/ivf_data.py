@@ -55,6 +55,7 @@ renamed when complete: an interrupted run leaves no half file that a later run w
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -80,7 +81,7 @@ K = 10
 #: Above this many rows ``--dtype auto`` stores float16.
 FLOAT32_MAX_ROWS = 2_000_000
 #: Version of the recipe: part of the cache's settings, so a changed recipe never reuses old files.
-RECIPE = 1
+RECIPE = 2
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
@@ -103,7 +104,9 @@ class Real:
     sigma: F32
 
 
+@functools.lru_cache(maxsize=2)
 def load_real(path: Path = DEFAULT_DATA) -> Real:
+    """The bundled rows, their nearest real rows and spread (cached: computing the partners takes seconds)."""
     with np.load(path) as z:
         db, queries = unit(z["database"]), unit(z["queries"])
     # Each row's PARTNERS nearest other rows (exact cosine, in blocks of 2 048 rows).
@@ -228,13 +231,13 @@ def dataset(
     stem = out / f"minilm-mix-{rows}-s{seed}-{store}"
     npy, gt, meta_path = stem.with_suffix(".npy"), stem.with_suffix(".top10.npz"), stem.with_suffix(".json")
     settings = {"recipe": RECIPE, "rows": rows, "seed": seed, "dtype": store, "data": str(data), "chunk": CHUNK}
-    real = load_real(data)
     meta: dict[str, Any] | None = None
     if not force and npy.exists() and gt.exists() and meta_path.exists():
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         if meta.get("settings") != settings:
             meta = None
     if meta is None:
+        real = load_real(data)
         t0 = time.perf_counter()
         scale = fit_scale(real, seed)
         say(f"noise scale s = {scale} (fitted in {time.perf_counter() - t0:.1f} s)")
@@ -243,7 +246,7 @@ def dataset(
         t0 = time.perf_counter()
         for c, lo in enumerate(range(0, rows, CHUNK)):
             n = min(CHUNK, rows - lo)
-            db[lo : lo + n] = chunk_rows(real, seed, c, n, scale)
+            db[lo : lo + n] = chunk_rows(real, seed, c, CHUNK, scale)[:n]  # whole chunks: prefixes agree
             if c % 16 == 15:
                 say(f"  {lo + n:,} / {rows:,} rows ({time.perf_counter() - t0:.0f} s)")
         db.flush()
@@ -274,7 +277,9 @@ def dataset(
         _replace(tmp_meta, meta_path)
     with np.load(gt) as z:
         ids, cos = np.asarray(z["ids"]), np.asarray(z["cos"])
-    return Dataset(npy, np.load(npy, mmap_mode="r"), real.queries, ids, cos, meta)
+    with np.load(data) as z:
+        queries = unit(z["queries"])
+    return Dataset(npy, np.load(npy, mmap_mode="r"), queries, ids, cos, meta)
 
 
 def describe(ds: Dataset) -> str:
