@@ -88,7 +88,16 @@ fn training_leaves_no_list_empty_and_stats_add_up() {
     // Even from duplicated rows (many ties), empty clusters get split.
     let dim = 8;
     let x: Vec<f32> = (0..400).flat_map(|i| [(i % 3) as f32 + 1.0; 8]).collect();
-    let c = train(&x, dim, KmeansParams { lists: 3, iterations: 4, seed: 1 }).unwrap();
+    let c = train(
+        &x,
+        dim,
+        KmeansParams {
+            lists: 3,
+            iterations: 4,
+            seed: 1,
+        },
+    )
+    .unwrap();
     assert_eq!(c.len(), 3 * dim);
 }
 
@@ -190,18 +199,49 @@ fn adds_are_all_or_nothing_and_ids_unique() {
     let x = mixture(&mut rng, 500, dim, 4);
     let mut ivf = IvfIndex::new(dim, Thresholds::gaussian(dim).unwrap()).unwrap();
     assert!(matches!(ivf.add(&x, None), Err(Error::Value { arg: "index", .. })));
-    assert!(matches!(ivf.search_asym(&x[..dim], 1, 1, None), Err(Error::Value { arg: "index", .. })));
+    assert!(matches!(
+        ivf.search_asym(&x[..dim], 1, 1, None),
+        Err(Error::Value { arg: "index", .. })
+    ));
     ivf.train(&x, params(5, 1)).unwrap();
     assert!(ivf.train(&x, params(5, 1)).is_err());
     assert_eq!(ivf.add(&x[..10 * dim], None).unwrap(), (0..10).collect::<Vec<u64>>());
     let dup = ivf.add(&x[..2 * dim], Some(&[100, 3])).unwrap_err();
-    assert!(matches!(dup, Error::DuplicateId { id: 3, row: 1, within_batch: false }), "{dup:?}");
+    assert!(
+        matches!(
+            dup,
+            Error::DuplicateId {
+                id: 3,
+                row: 1,
+                within_batch: false
+            }
+        ),
+        "{dup:?}"
+    );
     let dup = ivf.add(&x[..2 * dim], Some(&[100, 100])).unwrap_err();
-    assert!(matches!(dup, Error::DuplicateId { id: 100, row: 1, within_batch: true }));
+    assert!(matches!(
+        dup,
+        Error::DuplicateId {
+            id: 100,
+            row: 1,
+            within_batch: true
+        }
+    ));
     let mut bad = x[..2 * dim].to_vec();
     bad[dim + 3] = f32::NAN;
-    assert!(matches!(ivf.add(&bad, None), Err(Error::NonFinite { arg: "x", row: 1, col: 3, .. })));
-    assert!(matches!(ivf.add(&x[..dim + 1], None), Err(Error::Shape { arg: "x", .. })));
+    assert!(matches!(
+        ivf.add(&bad, None),
+        Err(Error::NonFinite {
+            arg: "x",
+            row: 1,
+            col: 3,
+            ..
+        })
+    ));
+    assert!(matches!(
+        ivf.add(&x[..dim + 1], None),
+        Err(Error::Shape { arg: "x", .. })
+    ));
     assert_eq!(ivf.len(), 10);
     assert!(ivf.contains(3) && !ivf.contains(100));
     assert_eq!(ivf.remove(&[3, 3, 999]).unwrap(), 1);
@@ -209,8 +249,14 @@ fn adds_are_all_or_nothing_and_ids_unique() {
     // A removed id may be added again; sequential ids continue above every id seen.
     ivf.add(&x[..dim], Some(&[3])).unwrap();
     assert_eq!(ivf.add(&x[..dim], None).unwrap(), vec![10]);
-    assert!(matches!(ivf.search_asym(&x[..dim], 0, 1, None), Err(Error::Value { arg: "k", .. })));
-    assert!(matches!(ivf.search_asym(&x[..dim], 1, 0, None), Err(Error::Value { arg: "nprobe", .. })));
+    assert!(matches!(
+        ivf.search_asym(&x[..dim], 0, 1, None),
+        Err(Error::Value { arg: "k", .. })
+    ));
+    assert!(matches!(
+        ivf.search_asym(&x[..dim], 1, 0, None),
+        Err(Error::Value { arg: "nprobe", .. })
+    ));
 }
 
 #[test]
@@ -222,7 +268,16 @@ fn memory_per_row_at_384_dimensions_is_at_most_120_bytes() {
     let (lists, rows) = (24usize, 24 * 790);
     let x = mixture(&mut rng, rows, dim, 30);
     let mut ivf = IvfIndex::new(dim, Thresholds::gaussian(dim).unwrap()).unwrap();
-    ivf.train(&x, IvfParams { lists: Some(lists), points_per_list: Some(40), iterations: Some(3), seed: 1 }).unwrap();
+    ivf.train(
+        &x,
+        IvfParams {
+            lists: Some(lists),
+            points_per_list: Some(40),
+            iterations: Some(3),
+            seed: 1,
+        },
+    )
+    .unwrap();
     ivf.add(&x, None).unwrap();
     let per_row = ivf.memory_bytes() as f64 / rows as f64;
     assert!(per_row <= 120.0, "{per_row} bytes per row");

@@ -100,7 +100,9 @@ impl List {
             what: "the inverted lists",
             size: format!("{more} more rows"),
         };
-        blocks.try_reserve_exact(want.saturating_sub(blocks.len())).map_err(fail)?;
+        blocks
+            .try_reserve_exact(want.saturating_sub(blocks.len()))
+            .map_err(fail)?;
         self.ids.try_reserve_exact(more).map_err(fail)?;
         self.norms.try_reserve_exact(more).map_err(fail)?;
         self.alive

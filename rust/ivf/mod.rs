@@ -164,7 +164,10 @@ impl IvfIndex {
     pub fn train(&mut self, x: &[f32], params: IvfParams) -> Result<()> {
         self.check_writable()?;
         if self.is_trained() {
-            return Err(Error::value("index", "is already trained (build a new index to retrain)"));
+            return Err(Error::value(
+                "index",
+                "is already trained (build a new index to retrain)",
+            ));
         }
         let rows = self.check_floats("x", x)?;
         let lists = params.lists.unwrap_or_else(|| default_lists(rows));
@@ -371,7 +374,11 @@ impl IvfIndex {
             lists: sizes.len(),
             min_list: sizes.iter().copied().min().unwrap_or(0),
             max_list: sizes.iter().copied().max().unwrap_or(0),
-            mean_list: if sizes.is_empty() { 0.0 } else { rows as f64 / sizes.len() as f64 },
+            mean_list: if sizes.is_empty() {
+                0.0
+            } else {
+                rows as f64 / sizes.len() as f64
+            },
             imbalance,
             memory_bytes: self.memory_bytes(),
             mapped: self.mapped,

@@ -107,11 +107,7 @@ impl IvfIndex {
                 d.chunks_exact(lists)
                     .map(|row| {
                         let mut order: Vec<u32> = (0..lists as u32).collect();
-                        let by = |a: &u32, b: &u32| {
-                            row[*b as usize]
-                                .total_cmp(&row[*a as usize])
-                                .then(a.cmp(b))
-                        };
+                        let by = |a: &u32, b: &u32| row[*b as usize].total_cmp(&row[*a as usize]).then(a.cmp(b));
                         if nprobe < lists {
                             order.select_nth_unstable_by(nprobe - 1, by);
                             order.truncate(nprobe);
@@ -173,7 +169,11 @@ impl IvfIndex {
         let mut ids = with_capacity("search", "the ids output", nq, kk)?;
         ids.resize(nq * kk, u64::MAX);
         if kk == 0 {
-            return Ok(IvfAsymNeighbours { columns: 0, distances, ids });
+            return Ok(IvfAsymNeighbours {
+                columns: 0,
+                distances,
+                ids,
+            });
         }
         let routes = self.route(queries, nprobe);
         let shared = SharedTables::new(&self.table);
@@ -192,7 +192,11 @@ impl IvfIndex {
                     *i = self.lists[route[set] as usize].ids[row];
                 }
             });
-        Ok(IvfAsymNeighbours { columns: kk, distances, ids })
+        Ok(IvfAsymNeighbours {
+            columns: kk,
+            distances,
+            ids,
+        })
     }
 
     /// The Lee top-`k` of code `queries` (`Q × code_width(dim)`, Gray-coded,
@@ -248,7 +252,11 @@ impl IvfIndex {
         let mut ids = with_capacity("search", "the ids output", nq, kk)?;
         ids.resize(nq * kk, u64::MAX);
         if kk == 0 {
-            return Ok(IvfLeeNeighbours { columns: 0, distances, ids });
+            return Ok(IvfLeeNeighbours {
+                columns: 0,
+                distances,
+                ids,
+            });
         }
         let routes = match floats {
             Some(f) => self.route(f, nprobe),
@@ -269,7 +277,11 @@ impl IvfIndex {
                     (*d, *i) = (dist, id);
                 }
             });
-        Ok(IvfLeeNeighbours { columns: kk, distances, ids })
+        Ok(IvfLeeNeighbours {
+            columns: kk,
+            distances,
+            ids,
+        })
     }
 
     /// The `kk` nearest allowed rows of `route`'s lists to code `q`, by (Lee distance, id).

@@ -735,7 +735,13 @@ pub(crate) fn search_asym_lists(
     let all = BlockSets { sets, starts };
     let allowed: usize = sets
         .iter()
-        .map(|s| RowScope { mask: s.mask, tie_keys: None }.allowed(s.rows))
+        .map(|s| {
+            RowScope {
+                mask: s.mask,
+                tie_keys: None,
+            }
+            .allowed(s.rows)
+        })
         .sum();
     let kk = result_columns(k, allowed);
     if kk == 0 {
@@ -758,11 +764,28 @@ pub(crate) fn search_asym_lists(
                 },
                 base: *start as u32,
             };
-            scan_rows(kernels, &db, std::slice::from_ref(&qt), 0, s.rows, std::slice::from_mut(&mut cands));
+            scan_rows(
+                kernels,
+                &db,
+                std::slice::from_ref(&qt),
+                0,
+                s.rows,
+                std::slice::from_mut(&mut cands),
+            );
         }
     }
     let (mut scores, mut rows) = (vec![0f32; kk], vec![0i64; kk]);
-    finish(&all, &shared.pair_squares, width, table, q, &qt, cands, &mut scores, &mut rows);
+    finish(
+        &all,
+        &shared.pair_squares,
+        width,
+        table,
+        q,
+        &qt,
+        cands,
+        &mut scores,
+        &mut rows,
+    );
     scores
         .into_iter()
         .zip(rows)
