@@ -1,0 +1,1 @@
+//! The inverted-file index file (docs/FORMAT.md, kind `Q2KEYIVF`).
