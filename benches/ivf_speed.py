@@ -20,7 +20,7 @@ Methods (float queries unless said; k = ``--k``; ``--threads`` threads everywher
 - ``exhaustive``: :meth:`q2key.Index.search` with ``scoring="asymmetric"`` over every row (the
   reference the issue's "recall of the exhaustive top-10" is measured against);
 - ``exhaustive_lee``: the same index scored by Lee distance (``scoring="lee"``);
-- ``ivf``: :class:`q2key.IVFIndex` (``IVFIndex.train(sample, lists=L, threshold=th)``, then ``add``),
+- ``ivf``: :class:`q2key.IVFIndex` (``IVFIndex(384, threshold=th).train(sample, lists=L)``, then ``add``),
   ``search(queries, k, nprobe=p, scoring="asymmetric")`` for every ``--nprobe`` p;
 - ``ivf_lee``: the same index searched with the queries' Q² codes (Lee distance) for every p;
 - ``rabitq``: faiss ``IndexIVFRaBitQ(IndexFlatIP(384), 384, L, METRIC_INNER_PRODUCT, True, 2)``
@@ -167,11 +167,14 @@ def build(
         search: Searcher = exhaustive
         notes["bytes_per_row"] = index.stats().bytes_per_row
     elif method in (IVF, IVF_LEE):
-        ivf = q2key.IVFIndex.train(sample, lists=lists, threshold=th, seed=args.seed, threads=t)
+        ivf = q2key.IVFIndex(DIM, threshold=th)
+        per_list = -(-sample.shape[0] // lists)  # k-means on the whole shared sample
+        ivf.train(sample, lists=lists, points_per_list=per_list, seed=args.seed, threads=t)
         t1 = time.perf_counter()
         ivf.add(database, threads=t)
         stats = ivf.stats()
-        notes.update(bytes_per_row=stats.bytes_per_row, imbalance=stats.imbalance, largest_list=stats.largest)
+        notes.update(bytes_per_row=round(stats.bytes_per_row, 1), imbalance=round(stats.imbalance, 3))
+        notes["largest_list"] = stats.max_list
         lee = method == IVF_LEE
 
         def inverted(queries: Any, nprobe: int | None) -> I64:
