@@ -283,3 +283,149 @@ fn memory_per_row_at_384_dimensions_is_at_most_120_bytes() {
     assert!(per_row <= 120.0, "{per_row} bytes per row");
     assert!(per_row >= 96.0 + 8.0 + 4.0, "{per_row}: not counting everything");
 }
+
+/// Search results, asymmetric and Lee, of every nprobe up to the lists.
+fn answers(ivf: &IvfIndex, queries: &[f32]) -> Vec<(Vec<f32>, Vec<u64>, Vec<u32>, Vec<u64>)> {
+    (1..=ivf.lists())
+        .step_by(3)
+        .map(|nprobe| {
+            let a = ivf.search_asym(queries, 7, nprobe, None).unwrap();
+            let l = ivf.search_lee_floats(queries, 7, nprobe, None).unwrap();
+            (a.distances, a.ids, l.distances, l.ids)
+        })
+        .collect()
+}
+
+#[test]
+fn save_load_and_bytes_round_trip_with_and_without_mmap() {
+    let mut rng = Rng::new(8);
+    let dim = 21;
+    let (mut ivf, _, _, ids) = pair(&mut rng, 900, dim, 7);
+    ivf.remove(&ids[..50]).unwrap();
+    let queries: Vec<f32> = (0..4 * dim).map(|_| rng.gaussian() as f32).collect();
+    let want = answers(&ivf, &queries);
+    let bytes = ivf.to_bytes().unwrap();
+    assert_eq!(ivf.stats().dead, 0, "to_bytes compacts");
+    let back = IvfIndex::from_bytes(&bytes).unwrap();
+    assert_eq!(answers(&back, &queries), want);
+    assert_eq!(back.centroids(), ivf.centroids());
+    assert_eq!(back.next_id(), ivf.next_id());
+    let dir = std::env::temp_dir().join(format!("q2key-ivf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("a.q2ivf");
+    ivf.save(&path).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+    for mmap in [false, true] {
+        let mut loaded = IvfIndex::load(&path, mmap).unwrap();
+        assert_eq!(loaded.is_mapped(), mmap);
+        assert_eq!(answers(&loaded, &queries), want);
+        assert_eq!(
+            loaded.to_bytes().unwrap(),
+            bytes,
+            "canonical: decode then write gives the same bytes"
+        );
+        if mmap {
+            assert!(matches!(loaded.add(&queries[..dim], None), Err(Error::ReadOnly)));
+            assert!(matches!(loaded.remove(&[ids[60]]), Err(Error::ReadOnly)));
+            // Saving a mapped index over its own file is safe.
+            loaded.save(&path).unwrap();
+            assert_eq!(answers(&IvfIndex::load(&path, false).unwrap(), &queries), want);
+        }
+    }
+    // Every single-byte corruption is refused or decodes to the same bytes.
+    for at in (0..bytes.len()).step_by(bytes.len() / 97 + 1) {
+        let mut bad = bytes.clone();
+        bad[at] ^= 0x5A;
+        if let Ok(mut i) = IvfIndex::from_bytes(&bad) {
+            assert_eq!(i.to_bytes().unwrap(), bad);
+        }
+    }
+    for cut in [0, 7, 100, bytes.len() - 1] {
+        assert!(matches!(IvfIndex::from_bytes(&bytes[..cut]), Err(Error::Format { .. })));
+    }
+    // An untrained index round-trips too.
+    let mut empty = IvfIndex::new(dim, Thresholds::gaussian(dim).unwrap()).unwrap();
+    let e = empty.to_bytes().unwrap();
+    assert!(!IvfIndex::from_bytes(&e).unwrap().is_trained());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+mod round_trip {
+    use super::{mixture, params, IvfIndex, Thresholds};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        /// save→load keeps every row, id and answer, for any thresholds kind,
+        /// dimension, list count and removals.
+        #[test]
+        fn bytes_round_trip(dim in 1usize..40, rows in 1usize..300, lists in 1usize..9, seed in 0u64..1000,
+                            kind in 0u8..3, drop in 0usize..50) {
+            let mut rng = super::Rng::new(seed);
+            let x = mixture(&mut rng, rows, dim, 3);
+            let th = match kind {
+                0 => Thresholds::gaussian(dim).unwrap(),
+                1 => Thresholds::global("tau", 0.1, Some(dim)).unwrap(),
+                _ => {
+                    let cuts: Vec<f64> = (0..3).flat_map(|j| vec![0.1 * (j as f64 - 1.0); dim]).collect();
+                    Thresholds::per_dim(&cuts, &[3, dim]).unwrap()
+                }
+            };
+            let mut ivf = IvfIndex::new(dim, th).unwrap();
+            let lists = lists.min(rows);
+            ivf.train(&x, params(lists, seed)).unwrap();
+            let ids = ivf.add(&x, None).unwrap();
+            ivf.remove(&ids[..drop.min(rows)]).unwrap();
+            let q = &x[..dim];
+            let want = (ivf.search_asym(q, 5, lists, None).unwrap(), ivf.search_lee_floats(q, 5, lists, None).unwrap());
+            let bytes = ivf.to_bytes().unwrap();
+            let mut back = IvfIndex::from_bytes(&bytes).unwrap();
+            prop_assert_eq!(back.len(), ivf.len());
+            prop_assert_eq!(back.search_asym(q, 5, lists, None).unwrap(), want.0);
+            prop_assert_eq!(back.search_lee_floats(q, 5, lists, None).unwrap(), want.1);
+            prop_assert_eq!(back.to_bytes().unwrap(), bytes);
+        }
+    }
+}
+
+/// Regenerates the seeds of the `load_ivf` fuzz target (small valid files
+/// of every threshold kind, with and without a reconstruction table, untrained,
+/// with removals): `cargo test --test ivf -- --ignored write_ivf_fuzz_seeds`.
+#[test]
+#[ignore]
+fn write_ivf_fuzz_seeds() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/load_ivf");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut rng = Rng::new(11);
+    let cases: Vec<(&str, usize, Thresholds, usize, usize)> = vec![
+        ("untrained", 5, Thresholds::gaussian(5).unwrap(), 0, 0),
+        ("gaussian", 6, Thresholds::gaussian(6).unwrap(), 40, 3),
+        ("global", 9, Thresholds::global("tau", 0.2, Some(9)).unwrap(), 70, 4),
+        (
+            "per_dim",
+            3,
+            Thresholds::per_dim(&[-0.3, -0.3, -0.3, 0.0, 0.0, 0.0, 0.3, 0.3, 0.3], &[3, 3]).unwrap(),
+            33,
+            2,
+        ),
+    ];
+    for (name, dim, th, rows, lists) in cases {
+        for fitted in [false, true] {
+            let th = if fitted {
+                let sample: Vec<f64> = (0..64 * dim).map(|_| rng.gaussian()).collect();
+                th.fit_reconstruction(&sample, dim).unwrap()
+            } else {
+                th.clone()
+            };
+            let mut ivf = IvfIndex::new(dim, th).unwrap();
+            if rows > 0 {
+                let x = mixture(&mut rng, rows, dim, 3);
+                ivf.train(&x, params(lists, 1)).unwrap();
+                let ids = ivf.add(&x, None).unwrap();
+                ivf.remove(&ids[..2]).unwrap();
+            }
+            let suffix = if fitted { "_fitted" } else { "" };
+            std::fs::write(dir.join(format!("{name}{suffix}.q2ivf")), ivf.to_bytes().unwrap()).unwrap();
+        }
+    }
+}

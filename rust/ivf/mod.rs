@@ -393,6 +393,36 @@ impl IvfIndex {
             + 16 * self.dim
     }
 
+    /// Compacts, then saves atomically to `path` (docs/FORMAT.md). Saving
+    /// a mapped index, even over the file it maps, is safe.
+    pub fn save(&mut self, path: &std::path::Path) -> Result<()> {
+        if !self.mapped {
+            self.compact()?;
+        }
+        format::save(self, path)
+    }
+
+    /// The saved file's bytes (compacts first): what pickling ships.
+    pub fn to_bytes(&mut self) -> Result<Vec<u8>> {
+        if !self.mapped {
+            self.compact()?;
+        }
+        let mut out = Vec::new();
+        format::write_to(self, &mut out).map_err(|e| Error::value("index", format!("could not serialise: {e}")))?;
+        Ok(out)
+    }
+
+    /// An index from [`IvfIndex::to_bytes`] output (validated like a file; errors name `data`).
+    pub fn from_bytes(bytes: &[u8]) -> Result<IvfIndex> {
+        format::decode(bytes, "data")
+    }
+
+    /// Loads an index saved by [`IvfIndex::save`]; with `mmap` the lists'
+    /// codes stay in the file, mapped read-only, and writing methods fail.
+    pub fn load(path: &std::path::Path, mmap: bool) -> Result<IvfIndex> {
+        format::load(path, mmap)
+    }
+
     fn check_writable(&self) -> Result<()> {
         if self.mapped {
             return Err(Error::ReadOnly);

@@ -20,6 +20,7 @@ use crate::keys::check_padding;
 use crate::search::asym::{check_queries, cosine_distance, search_asym_lists, BlockSet, SharedTables};
 use crate::search::result_columns;
 use rayon::prelude::*;
+use std::borrow::Cow;
 use std::collections::BinaryHeap;
 
 /// Queries routed together (one matrix product against the centroids).
@@ -44,13 +45,13 @@ pub struct IvfLeeNeighbours {
 }
 
 /// Per list, the rows a search may return (`None`: all of them).
-struct ListMasks(Vec<Option<Vec<u8>>>);
+struct ListMasks<'a>(Vec<Option<Cow<'a, [u8]>>>);
 
-impl ListMasks {
+impl<'a> ListMasks<'a> {
     /// Masks for `filter` (alive rows whose id it allows), or each list's alive mask.
-    fn new(lists: &[List], filter: Option<Filter<'_>>) -> ListMasks {
+    fn new(lists: &'a [List], filter: Option<Filter<'_>>) -> ListMasks<'a> {
         let Some(filter) = filter else {
-            return ListMasks(lists.iter().map(|l| l.alive_mask().map(<[u8]>::to_vec)).collect());
+            return ListMasks(lists.iter().map(|l| l.alive_mask().map(Cow::Borrowed)).collect());
         };
         let wanted: Option<foldhash::HashSet<u64>> = match filter {
             Filter::Ids(ids) => Some(ids.iter().copied().collect()),
@@ -68,7 +69,7 @@ impl ListMasks {
                     for r in (0..l.rows()).filter(|&r| l.is_alive(r) && allows(l.ids[r])) {
                         bits[r / 8] |= 1 << (r % 8);
                     }
-                    Some(bits)
+                    Some(Cow::Owned(bits))
                 })
                 .collect(),
         )

@@ -14,6 +14,8 @@ use crate::ivf::{IvfIndex, IvfParams};
 use crate::Thresholds;
 use numpy::{PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use std::path::PathBuf;
 use std::sync::{RwLock, RwLockReadGuard};
 
 type Found<'py, D> = (Bound<'py, PyArray2<D>>, Bound<'py, PyArray2<u64>>);
@@ -298,6 +300,31 @@ impl PyIvfIndex {
 
     fn contains(&self, py: Python<'_>, id: u64) -> PyResult<bool> {
         self.with_read(py, |i| i.contains(id))
+    }
+
+    /// Compacts and saves atomically (takes the write lock: searches wait).
+    fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+        py.detach(|| run(None, || core_write(self, |index| index.save(&path))))
+    }
+
+    /// The saved file's bytes (compacts first), for pickling.
+    fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let bytes = py.detach(|| run(None, || core_write(self, IvfIndex::to_bytes)))?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    #[staticmethod]
+    fn from_bytes(py: Python<'_>, data: &[u8]) -> PyResult<PyIvfIndex> {
+        let data = data.to_vec();
+        let index = py.detach(|| run(None, || IvfIndex::from_bytes(&data)))?;
+        Ok(PyIvfIndex::wrap(index))
+    }
+
+    #[staticmethod]
+    #[pyo3(signature = (path, mmap=false))]
+    fn load(py: Python<'_>, path: PathBuf, mmap: bool) -> PyResult<PyIvfIndex> {
+        let index = py.detach(|| run(None, || IvfIndex::load(&path, mmap)))?;
+        Ok(PyIvfIndex::wrap(index))
     }
 }
 

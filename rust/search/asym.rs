@@ -429,16 +429,52 @@ fn scan_rows(
     last: usize,
     cands: &mut [Candidates],
 ) {
+    scan_rows_with(kernels, db, queries, first, last, cands, &mut ScanBuffers::default());
+}
+
+/// The working buffers of [`scan_rows_with`], kept between calls that scan
+/// many small row sets (the lists of an inverted file) so each call does
+/// not allocate and zero them again.
+#[derive(Default)]
+struct ScanBuffers {
+    luts: Vec<u8>,
+    blocks: Vec<u8>,
+    sums: Vec<u32>,
+    norms: Vec<f32>,
+    flags: Vec<u8>,
+}
+
+/// [`scan_rows`] with caller-kept buffers.
+fn scan_rows_with(
+    kernels: &Kernels,
+    db: &Database<'_>,
+    queries: &[QueryTables],
+    first: usize,
+    last: usize,
+    cands: &mut [Candidates],
+    buffers: &mut ScanBuffers,
+) {
     let width = db.width;
-    let luts: Vec<u8> = queries.iter().flat_map(|qt| qt.luts.iter().copied()).collect();
+    let ScanBuffers {
+        luts,
+        blocks,
+        sums,
+        norms,
+        flags,
+    } = buffers;
+    luts.clear();
+    luts.extend(queries.iter().flat_map(|qt| qt.luts.iter().copied()));
+    let luts = &luts[..];
     // The re-layout buffer of row-major codes only (fast-scan codes are read in place).
-    let mut blocks = match db.codes {
-        CodesRef::RowMajor(_) => vec![0u8; CHUNK_ROWS * width],
-        _ => Vec::new(),
-    };
-    let mut sums = vec![0u32; QUERY_GROUP * CHUNK_ROWS];
-    let mut norms = vec![0f32; CHUNK_ROWS];
-    let mut flags = vec![0u8; CHUNK_ROWS];
+    if let CodesRef::RowMajor(_) = db.codes {
+        blocks.resize(CHUNK_ROWS * width, 0);
+    }
+    let chunk_rows = (last - first).min(CHUNK_ROWS).div_ceil(BLOCK_ROWS) * BLOCK_ROWS;
+    let group = queries.len().min(QUERY_GROUP);
+    // Every buffer is written before it is read in each chunk: no zeroing needed between calls.
+    sums.resize(sums.len().max(group * chunk_rows), 0);
+    norms.resize(norms.len().max(chunk_rows), 0.0);
+    flags.resize(flags.len().max(chunk_rows), 0);
     let mut start = first;
     while start < last {
         let end = (start + CHUNK_ROWS).min(last);
@@ -749,6 +785,7 @@ pub(crate) fn search_asym_lists(
     }
     let qt = QueryTables::new(q, table);
     let mut cands = Candidates::new(kk);
+    let mut buffers = ScanBuffers::default();
     if qt.norm != 0.0 {
         for (s, start) in sets.iter().zip(&all.starts) {
             let db = Database {
@@ -764,13 +801,14 @@ pub(crate) fn search_asym_lists(
                 },
                 base: *start as u32,
             };
-            scan_rows(
+            scan_rows_with(
                 kernels,
                 &db,
                 std::slice::from_ref(&qt),
                 0,
                 s.rows,
                 std::slice::from_mut(&mut cands),
+                &mut buffers,
             );
         }
     }
