@@ -139,7 +139,9 @@ def test_threads_do_not_change_the_answer(rng: np.random.Generator) -> None:
     b.add(x, threads=2)
     q = x[:64]
     for scoring in ("asymmetric", "lee"):
-        assert_same(a.search(q, 10, nprobe=5, threads=1, scoring=scoring), b.search(q, 10, nprobe=5, threads=2, scoring=scoring))
+        assert_same(
+            a.search(q, 10, nprobe=5, threads=1, scoring=scoring), b.search(q, 10, nprobe=5, threads=2, scoring=scoring)
+        )
     assert a.stats() == b.stats()
 
 
