@@ -38,9 +38,9 @@ def train_rows(args: argparse.Namespace, lists: int) -> int:
     return int(args.train_rows or min(POINTS_PER_LIST * lists, MAX_DEFAULT_TRAIN_ROWS))
 
 
-def sample(path: str, column: str | None, want: int, seed: int, args: argparse.Namespace, ctx: Context) -> tuple[
-    npt.NDArray[np.float32], int
-]:
+def sample(
+    path: str, column: str | None, want: int, seed: int, args: argparse.Namespace, ctx: Context
+) -> tuple[npt.NDArray[np.float32], int]:
     """A uniform sample of ``want`` rows of the file (all of them if it holds fewer) and the file's row count."""
     with open_source(path, column, what="vectors") as src:
         store = np.empty((want if src.rows is None else min(want, src.rows), src.dim), dtype=np.float32)
