@@ -765,7 +765,9 @@ fn bench_kmeans_assign(c: &mut Criterion) {
         let mut out = vec![0u32; rows];
         g.throughput(Throughput::Elements((2 * rows * lists * dim) as u64));
         g.bench_function(BenchmarkId::new("sgemm_argmax", format!("{rows}x{lists}x{dim}")), |b| {
-            b.iter(|| one_thread(|| q2key::ivf::kmeans::assign(&x, &centroids, dim, black_box(&mut out))).expect("assign"))
+            b.iter(|| {
+                one_thread(|| q2key::ivf::kmeans::assign(&x, &centroids, dim, black_box(&mut out))).expect("assign")
+            })
         });
     }
     g.finish();
