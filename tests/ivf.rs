@@ -8,6 +8,7 @@ mod common;
 use common::Rng;
 use q2key::index::{Filter, Index, IndexThresholds};
 use q2key::ivf::kmeans::{train, KmeansParams};
+use q2key::ivf::{IvfAsymNeighbours, IvfLeeNeighbours};
 use q2key::{code_width, parallel, Backend, Error, IvfIndex, IvfParams, Kernels, Thresholds};
 
 /// `rows` vectors around `centres` random directions (a mixture with noise),
@@ -285,13 +286,13 @@ fn memory_per_row_at_384_dimensions_is_at_most_120_bytes() {
 }
 
 /// Search results, asymmetric and Lee, of every nprobe up to the lists.
-fn answers(ivf: &IvfIndex, queries: &[f32]) -> Vec<(Vec<f32>, Vec<u64>, Vec<u32>, Vec<u64>)> {
+fn answers(ivf: &IvfIndex, queries: &[f32]) -> Vec<(IvfAsymNeighbours, IvfLeeNeighbours)> {
     (1..=ivf.lists())
         .step_by(3)
         .map(|nprobe| {
             let a = ivf.search_asym(queries, 7, nprobe, None).unwrap();
             let l = ivf.search_lee_floats(queries, 7, nprobe, None).unwrap();
-            (a.distances, a.ids, l.distances, l.ids)
+            (a, l)
         })
         .collect()
 }

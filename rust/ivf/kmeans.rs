@@ -15,9 +15,11 @@
 use crate::error::{with_capacity, zeroed, Error, Result};
 use rayon::prelude::*;
 
-/// Rows per parallel task of the assignment: the dot products of a task
-/// (`rows × centroids` f32) stay ≤ 1 MB for 4 096 centroids.
-const ASSIGN_ROWS: usize = 64;
+/// Rows per parallel task of the assignment: sgemm packs the centroids once
+/// per task, so larger tasks amortise it (64 rows: 12 GFLOP/s, 256 rows:
+/// 18 GFLOP/s on one AVX2 core at 2 048 centroids × 384-d); a task's dot
+/// products (`rows × centroids` f32) are 4 MB at 4 096 centroids.
+const ASSIGN_ROWS: usize = 256;
 /// The relative perturbation of a split centroid (faiss's `EPS`).
 const SPLIT_EPS: f32 = 1.0 / 1024.0;
 
@@ -127,7 +129,7 @@ pub(crate) fn normalise_row(row: &mut [f32]) {
 
 /// The nearest centroid of each row (largest dot product, ties to the lower
 /// centroid) and that dot product; rows in parallel tasks of [`ASSIGN_ROWS`].
-pub(crate) fn assign(x: &[f32], centroids: &[f32], dim: usize, out: &mut [u32]) -> Result<()> {
+pub fn assign(x: &[f32], centroids: &[f32], dim: usize, out: &mut [u32]) -> Result<()> {
     let lists = centroids.len() / dim;
     x.par_chunks(ASSIGN_ROWS * dim)
         .zip(out.par_chunks_mut(ASSIGN_ROWS))

@@ -13,6 +13,7 @@ MAX_DIM: int
 __all__ = [
     "MAX_DIM",
     "Index",
+    "IvfIndex",
     "Thresholds",
     "ViewGuard",
     "__version__",
