@@ -230,7 +230,7 @@ def dataset(
     out.mkdir(parents=True, exist_ok=True)
     stem = out / f"minilm-mix-{rows}-s{seed}-{store}"
     npy, gt, meta_path = stem.with_suffix(".npy"), stem.with_suffix(".top10.npz"), stem.with_suffix(".json")
-    settings = {"recipe": RECIPE, "rows": rows, "seed": seed, "dtype": store, "data": str(data), "chunk": CHUNK}
+    settings = {"recipe": RECIPE, "rows": rows, "seed": seed, "dtype": store, "data": data.name, "chunk": CHUNK}
     meta: dict[str, Any] | None = None
     if not force and npy.exists() and gt.exists() and meta_path.exists():
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
