@@ -253,7 +253,9 @@ fn read_parts(bytes: &[u8], path: &str) -> Result<Parts> {
         )));
     }
     if rows64 > u64::from(u32::MAX) {
-        return Err(bad(format!("{rows64} rows; an inverted-file index holds at most 2³² − 1")));
+        return Err(bad(format!(
+            "{rows64} rows; an inverted-file index holds at most 2³² − 1"
+        )));
     }
     let (lists, rows) = (lists64 as usize, rows64 as usize);
     if lists == 0 && rows > 0 {
