@@ -252,6 +252,11 @@ fn read_parts(bytes: &[u8], path: &str) -> Result<Parts> {
             "{lists64} lists and {rows64} rows cannot fit in {len} bytes"
         )));
     }
+    if rows64 > u64::from(u32::MAX) {
+        return Err(bad(format!(
+            "{rows64} rows; an inverted-file index holds at most 2³² − 1"
+        )));
+    }
     let (lists, rows) = (lists64 as usize, rows64 as usize);
     if lists == 0 && rows > 0 {
         return Err(bad(format!("{rows} rows but no lists")));

@@ -462,9 +462,16 @@ fn scan_rows_with(
         norms,
         flags,
     } = buffers;
-    luts.clear();
-    luts.extend(queries.iter().flat_map(|qt| qt.luts.iter().copied()));
-    let luts = &luts[..];
+    // One query (an inverted file's lists): its tables as they are; several: side by side.
+    let luts: &[u8] = if let [only] = queries {
+        &only.luts
+    } else {
+        luts.clear();
+        for qt in queries {
+            luts.extend_from_slice(&qt.luts);
+        }
+        luts
+    };
     // The re-layout buffer of row-major codes only (fast-scan codes are read in place).
     if let CodesRef::RowMajor(_) = db.codes {
         blocks.resize(CHUNK_ROWS * width, 0);
