@@ -787,6 +787,27 @@ fn bench_asym(c: &mut Criterion) {
     g.finish();
 }
 
+/// The k-means assignment (rows × centroids dot products, then the argmax)
+/// on one thread, in FLOP/s (2·rows·lists·dim per call): the inner loop of
+/// training and adding to an inverted file.
+fn bench_kmeans_assign(c: &mut Criterion) {
+    let dim = ENCODE_DIM;
+    let mut rng = Rng::new(77);
+    let mut g = c.benchmark_group("kmeans_assign");
+    for (rows, lists) in [(1024usize, 256usize), (2048, 2048)] {
+        let x = rng.gaussian_f32(rows * dim);
+        let centroids = rng.gaussian_f32(lists * dim);
+        let mut out = vec![0u32; rows];
+        g.throughput(Throughput::Elements((2 * rows * lists * dim) as u64));
+        g.bench_function(BenchmarkId::new("sgemm_argmax", format!("{rows}x{lists}x{dim}")), |b| {
+            b.iter(|| {
+                one_thread(|| q2key::ivf::kmeans::assign(&x, &centroids, dim, black_box(&mut out))).expect("assign")
+            })
+        });
+    }
+    g.finish();
+}
+
 fn benches(c: &mut Criterion) {
     eprintln!(
         "q2key benches: supported backends {:?}, active {}",
@@ -799,6 +820,7 @@ fn benches(c: &mut Criterion) {
     bench_encode(c);
     bench_encode_rotated(c);
     bench_asym(c);
+    bench_kmeans_assign(c);
 }
 
 criterion_group! {

@@ -48,6 +48,7 @@ mod keys;
 mod search;
 
 pub mod index;
+pub mod ivf;
 pub mod parallel;
 pub mod stats;
 
@@ -72,6 +73,7 @@ pub use encode::thresholds::{check_tau, ThresholdRule, Thresholds};
 pub use encode::{encode, encode_cuts, encode_cuts_with, encode_with, symbols, symbols_cuts, EncodeElement};
 pub use error::{Error, Result};
 pub use index::{Filter, Index, IndexThresholds};
+pub use ivf::{IvfIndex, IvfParams, IvfStats};
 pub use kernels::scalar_asym::fast_scan_blocks;
 pub use kernels::{code_words, transpose_block, words_per_code, Backend, Kernels};
 pub use keys::{

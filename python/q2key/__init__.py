@@ -19,6 +19,7 @@ from ._distance import lee, lee_matrix, search, weighted_lee
 from ._encode import Encoded, encode, gaussian_threshold, symbols
 from ._errors import DTypeError, FormatError, NonFiniteError, Q2KeyError, ShapeError
 from ._index import Index, IndexStats
+from ._ivf import IVFIndex, IVFStats
 from ._native import __version__
 from ._report import CalibrationReport, Candidate
 from ._results import RangeSearchResult, SearchResult
@@ -44,6 +45,8 @@ __all__ = [
     "Drift",
     "Encoded",
     "FormatError",
+    "IVFIndex",
+    "IVFStats",
     "Index",
     "IndexStats",
     "NonFiniteError",

@@ -97,19 +97,8 @@ class Calibrator:
         if rows.shape[1] != self._dim:
             raise ShapeError(f"expected {self._dim} columns, got {rows.shape[1]}", arg="batch")
         check_finite(rows, "batch")
-        n, start = rows.shape[0], self._seen
-        fill = max(0, min(self._capacity - start, n))
-        self._rows[start : start + fill] = rows[:fill]
-        if fill < n:
-            # Row number t (0-based over the stream) replaces slot j ~ U{0..t} when j < capacity.
-            t = np.arange(start + fill, start + n)
-            slots = self._rng.integers(0, t + 1)
-            chosen = np.nonzero(slots < self._capacity)[0]
-            # Later rows win a slot drawn twice: keep each slot's last draw.
-            last = len(chosen) - 1 - np.unique(slots[chosen][::-1], return_index=True)[1]
-            picked = chosen[last]
-            self._rows[slots[picked]] = rows[fill + picked]
-        self._seen += n
+        reservoir_offer(self._rows, self._seen, rows, self._rng)
+        self._seen += rows.shape[0]
 
     def thresholds(self, method: Method = "equiprobable", **options: Any) -> Thresholds:
         """:func:`q2key.calibrate` on the reservoir (cuts and reconstruction table fitted to it); remembered as
@@ -135,3 +124,23 @@ class Calibrator:
         tv = 0.5 * np.abs(got - expected).sum(axis=1)
         worst = int(np.argmax(tv))
         return Drift(float(tv.mean()), worst, float(tv[worst]), got, expected)
+
+
+def reservoir_offer(store: npt.NDArray[Any], seen: int, rows: npt.NDArray[Any], rng: np.random.Generator) -> None:
+    """One step of Algorithm R: offers ``rows`` (rows ``seen..`` of a stream) to the reservoir ``store``.
+
+    After the stream's row ``t`` has been offered, ``store[:min(t + 1, capacity)]`` is a uniform sample of
+    its rows ``0..t`` (the command line's IVF build keeps a float32 reservoir with it).
+    """
+    capacity, n = store.shape[0], rows.shape[0]
+    fill = max(0, min(capacity - seen, n))
+    store[seen : seen + fill] = rows[:fill]
+    if fill < n:
+        # Row number t (0-based over the stream) replaces slot j ~ U{0..t} when j < capacity.
+        t = np.arange(seen + fill, seen + n)
+        slots = rng.integers(0, t + 1)
+        chosen = np.nonzero(slots < capacity)[0]
+        # Later rows win a slot drawn twice: keep each slot's last draw.
+        last = len(chosen) - 1 - np.unique(slots[chosen][::-1], return_index=True)[1]
+        picked = chosen[last]
+        store[slots[picked]] = rows[fill + picked]

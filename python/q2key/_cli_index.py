@@ -17,6 +17,7 @@ from ._cli_io import CliError, default_batch_rows
 from ._cli_read import NpySource, open_source
 from ._errors import Q2KeyError
 from ._index import Index
+from ._ivf import IVF_MAGIC, IVFIndex
 
 
 def _weights(text: str | None) -> tuple[float, float, float] | None:
@@ -45,17 +46,27 @@ def _ids(path: str, rows: int | None) -> npt.NDArray[Any]:
     return ids
 
 
-def _load(path: str, *, mmap: bool = True) -> Index:
+def _load(path: str, *, mmap: bool = True) -> Index | IVFIndex:
+    """The index in ``path``: an :class:`IVFIndex` if its magic says so, else an :class:`Index`."""
     if not os.path.exists(path):
         raise CliError(f"{path}: No such file or directory")
+    with open(path, "rb") as f:
+        magic = f.read(len(IVF_MAGIC))
+    if magic == IVF_MAGIC:
+        return IVFIndex.load(path, mmap=mmap)
     return Index.load(path, mmap=mmap)
 
 
 def cmd_build(args: argparse.Namespace, ctx: Context) -> int:
     check_output_path(args.output)
+    index: Index | IVFIndex
+    if args.lists is not None:
+        from ._cli_ivf import trained  # pass 1: the training sample
+
+        index = trained(args, ctx)
     with open_source(args.vectors, args.column, what="vectors") as src:
-        th = load_thresholds(args.thresholds, src.dim)
-        index = Index(src.dim, threshold=th, weights=_weights(args.weights))
+        if args.lists is None:
+            index = Index(src.dim, threshold=load_thresholds(args.thresholds, src.dim), weights=_weights(args.weights))
         ids = None if args.ids is None else _ids(args.ids, src.rows)
         batch_rows = args.batch_rows or default_batch_rows(src.dim, src.dtype.itemsize)
         done = 0
@@ -82,13 +93,17 @@ def cmd_build(args: argparse.Namespace, ctx: Context) -> int:
         raise written(e, args.output) from None
     if not args.quiet:
         size = os.path.getsize(args.output)
-        summary = f"indexed {len(index):,} vectors of dimension {index.dim} → {args.output} ({size:,} bytes)"
+        lists = f" in {index.lists:,} lists" if isinstance(index, IVFIndex) else ""
+        summary = f"indexed {len(index):,} vectors of dimension {index.dim}{lists} → {args.output} ({size:,} bytes)"
         print(summary, file=ctx.stderr)
     return 0
 
 
 def cmd_search(args: argparse.Namespace, ctx: Context) -> int:
     index = _load(args.index)
+    if args.nprobe is not None and not isinstance(index, IVFIndex):
+        raise CliError(f"--nprobe: {args.index} is not an inverted-file index (build it with --lists)")
+    probe = {} if args.nprobe is None else {"nprobe": args.nprobe}
     rescore = None if args.rescore is None else _rescore_vectors(args.rescore, index.dim)
     dists: list[npt.NDArray[Any]] = []
     found: list[npt.NDArray[np.uint64]] = []
@@ -105,6 +120,7 @@ def cmd_search(args: argparse.Namespace, ctx: Context) -> int:
                         oversample=args.oversample,
                         threads=args.threads,
                         scoring=args.scoring,
+                        **probe,
                     )
                 except Q2KeyError as e:
                     if e.arg == "rescore":  # an id the --rescore file has no row for
@@ -135,14 +151,15 @@ def cmd_search(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
-def _distance_dtype(index: Index, args: argparse.Namespace, queries: np.dtype[Any]) -> type[np.generic]:
+def _distance_dtype(index: Index | IVFIndex, args: argparse.Namespace, queries: np.dtype[Any]) -> type[np.generic]:
     """The dtype of the distances ``Index.search`` gives these options: for an empty result, which it never ran."""
     codes = queries == np.uint8
     if args.rescore is not None:
         return np.float64
-    if args.scoring == "asymmetric" or (args.scoring == "auto" and not codes and index.weights is None):
+    weighted = isinstance(index, Index) and index.weights is not None
+    if args.scoring == "asymmetric" or (args.scoring == "auto" and not codes and not weighted):
         return np.float32
-    return np.uint32 if index.weights is None else np.float64
+    return np.float64 if isinstance(index, Index) and index.weights is not None else np.uint32
 
 
 def _rescore_vectors(path: str, dim: int) -> npt.NDArray[Any]:
@@ -153,6 +170,27 @@ def _rescore_vectors(path: str, dim: int) -> npt.NDArray[Any]:
             table: npt.NDArray[Any] = np.load(path, mmap_mode="r", allow_pickle=False)  # rows read on demand
             return table
         return src.read_all()
+
+
+def ivf_info(index: IVFIndex, path: str) -> dict[str, Any]:
+    """What ``q2key index info`` reports about an inverted-file index, as a dict."""
+    s = index.stats()
+    th = index.thresholds
+    return {
+        "file": path,
+        "file_bytes": os.path.getsize(path),
+        "kind": "ivf",
+        "dim": index.dim,
+        "rows": s.rows,
+        "removed": s.removed,
+        "code_bytes": index.code_bytes,
+        "lists": s.lists,
+        "list_rows": {"min": s.min_list, "mean": s.mean_list, "max": s.max_list},
+        "imbalance": s.imbalance,
+        "memory_bytes": s.memory_bytes,
+        "thresholds": {"kind": th.kind, "tau": th.tau, "repr": repr(th)},
+        "reconstruction": "fitted" if th.reconstruction is not None else "gaussian default",
+    }
 
 
 def info(index: Index, path: str) -> dict[str, Any]:
@@ -178,9 +216,25 @@ def info(index: Index, path: str) -> dict[str, Any]:
 def cmd_info(args: argparse.Namespace, ctx: Context) -> int:
     # Read, not mapped: a file truncated or rewritten in place by another program meanwhile is then a
     # format error, never a SIGBUS (which a map raises on a page past the new end).
-    d = info(_load(args.index, mmap=False), args.index)
+    index = _load(args.index, mmap=False)
+    d = ivf_info(index, args.index) if isinstance(index, IVFIndex) else info(index, args.index)
     if args.json:
         print(json.dumps(d), file=ctx.stdout)
+        return 0
+    if isinstance(index, IVFIndex):
+        sizes = d["list_rows"]
+        lines = [
+            f"file        {d['file']} ({d['file_bytes']:,} bytes)",
+            f"dim         {d['dim']}",
+            f"rows        {d['rows']:,} ({d['removed']:,} removed)",
+            f"code bytes  {d['code_bytes']} per vector",
+            f"lists       {d['lists']:,} (rows per list: min {sizes['min']:,}, mean {sizes['mean']:,.1f}, "
+            f"max {sizes['max']:,}; imbalance {d['imbalance']:.2f}, 1 = even)",
+            f"memory      ≈ {d['memory_bytes']:,} bytes loaded",
+            f"thresholds  {d['thresholds']['repr']}",
+            f"table       {d['reconstruction']} reconstruction (what asymmetric scoring decodes codes to)",
+        ]
+        print("\n".join(lines), file=ctx.stdout)
         return 0
     w = d["weights"]
     weights = "none (plain Lee distance)" if w is None else f"w_mag {w[0]:g}, w_sign {w[1]:g}, w_both {w[2]:g}"

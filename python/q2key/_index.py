@@ -14,9 +14,17 @@ from . import _args, _native
 from ._args import threads as check_threads
 from ._codes import complement as complement_codes
 from ._encode import ThresholdLike, encode_as
-from ._errors import Q2KeyError, ShapeError
-from ._index_args import Rescore, filter_arrays, id_array, id_list, rescore_candidates
-from ._inputs import Float32, Float64, code_rows, float_rows
+from ._errors import Q2KeyError
+from ._index_args import (
+    Rescore,
+    filter_arrays,
+    id_array,
+    id_list,
+    index_codes,
+    index_floats,
+    rescore_candidates,
+)
+from ._inputs import Float32, Float64
 from ._results import RangeSearchResult, SearchResult
 from ._thresholds import Thresholds, global_thresholds
 
@@ -116,8 +124,7 @@ class Index:
         Returns their ids (sequential from the next free id when ``ids`` is None). All or nothing:
         a NaN row, a wrong width, or a duplicate or present id raises before anything is stored.
         """
-        rows, _ = float_rows(vectors, "vectors")
-        self._check_dim(int(rows.shape[1]), "vectors")
+        rows = index_floats(vectors, self.dim, "vectors")
         id_arr = id_array(ids, int(rows.shape[0]))
         return self._native.add(rows, id_arr, check_threads(threads))
 
@@ -298,22 +305,11 @@ class Index:
 
     # -- helpers --------------------------------------------------------------------------------------------
 
-    def _check_dim(self, dim: int, arg: str) -> None:
-        if dim != self.dim:
-            raise ShapeError(f"expected vectors of dimension {self.dim}, got {dim}", arg=arg)
-
     def _codes(self, codes: Any, arg: str) -> npt.NDArray[np.uint8]:
-        c = code_rows(codes, arg)
-        if c.shape[1] != self.code_bytes:
-            raise ShapeError(
-                f"expected codes of {self.code_bytes} bytes (dimension {self.dim}), got {c.shape[1]}", arg=arg
-            )
-        return c
+        return index_codes(codes, self.dim, self.code_bytes, arg)
 
     def _float_queries(self, queries: Any) -> Float32 | Float64:
-        floats, _ = float_rows(queries, "queries")
-        self._check_dim(int(floats.shape[1]), "queries")
-        return floats
+        return index_floats(queries, self.dim, "queries")
 
     def _queries(self, queries: Any, complement: bool) -> tuple[Float32 | Float64 | None, npt.NDArray[np.uint8]]:
         """Float queries (or None for codes) and their codes, complemented if asked."""
@@ -321,8 +317,7 @@ class Index:
         if a.dtype == np.uint8:
             floats, codes = None, self._codes(a, "queries")
         else:
-            floats, _ = float_rows(a, "queries")
-            self._check_dim(int(floats.shape[1]), "queries")
+            floats = self._float_queries(a)
             codes = encode_as(floats, "queries", threshold=self._thresholds).codes
         if complement:
             codes = complement_codes(codes, self.dim)

@@ -13,11 +13,32 @@ import numpy.typing as npt
 
 from . import _args
 from ._errors import DTypeError, Q2KeyError, ShapeError
-from ._inputs import Float32, Float64
+from ._inputs import Float32, Float64, code_rows, float_rows
 from ._results import SearchResult
 
 #: What ``rescore=`` accepts: vectors indexed by id (an array or ``np.memmap``), or a callable from ids to vectors.
 Rescore = Union[npt.ArrayLike, Callable[[npt.NDArray[np.uint64]], npt.ArrayLike]]
+
+
+def check_dim(want: int, got: int, arg: str) -> None:
+    """Vectors of dimension ``got`` passed as ``arg`` to an index of dimension ``want``."""
+    if got != want:
+        raise ShapeError(f"expected vectors of dimension {want}, got {got}", arg=arg)
+
+
+def index_floats(vectors: Any, dim: int, arg: str) -> Float32 | Float64:
+    """Float rows (``(N, dim)`` or ``(dim,)``) for an index of dimension ``dim``."""
+    rows, _ = float_rows(vectors, arg)
+    check_dim(dim, int(rows.shape[1]), arg)
+    return rows
+
+
+def index_codes(codes: Any, dim: int, width: int, arg: str) -> npt.NDArray[np.uint8]:
+    """uint8 code rows of ``width`` bytes for an index of dimension ``dim``."""
+    c = code_rows(codes, arg)
+    if c.shape[1] != width:
+        raise ShapeError(f"expected codes of {width} bytes (dimension {dim}), got {c.shape[1]}", arg=arg)
+    return c
 
 
 def id_array(ids: Any, rows: int | None, arg: str = "ids") -> npt.NDArray[np.uint64] | None:

@@ -8,7 +8,9 @@
                            -o th.json [--plot report.png] [--rows N] [--seed S] [--column NAME]
                            [--batch-rows N] [--quiet]
     q2key index build VECTORS -o index.q2 [--ids ids.npy] [--thresholds th.json] [--weights A,B,C]
+                            [--lists N|auto [--train-rows N] [--seed S]]
     q2key index search index.q2 QUERIES [-k 10] [-o results.npz] [--scoring auto|asymmetric|lee] [--rescore VECTORS]
+                                        [--nprobe N]
     q2key index info index.q2 [--json]
     q2key demo | version
 
@@ -55,6 +57,11 @@ def _positive(text: str) -> int:
     if v < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return v
+
+
+def _lists(text: str) -> int:
+    """``--lists``: a positive integer, or ``auto`` (0: ≈ 4·√rows, decided once the rows are known)."""
+    return 0 if text == "auto" else _positive(text)
 
 
 def _share(text: str) -> float:
@@ -145,6 +152,20 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--ids", metavar="NPY", help="1-D integer .npy of ids, one per vector (default 0..N-1)")
     _thresholds_option(b)
     b.add_argument("--weights", metavar="A,B,C", help="weighted Lee search: w_mag,w_sign,w_both")
+    b.add_argument(
+        "--lists",
+        type=_lists,
+        metavar="N|auto",
+        help="build an inverted-file index (q2key.IVFIndex) of N lists (auto: ≈ 4·√rows): one pass samples "
+        "the training rows, k-means fits the lists, a second pass encodes and adds the rows",
+    )
+    b.add_argument(
+        "--train-rows",
+        type=_positive,
+        metavar="N",
+        help="with --lists: k-means on a uniform sample of N rows (default 64 per list, at most 262,144)",
+    )
+    b.add_argument("--seed", type=int, help="with --lists: seed of the training sample and of k-means (default 0)")
     _common(b, quiet=True)
     b.set_defaults(func=_index_build)
 
@@ -164,6 +185,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--rescore", metavar="VECTORS", help="re-rank by exact cosine with these vectors, indexed by id")
     s.add_argument("--oversample", type=_positive, default=4, help="candidates per result when rescoring (default 4)")
+    s.add_argument(
+        "--nprobe",
+        type=_positive,
+        metavar="N",
+        help="inverted-file index: scan the N lists nearest each query (default 32; more: slower, better recall)",
+    )
     _common(s, quiet=True)
     s.set_defaults(func=_index_search)
 

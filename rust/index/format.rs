@@ -102,9 +102,9 @@ const SECTION_NAMES: [&str; SECTION_COUNT_V3] = [
     "ROTATION",
 ];
 
-const KIND_GAUSSIAN: u32 = 0;
-const KIND_GLOBAL: u32 = 1;
-const KIND_PER_DIM: u32 = 2;
+pub(crate) const KIND_GAUSSIAN: u32 = 0;
+pub(crate) const KIND_GLOBAL: u32 = 1;
+pub(crate) const KIND_PER_DIM: u32 = 2;
 
 /// Rows checked per parallel task.
 const ROWS_PER_TASK: usize = 4096;
@@ -198,7 +198,7 @@ fn check_data(data: &IndexData) -> Result<()> {
 }
 
 /// CRC-32C of `values` as little-endian bytes.
-fn crc_u64s(values: &[u64]) -> u32 {
+pub(crate) fn crc_u64s(values: &[u64]) -> u32 {
     let mut buf = [0u8; 8 * 512];
     values.chunks(512).fold(0, |crc, chunk| {
         let bytes = le_bytes(chunk, &mut buf);
@@ -219,7 +219,7 @@ fn le_bytes<'a>(values: &[u64], buf: &'a mut [u8]) -> &'a [u8] {
     &buf[..8 * values.len()]
 }
 
-fn write_u64s(w: &mut impl Write, values: &[u64]) -> io::Result<()> {
+pub(crate) fn write_u64s(w: &mut impl Write, values: &[u64]) -> io::Result<()> {
     let mut buf = [0u8; 8 * 512];
     for chunk in values.chunks(512) {
         w.write_all(le_bytes(chunk, &mut buf))?;
@@ -227,11 +227,11 @@ fn write_u64s(w: &mut impl Write, values: &[u64]) -> io::Result<()> {
     Ok(())
 }
 
-fn put_u32(buf: &mut [u8], at: usize, v: u32) {
+pub(crate) fn put_u32(buf: &mut [u8], at: usize, v: u32) {
     buf[at..at + 4].copy_from_slice(&v.to_le_bytes());
 }
 
-fn put_u64(buf: &mut [u8], at: usize, v: u64) {
+pub(crate) fn put_u64(buf: &mut [u8], at: usize, v: u64) {
     buf[at..at + 8].copy_from_slice(&v.to_le_bytes());
 }
 
@@ -329,8 +329,18 @@ pub fn write_to(data: &IndexData, w: &mut impl Write) -> io::Result<()> {
 /// files of `path` left by writers that died are removed
 /// ([`remove_stale_temps`]).
 pub fn save(data: &IndexData, path: &Path) -> Result<()> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
     check_data(data)?;
+    save_atomically(path, |w| write_to(data, w))
+}
+
+/// The atomic save of [`save`] for any writer of the file's bytes (the
+/// inverted-file index's too): temporary file, lock, `write`, fsync,
+/// rename, directory fsync; on error the temporary file is removed.
+pub(crate) fn save_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut io::BufWriter<File>) -> io::Result<()>,
+) -> Result<()> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
     let shown = path.display().to_string();
     let name = path.file_name().ok_or_else(|| Error::Io {
         path: shown.clone(),
@@ -359,7 +369,7 @@ pub fn save(data: &IndexData, path: &Path) -> Result<()> {
         // process never removes a temporary file it cannot lock.
         file.lock().map_err(|e| io_err("cannot lock the temporary file", e))?;
         let mut w = io::BufWriter::with_capacity(1 << 20, file);
-        write_to(data, &mut w).map_err(|e| io_err("cannot write", e))?;
+        write(&mut w).map_err(|e| io_err("cannot write", e))?;
         let file = w.into_inner().map_err(|e| io_err("cannot write", e.into_error()))?;
         file.sync_all().map_err(|e| io_err("cannot sync", e))?;
         std::fs::rename(&tmp, path).map_err(|e| io_err("cannot rename the temporary file over it", e))?;
@@ -439,26 +449,26 @@ pub fn remove_stale_temps(path: &Path) -> usize {
 // ---------------------------------------------------------------------------
 // Reading
 
-fn fail(path: &str, reason: impl Into<String>) -> Error {
+pub(crate) fn fail(path: &str, reason: impl Into<String>) -> Error {
     Error::Format {
         path: path.to_string(),
         reason: reason.into(),
     }
 }
 
-fn get_u32(b: &[u8], at: usize) -> u32 {
+pub(crate) fn get_u32(b: &[u8], at: usize) -> u32 {
     let mut v = [0u8; 4];
     v.copy_from_slice(&b[at..at + 4]);
     u32::from_le_bytes(v)
 }
 
-fn get_u64(b: &[u8], at: usize) -> u64 {
+pub(crate) fn get_u64(b: &[u8], at: usize) -> u64 {
     let mut v = [0u8; 8];
     v.copy_from_slice(&b[at..at + 8]);
     u64::from_le_bytes(v)
 }
 
-fn u64s(bytes: &[u8]) -> Vec<u64> {
+pub(crate) fn u64s(bytes: &[u8]) -> Vec<u64> {
     bytes
         .chunks_exact(8)
         .map(|c| {

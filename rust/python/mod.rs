@@ -6,6 +6,7 @@ mod arrays;
 mod asym;
 mod errors;
 mod index;
+mod ivf;
 mod rotation;
 mod stats;
 mod thresholds;
@@ -313,6 +314,8 @@ mod _native {
     use super::asym::{decode, fit_reconstruction, lloyd_max, rerank_asym, search_asym};
     #[pymodule_export]
     use super::index::{PyIndex, ViewGuard};
+    #[pymodule_export]
+    use super::ivf::PyIvfIndex;
     #[pymodule_export]
     use super::rotation::fit_rotation;
     #[pymodule_export]

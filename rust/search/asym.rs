@@ -232,6 +232,8 @@ impl Candidates {
 pub(crate) enum CodesRef<'a> {
     RowMajor(&'a [u8]),
     FastScan(&'a FastScanCodes),
+    /// Bytes in the fast-scan layout (whole blocks), e.g. one inverted list.
+    Blocks(&'a [u8], usize),
 }
 
 /// Packed codes kept in the fast-scan layout (SPEC §8): byte `b` of 32 rows
@@ -275,11 +277,17 @@ impl FastScanCodes {
 
     /// Row `row`'s code into `out` (`code_width(dim)` bytes; `row < rows`).
     pub(crate) fn code_into(&self, row: usize, out: &mut [u8]) {
-        let width = out.len();
-        let block = &self.blocks[(row / BLOCK_ROWS) * BLOCK_ROWS * width..][..BLOCK_ROWS * width];
-        for (b, o) in out.iter_mut().enumerate() {
-            *o = block[b * BLOCK_ROWS + row % BLOCK_ROWS];
-        }
+        block_code_into(&self.blocks, row, out);
+    }
+}
+
+/// Row `row`'s code out of fast-scan `blocks` into `out` (`code_width(dim)`
+/// bytes; the row's block must be whole in `blocks`).
+pub(crate) fn block_code_into(blocks: &[u8], row: usize, out: &mut [u8]) {
+    let width = out.len();
+    let block = &blocks[(row / BLOCK_ROWS) * BLOCK_ROWS * width..][..BLOCK_ROWS * width];
+    for (b, o) in out.iter_mut().enumerate() {
+        *o = block[b * BLOCK_ROWS + row % BLOCK_ROWS];
     }
 }
 
@@ -290,10 +298,13 @@ struct Database<'a> {
     rows: usize,
     /// ‖x̂‖ per row as f32 (given, or computed per chunk when `None`).
     norms: Option<&'a [f32]>,
-    squares: ByteSquares,
+    squares: &'a ByteSquares,
     /// [`pair_squares`] of the table.
-    pair_squares: Vec<f64>,
+    pair_squares: &'a [f64],
     scope: RowScope<'a>,
+    /// Added to every row number offered to the candidates (several
+    /// databases feeding one query's candidates number their rows apart).
+    base: u32,
 }
 
 impl Database<'_> {
@@ -310,6 +321,10 @@ impl Database<'_> {
             CodesRef::RowMajor(c) => &c[row * self.width..][..self.width],
             CodesRef::FastScan(f) => {
                 f.code_into(row, buf);
+                buf
+            }
+            CodesRef::Blocks(b, _) => {
+                block_code_into(b, row, buf);
                 buf
             }
         }
@@ -414,12 +429,59 @@ fn scan_rows(
     last: usize,
     cands: &mut [Candidates],
 ) {
+    scan_rows_with(kernels, db, queries, first, last, cands, &mut ScanBuffers::default());
+}
+
+/// The working buffers of [`scan_rows_with`], kept between calls that scan
+/// many small row sets (the lists of an inverted file) so each call does
+/// not allocate and zero them again.
+#[derive(Default)]
+struct ScanBuffers {
+    luts: Vec<u8>,
+    blocks: Vec<u8>,
+    sums: Vec<u32>,
+    norms: Vec<f32>,
+    flags: Vec<u8>,
+}
+
+/// [`scan_rows`] with caller-kept buffers.
+fn scan_rows_with(
+    kernels: &Kernels,
+    db: &Database<'_>,
+    queries: &[QueryTables],
+    first: usize,
+    last: usize,
+    cands: &mut [Candidates],
+    buffers: &mut ScanBuffers,
+) {
     let width = db.width;
-    let luts: Vec<u8> = queries.iter().flat_map(|qt| qt.luts.iter().copied()).collect();
-    let mut blocks = vec![0u8; CHUNK_ROWS * width];
-    let mut sums = vec![0u32; QUERY_GROUP * CHUNK_ROWS];
-    let mut norms = vec![0f32; CHUNK_ROWS];
-    let mut flags = vec![0u8; CHUNK_ROWS];
+    let ScanBuffers {
+        luts,
+        blocks,
+        sums,
+        norms,
+        flags,
+    } = buffers;
+    // One query (an inverted file's lists): its tables as they are; several: side by side.
+    let luts: &[u8] = if let [only] = queries {
+        &only.luts
+    } else {
+        luts.clear();
+        for qt in queries {
+            luts.extend_from_slice(&qt.luts);
+        }
+        luts
+    };
+    // The re-layout buffer of row-major codes only (fast-scan codes are read in place).
+    if let CodesRef::RowMajor(_) = db.codes {
+        blocks.resize(CHUNK_ROWS * width, 0);
+    }
+    let chunk_rows = (last - first).min(CHUNK_ROWS).div_ceil(BLOCK_ROWS) * BLOCK_ROWS;
+    let group = queries.len().min(QUERY_GROUP);
+    // Every buffer is written before it is read in each chunk: no zeroing needed between calls.
+    sums.resize(sums.len().max(group * chunk_rows), 0);
+    norms.resize(norms.len().max(chunk_rows), 0.0);
+    flags.resize(flags.len().max(chunk_rows), 0);
     let mut start = first;
     while start < last {
         let end = (start + CHUNK_ROWS).min(last);
@@ -432,6 +494,7 @@ fn scan_rows(
             }
             // `start` is a multiple of 32: the chunk's blocks are whole.
             CodesRef::FastScan(f) => &f.blocks[start * width..][..padded * width],
+            CodesRef::Blocks(b, _) => &b[start * width..][..padded * width],
         };
         let norms = match db.norms {
             Some(n) => &n[start..end],
@@ -487,7 +550,7 @@ fn offer_chunk(
     if c.bound() == f64::NEG_INFINITY {
         c.seed((0..sums.len()).filter(|&i| db.allowed(start + i)).map(|i| {
             let (lo, hi) = bounds(i);
-            ((start + i) as u32, lo, hi)
+            (db.base + (start + i) as u32, lo, hi)
         }));
         return;
     }
@@ -521,7 +584,7 @@ fn offer_chunk(
             let i = 16 * g + j;
             if db.allowed(start + i) {
                 let (lo, hi) = bounds(i);
-                c.offer((start + i) as u32, lo, hi);
+                c.offer(db.base + (start + i) as u32, lo, hi);
             }
         }
     }
@@ -548,10 +611,45 @@ fn prefetch(code: &[u8]) {
     let _ = code;
 }
 
+/// What [`finish`] reads of the rows a query's candidates were numbered in.
+trait ScannedRows {
+    /// Rows numbered `0..rows()`.
+    fn rows(&self) -> usize;
+    fn allowed(&self, row: usize) -> bool;
+    fn key(&self, row: usize) -> u64;
+    /// Row `row`'s code: borrowed, or gathered into `buf` (`width` bytes).
+    fn code<'s>(&'s self, row: usize, buf: &'s mut [u8]) -> &'s [u8];
+    /// A hint that row `row`'s code is read soon.
+    fn prefetch(&self, _row: usize) {}
+}
+
+impl ScannedRows for Database<'_> {
+    fn rows(&self) -> usize {
+        self.rows
+    }
+    fn allowed(&self, row: usize) -> bool {
+        Database::allowed(self, row)
+    }
+    fn key(&self, row: usize) -> u64 {
+        Database::key(self, row)
+    }
+    fn code<'s>(&'s self, row: usize, buf: &'s mut [u8]) -> &'s [u8] {
+        Database::code(self, row, buf)
+    }
+    fn prefetch(&self, row: usize) {
+        if let CodesRef::RowMajor(codes) = self.codes {
+            prefetch(&codes[row * self.width..][..self.width]);
+        }
+    }
+}
+
 /// The exact top `out.len()` of one query's candidates (or, for a zero
 /// query, of every allowed row): writes scores and rows.
+#[allow(clippy::too_many_arguments)]
 fn finish(
-    db: &Database<'_>,
+    db: &impl ScannedRows,
+    pair_squares: &[f64],
+    width: usize,
     table: &Reconstruction,
     q: &[f32],
     qt: &QueryTables,
@@ -560,7 +658,7 @@ fn finish(
     rows: &mut [i64],
 ) {
     let mut scored: Vec<(f64, u64, u32)> = if qt.norm == 0.0 {
-        (0..db.rows)
+        (0..db.rows())
             .filter(|&r| db.allowed(r))
             .map(|r| (0.0, db.key(r), r as u32))
             .collect()
@@ -569,14 +667,14 @@ fn finish(
         RESCORED.fetch_add(c.rows.len() as u64, AtomicOrdering::Relaxed);
         let values = pair_values(q, qt.norm, table);
         c.rows.sort_unstable_by_key(|&(r, _)| r);
-        let mut buf = vec![0u8; db.width];
+        let mut buf = vec![0u8; width];
         (0..c.rows.len())
             .map(|i| {
-                if let (Some(&(ahead, _)), CodesRef::RowMajor(codes)) = (c.rows.get(i + PREFETCH_AHEAD), db.codes) {
-                    prefetch(&codes[ahead as usize * db.width..][..db.width]);
+                if let Some(&(ahead, _)) = c.rows.get(i + PREFETCH_AHEAD) {
+                    db.prefetch(ahead as usize);
                 }
                 let r = c.rows[i].0;
-                let score = exact_score(&values, &db.pair_squares, db.code(r as usize, &mut buf));
+                let score = exact_score(&values, pair_squares, db.code(r as usize, &mut buf));
                 (score, db.key(r as usize), r)
             })
             .collect()
@@ -591,6 +689,156 @@ fn finish(
     for ((s, r), (score, _, row)) in scores.iter_mut().zip(rows.iter_mut()).zip(scored) {
         (*s, *r) = (score as f32, i64::from(row));
     }
+}
+
+/// One block set of [`search_asym_lists`]: whole fast-scan blocks of `rows`
+/// codes, each row's ‖x̂‖ (as [`crate::row_norms`] computes it) and distinct
+/// tie key, and the rows it may return (bit `r % 8` of `mask[r / 8]`; all when `None`).
+#[derive(Clone, Copy)]
+pub(crate) struct BlockSet<'a> {
+    pub blocks: &'a [u8],
+    pub rows: usize,
+    pub norms: &'a [f32],
+    pub keys: &'a [u64],
+    pub mask: Option<&'a [u8]>,
+}
+
+/// The per-table values a search over block sets shares between its queries.
+pub(crate) struct SharedTables {
+    squares: ByteSquares,
+    pair_squares: Vec<f64>,
+}
+
+impl SharedTables {
+    pub(crate) fn new(table: &Reconstruction) -> SharedTables {
+        SharedTables {
+            squares: ByteSquares::new(table),
+            pair_squares: pair_squares(table),
+        }
+    }
+}
+
+/// Several block sets numbered one after the other.
+struct BlockSets<'a> {
+    sets: &'a [BlockSet<'a>],
+    /// `starts[i]`: the number of set `i`'s first row; one more entry: the total.
+    starts: Vec<usize>,
+}
+
+impl BlockSets<'_> {
+    /// (set, row in it) of a row number.
+    fn locate(&self, row: usize) -> (usize, usize) {
+        let set = self.starts[..self.sets.len()].partition_point(|&s| s <= row) - 1;
+        (set, row - self.starts[set])
+    }
+}
+
+impl ScannedRows for BlockSets<'_> {
+    fn rows(&self) -> usize {
+        self.starts[self.sets.len()]
+    }
+    fn allowed(&self, row: usize) -> bool {
+        let (s, r) = self.locate(row);
+        self.sets[s].mask.is_none_or(|m| m[r / 8] >> (r % 8) & 1 == 1)
+    }
+    fn key(&self, row: usize) -> u64 {
+        let (s, r) = self.locate(row);
+        self.sets[s].keys[r]
+    }
+    fn code<'s>(&'s self, row: usize, buf: &'s mut [u8]) -> &'s [u8] {
+        let (s, r) = self.locate(row);
+        block_code_into(self.sets[s].blocks, r, buf);
+        buf
+    }
+}
+
+/// The exact asymmetric top-`k` (SPEC §8) of one finite query `q` among the
+/// rows of several block sets, as if they were one database: `(score, set,
+/// row)` best first by (score, tie key). The same result as
+/// [`search_asym_scoped`] over the sets' rows concatenated with their keys
+/// and masks, on every backend. The caller checks the sets' shapes (whole
+/// blocks, `rows` norms and keys, `⌈rows/8⌉` mask bytes, norms finite and
+/// ≥ 0, fewer than 2³² rows in all).
+pub(crate) fn search_asym_lists(
+    kernels: &Kernels,
+    q: &[f32],
+    table: &Reconstruction,
+    shared: &SharedTables,
+    sets: &[BlockSet<'_>],
+    k: usize,
+) -> Vec<(f32, usize, usize)> {
+    let width = code_width(table.dim());
+    let mut starts = Vec::with_capacity(sets.len() + 1);
+    let mut total = 0usize;
+    for s in sets {
+        starts.push(total);
+        total += s.rows;
+    }
+    starts.push(total);
+    let all = BlockSets { sets, starts };
+    let allowed: usize = sets
+        .iter()
+        .map(|s| {
+            RowScope {
+                mask: s.mask,
+                tie_keys: None,
+            }
+            .allowed(s.rows)
+        })
+        .sum();
+    let kk = result_columns(k, allowed);
+    if kk == 0 {
+        return Vec::new();
+    }
+    let qt = QueryTables::new(q, table);
+    let mut cands = Candidates::new(kk);
+    let mut buffers = ScanBuffers::default();
+    if qt.norm != 0.0 {
+        for (s, start) in sets.iter().zip(&all.starts) {
+            let db = Database {
+                codes: CodesRef::Blocks(s.blocks, s.rows),
+                width,
+                rows: s.rows,
+                norms: Some(s.norms),
+                squares: &shared.squares,
+                pair_squares: &shared.pair_squares,
+                scope: RowScope {
+                    mask: s.mask,
+                    tie_keys: Some(s.keys),
+                },
+                base: *start as u32,
+            };
+            scan_rows_with(
+                kernels,
+                &db,
+                std::slice::from_ref(&qt),
+                0,
+                s.rows,
+                std::slice::from_mut(&mut cands),
+                &mut buffers,
+            );
+        }
+    }
+    let (mut scores, mut rows) = (vec![0f32; kk], vec![0i64; kk]);
+    finish(
+        &all,
+        &shared.pair_squares,
+        width,
+        table,
+        q,
+        &qt,
+        cands,
+        &mut scores,
+        &mut rows,
+    );
+    scores
+        .into_iter()
+        .zip(rows)
+        .map(|(score, row)| {
+            let (s, r) = all.locate(row as usize);
+            (score, s, r)
+        })
+        .collect()
 }
 
 /// The result order of SPEC §8: score descending (as real numbers: −0 = +0;
@@ -748,6 +996,10 @@ pub(crate) fn search_asym_scoped(
             }
             f.rows
         }
+        CodesRef::Blocks(b, rows) => {
+            check_len("codes", b.len(), rows.div_ceil(BLOCK_ROWS) * BLOCK_ROWS * width)?;
+            rows
+        }
     };
     if n > u32::MAX as usize {
         return Err(Error::shape("codes", "at most 2³² − 1 rows", n));
@@ -776,14 +1028,16 @@ pub(crate) fn search_asym_scoped(
     if nq == 0 || kk == 0 {
         return Ok(kk);
     }
+    let (squares, pair_squares) = (ByteSquares::new(table), pair_squares(table));
     let db = Database {
         codes,
         width,
         rows: n,
         norms,
-        squares: ByteSquares::new(table),
-        pair_squares: pair_squares(table),
+        squares: &squares,
+        pair_squares: &pair_squares,
         scope,
+        base: 0,
     };
     let threads = rayon::current_num_threads().max(1);
     if nq < threads && n >= 2 * SHARD_MIN_ROWS {
@@ -809,7 +1063,7 @@ pub(crate) fn search_asym_scoped(
             .zip(tables.par_iter())
             .zip(merged.into_par_iter())
             .zip(scores.par_chunks_mut(kk).zip(rows.par_chunks_mut(kk)))
-            .for_each(|(((q, qt), c), (s, r))| finish(&db, table, q, qt, c, s, r));
+            .for_each(|(((q, qt), c), (s, r))| finish(&db, db.pair_squares, width, table, q, qt, c, s, r));
         return Ok(kk);
     }
     let per = nq.div_ceil(threads).clamp(1, 1024);
@@ -827,7 +1081,7 @@ pub(crate) fn search_asym_scoped(
                 .zip(s.chunks_exact_mut(kk))
                 .zip(r.chunks_exact_mut(kk))
             {
-                finish(&db, table, q, qt, c, s, r);
+                finish(&db, db.pair_squares, width, table, q, qt, c, s, r);
             }
         });
     Ok(kk)

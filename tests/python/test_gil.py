@@ -51,6 +51,16 @@ def big_lee_matrix() -> Callable[[], object]:
     return _calibrated(lambda m: lambda: q2key.lee_matrix(a[:m], b, threads=1), 20, 2_000)
 
 
+@pytest.fixture(scope="module")
+def big_ivf_search() -> Callable[[], object]:
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(50_000, 32)).astype(np.float32)
+    index = q2key.IVFIndex(32)
+    index.train(x[:4096], lists=16, threads=1)
+    index.add(x, threads=1)
+    return _calibrated(lambda q: lambda: index.search(x[:q], 10, nprobe=16, threads=1), 50, 50_000)
+
+
 def _ticks_inside(call: Callable[[], object]) -> tuple[int, float]:
     """Run ``call`` while a Python thread records a timestamp about every 0.5 ms.
 
@@ -82,11 +92,14 @@ def _ticks_inside(call: Callable[[], object]) -> tuple[int, float]:
     return inside, t1 - t0
 
 
-@pytest.mark.parametrize("which", ["search", "lee_matrix"])
+@pytest.mark.parametrize("which", ["search", "lee_matrix", "IVFIndex.search"])
 def test_python_thread_progresses_during_native_call(
-    which: str, big_search: Callable[[], object], big_lee_matrix: Callable[[], object]
+    which: str,
+    big_search: Callable[[], object],
+    big_lee_matrix: Callable[[], object],
+    big_ivf_search: Callable[[], object],
 ) -> None:
-    call = big_search if which == "search" else big_lee_matrix
+    call = {"search": big_search, "lee_matrix": big_lee_matrix, "IVFIndex.search": big_ivf_search}[which]
     inside, duration = _ticks_inside(call)
     assert duration > 3 * MARGIN, f"the {which} call was too short ({duration:.3f} s) to test anything"
     assert inside >= 20, (

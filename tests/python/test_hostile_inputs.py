@@ -38,6 +38,16 @@ def _index() -> q2key.Index:
 
 
 INDEX = _index()
+
+
+def _ivf() -> q2key.IVFIndex:
+    index = q2key.IVFIndex(DIM)
+    index.train(X, lists=2)
+    index.add(X)
+    return index
+
+
+IVF = _ivf()
 ALL_ROWS = np.tile(np.arange(len(X), dtype=np.int64), (len(X), 1))  # rerank candidates: every row
 
 
@@ -118,6 +128,10 @@ THREADS: dict[str, Callable[[Any], Any]] = {
     "Index.search": lambda t: INDEX.search(X, k=3, threads=t),
     "Index.search(lee)": lambda t: INDEX.search(X, k=3, threads=t, scoring="lee"),
     "Index.range_search": lambda t: INDEX.range_search(X, 10, threads=t),
+    "IVFIndex.train": lambda t: q2key.IVFIndex(DIM).train(X, lists=2, threads=t),
+    "IVFIndex.add": lambda t: IVF.add(X[:0], threads=t),
+    "IVFIndex.search": lambda t: IVF.search(X, k=3, threads=t),
+    "IVFIndex.search(lee)": lambda t: IVF.search(X, k=3, threads=t, scoring="lee"),
     "asymmetric_search": lambda t: q2key.asymmetric_search(X, CODES, 3, threads=t),
     "rerank": lambda t: q2key.rerank(X, CODES, ALL_ROWS, 3, threads=t),
     "calibrate": lambda t: q2key.calibrate(SAMPLE, method="fidelity", threads=t),
@@ -186,6 +200,7 @@ DIMS: dict[str, Callable[[Any], Any]] = {
     "encode": lambda d: q2key.encode(X, dim=d),
     "symbols": lambda d: q2key.symbols(X, dim=d),
     "Index": q2key.Index,
+    "IVFIndex": q2key.IVFIndex,
     "Thresholds.gaussian": q2key.Thresholds.gaussian,
     "Thresholds.global_": lambda d: q2key.Thresholds.global_(0.1, dim=d),
     "Thresholds.table": lambda d: q2key.Thresholds.global_(0.1).table(d),
@@ -235,6 +250,9 @@ KS: dict[str, Callable[[Any], Any]] = {
     "Index.search": lambda k: INDEX.search(X, k=k),
     "Index.search(rescore)": lambda k: INDEX.search(X, k=k, rescore=X),
     "Index.search(lee)": lambda k: INDEX.search(X, k=k, scoring="lee"),
+    "IVFIndex.search": lambda k: IVF.search(X, k=k, nprobe=2),
+    "IVFIndex.search(rescore)": lambda k: IVF.search(X, k=k, nprobe=2, rescore=X),
+    "IVFIndex.search(codes)": lambda k: IVF.search(CODES, k=k, nprobe=2),
     "asymmetric_search": lambda k: q2key.asymmetric_search(X, CODES, k),
     "rerank": lambda k: q2key.rerank(X, CODES, ALL_ROWS, k),
     "calibrate": lambda k: q2key.calibrate(SAMPLE, method="fidelity", k=k),
@@ -257,7 +275,17 @@ def test_numpy_integer_k_is_accepted(call: Callable[[Any], Any], value: Any) -> 
 
 SEARCHES = {
     name: KS[name]
-    for name in ("search", "Index.search", "Index.search(rescore)", "Index.search(lee)", "asymmetric_search", "rerank")
+    for name in (
+        "search",
+        "Index.search",
+        "Index.search(rescore)",
+        "Index.search(lee)",
+        "IVFIndex.search",
+        "IVFIndex.search(rescore)",
+        "IVFIndex.search(codes)",
+        "asymmetric_search",
+        "rerank",
+    )
 }
 
 
@@ -280,6 +308,12 @@ COUNTS: dict[str, tuple[str, int, Callable[[Any], Any]]] = {
     "Index.window-delta": ("delta", 0, lambda v: INDEX.window(0, v)),
     "calibrate-seed": ("seed", 0, lambda v: q2key.calibrate(SAMPLE, method="fidelity", seed=v)),
     "Calibrator-seed": ("seed", 0, lambda v: q2key.Calibrator(DIM, seed=v)),
+    "IVFIndex.search-nprobe": ("nprobe", 1, lambda v: IVF.search(X, k=2, nprobe=v)),
+    "IVFIndex.search-oversample": ("oversample", 1, lambda v: IVF.search(X, k=2, rescore=X, oversample=v)),
+    "IVFIndex.train-lists": ("lists", 1, lambda v: q2key.IVFIndex(DIM).train(X, lists=v)),
+    "IVFIndex.train-points_per_list": ("points_per_list", 1, lambda v: q2key.IVFIndex(DIM).train(X, points_per_list=v)),
+    "IVFIndex.train-iterations": ("iterations", 1, lambda v: q2key.IVFIndex(DIM).train(X, iterations=v)),
+    "IVFIndex.train-seed": ("seed", 0, lambda v: q2key.IVFIndex(DIM).train(X, seed=v)),
 }
 
 
@@ -451,6 +485,7 @@ def test_weights_of_any_real_kind_are_accepted(call: Callable[[Any], Any], value
 BYTES: dict[str, Callable[[Any], Any]] = {
     "Thresholds.from_bytes": q2key.Thresholds.from_bytes,
     "Index.from_bytes": q2key.Index.from_bytes,
+    "IVFIndex.from_bytes": q2key.IVFIndex.from_bytes,
 }
 BAD_BYTES = [
     Bad("2**40", 2**40, q2key.DTypeError, "expected bytes, got int"),
@@ -513,7 +548,12 @@ BAD_JSON = [
 ]
 
 
-PATHS: dict[str, Callable[[Any], Any]] = {"Index.save": INDEX.save, "Index.load": q2key.Index.load}
+PATHS: dict[str, Callable[[Any], Any]] = {
+    "Index.save": INDEX.save,
+    "Index.load": q2key.Index.load,
+    "IVFIndex.save": IVF.save,
+    "IVFIndex.load": q2key.IVFIndex.load,
+}
 BAD_PATHS = [
     Bad("int", 5, q2key.DTypeError, "expected a str or os.PathLike path, got int"),
     Bad("None", None, q2key.DTypeError, "expected a str or os.PathLike path, got NoneType"),
@@ -573,6 +613,10 @@ _array_cases("Index.search(lee)", "queries", lambda v: INDEX.search(v, k=2, scor
 _array_cases("asymmetric_search", "queries", lambda v: q2key.asymmetric_search(v, CODES, 2, dim=DIM), SIZED_FLOAT_BADS)
 _array_cases("rerank", "queries", lambda v: q2key.rerank(v, CODES, ALL_ROWS, 2, dim=DIM), SIZED_FLOAT_BADS)
 _array_cases("Index.range_search", "queries", lambda v: INDEX.range_search(v, 5), SIZED_FLOAT_BADS)
+_array_cases("IVFIndex.train", "vectors", lambda v: q2key.IVFIndex(DIM).train(v, lists=1), SIZED_FLOAT_BADS)
+_array_cases("IVFIndex.add", "vectors", lambda v: IVF.add(v), SIZED_FLOAT_BADS)
+_array_cases("IVFIndex.search", "queries", lambda v: IVF.search(v, k=2), SIZED_FLOAT_BADS)
+_array_cases("IVFIndex.search(lee)", "queries", lambda v: IVF.search(v, k=2, scoring="lee"), SIZED_FLOAT_BADS)
 _array_cases("Calibrator.update", "batch", lambda v: q2key.Calibrator(DIM).update(v), SIZED_FLOAT_BADS)
 _array_cases("Calibrator.drift", "batch", lambda v: _calibrator().drift(v), SIZED_FLOAT_BADS)
 _array_cases(
@@ -608,6 +652,7 @@ _array_cases(
 )
 _array_cases("Index.add_codes", "codes", lambda v: q2key.Index(DIM).add_codes(v), [*CODE_BADS, WIDTH_BAD])
 _array_cases("Index.search-codes", "queries", lambda v: INDEX.search(v, k=2), [WIDTH_BAD])
+_array_cases("IVFIndex.search-codes", "queries", lambda v: IVF.search(v, k=2), [WIDTH_BAD])
 _array_cases("decode", "codes", lambda v: q2key.decode(v, dim=DIM), [*CODE_BADS, WIDTH_BAD])
 _array_cases("asymmetric_search-codes", "codes", lambda v: q2key.asymmetric_search(X, v, 2), [*CODE_BADS, WIDTH_BAD])
 _array_cases("rerank-codes", "codes", lambda v: q2key.rerank(X, v, ALL_ROWS, 2), [*CODE_BADS, WIDTH_BAD])
@@ -723,6 +768,14 @@ _array_cases("Index.remove", "ids", INDEX.remove, [*ID_BADS, Bad("None", None, q
 _array_cases("Index.codes", "ids", INDEX.codes, [*ID_BADS, Bad("unknown", [10**6], q2key.Q2KeyError, None)])
 _array_cases("Index.search-filter", "filter", lambda v: INDEX.search(X, k=2, filter=v), ID_BADS[:5])
 _array_cases(
+    "IVFIndex.add-ids",
+    "ids",
+    lambda v: IVF.add(X[:1], ids=v),
+    [*ID_BADS, Bad("two", [1, 2], q2key.ShapeError, None), Bad("stored", [3], q2key.Q2KeyError, None)],
+)
+_array_cases("IVFIndex.remove", "ids", _ivf().remove, [*ID_BADS, Bad("None", None, q2key.DTypeError, None)])
+_array_cases("IVFIndex.search-filter", "filter", lambda v: IVF.search(X, k=2, filter=v), ID_BADS[:5])
+_array_cases(
     "stats.key_collisions",
     "keys",
     stats.key_collisions,
@@ -742,6 +795,19 @@ _array_cases(
 )
 
 
+# The IVF binding names its float rows ``x`` where every other entry point says ``vectors`` (a NaN in
+# ``IVFIndex.train``/``add`` reads "x: row 3 …"): rust/python/ivf.rs should rename as the Index binding
+# does (``renamed(e, "x", "vectors")``). Strict: each entry fails here once the binding is fixed.
+BINDING_GAPS = {f"IVFIndex.{m}-{v}" for m in ("train", "add") for v in ("nan", "inf")}
+
+
+def _gap(case_id: str, param: str) -> Any:
+    """xfail marks for a known binding gap."""
+    if param == "vectors" and case_id in BINDING_GAPS:
+        return [pytest.mark.xfail(strict=True, reason="rust/python/ivf.rs names vectors 'x'")]
+    return []
+
+
 def _calibrator() -> q2key.Calibrator:
     cal = q2key.Calibrator(DIM, reservoir=64, seed=0)
     cal.update(SAMPLE)
@@ -751,7 +817,11 @@ def _calibrator() -> q2key.Calibrator:
 
 @pytest.mark.parametrize(
     ("param", "call", "bad"),
-    [pytest.param(param, call, bad, id=f"{name}-{bad.label}") for name, param, call, bads in ARRAYS for bad in bads],
+    [
+        pytest.param(param, call, bad, id=f"{name}-{bad.label}", marks=_gap(f"{name}-{bad.label}", param))
+        for name, param, call, bads in ARRAYS
+        for bad in bads
+    ],
 )
 def test_bad_arrays(param: str, call: Callable[[Any], Any], bad: Bad) -> None:
     _check(call, param, bad)
@@ -761,8 +831,10 @@ def test_a_nan_row_has_the_same_words_for_every_vectors_parameter() -> None:
     """Item 16: Index.search said ``x:`` for its ``queries`` (and add for its ``vectors``)."""
     words = {
         param: _check(call, param, Bad("nan", NAN_ROWS, q2key.NonFiniteError, None)).split(": ", 1)[1]
-        for _, param, call, bads in ARRAYS
-        if param in ("x", "vectors", "queries", "batch") and any(b.label == "nan" for b in bads)
+        for name, param, call, bads in ARRAYS
+        if param in ("x", "vectors", "queries", "batch")
+        and any(b.label == "nan" for b in bads)
+        and f"{name}-nan" not in BINDING_GAPS  # (xfailed strictly above)
     }
     assert set(words) == {"x", "vectors", "queries", "batch"}
     assert len(set(words.values())) == 1, words
@@ -808,6 +880,18 @@ OPTIONS = [
         "Index.search-scoring-codes",
         "scoring",
         lambda v: INDEX.search(CODES, k=2, scoring=v),
+        [Bad("asymmetric with codes", "asymmetric", q2key.Q2KeyError, None)],
+    ),
+    (
+        "IVFIndex.search-scoring",
+        "scoring",
+        lambda v: IVF.search(X, k=2, scoring=v),
+        [Bad("unknown", "cosine", q2key.Q2KeyError, None), Bad("int", 5, q2key.Q2KeyError, None)],
+    ),
+    (
+        "IVFIndex.search-scoring-codes",
+        "scoring",
+        lambda v: IVF.search(CODES, k=2, scoring=v),
         [Bad("asymmetric with codes", "asymmetric", q2key.Q2KeyError, None)],
     ),
     (
@@ -886,7 +970,7 @@ def _every_case() -> list[tuple[str, str, Callable[[Any], Any], Bad]]:
 
 
 def _attribute_cases() -> list[Any]:
-    return [pytest.param(*rest, id=name) for name, *rest in _every_case()]
+    return [pytest.param(param, *rest, id=name, marks=_gap(name, param)) for name, param, *rest in _every_case()]
 
 
 @pytest.mark.parametrize(("param", "call", "bad"), _attribute_cases())

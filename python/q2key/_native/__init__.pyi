@@ -13,6 +13,7 @@ MAX_DIM: int
 __all__ = [
     "MAX_DIM",
     "Index",
+    "IvfIndex",
     "Thresholds",
     "ViewGuard",
     "__version__",
@@ -132,6 +133,71 @@ def fit_rotation(
 
 @final
 class ViewGuard: ...
+
+@final
+class IvfIndex:
+    def __new__(cls, dim: int, thresholds: Thresholds | None = None) -> IvfIndex: ...
+    def train(
+        self,
+        x: _Floats,
+        lists: int | None = None,
+        points_per_list: int | None = None,
+        iterations: int | None = None,
+        seed: int = 0,
+        threads: int | None = None,
+    ) -> None: ...
+    def add(self, x: _Floats, ids: _U64 | None = None, threads: int | None = None) -> _U64: ...
+    def search_asym(
+        self,
+        queries: _Floats,
+        k: int,
+        nprobe: int,
+        filter_ids: _U64 | None = None,
+        filter_mask: _U8 | None = None,
+        threads: int | None = None,
+    ) -> tuple[_F32, _U64]: ...
+    def search_lee(
+        self,
+        queries: _U8,
+        k: int,
+        nprobe: int,
+        filter_ids: _U64 | None = None,
+        filter_mask: _U8 | None = None,
+        threads: int | None = None,
+    ) -> tuple[npt.NDArray[np.uint32], _U64]: ...
+    def search_lee_floats(
+        self,
+        queries: _Floats,
+        k: int,
+        nprobe: int,
+        filter_ids: _U64 | None = None,
+        filter_mask: _U8 | None = None,
+        threads: int | None = None,
+    ) -> tuple[npt.NDArray[np.uint32], _U64]: ...
+    def remove(self, ids: _U64, threads: int | None = None) -> int: ...
+    def compact(self) -> None: ...
+    def stats(self) -> tuple[int, int, int, int, int, float, float, int, bool]: ...
+    @property
+    def dim(self) -> int: ...
+    @property
+    def lists(self) -> int: ...
+    @property
+    def is_trained(self) -> bool: ...
+    @property
+    def next_id(self) -> int: ...
+    @property
+    def mapped(self) -> bool: ...
+    @property
+    def thresholds(self) -> Thresholds: ...
+    def centroids(self) -> _F32: ...
+    def __len__(self) -> int: ...
+    def contains(self, id: int) -> bool: ...
+    def save(self, path: str) -> None: ...
+    def to_bytes(self) -> bytes: ...
+    @staticmethod
+    def from_bytes(data: bytes) -> IvfIndex: ...
+    @staticmethod
+    def load(path: str, mmap: bool = False) -> IvfIndex: ...
 
 @final
 class Index:

@@ -1,0 +1,432 @@
+//! An inverted-file index over Q² codes (issue 13): spherical k-means
+//! centroids partition the rows into lists; a search scans only the
+//! `nprobe` lists whose centroids are nearest the query.
+//!
+//! Each row's code is the code SPEC §1–4 gives the vector under the index's
+//! [`Thresholds`] (the vector itself, not a residual), so codes and scores
+//! are those of [`crate::Index`]: with `nprobe` = every list a search equals
+//! the exhaustive one over the same rows exactly (ids, scores, ties by id).
+//!
+//! Defaults (all overridable in [`IvfParams`]):
+//! - lists ≈ 4·√N for N training rows (faiss's rule of thumb, 4–16·√N);
+//! - 64 training points per list: faiss warns below 39 and samples down to
+//!   256; 64 keeps k-means cheap (a quarter of faiss's work) while every
+//!   centroid still averages dozens of points, and coarse routing gains
+//!   little from more (the lists only have to be good, not optimal);
+//! - 10 iterations: spherical k-means moves little after that.
+//!
+//! Adding after training assigns rows to the existing centroids; nothing is
+//! retrained. When the data drifts, new rows pile into fewer lists:
+//! [`IvfStats::imbalance`] (faiss's `imbalance_factor`, 1 = perfectly even)
+//! grows, and searches at the same `nprobe` scan more rows; retrain (build
+//! a new index) when it does.
+
+pub mod format;
+pub mod kmeans;
+mod lists;
+mod search;
+
+pub use kmeans::KmeansParams;
+pub use search::{IvfAsymNeighbours, IvfLeeNeighbours};
+
+use crate::code_width;
+use crate::decode::Reconstruction;
+use crate::encode::thresholds::Thresholds;
+use crate::error::{with_capacity, zeroed, Error, Result};
+use lists::List;
+use rayon::prelude::*;
+
+/// Training points per list by default.
+pub const DEFAULT_POINTS_PER_LIST: usize = 64;
+/// k-means iterations by default.
+pub const DEFAULT_ITERATIONS: usize = 10;
+/// Rows normalised and assigned together by `add` (bounds its extra memory).
+const ADD_BATCH: usize = 1 << 16;
+/// A list is compacted once more than this share of its rows is removed.
+const DEAD_SHARE_LIMIT: f64 = 0.25;
+
+/// How [`IvfIndex::train`] partitions. `None` fields take the defaults above.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IvfParams {
+    pub lists: Option<usize>,
+    pub points_per_list: Option<usize>,
+    pub iterations: Option<usize>,
+    pub seed: u64,
+}
+
+/// The default number of lists for `rows` training rows: `round(4·√rows)`,
+/// at least 1 and at most `rows`.
+pub fn default_lists(rows: usize) -> usize {
+    ((4.0 * (rows as f64).sqrt()).round() as usize).clamp(1, rows.max(1))
+}
+
+/// Figures [`IvfIndex::stats`] reports (list sizes count live rows).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IvfStats {
+    pub rows: usize,
+    pub dead: usize,
+    pub lists: usize,
+    pub min_list: usize,
+    pub max_list: usize,
+    pub mean_list: f64,
+    /// `lists · Σ size² / (Σ size)²` (faiss's `imbalance_factor`): 1 when every
+    /// list holds as many rows, `lists` when one list holds all; 0 when empty.
+    pub imbalance: f64,
+    /// Heap bytes: lists (codes with their block padding, ids, norms,
+    /// liveness), centroids and the reconstruction table; mapped codes count.
+    pub memory_bytes: usize,
+    pub mapped: bool,
+}
+
+/// An inverted-file index. Not internally synchronised (`&self` methods only read).
+#[derive(Debug)]
+pub struct IvfIndex {
+    dim: usize,
+    thresholds: Thresholds,
+    /// The reconstruction table in effect (fitted, else the rule's default).
+    table: Reconstruction,
+    /// `lists × dim` unit centroids; empty until trained.
+    centroids: Vec<f32>,
+    lists: Vec<List>,
+    /// Above every id ever stored (the next sequential id).
+    next_id: u64,
+    /// Whether the lists' codes are mapped from a file (then read-only).
+    mapped: bool,
+}
+
+impl IvfIndex {
+    /// An untrained, empty index for vectors of dimension `dim` encoded
+    /// with `thresholds` (which must be for `dim`, or for any dimension).
+    pub fn new(dim: usize, thresholds: Thresholds) -> Result<IvfIndex> {
+        let dim = crate::check_dim(dim)?;
+        let table = thresholds.table_for(dim)?;
+        Ok(IvfIndex {
+            dim,
+            thresholds,
+            table,
+            centroids: Vec::new(),
+            lists: Vec::new(),
+            next_id: 0,
+            mapped: false,
+        })
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    pub fn thresholds(&self) -> &Thresholds {
+        &self.thresholds
+    }
+
+    pub fn is_trained(&self) -> bool {
+        !self.lists.is_empty()
+    }
+
+    /// Number of lists (0 before training).
+    pub fn lists(&self) -> usize {
+        self.lists.len()
+    }
+
+    /// The centroids, `lists × dim` row-major unit vectors.
+    pub fn centroids(&self) -> &[f32] {
+        &self.centroids
+    }
+
+    pub fn next_id(&self) -> u64 {
+        self.next_id
+    }
+
+    pub fn is_mapped(&self) -> bool {
+        self.mapped
+    }
+
+    /// Live rows.
+    pub fn len(&self) -> usize {
+        self.lists.iter().map(List::live).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether a live row has id `id` (a scan of the ids: O(rows)).
+    pub fn contains(&self, id: u64) -> bool {
+        self.lists
+            .par_iter()
+            .any(|l| l.ids.iter().enumerate().any(|(r, &i)| i == id && l.is_alive(r)))
+    }
+
+    /// Trains the centroids on `x` (`rows × dim` float rows, finite): a
+    /// sample of `lists · points_per_list` distinct rows drawn by `seed`
+    /// (all rows when there are fewer), then spherical k-means. Only an
+    /// empty, untrained index trains (its lists would no longer match).
+    pub fn train(&mut self, x: &[f32], params: IvfParams) -> Result<()> {
+        self.check_writable()?;
+        if self.is_trained() {
+            return Err(Error::value(
+                "index",
+                "is already trained (build a new index to retrain)",
+            ));
+        }
+        let rows = self.check_floats("x", x)?;
+        let lists = params.lists.unwrap_or_else(|| default_lists(rows));
+        let per_list = params.points_per_list.unwrap_or(DEFAULT_POINTS_PER_LIST);
+        if per_list == 0 {
+            return Err(Error::value("points_per_list", "must be at least 1"));
+        }
+        let iterations = params.iterations.unwrap_or(DEFAULT_ITERATIONS);
+        let want = lists.saturating_mul(per_list);
+        let mut rng = kmeans::SplitMix::new(params.seed);
+        let sample: Vec<f32>;
+        let training = if want < rows {
+            let picked = kmeans::sample_distinct(rows, want, &mut rng);
+            let mut s = with_capacity("x", "the training sample", picked.len(), self.dim)?;
+            for r in picked {
+                s.extend_from_slice(&x[r * self.dim..][..self.dim]);
+            }
+            sample = s;
+            &sample[..]
+        } else {
+            x
+        };
+        let centroids = kmeans::train(
+            training,
+            self.dim,
+            KmeansParams {
+                lists,
+                iterations,
+                seed: rng.next(),
+            },
+        )?;
+        self.lists = (0..lists).map(|_| List::empty()).collect();
+        self.centroids = centroids;
+        Ok(())
+    }
+
+    /// The number of rows of `x` (a `rows × dim` float matrix, finite),
+    /// errors naming `arg`.
+    fn check_floats(&self, arg: &'static str, x: &[f32]) -> Result<usize> {
+        let rows = crate::check::check_rows(arg, x.len(), self.dim)?;
+        if let Some(at) = x.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFinite {
+                arg,
+                row: at / self.dim,
+                col: at % self.dim,
+                value: f64::from(x[at]),
+            });
+        }
+        Ok(rows)
+    }
+
+    /// The codes of `x` under the index's thresholds (the one place rows
+    /// are encoded: the code SPEC §1–4 gives each vector).
+    fn encode(&self, x: &[f32], rows: usize) -> Result<Vec<u8>> {
+        let mut codes = zeroed("add", "the codes of the vectors", rows, code_width(self.dim))?;
+        let mut keys = zeroed("add", "the keys of the vectors", rows, 1)?;
+        let mut transitions = zeroed::<u32>("add", "the transition counts of the vectors", rows, 1)?;
+        self.thresholds
+            .rule_for(self.dim)?
+            .encode(x, self.dim, &mut codes, &mut keys, &mut transitions)?;
+        Ok(codes)
+    }
+
+    /// The nearest list of each row of `x` (normalised in batches).
+    fn nearest_lists(&self, x: &[f32], rows: usize) -> Result<Vec<u32>> {
+        let mut lists = zeroed::<u32>("add", "the lists of the vectors", rows, 1)?;
+        for (chunk, out) in x.chunks(ADD_BATCH * self.dim).zip(lists.chunks_mut(ADD_BATCH)) {
+            let unit = kmeans::normalised(chunk, self.dim)?;
+            kmeans::assign(&unit, &self.centroids, self.dim, out)?;
+        }
+        Ok(lists)
+    }
+
+    /// Encodes `x` (`rows × dim`, finite) and adds each row to its nearest
+    /// list under `ids` (sequential from [`IvfIndex::next_id`] when `None`).
+    /// All-or-nothing: a bad shape, value or id (repeated, or already
+    /// stored) fails before anything is stored. Returns the ids.
+    pub fn add(&mut self, x: &[f32], ids: Option<&[u64]>) -> Result<Vec<u64>> {
+        self.check_writable()?;
+        if !self.is_trained() {
+            return Err(Error::value("index", "is not trained: call train first"));
+        }
+        let rows = self.check_floats("x", x)?;
+        let ids = self.new_ids(rows, ids)?;
+        let total = self.lists.iter().map(List::rows).sum::<usize>() + rows;
+        if total > u32::MAX as usize {
+            return Err(Error::shape("x", "at most 2³² − 1 rows in the index", total));
+        }
+        let codes = self.encode(x, rows)?;
+        let mut norms = zeroed("add", "the norms of the vectors", rows, 1)?;
+        crate::row_norms(&codes, self.dim, &self.table, &mut norms)?;
+        let assignment = self.nearest_lists(x, rows)?;
+        let members = kmeans::group_by_list(&assignment, self.lists.len());
+        let width = code_width(self.dim);
+        for (l, list) in self.lists.iter_mut().enumerate() {
+            list.reserve(members.starts[l + 1] - members.starts[l], width)?;
+        }
+        // Nothing fails from here on.
+        self.lists.par_iter_mut().enumerate().for_each(|(l, list)| {
+            for &r in &members.rows[members.starts[l]..members.starts[l + 1]] {
+                let r = r as usize;
+                list.push(&codes[r * width..][..width], ids[r], norms[r]);
+            }
+        });
+        if let Some(&max) = ids.iter().max() {
+            self.next_id = self.next_id.max(max.saturating_add(1));
+        }
+        Ok(ids)
+    }
+
+    /// The ids of `rows` new rows: `given` (checked: one per row, distinct,
+    /// none stored) or sequential ones.
+    fn new_ids(&self, rows: usize, given: Option<&[u64]>) -> Result<Vec<u64>> {
+        let Some(ids) = given else {
+            let start = self.next_id;
+            let end = start
+                .checked_add(rows as u64)
+                .ok_or_else(|| Error::value("ids", "sequential ids would pass 2^64 - 1"))?;
+            return Ok((start..end).collect());
+        };
+        if ids.len() != rows {
+            return Err(Error::shape(
+                "ids",
+                format!("{rows} ids (one per row)"),
+                format!("{}", ids.len()),
+            ));
+        }
+        let mut batch = foldhash::HashMap::default();
+        batch.reserve(ids.len());
+        for (i, &id) in ids.iter().enumerate() {
+            if batch.insert(id, i).is_some() {
+                return Err(Error::DuplicateId {
+                    id,
+                    row: i,
+                    within_batch: true,
+                });
+            }
+        }
+        let stored = self
+            .lists
+            .par_iter()
+            .filter_map(|l| {
+                (0..l.rows())
+                    .filter(|&r| l.is_alive(r))
+                    .filter_map(|r| batch.get(&l.ids[r]).copied())
+                    .min()
+            })
+            .min();
+        if let Some(i) = stored {
+            return Err(Error::DuplicateId {
+                id: ids[i],
+                row: i,
+                within_batch: false,
+            });
+        }
+        Ok(ids.to_vec())
+    }
+
+    /// Removes the rows of `ids` (unknown ids are ignored); returns how
+    /// many were removed. A list is compacted once more than a quarter of
+    /// its rows are removed.
+    pub fn remove(&mut self, ids: &[u64]) -> Result<usize> {
+        self.check_writable()?;
+        let wanted: foldhash::HashSet<u64> = ids.iter().copied().collect();
+        let width = code_width(self.dim);
+        let removed = self
+            .lists
+            .par_iter_mut()
+            .map(|l| -> Result<usize> {
+                let mut n = 0;
+                for r in 0..l.rows() {
+                    if wanted.contains(&l.ids[r]) && l.kill(r) {
+                        n += 1;
+                    }
+                }
+                if l.dead as f64 > DEAD_SHARE_LIMIT * l.rows() as f64 {
+                    l.compact(width)?;
+                }
+                Ok(n)
+            })
+            .collect::<Result<Vec<usize>>>()?;
+        Ok(removed.iter().sum())
+    }
+
+    /// Drops every removed row and frees its memory.
+    pub fn compact(&mut self) -> Result<()> {
+        self.check_writable()?;
+        let width = code_width(self.dim);
+        self.lists.par_iter_mut().try_for_each(|l| l.compact(width))
+    }
+
+    pub fn stats(&self) -> IvfStats {
+        let sizes: Vec<usize> = self.lists.iter().map(List::live).collect();
+        let rows: usize = sizes.iter().sum();
+        let squares: f64 = sizes.iter().map(|&s| (s as f64) * (s as f64)).sum();
+        let imbalance = if rows == 0 {
+            0.0
+        } else {
+            squares * sizes.len() as f64 / ((rows as f64) * (rows as f64))
+        };
+        IvfStats {
+            rows,
+            dead: self.lists.iter().map(|l| l.dead).sum(),
+            lists: sizes.len(),
+            min_list: sizes.iter().copied().min().unwrap_or(0),
+            max_list: sizes.iter().copied().max().unwrap_or(0),
+            mean_list: if sizes.is_empty() {
+                0.0
+            } else {
+                rows as f64 / sizes.len() as f64
+            },
+            imbalance,
+            memory_bytes: self.memory_bytes(),
+            mapped: self.mapped,
+        }
+    }
+
+    /// Heap bytes held (see [`IvfStats::memory_bytes`]).
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<IvfIndex>()
+            + self.lists.iter().map(List::memory_bytes).sum::<usize>()
+            + 4 * self.centroids.capacity()
+            + 16 * self.dim
+    }
+
+    /// Compacts, then saves atomically to `path` (docs/FORMAT.md). Saving
+    /// a mapped index, even over the file it maps, is safe.
+    pub fn save(&mut self, path: &std::path::Path) -> Result<()> {
+        if !self.mapped {
+            self.compact()?;
+        }
+        format::save(self, path)
+    }
+
+    /// The saved file's bytes (compacts first): what pickling ships.
+    pub fn to_bytes(&mut self) -> Result<Vec<u8>> {
+        if !self.mapped {
+            self.compact()?;
+        }
+        let mut out = Vec::new();
+        format::write_to(self, &mut out).map_err(|e| Error::value("index", format!("could not serialise: {e}")))?;
+        Ok(out)
+    }
+
+    /// An index from [`IvfIndex::to_bytes`] output (validated like a file; errors name `data`).
+    pub fn from_bytes(bytes: &[u8]) -> Result<IvfIndex> {
+        format::decode(bytes, "data")
+    }
+
+    /// Loads an index saved by [`IvfIndex::save`]; with `mmap` the lists'
+    /// codes stay in the file, mapped read-only, and writing methods fail.
+    pub fn load(path: &std::path::Path, mmap: bool) -> Result<IvfIndex> {
+        format::load(path, mmap)
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.mapped {
+            return Err(Error::ReadOnly);
+        }
+        Ok(())
+    }
+}

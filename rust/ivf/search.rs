@@ -1,0 +1,333 @@
+//! Searching an inverted file: route each query to its `nprobe` nearest
+//! lists (largest centroid dot product, ties to the lower list), scan them
+//! and merge into one top-k ordered like [`crate::Index`]'s (ties by id).
+//!
+//! Float queries are scored asymmetrically (SPEC §8) by the fast-scan
+//! kernel with its exact re-rank ([`search_asym_lists`]); code queries by
+//! Lee distance with the same nibble-lookup kernel: a table per nibble of
+//! `4 − Lee(query nibble, row nibble)` (Lee = popcount of the Gray XOR, ≤ 4
+//! per nibble), so the kernel's integer sums are exact distances.
+
+use super::kmeans::{dots, normalise_row};
+use super::lists::List;
+use super::IvfIndex;
+use crate::code_width;
+use crate::error::{with_capacity, Error, Result};
+use crate::index::Filter;
+use crate::kernels::scalar_asym::BLOCK_ROWS;
+use crate::kernels::Kernels;
+use crate::keys::check_padding;
+use crate::search::asym::{check_queries, cosine_distance, search_asym_lists, BlockSet, SharedTables};
+use crate::search::result_columns;
+use rayon::prelude::*;
+use std::borrow::Cow;
+use std::collections::BinaryHeap;
+
+/// Queries routed together (one matrix product against the centroids).
+const ROUTE_QUERIES: usize = 64;
+
+/// Asymmetric results: `queries × columns`, ascending by `1 − cosine`
+/// (f32), ties to the lower id; a query whose probed lists hold fewer than
+/// `columns` allowed rows has its last columns at distance +∞, id `u64::MAX`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IvfAsymNeighbours {
+    pub columns: usize,
+    pub distances: Vec<f32>,
+    pub ids: Vec<u64>,
+}
+
+/// Lee results: as [`IvfAsymNeighbours`], distances u32 (missing: `u32::MAX`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct IvfLeeNeighbours {
+    pub columns: usize,
+    pub distances: Vec<u32>,
+    pub ids: Vec<u64>,
+}
+
+/// Per list, the rows a search may return (`None`: all of them).
+struct ListMasks<'a>(Vec<Option<Cow<'a, [u8]>>>);
+
+impl<'a> ListMasks<'a> {
+    /// Masks for `filter` (alive rows whose id it allows), or each list's alive mask.
+    fn new(lists: &'a [List], filter: Option<Filter<'_>>) -> ListMasks<'a> {
+        let Some(filter) = filter else {
+            return ListMasks(lists.iter().map(|l| l.alive_mask().map(Cow::Borrowed)).collect());
+        };
+        let wanted: Option<foldhash::HashSet<u64>> = match filter {
+            Filter::Ids(ids) => Some(ids.iter().copied().collect()),
+            Filter::Mask(_) => None,
+        };
+        let allows = |id: u64| match filter {
+            Filter::Ids(_) => wanted.as_ref().is_some_and(|w| w.contains(&id)),
+            Filter::Mask(m) => usize::try_from(id).ok().and_then(|i| m.get(i)).is_some_and(|&b| b != 0),
+        };
+        ListMasks(
+            lists
+                .par_iter()
+                .map(|l| {
+                    let mut bits = vec![0u8; l.rows().div_ceil(8)];
+                    for r in (0..l.rows()).filter(|&r| l.is_alive(r) && allows(l.ids[r])) {
+                        bits[r / 8] |= 1 << (r % 8);
+                    }
+                    Some(Cow::Owned(bits))
+                })
+                .collect(),
+        )
+    }
+
+    fn get(&self, list: usize) -> Option<&[u8]> {
+        self.0[list].as_deref()
+    }
+
+    fn allowed(&self, lists: &[List]) -> usize {
+        self.0
+            .iter()
+            .zip(lists)
+            .map(|(m, l)| match m {
+                None => l.rows(),
+                Some(bits) => bits.iter().map(|b| b.count_ones() as usize).sum(),
+            })
+            .sum()
+    }
+}
+
+impl IvfIndex {
+    /// The `nprobe` nearest lists of each of `queries` (float rows, any
+    /// length; routed by their direction): `queries × nprobe` list numbers,
+    /// each query's by (dot product descending, list ascending).
+    fn route(&self, queries: &[f32], nprobe: usize) -> Vec<Vec<u32>> {
+        let dim = self.dim;
+        let lists = self.lists.len();
+        queries
+            .par_chunks(ROUTE_QUERIES * dim)
+            .flat_map_iter(|chunk| {
+                let mut unit = chunk.to_vec();
+                unit.chunks_exact_mut(dim).for_each(normalise_row);
+                let mut d = vec![0f32; unit.len() / dim * lists];
+                dots(&unit, &self.centroids, dim, &mut d);
+                d.chunks_exact(lists)
+                    .map(|row| {
+                        let mut order: Vec<u32> = (0..lists as u32).collect();
+                        let by = |a: &u32, b: &u32| row[*b as usize].total_cmp(&row[*a as usize]).then(a.cmp(b));
+                        if nprobe < lists {
+                            order.select_nth_unstable_by(nprobe - 1, by);
+                            order.truncate(nprobe);
+                        }
+                        order.sort_unstable_by(by);
+                        order
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// Checks `k` and `nprobe` (clamped to the number of lists) and the output size.
+    fn check_search(&self, nq: usize, k: usize, nprobe: usize, allowed: usize) -> Result<(usize, usize)> {
+        if k == 0 {
+            return Err(Error::value("k", "must be at least 1"));
+        }
+        if nprobe == 0 {
+            return Err(Error::value("nprobe", "must be at least 1"));
+        }
+        if !self.is_trained() {
+            return Err(Error::value("index", "is not trained: call train first"));
+        }
+        let kk = result_columns(k, allowed);
+        nq.checked_mul(kk)
+            .filter(|&c| c.checked_mul(12).is_some())
+            .ok_or_else(|| Error::shape("k", format!("{nq} × {kk} results"), "no buffer that large"))?;
+        Ok((kk, nprobe.min(self.lists.len())))
+    }
+
+    /// The asymmetric top-`k` (SPEC §8) of float `queries` (`Q × dim`,
+    /// finite) among the rows of each query's `nprobe` nearest lists that
+    /// `filter` allows (removed rows never). With `nprobe ≥ lists` this is
+    /// exactly [`crate::Index::search_asym`] over the same rows and ids.
+    pub fn search_asym(
+        &self,
+        queries: &[f32],
+        k: usize,
+        nprobe: usize,
+        filter: Option<Filter<'_>>,
+    ) -> Result<IvfAsymNeighbours> {
+        self.search_asym_with(Kernels::active(), queries, k, nprobe, filter)
+    }
+
+    /// [`IvfIndex::search_asym`] with the given kernels.
+    pub fn search_asym_with(
+        &self,
+        kernels: &Kernels,
+        queries: &[f32],
+        k: usize,
+        nprobe: usize,
+        filter: Option<Filter<'_>>,
+    ) -> Result<IvfAsymNeighbours> {
+        let nq = check_queries(queries, self.dim)?;
+        let masks = ListMasks::new(&self.lists, filter);
+        let (kk, nprobe) = self.check_search(nq, k, nprobe, masks.allowed(&self.lists))?;
+        let mut distances = with_capacity("search", "the distances output", nq, kk)?;
+        distances.resize(nq * kk, f32::INFINITY);
+        let mut ids = with_capacity("search", "the ids output", nq, kk)?;
+        ids.resize(nq * kk, u64::MAX);
+        if kk == 0 {
+            return Ok(IvfAsymNeighbours {
+                columns: 0,
+                distances,
+                ids,
+            });
+        }
+        let routes = self.route(queries, nprobe);
+        let shared = SharedTables::new(&self.table);
+        queries
+            .par_chunks_exact(self.dim)
+            .zip(routes.par_iter())
+            .zip(distances.par_chunks_mut(kk).zip(ids.par_chunks_mut(kk)))
+            .for_each(|((q, route), (d, i))| {
+                let sets: Vec<BlockSet<'_>> = route
+                    .iter()
+                    .map(|&l| self.lists[l as usize].block_set(masks.get(l as usize)))
+                    .collect();
+                let found = search_asym_lists(kernels, q, &self.table, &shared, &sets, kk);
+                for ((d, i), (score, set, row)) in d.iter_mut().zip(i.iter_mut()).zip(found) {
+                    *d = cosine_distance(score);
+                    *i = self.lists[route[set] as usize].ids[row];
+                }
+            });
+        Ok(IvfAsymNeighbours {
+            columns: kk,
+            distances,
+            ids,
+        })
+    }
+
+    /// The Lee top-`k` of code `queries` (`Q × code_width(dim)`, Gray-coded,
+    /// padding bits zero) among the rows of each query's `nprobe` nearest
+    /// lists that `filter` allows, ascending by distance, ties to the lower
+    /// id. A code query is routed by its reconstruction x̂ (SPEC §8); with
+    /// `nprobe ≥ lists` this is exactly [`crate::Index::search`].
+    pub fn search_lee(
+        &self,
+        queries: &[u8],
+        k: usize,
+        nprobe: usize,
+        filter: Option<Filter<'_>>,
+    ) -> Result<IvfLeeNeighbours> {
+        self.search_lee_with(Kernels::active(), queries, None, k, nprobe, filter)
+    }
+
+    /// Lee search of float `queries` (`Q × dim`, finite): each is encoded
+    /// with the index's thresholds and routed by its own direction.
+    pub fn search_lee_floats(
+        &self,
+        queries: &[f32],
+        k: usize,
+        nprobe: usize,
+        filter: Option<Filter<'_>>,
+    ) -> Result<IvfLeeNeighbours> {
+        let nq = check_queries(queries, self.dim)?;
+        let codes = self.encode(queries, nq)?;
+        self.search_lee_with(Kernels::active(), &codes, Some(queries), k, nprobe, filter)
+    }
+
+    /// [`IvfIndex::search_lee`] with the given kernels; `floats`: the
+    /// queries to route by (their reconstructions when `None`).
+    pub fn search_lee_with(
+        &self,
+        kernels: &Kernels,
+        queries: &[u8],
+        floats: Option<&[f32]>,
+        k: usize,
+        nprobe: usize,
+        filter: Option<Filter<'_>>,
+    ) -> Result<IvfLeeNeighbours> {
+        let width = code_width(self.dim);
+        let nq = crate::check::check_rows("queries", queries.len(), width)?;
+        check_padding(queries, self.dim).map_err(|e| match e {
+            Error::Value { reason, .. } => Error::Value { arg: "queries", reason },
+            e => e,
+        })?;
+        let masks = ListMasks::new(&self.lists, filter);
+        let (kk, nprobe) = self.check_search(nq, k, nprobe, masks.allowed(&self.lists))?;
+        let mut distances = with_capacity("search", "the distances output", nq, kk)?;
+        distances.resize(nq * kk, u32::MAX);
+        let mut ids = with_capacity("search", "the ids output", nq, kk)?;
+        ids.resize(nq * kk, u64::MAX);
+        if kk == 0 {
+            return Ok(IvfLeeNeighbours {
+                columns: 0,
+                distances,
+                ids,
+            });
+        }
+        let routes = match floats {
+            Some(f) => self.route(f, nprobe),
+            None => {
+                let mut decoded = with_capacity("search", "the decoded queries", nq, self.dim)?;
+                decoded.resize(nq * self.dim, 0f32);
+                crate::decode::decode(queries, self.dim, &self.table, &mut decoded)?;
+                self.route(&decoded, nprobe)
+            }
+        };
+        queries
+            .par_chunks_exact(width)
+            .zip(routes.par_iter())
+            .zip(distances.par_chunks_mut(kk).zip(ids.par_chunks_mut(kk)))
+            .for_each(|((q, route), (d, i))| {
+                let found = self.lee_lists(kernels, q, route, &masks, kk);
+                for ((d, i), (dist, id)) in d.iter_mut().zip(i.iter_mut()).zip(found) {
+                    (*d, *i) = (dist, id);
+                }
+            });
+        Ok(IvfLeeNeighbours {
+            columns: kk,
+            distances,
+            ids,
+        })
+    }
+
+    /// The `kk` nearest allowed rows of `route`'s lists to code `q`, by (Lee distance, id).
+    fn lee_lists(&self, kernels: &Kernels, q: &[u8], route: &[u32], masks: &ListMasks, kk: usize) -> Vec<(u32, u64)> {
+        let width = q.len();
+        let luts = lee_tables(q);
+        let full = 8 * width as u32; // 4 per nibble: the table entries of a zero distance
+        let mut best: BinaryHeap<(u32, u64)> = BinaryHeap::with_capacity(kk + 1);
+        let mut sums = Vec::new();
+        for &l in route {
+            let list = &self.lists[l as usize];
+            let rows = list.rows();
+            if rows == 0 {
+                continue;
+            }
+            sums.resize(rows.div_ceil(BLOCK_ROWS) * BLOCK_ROWS, 0u32);
+            kernels.asym_scan(&luts, width, &list.blocks, &mut sums);
+            let mask = masks.get(l as usize);
+            for (r, &s) in sums[..rows].iter().enumerate() {
+                if mask.is_some_and(|m| m[r / 8] >> (r % 8) & 1 == 0) {
+                    continue;
+                }
+                let entry = (full - s, list.ids[r]);
+                if best.len() < kk {
+                    best.push(entry);
+                } else if best.peek().is_some_and(|top| entry < *top) {
+                    best.pop();
+                    best.push(entry);
+                }
+            }
+        }
+        best.into_sorted_vec()
+    }
+}
+
+/// Per code byte `b` of query `q`: 16 entries `4 − popcount(hi(q_b) ^ n)`
+/// for the high nibble, then 16 for the low one (the asymmetric kernel's
+/// table layout); entries ≤ 4.
+fn lee_tables(q: &[u8]) -> Vec<u8> {
+    let mut luts = vec![0u8; 32 * q.len()];
+    for (b, &byte) in q.iter().enumerate() {
+        for n in 0..16u8 {
+            luts[32 * b + n as usize] = 4 - ((byte >> 4) ^ n).count_ones() as u8;
+            luts[32 * b + 16 + n as usize] = 4 - ((byte & 15) ^ n).count_ones() as u8;
+        }
+    }
+    luts
+}
