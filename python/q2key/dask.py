@@ -29,7 +29,7 @@ from ._errors import DTypeError, Q2KeyError, ShapeError
 from ._report import Method
 from ._thresholds import Thresholds
 
-__all__ = ["EncodedArrays", "calibrate", "encode"]
+__all__ = ["EncodedArrays", "ShardedIndex", "build_index", "calibrate", "encode"]
 
 #: Rows :func:`calibrate` samples by default.
 DEFAULT_SAMPLE_ROWS = 10_000
@@ -199,3 +199,6 @@ def calibrate(
     rows = np.sort(np.random.default_rng(seed).choice(total, size=take, replace=False))
     sample = np.asarray(x[rows].compute()) if take < total else np.asarray(x.compute())
     return _calibrate(sample, method=method, outer_share=outer_share, seed=seed, holdout=holdout, k=k, threads=threads)
+
+
+from ._sharded import ShardedIndex, build_index  # noqa: E402  (uses _check_array above)
