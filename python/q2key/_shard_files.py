@@ -20,7 +20,7 @@ import os
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Callable, NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -173,7 +173,9 @@ def read_manifest(directory: str) -> Manifest:
         with open(path, encoding="utf-8") as f:
             text = f.read()
     except FileNotFoundError:
-        raise FormatError(f"no {MANIFEST} in {directory!r}: not a sharded index (or never finished)", arg="directory")
+        raise FormatError(
+            f"no {MANIFEST} in {directory!r}: not a sharded index (or its build never finished)", arg="directory"
+        ) from None
     return Manifest.from_json(text, path)
 
 
@@ -251,10 +253,6 @@ def writer_lock(directory: str, *, wait: bool = True) -> Iterator[bool]:
 # -- routing and merging ------------------------------------------------------------------------------------
 
 
-def sorted_ids(ids: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
-    return np.unique(ids)
-
-
 def check_disjoint(shards: Sequence[ShardInfo], ids_of: Callable[[int, int], npt.NDArray[np.uint64]]) -> None:
     """Raises naming ``ids`` when two shards hold the same id.
 
@@ -287,11 +285,3 @@ def merge(results: Sequence[SearchResult], k: int) -> SearchResult:
     ids = np.concatenate([r.ids for r in results], axis=1)
     order = np.lexsort((ids, dist), axis=1)[:, :k]  # the last key is the primary one
     return SearchResult(np.take_along_axis(dist, order, axis=1), np.take_along_axis(ids, order, axis=1))
-
-
-def empty_result(queries: int, like: SearchResult) -> SearchResult:
-    return SearchResult(np.zeros((queries, 0), dtype=like.distances.dtype), np.zeros((queries, 0), dtype=np.uint64))
-
-
-def describe(directory: str, manifest: Manifest) -> dict[str, Any]:
-    return {"directory": directory, "kind": manifest.kind, "rows": manifest.rows, "shards": len(manifest.shards)}

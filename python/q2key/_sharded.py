@@ -66,8 +66,7 @@ class ResidentShard:
 def _register_sizeof() -> None:
     # Dask estimates an unknown object at a few dozen bytes: it would then move a shard to the
     # queries. Its file size says where the data is.
-    from dask.sizeof import sizeof
-
+    sizeof: Any = _dask("dask.sizeof").sizeof
     sizeof.register(ResidentShard)(lambda shard: shard.nbytes)
 
 
@@ -242,7 +241,7 @@ def build_index(
     if isinstance(threshold, str) and threshold == "fit":
         th = calibrate(vectors, method=method, sample_rows=sample_rows, seed=seed)
     else:
-        th = _thresholds_for(threshold, dim)  # type: ignore[arg-type]
+        th = _thresholds_for(threshold, dim)
     w = None if weights is None else _args.weights(weights)
     with writer_lock(path):
         clean_up(path, None)
@@ -545,4 +544,3 @@ class ShardedIndex:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
