@@ -277,6 +277,8 @@ def check_disjoint(shards: Sequence[ShardInfo], ids_of: Callable[[int, int], npt
 def merge(results: Sequence[SearchResult], k: int) -> SearchResult:
     """The best ``k`` of each query over several shards' top-k lists, by (distance, id).
 
+    ``results``: one :class:`q2key.SearchResult` per shard for the same queries (each shard's own
+    best ``k``, as :meth:`q2key.Index.search` returns them); ids must be unique across shards.
     Equals one index over the same rows because each shard's list is its own best by the same
     order (a single ``Index`` breaks ties by the lower id too), so the global best ``k`` are among
     the shards' best ``k`` and sort the same way.

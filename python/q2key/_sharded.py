@@ -55,6 +55,7 @@ class ResidentShard:
     """One open shard on a worker. Pickles as its path: moving it re-opens the file (mapped), copying nothing."""
 
     def __init__(self, path: str, kind: str) -> None:
+        _register_sizeof()  # in the worker process that holds it (a worker that joined later too)
         self.path, self.kind = path, kind
         self.index = KINDS[kind].open(path)
         self.nbytes = os.path.getsize(path)
@@ -67,7 +68,8 @@ def _register_sizeof() -> None:
     # Dask estimates an unknown object at a few dozen bytes: it would then move a shard to the
     # queries. Its file size says where the data is.
     sizeof: Any = _dask("dask.sizeof").sizeof
-    sizeof.register(ResidentShard)(lambda shard: shard.nbytes)
+    if ResidentShard not in sizeof._lookup:
+        sizeof.register(ResidentShard)(lambda shard: shard.nbytes)
 
 
 def _write_shard(
@@ -227,7 +229,23 @@ def build_index(
     weights: tuple[float, float, float] | None = None,
     kind: str = "flat",
 ) -> Manifest:
-    """Builds a sharded index in ``directory`` from a dask array of vectors ``(N, dim)``; see :class:`ShardedIndex`."""
+    """Builds a sharded index in ``directory`` from a dask array (or numpy array) of vectors ``(N, dim)``.
+
+    Runs on the current Dask scheduler (a ``distributed.Client`` if one is active). Returns the
+    :class:`Manifest` written; open the directory with :class:`ShardedIndex`.
+
+    - ``threshold``: ``"fit"`` (default) fits thresholds once with :func:`q2key.dask.calibrate` on
+      ``sample_rows`` rows drawn with ``seed``, by ``method`` (``"lloyd_max"``: the best for the
+      default asymmetric scoring); or ``None`` (Gaussian), a float ``τ`` or a :class:`q2key.Thresholds`.
+    - ``shards``: how many shards; consecutive row blocks (partitions) are grouped into that many
+      shards of about equal rows (default: one shard per block). Each is written by a worker as an
+      ordinary saved :class:`q2key.Index` (``Index.load`` opens one alone), the manifest last.
+    - ``ids``: ``None`` numbers the rows ``0 … N−1`` in order (each block's ids start at the sum of
+      the chunk sizes before it, so they are unique and increase across shards); or a numpy or
+      dask array of ``N`` unique ids. An id in two shards raises :class:`q2key.Q2KeyError` naming
+      ``ids`` and nothing is left in the directory.
+    - ``weights``: weighted Lee search (as :class:`q2key.Index`); ``kind``: the shard index kind.
+    """
     from .dask import calibrate
 
     path = _args.path("directory", directory)
@@ -259,7 +277,13 @@ ShardFuture = Any  # distributed.Future of a ResidentShard
 
 
 class ShardedIndex:
-    """A sharded index in a directory, its shards resident on the workers of a ``distributed.Client``."""
+    """A sharded index in a directory (see :func:`build_index`), its shards open on a ``distributed.Client``'s workers.
+
+    Opening cleans what an interrupted writer left (when no writer is at work) and opens each
+    non-empty shard once, memory-mapped, on the least-loaded worker. :meth:`search` answers as one
+    :class:`q2key.Index` over all the rows would, exactly; :meth:`add` and :meth:`remove` change
+    the directory crash-safely; :meth:`rebalance` spreads the shards over the current workers.
+    """
 
     def __init__(self, directory: str | os.PathLike[str], client: Any) -> None:
         distributed = _dask("distributed")
@@ -274,8 +298,6 @@ class ShardedIndex:
         m = self._manifest
         self._local = KINDS[m.kind].new(m.dim, m.thresholds, m.weights)  # empty: checks arguments, result dtypes
         self._futures: dict[str, ShardFuture] = {}
-        client.run(_register_sizeof)
-        _register_sizeof()
         self._place(list(m.shards))
 
     # -- what it is -----------------------------------------------------------------------------------------

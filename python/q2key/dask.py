@@ -1,4 +1,5 @@
-"""Dask: encode and calibrate arrays larger than memory, chunk by chunk, on any Dask scheduler.
+"""Dask: encode and calibrate arrays larger than memory, chunk by chunk, on any Dask scheduler;
+build a sharded index (:func:`build_index`) and serve it from a cluster's workers (:class:`ShardedIndex`).
 
 Needs ``dask[array]`` (``pip install 'q2key[dask]'``); it is imported when a function here is called.
 
@@ -29,7 +30,7 @@ from ._errors import DTypeError, Q2KeyError, ShapeError
 from ._report import Method
 from ._thresholds import Thresholds
 
-__all__ = ["EncodedArrays", "ShardedIndex", "build_index", "calibrate", "encode"]
+__all__ = ["EncodedArrays", "ShardedIndex", "build_index", "calibrate", "encode", "merge_top_k"]
 
 #: Rows :func:`calibrate` samples by default.
 DEFAULT_SAMPLE_ROWS = 10_000
@@ -201,4 +202,5 @@ def calibrate(
     return _calibrate(sample, method=method, outer_share=outer_share, seed=seed, holdout=holdout, k=k, threads=threads)
 
 
+from ._shard_files import merge as merge_top_k  # noqa: E402
 from ._sharded import ShardedIndex, build_index  # noqa: E402  (uses _check_array above)
