@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _args
+from ._dask_arrays import calibrate, check_array
 from ._encode import ThresholdLike
 from ._errors import DTypeError, Q2KeyError, ShapeError
 from ._index import Index, Scoring, _thresholds_for
@@ -79,11 +80,13 @@ def _write_shard(
     thresholds: Thresholds,
     weights: tuple[float, float, float] | None,
     blocks: Sequence[Any],
-    ids: Sequence[npt.NDArray[np.uint64]],
+    ids: Sequence[npt.NDArray[np.uint64] | range],
 ) -> tuple[int, int | None, int | None]:
     """A worker task: one shard from its row blocks, saved atomically; returns (rows, min id, max id)."""
     index = KINDS[kind].new(dim, thresholds, weights)
     for block, block_ids in zip(blocks, ids):
+        if isinstance(block_ids, range):
+            block_ids = np.arange(block_ids.start, block_ids.stop, dtype=np.uint64)
         index.add(np.asarray(block), ids=block_ids, threads=1)
     index.save(path)
     _, _, stored = index.views()
@@ -126,12 +129,10 @@ def _dask(name: str) -> Any:
 
 def _vector_blocks(vectors: Any) -> tuple[list[Any], list[int], int]:
     """Row blocks (delayed) of a dask array, their row counts, and the dimension."""
-    from .dask import _check_array
-
     da = _dask("dask.array")
     if isinstance(vectors, np.ndarray):
         vectors = da.from_array(vectors, chunks=(max(1, len(vectors)), -1))
-    x = _check_array(vectors, da, "vectors")
+    x = check_array(vectors, da, "vectors")
     if any(c != c for c in x.chunks[0]):
         raise ShapeError("the row chunk sizes are unknown; call vectors.compute_chunk_sizes() first", arg="vectors")
     if x.numblocks[1] != 1:
@@ -145,7 +146,8 @@ def _id_blocks(ids: Any, sizes: list[int], first: int) -> list[Any]:
     if ids is None:
         if first + int(offsets[-1]) > _args.U64_MAX + 1:
             raise Q2KeyError("assigned ids would pass 2^64 − 1", arg="ids")
-        return [np.arange(first + int(a), first + int(b), dtype=np.uint64) for a, b in zip(offsets, offsets[1:])]
+        # ranges, not arrays: the graph stays small, and the worker makes each block's ids
+        return [range(first + int(a), first + int(b)) for a, b in zip(offsets, offsets[1:])]
     da = _dask("dask.array")
     if isinstance(ids, da.Array):
         if ids.ndim != 1 or ids.shape[0] != offsets[-1]:
@@ -246,8 +248,6 @@ def build_index(
       ``ids`` and nothing is left in the directory.
     - ``weights``: weighted Lee search (as :class:`q2key.Index`); ``kind``: the shard index kind.
     """
-    from .dask import calibrate
-
     path = _args.path("directory", directory)
     if kind not in KINDS:
         raise Q2KeyError(f"expected one of {', '.join(map(repr, KINDS))}, got {kind!r}", arg="kind")
