@@ -63,17 +63,22 @@ def calibrate(
     or read). The rows and the fit are deterministic for a given ``seed``; ``sample_rows ≥ N``
     uses every row. The other arguments are those of :func:`q2key.calibrate`.
     """
+    sample = sample_of(array, sample_rows, seed)
+    return _calibrate(sample, method=method, outer_share=outer_share, seed=seed, holdout=holdout, k=k, threads=threads)
+
+
+def sample_of(array: Any, sample_rows: int, seed: int | None, arg: str = "array") -> Any:
+    """``sample_rows`` rows of a dask array drawn without replacement by ``seed``, in row order, as numpy."""
     da = dask_array()
-    x = check_array(array, da, "array")
+    x = check_array(array, da, arg)
     if isinstance(sample_rows, bool) or not isinstance(sample_rows, (int, np.integer)) or sample_rows < 1:
         raise Q2KeyError(f"expected a positive integer, got {sample_rows!r}", arg="sample_rows")
     total = x.shape[0]
     if total != total:  # NaN: unknown chunk sizes
-        raise ShapeError("the number of rows is unknown; call array.compute_chunk_sizes() first", arg="array")
+        raise ShapeError("the number of rows is unknown; call array.compute_chunk_sizes() first", arg=arg)
     total = int(total)
     if total == 0:
-        raise ShapeError("need at least one row to calibrate", arg="array")
+        raise ShapeError("need at least one row to calibrate", arg=arg)
     take = min(int(sample_rows), total)
     rows = np.sort(np.random.default_rng(seed).choice(total, size=take, replace=False))
-    sample = np.asarray(x[rows].compute()) if take < total else np.asarray(x.compute())
-    return _calibrate(sample, method=method, outer_share=outer_share, seed=seed, holdout=holdout, k=k, threads=threads)
+    return np.asarray(x[rows].compute()) if take < total else np.asarray(x.compute())

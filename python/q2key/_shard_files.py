@@ -20,7 +20,7 @@ import os
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -43,28 +43,34 @@ VERSION = 1
 
 
 class ShardKind(NamedTuple):
-    """How one kind of index is made empty and opened from its file.
+    """How one kind of index is made, opened and readied: a kind is a name in the manifest.
 
-    ``new(dim, thresholds, weights)`` makes an empty shard; ``open(path)`` opens a saved one
-    memory-mapped and ready to search. A kind is a name in the manifest; an inverted-file kind
-    adds an entry to :data:`KINDS` (its ``new`` then also takes the centroids fitted once).
+    ``empty(dim, thresholds, weights, sample, options)`` makes the build's *template*: an empty
+    index with everything fitted once (thresholds; an inverted file's centroids, trained on
+    ``sample()``), saved as ``template.q2`` beside the shards. Every shard starts as a copy of it:
+    ``load(path, mmap)`` opens a file of the kind, ``warm(index)`` readies an opened shard.
     """
 
-    new: Callable[[int, Thresholds, tuple[float, float, float] | None], Index]
-    open: Callable[[str], Index]
+    empty: Callable[[int, Thresholds, tuple[float, float, float] | None, Callable[[], Any], dict[str, Any]], Any]
+    load: Callable[[str, bool], Any]
+    warm: Callable[[Any], None]
 
 
-def _open_flat(path: str) -> Index:
-    index = Index.load(path, mmap=True)
-    if index.weights is None and len(index):
+def _warm_asymmetric(index: Any) -> None:
+    if getattr(index, "weights", None) is None and len(index):
         # The first asymmetric search computes ‖x̂‖ of every row; do it now, once per open, not in a batch.
         index.search(np.ones((1, index.dim), dtype=np.float32), k=1, scoring="asymmetric", threads=1)
-    return index
 
 
 KINDS: dict[str, ShardKind] = {
-    "flat": ShardKind(new=lambda dim, th, w: Index(dim, threshold=th, weights=w), open=_open_flat),
+    "flat": ShardKind(
+        empty=lambda dim, th, w, sample, options: Index(dim, threshold=th, weights=w),
+        load=lambda path, mmap: Index.load(path, mmap=mmap),
+        warm=_warm_asymmetric,
+    ),
 }
+#: The template's file name in the directory.
+TEMPLATE = "template.q2"
 
 
 # -- the manifest -------------------------------------------------------------------------------------------

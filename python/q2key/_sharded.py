@@ -23,7 +23,8 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _args
-from ._dask_arrays import calibrate, check_array
+from ._calibrate import calibrate
+from ._dask_arrays import check_array, sample_of
 from ._encode import ThresholdLike
 from ._errors import DTypeError, Q2KeyError, ShapeError
 from ._index import Index, Scoring, _thresholds_for
@@ -32,6 +33,7 @@ from ._inputs import float_rows
 from ._results import SearchResult
 from ._shard_files import (
     KINDS,
+    TEMPLATE,
     Manifest,
     ShardInfo,
     check_disjoint,
@@ -58,7 +60,8 @@ class ResidentShard:
     def __init__(self, path: str, kind: str) -> None:
         _register_sizeof()  # in the worker process that holds it (a worker that joined later too)
         self.path, self.kind = path, kind
-        self.index = KINDS[kind].open(path)
+        self.index = KINDS[kind].load(path, True)
+        KINDS[kind].warm(self.index)
         self.nbytes = os.path.getsize(path)
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -76,14 +79,12 @@ def _register_sizeof() -> None:
 def _write_shard(
     path: str,
     kind: str,
-    dim: int,
-    thresholds: Thresholds,
-    weights: tuple[float, float, float] | None,
+    template: str,
     blocks: Sequence[Any],
     ids: Sequence[npt.NDArray[np.uint64] | range],
 ) -> tuple[int, int | None, int | None]:
     """A worker task: one shard from its row blocks, saved atomically; returns (rows, min id, max id)."""
-    index = KINDS[kind].new(dim, thresholds, weights)
+    index = KINDS[kind].load(template, False)
     for block, block_ids in zip(blocks, ids):
         if isinstance(block_ids, range):
             block_ids = np.arange(block_ids.start, block_ids.stop, dtype=np.uint64)
@@ -114,7 +115,7 @@ def _rewrite_shard(old: str, new: str, ids: npt.NDArray[np.uint64]) -> tuple[int
 
 
 def _search_shard(shard: ResidentShard, queries: Any, k: int, filter: Any, options: dict[str, Any]) -> SearchResult:
-    return shard.index.search(queries, k, filter=filter, **options)
+    return SearchResult(*shard.index.search(queries, k, filter=filter, **options))
 
 
 # -- building -----------------------------------------------------------------------------------------------
@@ -127,16 +128,19 @@ def _dask(name: str) -> Any:
         raise ImportError("q2key.dask needs dask[array] and distributed: pip install 'q2key[dask]'") from e
 
 
-def _vector_blocks(vectors: Any) -> tuple[list[Any], list[int], int]:
-    """Row blocks (delayed) of a dask array, their row counts, and the dimension."""
+def _dask_vectors(vectors: Any) -> Any:
+    """A numpy or dask array of vectors as a dask array of one column chunk, row chunk sizes known."""
     da = _dask("dask.array")
     if isinstance(vectors, np.ndarray):
         vectors = da.from_array(vectors, chunks=(max(1, len(vectors)), -1))
     x = check_array(vectors, da, "vectors")
     if any(c != c for c in x.chunks[0]):
         raise ShapeError("the row chunk sizes are unknown; call vectors.compute_chunk_sizes() first", arg="vectors")
-    if x.numblocks[1] != 1:
-        x = x.rechunk({1: -1})
+    return x.rechunk({1: -1}) if x.numblocks[1] != 1 else x
+
+
+def _vector_blocks(x: Any) -> tuple[list[Any], list[int], int]:
+    """Row blocks (delayed) of :func:`_dask_vectors`, their row counts, and the dimension."""
     return list(x.to_delayed().ravel()), [int(c) for c in x.chunks[0]], int(x.shape[1])
 
 
@@ -180,7 +184,7 @@ def _write_shards(
 ) -> tuple[list[ShardInfo], int]:
     """Writes the new shards on the cluster (the current Dask scheduler) and checks ids across all shards."""
     dask = _dask("dask")
-    blocks, sizes, dim = _vector_blocks(vectors)
+    blocks, sizes, dim = _vector_blocks(_dask_vectors(vectors))
     if dim != manifest.dim:
         raise ShapeError(f"expected vectors of dimension {manifest.dim}, got {dim}", arg="vectors")
     id_blocks = _id_blocks(ids, sizes, manifest.next_id)
@@ -195,9 +199,7 @@ def _write_shards(
             write(
                 path,
                 manifest.kind,
-                dim,
-                manifest.thresholds,
-                manifest.weights,
+                os.path.join(directory, TEMPLATE),
                 [blocks[i] for i in group],
                 [id_blocks[i] for i in group],
             )
@@ -230,6 +232,7 @@ def build_index(
     seed: int | None = 0,
     weights: tuple[float, float, float] | None = None,
     kind: str = "flat",
+    kind_options: dict[str, Any] | None = None,
 ) -> Manifest:
     """Builds a sharded index in ``directory`` from a dask array (or numpy array) of vectors ``(N, dim)``.
 
@@ -254,17 +257,19 @@ def build_index(
     os.makedirs(path, exist_ok=True)
     if os.path.exists(os.path.join(path, "manifest.json")):
         raise Q2KeyError(f"{path!r} already holds a sharded index: open it and add() to it", arg="directory")
-    blocks_probe = _vector_blocks(vectors)
-    dim = blocks_probe[2]
-    if isinstance(threshold, str) and threshold == "fit":
-        th = calibrate(vectors, method=method, sample_rows=sample_rows, seed=seed)
-    else:
-        th = _thresholds_for(threshold, dim)
+    x = _dask_vectors(vectors)
+    dim = int(x.shape[1])
+    fit = isinstance(threshold, str) and threshold == "fit"
+    # One sample, drawn as q2key.dask.calibrate draws it, fits the thresholds (and an inverted file's centroids).
+    sample = sample_of(x, sample_rows, seed, "vectors") if fit or kind != "flat" else None
+    th = calibrate(sample, method=method, seed=seed) if fit else _thresholds_for(threshold, dim)  # type: ignore[arg-type]
     w = None if weights is None else _args.weights(weights)
     with writer_lock(path):
         clean_up(path, None)
         manifest = Manifest.new(kind, dim, th, w)
-        new, number = _write_shards(path, manifest, vectors, ids, shards)
+        template = KINDS[kind].empty(dim, th, w, lambda: sample, dict(kind_options or {}))
+        template.save(os.path.join(path, TEMPLATE))
+        new, number = _write_shards(path, manifest, x, ids, shards)
         manifest = manifest.with_shards(new, number)
         write_manifest(path, manifest)  # last: before this the directory holds no index
     return manifest
@@ -296,7 +301,9 @@ class ShardedIndex:
             if mine:  # a writer killed mid-way left temps or unnamed shard files behind
                 clean_up(self._directory, self._manifest)
         m = self._manifest
-        self._local = KINDS[m.kind].new(m.dim, m.thresholds, m.weights)  # empty: checks arguments, result dtypes
+        # The empty template: it checks every search argument, with the index's words, and gives
+        # the empty answer's shape and dtypes.
+        self._local = KINDS[m.kind].load(os.path.join(self._directory, TEMPLATE), False)
         self._futures: dict[str, ShardFuture] = {}
         self._place(list(m.shards))
 
@@ -416,17 +423,11 @@ class ShardedIndex:
         ``timeout`` (seconds, default no limit): the whole batch, including re-opening shards of a
         worker that died meanwhile; past it ``TimeoutError`` is raised — never a partial answer.
         """
-        # The empty local index of the same kind checks every argument, with Index's words, and
-        # gives the empty answer's shape and dtypes.
-        empty = self._local.search(
-            queries,
-            k,
-            filter=filter,
-            rescore=rescore,
-            oversample=oversample,
-            complement=complement,
-            threads=threads,
-            scoring=scoring,
+        options: dict[str, Any] = {"threads": threads, "scoring": scoring}
+        if complement:
+            options["complement"] = complement
+        empty = SearchResult(
+            *self._local.search(queries, k, filter=filter, rescore=rescore, oversample=oversample, **options)
         )
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
             raise Q2KeyError(f"expected a positive number of seconds or None, got {timeout!r}", arg="timeout")
@@ -437,7 +438,6 @@ class ShardedIndex:
         routed = self._route(filter)
         if not routed:
             return empty
-        options = {"complement": complement, "threads": threads, "scoring": scoring}
         results = self._gather(routed, q, wide, options, timeout)
         merged = merge(results, wide)
         if rescore is None:

@@ -247,7 +247,13 @@ def test_a_manifest_interrupted_mid_write_leaves_the_old_one(client: Any, tmp_pa
     q2key.Index(DIM).save(os.path.join(directory, "shard-00002.0.q2"))
     index = qd.ShardedIndex(directory, client)
     assert index.manifest == manifest
-    assert sorted(os.listdir(directory)) == [".q2key-lock", "manifest.json", "shard-00000.0.q2", "shard-00001.0.q2"]
+    assert sorted(os.listdir(directory)) == [
+        ".q2key-lock",
+        "manifest.json",
+        "shard-00000.0.q2",
+        "shard-00001.0.q2",
+        "template.q2",
+    ]
     _assert_same(index.search(x[:3], 3), _reference(x, manifest.thresholds).search(x[:3], 3))
     # A torn manifest itself (never produced by q2key: it is renamed into place) is a FormatError.
     Path(directory, "manifest.json").write_text(good[:30])
@@ -300,7 +306,14 @@ def test_a_worker_killed_mid_batch(client: Any, tmp_path: Path) -> None:
     pid = client.run(os.getpid, workers=[victim])[victim]
     client.run(_slow_shard_searches, 60, workers=[victim])  # its searches are surely running when it dies
     results: list[Any] = []
-    searching = threading.Thread(target=lambda: results.append(index.search(q, 10, scoring="lee", timeout=50)))
+
+    def search() -> None:
+        try:
+            results.append(index.search(q, 10, scoring="lee", timeout=50))
+        except BaseException as e:
+            results.append(e)
+
+    searching = threading.Thread(target=search)
     start = time.monotonic()
     searching.start()
     while not client.processing(workers=[victim])[victim]:
@@ -308,6 +321,8 @@ def test_a_worker_killed_mid_batch(client: Any, tmp_path: Path) -> None:
     os.kill(pid, signal.SIGKILL)  # kill -9 of the worker process (its nanny starts a new one)
     searching.join()
     assert time.monotonic() - start < 50  # answered by the shards re-opened elsewhere, not the sleeper
+    if isinstance(results[0], BaseException):
+        raise results[0]
     _assert_same(results[0], ref.search(q, 10, scoring="lee"))
     _assert_same(index.search(q[:5], 3), ref.search(q[:5], 3))
 
