@@ -128,9 +128,38 @@ def _dask(name: str) -> Any:
         raise ImportError("q2key.dask needs dask[array] and distributed: pip install 'q2key[dask]'") from e
 
 
+def _stack_rows(block: npt.NDArray[Any], dim: int) -> npt.NDArray[Any]:
+    """A block of a dataframe column holding one vector per row (lists or arrays) as ``(rows, dim)``."""
+    if not len(block):
+        return np.zeros((0, dim), dtype=np.float32)
+    return np.stack([np.asarray(v) for v in block])
+
+
+def _from_dataframe(column: Any, arg: str) -> Any:
+    """A dask dataframe column (or frame) as a dask array; partition lengths are computed (one pass)."""
+    arr = column.to_dask_array(lengths=True)
+    if arr.ndim == 1 and arr.dtype == object:  # one vector per row: stack each partition's rows
+        if not arr.shape[0]:
+            raise ShapeError("the column is empty: no vector gives the dimension", arg=arg)
+        head = arr[:1].compute()
+        if isinstance(head[0], str):
+            raise DTypeError(
+                "expected one vector (array or list of numbers) per row, got strings; dask converts object "
+                "columns to strings unless dask.config.set({'dataframe.convert-string': False})",
+                arg=arg,
+            )
+        dim = int(np.asarray(head[0]).shape[0])
+        return arr.map_blocks(
+            _stack_rows, dim, new_axis=1, chunks=(arr.chunks[0], (dim,)), dtype=np.asarray(head[0]).dtype
+        )
+    return arr
+
+
 def _dask_vectors(vectors: Any) -> Any:
-    """A numpy or dask array of vectors as a dask array of one column chunk, row chunk sizes known."""
+    """Numpy, dask array or dask dataframe vectors as a dask array of one column chunk, row chunk sizes known."""
     da = _dask("dask.array")
+    if hasattr(vectors, "to_dask_array"):
+        vectors = _from_dataframe(vectors, "vectors")
     if isinstance(vectors, np.ndarray):
         vectors = da.from_array(vectors, chunks=(max(1, len(vectors)), -1))
     x = check_array(vectors, da, "vectors")
@@ -153,6 +182,8 @@ def _id_blocks(ids: Any, sizes: list[int], first: int) -> list[Any]:
         # ranges, not arrays: the graph stays small, and the worker makes each block's ids
         return [range(first + int(a), first + int(b)) for a, b in zip(offsets, offsets[1:])]
     da = _dask("dask.array")
+    if hasattr(ids, "to_dask_array"):
+        ids = ids.to_dask_array(lengths=True)
     if isinstance(ids, da.Array):
         if ids.ndim != 1 or ids.shape[0] != offsets[-1]:
             raise ShapeError(f"expected {int(offsets[-1])} ids (one per row), got shape {ids.shape}", arg="ids")
@@ -234,7 +265,8 @@ def build_index(
     kind: str = "flat",
     kind_options: dict[str, Any] | None = None,
 ) -> Manifest:
-    """Builds a sharded index in ``directory`` from a dask array (or numpy array) of vectors ``(N, dim)``.
+    """Builds a sharded index in ``directory`` from vectors ``(N, dim)``: a dask array chunked by rows,
+    a dask dataframe column holding one vector per row (or a frame of ``dim`` numeric columns), or numpy.
 
     Runs on the current Dask scheduler (a ``distributed.Client`` if one is active). Returns the
     :class:`Manifest` written; open the directory with :class:`ShardedIndex`.
@@ -247,8 +279,8 @@ def build_index(
       ordinary saved :class:`q2key.Index` (``Index.load`` opens one alone), the manifest last.
     - ``ids``: ``None`` numbers the rows ``0 … N−1`` in order (each block's ids start at the sum of
       the chunk sizes before it, so they are unique and increase across shards); or a numpy or
-      dask array of ``N`` unique ids. An id in two shards raises :class:`q2key.Q2KeyError` naming
-      ``ids`` and nothing is left in the directory.
+      dask array (or dask dataframe column) of ``N`` unique ids. An id in two shards raises
+      :class:`q2key.Q2KeyError` naming ``ids`` and nothing is left in the directory.
     - ``weights``: weighted Lee search (as :class:`q2key.Index`); ``kind``: the shard index kind.
     """
     path = _args.path("directory", directory)

@@ -427,3 +427,21 @@ def test_unaligned_ids_and_filters_are_copied_not_refused() -> None:
     want = index.search(_data(2, 8, seed=1), 3, filter=unaligned.copy())
     _assert_same(index.search(_data(2, 8, seed=1), 3, filter=unaligned), want)
     assert index.remove(unaligned) == 5
+
+
+def test_built_from_a_dask_dataframe_column_with_an_id_column(client: Any, tmp_path: Path) -> None:
+    dd: Any = pytest.importorskip("dask.dataframe")
+    pd: Any = pytest.importorskip("pandas")
+    x = _data(500)
+    ids = np.arange(500, dtype=np.uint64)[::-1] * 3 + 1
+    frame = pd.DataFrame({"id": ids.astype(np.int64), "embedding": list(x)})
+    dask: Any = pytest.importorskip("dask")
+    with dask.config.set({"dataframe.convert-string": False}):  # else the arrays become their repr strings
+        df = dd.from_pandas(frame, npartitions=4)
+    with pytest.raises(q2key.DTypeError, match=r"^vectors: expected one vector .* got strings"):
+        qd.build_index(dd.from_pandas(frame, npartitions=4)["embedding"], str(tmp_path / "strings"))
+    directory = str(tmp_path / "idx")
+    manifest = qd.build_index(df["embedding"], directory, ids=df["id"], shards=2)
+    assert manifest.rows == 500 and len(manifest.shards) == 2
+    with qd.ShardedIndex(directory, client) as index:
+        _assert_same(index.search(x[:6], 5), _reference(x, manifest.thresholds, ids).search(x[:6], 5))
