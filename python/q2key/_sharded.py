@@ -281,11 +281,18 @@ def build_index(
       the chunk sizes before it, so they are unique and increase across shards); or a numpy or
       dask array (or dask dataframe column) of ``N`` unique ids. An id in two shards raises
       :class:`q2key.Q2KeyError` naming ``ids`` and nothing is left in the directory.
-    - ``weights``: weighted Lee search (as :class:`q2key.Index`); ``kind``: the shard index kind.
+    - ``weights``: weighted Lee search (as :class:`q2key.Index`).
+    - ``kind``: the shard index kind (``"flat"``: :class:`q2key.Index`); ``kind_options`` go to the
+      kind's template (none for flat shards).
     """
     path = _args.path("directory", directory)
     if kind not in KINDS:
         raise Q2KeyError(f"expected one of {', '.join(map(repr, KINDS))}, got {kind!r}", arg="kind")
+    if shards is not None:
+        _args.size("shards", shards)
+    w = None if weights is None else _args.weights(weights)
+    if kind == "flat" and kind_options:
+        raise Q2KeyError(f"flat shards take no options, got {sorted(kind_options)}", arg="kind_options")
     os.makedirs(path, exist_ok=True)
     if os.path.exists(os.path.join(path, "manifest.json")):
         raise Q2KeyError(f"{path!r} already holds a sharded index: open it and add() to it", arg="directory")
@@ -295,7 +302,6 @@ def build_index(
     # One sample, drawn as q2key.dask.calibrate draws it, fits the thresholds (and an inverted file's centroids).
     sample = sample_of(x, sample_rows, seed, "vectors") if fit or kind != "flat" else None
     th = calibrate(sample, method=method, seed=seed) if fit else _thresholds_for(threshold, dim)  # type: ignore[arg-type]
-    w = None if weights is None else _args.weights(weights)
     with writer_lock(path):
         clean_up(path, None)
         manifest = Manifest.new(kind, dim, th, w)
@@ -461,7 +467,9 @@ class ShardedIndex:
         empty = SearchResult(
             *self._local.search(queries, k, filter=filter, rescore=rescore, oversample=oversample, **options)
         )
-        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))):
+            raise DTypeError(f"expected a number of seconds or None, got {type(timeout).__name__}", arg="timeout")
+        if timeout is not None and not timeout > 0:
             raise Q2KeyError(f"expected a positive number of seconds or None, got {timeout!r}", arg="timeout")
         k = _args.size("k", k)
         a = np.asarray(queries)

@@ -379,6 +379,25 @@ def test_bad_arguments_raise_as_index_does(client: Any, tmp_path: Path) -> None:
         index.search(x[:2], 3, scoring="cosine")  # type: ignore[arg-type]
     with pytest.raises(q2key.Q2KeyError, match=r"^directory: .* already holds a sharded index"):
         qd.build_index(da.from_array(x), directory)
+    for bad, cls, arg in [
+        ({"shards": 0}, q2key.Q2KeyError, "shards"),
+        ({"shards": 1.5}, q2key.DTypeError, "shards"),
+        ({"kind": "hnsw"}, q2key.Q2KeyError, "kind"),
+        ({"kind_options": {"lists": 4}}, q2key.Q2KeyError, "kind_options"),
+        ({"weights": (1.0, -1.0, 1.0)}, q2key.Q2KeyError, "weights"),
+        ({"ids": np.arange(5)}, q2key.ShapeError, "ids"),
+        ({"ids": -np.arange(200)}, q2key.Q2KeyError, "ids"),
+    ]:
+        with pytest.raises(cls) as e:
+            qd.build_index(da.from_array(x, chunks=100), str(tmp_path / "bad"), threshold=None, **bad)
+        assert e.value.arg == arg, bad
+        assert not os.path.exists(tmp_path / "bad" / "manifest.json")
+    with pytest.raises(q2key.DTypeError, match=r"^vectors: expected a dask.array.Array"):
+        qd.build_index([[1.0, 2.0]], str(tmp_path / "bad"))
+    for timeout, cls in [(0, q2key.Q2KeyError), (-1.0, q2key.Q2KeyError), (float("nan"), q2key.Q2KeyError),
+                         ("1", q2key.DTypeError), (True, q2key.DTypeError)]:  # fmt: skip
+        with pytest.raises(cls, match=r"^timeout: "):
+            index.search(x[:2], 3, timeout=timeout)  # type: ignore[arg-type]
     with pytest.raises(q2key.FormatError, match=r"^directory: no manifest.json"):
         qd.ShardedIndex(tmp_path, client)
     with pytest.raises(q2key.DTypeError, match=r"^client: expected a distributed.Client"):
