@@ -17,7 +17,7 @@ Measured, each the median of ``--rounds`` (3) calls:
   ``LocalCluster`` of 1 and of 2 worker processes with 1 thread each (each shard search 1 thread);
 - ``local``: ``Index.search(threads=1)`` in this process on one index of the same rows (the
   shards' codes and ids added to it), the same answer;
-- ``small_1w`` / ``small_local``: the same with ``--small-batch`` (10) queries: the fixed cost
+- ``small_*``: the same with ``--small-batch`` (10) queries: the fixed cost
   of a batch (scatter, one task per shard, gather, merge) against a local search.
 
 Prints the figures and ``speedup = sharded_2w / sharded_1w`` (target ≥ 1.7) and
@@ -84,39 +84,47 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out["machine"] = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()}
     out["simd"] = q2key.simd_backend()
     try:
-        cluster, client = _cluster(2)
-        with cluster, client:
+        # Both clusters and the local index live side by side and the rounds interleave, so a
+        # change in the machine's load (shared with other work) hits every configuration alike.
+        cluster2, client2 = _cluster(2)
+        cluster1, client1 = _cluster(1)
+        with cluster2, client2, cluster1, client1:
             chunk = min(100_000, max(1, a.rows // (2 * a.shards)))  # at least two blocks per shard
-            x = da.random.default_rng(0).standard_normal((a.rows, a.dim), chunks=(chunk, a.dim), dtype=np.float32)
-            start = time.perf_counter()
-            manifest = qd.build_index(x, os.path.join(directory, "idx"), shards=a.shards)
-            out["build_s_2w"] = time.perf_counter() - start
-            with qd.ShardedIndex(os.path.join(directory, "idx"), client) as index:
-                index.search(small, a.k, timeout=900)  # warm: shards open, norms computed
-                want = index.search(queries, a.k, timeout=900)
-                out["sharded_2w_s"] = _median_seconds(lambda: index.search(queries, a.k, timeout=900), a.rounds)
-                out["small_2w_s"] = _median_seconds(lambda: index.search(small, a.k, timeout=900), a.rounds * 3)
-        cluster, client = _cluster(1)
-        with cluster, client, qd.ShardedIndex(os.path.join(directory, "idx"), client) as index:
-            index.search(small, a.k, timeout=900)
-            got = index.search(queries, a.k, timeout=900)
-            out["sharded_1w_s"] = _median_seconds(lambda: index.search(queries, a.k, timeout=900), a.rounds)
-            out["small_1w_s"] = _median_seconds(lambda: index.search(small, a.k, timeout=900), a.rounds * 3)
-        local = q2key.Index(a.dim, threshold=manifest.thresholds)
-        for s in manifest.shards:
-            shard = q2key.Index.load(os.path.join(directory, "idx", s.file), mmap=True)
-            codes, _, ids = shard.views()
-            local.add_codes(codes, ids)
-            del codes, ids, shard
-        local.search(small, a.k, threads=1)
-        ref = local.search(queries, a.k, threads=1)
-        out["local_s"] = _median_seconds(lambda: local.search(queries, a.k, threads=1), a.rounds)
-        out["small_local_s"] = _median_seconds(lambda: local.search(small, a.k, threads=1), a.rounds * 3)
-        out["equal"] = bool(
-            np.array_equal(ref.ids, want.ids)
-            and np.array_equal(ref.ids, got.ids)
-            and np.array_equal(ref.distances, want.distances)
-        )
+            with client2.as_current():
+                x = da.random.default_rng(0).standard_normal((a.rows, a.dim), chunks=(chunk, a.dim), dtype=np.float32)
+                start = time.perf_counter()
+                manifest = qd.build_index(x, os.path.join(directory, "idx"), shards=a.shards)
+                out["build_s_2w"] = time.perf_counter() - start
+            local = q2key.Index(a.dim, threshold=manifest.thresholds)
+            for s in manifest.shards:
+                shard = q2key.Index.load(os.path.join(directory, "idx", s.file), mmap=True)
+                codes, _, ids = shard.views()
+                local.add_codes(codes, ids)
+                del codes, ids, shard
+            with (
+                qd.ShardedIndex(os.path.join(directory, "idx"), client1) as one,
+                qd.ShardedIndex(os.path.join(directory, "idx"), client2) as two,
+            ):
+                runs: dict[str, Callable[[Any], Any]] = {
+                    "local": lambda q: local.search(q, a.k, threads=1),
+                    "sharded_1w": lambda q: one.search(q, a.k, timeout=900),
+                    "sharded_2w": lambda q: two.search(q, a.k, timeout=900),
+                }
+                answers = {name: run(queries) for name, run in runs.items()}  # warm: shards open, norms computed
+                times: dict[str, list[float]] = {name: [] for name in runs}
+                small_times: dict[str, list[float]] = {name: [] for name in runs}
+                for _ in range(a.rounds):
+                    for name, run in runs.items():
+                        times[name].append(_median_seconds(lambda run=run: run(queries), 1))
+                        small_times[name].append(_median_seconds(lambda run=run: run(small), 3))
+            for name in runs:
+                out[f"{name}_s"] = statistics.median(times[name])
+                out[f"{name}_all_s"] = times[name]
+                out[f"small_{name}_s"] = statistics.median(small_times[name])
+            out["equal"] = all(
+                np.array_equal(answers["local"].ids, r.ids) and np.array_equal(answers["local"].distances, r.distances)
+                for r in answers.values()
+            )
     finally:
         if a.dir is None:
             shutil.rmtree(directory, ignore_errors=True)
@@ -124,7 +132,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out["qps_1w"], out["qps_2w"], out["qps_local"] = (q / out[n] for n in ("sharded_1w_s", "sharded_2w_s", "local_s"))
     out["speedup_2w"] = out["qps_2w"] / out["qps_1w"]
     out["overhead_per_batch_s"] = out["sharded_1w_s"] - out["local_s"]
-    out["small_overhead_s"] = out["small_1w_s"] - out["small_local_s"]
+    out["small_overhead_s"] = out["small_sharded_1w_s"] - out["small_local_s"]
     print(json.dumps(out, indent=1))
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=1) + "\n")
