@@ -373,7 +373,11 @@ class ShardedIndex:
     # -- placement ------------------------------------------------------------------------------------------
 
     def _workers(self) -> list[str]:
-        return sorted(self._client.scheduler_info(n_workers=-1)["workers"])
+        try:
+            info = self._client.scheduler_info(n_workers=-1)  # all of them (newer distributed lists 5 by default)
+        except TypeError:  # distributed before 2025 lists every worker and takes no n_workers
+            info = self._client.scheduler_info()
+        return sorted(info["workers"])
 
     def _holders(self) -> dict[str, set[str]]:
         """Shard file → the workers that hold it open now."""
@@ -399,9 +403,10 @@ class ShardedIndex:
             if not s.rows:
                 continue  # nothing to search: never opened
             current = holders.get(s.file, set()) if rebalance else set()
-            target = min(workers, key=lambda w: (load[w], w not in current, w))
-            load[target] += s.rows
-            if target in current:
+            target = min(workers, key=lambda w: (load[w], w not in current, w)) if workers else None
+            if target is not None:
+                load[target] += s.rows
+            if target in current or (target is None and s.file in self._futures):
                 continue
             old = self._futures.get(s.file)
             self._futures[s.file] = self._client.submit(
@@ -409,7 +414,7 @@ class ShardedIndex:
                 os.path.join(self._directory, s.file),
                 self._manifest.kind,
                 key=f"q2key-shard-{self._manifest.build}-{s.file}-{uuid.uuid4().hex[:8]}",
-                workers=[target],
+                workers=None if target is None else [target],  # no worker yet: the first to join opens it
                 allow_other_workers=True,  # if its worker dies the scheduler re-opens it elsewhere
                 pure=False,
             )
