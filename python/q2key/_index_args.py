@@ -64,7 +64,8 @@ def id_array(ids: Any, rows: int | None, arg: str = "ids") -> npt.NDArray[np.uin
         raise Q2KeyError(f"ids are unsigned 64-bit integers, got {int(a.min())}", arg=arg)
     if rows is not None and a.shape[0] != rows:
         raise ShapeError(f"expected {rows} ids (one per row), got {a.shape[0]}", arg=arg)
-    return np.ascontiguousarray(a, dtype=np.uint64)
+    # Aligned too: an array unpickled from a buffer (a Dask worker's) may start at any byte.
+    return np.require(a, dtype=np.uint64, requirements=["C", "A"])
 
 
 def id_list(ids: Any) -> npt.NDArray[np.uint64]:

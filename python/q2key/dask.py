@@ -1,4 +1,5 @@
-"""Dask: encode and calibrate arrays larger than memory, chunk by chunk, on any Dask scheduler.
+"""Dask: encode and calibrate arrays larger than memory, chunk by chunk, on any Dask scheduler;
+build a sharded index (:func:`build_index`) and serve it from a cluster's workers (:class:`ShardedIndex`).
 
 Needs ``dask[array]`` (``pip install 'q2key[dask]'``); it is imported when a function here is called.
 
@@ -15,24 +16,23 @@ Needs ``dask[array]`` (``pip install 'q2key[dask]'``); it is imported when a fun
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
 from . import _args
-from ._calibrate import calibrate as _calibrate
+from ._dask_arrays import DEFAULT_SAMPLE_ROWS as DEFAULT_SAMPLE_ROWS
+from ._dask_arrays import calibrate
+from ._dask_arrays import check_array as _check_array
+from ._dask_arrays import dask_array as _dask_array
 from ._encode import ThresholdLike
 from ._encode import encode as _encode
-from ._errors import DTypeError, Q2KeyError, ShapeError
-from ._report import Method, Rotation
+from ._shard_files import merge as merge_top_k
+from ._sharded import ShardedIndex, build_index
 from ._thresholds import Thresholds
 
-__all__ = ["EncodedArrays", "calibrate", "encode"]
-
-#: Rows :func:`calibrate` samples by default.
-DEFAULT_SAMPLE_ROWS = 10_000
+__all__ = ["EncodedArrays", "ShardedIndex", "build_index", "calibrate", "encode", "merge_top_k"]
 
 
 class EncodedArrays(NamedTuple):
@@ -49,14 +49,6 @@ class EncodedArrays(NamedTuple):
     codes: Any
     keys: Any
     transitions: Any
-
-
-def _dask_array() -> Any:
-    try:
-        # import_module: typed the same whether or not dask is installed
-        return importlib.import_module("dask.array")
-    except ImportError as e:
-        raise ImportError("q2key.dask needs dask[array]: pip install 'q2key[dask]'") from e
 
 
 def _record_dtype(width: int) -> np.dtype[Any]:
@@ -84,25 +76,6 @@ def _encode_block(
 
 def _field(records: npt.NDArray[Any], name: str, dtype: Any) -> npt.NDArray[Any]:
     return np.ascontiguousarray(records[name]).astype(dtype, copy=False)
-
-
-def _check_array(array: Any, da: Any, arg: str) -> Any:
-    if not isinstance(array, da.Array):
-        raise DTypeError(
-            f"expected a dask.array.Array, got {type(array).__module__}.{type(array).__qualname__}; "
-            "use q2key.encode / q2key.calibrate for in-memory arrays, or dask.array.from_array(...)",
-            arg=arg,
-        )
-    if array.ndim != 2:
-        raise ShapeError(f"expected a dask array of shape (N, n) chunked by rows, got shape {array.shape}", arg=arg)
-    n = array.shape[1]
-    if not isinstance(n, (int, np.integer)) or n != n:  # NaN: unknown column count
-        raise ShapeError(f"the number of columns is unknown ({n}); call array.compute_chunk_sizes() first", arg=arg)
-    if n == 0:
-        raise ShapeError(f"vectors need at least one dimension, got shape {array.shape}", arg=arg)
-    if array.dtype.kind in "bcOUSMm":
-        raise DTypeError(f"expected a real numeric array (float16/32/64 or integers), got dtype {array.dtype}", arg=arg)
-    return array
 
 
 def encode(array: Any, threshold: ThresholdLike = None, *, threads: int | None = None) -> EncodedArrays:
@@ -166,46 +139,3 @@ def encode(array: Any, threshold: ThresholdLike = None, *, threads: int | None =
         token="q2key-transitions",
     )
     return EncodedArrays(codes, keys, transitions)
-
-
-def calibrate(
-    array: Any,
-    *,
-    method: Method = "equiprobable",
-    rotation: Rotation | None = None,
-    sample_rows: int = DEFAULT_SAMPLE_ROWS,
-    seed: int | None = 0,
-    outer_share: float = 0.5,
-    holdout: float = 0.25,
-    k: int = 10,
-    threads: int | None = None,
-) -> Thresholds:
-    """:func:`q2key.calibrate` on ``sample_rows`` rows of a dask array ``(N, n)``, drawn without replacement.
-
-    Only the sampled rows are gathered to the caller (each chunk holding one is still computed
-    or read). The rows and the fit are deterministic for a given ``seed``; ``sample_rows ≥ N``
-    uses every row. The other arguments are those of :func:`q2key.calibrate`.
-    """
-    da = _dask_array()
-    x = _check_array(array, da, "array")
-    if isinstance(sample_rows, bool) or not isinstance(sample_rows, (int, np.integer)) or sample_rows < 1:
-        raise Q2KeyError(f"expected a positive integer, got {sample_rows!r}", arg="sample_rows")
-    total = x.shape[0]
-    if total != total:  # NaN: unknown chunk sizes
-        raise ShapeError("the number of rows is unknown; call array.compute_chunk_sizes() first", arg="array")
-    total = int(total)
-    if total == 0:
-        raise ShapeError("need at least one row to calibrate", arg="array")
-    take = min(int(sample_rows), total)
-    rows = np.sort(np.random.default_rng(seed).choice(total, size=take, replace=False))
-    sample = np.asarray(x[rows].compute()) if take < total else np.asarray(x.compute())
-    return _calibrate(
-        sample,
-        method=method,
-        rotation=rotation,
-        outer_share=outer_share,
-        seed=seed,
-        holdout=holdout,
-        k=k,
-        threads=threads,
-    )

@@ -1,0 +1,143 @@
+"""Speed of a sharded index served by Dask workers (issue 14): queries/s with 1 and 2 worker processes.
+
+Usage::
+
+    python benches/sharded_speed.py [--rows N] [--dim D] [--shards S] [--queries Q] [--k K]
+                                    [--rounds R] [--small-batch B] [--dir PATH] [--json PATH]
+
+Database: ``--rows`` (default 2 000 000) i.i.d. Gaussian rows of dimension ``--dim`` (384),
+generated chunk by chunk on the workers (``dask.array.random``), thresholds fitted once by
+``q2key.dask.build_index`` on a 10 000-row sample (``lloyd_max``), ``--shards`` shards (4)
+written by the workers. Queries: ``--queries`` (1 000) Gaussian rows, k = ``--k`` (10), default
+scoring (asymmetric for float queries).
+
+Measured, each the median of ``--rounds`` (3) calls:
+
+- ``sharded_1w``, ``sharded_2w``: ``ShardedIndex.search`` of all queries in one batch on a
+  ``LocalCluster`` of 1 and of 2 worker processes with 1 thread each (each shard search 1 thread);
+- ``local``: ``Index.search(threads=1)`` in this process on one index of the same rows (the
+  shards' codes and ids added to it), the same answer;
+- ``small_*``: the same with ``--small-batch`` (10) queries: the fixed cost
+  of a batch (scatter, one task per shard, gather, merge) against a local search.
+
+Prints the figures and ``speedup = sharded_2w / sharded_1w`` (target ≥ 1.7) and
+``overhead = sharded_1w − local`` per batch; ``--json`` writes them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np
+import q2key
+
+
+def _median_seconds(run: Callable[[], Any], rounds: int) -> float:
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _cluster(workers: int) -> tuple[Any, Any]:
+    import distributed
+
+    cluster = distributed.LocalCluster(
+        n_workers=workers, processes=True, threads_per_worker=1, dashboard_address=None, memory_limit="4GiB"
+    )
+    return cluster, distributed.Client(cluster)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--rows", type=int, default=2_000_000)
+    p.add_argument("--dim", type=int, default=384)
+    p.add_argument("--shards", type=int, default=4)
+    p.add_argument("--queries", type=int, default=1_000)
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--small-batch", type=int, default=10)
+    p.add_argument("--dir", type=str, default=None, help="where the index is written (default: a temp dir)")
+    p.add_argument("--json", type=str, default=None)
+    a = p.parse_args(argv)
+
+    import dask.array as da
+    import q2key.dask as qd
+
+    directory = a.dir or tempfile.mkdtemp(prefix="q2key-sharded-")
+    queries = np.random.default_rng(1).standard_normal((a.queries, a.dim), dtype=np.float32)
+    small = queries[: a.small_batch]
+    out: dict[str, Any] = {"rows": a.rows, "dim": a.dim, "shards": a.shards, "queries": a.queries, "k": a.k}
+    out["machine"] = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()}
+    out["simd"] = q2key.simd_backend()
+    try:
+        # Both clusters and the local index live side by side and the rounds interleave, so a
+        # change in the machine's load (shared with other work) hits every configuration alike.
+        cluster2, client2 = _cluster(2)
+        cluster1, client1 = _cluster(1)
+        with cluster2, client2, cluster1, client1:
+            chunk = min(100_000, max(1, a.rows // (2 * a.shards)))  # at least two blocks per shard
+            with client2.as_current():
+                x = da.random.default_rng(0).standard_normal((a.rows, a.dim), chunks=(chunk, a.dim), dtype=np.float32)
+                start = time.perf_counter()
+                manifest = qd.build_index(x, os.path.join(directory, "idx"), shards=a.shards)
+                out["build_s_2w"] = time.perf_counter() - start
+            local = q2key.Index(a.dim, threshold=manifest.thresholds)
+            for s in manifest.shards:
+                shard = q2key.Index.load(os.path.join(directory, "idx", s.file), mmap=True)
+                codes, _, ids = shard.views()
+                local.add_codes(codes, ids)
+                del codes, ids, shard
+            with (
+                qd.ShardedIndex(os.path.join(directory, "idx"), client1) as one,
+                qd.ShardedIndex(os.path.join(directory, "idx"), client2) as two,
+            ):
+                runs: dict[str, Callable[[Any], Any]] = {
+                    "local": lambda q: local.search(q, a.k, threads=1),
+                    "sharded_1w": lambda q: one.search(q, a.k, timeout=900),
+                    "sharded_2w": lambda q: two.search(q, a.k, timeout=900),
+                }
+                answers = {name: run(queries) for name, run in runs.items()}  # warm: shards open, norms computed
+                times: dict[str, list[float]] = {name: [] for name in runs}
+                small_times: dict[str, list[float]] = {name: [] for name in runs}
+                for _ in range(a.rounds):
+                    for name, run in runs.items():
+                        times[name].append(_median_seconds(lambda run=run: run(queries), 1))
+                        small_times[name].append(_median_seconds(lambda run=run: run(small), 3))
+            for name in runs:
+                out[f"{name}_s"] = statistics.median(times[name])
+                out[f"{name}_all_s"] = times[name]
+                out[f"small_{name}_s"] = statistics.median(small_times[name])
+            out["equal"] = all(
+                np.array_equal(answers["local"].ids, r.ids) and np.array_equal(answers["local"].distances, r.distances)
+                for r in answers.values()
+            )
+    finally:
+        if a.dir is None:
+            shutil.rmtree(directory, ignore_errors=True)
+    q = a.queries
+    out["qps_1w"], out["qps_2w"], out["qps_local"] = (q / out[n] for n in ("sharded_1w_s", "sharded_2w_s", "local_s"))
+    out["speedup_2w"] = out["qps_2w"] / out["qps_1w"]
+    out["overhead_per_batch_s"] = out["sharded_1w_s"] - out["local_s"]
+    out["small_overhead_s"] = out["small_sharded_1w_s"] - out["small_local_s"]
+    print(json.dumps(out, indent=1))
+    if a.json:
+        Path(a.json).write_text(json.dumps(out, indent=1) + "\n")
+    return out
+
+
+if __name__ == "__main__":
+    main()
