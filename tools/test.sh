@@ -11,7 +11,7 @@ venv="${Q2KEY_VENV:-.venv}"
 # shellcheck disable=SC1091
 source "$venv/bin/activate"
 python -m pip install -q --upgrade pip
-python -m pip install -q "maturin>=1.9.4,<2" ziglang numpy "pytest>=7" "hypothesis>=6" matplotlib ml_dtypes pyarrow "dask[array]" distributed faiss-cpu
+python -m pip install -q "maturin>=1.9.4,<2" ziglang numpy "pytest>=7" "hypothesis>=6" matplotlib ml_dtypes pyarrow "dask[array,dataframe]" distributed faiss-cpu
 rm -rf target/wheels
 # zig links against glibc 2.17 symbols, so the wheel runs on any Linux with glibc ≥ 2.17, not
 # only on distributions as new as this machine (`pip install .` needs no zig).
