@@ -146,6 +146,16 @@ impl IvfIndex {
         self.lists.iter().map(List::live).sum()
     }
 
+    /// The live ids in storage order: list by list, each list's rows in
+    /// order (what a scan of the lists visits).
+    pub fn ids(&self) -> Result<Vec<u64>> {
+        let mut out = with_capacity("ids", "the ids output", self.len(), 1)?;
+        for l in &self.lists {
+            out.extend((0..l.rows()).filter(|&r| l.is_alive(r)).map(|r| l.ids[r]));
+        }
+        Ok(out)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

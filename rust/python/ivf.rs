@@ -298,6 +298,12 @@ impl PyIvfIndex {
         to_matrix(py, c, lists, dim)
     }
 
+    /// The live ids (uint64) in storage order: list by list, rows in order.
+    fn ids<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<u64>>> {
+        let ids = self.with_read(py, IvfIndex::ids)?.map_err(from_err)?;
+        Ok(to_vector(py, ids))
+    }
+
     fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
         self.with_read(py, IvfIndex::len)
     }

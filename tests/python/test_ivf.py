@@ -254,3 +254,19 @@ def test_a_corrupted_file_is_a_format_error(rng: np.random.Generator, tmp_path: 
     data[len(data) // 2] ^= 0xFF
     with pytest.raises(q2key.FormatError):
         q2key.IVFIndex.from_bytes(bytes(data))
+
+
+def test_ids_lists_the_stored_ids_in_storage_order(rng: np.random.Generator, tmp_path: Path) -> None:
+    x = clustered(rng, 400, 16)
+    given = rng.choice(2**40, 400, replace=False).astype(np.uint64)
+    ivf, _ = pair(x, 6, given)
+    ids = ivf.ids()
+    assert ids.dtype == np.uint64 and ids.shape == (400,)
+    assert sorted(ids.tolist()) == sorted(given.tolist())
+    # Storage order: stable, kept by removals (in order) and by files.
+    assert np.array_equal(ivf.ids(), ids)
+    ivf.remove(given[::3])
+    assert ivf.ids().tolist() == [i for i in ids.tolist() if i not in set(given[::3].tolist())]
+    ivf.save(tmp_path / "i.ivf")
+    assert np.array_equal(q2key.IVFIndex.load(tmp_path / "i.ivf", mmap=True).ids(), ivf.ids())
+    assert q2key.IVFIndex(16).ids().shape == (0,)
