@@ -17,7 +17,7 @@ use crate::index::Filter;
 use crate::kernels::scalar_asym::BLOCK_ROWS;
 use crate::kernels::Kernels;
 use crate::keys::check_padding;
-use crate::search::asym::{check_queries, cosine_distance, search_asym_lists, BlockSet, SharedTables};
+use crate::search::asym::{check_queries, cosine_distance, search_asym_lists_batch, BlockSet, SharedTables};
 use crate::search::result_columns;
 use rayon::prelude::*;
 use std::borrow::Cow;
@@ -25,6 +25,9 @@ use std::collections::BinaryHeap;
 
 /// Queries routed together (one matrix product against the centroids).
 const ROUTE_QUERIES: usize = 64;
+/// The fewest queries an asymmetric search task takes (below, a list is
+/// rarely shared by two of them).
+const MIN_CHUNK_QUERIES: usize = 64;
 
 /// Asymmetric results: `queries × columns`, ascending by `1 − cosine`
 /// (f32), ties to the lower id; a query whose probed lists hold fewer than
@@ -176,21 +179,32 @@ impl IvfIndex {
                 ids,
             });
         }
+        // Routed by the queries as given (the centroids are unrotated);
+        // scored rotated by the thresholds' rotation (SPEC §9), as `Index` scores.
         let routes = self.route(queries, nprobe);
+        let rotated = match self.thresholds.rotation() {
+            Some(_) => Some(self.thresholds.queries(queries.to_vec(), self.dim)?),
+            None => None,
+        };
         let shared = SharedTables::new(&self.table);
-        queries
-            .par_chunks_exact(self.dim)
-            .zip(routes.par_iter())
-            .zip(distances.par_chunks_mut(kk).zip(ids.par_chunks_mut(kk)))
-            .for_each(|((q, route), (d, i))| {
-                let sets: Vec<BlockSet<'_>> = route
-                    .iter()
-                    .map(|&l| self.lists[l as usize].block_set(masks.get(l as usize)))
-                    .collect();
-                let found = search_asym_lists(kernels, q, &self.table, &shared, &sets, kk);
-                for ((d, i), (score, set, row)) in d.iter_mut().zip(i.iter_mut()).zip(found) {
-                    *d = cosine_distance(score);
-                    *i = self.lists[route[set] as usize].ids[row];
+        let sets: Vec<BlockSet<'_>> = (0..self.lists.len())
+            .map(|l| self.lists[l].block_set(masks.get(l)))
+            .collect();
+        let scored = rotated.as_deref().unwrap_or(queries);
+        // One task per chunk of queries: each list is scanned once for all
+        // the chunk's queries routed to it (fewer, larger chunks share more).
+        let chunk = nq.div_ceil(2 * rayon::current_num_threads()).max(MIN_CHUNK_QUERIES);
+        scored
+            .par_chunks(chunk * self.dim)
+            .zip(routes.par_chunks(chunk))
+            .zip(distances.par_chunks_mut(chunk * kk).zip(ids.par_chunks_mut(chunk * kk)))
+            .for_each(|((q, routes), (d, i))| {
+                let found = search_asym_lists_batch(kernels, q, &self.table, &shared, &sets, routes, kk);
+                for ((found, d), i) in found.into_iter().zip(d.chunks_mut(kk)).zip(i.chunks_mut(kk)) {
+                    for ((d, i), (score, list, row)) in d.iter_mut().zip(i.iter_mut()).zip(found) {
+                        *d = cosine_distance(score);
+                        *i = self.lists[list].ids[row];
+                    }
                 }
             });
         Ok(IvfAsymNeighbours {
@@ -264,7 +278,8 @@ impl IvfIndex {
             None => {
                 let mut decoded = with_capacity("search", "the decoded queries", nq, self.dim)?;
                 decoded.resize(nq * self.dim, 0f32);
-                crate::decode::decode(queries, self.dim, &self.table, &mut decoded)?;
+                // In the input space (rotated back, SPEC §9), where the centroids are.
+                self.thresholds.decode(queries, self.dim, &mut decoded)?;
                 self.route(&decoded, nprobe)
             }
         };

@@ -56,6 +56,17 @@ pub(crate) struct QueryTables {
 }
 
 impl QueryTables {
+    /// A placeholder holding nothing (what a moved-out slot keeps).
+    fn none() -> QueryTables {
+        QueryTables {
+            luts: Vec::new(),
+            scale: 0.0,
+            bias: 0.0,
+            err: 0.0,
+            norm: 0.0,
+        }
+    }
+
     /// The tables of query `q` (finite, `table.dim()` values).
     pub(crate) fn new(q: &[f32], table: &Reconstruction) -> QueryTables {
         let dim = table.dim();
@@ -1199,6 +1210,141 @@ pub(crate) fn rerank_asym_scoped(
             Ok(())
         })?;
     Ok(kk)
+}
+
+/// [`search_asym_lists`] for several finite queries (`queries`, `Q × dim`)
+/// at once, query `i` over the sets `routes[i]` (numbers into `sets`, each
+/// at most once): each set is scanned once for all the queries routed to
+/// it, [`QUERY_GROUP`] queries per kernel pass, so its codes are read once
+/// per group instead of once per query. Per query, `(score, set, row)`
+/// (`set` a number into `sets`), exactly what [`search_asym_lists`] returns
+/// over that query's sets: the exact re-rank keeps the true top `k`
+/// whatever order the sets are scanned in.
+pub(crate) fn search_asym_lists_batch(
+    kernels: &Kernels,
+    queries: &[f32],
+    table: &Reconstruction,
+    shared: &SharedTables,
+    sets: &[BlockSet<'_>],
+    routes: &[Vec<u32>],
+    k: usize,
+) -> Vec<Vec<(f32, usize, usize)>> {
+    let dim = table.dim();
+    let width = code_width(dim);
+    let mut starts = Vec::with_capacity(sets.len() + 1);
+    let mut total = 0usize;
+    for s in sets {
+        starts.push(total);
+        total += s.rows;
+    }
+    starts.push(total);
+    let all = BlockSets { sets, starts };
+    let allowed = |s: &BlockSet<'_>| {
+        RowScope {
+            mask: s.mask,
+            tie_keys: None,
+        }
+        .allowed(s.rows)
+    };
+    let mut out: Vec<Vec<(f32, usize, usize)>> = (0..routes.len()).map(|_| Vec::new()).collect();
+    let mut tables: Vec<QueryTables> = Vec::with_capacity(routes.len());
+    let mut cands: Vec<Candidates> = Vec::with_capacity(routes.len());
+    // Per set, the queries routed to it (compressed rows: `first[s]..first[s + 1]`).
+    let mut first = vec![0u32; sets.len() + 1];
+    for (i, (q, route)) in queries.chunks_exact(dim).zip(routes).enumerate() {
+        let qt = QueryTables::new(q, table);
+        if qt.norm == 0.0 {
+            // Every score is 0, chosen by key among the query's own sets.
+            let own: Vec<BlockSet<'_>> = route.iter().map(|&s| sets[s as usize]).collect();
+            out[i] = search_asym_lists(kernels, q, table, shared, &own, k)
+                .into_iter()
+                .map(|(score, s, r)| (score, route[s] as usize, r))
+                .collect();
+        } else {
+            for &s in route {
+                first[s as usize + 1] += 1;
+            }
+        }
+        let kk = result_columns(k, route.iter().map(|&s| allowed(&sets[s as usize])).sum());
+        tables.push(qt);
+        cands.push(Candidates::new(kk));
+    }
+    for s in 0..sets.len() {
+        first[s + 1] += first[s];
+    }
+    let mut members = vec![0u32; first[sets.len()] as usize];
+    let mut fill = first.clone();
+    for (i, route) in routes.iter().enumerate() {
+        if tables[i].norm != 0.0 && cands[i].k > 0 {
+            for &s in route {
+                members[fill[s as usize] as usize] = i as u32;
+                fill[s as usize] += 1;
+            }
+        }
+    }
+    let mut buffers = ScanBuffers::default();
+    let (mut group_tables, mut group_cands) = (Vec::new(), Vec::new());
+    for (s, set) in sets.iter().enumerate() {
+        let routed = &members[first[s] as usize..fill[s] as usize];
+        if routed.is_empty() || set.rows == 0 {
+            continue;
+        }
+        // Moved out and back (no copy of the tables): the scan takes contiguous slices.
+        group_tables.extend(
+            routed
+                .iter()
+                .map(|&i| std::mem::replace(&mut tables[i as usize], QueryTables::none())),
+        );
+        group_cands.extend(
+            routed
+                .iter()
+                .map(|&i| std::mem::replace(&mut cands[i as usize], Candidates::new(0))),
+        );
+        let db = Database {
+            codes: CodesRef::Blocks(set.blocks, set.rows),
+            width,
+            rows: set.rows,
+            norms: Some(set.norms),
+            squares: &shared.squares,
+            pair_squares: &shared.pair_squares,
+            scope: RowScope {
+                mask: set.mask,
+                tie_keys: Some(set.keys),
+            },
+            base: all.starts[s] as u32,
+        };
+        scan_rows_with(kernels, &db, &group_tables, 0, set.rows, &mut group_cands, &mut buffers);
+        for ((&i, qt), c) in routed.iter().zip(group_tables.drain(..)).zip(group_cands.drain(..)) {
+            (tables[i as usize], cands[i as usize]) = (qt, c);
+        }
+    }
+    for (i, ((q, qt), c)) in queries.chunks_exact(dim).zip(tables).zip(cands).enumerate() {
+        if qt.norm == 0.0 || c.k == 0 {
+            continue;
+        }
+        let kk = c.k;
+        let (mut scores, mut rows) = (vec![0f32; kk], vec![0i64; kk]);
+        finish(
+            &all,
+            &shared.pair_squares,
+            width,
+            table,
+            q,
+            &qt,
+            c,
+            &mut scores,
+            &mut rows,
+        );
+        out[i] = scores
+            .into_iter()
+            .zip(rows)
+            .map(|(score, row)| {
+                let (s, r) = all.locate(row as usize);
+                (score, s, r)
+            })
+            .collect();
+    }
+    out
 }
 
 #[cfg(test)]
