@@ -25,7 +25,7 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from ._errors import FormatError, Q2KeyError
+from ._errors import FormatError, Q2KeyError, ShapeError
 from ._index import Index
 from ._results import SearchResult
 from ._thresholds import Thresholds
@@ -289,6 +289,18 @@ def merge(results: Sequence[SearchResult], k: int) -> SearchResult:
     order (a single ``Index`` breaks ties by the lower id too), so the global best ``k`` are among
     the shards' best ``k`` and sort the same way.
     """
+    if not results:
+        raise Q2KeyError("expected the results of at least one shard, got none", arg="results")
+    rows = results[0].ids.shape[0] if results[0].ids.ndim else -1
+    for n, r in enumerate(results):
+        # A result of another shape (a shard searched with other queries, a 1-D result) would make
+        # the concatenation below raise a bare IndexError (numpy's AxisError) or merge wrong rows.
+        if r.ids.ndim != 2 or r.distances.shape != r.ids.shape or r.ids.shape[0] != rows:
+            raise ShapeError(
+                f"result {n} has ids of shape {r.ids.shape} and distances of shape {r.distances.shape}; "
+                f"expected both (queries, columns) with the {rows} query rows of result 0",
+                arg="results",
+            )
     dist = np.concatenate([r.distances for r in results], axis=1)
     ids = np.concatenate([r.ids for r in results], axis=1)
     order = np.lexsort((ids, dist), axis=1)[:, :k]  # the last key is the primary one

@@ -483,7 +483,7 @@ class ShardedIndex:
         routed = self._route(filter)
         if not routed:
             return empty
-        results = self._gather(routed, q, wide, options, timeout)
+        results = self._gather(routed, q, wide, options, timeout, len(empty.ids))
         merged = merge(results, wide)
         if rescore is None:
             return merged
@@ -512,8 +512,15 @@ class ShardedIndex:
         return out
 
     def _gather(
-        self, routed: list[tuple[ShardInfo, Any]], queries: Any, k: int, options: dict[str, Any], timeout: float | None
+        self,
+        routed: list[tuple[ShardInfo, Any]],
+        queries: Any,
+        k: int,
+        options: dict[str, Any],
+        timeout: float | None,
+        rows: int,
     ) -> list[SearchResult]:
+        """Each routed shard's top ``k`` for the ``rows`` queries, all of them or an exception."""
         distributed = _dask("distributed")
         client = self._client
         [shared] = client.scatter([queries], broadcast=True, hash=False)  # once per batch, to every worker
@@ -521,20 +528,20 @@ class ShardedIndex:
             client.submit(_search_shard, self._futures[s.file], shared, k, part, options, pure=False)
             for s, part in routed
         ]
+        cancelled = (distributed.client.FutureCancelledError, distributed.client.FuturesCancelledError)
         try:
             try:
                 distributed.wait(futures, timeout=timeout)
+                results = list(client.gather(futures))
             except (TimeoutError, asyncio.TimeoutError, distributed.TimeoutError) as e:
                 late = [s.file for (s, _), f in zip(routed, futures) if not f.done()]
                 raise TimeoutError(
                     f"q2key: the search of {len(late)} of {len(routed)} shards ({', '.join(late[:3])}"
                     f"{', …' if len(late) > 3 else ''}) did not finish within timeout={timeout} s"
                 ) from e
-            try:
-                return list(client.gather(futures))
             except Q2KeyError:
                 raise
-            except distributed.client.FutureCancelledError as e:
+            except cancelled as e:  # wait() raises it too, not only gather()
                 raise OSError(f"q2key: a shard search was cancelled (client or cluster closing?): {e}") from e
             except Exception as e:
                 if type(e).__name__ == "KilledWorker":
@@ -542,6 +549,11 @@ class ShardedIndex:
                 raise
         finally:
             client.cancel([*futures, shared])
+        for (s, _), r in zip(routed, results):
+            # Never merge an answer to other queries: a shard result is (queries, ≤ k) or the batch fails.
+            if not isinstance(r, SearchResult) or r.ids.shape != r.distances.shape or r.ids.shape[:1] != (rows,):
+                raise OSError(f"q2key: shard {s.file} answered {type(r).__name__} of another shape, not {rows} rows")
+        return results
 
     # -- writing --------------------------------------------------------------------------------------------
 
