@@ -1,6 +1,6 @@
 """A sharded index on disk: shard files, the manifest naming them, and the merge of shard results.
 
-No Dask here: ``q2key.dask.build_index`` / ``q2key.dask.ShardedIndex`` (``_sharded.py``) run the
+No Dask here: ``q2key.dask.build_index`` / ``q2key.dask.ShardedIndex`` (``_shard_build.py``, ``_sharded.py``) run the
 work on a cluster; this module says what the directory holds and how results combine.
 
 A directory holds ``manifest.json`` and one ordinary saved index per shard
@@ -48,12 +48,14 @@ class ShardKind(NamedTuple):
     ``empty(dim, thresholds, weights, sample, options)`` makes the build's *template*: an empty
     index with everything fitted once (thresholds; an inverted file's centroids, trained on
     ``sample()``), saved as ``template.q2`` beside the shards. Every shard starts as a copy of it:
-    ``load(path, mmap)`` opens a file of the kind, ``warm(index)`` readies an opened shard.
+    ``load(path, mmap)`` opens a file of the kind, ``warm(index)`` readies an opened shard,
+    ``ids(index)`` are the ids it stores (uint64, any order).
     """
 
     empty: Callable[[int, Thresholds, tuple[float, float, float] | None, Callable[[], Any], dict[str, Any]], Any]
     load: Callable[[str, bool], Any]
     warm: Callable[[Any], None]
+    ids: Callable[[Any], npt.NDArray[np.uint64]]
 
 
 def _warm_asymmetric(index: Any) -> None:
@@ -67,6 +69,7 @@ KINDS: dict[str, ShardKind] = {
         empty=lambda dim, th, w, sample, options: Index(dim, threshold=th, weights=w),
         load=lambda path, mmap: Index.load(path, mmap=mmap),
         warm=_warm_asymmetric,
+        ids=lambda index: index.views()[2],
     ),
 }
 #: The template's file name in the directory.
