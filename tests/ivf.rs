@@ -9,7 +9,9 @@ use common::Rng;
 use q2key::index::{Filter, Index, IndexThresholds};
 use q2key::ivf::kmeans::{train, KmeansParams};
 use q2key::ivf::{IvfAsymNeighbours, IvfLeeNeighbours};
-use q2key::{code_width, parallel, Backend, Error, IvfIndex, IvfParams, Kernels, Thresholds};
+use q2key::{
+    code_width, parallel, random_rotation, Backend, Error, IvfIndex, IvfParams, Kernels, Rotation, Thresholds,
+};
 
 /// `rows` vectors around `centres` random directions (a mixture with noise),
 /// so that k-means has clusters to find.
@@ -36,18 +38,36 @@ fn params(lists: usize, seed: u64) -> IvfParams {
 
 /// An IVF index and an exhaustive index over the same rows and ids (shuffled).
 fn pair(rng: &mut Rng, rows: usize, dim: usize, lists: usize) -> (IvfIndex, Index, Vec<f32>, Vec<u64>) {
+    pair_rotated(rng, rows, dim, lists, None)
+}
+
+/// [`pair`] with both indexes' thresholds carrying `rotation` (SPEC §9).
+fn pair_rotated(
+    rng: &mut Rng,
+    rows: usize,
+    dim: usize,
+    lists: usize,
+    rotation: Option<Rotation>,
+) -> (IvfIndex, Index, Vec<f32>, Vec<u64>) {
     let x = mixture(rng, rows, dim, 12);
     let mut ids: Vec<u64> = (0..rows as u64).map(|i| 3 * i + 7).collect();
     for i in (1..rows).rev() {
         ids.swap(i, rng.below(i + 1));
     }
-    let mut ivf = IvfIndex::new(dim, Thresholds::gaussian(dim).unwrap()).unwrap();
+    let thresholds = Thresholds::gaussian(dim)
+        .unwrap()
+        .with_rotation(rotation.clone())
+        .unwrap();
+    let mut ivf = IvfIndex::new(dim, thresholds).unwrap();
     ivf.train(&x, params(lists, 5)).unwrap();
     // Two batches: adding after training needs no retraining.
     let half = rows / 2 * dim;
     ivf.add(&x[..half], Some(&ids[..rows / 2])).unwrap();
     ivf.add(&x[half..], Some(&ids[rows / 2..])).unwrap();
-    let mut flat = Index::new(dim, IndexThresholds::Gaussian, None).unwrap();
+    let mut flat = Index::new(dim, IndexThresholds::Gaussian, None)
+        .unwrap()
+        .with_rotation(rotation)
+        .unwrap();
     flat.add(&x, Some(&ids)).unwrap();
     (ivf, flat, x, ids)
 }
@@ -174,6 +194,54 @@ fn nprobe_all_equals_the_exhaustive_lee_search_exactly() {
         }
     }
     let _ = x;
+}
+
+#[test]
+fn with_rotated_thresholds_nprobe_all_equals_the_rotated_exhaustive_index() {
+    // Rows are encoded and float queries scored rotated (SPEC §9), as `Index`
+    // does; routing stays on the unrotated vectors.
+    let mut rng = Rng::new(13);
+    let (rows, dim, lists) = (1800usize, 24usize, 10usize);
+    let rotation = random_rotation(dim, 4).unwrap();
+    let (mut ivf, flat, x, _) = pair_rotated(&mut rng, rows, dim, lists, Some(rotation));
+    let mut queries: Vec<f32> = (0..6 * dim).map(|_| rng.gaussian() as f32).collect();
+    queries[..dim].copy_from_slice(&x[9 * dim..10 * dim]);
+    let mut codes = vec![0u8; 6 * code_width(dim)];
+    let (mut keys, mut tr) = (vec![0u64; 6], vec![0u32; 6]);
+    let th = flat.threshold_set().unwrap();
+    th.encode(&queries, dim, &mut codes, &mut keys, &mut tr).unwrap();
+    for k in [1usize, 10, 200] {
+        let want = flat.search_asym(&queries, k, None).unwrap();
+        let want_lee = flat.search(&codes, k, None).unwrap();
+        for kernels in Backend::supported().into_iter().filter_map(Kernels::for_backend) {
+            for threads in [1, 2] {
+                let got = parallel::install(Some(threads), || {
+                    ivf.search_asym_with(kernels, &queries, k, lists, None)
+                })
+                .unwrap()
+                .unwrap();
+                assert_eq!((&got.ids, &got.distances), (&want.ids, &want.distances), "k {k}");
+            }
+            let lee = ivf.search_lee_with(kernels, &codes, None, k, lists, None).unwrap();
+            assert_eq!(
+                (&lee.ids, &lee.distances),
+                (&want_lee.ids, &want_lee.distances),
+                "k {k}"
+            );
+        }
+        let floats = ivf.search_lee_floats(&queries, k, lists, None).unwrap();
+        assert_eq!(
+            (&floats.ids, &floats.distances),
+            (&want_lee.ids, &want_lee.distances),
+            "k {k}"
+        );
+    }
+    // The file format has no rotation section yet: saving refuses rather
+    // than write a file whose codes would be read as unrotated.
+    assert!(matches!(ivf.to_bytes(), Err(Error::Value { arg: "index", .. })));
+    let path = std::env::temp_dir().join(format!("q2key-ivf-rotated-{}.ivf", std::process::id()));
+    assert!(matches!(ivf.save(&path), Err(Error::Value { arg: "index", .. })));
+    assert!(!path.exists());
 }
 
 #[test]

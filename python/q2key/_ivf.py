@@ -129,6 +129,10 @@ class IVFIndex:
     def __len__(self) -> int:
         return len(self._native)
 
+    def ids(self) -> npt.NDArray[np.uint64]:
+        """The stored (not removed) ids, uint64, in storage order: list by list, each in row order."""
+        return self._native.ids()
+
     def __contains__(self, id: object) -> bool:
         if isinstance(id, bool) or not isinstance(id, (int, np.integer)) or not 0 <= int(id) < 2**64:
             return False

@@ -76,6 +76,7 @@ pub fn write_to(index: &IvfIndex, w: &mut impl Write) -> io::Result<()> {
     if index.lists.iter().any(|l| l.dead > 0) {
         return Err(invalid("compact the index before writing it"));
     }
+    check_savable(index).map_err(|e| invalid(&e.to_string()))?;
     let dim = index.dim;
     let width = code_width(dim);
     let (kind, tau, cuts) = match index.thresholds.rule_for(dim).map_err(|e| invalid(&e.to_string()))? {
@@ -160,6 +161,19 @@ pub fn write_to(index: &IvfIndex, w: &mut impl Write) -> io::Result<()> {
             }
         }
         at = span.end;
+    }
+    Ok(())
+}
+
+/// Whether format 1 can hold `index`: it has no rotation section, and a
+/// file without the rotation would have its rotated codes read as
+/// unrotated ones (SPEC §9), so an index with one is refused.
+pub fn check_savable(index: &IvfIndex) -> Result<()> {
+    if index.thresholds.rotation().is_some() {
+        return Err(Error::value(
+            "index",
+            "has rotated thresholds, which the inverted-file format 1 cannot hold yet",
+        ));
     }
     Ok(())
 }

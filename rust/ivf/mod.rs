@@ -146,6 +146,16 @@ impl IvfIndex {
         self.lists.iter().map(List::live).sum()
     }
 
+    /// The live ids in storage order: list by list, each list's rows in
+    /// order (what a scan of the lists visits).
+    pub fn ids(&self) -> Result<Vec<u64>> {
+        let mut out = with_capacity("ids", "the ids output", self.len(), 1)?;
+        for l in &self.lists {
+            out.extend((0..l.rows()).filter(|&r| l.is_alive(r)).map(|r| l.ids[r]));
+        }
+        Ok(out)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -220,13 +230,15 @@ impl IvfIndex {
     }
 
     /// The codes of `x` under the index's thresholds (the one place rows
-    /// are encoded: the code SPEC §1–4 gives each vector).
+    /// are encoded: the code SPEC §1–4 gives each vector, rotated first
+    /// when the thresholds carry a rotation, SPEC §9, as [`crate::Index`]
+    /// encodes). Routing never sees the rotation: centroids and lists are
+    /// of the unrotated unit vectors.
     fn encode(&self, x: &[f32], rows: usize) -> Result<Vec<u8>> {
         let mut codes = zeroed("add", "the codes of the vectors", rows, code_width(self.dim))?;
         let mut keys = zeroed("add", "the keys of the vectors", rows, 1)?;
         let mut transitions = zeroed::<u32>("add", "the transition counts of the vectors", rows, 1)?;
         self.thresholds
-            .rule_for(self.dim)?
             .encode(x, self.dim, &mut codes, &mut keys, &mut transitions)?;
         Ok(codes)
     }
@@ -396,6 +408,7 @@ impl IvfIndex {
     /// Compacts, then saves atomically to `path` (docs/FORMAT.md). Saving
     /// a mapped index, even over the file it maps, is safe.
     pub fn save(&mut self, path: &std::path::Path) -> Result<()> {
+        format::check_savable(self)?;
         if !self.mapped {
             self.compact()?;
         }
@@ -404,6 +417,7 @@ impl IvfIndex {
 
     /// The saved file's bytes (compacts first): what pickling ships.
     pub fn to_bytes(&mut self) -> Result<Vec<u8>> {
+        format::check_savable(self)?;
         if !self.mapped {
             self.compact()?;
         }

@@ -176,9 +176,17 @@ impl IvfIndex {
                 ids,
             });
         }
+        // Routed by the queries as given (the centroids are unrotated);
+        // scored rotated by the thresholds' rotation (SPEC §9), as `Index` scores.
         let routes = self.route(queries, nprobe);
+        let rotated = match self.thresholds.rotation() {
+            Some(_) => Some(self.thresholds.queries(queries.to_vec(), self.dim)?),
+            None => None,
+        };
         let shared = SharedTables::new(&self.table);
-        queries
+        rotated
+            .as_deref()
+            .unwrap_or(queries)
             .par_chunks_exact(self.dim)
             .zip(routes.par_iter())
             .zip(distances.par_chunks_mut(kk).zip(ids.par_chunks_mut(kk)))
@@ -264,7 +272,8 @@ impl IvfIndex {
             None => {
                 let mut decoded = with_capacity("search", "the decoded queries", nq, self.dim)?;
                 decoded.resize(nq * self.dim, 0f32);
-                crate::decode::decode(queries, self.dim, &self.table, &mut decoded)?;
+                // In the input space (rotated back, SPEC §9), where the centroids are.
+                self.thresholds.decode(queries, self.dim, &mut decoded)?;
                 self.route(&decoded, nprobe)
             }
         };

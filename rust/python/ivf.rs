@@ -6,8 +6,8 @@
 use super::arrays::{matrix, to_matrix, to_vector, vector, FloatRows};
 use super::asym::query_rows;
 use super::errors::{from_err, Q2KeyError};
-use super::run;
 use super::thresholds::PyThresholds;
+use super::{run, run_as};
 use crate::error::copied;
 use crate::index::Filter;
 use crate::ivf::{IvfIndex, IvfParams};
@@ -111,14 +111,14 @@ impl PyIvfIndex {
         seed: u64,
         threads: Option<usize>,
     ) -> PyResult<()> {
-        let x = self.floats(py, &x, "x")?;
+        let x = self.floats(py, &x, "vectors")?;
         let params = IvfParams {
             lists,
             points_per_list,
             iterations,
             seed,
         };
-        py.detach(|| run(threads, || core_write(self, |index| index.train(&x, params))))
+        py.detach(|| run_as(threads, "vectors", || core_write(self, |index| index.train(&x, params))))
     }
 
     /// Encodes and adds float rows `x` under `ids` (sequential when None);
@@ -131,12 +131,16 @@ impl PyIvfIndex {
         ids: Option<PyReadonlyArray1<'py, u64>>,
         threads: Option<usize>,
     ) -> PyResult<Bound<'py, PyArray1<u64>>> {
-        let x = self.floats(py, &x, "x")?;
+        let x = self.floats(py, &x, "vectors")?;
         let ids = ids
             .as_ref()
             .map(|i| copied("ids", "a copy of the ids", vector("ids", i)?, 1).map_err(from_err))
             .transpose()?;
-        let added = py.detach(|| run(threads, || core_write(self, |index| index.add(&x, ids.as_deref()))))?;
+        let added = py.detach(|| {
+            run_as(threads, "vectors", || {
+                core_write(self, |index| index.add(&x, ids.as_deref()))
+            })
+        })?;
         Ok(to_vector(py, added))
     }
 
@@ -292,6 +296,12 @@ impl PyIvfIndex {
     fn centroids<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<f32>>> {
         let (c, lists, dim) = self.with_read(py, |i| (i.centroids().to_vec(), i.lists(), i.dim()))?;
         to_matrix(py, c, lists, dim)
+    }
+
+    /// The live ids (uint64) in storage order: list by list, rows in order.
+    fn ids<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<u64>>> {
+        let ids = self.with_read(py, IvfIndex::ids)?.map_err(from_err)?;
+        Ok(to_vector(py, ids))
     }
 
     fn __len__(&self, py: Python<'_>) -> PyResult<usize> {

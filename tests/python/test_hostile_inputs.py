@@ -795,19 +795,6 @@ _array_cases(
 )
 
 
-# The IVF binding names its float rows ``x`` where every other entry point says ``vectors`` (a NaN in
-# ``IVFIndex.train``/``add`` reads "x: row 3 …"): rust/python/ivf.rs should rename as the Index binding
-# does (``renamed(e, "x", "vectors")``). Strict: each entry fails here once the binding is fixed.
-BINDING_GAPS = {f"IVFIndex.{m}-{v}" for m in ("train", "add") for v in ("nan", "inf")}
-
-
-def _gap(case_id: str, param: str) -> Any:
-    """xfail marks for a known binding gap."""
-    if param == "vectors" and case_id in BINDING_GAPS:
-        return [pytest.mark.xfail(strict=True, reason="rust/python/ivf.rs names vectors 'x'")]
-    return []
-
-
 def _calibrator() -> q2key.Calibrator:
     cal = q2key.Calibrator(DIM, reservoir=64, seed=0)
     cal.update(SAMPLE)
@@ -817,11 +804,7 @@ def _calibrator() -> q2key.Calibrator:
 
 @pytest.mark.parametrize(
     ("param", "call", "bad"),
-    [
-        pytest.param(param, call, bad, id=f"{name}-{bad.label}", marks=_gap(f"{name}-{bad.label}", param))
-        for name, param, call, bads in ARRAYS
-        for bad in bads
-    ],
+    [pytest.param(param, call, bad, id=f"{name}-{bad.label}") for name, param, call, bads in ARRAYS for bad in bads],
 )
 def test_bad_arrays(param: str, call: Callable[[Any], Any], bad: Bad) -> None:
     _check(call, param, bad)
@@ -832,9 +815,7 @@ def test_a_nan_row_has_the_same_words_for_every_vectors_parameter() -> None:
     words = {
         param: _check(call, param, Bad("nan", NAN_ROWS, q2key.NonFiniteError, None)).split(": ", 1)[1]
         for name, param, call, bads in ARRAYS
-        if param in ("x", "vectors", "queries", "batch")
-        and any(b.label == "nan" for b in bads)
-        and f"{name}-nan" not in BINDING_GAPS  # (xfailed strictly above)
+        if param in ("x", "vectors", "queries", "batch") and any(b.label == "nan" for b in bads)
     }
     assert set(words) == {"x", "vectors", "queries", "batch"}
     assert len(set(words.values())) == 1, words
@@ -970,7 +951,7 @@ def _every_case() -> list[tuple[str, str, Callable[[Any], Any], Bad]]:
 
 
 def _attribute_cases() -> list[Any]:
-    return [pytest.param(param, *rest, id=name, marks=_gap(name, param)) for name, param, *rest in _every_case()]
+    return [pytest.param(param, *rest, id=name) for name, param, *rest in _every_case()]
 
 
 @pytest.mark.parametrize(("param", "call", "bad"), _attribute_cases())

@@ -69,6 +69,38 @@ def test_probing_every_list_equals_the_exhaustive_index(
 
 
 @SETTINGS
+@given(seed=st.integers(0, 2**32 - 1), rows=st.integers(8, 300), dim=st.sampled_from([3, 16, 33]), k=st.integers(1, 40))
+def test_with_rotated_thresholds_probing_every_list_equals_the_exhaustive_index(
+    seed: int, rows: int, dim: int, k: int
+) -> None:
+    """Rows are encoded and float queries scored rotated (SPEC §9), as Index does; routing is unrotated."""
+    rng = np.random.default_rng(seed)
+    x = clustered(rng, rows, dim)
+    q_r, _ = np.linalg.qr(rng.normal(size=(dim, dim)))
+    th = q2key.calibrate(x, method="per_dim").with_rotation(q_r.astype(np.float32))
+    lists = min(5, rows)
+    ivf, exact = pair(x, lists, None, th, seed)
+    q = np.concatenate([x[:3], rng.normal(size=(3, dim)).astype(np.float32)])
+    qc = q2key.encode(q, threshold=th).codes
+    assert_same(ivf.search(q, k, nprobe=lists), exact.search(q, k))
+    assert_same(ivf.search(q, k, nprobe=lists, scoring="lee"), exact.search(q, k, scoring="lee"))
+    assert_same(ivf.search(qc, k, nprobe=lists), exact.search(qc, k))
+
+
+def test_a_rotated_index_refuses_to_save_until_the_format_holds_the_rotation(
+    rng: np.random.Generator, tmp_path: Path
+) -> None:
+    x = clustered(rng, 200, 16)
+    q_r, _ = np.linalg.qr(rng.normal(size=(16, 16)))
+    ivf, _ = pair(x, 4, None, q2key.calibrate(x, method="per_dim").with_rotation(q_r.astype(np.float32)))
+    with pytest.raises(q2key.Q2KeyError, match="rotated"):
+        ivf.save(tmp_path / "r.ivf")
+    with pytest.raises(q2key.Q2KeyError, match="rotated"):
+        pickle.dumps(ivf)
+    assert not (tmp_path / "r.ivf").exists()
+
+
+@SETTINGS
 @given(seed=st.integers(0, 2**32 - 1), share=st.floats(0.0, 0.9), mask=st.booleans())
 def test_filters_and_removals_agree_with_the_exhaustive_index(seed: int, share: float, mask: bool) -> None:
     rng = np.random.default_rng(seed)
@@ -222,3 +254,19 @@ def test_a_corrupted_file_is_a_format_error(rng: np.random.Generator, tmp_path: 
     data[len(data) // 2] ^= 0xFF
     with pytest.raises(q2key.FormatError):
         q2key.IVFIndex.from_bytes(bytes(data))
+
+
+def test_ids_lists_the_stored_ids_in_storage_order(rng: np.random.Generator, tmp_path: Path) -> None:
+    x = clustered(rng, 400, 16)
+    given = rng.choice(2**40, 400, replace=False).astype(np.uint64)
+    ivf, _ = pair(x, 6, given)
+    ids = ivf.ids()
+    assert ids.dtype == np.uint64 and ids.shape == (400,)
+    assert sorted(ids.tolist()) == sorted(given.tolist())
+    # Storage order: stable, kept by removals (in order) and by files.
+    assert np.array_equal(ivf.ids(), ids)
+    ivf.remove(given[::3])
+    assert ivf.ids().tolist() == [i for i in ids.tolist() if i not in set(given[::3].tolist())]
+    ivf.save(tmp_path / "i.ivf")
+    assert np.array_equal(q2key.IVFIndex.load(tmp_path / "i.ivf", mmap=True).ids(), ivf.ids())
+    assert q2key.IVFIndex(16).ids().shape == (0,)
