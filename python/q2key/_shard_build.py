@@ -243,8 +243,11 @@ def build_index(
       dask array (or dask dataframe column) of ``N`` unique ids. An id in two shards raises
       :class:`q2key.Q2KeyError` naming ``ids`` and nothing is left in the directory.
     - ``weights``: weighted Lee search (as :class:`q2key.Index`).
-    - ``kind``: the shard index kind (``"flat"``: :class:`q2key.Index`); ``kind_options`` go to the
-      kind's template (none for flat shards).
+    - ``kind``: the shard index kind: ``"flat"`` (:class:`q2key.Index`, no ``kind_options``) or
+      ``"ivf"`` (:class:`q2key.IVFIndex`): its centroids are trained once on the sample (the
+      ``sample_rows`` rows drawn with ``seed``) with ``kind_options`` — :meth:`q2key.IVFIndex.train`'s
+      ``lists``, ``points_per_list``, ``iterations``, ``seed`` — and every shard starts from them;
+      search with ``nprobe=``.
     """
     path = _args.path("directory", directory)
     if kind not in KINDS:

@@ -27,6 +27,7 @@ import numpy.typing as npt
 
 from ._errors import FormatError, Q2KeyError, ShapeError
 from ._index import Index
+from ._ivf import IVFIndex
 from ._results import SearchResult
 from ._thresholds import Thresholds
 
@@ -64,12 +65,40 @@ def _warm_asymmetric(index: Any) -> None:
         index.search(np.ones((1, index.dim), dtype=np.float32), k=1, scoring="asymmetric", threads=1)
 
 
+#: What ``kind_options`` an ``"ivf"`` build takes: :meth:`q2key.IVFIndex.train`'s arguments.
+_IVF_OPTIONS = ("lists", "points_per_list", "iterations", "seed")
+
+
+def _empty_ivf(
+    dim: int,
+    th: Thresholds,
+    weights: tuple[float, float, float] | None,
+    sample: Callable[[], Any],
+    options: dict[str, Any],
+) -> IVFIndex:
+    """The inverted-file template: centroids trained once on the build sample; every shard starts from them."""
+    if weights is not None:
+        raise Q2KeyError("inverted-file shards take no weights (weighted Lee is for kind='flat')", arg="weights")
+    unknown = sorted(set(options) - set(_IVF_OPTIONS))
+    if unknown:
+        raise Q2KeyError(f"expected options among {', '.join(_IVF_OPTIONS)}, got {unknown}", arg="kind_options")
+    index = IVFIndex(dim, threshold=th)
+    index.train(sample(), **options)
+    return index
+
+
 KINDS: dict[str, ShardKind] = {
     "flat": ShardKind(
         empty=lambda dim, th, w, sample, options: Index(dim, threshold=th, weights=w),
         load=lambda path, mmap: Index.load(path, mmap=mmap),
         warm=_warm_asymmetric,
         ids=lambda index: index.views()[2],
+    ),
+    "ivf": ShardKind(
+        empty=_empty_ivf,
+        load=lambda path, mmap: IVFIndex.load(path, mmap=mmap),
+        warm=_warm_asymmetric,
+        ids=lambda index: index.ids(),
     ),
 }
 #: The template's file name in the directory.

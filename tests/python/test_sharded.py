@@ -443,6 +443,40 @@ def test_bad_arguments_raise_as_index_does(client: Any, tmp_path: Path) -> None:
         qd.ShardedIndex(directory, None)
 
 
+def test_ivf_shards_equal_one_ivf_index_with_the_same_centroids(client: Any, tmp_path: Path) -> None:
+    x = _data(1_200)
+    directory, manifest = _build(tmp_path, x, 300, 3, kind="ivf", kind_options={"lists": 8, "seed": 1})
+    assert manifest.kind == "ivf" and len(manifest.shards) == 3
+    ref = q2key.IVFIndex.load(os.path.join(directory, "template.q2"))  # trained once on the build sample
+    assert ref.lists == 8 and len(ref) == 0
+    ref.add(x)
+    shard = q2key.IVFIndex.load(os.path.join(directory, manifest.shards[1].file), mmap=True)
+    np.testing.assert_array_equal(shard.centroids, ref.centroids)
+    q = _data(25, seed=12)
+    mask = np.random.default_rng(13).random(len(x)) < 0.4
+    with qd.ShardedIndex(directory, client) as index:
+        for f in (None, np.arange(100, 700, 3), mask):
+            for scoring in ("asymmetric", "lee"):
+                _assert_same(
+                    index.search(q, 10, nprobe=8, filter=f, scoring=scoring),
+                    ref.search(q, 10, nprobe=8, filter=f, scoring=scoring),
+                )
+        # The shards share the centroids, so a query probes the same lists in each: equal at any nprobe.
+        _assert_same(index.search(q, 10, nprobe=2), ref.search(q, 10, nprobe=2))
+        gone = np.array([0, 5, 650, 1199, 99_999])
+        assert index.remove(gone) == 4 and ref.remove(gone) == 4
+        _assert_same(index.search(q, 10, nprobe=8), ref.search(q, 10, nprobe=8))
+        _assert_same(index.search(q, 10, nprobe=8, filter=mask), ref.search(q, 10, nprobe=8, filter=mask))
+    for bad, arg in [({"kind_options": {"bogus": 1}}, "kind_options"), ({"weights": (1.0, 2.0, 1.0)}, "weights")]:
+        with pytest.raises(q2key.Q2KeyError) as e:
+            qd.build_index(da.from_array(x, chunks=300), str(tmp_path / "bad"), kind="ivf", **bad)
+        assert e.value.arg == arg
+        assert not os.path.exists(tmp_path / "bad" / "manifest.json")
+    flat, _ = _build(tmp_path / "flat", x[:200], 100, 2)
+    with pytest.raises(q2key.Q2KeyError, match=r"^nprobe: flat shards"):
+        qd.ShardedIndex(flat, client).search(q, 3, nprobe=4)
+
+
 # -- the merge, without a cluster ---------------------------------------------------------------------------
 
 
