@@ -1,6 +1,6 @@
 """Dask arrays as q2key takes them (checked, imported on first use), and thresholds fitted on a sample of one.
 
-Shared by :mod:`q2key.dask` (encode, calibrate) and the sharded index (``_sharded.py``).
+Shared by :mod:`q2key.dask` (encode, calibrate) and the sharded index (``_shard_build.py``, ``_sharded.py``).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A sharded index on disk: shard files, the manifest naming them, and the merge of shard results.
 
-No Dask here: ``q2key.dask.build_index`` / ``q2key.dask.ShardedIndex`` (``_sharded.py``) run the
+No Dask here: ``q2key.dask.build_index`` / ``q2key.dask.ShardedIndex`` (``_shard_build.py``, ``_sharded.py``) run the
 work on a cluster; this module says what the directory holds and how results combine.
 
 A directory holds ``manifest.json`` and one ordinary saved index per shard
@@ -25,8 +25,9 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from ._errors import FormatError, Q2KeyError
+from ._errors import FormatError, Q2KeyError, ShapeError
 from ._index import Index
+from ._ivf import IVFIndex
 from ._results import SearchResult
 from ._thresholds import Thresholds
 
@@ -48,12 +49,14 @@ class ShardKind(NamedTuple):
     ``empty(dim, thresholds, weights, sample, options)`` makes the build's *template*: an empty
     index with everything fitted once (thresholds; an inverted file's centroids, trained on
     ``sample()``), saved as ``template.q2`` beside the shards. Every shard starts as a copy of it:
-    ``load(path, mmap)`` opens a file of the kind, ``warm(index)`` readies an opened shard.
+    ``load(path, mmap)`` opens a file of the kind, ``warm(index)`` readies an opened shard,
+    ``ids(index)`` are the ids it stores (uint64, any order).
     """
 
     empty: Callable[[int, Thresholds, tuple[float, float, float] | None, Callable[[], Any], dict[str, Any]], Any]
     load: Callable[[str, bool], Any]
     warm: Callable[[Any], None]
+    ids: Callable[[Any], npt.NDArray[np.uint64]]
 
 
 def _warm_asymmetric(index: Any) -> None:
@@ -62,11 +65,40 @@ def _warm_asymmetric(index: Any) -> None:
         index.search(np.ones((1, index.dim), dtype=np.float32), k=1, scoring="asymmetric", threads=1)
 
 
+#: What ``kind_options`` an ``"ivf"`` build takes: :meth:`q2key.IVFIndex.train`'s arguments.
+_IVF_OPTIONS = ("lists", "points_per_list", "iterations", "seed")
+
+
+def _empty_ivf(
+    dim: int,
+    th: Thresholds,
+    weights: tuple[float, float, float] | None,
+    sample: Callable[[], Any],
+    options: dict[str, Any],
+) -> IVFIndex:
+    """The inverted-file template: centroids trained once on the build sample; every shard starts from them."""
+    if weights is not None:
+        raise Q2KeyError("inverted-file shards take no weights (weighted Lee is for kind='flat')", arg="weights")
+    unknown = sorted(set(options) - set(_IVF_OPTIONS))
+    if unknown:
+        raise Q2KeyError(f"expected options among {', '.join(_IVF_OPTIONS)}, got {unknown}", arg="kind_options")
+    index = IVFIndex(dim, threshold=th)
+    index.train(sample(), **options)
+    return index
+
+
 KINDS: dict[str, ShardKind] = {
     "flat": ShardKind(
         empty=lambda dim, th, w, sample, options: Index(dim, threshold=th, weights=w),
         load=lambda path, mmap: Index.load(path, mmap=mmap),
         warm=_warm_asymmetric,
+        ids=lambda index: index.views()[2],
+    ),
+    "ivf": ShardKind(
+        empty=_empty_ivf,
+        load=lambda path, mmap: IVFIndex.load(path, mmap=mmap),
+        warm=_warm_asymmetric,
+        ids=lambda index: index.ids(),
     ),
 }
 #: The template's file name in the directory.
@@ -289,6 +321,18 @@ def merge(results: Sequence[SearchResult], k: int) -> SearchResult:
     order (a single ``Index`` breaks ties by the lower id too), so the global best ``k`` are among
     the shards' best ``k`` and sort the same way.
     """
+    if not results:
+        raise Q2KeyError("expected the results of at least one shard, got none", arg="results")
+    rows = results[0].ids.shape[0] if results[0].ids.ndim else -1
+    for n, r in enumerate(results):
+        # A result of another shape (a shard searched with other queries, a 1-D result) would make
+        # the concatenation below raise a bare IndexError (numpy's AxisError) or merge wrong rows.
+        if r.ids.ndim != 2 or r.distances.shape != r.ids.shape or r.ids.shape[0] != rows:
+            raise ShapeError(
+                f"result {n} has ids of shape {r.ids.shape} and distances of shape {r.distances.shape}; "
+                f"expected both (queries, columns) with the {rows} query rows of result 0",
+                arg="results",
+            )
     dist = np.concatenate([r.distances for r in results], axis=1)
     ids = np.concatenate([r.ids for r in results], axis=1)
     order = np.lexsort((ids, dist), axis=1)[:, :k]  # the last key is the primary one

@@ -1,4 +1,4 @@
-"""A sharded index built and served by Dask: :func:`build_index` and :class:`ShardedIndex`.
+"""A sharded index served by Dask: :class:`ShardedIndex` (built by :func:`build_index`, ``_shard_build.py``).
 
 Serving model: persisted futures, not actors. Each shard is the result of a pure task
 ``open(path)`` (the file memory-mapped) held by the client as a future, so it stays resident on
@@ -13,43 +13,33 @@ we would have to notice the death and re-create it ourselves. A shard that must 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import os
 import uuid
-from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from . import _args
-from ._calibrate import calibrate
-from ._dask_arrays import check_array, sample_of
-from ._encode import ThresholdLike
-from ._errors import DTypeError, Q2KeyError, ShapeError
-from ._index import Index, Scoring, _thresholds_for
-from ._index_args import Rescore, filter_arrays, id_array, id_list, rescore_candidates
+from ._errors import DTypeError, Q2KeyError
+from ._index import Scoring
+from ._index_args import Rescore, filter_arrays, id_list, rescore_candidates
 from ._inputs import float_rows
 from ._results import SearchResult
+from ._shard_build import dask_module, rewrite_shard, write_shards
 from ._shard_files import (
     KINDS,
     TEMPLATE,
     Manifest,
     ShardInfo,
-    check_disjoint,
     clean_up,
     merge,
     next_generation,
     read_manifest,
     remove_files,
-    shard_file,
     write_manifest,
     writer_lock,
 )
 from ._thresholds import Thresholds
-
-Fit = Literal["fit"]
-
 
 # -- on the workers -----------------------------------------------------------------------------------------
 
@@ -71,246 +61,13 @@ class ResidentShard:
 def _register_sizeof() -> None:
     # Dask estimates an unknown object at a few dozen bytes: it would then move a shard to the
     # queries. Its file size says where the data is.
-    sizeof: Any = _dask("dask.sizeof").sizeof
+    sizeof: Any = dask_module("dask.sizeof").sizeof
     if ResidentShard not in sizeof._lookup:
         sizeof.register(ResidentShard)(lambda shard: shard.nbytes)
 
 
-def _write_shard(
-    path: str,
-    kind: str,
-    template: str,
-    blocks: Sequence[Any],
-    ids: Sequence[npt.NDArray[np.uint64] | range],
-) -> tuple[int, int | None, int | None]:
-    """A worker task: one shard from its row blocks, saved atomically; returns (rows, min id, max id)."""
-    index = KINDS[kind].load(template, False)
-    for block, block_ids in zip(blocks, ids):
-        if isinstance(block_ids, range):
-            block_ids = np.arange(block_ids.start, block_ids.stop, dtype=np.uint64)
-        index.add(np.asarray(block), ids=block_ids, threads=1)
-    index.save(path)
-    _, _, stored = index.views()
-    if not stored.size:
-        return 0, None, None
-    return int(stored.size), int(stored.min()), int(stored.max())
-
-
-def _common_ids(path_a: str, path_b: str) -> npt.NDArray[np.uint64]:
-    """A worker task: the ids two shard files share (the reads are memory-mapped)."""
-    a = Index.load(path_a, mmap=True).views()[2]
-    b = Index.load(path_b, mmap=True).views()[2]
-    return np.intersect1d(a, b)[:1]
-
-
-def _rewrite_shard(old: str, new: str, ids: npt.NDArray[np.uint64]) -> tuple[int, int, int | None, int | None]:
-    """A worker task: the shard without ``ids``, saved under the next generation's name if any was removed."""
-    index = Index.load(old)
-    removed = index.remove(ids)
-    if removed:
-        index.save(new)
-    _, _, stored = index.views()
-    lo, hi = (int(stored.min()), int(stored.max())) if stored.size else (None, None)
-    return removed, int(stored.size), lo, hi
-
-
 def _search_shard(shard: ResidentShard, queries: Any, k: int, filter: Any, options: dict[str, Any]) -> SearchResult:
     return SearchResult(*shard.index.search(queries, k, filter=filter, **options))
-
-
-# -- building -----------------------------------------------------------------------------------------------
-
-
-def _dask(name: str) -> Any:
-    try:
-        return importlib.import_module(name)
-    except ImportError as e:
-        raise ImportError("q2key.dask needs dask[array] and distributed: pip install 'q2key[dask]'") from e
-
-
-def _stack_rows(block: npt.NDArray[Any], dim: int) -> npt.NDArray[Any]:
-    """A block of a dataframe column holding one vector per row (lists or arrays) as ``(rows, dim)``."""
-    if not len(block):
-        return np.zeros((0, dim), dtype=np.float32)
-    return np.stack([np.asarray(v) for v in block])
-
-
-def _from_dataframe(column: Any, arg: str) -> Any:
-    """A dask dataframe column (or frame) as a dask array; partition lengths are computed (one pass)."""
-    arr = column.to_dask_array(lengths=True)
-    if arr.ndim == 1 and arr.dtype == object:  # one vector per row: stack each partition's rows
-        if not arr.shape[0]:
-            raise ShapeError("the column is empty: no vector gives the dimension", arg=arg)
-        head = arr[:1].compute()
-        if isinstance(head[0], str):
-            raise DTypeError(
-                "expected one vector (array or list of numbers) per row, got strings; dask converts object "
-                "columns to strings unless dask.config.set({'dataframe.convert-string': False})",
-                arg=arg,
-            )
-        dim = int(np.asarray(head[0]).shape[0])
-        return arr.map_blocks(
-            _stack_rows, dim, new_axis=1, chunks=(arr.chunks[0], (dim,)), dtype=np.asarray(head[0]).dtype
-        )
-    return arr
-
-
-def _dask_vectors(vectors: Any) -> Any:
-    """Numpy, dask array or dask dataframe vectors as a dask array of one column chunk, row chunk sizes known."""
-    da = _dask("dask.array")
-    if hasattr(vectors, "to_dask_array"):
-        vectors = _from_dataframe(vectors, "vectors")
-    if isinstance(vectors, np.ndarray):
-        vectors = da.from_array(vectors, chunks=(max(1, len(vectors)), -1))
-    x = check_array(vectors, da, "vectors")
-    if any(c != c for c in x.chunks[0]):
-        raise ShapeError("the row chunk sizes are unknown; call vectors.compute_chunk_sizes() first", arg="vectors")
-    return x.rechunk({1: -1}) if x.numblocks[1] != 1 else x
-
-
-def _vector_blocks(x: Any) -> tuple[list[Any], list[int], int]:
-    """Row blocks (delayed) of :func:`_dask_vectors`, their row counts, and the dimension."""
-    return list(x.to_delayed().ravel()), [int(c) for c in x.chunks[0]], int(x.shape[1])
-
-
-def _id_blocks(ids: Any, sizes: list[int], first: int) -> list[Any]:
-    """Ids per row block: given (numpy or dask, cut like the vectors) or ``first, first + 1, …`` by block offsets."""
-    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    if ids is None:
-        if first + int(offsets[-1]) > _args.U64_MAX + 1:
-            raise Q2KeyError("assigned ids would pass 2^64 − 1", arg="ids")
-        # ranges, not arrays: the graph stays small, and the worker makes each block's ids
-        return [range(first + int(a), first + int(b)) for a, b in zip(offsets, offsets[1:])]
-    da = _dask("dask.array")
-    if hasattr(ids, "to_dask_array"):
-        ids = ids.to_dask_array(lengths=True)
-    if isinstance(ids, da.Array):
-        if ids.ndim != 1 or ids.shape[0] != offsets[-1]:
-            raise ShapeError(f"expected {int(offsets[-1])} ids (one per row), got shape {ids.shape}", arg="ids")
-        return [b for b in ids.rechunk((tuple(sizes),)).to_delayed().ravel()]
-    arr = id_array(ids, int(offsets[-1]))
-    assert arr is not None
-    return [arr[a:b] for a, b in zip(offsets, offsets[1:])]
-
-
-def _groups(sizes: list[int], shards: int | None) -> list[list[int]]:
-    """Consecutive blocks in ``shards`` groups of about equal rows (default: one group per block)."""
-    if shards is None:
-        return [[i] for i in range(len(sizes))]
-    n = min(_args.size("shards", shards), max(1, len(sizes)))
-    total = sum(sizes)
-    groups: list[list[int]] = [[] for _ in range(n)]
-    done = 0
-    for i, rows in enumerate(sizes):
-        # The block goes to the group its first row falls in, capped so no later group is left empty.
-        g = min(done * n // max(total, 1), n - 1, i)
-        g = max(g, n - (len(sizes) - i))
-        groups[g].append(i)
-        done += rows
-    return [g for g in groups if g]
-
-
-def _write_shards(
-    directory: str, manifest: Manifest, vectors: Any, ids: Any, shards: int | None
-) -> tuple[list[ShardInfo], int]:
-    """Writes the new shards on the cluster (the current Dask scheduler) and checks ids across all shards."""
-    dask = _dask("dask")
-    blocks, sizes, dim = _vector_blocks(_dask_vectors(vectors))
-    if dim != manifest.dim:
-        raise ShapeError(f"expected vectors of dimension {manifest.dim}, got {dim}", arg="vectors")
-    id_blocks = _id_blocks(ids, sizes, manifest.next_id)
-    number = manifest.next_shard
-    files, tasks = [], []
-    write = dask.delayed(_write_shard, pure=False)
-    for group in _groups(sizes, shards):
-        files.append(shard_file(number))
-        number += 1
-        path = os.path.join(directory, files[-1])
-        tasks.append(
-            write(
-                path,
-                manifest.kind,
-                os.path.join(directory, TEMPLATE),
-                [blocks[i] for i in group],
-                [id_blocks[i] for i in group],
-            )
-        )
-    try:
-        written = dask.compute(*tasks)
-        new = [ShardInfo(f, *w) for f, w in zip(files, written)]
-        everything = [*manifest.shards, *new]
-
-        def common(i: int, j: int) -> npt.NDArray[np.uint64]:
-            a, b = (os.path.join(directory, everything[n].file) for n in (i, j))
-            return np.asarray(dask.compute(dask.delayed(_common_ids, pure=False)(a, b))[0])
-
-        check_disjoint(everything, common)
-    except BaseException:
-        remove_files(directory, files)
-        raise
-    return new, number
-
-
-def build_index(
-    vectors: Any,
-    directory: str | os.PathLike[str],
-    *,
-    ids: Any = None,
-    shards: int | None = None,
-    threshold: ThresholdLike | Fit = "fit",
-    method: Any = "lloyd_max",
-    sample_rows: int = 10_000,
-    seed: int | None = 0,
-    weights: tuple[float, float, float] | None = None,
-    kind: str = "flat",
-    kind_options: dict[str, Any] | None = None,
-) -> Manifest:
-    """Builds a sharded index in ``directory`` from vectors ``(N, dim)``: a dask array chunked by rows,
-    a dask dataframe column holding one vector per row (or a frame of ``dim`` numeric columns), or numpy.
-
-    Runs on the current Dask scheduler (a ``distributed.Client`` if one is active). Returns the
-    :class:`Manifest` written; open the directory with :class:`ShardedIndex`.
-
-    - ``threshold``: ``"fit"`` (default) fits thresholds once with :func:`q2key.dask.calibrate` on
-      ``sample_rows`` rows drawn with ``seed``, by ``method`` (``"lloyd_max"``: the best for the
-      default asymmetric scoring); or ``None`` (Gaussian), a float ``τ`` or a :class:`q2key.Thresholds`.
-    - ``shards``: how many shards; consecutive row blocks (partitions) are grouped into that many
-      shards of about equal rows (default: one shard per block). Each is written by a worker as an
-      ordinary saved :class:`q2key.Index` (``Index.load`` opens one alone), the manifest last.
-    - ``ids``: ``None`` numbers the rows ``0 … N−1`` in order (each block's ids start at the sum of
-      the chunk sizes before it, so they are unique and increase across shards); or a numpy or
-      dask array (or dask dataframe column) of ``N`` unique ids. An id in two shards raises
-      :class:`q2key.Q2KeyError` naming ``ids`` and nothing is left in the directory.
-    - ``weights``: weighted Lee search (as :class:`q2key.Index`).
-    - ``kind``: the shard index kind (``"flat"``: :class:`q2key.Index`); ``kind_options`` go to the
-      kind's template (none for flat shards).
-    """
-    path = _args.path("directory", directory)
-    if kind not in KINDS:
-        raise Q2KeyError(f"expected one of {', '.join(map(repr, KINDS))}, got {kind!r}", arg="kind")
-    if shards is not None:
-        _args.size("shards", shards)
-    w = None if weights is None else _args.weights(weights)
-    if kind == "flat" and kind_options:
-        raise Q2KeyError(f"flat shards take no options, got {sorted(kind_options)}", arg="kind_options")
-    os.makedirs(path, exist_ok=True)
-    if os.path.exists(os.path.join(path, "manifest.json")):
-        raise Q2KeyError(f"{path!r} already holds a sharded index: open it and add() to it", arg="directory")
-    x = _dask_vectors(vectors)
-    dim = int(x.shape[1])
-    fit = isinstance(threshold, str) and threshold == "fit"
-    # One sample, drawn as q2key.dask.calibrate draws it, fits the thresholds (and an inverted file's centroids).
-    sample = sample_of(x, sample_rows, seed, "vectors") if fit or kind != "flat" else None
-    th = calibrate(sample, method=method, seed=seed) if fit else _thresholds_for(threshold, dim)  # type: ignore[arg-type]
-    with writer_lock(path):
-        clean_up(path, None)
-        manifest = Manifest.new(kind, dim, th, w)
-        template = KINDS[kind].empty(dim, th, w, lambda: sample, dict(kind_options or {}))
-        template.save(os.path.join(path, TEMPLATE))
-        new, number = _write_shards(path, manifest, x, ids, shards)
-        manifest = manifest.with_shards(new, number)
-        write_manifest(path, manifest)  # last: before this the directory holds no index
-    return manifest
 
 
 # -- serving ------------------------------------------------------------------------------------------------
@@ -329,7 +86,7 @@ class ShardedIndex:
     """
 
     def __init__(self, directory: str | os.PathLike[str], client: Any) -> None:
-        distributed = _dask("distributed")
+        distributed = dask_module("distributed")
         if not isinstance(client, distributed.Client):
             raise DTypeError(f"expected a distributed.Client, got {type(client).__name__}", arg="client")
         self._client = client
@@ -419,7 +176,7 @@ class ShardedIndex:
                 pure=False,
             )
             if old is not None:
-                _dask("distributed").wait([self._futures[s.file]])  # the new copy is open before the old goes
+                dask_module("distributed").wait([self._futures[s.file]])  # the new copy is open before the old goes
                 old.release()
 
     def rebalance(self) -> dict[str, list[str]]:
@@ -427,7 +184,7 @@ class ShardedIndex:
 
         Moved shards are re-opened from their files on the new worker, then the old copies are released.
         """
-        distributed = _dask("distributed")
+        distributed = dask_module("distributed")
         distributed.wait(list(self._futures.values()))
         self._place(list(self._manifest.shards), rebalance=True)
         distributed.wait(list(self._futures.values()))
@@ -435,7 +192,7 @@ class ShardedIndex:
 
     def placement(self) -> dict[str, list[str]]:
         """Which worker holds which shard file (once every shard is open)."""
-        _dask("distributed").wait(list(self._futures.values()))
+        dask_module("distributed").wait(list(self._futures.values()))
         who = self._client.who_has(list(self._futures.values()))
         out: dict[str, list[str]] = {}
         for file, fut in self._futures.items():
@@ -457,6 +214,7 @@ class ShardedIndex:
         threads: int | None = 1,
         scoring: Scoring = "auto",
         timeout: float | None = None,
+        nprobe: int | None = None,
     ) -> SearchResult:
         """:meth:`q2key.Index.search` over every shard: equal, ids and distances, to one index of the same rows.
 
@@ -465,10 +223,16 @@ class ShardedIndex:
         ``threads`` is each shard search's (default 1: Dask runs a task per worker thread).
         ``timeout`` (seconds, default no limit): the whole batch, including re-opening shards of a
         worker that died meanwhile; past it ``TimeoutError`` is raised — never a partial answer.
+        ``nprobe``: lists each shard of kind ``"ivf"`` scans (:meth:`q2key.IVFIndex.search`; every
+        shard shares the template's centroids, so the answer is one ``IVFIndex``'s over the same rows).
         """
         options: dict[str, Any] = {"threads": threads, "scoring": scoring}
         if complement:
             options["complement"] = complement
+        if nprobe is not None:
+            if self._manifest.kind == "flat":
+                raise Q2KeyError("flat shards are searched exhaustively; nprobe is for kind='ivf'", arg="nprobe")
+            options["nprobe"] = nprobe
         empty = SearchResult(
             *self._local.search(queries, k, filter=filter, rescore=rescore, oversample=oversample, **options)
         )
@@ -483,7 +247,7 @@ class ShardedIndex:
         routed = self._route(filter)
         if not routed:
             return empty
-        results = self._gather(routed, q, wide, options, timeout)
+        results = self._gather(routed, q, wide, options, timeout, len(empty.ids))
         merged = merge(results, wide)
         if rescore is None:
             return merged
@@ -512,29 +276,36 @@ class ShardedIndex:
         return out
 
     def _gather(
-        self, routed: list[tuple[ShardInfo, Any]], queries: Any, k: int, options: dict[str, Any], timeout: float | None
+        self,
+        routed: list[tuple[ShardInfo, Any]],
+        queries: Any,
+        k: int,
+        options: dict[str, Any],
+        timeout: float | None,
+        rows: int,
     ) -> list[SearchResult]:
-        distributed = _dask("distributed")
+        """Each routed shard's top ``k`` for the ``rows`` queries, all of them or an exception."""
+        distributed = dask_module("distributed")
         client = self._client
         [shared] = client.scatter([queries], broadcast=True, hash=False)  # once per batch, to every worker
         futures = [
             client.submit(_search_shard, self._futures[s.file], shared, k, part, options, pure=False)
             for s, part in routed
         ]
+        cancelled = (distributed.client.FutureCancelledError, distributed.client.FuturesCancelledError)
         try:
             try:
                 distributed.wait(futures, timeout=timeout)
+                results = list(client.gather(futures))
             except (TimeoutError, asyncio.TimeoutError, distributed.TimeoutError) as e:
                 late = [s.file for (s, _), f in zip(routed, futures) if not f.done()]
                 raise TimeoutError(
                     f"q2key: the search of {len(late)} of {len(routed)} shards ({', '.join(late[:3])}"
                     f"{', …' if len(late) > 3 else ''}) did not finish within timeout={timeout} s"
                 ) from e
-            try:
-                return list(client.gather(futures))
             except Q2KeyError:
                 raise
-            except distributed.client.FutureCancelledError as e:
+            except cancelled as e:  # wait() raises it too, not only gather()
                 raise OSError(f"q2key: a shard search was cancelled (client or cluster closing?): {e}") from e
             except Exception as e:
                 if type(e).__name__ == "KilledWorker":
@@ -542,6 +313,11 @@ class ShardedIndex:
                 raise
         finally:
             client.cancel([*futures, shared])
+        for (s, _), r in zip(routed, results):
+            # Never merge an answer to other queries: a shard result is (queries, ≤ k) or the batch fails.
+            if not isinstance(r, SearchResult) or r.ids.shape != r.distances.shape or r.ids.shape[:1] != (rows,):
+                raise OSError(f"q2key: shard {s.file} answered {type(r).__name__} of another shape, not {rows} rows")
+        return results
 
     # -- writing --------------------------------------------------------------------------------------------
 
@@ -553,7 +329,7 @@ class ShardedIndex:
         """
         with writer_lock(self._directory):
             m = read_manifest(self._directory)
-            new, number = _write_shards(self._directory, m, vectors, ids, shards)
+            new, number = write_shards(self._directory, m, vectors, ids, shards)
             try:
                 self._manifest = m.with_shards([*m.shards, *new], number)
                 write_manifest(self._directory, self._manifest)
@@ -571,7 +347,7 @@ class ShardedIndex:
         replaced, then the old files are deleted: killed anywhere, the old or the new state.
         """
         wanted = np.unique(id_list(ids))
-        distributed = _dask("distributed")
+        distributed = dask_module("distributed")
         with writer_lock(self._directory):
             m = read_manifest(self._directory)
             jobs = {}
@@ -579,7 +355,7 @@ class ShardedIndex:
                 part = s.covers(wanted)
                 if part.size:
                     old, new = (os.path.join(self._directory, f) for f in (s.file, next_generation(s.file)))
-                    jobs[s.file] = self._client.submit(_rewrite_shard, old, new, part, pure=False)
+                    jobs[s.file] = self._client.submit(rewrite_shard, old, new, part, m.kind, pure=False)
             done = dict(zip(jobs, self._client.gather(list(jobs.values()))))
             changed = {f: r for f, r in done.items() if r[0]}
             shards = [

@@ -28,8 +28,9 @@ from ._dask_arrays import check_array as _check_array
 from ._dask_arrays import dask_array as _dask_array
 from ._encode import ThresholdLike
 from ._encode import encode as _encode
+from ._shard_build import build_index
 from ._shard_files import merge as merge_top_k
-from ._sharded import ShardedIndex, build_index
+from ._sharded import ShardedIndex
 from ._thresholds import Thresholds
 
 __all__ = ["EncodedArrays", "ShardedIndex", "build_index", "calibrate", "encode", "merge_top_k"]

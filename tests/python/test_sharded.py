@@ -281,13 +281,24 @@ def test_add_appends_shards_and_rejects_ids_already_present(client: Any, tmp_pat
         assert _shard_files.read_manifest(directory).next_id == 10_050
 
 
-def _slow_shard_searches(seconds: float) -> None:
-    """Run on a worker: its shard searches sleep first (tasks name the function by module attribute)."""
+def _slow_shard_searches(seconds: float, started: str | None = None) -> None:
+    """Run on a worker: its shard searches sleep first (tasks name the function by module attribute).
+
+    ``started``: a file each search creates as it starts sleeping — the test kills the worker only
+    once a search is surely running there, not merely assigned to it.
+    """
     import q2key._sharded as sharded
 
     search = getattr(sharded, "_fast_search_shard", sharded._search_shard)
     sharded._fast_search_shard = search  # type: ignore[attr-defined]
-    sharded._search_shard = lambda *a: (time.sleep(seconds), search(*a))[1]  # type: ignore[assignment]
+
+    def slow(*a: Any) -> Any:
+        if started is not None:
+            Path(started).touch()
+        time.sleep(seconds)
+        return search(*a)
+
+    sharded._search_shard = slow  # type: ignore[assignment]
 
 
 def _fast_shard_searches() -> None:
@@ -296,35 +307,63 @@ def _fast_shard_searches() -> None:
     sharded._search_shard = getattr(sharded, "_fast_search_shard", sharded._search_shard)  # type: ignore[assignment]
 
 
+def _first_row_only_searches() -> None:
+    """Run on every worker: a shard answers only its first query (a result of the wrong shape)."""
+    import q2key._sharded as sharded
+
+    search = getattr(sharded, "_fast_search_shard", sharded._search_shard)
+    sharded._fast_search_shard = search  # type: ignore[attr-defined]
+    sharded._search_shard = lambda *a: q2key.SearchResult(*(part[:1] for part in search(*a)))  # type: ignore[assignment]
+
+
 def test_a_worker_killed_mid_batch(client: Any, tmp_path: Path) -> None:
     x = _data(2_000)
     directory, manifest = _build(tmp_path, x, 250, 4)
     ref = _reference(x, manifest.thresholds)
     q = _data(400, seed=11)
-    index = qd.ShardedIndex(directory, client)
-    victim = sorted(index.placement())[0]
-    pid = client.run(os.getpid, workers=[victim])[victim]
-    client.run(_slow_shard_searches, 60, workers=[victim])  # its searches are surely running when it dies
-    results: list[Any] = []
+    started = tmp_path / "started"
+    with qd.ShardedIndex(directory, client) as index:
+        placement = index.placement()
+        assert sorted(len(files) for files in placement.values()) == [2, 2], placement
+        victim = sorted(placement)[0]
+        pid = client.run(os.getpid, workers=[victim])[victim]
+        client.run(_slow_shard_searches, 60, str(started), workers=[victim])
+        results: list[Any] = []
 
-    def search() -> None:
+        def search() -> None:
+            try:
+                results.append(index.search(q, 10, scoring="lee", timeout=50))
+            except BaseException as e:
+                results.append(e)
+
+        searching = threading.Thread(target=search)
+        start = time.monotonic()
+        searching.start()
+        while not started.exists():  # a search is running on the victim (it sleeps 60 s): kill it now
+            assert time.monotonic() - start < 30 and searching.is_alive(), results
+            time.sleep(0.01)
+        os.kill(pid, signal.SIGKILL)  # kill -9 of the worker process (its nanny starts a new one)
+        searching.join()
+        assert time.monotonic() - start < 50  # answered by the shards re-opened elsewhere, not the sleeper
+        if isinstance(results[0], BaseException):
+            raise results[0]
+        _assert_same(results[0], ref.search(q, 10, scoring="lee"))
+        _assert_same(index.search(q[:5], 3), ref.search(q[:5], 3))
+
+
+def test_a_shard_answer_of_the_wrong_shape_fails_the_batch(client: Any, tmp_path: Path) -> None:
+    # Never a wrong or partial answer: a shard result for other queries than the batch's raises,
+    # it is not merged (before, one row per shard merged into a (1, k) answer for 8 queries).
+    x = _data(400)
+    directory, _ = _build(tmp_path, x, 200, 2)
+    with qd.ShardedIndex(directory, client) as index:
+        client.run(_first_row_only_searches)
         try:
-            results.append(index.search(q, 10, scoring="lee", timeout=50))
-        except BaseException as e:
-            results.append(e)
-
-    searching = threading.Thread(target=search)
-    start = time.monotonic()
-    searching.start()
-    while not client.processing(workers=[victim])[victim]:
-        time.sleep(0.01)
-    os.kill(pid, signal.SIGKILL)  # kill -9 of the worker process (its nanny starts a new one)
-    searching.join()
-    assert time.monotonic() - start < 50  # answered by the shards re-opened elsewhere, not the sleeper
-    if isinstance(results[0], BaseException):
-        raise results[0]
-    _assert_same(results[0], ref.search(q, 10, scoring="lee"))
-    _assert_same(index.search(q[:5], 3), ref.search(q[:5], 3))
+            with pytest.raises(OSError, match=r"^q2key: shard shard-0000\d.0.q2 answered SearchResult of another"):
+                index.search(x[:8], 5)
+        finally:
+            client.run(_fast_shard_searches)
+        _assert_same(index.search(x[:8], 5), _reference(x, index.thresholds).search(x[:8], 5))
 
 
 def test_a_timeout_raises_rather_than_answering_in_part(client: Any, tmp_path: Path) -> None:
@@ -404,6 +443,40 @@ def test_bad_arguments_raise_as_index_does(client: Any, tmp_path: Path) -> None:
         qd.ShardedIndex(directory, None)
 
 
+def test_ivf_shards_equal_one_ivf_index_with_the_same_centroids(client: Any, tmp_path: Path) -> None:
+    x = _data(1_200)
+    directory, manifest = _build(tmp_path, x, 300, 3, kind="ivf", kind_options={"lists": 8, "seed": 1})
+    assert manifest.kind == "ivf" and len(manifest.shards) == 3
+    ref = q2key.IVFIndex.load(os.path.join(directory, "template.q2"))  # trained once on the build sample
+    assert ref.lists == 8 and len(ref) == 0
+    ref.add(x)
+    shard = q2key.IVFIndex.load(os.path.join(directory, manifest.shards[1].file), mmap=True)
+    np.testing.assert_array_equal(shard.centroids, ref.centroids)
+    q = _data(25, seed=12)
+    mask = np.random.default_rng(13).random(len(x)) < 0.4
+    with qd.ShardedIndex(directory, client) as index:
+        for f in (None, np.arange(100, 700, 3), mask):
+            for scoring in ("asymmetric", "lee"):
+                _assert_same(
+                    index.search(q, 10, nprobe=8, filter=f, scoring=scoring),
+                    ref.search(q, 10, nprobe=8, filter=f, scoring=scoring),
+                )
+        # The shards share the centroids, so a query probes the same lists in each: equal at any nprobe.
+        _assert_same(index.search(q, 10, nprobe=2), ref.search(q, 10, nprobe=2))
+        gone = np.array([0, 5, 650, 1199, 99_999])
+        assert index.remove(gone) == 4 and ref.remove(gone) == 4
+        _assert_same(index.search(q, 10, nprobe=8), ref.search(q, 10, nprobe=8))
+        _assert_same(index.search(q, 10, nprobe=8, filter=mask), ref.search(q, 10, nprobe=8, filter=mask))
+    for bad, arg in [({"kind_options": {"bogus": 1}}, "kind_options"), ({"weights": (1.0, 2.0, 1.0)}, "weights")]:
+        with pytest.raises(q2key.Q2KeyError) as e:
+            qd.build_index(da.from_array(x, chunks=300), str(tmp_path / "bad"), kind="ivf", **bad)
+        assert e.value.arg == arg
+        assert not os.path.exists(tmp_path / "bad" / "manifest.json")
+    flat, _ = _build(tmp_path / "flat", x[:200], 100, 2)
+    with pytest.raises(q2key.Q2KeyError, match=r"^nprobe: flat shards"):
+        qd.ShardedIndex(flat, client).search(q, 3, nprobe=4)
+
+
 # -- the merge, without a cluster ---------------------------------------------------------------------------
 
 
@@ -433,6 +506,22 @@ def test_merge_equals_sorting_everything(shards: list[list[tuple[int, int]]], k:
     want = sorted(r for rows in unique for r in rows)[:k]
     assert merged.distances[0].tolist() == [d for d, _ in want]
     assert merged.ids[0].tolist() == [i for _, i in want]
+
+
+def test_merge_refuses_results_of_other_shapes() -> None:
+    # numpy raised bare ValueErrors or IndexErrors (AxisError: all 1-D) and merged mismatched rows silently.
+    good = q2key.SearchResult(np.zeros((3, 2), np.uint32), np.arange(6, dtype=np.uint64).reshape(3, 2))
+    for bad in [
+        q2key.SearchResult(np.zeros(2, np.uint32), np.arange(2, dtype=np.uint64)),
+        q2key.SearchResult(np.zeros((1, 2), np.uint32), np.arange(2, dtype=np.uint64).reshape(1, 2)),
+        q2key.SearchResult(np.zeros((3, 1), np.uint32), np.arange(6, dtype=np.uint64).reshape(3, 2)),
+    ]:
+        for parts in ([good, bad], [bad, good]):
+            with pytest.raises(q2key.ShapeError, match=r"^results: result \d has ids of shape") as e:
+                _shard_files.merge(parts, 2)
+            assert e.value.arg == "results"
+    with pytest.raises(q2key.Q2KeyError, match=r"^results: expected the results of at least one shard"):
+        _shard_files.merge([], 2)
 
 
 def test_unaligned_ids_and_filters_are_copied_not_refused() -> None:
