@@ -67,7 +67,8 @@ pub use encode::cuts::{CutElement, DimCuts};
 pub use encode::quantize::{check_dim, gaussian_threshold, resolve_threshold, Element, GAUSSIAN_QUARTILE, MAX_DIM};
 pub use encode::rotation::{Rotation, ORTHOGONALITY_TOLERANCE};
 pub use encode::rotation_fit::{
-    fit_rotation, haar_matrix, polar_factor, random_rotation, RotationFit, RotationKind, DEFAULT_ROUNDS,
+    fit_rotation, haar_matrix, polar_factor, polar_factor_jacobi, polar_factor_newton, random_rotation, RotationFit,
+    RotationKind, DEFAULT_ROUNDS,
 };
 pub use encode::thresholds::{check_tau, ThresholdRule, Thresholds};
 pub use encode::{encode, encode_cuts, encode_cuts_with, encode_with, symbols, symbols_cuts, EncodeElement};

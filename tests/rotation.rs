@@ -4,8 +4,8 @@
 
 use proptest::prelude::*;
 use q2key::{
-    fit_rotation, haar_matrix, parallel, polar_factor, random_rotation, Backend, Index, IndexThresholds, Kernels,
-    Rotation, RotationKind, Thresholds,
+    fit_rotation, haar_matrix, parallel, polar_factor, polar_factor_jacobi, polar_factor_newton, random_rotation,
+    Backend, Index, IndexThresholds, Kernels, Rotation, RotationKind, Thresholds,
 };
 
 /// Deterministic pseudo-random values in [-1, 1).
@@ -250,6 +250,44 @@ fn the_polar_factor_is_orthogonal_and_optimal_on_ill_conditioned_matrices() {
                     );
                 }
             }
+        }
+    }
+}
+
+/// `a · diag(σ) · b` for row-major `n × n` `a`, `b`.
+fn with_singular_values(a: &[f64], sigma: &[f64], b: &[f64]) -> Vec<f64> {
+    let n = sigma.len();
+    let mut m = vec![0f64; n * n];
+    for (k, s) in sigma.iter().enumerate() {
+        for i in 0..n {
+            for j in 0..n {
+                m[i * n + j] += a[i * n + k] * s * b[k * n + j];
+            }
+        }
+    }
+    m
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// On well-conditioned matrices (κ ≤ 100) the Newton iteration converges
+    /// and its polar factor is the Jacobi SVD's within 1e-9, on every thread count.
+    #[test]
+    fn the_newton_polar_factor_matches_the_jacobi_one(
+        n in 1usize..48, seed in any::<u64>(), spread in 1e-2f64..1.0, scale in -20i32..20,
+    ) {
+        let (a, b) = (haar_matrix(n, seed).unwrap(), haar_matrix(n, seed ^ 7).unwrap());
+        let sigma: Vec<f64> = (0..n).map(|k| 2f64.powi(scale) * spread.powf(k as f64 / n as f64)).collect();
+        let m = with_singular_values(&a, &sigma, &b);
+        let newton = polar_factor_newton(&m, n).expect("converges on a well-conditioned matrix");
+        let jacobi = polar_factor_jacobi(&m, n);
+        for (x, y) in newton.iter().zip(&jacobi) {
+            prop_assert!((x - y).abs() <= 1e-9, "{} vs {}", x, y);
+        }
+        for threads in [1, 3] {
+            let again = parallel::install(Some(threads), || polar_factor(&m, n)).unwrap();
+            prop_assert_eq!(&again, &newton);
         }
     }
 }
