@@ -81,6 +81,28 @@ impl PyIvfIndex {
         let dim = self.with_read(py, IvfIndex::dim)?;
         query_rows(x, dim, arg)
     }
+
+    /// One search of `nq` queries: the filter copied, then `search` run on
+    /// the index under its read lock with the GIL released; its `(distances,
+    /// ids, columns)` returned as two `(nq, columns)` matrices.
+    fn searched<'py, D: numpy::Element + Send>(
+        &self,
+        py: Python<'py>,
+        nq: usize,
+        filter_ids: Option<PyReadonlyArray1<'py, u64>>,
+        filter_mask: Option<PyReadonlyArray1<'py, u8>>,
+        threads: Option<usize>,
+        search: impl FnOnce(&IvfIndex, Option<Filter<'_>>) -> crate::Result<(Vec<D>, Vec<u64>, usize)> + Send,
+    ) -> PyResult<Found<'py, D>> {
+        let filter = OwnedFilter::of(&filter_ids, &filter_mask)?;
+        let (distances, ids, columns) = py.detach(|| {
+            run(threads, || {
+                let index = self.inner.read().map_err(|_| poisoned_core())?;
+                search(&index, filter.as_ref().map(OwnedFilter::as_filter))
+            })
+        })?;
+        Ok((to_matrix(py, distances, nq, columns)?, to_matrix(py, ids, nq, columns)?))
+    }
 }
 
 #[pymethods]
@@ -161,17 +183,10 @@ impl PyIvfIndex {
     ) -> PyResult<Found<'py, f32>> {
         let nq = queries.shape().0;
         let q = self.floats(py, &queries, "queries")?;
-        let filter = OwnedFilter::of(&filter_ids, &filter_mask)?;
-        let found = py.detach(|| {
-            run(threads, || {
-                let index = self.inner.read().map_err(|_| poisoned_core())?;
-                index.search_asym(&q, k, nprobe, filter.as_ref().map(OwnedFilter::as_filter))
-            })
-        })?;
-        Ok((
-            to_matrix(py, found.distances, nq, found.columns)?,
-            to_matrix(py, found.ids, nq, found.columns)?,
-        ))
+        self.searched(py, nq, filter_ids, filter_mask, threads, |index, filter| {
+            let found = index.search_asym(&q, k, nprobe, filter)?;
+            Ok((found.distances, found.ids, found.columns))
+        })
     }
 
     /// Lee search of code queries (uint8, `(Q, code_width(dim))`, routed by
@@ -191,17 +206,10 @@ impl PyIvfIndex {
     ) -> PyResult<Found<'py, u32>> {
         let (q, nq, _) = matrix("queries", &queries)?;
         let q = copied("queries", "a copy of the queries", q, 1).map_err(from_err)?;
-        let filter = OwnedFilter::of(&filter_ids, &filter_mask)?;
-        let found = py.detach(|| {
-            run(threads, || {
-                let index = self.inner.read().map_err(|_| poisoned_core())?;
-                index.search_lee(&q, k, nprobe, filter.as_ref().map(OwnedFilter::as_filter))
-            })
-        })?;
-        Ok((
-            to_matrix(py, found.distances, nq, found.columns)?,
-            to_matrix(py, found.ids, nq, found.columns)?,
-        ))
+        self.searched(py, nq, filter_ids, filter_mask, threads, |index, filter| {
+            let found = index.search_lee(&q, k, nprobe, filter)?;
+            Ok((found.distances, found.ids, found.columns))
+        })
     }
 
     /// Lee search of float queries: each encoded with the index's
@@ -220,17 +228,10 @@ impl PyIvfIndex {
     ) -> PyResult<Found<'py, u32>> {
         let nq = queries.shape().0;
         let q = self.floats(py, &queries, "queries")?;
-        let filter = OwnedFilter::of(&filter_ids, &filter_mask)?;
-        let found = py.detach(|| {
-            run(threads, || {
-                let index = self.inner.read().map_err(|_| poisoned_core())?;
-                index.search_lee_floats(&q, k, nprobe, filter.as_ref().map(OwnedFilter::as_filter))
-            })
-        })?;
-        Ok((
-            to_matrix(py, found.distances, nq, found.columns)?,
-            to_matrix(py, found.ids, nq, found.columns)?,
-        ))
+        self.searched(py, nq, filter_ids, filter_mask, threads, |index, filter| {
+            let found = index.search_lee_floats(&q, k, nprobe, filter)?;
+            Ok((found.distances, found.ids, found.columns))
+        })
     }
 
     /// Removes the rows of `ids` (unknown ids ignored); returns how many.
