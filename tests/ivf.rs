@@ -7,6 +7,7 @@ mod common;
 
 use common::Rng;
 use q2key::index::{Filter, Index, IndexThresholds};
+use q2key::ivf::format::{header_crc_at, section_count, DESCRIPTOR_LEN, FIELDS_LEN, PREAMBLE_LEN};
 use q2key::ivf::kmeans::{train, KmeansParams};
 use q2key::ivf::{IvfAsymNeighbours, IvfLeeNeighbours};
 use q2key::{
@@ -236,12 +237,9 @@ fn with_rotated_thresholds_nprobe_all_equals_the_rotated_exhaustive_index() {
             "k {k}"
         );
     }
-    // The file format has no rotation section yet: saving refuses rather
-    // than write a file whose codes would be read as unrotated.
-    assert!(matches!(ivf.to_bytes(), Err(Error::Value { arg: "index", .. })));
-    let path = std::env::temp_dir().join(format!("q2key-ivf-rotated-{}.ivf", std::process::id()));
-    assert!(matches!(ivf.save(&path), Err(Error::Value { arg: "index", .. })));
-    assert!(!path.exists());
+    // The file carries the rotation (format 2): the loaded index answers alike.
+    let back = IvfIndex::from_bytes(&ivf.to_bytes().unwrap()).unwrap();
+    assert_eq!(answers(&back, &queries), answers(&ivf, &queries));
 }
 
 #[test]
@@ -367,19 +365,34 @@ fn answers(ivf: &IvfIndex, queries: &[f32]) -> Vec<(IvfAsymNeighbours, IvfLeeNei
 
 #[test]
 fn save_load_and_bytes_round_trip_with_and_without_mmap() {
+    round_trip_with_and_without_mmap(None, 1);
+}
+
+#[test]
+fn a_rotated_index_round_trips_in_format_2_with_and_without_mmap() {
+    round_trip_with_and_without_mmap(Some(random_rotation(21, 6).unwrap()), 2);
+}
+
+/// save→load (read and mapped) and to_bytes→from_bytes of an index whose
+/// thresholds carry `rotation` give the same answers and, saved again, the
+/// same bytes, in a file of format `version`; corruptions are refused.
+fn round_trip_with_and_without_mmap(rotation: Option<Rotation>, version: u32) {
     let mut rng = Rng::new(8);
     let dim = 21;
-    let (mut ivf, _, _, ids) = pair(&mut rng, 900, dim, 7);
+    let (mut ivf, _, _, ids) = pair_rotated(&mut rng, 900, dim, 7, rotation.clone());
+    assert_eq!(ivf.thresholds().rotation(), rotation.as_ref());
     ivf.remove(&ids[..50]).unwrap();
     let queries: Vec<f32> = (0..4 * dim).map(|_| rng.gaussian() as f32).collect();
     let want = answers(&ivf, &queries);
     let bytes = ivf.to_bytes().unwrap();
     assert_eq!(ivf.stats().dead, 0, "to_bytes compacts");
+    assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), version);
     let back = IvfIndex::from_bytes(&bytes).unwrap();
     assert_eq!(answers(&back, &queries), want);
+    assert_eq!(back.thresholds().rotation(), rotation.as_ref());
     assert_eq!(back.centroids(), ivf.centroids());
     assert_eq!(back.next_id(), ivf.next_id());
-    let dir = std::env::temp_dir().join(format!("q2key-ivf-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("q2key-ivf-{}-v{version}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("a.q2ivf");
     ivf.save(&path).unwrap();
@@ -387,6 +400,7 @@ fn save_load_and_bytes_round_trip_with_and_without_mmap() {
     for mmap in [false, true] {
         let mut loaded = IvfIndex::load(&path, mmap).unwrap();
         assert_eq!(loaded.is_mapped(), mmap);
+        assert_eq!(loaded.thresholds().rotation(), rotation.as_ref());
         assert_eq!(answers(&loaded, &queries), want);
         assert_eq!(
             loaded.to_bytes().unwrap(),
@@ -457,14 +471,10 @@ mod round_trip {
     }
 }
 
-/// Regenerates the seeds of the `load_ivf` fuzz target (small valid files
-/// of every threshold kind, with and without a reconstruction table, untrained,
-/// with removals): `cargo test --test ivf -- --ignored write_ivf_fuzz_seeds`.
-#[test]
-#[ignore]
-fn write_ivf_fuzz_seeds() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/load_ivf");
-    std::fs::create_dir_all(&dir).unwrap();
+/// The seeds of the `load_ivf` fuzz target, by file name: small valid files
+/// of every threshold kind, with and without a fitted table, with removals,
+/// untrained, and (format 2) rotated.
+fn ivf_fuzz_seeds() -> Vec<(String, Vec<u8>)> {
     let mut rng = Rng::new(11);
     let cases: Vec<(&str, usize, Thresholds, usize, usize)> = vec![
         ("untrained", 5, Thresholds::gaussian(5).unwrap(), 0, 0),
@@ -477,7 +487,18 @@ fn write_ivf_fuzz_seeds() {
             33,
             2,
         ),
+        (
+            "rotated",
+            7,
+            Thresholds::global("tau", 0.1, Some(7))
+                .unwrap()
+                .with_rotation(Some(random_rotation(7, 3).unwrap()))
+                .unwrap(),
+            45,
+            3,
+        ),
     ];
+    let mut seeds = Vec::new();
     for (name, dim, th, rows, lists) in cases {
         for fitted in [false, true] {
             let th = if fitted {
@@ -494,7 +515,106 @@ fn write_ivf_fuzz_seeds() {
                 ivf.remove(&ids[..2]).unwrap();
             }
             let suffix = if fitted { "_fitted" } else { "" };
-            std::fs::write(dir.join(format!("{name}{suffix}.q2ivf")), ivf.to_bytes().unwrap()).unwrap();
+            seeds.push((format!("{name}{suffix}.q2ivf"), ivf.to_bytes().unwrap()));
         }
+    }
+    seeds
+}
+
+fn ivf_fuzz_seed_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/load_ivf")
+}
+
+/// Regenerates the seeds of the `load_ivf` fuzz target ([`ivf_fuzz_seeds`]):
+/// `cargo test --test ivf -- --ignored write_ivf_fuzz_seeds`.
+#[test]
+#[ignore]
+fn write_ivf_fuzz_seeds() {
+    let dir = ivf_fuzz_seed_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, bytes) in ivf_fuzz_seeds() {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+}
+
+#[test]
+fn the_committed_fuzz_seeds_are_what_the_code_writes() {
+    // The unrotated seeds were written in format 1 before format 2 existed:
+    // an index without a rotation still writes exactly those bytes, and every
+    // seed loads and writes back unchanged.
+    for (name, bytes) in ivf_fuzz_seeds() {
+        let committed = std::fs::read(ivf_fuzz_seed_dir().join(&name)).unwrap();
+        assert!(committed == bytes, "{name} differs from the committed seed");
+        let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
+        assert_eq!(version, if name.starts_with("rotated") { 2 } else { 1 }, "{name}");
+        let mut back = IvfIndex::from_bytes(&committed).unwrap();
+        assert!(
+            back.to_bytes().unwrap() == committed,
+            "{name} does not write back unchanged"
+        );
+    }
+}
+
+/// `bytes` with every section checksum and the header checksum recomputed.
+fn with_fixed_checksums(mut b: Vec<u8>) -> Vec<u8> {
+    let sections = section_count(u32::from_le_bytes(b[8..12].try_into().unwrap())).unwrap();
+    for i in 0..sections {
+        let d = PREAMBLE_LEN + FIELDS_LEN + i * DESCRIPTOR_LEN;
+        let offset = u64::from_le_bytes(b[d + 8..d + 16].try_into().unwrap()) as usize;
+        let len = u64::from_le_bytes(b[d + 16..d + 24].try_into().unwrap()) as usize;
+        let crc = crc32c::crc32c(&b[offset..offset + len]);
+        b[d + 24..d + 28].copy_from_slice(&crc.to_le_bytes());
+    }
+    let at = header_crc_at(sections);
+    let crc = crc32c::crc32c(&b[..at]);
+    b[at..at + 4].copy_from_slice(&crc.to_le_bytes());
+    b
+}
+
+#[test]
+fn a_corrupted_rotation_or_an_unknown_version_is_refused() {
+    let mut rng = Rng::new(21);
+    let dim = 6;
+    let (mut ivf, _, _, _) = pair_rotated(&mut rng, 200, dim, 3, Some(random_rotation(dim, 9).unwrap()));
+    let bytes = ivf.to_bytes().unwrap();
+    let d = PREAMBLE_LEN + FIELDS_LEN + 6 * DESCRIPTOR_LEN;
+    assert_eq!(&bytes[d..d + 4], b"ROTN");
+    let rotn = u64::from_le_bytes(bytes[d + 8..d + 16].try_into().unwrap()) as usize;
+    assert_eq!(u64::from_le_bytes(bytes[d + 16..d + 24].try_into().unwrap()), 4 * 36);
+    let set = |at: usize, v: f32| {
+        let mut b = bytes.clone();
+        b[rotn + 4 * at..rotn + 4 * at + 4].copy_from_slice(&v.to_le_bytes());
+        with_fixed_checksums(b)
+    };
+    let entry = |at: usize| f32::from_le_bytes(bytes[rotn + 4 * at..rotn + 4 * at + 4].try_into().unwrap());
+    let mut zero = bytes.clone();
+    zero[rotn..rotn + 4 * 36].fill(0);
+    // Not orthogonal (one entry changed, or all zero) or not finite: each
+    // refused with the checksums right, so only the rotation check can catch it.
+    let bad_ones = [
+        set(7, 2.0 * entry(7) + 0.5),
+        set(0, f32::NAN),
+        set(3, f32::INFINITY),
+        with_fixed_checksums(zero),
+    ];
+    for bad in bad_ones {
+        let err = IvfIndex::from_bytes(&bad).unwrap_err();
+        assert!(
+            matches!(&err, Error::Format { .. }) && err.to_string().contains("corrupted rotation"),
+            "{err}"
+        );
+    }
+    // A file without its ROTN section (format 1 header) is refused, not read unrotated.
+    let mut v1 = bytes.clone();
+    v1[8..12].copy_from_slice(&1u32.to_le_bytes());
+    assert!(matches!(
+        IvfIndex::from_bytes(&with_fixed_checksums(v1)),
+        Err(Error::Format { .. })
+    ));
+    for version in [0u32, 3, 99] {
+        let mut b = bytes.clone();
+        b[8..12].copy_from_slice(&version.to_le_bytes());
+        let err = IvfIndex::from_bytes(&b).unwrap_err();
+        assert!(matches!(err, Error::Format { .. }), "{version}: {err}");
     }
 }

@@ -6,9 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use q2key::ivf::format::{
-    decode, write_to, DESCRIPTOR_LEN, FIELDS_LEN, HEADER_CRC_AT, PREAMBLE_LEN, SECTION_COUNT,
-};
+use q2key::ivf::format::{decode, header_crc_at, section_count, write_to, DESCRIPTOR_LEN, FIELDS_LEN, PREAMBLE_LEN};
 
 fuzz_target!(|data: &[u8]| {
     check(data);
@@ -24,11 +22,16 @@ fn get_u64(b: &[u8], at: usize) -> u64 {
 /// `bytes` with the section checksums (where a span lies in the input) and
 /// the header checksum recomputed; `None` without a full header.
 fn with_fixed_checksums(bytes: &[u8]) -> Option<Vec<u8>> {
-    if bytes.len() < HEADER_CRC_AT + 4 {
+    if bytes.len() < PREAMBLE_LEN {
+        return None;
+    }
+    let sections = section_count(u32::from_le_bytes(bytes[8..12].try_into().unwrap()))?;
+    let crc_at = header_crc_at(sections);
+    if bytes.len() < crc_at + 4 {
         return None;
     }
     let mut b = bytes.to_vec();
-    for i in 0..SECTION_COUNT {
+    for i in 0..sections {
         let d = PREAMBLE_LEN + FIELDS_LEN + i * DESCRIPTOR_LEN;
         let (offset, len) = (get_u64(&b, d + 8), get_u64(&b, d + 16));
         let end = offset.checked_add(len)?;
@@ -37,8 +40,8 @@ fn with_fixed_checksums(bytes: &[u8]) -> Option<Vec<u8>> {
             b[d + 24..d + 28].copy_from_slice(&crc.to_le_bytes());
         }
     }
-    let crc = crc32c::crc32c(&b[..HEADER_CRC_AT]);
-    b[HEADER_CRC_AT..HEADER_CRC_AT + 4].copy_from_slice(&crc.to_le_bytes());
+    let crc = crc32c::crc32c(&b[..crc_at]);
+    b[crc_at..crc_at + 4].copy_from_slice(&crc.to_le_bytes());
     Some(b)
 }
 

@@ -248,7 +248,6 @@ pub fn write_to(data: &IndexData, w: &mut impl Write) -> io::Result<()> {
     };
     let too_big = || io::Error::new(io::ErrorKind::InvalidInput, "index too large for this platform");
     let table = data.reconstruction.as_ref().map_or(&[][..], |t| t.as_slice());
-    let rotation = data.rotation.as_ref().map_or(&[][..], |r| r.as_slice());
     let (version, sections) = match (data.rotation.is_some(), data.reconstruction.is_some()) {
         (true, _) => (3, SECTION_COUNT_V3),
         (false, true) => (2, SECTION_COUNT_V2),
@@ -257,7 +256,7 @@ pub fn write_to(data: &IndexData, w: &mut impl Write) -> io::Result<()> {
     let has_table = data.reconstruction.is_some();
     let (spans, _) = layout(data.dim, rows, kind == KIND_PER_DIM, sections, has_table).ok_or_else(too_big)?;
     let table_bytes: Vec<u8> = table.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let rotation_bytes: Vec<u8> = rotation.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let rotation_bytes = data.rotation.as_ref().map_or_else(Vec::new, rotation_bytes);
     let crcs = [
         crc_f64s(cuts),
         crc32c::crc32c(&data.codes),
@@ -734,10 +733,7 @@ fn read_parts(bytes: &[u8], path: &str) -> Result<Parts> {
         None
     };
     let rotation = if head.sections == SECTION_COUNT_V3 {
-        let values = f32s(&bytes[head.spans[ROTATION].range()]);
-        let rotation =
-            Rotation::new(&values, (dim, dim)).map_err(|e| fail(path, format!("corrupted rotation: {e}")))?;
-        Some(rotation)
+        Some(read_rotation(&bytes[head.spans[ROTATION].range()], dim, path)?)
     } else {
         None
     };
@@ -763,6 +759,19 @@ fn read_parts(bytes: &[u8], path: &str) -> Result<Parts> {
 }
 
 /// Little-endian f32 values of `bytes` (a multiple of 4 long).
+/// The `ROTN` section of `rotation` (index format 3, inverted-file format 2):
+/// its f32 values, little-endian, row-major.
+pub(crate) fn rotation_bytes(rotation: &Rotation) -> Vec<u8> {
+    rotation.as_slice().iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// The rotation a `ROTN` section of a `dim`-dimensional file holds, validated
+/// by [`Rotation::new`] (square, finite, orthogonal, SPEC §9); a corrupted-file
+/// error naming `path` otherwise.
+pub(crate) fn read_rotation(section: &[u8], dim: usize, path: &str) -> Result<Rotation> {
+    Rotation::new(&f32s(section), (dim, dim)).map_err(|e| fail(path, format!("corrupted rotation: {e}")))
+}
+
 fn f32s(bytes: &[u8]) -> Vec<f32> {
     bytes
         .chunks_exact(4)

@@ -3,7 +3,9 @@
 //! (the descriptors, checksums and padding rules of the index file), then
 //! six 64-byte aligned sections: CUTS, RCON, CENT (centroids), SIZE (rows
 //! per list), CODE (every list's fast-scan blocks, one list after the
-//! other, so a mapped file's lists are scanned in place) and IDS. Canonical:
+//! other, so a mapped file's lists are scanned in place) and IDS; format 2
+//! adds a seventh, ROTN (the thresholds' rotation, as in the index file's
+//! format 3), written only for an index with a rotation. Canonical:
 //! one index, one encoding; the loader refuses every other byte string and
 //! checks every count against the file length before allocating.
 //! The rows' ‖x̂‖ are not stored: the loader recomputes them from the codes
@@ -17,8 +19,8 @@ use crate::encode::cuts::DimCuts;
 use crate::encode::thresholds::{ThresholdRule, Thresholds};
 use crate::error::{Error, Result};
 use crate::index::format::{
-    crc_u64s, fail, get_u32, get_u64, put_u32, put_u64, save_atomically, u64s, write_u64s, KIND_GAUSSIAN, KIND_GLOBAL,
-    KIND_PER_DIM,
+    crc_u64s, fail, get_u32, get_u64, put_u32, put_u64, read_rotation, rotation_bytes, save_atomically, u64s,
+    write_u64s, KIND_GAUSSIAN, KIND_GLOBAL, KIND_PER_DIM,
 };
 use crate::kernels::scalar_asym::BLOCK_ROWS;
 use rayon::prelude::*;
@@ -30,35 +32,54 @@ use std::sync::Arc;
 
 /// The first 8 bytes of every inverted-file index file.
 pub const MAGIC: [u8; 8] = *b"Q2KEYIVF";
-pub const VERSION: u32 = 1;
+/// The newest format: 2 (with a rotation); an index without one is written
+/// in format 1, which has no ROTN section.
+pub const VERSION: u32 = 2;
 pub const PREAMBLE_LEN: usize = 16;
 pub const FIELDS_LEN: usize = 64;
 pub const DESCRIPTOR_LEN: usize = 32;
+/// Sections of a format-1 file.
 pub const SECTION_COUNT: usize = 6;
-const HEADER_LEN: usize = FIELDS_LEN + SECTION_COUNT * DESCRIPTOR_LEN;
-/// Where the header's CRC-32C is (over the bytes before it).
-pub const HEADER_CRC_AT: usize = PREAMBLE_LEN + HEADER_LEN;
+/// Sections of a format-2 file: format 1's and the rotation.
+pub const SECTION_COUNT_V2: usize = 7;
 const ALIGN: usize = 64;
-pub const FIRST_SECTION_AT: usize = (HEADER_CRC_AT + 4).next_multiple_of(ALIGN);
-pub const TAGS: [[u8; 4]; SECTION_COUNT] = [*b"CUTS", *b"RCON", *b"CENT", *b"SIZE", *b"CODE", *b"IDS\0"];
-const NAMES: [&str; SECTION_COUNT] = ["CUTS", "RCON", "CENT", "SIZE", "CODE", "IDS"];
+/// Where the header's CRC-32C is (over the bytes before it) in a file of
+/// `sections` sections.
+pub const fn header_crc_at(sections: usize) -> usize {
+    PREAMBLE_LEN + FIELDS_LEN + sections * DESCRIPTOR_LEN
+}
+/// The first section's offset; the same in both formats.
+pub const FIRST_SECTION_AT: usize = (header_crc_at(SECTION_COUNT) + 4).next_multiple_of(ALIGN);
+const _: () = assert!((header_crc_at(SECTION_COUNT_V2) + 4).next_multiple_of(ALIGN) == FIRST_SECTION_AT);
+/// The section count of a file of format `version`; `None` for an unknown one.
+pub fn section_count(version: u32) -> Option<usize> {
+    match version {
+        1 => Some(SECTION_COUNT),
+        2 => Some(SECTION_COUNT_V2),
+        _ => None,
+    }
+}
+pub const TAGS: [[u8; 4]; SECTION_COUNT_V2] = [*b"CUTS", *b"RCON", *b"CENT", *b"SIZE", *b"CODE", *b"IDS\0", *b"ROTN"];
+const NAMES: [&str; SECTION_COUNT_V2] = ["CUTS", "RCON", "CENT", "SIZE", "CODE", "IDS", "ROTN"];
 const CUTS: usize = 0;
 const RCON: usize = 1;
 const CENT: usize = 2;
 const SIZE: usize = 3;
 const CODE: usize = 4;
 const IDS: usize = 5;
+const ROTN: usize = 6;
 
 /// Bytes of the fast-scan blocks of a list of `rows` rows.
 fn blocks_len(rows: usize, width: usize) -> Option<usize> {
     rows.div_ceil(BLOCK_ROWS).checked_mul(BLOCK_ROWS)?.checked_mul(width)
 }
 
-/// The canonical section ranges and the file length; `None` on overflow.
-fn layout(lens: [usize; SECTION_COUNT]) -> Option<([Range<usize>; SECTION_COUNT], usize)> {
-    let mut spans: [Range<usize>; SECTION_COUNT] = Default::default();
+/// The canonical ranges of the first `sections` sections (the others are
+/// left empty) and the file length; `None` on overflow.
+fn layout(lens: [usize; SECTION_COUNT_V2], sections: usize) -> Option<([Range<usize>; SECTION_COUNT_V2], usize)> {
+    let mut spans: [Range<usize>; SECTION_COUNT_V2] = Default::default();
     let mut at = FIRST_SECTION_AT;
-    for (span, len) in spans.iter_mut().zip(lens) {
+    for (span, len) in spans.iter_mut().zip(lens).take(sections) {
         at = at.checked_next_multiple_of(ALIGN)?;
         *span = at..at.checked_add(len)?;
         at = span.end;
@@ -76,7 +97,6 @@ pub fn write_to(index: &IvfIndex, w: &mut impl Write) -> io::Result<()> {
     if index.lists.iter().any(|l| l.dead > 0) {
         return Err(invalid("compact the index before writing it"));
     }
-    check_savable(index).map_err(|e| invalid(&e.to_string()))?;
     let dim = index.dim;
     let width = code_width(dim);
     let (kind, tau, cuts) = match index.thresholds.rule_for(dim).map_err(|e| invalid(&e.to_string()))? {
@@ -91,6 +111,11 @@ pub fn write_to(index: &IvfIndex, w: &mut impl Write) -> io::Result<()> {
     let centroids = f32_bytes(&index.centroids);
     let sizes: Vec<u64> = index.lists.iter().map(|l| l.rows() as u64).collect();
     let rows: usize = index.lists.iter().map(List::rows).sum();
+    let rotation = index.thresholds.rotation().map_or_else(Vec::new, rotation_bytes);
+    let (version, sections) = match index.thresholds.rotation() {
+        Some(_) => (2, SECTION_COUNT_V2),
+        None => (1, SECTION_COUNT),
+    };
     let code_len = index.lists.iter().map(|l| l.blocks.len()).sum::<usize>();
     let lens = [
         8 * cuts.len(),
@@ -99,8 +124,9 @@ pub fn write_to(index: &IvfIndex, w: &mut impl Write) -> io::Result<()> {
         8 * sizes.len(),
         code_len,
         8 * rows,
+        rotation.len(),
     ];
-    let (spans, _) = layout(lens).ok_or_else(|| invalid("index too large for this platform"))?;
+    let (spans, _) = layout(lens, sections).ok_or_else(|| invalid("index too large for this platform"))?;
     let code_crc = index
         .lists
         .iter()
@@ -115,11 +141,13 @@ pub fn write_to(index: &IvfIndex, w: &mut impl Write) -> io::Result<()> {
         crc_u64s(&sizes),
         code_crc,
         ids_crc,
+        crc32c::crc32c(&rotation),
     ];
+    let crc_at = header_crc_at(sections);
     let mut head = [0u8; FIRST_SECTION_AT];
     head[..8].copy_from_slice(&MAGIC);
-    put_u32(&mut head, 8, VERSION);
-    put_u32(&mut head, 12, HEADER_LEN as u32);
+    put_u32(&mut head, 8, version);
+    put_u32(&mut head, 12, (crc_at - PREAMBLE_LEN) as u32);
     let h = PREAMBLE_LEN;
     put_u64(&mut head, h, dim as u64);
     put_u64(&mut head, h + 8, width as u64);
@@ -129,20 +157,20 @@ pub fn write_to(index: &IvfIndex, w: &mut impl Write) -> io::Result<()> {
     put_u32(&mut head, h + 40, kind);
     put_u32(&mut head, h + 44, u32::from(!table.is_empty()));
     put_u64(&mut head, h + 48, tau.to_bits());
-    put_u32(&mut head, h + 56, SECTION_COUNT as u32);
-    for (i, (span, crc)) in spans.iter().zip(crcs).enumerate() {
+    put_u32(&mut head, h + 56, sections as u32);
+    for (i, (span, crc)) in spans.iter().zip(crcs).enumerate().take(sections) {
         let d = h + FIELDS_LEN + i * DESCRIPTOR_LEN;
         head[d..d + 4].copy_from_slice(&TAGS[i]);
         put_u64(&mut head, d + 8, span.start as u64);
         put_u64(&mut head, d + 16, span.len() as u64);
         put_u32(&mut head, d + 24, crc);
     }
-    let crc = crc32c::crc32c(&head[..HEADER_CRC_AT]);
-    put_u32(&mut head, HEADER_CRC_AT, crc);
+    let crc = crc32c::crc32c(&head[..crc_at]);
+    put_u32(&mut head, crc_at, crc);
     w.write_all(&head)?;
     let mut at = FIRST_SECTION_AT;
     let zeros = [0u8; ALIGN];
-    for (i, span) in spans.iter().enumerate() {
+    for (i, span) in spans.iter().enumerate().take(sections) {
         w.write_all(&zeros[..span.start - at])?;
         match i {
             CUTS => write_u64s(w, &cuts)?,
@@ -154,6 +182,7 @@ pub fn write_to(index: &IvfIndex, w: &mut impl Write) -> io::Result<()> {
                     w.write_all(&l.blocks)?;
                 }
             }
+            ROTN => w.write_all(&rotation)?,
             _ => {
                 for l in &index.lists {
                     write_u64s(w, &l.ids)?;
@@ -161,19 +190,6 @@ pub fn write_to(index: &IvfIndex, w: &mut impl Write) -> io::Result<()> {
             }
         }
         at = span.end;
-    }
-    Ok(())
-}
-
-/// Whether format 1 can hold `index`: it has no rotation section, and a
-/// file without the rotation would have its rotated codes read as
-/// unrotated ones (SPEC §9), so an index with one is refused.
-pub fn check_savable(index: &IvfIndex) -> Result<()> {
-    if index.thresholds.rotation().is_some() {
-        return Err(Error::value(
-            "index",
-            "has rotated thresholds, which the inverted-file format 1 cannot hold yet",
-        ));
     }
     Ok(())
 }
@@ -219,10 +235,11 @@ fn read_parts(bytes: &[u8], path: &str) -> Result<Parts> {
             format!("written by a newer q2key (inverted-file format {version}); this one reads {VERSION}"),
         ));
     }
-    if version == 0 {
-        return Err(fail(path, "unknown format version 0"));
-    }
-    if get_u32(bytes, 12) as usize != HEADER_LEN {
+    let Some(sections) = section_count(version) else {
+        return Err(fail(path, format!("unknown format version {version}")));
+    };
+    let crc_at = header_crc_at(sections);
+    if get_u32(bytes, 12) as usize != crc_at - PREAMBLE_LEN {
         return Err(fail(path, "corrupted header: wrong header length"));
     }
     if len < FIRST_SECTION_AT {
@@ -231,15 +248,15 @@ fn read_parts(bytes: &[u8], path: &str) -> Result<Parts> {
             format!("truncated: {len} bytes, the header alone takes {FIRST_SECTION_AT}"),
         ));
     }
-    let stored = get_u32(bytes, HEADER_CRC_AT);
-    let computed = crc32c::crc32c(&bytes[..HEADER_CRC_AT]);
+    let stored = get_u32(bytes, crc_at);
+    let computed = crc32c::crc32c(&bytes[..crc_at]);
     if stored != computed {
         return Err(fail(
             path,
             format!("corrupted header: checksum {stored:#010x}, computed {computed:#010x}"),
         ));
     }
-    if bytes[HEADER_CRC_AT + 4..FIRST_SECTION_AT].iter().any(|&b| b != 0) {
+    if bytes[crc_at + 4..FIRST_SECTION_AT].iter().any(|&b| b != 0) {
         return Err(fail(path, "corrupted: nonzero padding after the header"));
     }
     let h = PREAMBLE_LEN;
@@ -275,7 +292,7 @@ fn read_parts(bytes: &[u8], path: &str) -> Result<Parts> {
     if lists == 0 && rows > 0 {
         return Err(bad(format!("{rows} rows but no lists")));
     }
-    if get_u32(bytes, h + 56) as usize != SECTION_COUNT || get_u32(bytes, h + 60) != 0 {
+    if get_u32(bytes, h + 56) as usize != sections || get_u32(bytes, h + 60) != 0 {
         return Err(bad("section count or reserved field".into()));
     }
     if table_flag > 1 {
@@ -320,7 +337,11 @@ fn read_parts(bytes: &[u8], path: &str) -> Result<Parts> {
         )
     };
     // The SIZE section's place follows from the first three lengths alone.
-    let (pre, _) = layout([head_lens[0], head_lens[1], head_lens[2], head_lens[3], 0, 0]).ok_or_else(too_big)?;
+    let (pre, _) = layout(
+        [head_lens[0], head_lens[1], head_lens[2], head_lens[3], 0, 0, 0],
+        SIZE + 1,
+    )
+    .ok_or_else(too_big)?;
     if pre[SIZE].end > len {
         return Err(fail(
             path,
@@ -355,9 +376,16 @@ fn read_parts(bytes: &[u8], path: &str) -> Result<Parts> {
         head_lens[3],
         code_len,
         8 * rows,
+        if sections == SECTION_COUNT_V2 {
+            dim.checked_mul(dim)
+                .and_then(|v| v.checked_mul(4))
+                .ok_or_else(too_big)?
+        } else {
+            0
+        },
     ];
-    let (spans, end) = layout(lens).ok_or_else(too_big)?;
-    for (i, span) in spans.iter().enumerate() {
+    let (spans, end) = layout(lens, sections).ok_or_else(too_big)?;
+    for (i, span) in spans.iter().enumerate().take(sections) {
         let (tag, flags, offset, length, _, reserved) = desc(i);
         if tag != TAGS[i] || flags != 0 || reserved != 0 || offset != span.start as u64 || length != span.len() as u64 {
             return Err(bad(format!("section {} descriptor is not the canonical one", NAMES[i])));
@@ -373,7 +401,7 @@ fn read_parts(bytes: &[u8], path: &str) -> Result<Parts> {
         ));
     }
     let mut at = FIRST_SECTION_AT;
-    for (i, span) in spans.iter().enumerate() {
+    for (i, span) in spans.iter().enumerate().take(sections) {
         if bytes[at..span.start].iter().any(|&b| b != 0) {
             return Err(fail(
                 path,
@@ -383,7 +411,7 @@ fn read_parts(bytes: &[u8], path: &str) -> Result<Parts> {
         at = span.end;
     }
     // Checksums (CODE, the largest, in parallel pieces combined in order).
-    for (i, span) in spans.iter().enumerate() {
+    for (i, span) in spans.iter().enumerate().take(sections) {
         let computed = crc32c::crc32c(&bytes[span.clone()]);
         if computed != desc(i).4 {
             return Err(fail(path, format!("corrupted: section {} checksum mismatch", NAMES[i])));
@@ -414,6 +442,14 @@ fn read_parts(bytes: &[u8], path: &str) -> Result<Parts> {
             .map_err(|e| fail(path, format!("corrupted reconstruction table: {e}")))?
     } else {
         rule
+    };
+    let thresholds = if sections == SECTION_COUNT_V2 {
+        let rotation = read_rotation(&bytes[spans[ROTN].clone()], dim, path)?;
+        thresholds
+            .with_rotation(Some(rotation))
+            .map_err(|e| fail(path, format!("corrupted rotation: {e}")))?
+    } else {
+        thresholds
     };
     let table = thresholds.table_for(dim).map_err(|e| fail(path, e.to_string()))?;
     let centroids = floats(spans[CENT].clone());

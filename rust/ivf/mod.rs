@@ -408,7 +408,6 @@ impl IvfIndex {
     /// Compacts, then saves atomically to `path` (docs/FORMAT.md). Saving
     /// a mapped index, even over the file it maps, is safe.
     pub fn save(&mut self, path: &std::path::Path) -> Result<()> {
-        format::check_savable(self)?;
         if !self.mapped {
             self.compact()?;
         }
@@ -417,7 +416,6 @@ impl IvfIndex {
 
     /// The saved file's bytes (compacts first): what pickling ships.
     pub fn to_bytes(&mut self) -> Result<Vec<u8>> {
-        format::check_savable(self)?;
         if !self.mapped {
             self.compact()?;
         }

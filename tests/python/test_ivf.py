@@ -87,17 +87,30 @@ def test_with_rotated_thresholds_probing_every_list_equals_the_exhaustive_index(
     assert_same(ivf.search(qc, k, nprobe=lists), exact.search(qc, k))
 
 
-def test_a_rotated_index_refuses_to_save_until_the_format_holds_the_rotation(
-    rng: np.random.Generator, tmp_path: Path
+@pytest.mark.parametrize("method", ["per_dim", "lloyd_max"])
+def test_a_rotated_index_saves_loads_maps_and_pickles_with_equal_answers(
+    rng: np.random.Generator, tmp_path: Path, method: str
 ) -> None:
-    x = clustered(rng, 200, 16)
-    q_r, _ = np.linalg.qr(rng.normal(size=(16, 16)))
-    ivf, _ = pair(x, 4, None, q2key.calibrate(x, method="per_dim").with_rotation(q_r.astype(np.float32)))
-    with pytest.raises(q2key.Q2KeyError, match="rotated"):
-        ivf.save(tmp_path / "r.ivf")
-    with pytest.raises(q2key.Q2KeyError, match="rotated"):
-        pickle.dumps(ivf)
-    assert not (tmp_path / "r.ivf").exists()
+    """The file carries the thresholds' rotation (inverted-file format 2): every copy answers alike."""
+    x = clustered(rng, 300, 16)
+    th = q2key.calibrate(x, method=method, rotation="random")
+    assert th.rotation is not None
+    index, _ = pair(x, 4, rng.permutation(10**6)[:300], th)
+    index.remove(index.search(x[:2], 2, nprobe=4).ids.ravel())
+    q = np.concatenate([x[5:9], rng.normal(size=(3, 16)).astype(np.float32)])
+    qc = q2key.encode(q, threshold=th).codes
+    data = index.to_bytes()
+    assert int.from_bytes(data[8:12], "little") == 2
+    for copy in _round_trip_cases(index, tmp_path):
+        assert copy.thresholds == index.thresholds
+        np.testing.assert_array_equal(copy.thresholds.rotation, th.rotation)
+        assert copy.to_bytes() == data
+        for nprobe in (1, 4):
+            assert_same(copy.search(q, 7, nprobe=nprobe), index.search(q, 7, nprobe=nprobe))
+            assert_same(
+                copy.search(q, 7, nprobe=nprobe, scoring="lee"), index.search(q, 7, nprobe=nprobe, scoring="lee")
+            )
+            assert_same(copy.search(qc, 7, nprobe=nprobe), index.search(qc, 7, nprobe=nprobe))
 
 
 @SETTINGS
