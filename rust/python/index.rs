@@ -151,7 +151,7 @@ fn owned_ids(ids: &Option<PyReadonlyArray1<'_, u64>>) -> PyResult<Option<Vec<u64
 /// A search filter copied out of Python's arrays before the GIL is released:
 /// the search takes the largest id, then sizes a bitmap by it and sets the
 /// ids' bits, so ids another thread rewrites in between would index out of it.
-enum OwnedFilter {
+pub(super) enum OwnedFilter {
     Ids(Vec<u64>),
     /// Bytes, non-zero = allowed (a bool mask arrives as its bytes).
     Mask(Vec<u8>),
@@ -159,7 +159,10 @@ enum OwnedFilter {
 
 impl OwnedFilter {
     /// The filter from the binding's two optional arrays (ids win when both are given).
-    fn of(ids: &Option<PyReadonlyArray1<'_, u64>>, mask: &Option<PyReadonlyArray1<'_, u8>>) -> PyResult<Option<Self>> {
+    pub(super) fn of(
+        ids: &Option<PyReadonlyArray1<'_, u64>>,
+        mask: &Option<PyReadonlyArray1<'_, u8>>,
+    ) -> PyResult<Option<Self>> {
         fn copy<T: Copy>(values: &[T]) -> PyResult<Vec<T>> {
             copied("filter", "a copy of the filter", values, 1).map_err(from_err)
         }
@@ -171,7 +174,7 @@ impl OwnedFilter {
             .transpose()
     }
 
-    fn as_filter(&self) -> Filter<'_> {
+    pub(super) fn as_filter(&self) -> Filter<'_> {
         match self {
             OwnedFilter::Ids(ids) => Filter::Ids(ids),
             OwnedFilter::Mask(mask) => Filter::Mask(mask),

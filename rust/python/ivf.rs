@@ -6,6 +6,7 @@
 use super::arrays::{matrix, to_matrix, to_vector, vector, FloatRows};
 use super::asym::query_rows;
 use super::errors::{from_err, Q2KeyError};
+use super::index::OwnedFilter;
 use super::thresholds::PyThresholds;
 use super::{run, run_as};
 use crate::error::copied;
@@ -23,33 +24,6 @@ type Found<'py, D> = (Bound<'py, PyArray2<D>>, Bound<'py, PyArray2<u64>>);
 #[pyclass(name = "IvfIndex", module = "q2key._native", frozen)]
 pub(crate) struct PyIvfIndex {
     inner: RwLock<IvfIndex>,
-}
-
-/// A search filter copied out of Python's arrays (ids win when both are given).
-enum OwnedFilter {
-    Ids(Vec<u64>),
-    Mask(Vec<u8>),
-}
-
-impl OwnedFilter {
-    fn of(ids: &Option<PyReadonlyArray1<'_, u64>>, mask: &Option<PyReadonlyArray1<'_, u8>>) -> PyResult<Option<Self>> {
-        fn copy<T: Copy>(values: &[T]) -> PyResult<Vec<T>> {
-            copied("filter", "a copy of the filter", values, 1).map_err(from_err)
-        }
-        if let Some(ids) = ids {
-            return Ok(Some(OwnedFilter::Ids(copy(vector("filter", ids)?)?)));
-        }
-        mask.as_ref()
-            .map(|m| Ok(OwnedFilter::Mask(copy(vector("filter", m)?)?)))
-            .transpose()
-    }
-
-    fn as_filter(&self) -> Filter<'_> {
-        match self {
-            OwnedFilter::Ids(ids) => Filter::Ids(ids),
-            OwnedFilter::Mask(mask) => Filter::Mask(mask),
-        }
-    }
 }
 
 fn poisoned() -> PyErr {
