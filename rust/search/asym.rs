@@ -736,7 +736,19 @@ struct BlockSets<'a> {
     starts: Vec<usize>,
 }
 
-impl BlockSets<'_> {
+impl<'a> BlockSets<'a> {
+    /// The sets numbered one after another, in order.
+    fn new(sets: &'a [BlockSet<'a>]) -> Self {
+        let mut starts = Vec::with_capacity(sets.len() + 1);
+        let mut total = 0usize;
+        for s in sets {
+            starts.push(total);
+            total += s.rows;
+        }
+        starts.push(total);
+        BlockSets { sets, starts }
+    }
+
     /// (set, row in it) of a row number.
     fn locate(&self, row: usize) -> (usize, usize) {
         let set = self.starts[..self.sets.len()].partition_point(|&s| s <= row) - 1;
@@ -779,14 +791,7 @@ pub(crate) fn search_asym_lists(
     k: usize,
 ) -> Vec<(f32, usize, usize)> {
     let width = code_width(table.dim());
-    let mut starts = Vec::with_capacity(sets.len() + 1);
-    let mut total = 0usize;
-    for s in sets {
-        starts.push(total);
-        total += s.rows;
-    }
-    starts.push(total);
-    let all = BlockSets { sets, starts };
+    let all = BlockSets::new(sets);
     let allowed: usize = sets
         .iter()
         .map(|s| {
@@ -1231,14 +1236,7 @@ pub(crate) fn search_asym_lists_batch(
 ) -> Vec<Vec<(f32, usize, usize)>> {
     let dim = table.dim();
     let width = code_width(dim);
-    let mut starts = Vec::with_capacity(sets.len() + 1);
-    let mut total = 0usize;
-    for s in sets {
-        starts.push(total);
-        total += s.rows;
-    }
-    starts.push(total);
-    let all = BlockSets { sets, starts };
+    let all = BlockSets::new(sets);
     let allowed = |s: &BlockSet<'_>| {
         RowScope {
             mask: s.mask,
