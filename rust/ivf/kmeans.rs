@@ -40,14 +40,15 @@ const SPLIT_EPS: f32 = 1.0 / 1024.0;
 pub(crate) fn dots(a: &[f32], b: &[f32], dim: usize, out: &mut [f32]) {
     let rows = a.len() / dim;
     let cols = b.len() / dim;
-    debug_assert_eq!(out.len(), rows * cols);
+    // A real check (not debug-only): the unsafe sgemm below writes rows × cols values.
+    assert_eq!(out.len(), rows * cols, "dots: output of the wrong length");
     if rows == 0 || cols == 0 {
         return;
     }
     // SAFETY: CPU: none (matrixmultiply detects its own features at run time).
     // Lengths: `a` holds rows × dim values read with row stride dim and column
     // stride 1; `b` is read as the dim × cols matrix bᵀ (row stride 1, column
-    // stride dim), cols × dim values; `out` holds rows × cols values written
+    // stride dim), cols × dim values; `out` holds rows × cols values (asserted above) written
     // with row stride cols, column stride 1; all three are distinct borrows.
     unsafe {
         matrixmultiply::sgemm(
