@@ -477,6 +477,36 @@ def test_ivf_shards_equal_one_ivf_index_with_the_same_centroids(client: Any, tmp
         qd.ShardedIndex(flat, client).search(q, 3, nprobe=4)
 
 
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+def test_rotated_thresholds_travel_to_the_shards(client: Any, tmp_path: Path, kind: str) -> None:
+    # The rotation is part of the thresholds: each worker must encode and search with it, so every
+    # shard answers like one index of the same rotated thresholds (a shard that lost the rotation
+    # would encode the raw vectors and disagree).
+    x = _data(900)
+    th = q2key.calibrate(x, method="lloyd_max", rotation="random", seed=3)
+    assert th.rotation is not None
+    options = {"kind": kind, "kind_options": {"lists": 6, "seed": 2}} if kind == "ivf" else {}
+    directory, manifest = _build(tmp_path, x, 300, 3, threshold=th, **options)
+    assert manifest.thresholds.rotation is not None
+    np.testing.assert_array_equal(manifest.thresholds.rotation, th.rotation)
+    if kind == "ivf":
+        ref: Any = q2key.IVFIndex.load(os.path.join(directory, "template.q2"))
+        ref.add(x)
+        search_options: dict[str, Any] = {"nprobe": 6}
+    else:
+        ref = _reference(x, th)
+        search_options = {}
+    shard = (q2key.IVFIndex if kind == "ivf" else q2key.Index).load(os.path.join(directory, manifest.shards[0].file))
+    assert shard.thresholds.rotation is not None
+    q = _data(20, seed=4)
+    with qd.ShardedIndex(directory, client) as index:
+        for scoring in ("asymmetric", "lee"):
+            _assert_same(
+                index.search(q, 10, scoring=scoring, **search_options),
+                ref.search(q, 10, scoring=scoring, **search_options),
+            )
+
+
 # -- the merge, without a cluster ---------------------------------------------------------------------------
 
 
