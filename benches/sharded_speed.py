@@ -17,6 +17,8 @@ Measured, each the median of ``--rounds`` (3) calls:
   ``LocalCluster`` of 1 and of 2 worker processes with 1 thread each (each shard search 1 thread);
 - ``local``: ``Index.search(threads=1)`` in this process on one index of the same rows (the
   shards' codes and ids added to it), the same answer;
+- ``local_2t``: the same with ``threads=2``: ``local_speedup_2t = local / local_2t`` is what the
+  machine's two cores give one process on this search, the ceiling for ``speedup``;
 - ``small_*``: the same with ``--small-batch`` (10) queries: the fixed cost
   of a batch (scatter, one task per shard, gather, merge) against a local search.
 
@@ -107,6 +109,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             ):
                 runs: dict[str, Callable[[Any], Any]] = {
                     "local": lambda q: local.search(q, a.k, threads=1),
+                    "local_2t": lambda q: local.search(q, a.k, threads=2),
                     "sharded_1w": lambda q: one.search(q, a.k, timeout=900),
                     "sharded_2w": lambda q: two.search(q, a.k, timeout=900),
                 }
@@ -131,6 +134,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     q = a.queries
     out["qps_1w"], out["qps_2w"], out["qps_local"] = (q / out[n] for n in ("sharded_1w_s", "sharded_2w_s", "local_s"))
     out["speedup_2w"] = out["qps_2w"] / out["qps_1w"]
+    # The same search in one process on both cores: what two cores of this machine give at best.
+    out["local_speedup_2t"] = out["local_s"] / out["local_2t_s"]
     out["overhead_per_batch_s"] = out["sharded_1w_s"] - out["local_s"]
     out["small_overhead_s"] = out["small_sharded_1w_s"] - out["small_local_s"]
     print(json.dumps(out, indent=1))
