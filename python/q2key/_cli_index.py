@@ -69,6 +69,10 @@ def cmd_build(args: argparse.Namespace, ctx: Context) -> int:
             index = Index(src.dim, threshold=load_thresholds(args.thresholds, src.dim), weights=_weights(args.weights))
         ids = None if args.ids is None else _ids(args.ids, src.rows)
         batch_rows = args.batch_rows or default_batch_rows(src.dim, src.dtype.itemsize)
+        if args.lists is not None:
+            from ._cli_ivf import add_batch_rows
+
+            batch_rows = add_batch_rows(args, batch_rows)
         done = 0
         with ctx.progress(src.rows, "index", args.quiet) as bar:
             for batch in src.batches(batch_rows):

@@ -159,3 +159,33 @@ def test_mistakes_are_one_line_errors(tmp_path: Path, x: np.ndarray, files: tupl
     )
     rc, _, err = run("index", "build", vectors, "-o", out, "--lists", 0)
     assert rc == 2 and "--lists" in err
+
+
+def test_build_adds_in_bounded_batches_and_the_file_does_not_depend_on_them(
+    tmp_path: Path, files: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without --batch-rows, pass 2 adds at most ADD_BATCH_ROWS rows at a time (each batch is held several
+    # times over while it is added, so its size is the build's memory above the index); the file is the
+    # same whatever the batches.
+    from q2key import _cli_ivf
+
+    vectors, _ = files
+    monkeypatch.setattr(_cli_ivf, "ADD_BATCH_ROWS", 256)
+    sizes: list[int] = []
+    add = q2key.IVFIndex.add
+
+    def recording_add(self: q2key.IVFIndex, x: Any, *args: Any, **kw: Any) -> Any:
+        sizes.append(len(x))
+        return add(self, x, *args, **kw)
+
+    monkeypatch.setattr(q2key.IVFIndex, "add", recording_add)
+    rc, _, err = run("index", "build", vectors, "-o", tmp_path / "a.q2", "--lists", LISTS, "--train-rows", ROWS)
+    assert rc == 0, err
+    assert sum(sizes) == ROWS and max(sizes) == 256
+    sizes.clear()
+    rc, _, err = run(
+        "index", "build", vectors, "-o", tmp_path / "b.q2", "--lists", LISTS, "--train-rows", ROWS, "--batch-rows", 700
+    )  # fmt: skip
+    assert rc == 0, err
+    assert max(sizes) == 700  # an explicit --batch-rows is taken as given
+    assert (tmp_path / "a.q2").read_bytes() == (tmp_path / "b.q2").read_bytes()
