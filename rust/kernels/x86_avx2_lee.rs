@@ -299,7 +299,7 @@ unsafe fn lee_tile_avx2(
         let mut q = 0;
         macro_rules! run {
             ($t:expr, $call:expr) => {
-                while q + $t <= nq {
+                while nq - q >= $t {
                     $call(&args, q, lend(&mut hits), out);
                     q += $t;
                 }
