@@ -21,6 +21,10 @@
 //!   `lee_tile_hot/.../q8/align64|align16`: 8 queries against a 1 024-row
 //!   transposed block (the shape search uses) that starts at a 64-byte
 //!   boundary, or 16 bytes past one (as a 16-aligned heap `Vec` may).
+//! - `lee_tile_avx2/<variant>/<W>B/q8` (AVX2 CPUs): each AVX2 tile-kernel
+//!   variant (`q2key::Avx2Tile`), 8 queries against a 1 024-row transposed block
+//!   at a 64-byte boundary, for W in 32, 96, 128, 256, 512; elements = queries × rows.
+//!   Timed in this thread's CPU time (Linux), not wall time: see `thread_cpu_time`.
 //! - `transpose/<W>B`: `transpose_block` of a 1 024-row block (output stays in
 //!   L2, as in search); elements = rows.
 //! - `search/<backend>/<W>B/q100`: `search_with`, 100 queries × 100 000 rows,
@@ -573,6 +577,76 @@ fn bench_lee(c: &mut Criterion) {
     }
 }
 
+/// This thread's CPU time: the AVX2 variants are timed with it (criterion's
+/// `iter_custom`) because on a VM shared with other work wall time counts the
+/// time the scheduler gives to other processes; the kernels stay in L1/L2, so
+/// CPU time is their cost.
+#[cfg(target_os = "linux")]
+fn thread_cpu_time() -> Duration {
+    #[repr(C)]
+    struct Timespec {
+        tv_sec: i64,
+        tv_nsec: i64,
+    }
+    extern "C" {
+        fn clock_gettime(clock: i32, out: *mut Timespec) -> i32;
+    }
+    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+    let mut t = Timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: CPU: any; lengths: `clock_gettime` writes one `struct timespec`
+    // (two 64-bit fields on x86-64 Linux) into `t`, which is one.
+    let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn thread_cpu_time() -> Duration {
+    std::time::Instant::now().elapsed()
+}
+
+/// Code widths the AVX2 tile variants are timed at.
+const VARIANT_WIDTHS: [usize; 5] = [32, 96, 128, 256, 512];
+
+#[cfg(target_arch = "x86_64")]
+fn bench_avx2_tile_variants(c: &mut Criterion) {
+    use q2key::Avx2Tile;
+    if !Backend::Avx2.is_supported() {
+        return;
+    }
+    let mut g = c.benchmark_group("lee_tile_avx2");
+    g.throughput(Throughput::Elements((TILE_QUERIES * HOT_ROWS) as u64));
+    for width in VARIANT_WIDTHS {
+        let mut rng = Rng::new(500 + width as u64);
+        let rows = rng.bytes(HOT_ROWS * width);
+        let qw = query_words(&rng.bytes(TILE_QUERIES * width), width);
+        let words = words_per_code(width);
+        let mut t = Vec::new();
+        transpose_block(&rows, width, &mut t);
+        let block = Placed::new(&t, 0);
+        let mut expected = vec![0u32; TILE_QUERIES * HOT_ROWS];
+        scalar().lee_tile(&qw, words, block.words(), &mut expected);
+        for v in Avx2Tile::ALL {
+            let mut out = vec![0u32; TILE_QUERIES * HOT_ROWS];
+            v.lee_tile(&qw, words, block.words(), &mut out);
+            assert!(out == expected, "{} differs from scalar at width {width}", v.name());
+            g.bench_function(BenchmarkId::new(v.name(), format!("{width}B/q{TILE_QUERIES}")), |b| {
+                b.iter_custom(|iters| {
+                    let start = thread_cpu_time();
+                    for _ in 0..iters {
+                        v.lee_tile(black_box(&qw), words, black_box(block.words()), black_box(&mut out));
+                    }
+                    thread_cpu_time() - start
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn bench_avx2_tile_variants(_: &mut Criterion) {}
+
 // ---------------------------------------------------------------- search, encode
 
 /// Runs `f` on a one-thread rayon pool whose only worker is the calling
@@ -816,6 +890,7 @@ fn benches(c: &mut Criterion) {
     );
     bench_probes(c);
     bench_lee(c);
+    bench_avx2_tile_variants(c);
     bench_search(c);
     bench_encode(c);
     bench_encode_rotated(c);

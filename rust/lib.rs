@@ -76,6 +76,9 @@ pub use error::{Error, Result};
 pub use index::{Filter, Index, IndexThresholds};
 pub use ivf::{IvfIndex, IvfParams, IvfStats};
 pub use kernels::scalar_asym::fast_scan_blocks;
+#[cfg(target_arch = "x86_64")]
+#[doc(hidden)]
+pub use kernels::x86_avx2_lee::Avx2Tile;
 pub use kernels::{code_words, transpose_block, words_per_code, Backend, Kernels};
 pub use keys::{
     check_padding, key_and_transitions, key_and_transitions_of_symbols, key_from_reduced, keys_from_codes,

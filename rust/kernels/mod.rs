@@ -21,6 +21,8 @@ pub(crate) mod x86_avx2;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86_avx2_asym;
 #[cfg(target_arch = "x86_64")]
+pub(crate) mod x86_avx2_lee;
+#[cfg(target_arch = "x86_64")]
 pub(crate) mod x86_avx512;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86_avx512_asym;

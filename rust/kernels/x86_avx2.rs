@@ -1,11 +1,9 @@
-//! AVX2 kernels: compare masks for the quantiser, the nibble-table popcount
-//! (Muła et al.) for Lee distances.
+//! AVX2 kernels: compare masks for the quantiser; the Lee kernels are in
+//! `x86_avx2_lee`.
 
+use super::x86_avx2_lee::{lee_pair, lee_rows, lee_tile, lee_tile_hits};
 use super::INTERLEAVE;
-use super::{
-    assert_encode_buffers, assert_lee_pair, assert_lee_rows, assert_tile_buffers, encode_row_cuts, encode_row_with,
-    lend, Backend, Hits, Kernels, TileArgs,
-};
+use super::{assert_encode_buffers, encode_row_cuts, encode_row_with, Backend, Kernels};
 use crate::encode::cuts::quantize_cuts_tail;
 use crate::encode::quantize::quantize_pack_scalar;
 use crate::encode::quantize::sum_of_squares;
@@ -56,32 +54,6 @@ fn encode_cuts_f64(x: &[f64], cuts: &[f64], code: &mut [u8]) -> Result<(u64, u32
     // `3 × x.len()` values (asserted above).
     unsafe { encode_cuts_f64_avx2(x, cuts, code) }
 }
-fn lee_pair(a: &[u8], b: &[u8]) -> u32 {
-    assert_lee_pair(a.len(), b.len());
-    // SAFETY: CPU: AVX2 and POPCNT (this table is only handed out on such a
-    // CPU); lengths: none needed (the kernel reads the common length of both).
-    unsafe { lee_pair_avx2(a, b) }
-}
-fn lee_rows(query: &[u8], rows: &[u8], out: &mut [u32]) {
-    assert_lee_rows(query.len(), rows.len(), out.len());
-    // SAFETY: CPU: AVX2 and POPCNT (this table is only handed out on such a
-    // CPU); lengths: none needed (the kernel reads each row as a subslice).
-    unsafe { lee_rows_avx2(query, rows, out) }
-}
-fn lee_tile(queries: &[u64], words: usize, block: &[u64], out: &mut [u32]) {
-    assert_tile_buffers(queries.len(), words, block.len(), out.len(), None);
-    // SAFETY: CPU: AVX2 and POPCNT (this table is only handed out on such a
-    // CPU); lengths: as `assert_tile_buffers` checked just above.
-    unsafe { lee_tile_avx2(queries, words, block, None, out) }
-}
-fn lee_tile_hits(queries: &[u64], words: usize, block: &[u64], bounds: &[u32], out: &mut [u32], hits: &mut [u8]) {
-    let lengths = Some((bounds.len(), hits.len()));
-    assert_tile_buffers(queries.len(), words, block.len(), out.len(), lengths);
-    // SAFETY: CPU: AVX2 and POPCNT (this table is only handed out on such a
-    // CPU); lengths: as `assert_tile_buffers` checked just above.
-    unsafe { lee_tile_avx2(queries, words, block, Some((bounds, hits)), out) }
-}
-
 /// # Safety
 /// The CPU supports AVX2 and POPCNT, and `code` holds `code_width(x.len())` bytes.
 #[target_feature(enable = "avx2,popcnt")]
@@ -246,177 +218,6 @@ unsafe fn quantize_f64(x: &[f64], t: f64, out: &mut [u8]) {
             i += 4;
         }
         quantize_pack_scalar(&x[body..], t, &mut out[body / 4..]);
-    }
-}
-
-/// Per-byte popcount of 32 bytes via two 16-entry nibble tables.
-///
-/// # Safety
-/// The CPU supports AVX2.
-#[inline(always)]
-unsafe fn popcount_bytes(v: __m256i) -> __m256i {
-    // SAFETY: CPU: AVX2 (this function's contract); lengths: no memory is accessed.
-    unsafe {
-        let table = _mm256_setr_epi8(
-            0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
-        );
-        let low = _mm256_set1_epi8(0x0f);
-        let lo = _mm256_and_si256(v, low);
-        let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(v), low);
-        _mm256_add_epi8(_mm256_shuffle_epi8(table, lo), _mm256_shuffle_epi8(table, hi))
-    }
-}
-
-/// Sums of each 8-byte lane of per-byte counts.
-///
-/// # Safety
-/// The CPU supports AVX2.
-#[inline(always)]
-unsafe fn popcount_u64_lanes(v: __m256i) -> __m256i {
-    // SAFETY: CPU: AVX2 (this function's contract); lengths: no memory is accessed.
-    unsafe { _mm256_sad_epu8(popcount_bytes(v), _mm256_setzero_si256()) }
-}
-
-/// # Safety
-/// The CPU supports AVX2.
-#[inline(always)]
-unsafe fn hsum_u64(v: __m256i) -> u64 {
-    // SAFETY: CPU: AVX2 (this function's contract); lengths: the store writes
-    // 32 bytes into the 32-byte local `lanes`.
-    unsafe {
-        let mut lanes = [0u64; 4];
-        _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, v);
-        lanes[0] + lanes[1] + lanes[2] + lanes[3]
-    }
-}
-
-/// # Safety
-/// The CPU supports AVX2.
-#[inline(always)]
-unsafe fn lee_pair_inline(a: &[u8], b: &[u8]) -> u32 {
-    // SAFETY: CPU: AVX2 (this function's contract); lengths: the loop reads
-    // 32 bytes at i of `a` and `b` for i + 32 ≤ n = min(a.len(), b.len()).
-    unsafe {
-        let n = a.len().min(b.len());
-        let body = n / 32 * 32;
-        let mut acc = _mm256_setzero_si256();
-        let mut i = 0;
-        while i < body {
-            let x = _mm256_loadu_si256(a.as_ptr().add(i) as *const __m256i);
-            let y = _mm256_loadu_si256(b.as_ptr().add(i) as *const __m256i);
-            acc = _mm256_add_epi64(acc, popcount_u64_lanes(_mm256_xor_si256(x, y)));
-            i += 32;
-        }
-        hsum_u64(acc) as u32 + super::scalar::lee_pair(&a[body..n], &b[body..n])
-    }
-}
-
-/// # Safety
-/// The CPU supports AVX2 and POPCNT.
-#[target_feature(enable = "avx2,popcnt")]
-unsafe fn lee_pair_avx2(a: &[u8], b: &[u8]) -> u32 {
-    // SAFETY: CPU: AVX2 (this function's contract); lengths: none needed.
-    unsafe { lee_pair_inline(a, b) }
-}
-
-/// # Safety
-/// The CPU supports AVX2 and POPCNT.
-#[target_feature(enable = "avx2,popcnt")]
-unsafe fn lee_rows_avx2(query: &[u8], rows: &[u8], out: &mut [u32]) {
-    // SAFETY: CPU: AVX2 (this function's contract); lengths: none needed (each
-    // row is a subslice of `rows`).
-    unsafe {
-        let width = query.len();
-        if width == 0 {
-            out.fill(0);
-            return;
-        }
-        for (o, row) in out.iter_mut().zip(rows.chunks_exact(width)) {
-            *o = lee_pair_inline(query, row);
-        }
-    }
-}
-
-/// Two queries at a time against each 8-row group (two ymm of four rows).
-///
-/// # Safety
-/// The CPU supports AVX2 and POPCNT, and the lengths satisfy
-/// [`assert_tile_buffers`](super::assert_tile_buffers) (with `hits`, its bounds and masks).
-#[target_feature(enable = "avx2,popcnt")]
-unsafe fn lee_tile_avx2(queries: &[u64], words: usize, block: &[u64], mut hits: Hits<'_>, out: &mut [u32]) {
-    // SAFETY: CPU: AVX2 (this function's contract); lengths: `tile` needs
-    // q + T ≤ queries.len() / words and the lengths `assert_tile_buffers`
-    // checks (this function's contract); the loops keep q + T ≤ nq.
-    unsafe {
-        let nq = queries.len() / words;
-        let args = TileArgs {
-            queries,
-            words,
-            block,
-            groups: block.len() / (words * 8),
-        };
-        let mut q = 0;
-        while q + 2 <= nq {
-            tile::<2>(&args, q, lend(&mut hits), out);
-            q += 2;
-        }
-        if q < nq {
-            tile::<1>(&args, q, lend(&mut hits), out);
-        }
-    }
-}
-
-/// # Safety
-/// The CPU supports AVX2, `q0 + T ≤ queries.len() / words`, and the
-/// lengths satisfy [`assert_tile_buffers`](super::assert_tile_buffers) for
-/// `args` and `out` (and `hits`, when given).
-#[inline(always)]
-unsafe fn tile<const T: usize>(args: &TileArgs<'_>, q0: usize, mut hits: Hits<'_>, out: &mut [u32]) {
-    // SAFETY: CPU: AVX2 (this function's contract); lengths: for query
-    // q0 + t < queries.len() / words and group g < block.len() / (8 · words), it
-    // reads queries[(q0 + t) · words + w] and block[(g · words + w) · 8..][..8]
-    // (w < words), writes out[(q0 + t) · 8 · groups + 8g..][..8], and reads
-    // bounds[q0 + t] and writes hits[(q0 + t) · groups + g]; `assert_tile_buffers`
-    // checked that all of these are in bounds.
-    unsafe {
-        let TileArgs {
-            queries,
-            words,
-            block,
-            groups,
-        } = *args;
-        let rows = groups * 8;
-        let qp = queries.as_ptr().add(q0 * words);
-        for g in 0..groups {
-            let gp = block.as_ptr().add(g * words * 8);
-            let mut lo = [_mm256_setzero_si256(); T];
-            let mut hi = [_mm256_setzero_si256(); T];
-            for w in 0..words {
-                let d_lo = _mm256_loadu_si256(gp.add(w * 8) as *const __m256i);
-                let d_hi = _mm256_loadu_si256(gp.add(w * 8 + 4) as *const __m256i);
-                for t in 0..T {
-                    let qv = _mm256_set1_epi64x(*qp.add(t * words + w) as i64);
-                    lo[t] = _mm256_add_epi64(lo[t], popcount_u64_lanes(_mm256_xor_si256(d_lo, qv)));
-                    hi[t] = _mm256_add_epi64(hi[t], popcount_u64_lanes(_mm256_xor_si256(d_hi, qv)));
-                }
-            }
-            for t in 0..T {
-                let mut lanes = [0u64; 8];
-                _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, lo[t]);
-                _mm256_storeu_si256(lanes.as_mut_ptr().add(4) as *mut __m256i, hi[t]);
-                let dst = out.as_mut_ptr().add((q0 + t) * rows + g * 8);
-                for (r, &v) in lanes.iter().enumerate() {
-                    *dst.add(r) = v as u32;
-                }
-                if let Some((bounds, hits)) = hits.as_mut() {
-                    // Distances and bounds are below 2^32, so the signed 64-bit compare is exact.
-                    let bound = _mm256_set1_epi64x(i64::from(*bounds.get_unchecked(q0 + t)));
-                    let lo_hit = _mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpgt_epi64(bound, lo[t])));
-                    let hi_hit = _mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpgt_epi64(bound, hi[t])));
-                    *hits.get_unchecked_mut((q0 + t) * groups + g) = (lo_hit | (hi_hit << 4)) as u8;
-                }
-            }
-        }
     }
 }
 
