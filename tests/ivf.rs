@@ -8,7 +8,7 @@ mod common;
 use common::Rng;
 use q2key::index::{Filter, Index, IndexThresholds};
 use q2key::ivf::format::{header_crc_at, section_count, DESCRIPTOR_LEN, FIELDS_LEN, PREAMBLE_LEN};
-use q2key::ivf::kmeans::{train, KmeansParams};
+use q2key::ivf::kmeans::{train, train_owned, KmeansParams};
 use q2key::ivf::{IvfAsymNeighbours, IvfLeeNeighbours};
 use q2key::{
     code_width, parallel, random_rotation, Backend, Error, IvfIndex, IvfParams, Kernels, Rotation, Thresholds,
@@ -95,6 +95,39 @@ fn kmeans_is_deterministic_for_a_seed_and_any_thread_count() {
         let n: f64 = c.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
         assert!((n - 1.0).abs() < 1e-5, "{n}");
     }
+}
+
+#[test]
+fn training_on_handed_over_rows_equals_training_on_borrowed_ones() {
+    // `train_owned` normalises the caller's rows in place instead of a copy: the same centroids,
+    // whether every row trains or a sample is drawn (1 500 rows, 20 lists × 40 or × 100 points).
+    let mut rng = Rng::new(4);
+    let dim = 16;
+    let x = mixture(&mut rng, 1500, dim, 12);
+    for per_list in [40, 100] {
+        let params = IvfParams {
+            lists: Some(20),
+            points_per_list: Some(per_list),
+            iterations: Some(4),
+            seed: 3,
+        };
+        let mut borrowed = IvfIndex::new(dim, Thresholds::gaussian(dim).unwrap()).unwrap();
+        borrowed.train(&x, params).unwrap();
+        let mut owned = IvfIndex::new(dim, Thresholds::gaussian(dim).unwrap()).unwrap();
+        owned.train_owned(x.clone(), params).unwrap();
+        assert_eq!(borrowed.centroids(), owned.centroids(), "points per list {per_list}");
+    }
+    let mut unit = x.clone();
+    unit.truncate(40 * dim);
+    let p = KmeansParams {
+        lists: 5,
+        iterations: 3,
+        seed: 1,
+    };
+    assert_eq!(
+        train(&unit, dim, p).unwrap(),
+        train_owned(unit.clone(), dim, p).unwrap()
+    );
 }
 
 #[test]

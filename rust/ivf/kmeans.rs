@@ -170,21 +170,19 @@ pub struct KmeansParams {
 /// list): the largest centroid is copied and both are pushed apart by
 /// `±SPLIT_EPS` per coordinate, alternating signs, as faiss does.
 pub fn train(x: &[f32], dim: usize, params: KmeansParams) -> Result<Vec<f32>> {
+    check_lists(x.len() / dim, params.lists)?;
+    let mut copy = with_capacity("x", "the normalised training rows", x.len() / dim, dim)?;
+    copy.extend_from_slice(x);
+    train_owned(copy, dim, params)
+}
+
+/// [`train`] of rows the caller hands over: they are normalised in place, so
+/// training holds one copy of the sample, not two.
+pub fn train_owned(mut x: Vec<f32>, dim: usize, params: KmeansParams) -> Result<Vec<f32>> {
     let rows = x.len() / dim;
+    check_lists(rows, params.lists)?;
+    x.par_chunks_mut(dim).for_each(normalise_row);
     let lists = params.lists;
-    if lists == 0 {
-        return Err(Error::value("lists", "must be at least 1"));
-    }
-    if lists > rows {
-        return Err(Error::value(
-            "lists",
-            format!("{lists} lists need at least {lists} training rows, got {rows}"),
-        ));
-    }
-    if lists > u32::MAX as usize {
-        return Err(Error::value("lists", "must be below 2³²"));
-    }
-    let x = normalised(x, dim)?;
     let mut rng = SplitMix::new(params.seed);
     let mut centroids = with_capacity("lists", "the centroids", lists, dim)?;
     for r in sample_distinct(rows, lists, &mut rng) {
@@ -202,6 +200,23 @@ pub fn train(x: &[f32], dim: usize, params: KmeansParams) -> Result<Vec<f32>> {
         split_empty(&mut centroids, &mut sizes, dim);
     }
     Ok(centroids)
+}
+
+/// `lists` is a number of lists that `rows` training rows can train.
+fn check_lists(rows: usize, lists: usize) -> Result<()> {
+    if lists == 0 {
+        return Err(Error::value("lists", "must be at least 1"));
+    }
+    if lists > rows {
+        return Err(Error::value(
+            "lists",
+            format!("{lists} lists need at least {lists} training rows, got {rows}"),
+        ));
+    }
+    if lists > u32::MAX as usize {
+        return Err(Error::value("lists", "must be below 2³²"));
+    }
+    Ok(())
 }
 
 /// Rows grouped by list, each group in row order.

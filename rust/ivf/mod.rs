@@ -35,6 +35,7 @@ use crate::encode::thresholds::Thresholds;
 use crate::error::{with_capacity, zeroed, Error, Result};
 use lists::List;
 use rayon::prelude::*;
+use std::borrow::Cow;
 
 /// Training points per list by default.
 pub const DEFAULT_POINTS_PER_LIST: usize = 64;
@@ -172,6 +173,18 @@ impl IvfIndex {
     /// (all rows when there are fewer), then spherical k-means. Only an
     /// empty, untrained index trains (its lists would no longer match).
     pub fn train(&mut self, x: &[f32], params: IvfParams) -> Result<()> {
+        self.train_rows(Cow::Borrowed(x), params)
+    }
+
+    /// [`IvfIndex::train`] of rows the caller hands over: when every row
+    /// trains, k-means normalises them in place instead of in a copy, so
+    /// training holds the sample once (a binding that copied the rows to
+    /// release the GIL passes its copy here).
+    pub fn train_owned(&mut self, x: Vec<f32>, params: IvfParams) -> Result<()> {
+        self.train_rows(Cow::Owned(x), params)
+    }
+
+    fn train_rows(&mut self, x: Cow<'_, [f32]>, params: IvfParams) -> Result<()> {
         self.check_writable()?;
         if self.is_trained() {
             return Err(Error::value(
@@ -179,7 +192,7 @@ impl IvfIndex {
                 "is already trained (build a new index to retrain)",
             ));
         }
-        let rows = self.check_floats("x", x)?;
+        let rows = self.check_floats("x", &x)?;
         let lists = params.lists.unwrap_or_else(|| default_lists(rows));
         let per_list = params.points_per_list.unwrap_or(DEFAULT_POINTS_PER_LIST);
         if per_list == 0 {
@@ -188,19 +201,24 @@ impl IvfIndex {
         let iterations = params.iterations.unwrap_or(DEFAULT_ITERATIONS);
         let want = lists.saturating_mul(per_list);
         let mut rng = kmeans::SplitMix::new(params.seed);
-        let sample: Vec<f32>;
         let training = if want < rows {
             let picked = kmeans::sample_distinct(rows, want, &mut rng);
-            let mut s = with_capacity("x", "the training sample", picked.len(), self.dim)?;
+            let mut sample = with_capacity("x", "the training sample", picked.len(), self.dim)?;
             for r in picked {
-                s.extend_from_slice(&x[r * self.dim..][..self.dim]);
+                sample.extend_from_slice(&x[r * self.dim..][..self.dim]);
             }
-            sample = s;
-            &sample[..]
+            sample
         } else {
-            x
+            match x {
+                Cow::Owned(rows) => rows,
+                Cow::Borrowed(rows) => {
+                    let mut copy = with_capacity("x", "the training sample", rows.len() / self.dim, self.dim)?;
+                    copy.extend_from_slice(rows);
+                    copy
+                }
+            }
         };
-        let centroids = kmeans::train(
+        let centroids = kmeans::train_owned(
             training,
             self.dim,
             KmeansParams {

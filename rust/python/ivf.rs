@@ -114,7 +114,12 @@ impl PyIvfIndex {
             iterations,
             seed,
         };
-        py.detach(|| run_as(threads, "vectors", || core_write(self, |index| index.train(&x, params))))
+        // `x` is this call's own copy (the GIL is released below): training normalises it in place.
+        py.detach(|| {
+            run_as(threads, "vectors", || {
+                core_write(self, |index| index.train_owned(x, params))
+            })
+        })
     }
 
     /// Encodes and adds float rows `x` under `ids` (sequential when None);
