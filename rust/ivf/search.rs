@@ -24,7 +24,7 @@ use std::borrow::Cow;
 use std::collections::BinaryHeap;
 
 /// Queries routed together (one matrix product against the centroids).
-const ROUTE_QUERIES: usize = 64;
+const ROUTE_QUERIES: usize = 256;
 /// The fewest queries an asymmetric search task takes (below, a list is
 /// rarely shared by two of them).
 const MIN_CHUNK_QUERIES: usize = 64;
@@ -188,6 +188,7 @@ impl IvfIndex {
         };
         let shared = SharedTables::new(&self.table);
         let sets: Vec<BlockSet<'_>> = (0..self.lists.len())
+            .into_par_iter()
             .map(|l| self.lists[l].block_set(masks.get(l)))
             .collect();
         let scored = rotated.as_deref().unwrap_or(queries);
