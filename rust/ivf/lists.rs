@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::kernels::scalar_asym::BLOCK_ROWS;
-use crate::search::asym::{block_code_into, BlockSet};
+use crate::search::asym::{block_code_into, norm_range, BlockSet};
 use std::sync::Arc;
 
 /// A list's fast-scan blocks: owned, or `len` bytes at `offset` of a
@@ -82,6 +82,7 @@ impl List {
             blocks: &self.blocks,
             rows: self.rows(),
             norms: &self.norms,
+            norm_range: norm_range(&self.norms),
             keys: &self.ids,
             mask,
         }

@@ -105,7 +105,8 @@ impl QueryTables {
             for (n, &v) in t.iter().enumerate() {
                 // Round half up by truncation (v ≥ min): `f64::round` is a libm call on baseline x86-64.
                 // Any level works (its error is measured just below): multiply, don't divide.
-                let level = f64::from((((v - mins[m]) * inv_scale + 0.5) as u32).min(u32::from(LUT_MAX)));
+                // (Clamped before the conversion: the same level as clamping after, and it vectorises.)
+                let level = f64::from(((v - mins[m]) * inv_scale + 0.5).min(top) as i32);
                 luts[16 * m + n] = level as u8;
                 worst = worst.max((v - mins[m] - level * scale).abs());
             }
@@ -309,6 +310,9 @@ struct Database<'a> {
     rows: usize,
     /// ‖x̂‖ per row as f32 (given, or computed per chunk when `None`).
     norms: Option<&'a [f32]>,
+    /// (min, max) of every row's norm, when known (else computed per chunk):
+    /// saves reading each chunk's norms before its rows pass the pre-test.
+    norm_range: Option<(f32, f32)>,
     squares: &'a ByteSquares,
     /// [`pair_squares`] of the table.
     pair_squares: &'a [f64],
@@ -517,9 +521,7 @@ fn scan_rows_with(
                 &norms[..count]
             }
         };
-        let norm_range = norms
-            .iter()
-            .fold((f32::INFINITY, 0.0f32), |(lo, hi), &n| (lo.min(n), hi.max(n)));
+        let norm_range = db.norm_range.unwrap_or_else(|| norm_range(norms));
         for (g, group) in queries.chunks(QUERY_GROUP).enumerate() {
             let q0 = g * QUERY_GROUP;
             let sums = &mut sums[..group.len() * padded];
@@ -534,6 +536,13 @@ fn scan_rows_with(
         }
         start = end;
     }
+}
+
+/// (min, max) of `norms` ((+∞, 0) when empty).
+pub(crate) fn norm_range(norms: &[f32]) -> (f32, f32) {
+    norms
+        .iter()
+        .fold((f32::INFINITY, 0.0f32), |(lo, hi), &n| (lo.min(n), hi.max(n)))
 }
 
 /// Offers the rows `start..start + sums.len()` of one chunk to a query's
@@ -601,25 +610,30 @@ fn offer_chunk(
     }
 }
 
-/// How many candidates ahead [`finish`] prefetches a code.
+/// How many candidates ahead [`finish`] prefetches a code (and
+/// [`KeptRows::best`] a tie key).
 const PREFETCH_AHEAD: usize = 8;
 
-/// Asks for every cache line `code` spans (one address per 48 bytes, and
+/// Asks for every cache line `items` spans (one address per 48 bytes, and
 /// its last byte), so the candidates' scattered codes arrive while earlier
 /// ones are scored. A hint only: no effect on any result.
 #[inline(always)]
-fn prefetch(code: &[u8]) {
+fn prefetch<T>(items: &[T]) {
     #[cfg(target_arch = "x86_64")]
-    for off in (0..code.len()).step_by(48).chain(code.len().checked_sub(1)) {
-        // SAFETY: CPU: SSE (part of every x86-64); PREFETCHT0 never faults,
-        // and `off < code.len()` keeps the address inside `code` anyway.
-        unsafe {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            _mm_prefetch::<_MM_HINT_T0>(code.as_ptr().add(off) as *const i8);
+    {
+        let bytes = std::mem::size_of_val(items);
+        let first = items.as_ptr().cast::<u8>();
+        for off in (0..bytes).step_by(48).chain(bytes.checked_sub(1)) {
+            // SAFETY: CPU: SSE (part of every x86-64); PREFETCHT0 never faults,
+            // and `off < bytes` keeps the address inside `items` anyway.
+            unsafe {
+                use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+                _mm_prefetch::<_MM_HINT_T0>(first.add(off).cast::<i8>());
+            }
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = code;
+    let _ = items;
 }
 
 /// What [`finish`] reads of the rows a query's candidates were numbered in.
@@ -710,6 +724,8 @@ pub(crate) struct BlockSet<'a> {
     pub blocks: &'a [u8],
     pub rows: usize,
     pub norms: &'a [f32],
+    /// [`norm_range`] of `norms`.
+    pub norm_range: (f32, f32),
     pub keys: &'a [u64],
     pub mask: Option<&'a [u8]>,
 }
@@ -816,6 +832,7 @@ pub(crate) fn search_asym_lists(
                 width,
                 rows: s.rows,
                 norms: Some(s.norms),
+                norm_range: Some(s.norm_range),
                 squares: &shared.squares,
                 pair_squares: &shared.pair_squares,
                 scope: RowScope {
@@ -1050,6 +1067,7 @@ pub(crate) fn search_asym_scoped(
         width,
         rows: n,
         norms,
+        norm_range: None,
         squares: &squares,
         pair_squares: &pair_squares,
         scope,
@@ -1217,6 +1235,118 @@ pub(crate) fn rerank_asym_scoped(
     Ok(kk)
 }
 
+/// The candidates of one query of [`search_asym_lists_batch`], each with
+/// its code copied out of its set's blocks while they were in cache.
+#[derive(Default)]
+struct KeptRows {
+    /// (upper bound, set, row), in the order they were kept.
+    rows: Vec<(f64, u32, u32)>,
+    /// Their codes, `width` bytes each, in the same order.
+    codes: Vec<u8>,
+}
+
+impl KeptRows {
+    /// Moves the rows `c` kept from set `s` whose upper bound still reaches
+    /// `c`'s bound here, with their codes, keys and set number.
+    fn take(&mut self, c: &mut Candidates, set: &BlockSet<'_>, s: usize, width: usize) {
+        let bound = c.bound();
+        for &(row, hi) in c.rows.iter().filter(|&&(_, hi)| hi >= bound) {
+            let row = row as usize;
+            self.rows.push((hi, s as u32, row as u32));
+            let at = self.codes.len();
+            self.codes.resize(at + width, 0);
+            block_code_into(set.blocks, row, &mut self.codes[at..]);
+        }
+        c.rows.clear();
+        if self.rows.len() >= 4 * c.k + 4096 {
+            self.prune(c.bound(), width);
+        }
+    }
+
+    /// Drops the rows whose upper bound is below `bound`.
+    fn prune(&mut self, bound: f64, width: usize) {
+        let mut kept = 0;
+        for i in 0..self.rows.len() {
+            if self.rows[i].0 >= bound {
+                self.rows[kept] = self.rows[i];
+                self.codes.copy_within(i * width..(i + 1) * width, kept * width);
+                kept += 1;
+            }
+        }
+        self.rows.truncate(kept);
+        self.codes.truncate(kept * width);
+    }
+
+    /// The exact top `k` of the rows (SPEC §8, best first by (score, key)):
+    /// `(score, set, row)`. Rows are scored by decreasing upper bound until
+    /// the next upper bound is below the k-th best exact score so far (no
+    /// later row can then reach the top `k`).
+    fn best(
+        self,
+        sets: &[BlockSet<'_>],
+        values: &[f64],
+        pair_squares: &[f64],
+        bound: f64,
+        k: usize,
+        width: usize,
+    ) -> Vec<(f32, usize, usize)> {
+        let mut order: Vec<usize> = (0..self.rows.len()).filter(|&i| self.rows[i].0 >= bound).collect();
+        order.sort_unstable_by(|&a, &b| self.rows[b].0.total_cmp(&self.rows[a].0));
+        // The k best (score, key, index) so far, the k-th on top.
+        let mut best: BinaryHeap<ByScoreThenKey> = BinaryHeap::with_capacity(k + 1);
+        let mut rescored = 0u64;
+        for (j, &i) in order.iter().enumerate() {
+            if let Some(&ahead) = order.get(j + PREFETCH_AHEAD) {
+                let (_, s, r) = self.rows[ahead];
+                prefetch(std::slice::from_ref(&sets[s as usize].keys[r as usize]));
+            }
+            let (hi, s, r) = self.rows[i];
+            if best.len() == k && best.peek().is_some_and(|kth| hi < kth.0 .0) {
+                break;
+            }
+            rescored += 1;
+            let score = exact_score(values, pair_squares, &self.codes[i * width..][..width]);
+            let hit = ByScoreThenKey((score, sets[s as usize].keys[r as usize], i as u32));
+            if best.len() < k {
+                best.push(hit);
+            } else if best.peek().is_some_and(|kth| hit < *kth) {
+                best.pop();
+                best.push(hit);
+            }
+        }
+        RESCORED.fetch_add(rescored, AtomicOrdering::Relaxed);
+        best.into_sorted_vec()
+            .into_iter()
+            .map(|ByScoreThenKey((score, _, i))| {
+                let (_, s, r) = self.rows[i as usize];
+                (score as f32, s as usize, r as usize)
+            })
+            .collect()
+    }
+}
+
+/// A (score, tie key, row) ordered by [`by_score_then_key`]: better first,
+/// so a max-heap of them holds the worst of its rows on top.
+#[derive(Clone, Copy)]
+struct ByScoreThenKey((f64, u64, u32));
+
+impl Ord for ByScoreThenKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        by_score_then_key(&self.0, &other.0)
+    }
+}
+impl PartialOrd for ByScoreThenKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl PartialEq for ByScoreThenKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for ByScoreThenKey {}
+
 /// [`search_asym_lists`] for several finite queries (`queries`, `Q × dim`)
 /// at once, query `i` over the sets `routes[i]` (numbers into `sets`, each
 /// at most once): each set is scanned once for all the queries routed to
@@ -1225,6 +1355,11 @@ pub(crate) fn rerank_asym_scoped(
 /// (`set` a number into `sets`), exactly what [`search_asym_lists`] returns
 /// over that query's sets: the exact re-rank keeps the true top `k`
 /// whatever order the sets are scanned in.
+///
+/// A candidate's code is copied out of its set's blocks right after the
+/// set's scan (while they are in cache), and the candidates are scored
+/// exactly at the end, by decreasing upper bound, only until no further one
+/// can reach the top `k`.
 pub(crate) fn search_asym_lists_batch(
     kernels: &Kernels,
     queries: &[f32],
@@ -1236,7 +1371,6 @@ pub(crate) fn search_asym_lists_batch(
 ) -> Vec<Vec<(f32, usize, usize)>> {
     let dim = table.dim();
     let width = code_width(dim);
-    let all = BlockSets::new(sets);
     let allowed = |s: &BlockSet<'_>| {
         RowScope {
             mask: s.mask,
@@ -1280,6 +1414,7 @@ pub(crate) fn search_asym_lists_batch(
             }
         }
     }
+    let mut kept: Vec<KeptRows> = (0..routes.len()).map(|_| KeptRows::default()).collect();
     let mut buffers = ScanBuffers::default();
     let (mut group_tables, mut group_cands) = (Vec::new(), Vec::new());
     for (s, set) in sets.iter().enumerate() {
@@ -1303,44 +1438,27 @@ pub(crate) fn search_asym_lists_batch(
             width,
             rows: set.rows,
             norms: Some(set.norms),
+            norm_range: Some(set.norm_range),
             squares: &shared.squares,
             pair_squares: &shared.pair_squares,
             scope: RowScope {
                 mask: set.mask,
                 tie_keys: Some(set.keys),
             },
-            base: all.starts[s] as u32,
+            base: 0,
         };
         scan_rows_with(kernels, &db, &group_tables, 0, set.rows, &mut group_cands, &mut buffers);
-        for ((&i, qt), c) in routed.iter().zip(group_tables.drain(..)).zip(group_cands.drain(..)) {
+        for ((&i, qt), mut c) in routed.iter().zip(group_tables.drain(..)).zip(group_cands.drain(..)) {
+            kept[i as usize].take(&mut c, set, s, width);
             (tables[i as usize], cands[i as usize]) = (qt, c);
         }
     }
-    for (i, ((q, qt), c)) in queries.chunks_exact(dim).zip(tables).zip(cands).enumerate() {
+    for (i, (((q, qt), c), kept)) in queries.chunks_exact(dim).zip(tables).zip(cands).zip(kept).enumerate() {
         if qt.norm == 0.0 || c.k == 0 {
             continue;
         }
-        let kk = c.k;
-        let (mut scores, mut rows) = (vec![0f32; kk], vec![0i64; kk]);
-        finish(
-            &all,
-            &shared.pair_squares,
-            width,
-            table,
-            q,
-            &qt,
-            c,
-            &mut scores,
-            &mut rows,
-        );
-        out[i] = scores
-            .into_iter()
-            .zip(rows)
-            .map(|(score, row)| {
-                let (s, r) = all.locate(row as usize);
-                (score, s, r)
-            })
-            .collect();
+        let values = pair_values(q, qt.norm, table);
+        out[i] = kept.best(sets, &values, &shared.pair_squares, c.bound(), c.k, width);
     }
     out
 }
