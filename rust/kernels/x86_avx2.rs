@@ -90,6 +90,7 @@ fn lee_tile_hits(queries: &[u64], words: usize, block: &[u64], bounds: &[u32], o
 /// # Safety
 /// The CPU supports AVX2 and POPCNT, and `code` holds `code_width(x.len())` bytes.
 #[target_feature(enable = "avx2,popcnt")]
+#[allow(clippy::redundant_closure, reason = "closures keep the target features (see above)")]
 unsafe fn encode_f32_avx2(x: &[f32], tau: f64, code: &mut [u8]) -> Result<(u64, u32), usize> {
     // SAFETY: CPU: AVX2 and POPCNT (this function's contract); lengths: the row
     // encoder hands `quantize_f32` the whole row and `code`, which holds
@@ -110,6 +111,7 @@ unsafe fn encode_f32_avx2(x: &[f32], tau: f64, code: &mut [u8]) -> Result<(u64, 
 /// # Safety
 /// The CPU supports AVX2 and POPCNT, and `code` holds `code_width(x.len())` bytes.
 #[target_feature(enable = "avx2,popcnt")]
+#[allow(clippy::redundant_closure, reason = "closures keep the target features (see above)")]
 unsafe fn encode_f64_avx2(x: &[f64], tau: f64, code: &mut [u8]) -> Result<(u64, u32), usize> {
     // SAFETY: CPU: AVX2 (this function's contract); lengths: the row encoder
     // hands `quantize_f64` the whole row and `code`, which holds `code_width` bytes.
@@ -128,6 +130,7 @@ unsafe fn encode_f64_avx2(x: &[f64], tau: f64, code: &mut [u8]) -> Result<(u64, 
 /// The CPU supports AVX2 and POPCNT, `code` holds `code_width(x.len())` bytes
 /// and `cuts` exactly `3 × x.len()` values.
 #[target_feature(enable = "avx2,popcnt")]
+#[allow(clippy::redundant_closure, reason = "closures keep the target features (see above)")]
 unsafe fn encode_cuts_f32_avx2(x: &[f32], cuts: &[f32], code: &mut [u8]) -> Result<(u64, u32), usize> {
     // SAFETY: CPU: AVX2 (this function's contract); lengths: the row encoder
     // passes the whole row, `cuts` (`3 × x.len()`) and `code` (`code_width` bytes).
@@ -148,6 +151,7 @@ unsafe fn encode_cuts_f32_avx2(x: &[f32], cuts: &[f32], code: &mut [u8]) -> Resu
 /// The CPU supports AVX2 and POPCNT, `code` holds `code_width(x.len())` bytes
 /// and `cuts` exactly `3 × x.len()` values.
 #[target_feature(enable = "avx2,popcnt")]
+#[allow(clippy::redundant_closure, reason = "closures keep the target features (see above)")]
 unsafe fn encode_cuts_f64_avx2(x: &[f64], cuts: &[f64], code: &mut [u8]) -> Result<(u64, u32), usize> {
     encode_row_cuts(
         x,
