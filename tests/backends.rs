@@ -3,6 +3,7 @@
 mod common;
 
 use common::{naive_lee, row, Rng, KINDS};
+use proptest::prelude::{any, prop_assert_eq, prop_oneof, proptest, Just, ProptestConfig, Strategy};
 use q2key::{code_width, gaussian_threshold, Backend, Kernels};
 use q2key::{code_words, transpose_block, words_per_code};
 
@@ -500,6 +501,66 @@ fn search_with_is_identical_across_backends() {
                     }
                 }
             }
+        }
+    }
+}
+
+/// A row whose symbols come in runs: `runs` of (cell, length), each
+/// coordinate a magnitude typical of its cell (strong ≈ 1, weak ≈ 0.01) with
+/// some spread, so the Gaussian cut keeps most runs and the key fills in any
+/// word (or never), and the words after the key are counted from any offset.
+fn runny_row(runs: &[(u8, usize)], jitter: &[f32]) -> Vec<f32> {
+    let cell = [-1.0f32, -0.01, 0.01, 1.0];
+    let mut x = Vec::new();
+    for &(s, len) in runs {
+        x.extend((0..len).map(|_| cell[usize::from(s & 3)]));
+    }
+    for (v, j) in x.iter_mut().zip(jitter.iter().cycle()) {
+        *v *= 1.0 + j;
+    }
+    x
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// The f32 kernels (global threshold and per-dimension cuts) of every
+    /// backend equal scalar's code, key and transition count on rows of any
+    /// length up to 700 (every tail of the 32-, 16- and 8-wide steps), with
+    /// runs that move the key's end and the counted words anywhere in the row.
+    #[test]
+    fn f32_encode_paths_match_scalar_on_rows_with_runs(
+        runs in proptest::collection::vec((0u8..4, 1usize..90), 1..40),
+        jitter in proptest::collection::vec(-0.5f32..0.5, 1..17),
+        cut in 0usize..700,
+        tau in prop_oneof![Just(None), (0.0f64..0.6).prop_map(Some)],
+        cut_seed in any::<u64>(),
+    ) {
+        let mut x = runny_row(&runs, &jitter);
+        x.truncate(cut.max(1));
+        let dim = x.len();
+        let tau = tau.unwrap_or_else(|| gaussian_threshold(dim).unwrap());
+        let mut rng = Rng::new(cut_seed);
+        let mut cuts = vec![0.0; 3 * dim];
+        for d in 0..dim {
+            let mut c = [rng.gaussian() * tau, rng.gaussian() * tau * 0.1, rng.gaussian() * tau];
+            c.sort_by(f64::total_cmp);
+            for (k, v) in c.into_iter().enumerate() {
+                cuts[k * dim + d] = v;
+            }
+        }
+        let cuts = q2key::DimCuts::new(&cuts, dim).unwrap();
+        let cuts32: Vec<f32> = cuts.as_slice().iter().map(|&c| c as f32).collect();
+        let width = code_width(dim);
+        let (mut want, mut want_cuts) = (vec![0xAAu8; width], vec![0xAAu8; width]);
+        let expected = scalar().encode_f32(&x, tau, &mut want);
+        let expected_cuts = scalar().encode_cuts_f32(&x, &cuts32, &mut want_cuts);
+        for k in simd() {
+            let (mut got, mut got_cuts) = (vec![0x55u8; width], vec![0x55u8; width]);
+            prop_assert_eq!(k.encode_f32(&x, tau, &mut got), expected, "{:?} dim {}", k.backend, dim);
+            prop_assert_eq!(&got, &want, "{:?} dim {} code", k.backend, dim);
+            prop_assert_eq!(k.encode_cuts_f32(&x, &cuts32, &mut got_cuts), expected_cuts, "{:?} dim {} cuts", k.backend, dim);
+            prop_assert_eq!(&got_cuts, &want_cuts, "{:?} dim {} cuts code", k.backend, dim);
         }
     }
 }

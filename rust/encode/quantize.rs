@@ -115,9 +115,18 @@ pub(crate) fn sum_of_squares_by<T: Element>(x: &[T], f: impl Fn(T) -> f64) -> f6
             acc[j] += v * v;
         }
     }
-    for (j, &v) in rest.iter().enumerate() {
+    finish_sum_of_squares(acc, rest, f)
+}
+
+/// The end of [`sum_of_squares_by`] given its lanes after the whole 32-value
+/// chunks: adds the squares of the `rest` (fewer than 32 values, value `j` to
+/// lane `j`) and combines the lanes in the fixed order. SIMD backends that
+/// keep the lanes in registers store them and call this.
+#[inline(always)]
+pub(crate) fn finish_sum_of_squares<T: Element>(mut acc: [f64; NORM_LANES], rest: &[T], f: impl Fn(T) -> f64) -> f64 {
+    for (a, &v) in acc.iter_mut().zip(rest) {
         let v = f(v);
-        acc[j] += v * v;
+        *a += v * v;
     }
     let mut octet = [0f64; 8];
     for (j, o) in octet.iter_mut().enumerate() {

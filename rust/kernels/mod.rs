@@ -375,6 +375,30 @@ pub(crate) fn assert_tile_buffers(
     shape
 }
 
+/// Prefetches the two cache lines of the next row (rows are contiguous in a
+/// batch) at the offset the quantiser is at, for the x86 f32 quantisers (32
+/// coordinates per step, so the prefetches cover the next row as the
+/// quantiser covers this one). The quantiser reads the row from L1 after the
+/// norm pass pulled it in, so without this the memory system sits idle during
+/// the second pass and the key; AVX-512 at n = 4096 measured 10–15 % faster
+/// single-threaded, at n = 384 the same. Prefetches never fault, and the
+/// address is only formed with `wrapping_add`, never dereferenced.
+///
+/// # Safety
+/// The CPU supports SSE (every x86-64 CPU does).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) unsafe fn prefetch_next_row(x: &[f32], i: usize) {
+    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+    // SAFETY: CPU: SSE, part of x86-64; lengths: prefetches never fault and the
+    // address is formed with `wrapping_add`, never dereferenced.
+    unsafe {
+        let next = x.as_ptr().wrapping_add(x.len() + i);
+        _mm_prefetch::<_MM_HINT_T0>(next as *const i8);
+        _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(16) as *const i8);
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 /// Byte for a group of four coordinates given their sign bits `h` and
 /// near-zero bits `l` (bit j = coordinate j): used by the SIMD quantisers,

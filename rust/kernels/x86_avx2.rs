@@ -2,12 +2,11 @@
 //! `x86_avx2_lee`.
 
 use super::x86_avx2_lee::{lee_pair, lee_rows, lee_tile, lee_tile_hits};
-use super::INTERLEAVE;
-use super::{assert_encode_buffers, encode_row_cuts, encode_row_with, Backend, Kernels};
+use super::{assert_encode_buffers, encode_row_cuts, encode_row_gather, Backend, Kernels};
+use super::{prefetch_next_row, INTERLEAVE};
 use crate::encode::cuts::quantize_cuts_tail;
-use crate::encode::quantize::quantize_pack_scalar;
-use crate::encode::quantize::sum_of_squares;
-use crate::keys::{count_run_starts, gather_run_starts};
+use crate::encode::quantize::{finish_sum_of_squares, quantize_pack_scalar, sum_of_squares, NORM_LANES};
+use crate::keys::{count_run_starts, gather_run_starts_bytewise};
 use std::arch::x86_64::*;
 
 pub(crate) static KERNELS: Kernels = Kernels {
@@ -23,6 +22,12 @@ pub(crate) static KERNELS: Kernels = Kernels {
     asym_scan: super::x86_avx2_asym::asym_scan,
     rotate,
 };
+
+// The row encoders below hand the shared row encoder closures, never bare
+// function items: a closure defined in a `#[target_feature]` function inherits
+// its features and is inlined, while a function item passed as `impl Fn` runs
+// through a call shim compiled without them (the key's `count_ones` became a
+// software popcount, a fifth of the encode time at n = 1024).
 
 // Safe shims: only reachable through `KERNELS`, which `Kernels::for_backend`
 // hands out after checking the CPU supports AVX2 and POPCNT. Each checks the
@@ -57,37 +62,39 @@ fn encode_cuts_f64(x: &[f64], cuts: &[f64], code: &mut [u8]) -> Result<(u64, u32
 /// # Safety
 /// The CPU supports AVX2 and POPCNT, and `code` holds `code_width(x.len())` bytes.
 #[target_feature(enable = "avx2,popcnt")]
+#[allow(clippy::redundant_closure, reason = "closures keep the target features (see above)")]
 unsafe fn encode_f32_avx2(x: &[f32], tau: f64, code: &mut [u8]) -> Result<(u64, u32), usize> {
-    // SAFETY: CPU: AVX2 (this function's contract); lengths: the row encoder
-    // hands `quantize_f32` the whole row and `code`, which holds `code_width` bytes.
-    encode_row_with(x, tau, code, |x, t, out| unsafe { quantize_f32(x, t, out) })
+    // SAFETY: CPU: AVX2 and POPCNT (this function's contract); lengths: the row
+    // encoder hands `quantize_f32` the whole row and `code`, which holds
+    // `code_width` bytes.
+    unsafe {
+        encode_row_gather(
+            x,
+            tau,
+            code,
+            sum_of_squares_f32(x),
+            |x, t, out| quantize_f32(x, t, out),
+            |w, s| gather_run_starts_bytewise(w, s),
+            |c, w, d, p| count_run_starts(c, w, d, p),
+        )
+    }
 }
 
 /// # Safety
 /// The CPU supports AVX2 and POPCNT, and `code` holds `code_width(x.len())` bytes.
 #[target_feature(enable = "avx2,popcnt")]
+#[allow(clippy::redundant_closure, reason = "closures keep the target features (see above)")]
 unsafe fn encode_f64_avx2(x: &[f64], tau: f64, code: &mut [u8]) -> Result<(u64, u32), usize> {
     // SAFETY: CPU: AVX2 (this function's contract); lengths: the row encoder
     // hands `quantize_f64` the whole row and `code`, which holds `code_width` bytes.
-    encode_row_with(x, tau, code, |x, t, out| unsafe { quantize_f64(x, t, out) })
-}
-
-/// # Safety
-/// The CPU supports AVX2 and POPCNT, `code` holds `code_width(x.len())` bytes
-/// and `cuts` exactly `3 × x.len()` values.
-#[target_feature(enable = "avx2,popcnt")]
-unsafe fn encode_cuts_f32_avx2(x: &[f32], cuts: &[f32], code: &mut [u8]) -> Result<(u64, u32), usize> {
-    let sum_sq = sum_of_squares(x);
-    encode_row_cuts(
+    encode_row_gather(
         x,
-        cuts,
+        tau,
         code,
-        sum_sq,
-        // SAFETY: CPU: AVX2 (this function's contract); lengths: the row
-        // encoder passes the whole row, `cuts` (`3 × x.len()`) and `code`.
-        |x, inv, cuts, out| unsafe { quantize_cuts_f32(x, inv, cuts, out) },
-        gather_run_starts,
-        count_run_starts,
+        sum_of_squares(x),
+        |x, t, out| unsafe { quantize_f64(x, t, out) },
+        |w, s| gather_run_starts_bytewise(w, s),
+        |c, w, d, p| count_run_starts(c, w, d, p),
     )
 }
 
@@ -95,51 +102,216 @@ unsafe fn encode_cuts_f32_avx2(x: &[f32], cuts: &[f32], code: &mut [u8]) -> Resu
 /// The CPU supports AVX2 and POPCNT, `code` holds `code_width(x.len())` bytes
 /// and `cuts` exactly `3 × x.len()` values.
 #[target_feature(enable = "avx2,popcnt")]
+#[allow(clippy::redundant_closure, reason = "closures keep the target features (see above)")]
+unsafe fn encode_cuts_f32_avx2(x: &[f32], cuts: &[f32], code: &mut [u8]) -> Result<(u64, u32), usize> {
+    // SAFETY: CPU: AVX2 (this function's contract); lengths: the row encoder
+    // passes the whole row, `cuts` (`3 × x.len()`) and `code` (`code_width` bytes).
+    unsafe {
+        encode_row_cuts(
+            x,
+            cuts,
+            code,
+            sum_of_squares_f32(x),
+            |x, inv, cuts, out| quantize_cuts_f32(x, inv, cuts, out),
+            |w, s| gather_run_starts_bytewise(w, s),
+            |c, w, d, p| count_run_starts(c, w, d, p),
+        )
+    }
+}
+
+/// # Safety
+/// The CPU supports AVX2 and POPCNT, `code` holds `code_width(x.len())` bytes
+/// and `cuts` exactly `3 × x.len()` values.
+#[target_feature(enable = "avx2,popcnt")]
+#[allow(clippy::redundant_closure, reason = "closures keep the target features (see above)")]
 unsafe fn encode_cuts_f64_avx2(x: &[f64], cuts: &[f64], code: &mut [u8]) -> Result<(u64, u32), usize> {
-    let sum_sq = sum_of_squares(x);
     encode_row_cuts(
         x,
         cuts,
         code,
-        sum_sq,
+        sum_of_squares(x),
         // SAFETY: CPU: AVX2 (this function's contract); lengths: the row
         // encoder passes the whole row, `cuts` (`3 × x.len()`) and `code`.
         |x, inv, cuts, out| unsafe { quantize_cuts_f64(x, inv, cuts, out) },
-        gather_run_starts,
-        count_run_starts,
+        |w, s| gather_run_starts_bytewise(w, s),
+        |c, w, d, p| count_run_starts(c, w, d, p),
     )
 }
 
-/// Per-dimension cuts, eight coordinates → two code bytes: `v = x·inv`, the
-/// mid-cut mask and the low/high-cut mask, then a table.
+/// Σx² of f32 coordinates in eight registers of four f64 lanes: register `q`
+/// lane `j` sums coordinates `4q + j`, `4q + j + 32`, … in order, exactly as
+/// the portable 32-lane loop does (an f32's square is exact in f64, and the
+/// adds happen in the same order), so the bits match every other backend.
+///
+/// # Safety
+/// The CPU supports AVX2.
+#[inline(always)]
+unsafe fn sum_of_squares_f32(x: &[f32]) -> f64 {
+    // SAFETY: CPU: AVX2 (this function's contract); lengths: the loop reads
+    // x[i + 4q..][..4] (q < 8) for i + 32 ≤ x.len(), and the stores fill the
+    // 32-lane local `lanes`, 4 lanes per register.
+    unsafe {
+        let mut acc = [_mm256_setzero_pd(); NORM_LANES / 4];
+        let body = x.len() / NORM_LANES * NORM_LANES;
+        let p = x.as_ptr();
+        let mut i = 0;
+        while i < body {
+            for (q, a) in acc.iter_mut().enumerate() {
+                let v = _mm256_cvtps_pd(_mm_loadu_ps(p.add(i + 4 * q)));
+                *a = _mm256_add_pd(*a, _mm256_mul_pd(v, v));
+            }
+            i += NORM_LANES;
+        }
+        let mut lanes = [0f64; NORM_LANES];
+        for (q, a) in acc.iter().enumerate() {
+            _mm256_storeu_pd(lanes.as_mut_ptr().add(4 * q), *a);
+        }
+        finish_sum_of_squares(lanes, &x[body..], f64::from)
+    }
+}
+
+/// Sixteen coordinates' compare masks → four code bytes (little-endian in the
+/// result), without tables or `pdep` (slow on AMD before Zen 3): `h0`/`l0` are
+/// the sign and near-zero masks (all-ones lanes) of coordinates 0–7, `h1`/`l1`
+/// of 8–15. Two saturating packs bring all 64 mask bytes into one register,
+/// a dword permute gathers each group of eight coordinates into one 128-bit
+/// lane (`h` of 0–3, `l` of 0–3, `h` of 4–7, `l` of 4–7), a byte shuffle puts
+/// each code bit's mask byte at that bit's position, and `vpmovmskb` reads them.
+///
+/// # Safety
+/// The CPU supports AVX2.
+#[inline(always)]
+unsafe fn pack_masks16(h0: __m256, l0: __m256, h1: __m256, l1: __m256) -> u32 {
+    // SAFETY: CPU: AVX2 (this function's contract); lengths: no memory is accessed.
+    unsafe {
+        let (h0, l0, h1, l1) = (
+            _mm256_castps_si256(h0),
+            _mm256_castps_si256(l0),
+            _mm256_castps_si256(h1),
+            _mm256_castps_si256(l1),
+        );
+        // Lane 0: h 0–3, h 8–11, l 0–3, l 8–11; lane 1: the same of 4–7 and 12–15.
+        let bytes = _mm256_packs_epi16(_mm256_packs_epi32(h0, h1), _mm256_packs_epi32(l0, l1));
+        let grouped = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
+        // Code byte bit 7 − 2j is h of coordinate j, bit 6 − 2j its l; `vpmovmskb` reads bit b from byte b.
+        let order = _mm256_setr_epi8(
+            7, 3, 6, 2, 5, 1, 4, 0, 15, 11, 14, 10, 13, 9, 12, 8, 7, 3, 6, 2, 5, 1, 4, 0, 15, 11, 14, 10, 13, 9, 12, 8,
+        );
+        _mm256_movemask_epi8(_mm256_shuffle_epi8(grouped, order)) as u32
+    }
+}
+
+/// Writes the four code bytes of sixteen coordinates from the `(h, l)`
+/// masks of their two halves (see [`pack_masks16`]).
+///
+/// # Safety
+/// The CPU supports AVX2 and `dst` is valid for writing four bytes.
+#[inline(always)]
+unsafe fn store16(dst: *mut u8, (h0, l0): (__m256, __m256), (h1, l1): (__m256, __m256)) {
+    // SAFETY: CPU: AVX2 (this function's contract); lengths: `dst` is valid for
+    // four bytes (this function's contract).
+    unsafe { std::ptr::write_unaligned(dst as *mut [u8; 4], pack_masks16(h0, l0, h1, l1).to_le_bytes()) }
+}
+
+// The mask makers are small structs with `#[inline(always)]` methods, not
+// closures: a closure does not inherit its function's target features, so its
+// intrinsics would be calls instead of instructions.
+
+/// The sign and near-zero masks of a row against `0` and `±t`.
+struct GaussianMasks {
+    x: *const f32,
+    zero: __m256,
+    t: __m256,
+    neg_t: __m256,
+}
+
+impl GaussianMasks {
+    /// Masks of coordinates `i..i + 8`.
+    ///
+    /// # Safety
+    /// The CPU supports AVX2 and `x` is valid for reading f32 `i..i + 8`.
+    #[inline(always)]
+    unsafe fn at(&self, i: usize) -> (__m256, __m256) {
+        // SAFETY: CPU: AVX2 (this function's contract); lengths: x[i..i + 8] is
+        // readable (this function's contract).
+        unsafe {
+            let v = _mm256_loadu_ps(self.x.add(i));
+            let h = _mm256_cmp_ps::<_CMP_GT_OQ>(v, self.zero);
+            let l = _mm256_and_ps(
+                _mm256_cmp_ps::<_CMP_GT_OQ>(v, self.neg_t),
+                _mm256_cmp_ps::<_CMP_LE_OQ>(v, self.t),
+            );
+            (h, l)
+        }
+    }
+}
+
+/// The cell masks of a row scaled by `1/‖x‖` against per-dimension cuts.
+struct CutMasks {
+    x: *const f32,
+    scale: __m256,
+    lows: *const f32,
+    mids: *const f32,
+    highs: *const f32,
+}
+
+impl CutMasks {
+    /// Masks of coordinates `i..i + 8`: `v = x·scale` above the mid cut, and
+    /// above the low and at most the high cut.
+    ///
+    /// # Safety
+    /// The CPU supports AVX2, and `x`, `lows`, `mids` and `highs` are each
+    /// valid for reading f32 `i..i + 8`.
+    #[inline(always)]
+    unsafe fn at(&self, i: usize) -> (__m256, __m256) {
+        // SAFETY: CPU: AVX2 (this function's contract); lengths: each pointer
+        // is readable at i..i + 8 (this function's contract).
+        unsafe {
+            let v = _mm256_mul_ps(_mm256_loadu_ps(self.x.add(i)), self.scale);
+            let h = _mm256_cmp_ps::<_CMP_GT_OQ>(v, _mm256_loadu_ps(self.mids.add(i)));
+            let l = _mm256_and_ps(
+                _mm256_cmp_ps::<_CMP_GT_OQ>(v, _mm256_loadu_ps(self.lows.add(i))),
+                _mm256_cmp_ps::<_CMP_LE_OQ>(v, _mm256_loadu_ps(self.highs.add(i))),
+            );
+            (h, l)
+        }
+    }
+}
+
+/// Per-dimension cuts, thirty-two coordinates → eight code bytes per step
+/// (then sixteen → four): `v = x·inv`, the mid-cut mask and the low/high-cut
+/// mask, packed by [`pack_masks16`]; the next row is prefetched meanwhile.
 ///
 /// # Safety
 /// The CPU supports AVX2, `cuts` holds `3 × x.len()` values and `out`
 /// at least `code_width(x.len())` bytes.
 #[inline(always)]
 unsafe fn quantize_cuts_f32(x: &[f32], inv: f32, cuts: &[f32], out: &mut [u8]) {
-    // SAFETY: CPU: AVX2 (this function's contract); lengths: the loop reads
-    // x[i..i + 8] and each third of `cuts` at i..i + 8 for i + 8 ≤ x.len(), and
-    // writes out[i / 4..i / 4 + 2], within code_width(x.len()) bytes.
+    // SAFETY: CPU: AVX2 (this function's contract); lengths: the steps read x
+    // and each third of `cuts` at i..i + 16 for i + 16 ≤ x.len() and write
+    // out[i / 4..][..4], within the first x.len() / 4 ≤ code_width(x.len()) bytes.
     unsafe {
         let n = x.len();
-        let body = n / 8 * 8;
-        let scale = _mm256_set1_ps(inv);
-        let (lows, mids, highs) = (cuts.as_ptr(), cuts.as_ptr().add(n), cuts.as_ptr().add(2 * n));
+        let dst = out.as_mut_ptr();
+        let masks = CutMasks {
+            x: x.as_ptr(),
+            scale: _mm256_set1_ps(inv),
+            lows: cuts.as_ptr(),
+            mids: cuts.as_ptr().add(n),
+            highs: cuts.as_ptr().add(2 * n),
+        };
         let mut i = 0;
-        while i < body {
-            let v = _mm256_mul_ps(_mm256_loadu_ps(x.as_ptr().add(i)), scale);
-            let h = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(v, _mm256_loadu_ps(mids.add(i)))) as usize;
-            let near = _mm256_and_ps(
-                _mm256_cmp_ps::<_CMP_GT_OQ>(v, _mm256_loadu_ps(lows.add(i))),
-                _mm256_cmp_ps::<_CMP_LE_OQ>(v, _mm256_loadu_ps(highs.add(i))),
-            );
-            let l = _mm256_movemask_ps(near) as usize;
-            *out.get_unchecked_mut(i / 4) = INTERLEAVE[(h & 15) << 4 | (l & 15)];
-            *out.get_unchecked_mut(i / 4 + 1) = INTERLEAVE[(h >> 4) << 4 | (l >> 4)];
-            i += 8;
+        while i + 32 <= n {
+            prefetch_next_row(x, i);
+            store16(dst.add(i / 4), masks.at(i), masks.at(i + 8));
+            store16(dst.add(i / 4 + 4), masks.at(i + 16), masks.at(i + 24));
+            i += 32;
         }
-        quantize_cuts_tail(x, inv, cuts, body, out);
+        if i + 16 <= n {
+            store16(dst.add(i / 4), masks.at(i), masks.at(i + 8));
+            i += 16;
+        }
+        quantize_cuts_tail(x, inv, cuts, i, out);
     }
 }
 
@@ -172,29 +344,38 @@ unsafe fn quantize_cuts_f64(x: &[f64], inv: f64, cuts: &[f64], out: &mut [u8]) {
     }
 }
 
-/// Eight coordinates → two code bytes: sign mask and near-zero mask, then a table.
+/// Thirty-two coordinates → eight code bytes per step (then sixteen → four):
+/// sign and near-zero masks packed by [`pack_masks16`]; the next row is
+/// prefetched meanwhile.
 ///
 /// # Safety
 /// The CPU supports AVX2 and `out` holds at least `code_width(x.len())` bytes.
 #[inline(always)]
 pub(crate) unsafe fn quantize_f32(x: &[f32], t: f32, out: &mut [u8]) {
-    // SAFETY: CPU: AVX2 (this function's contract); lengths: the loop reads
-    // x[i..i + 8] for i + 8 ≤ x.len() and writes out[i / 4..i / 4 + 2], within
-    // code_width(x.len()) bytes.
+    // SAFETY: CPU: AVX2 (this function's contract); lengths: the steps read
+    // x[i..i + 16] for i + 16 ≤ x.len() and write out[i / 4..][..4], within the
+    // first x.len() / 4 ≤ code_width(x.len()) bytes.
     unsafe {
-        let body = x.len() / 8 * 8;
-        let (zero, tv, nt) = (_mm256_setzero_ps(), _mm256_set1_ps(t), _mm256_set1_ps(-t));
+        let n = x.len();
+        let dst = out.as_mut_ptr();
+        let masks = GaussianMasks {
+            x: x.as_ptr(),
+            zero: _mm256_setzero_ps(),
+            t: _mm256_set1_ps(t),
+            neg_t: _mm256_set1_ps(-t),
+        };
         let mut i = 0;
-        while i < body {
-            let v = _mm256_loadu_ps(x.as_ptr().add(i));
-            let h = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(v, zero)) as usize;
-            let near = _mm256_and_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(v, nt), _mm256_cmp_ps::<_CMP_LE_OQ>(v, tv));
-            let l = _mm256_movemask_ps(near) as usize;
-            *out.get_unchecked_mut(i / 4) = INTERLEAVE[(h & 15) << 4 | (l & 15)];
-            *out.get_unchecked_mut(i / 4 + 1) = INTERLEAVE[(h >> 4) << 4 | (l >> 4)];
-            i += 8;
+        while i + 32 <= n {
+            prefetch_next_row(x, i);
+            store16(dst.add(i / 4), masks.at(i), masks.at(i + 8));
+            store16(dst.add(i / 4 + 4), masks.at(i + 16), masks.at(i + 24));
+            i += 32;
         }
-        quantize_pack_scalar(&x[body..], t, &mut out[body / 4..]);
+        if i + 16 <= n {
+            store16(dst.add(i / 4), masks.at(i), masks.at(i + 8));
+            i += 16;
+        }
+        quantize_pack_scalar(&x[i..], t, &mut out[i / 4..]);
     }
 }
 
