@@ -217,6 +217,43 @@ unsafe fn store16(dst: *mut u8, (h0, l0): (__m256, __m256), (h1, l1): (__m256, _
 // closures: a closure does not inherit its function's target features, so its
 // intrinsics would be calls instead of instructions.
 
+/// The `(h, l)` masks of eight coordinates of one row (a Gaussian or a cuts rule).
+trait RowMasks {
+    /// Masks of coordinates `i..i + 8`.
+    ///
+    /// # Safety
+    /// The CPU supports AVX2 and the row's buffers are valid for reading f32 `i..i + 8`.
+    unsafe fn at(&self, i: usize) -> (__m256, __m256);
+}
+
+/// Packs the row's first `n / 16 · 16` coordinates into `dst` (32 per step,
+/// then 16, prefetching the next row of `x`); returns where the tail starts.
+///
+/// # Safety
+/// The CPU supports AVX2, `masks` reads coordinates `0..n` (`n = x.len()`),
+/// and `dst` is valid for writing `n / 4` bytes.
+#[inline(always)]
+unsafe fn pack_body(masks: &impl RowMasks, x: &[f32], dst: *mut u8) -> usize {
+    // SAFETY: CPU: AVX2 (this function's contract); lengths: each step reads
+    // coordinates i..i + 16 (or i..i + 32) with i + 16 ≤ n (or i + 32 ≤ n) and
+    // writes dst[i / 4..][..4] (or [..8]), within the n / 4 bytes of `dst`.
+    unsafe {
+        let n = x.len();
+        let mut i = 0;
+        while i + 32 <= n {
+            prefetch_next_row(x, i);
+            store16(dst.add(i / 4), masks.at(i), masks.at(i + 8));
+            store16(dst.add(i / 4 + 4), masks.at(i + 16), masks.at(i + 24));
+            i += 32;
+        }
+        if i + 16 <= n {
+            store16(dst.add(i / 4), masks.at(i), masks.at(i + 8));
+            i += 16;
+        }
+        i
+    }
+}
+
 /// The sign and near-zero masks of a row against `0` and `±t`.
 struct GaussianMasks {
     x: *const f32,
@@ -225,7 +262,7 @@ struct GaussianMasks {
     neg_t: __m256,
 }
 
-impl GaussianMasks {
+impl RowMasks for GaussianMasks {
     /// Masks of coordinates `i..i + 8`.
     ///
     /// # Safety
@@ -255,7 +292,7 @@ struct CutMasks {
     highs: *const f32,
 }
 
-impl CutMasks {
+impl RowMasks for CutMasks {
     /// Masks of coordinates `i..i + 8`: `v = x·scale` above the mid cut, and
     /// above the low and at most the high cut.
     ///
@@ -300,17 +337,7 @@ unsafe fn quantize_cuts_f32(x: &[f32], inv: f32, cuts: &[f32], out: &mut [u8]) {
             mids: cuts.as_ptr().add(n),
             highs: cuts.as_ptr().add(2 * n),
         };
-        let mut i = 0;
-        while i + 32 <= n {
-            prefetch_next_row(x, i);
-            store16(dst.add(i / 4), masks.at(i), masks.at(i + 8));
-            store16(dst.add(i / 4 + 4), masks.at(i + 16), masks.at(i + 24));
-            i += 32;
-        }
-        if i + 16 <= n {
-            store16(dst.add(i / 4), masks.at(i), masks.at(i + 8));
-            i += 16;
-        }
+        let i = pack_body(&masks, x, dst);
         quantize_cuts_tail(x, inv, cuts, i, out);
     }
 }
@@ -356,7 +383,6 @@ pub(crate) unsafe fn quantize_f32(x: &[f32], t: f32, out: &mut [u8]) {
     // x[i..i + 16] for i + 16 ≤ x.len() and write out[i / 4..][..4], within the
     // first x.len() / 4 ≤ code_width(x.len()) bytes.
     unsafe {
-        let n = x.len();
         let dst = out.as_mut_ptr();
         let masks = GaussianMasks {
             x: x.as_ptr(),
@@ -364,17 +390,7 @@ pub(crate) unsafe fn quantize_f32(x: &[f32], t: f32, out: &mut [u8]) {
             t: _mm256_set1_ps(t),
             neg_t: _mm256_set1_ps(-t),
         };
-        let mut i = 0;
-        while i + 32 <= n {
-            prefetch_next_row(x, i);
-            store16(dst.add(i / 4), masks.at(i), masks.at(i + 8));
-            store16(dst.add(i / 4 + 4), masks.at(i + 16), masks.at(i + 24));
-            i += 32;
-        }
-        if i + 16 <= n {
-            store16(dst.add(i / 4), masks.at(i), masks.at(i + 8));
-            i += 16;
-        }
+        let i = pack_body(&masks, x, dst);
         quantize_pack_scalar(&x[i..], t, &mut out[i / 4..]);
     }
 }
