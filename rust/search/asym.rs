@@ -103,22 +103,7 @@ impl QueryTables {
         let top = f64::from(LUT_MAX);
         let scale = if range > 0.0 { range / top } else { 1.0 };
         let tables = 2 * width;
-        let inv_scale = 1.0 / scale;
-        let mut err = 0.0f64;
-        for ((p, &lo), lut) in products.iter().zip(&mins).zip(luts.chunks_exact_mut(16)) {
-            let values = p.values();
-            let mut miss = [0.0f64; 16];
-            for ((&v, l), miss) in values.iter().zip(lut.iter_mut()).zip(&mut miss) {
-                // Round half up by truncation (v ≥ lo): `f64::round` is a libm call on baseline x86-64.
-                // Any level works (its error is measured just below): multiply, don't divide.
-                // (Clamped before the conversion: the same level as clamping after, and it vectorises.)
-                let level = f64::from(((v - lo) * inv_scale + 0.5).min(top) as i32);
-                *l = level as u8;
-                *miss = (v - lo - level * scale).abs();
-            }
-            // The largest miss (a maximum: any order gives the same value).
-            err += miss.iter().copied().fold(0.0f64, f64::max);
-        }
+        let err = quantise_pairs(&products, &mins, scale, &mut luts);
         magnitude += scale * top * tables as f64 + err;
         QueryTables {
             luts,
@@ -134,6 +119,86 @@ impl QueryTables {
     fn approx(&self, sum: u32) -> f64 {
         self.bias + self.scale * f64::from(sum)
     }
+}
+
+/// Fills the tables `luts` (16 bytes per pair) of the pairs' `products`
+/// above their minima `mins`, in steps of `scale`, and returns the sum over
+/// pairs (in order) of each pair's largest miss `|v − lo − level·scale|`.
+/// With AVX2 (when the active kernels are AVX2 or better) four values at a
+/// time by the same IEEE operations, unfused: the same bytes and sum.
+fn quantise_pairs(products: &[PairProducts], mins: &[f64], scale: f64, luts: &mut [u8]) -> f64 {
+    assert!(mins.len() == products.len() && luts.len() == 16 * products.len());
+    #[cfg(target_arch = "x86_64")]
+    if Kernels::active().backend >= crate::kernels::Backend::Avx2 {
+        // SAFETY: CPU: the active kernels are AVX2 or AVX-512 only on a CPU
+        // with AVX2 (`Kernels::active` checks it). Lengths: asserted above.
+        return unsafe { quantise_pairs_avx2(products, mins, scale, luts) };
+    }
+    let top = f64::from(LUT_MAX);
+    let inv_scale = 1.0 / scale;
+    let mut err = 0.0f64;
+    for ((p, &lo), lut) in products.iter().zip(mins).zip(luts.chunks_exact_mut(16)) {
+        let mut worst = 0.0f64;
+        for (&v, l) in p.values().iter().zip(lut.iter_mut()) {
+            // Round half up by truncation (v ≥ lo): `f64::round` is a libm call on baseline x86-64.
+            // Any level works (its error is measured just below): multiply, don't divide.
+            // (Clamped before the conversion: the same level as clamping after.)
+            let level = f64::from(((v - lo) * inv_scale + 0.5).min(top) as i32);
+            *l = level as u8;
+            worst = worst.max((v - lo - level * scale).abs());
+        }
+        err += worst;
+    }
+    err
+}
+
+/// [`quantise_pairs`] with AVX2: per pair four vectors of four values.
+/// Each step is the scalar one's: `_mm256_min_pd(x, top)` gives `top` for a
+/// NaN `x` as `f64::min` does, the `max` with −2³¹ makes the truncating
+/// conversion saturate as `as i32` does, the signed-then-unsigned packs
+/// saturate to 0..=255 as `f64 as u8` does, and the largest miss is a
+/// maximum (any order, the same value).
+///
+/// # Safety
+/// The CPU must support AVX2 (the lengths are checked by the zips).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn quantise_pairs_avx2(products: &[PairProducts], mins: &[f64], scale: f64, luts: &mut [u8]) -> f64 {
+    use std::arch::x86_64::*;
+    let inv_scale = 1.0 / scale;
+    let (inv, half, top) = (
+        _mm256_set1_pd(inv_scale),
+        _mm256_set1_pd(0.5),
+        _mm256_set1_pd(f64::from(LUT_MAX)),
+    );
+    let (floor, step, sign) = (
+        _mm256_set1_pd(f64::from(i32::MIN)),
+        _mm256_set1_pd(scale),
+        _mm256_set1_pd(-0.0),
+    );
+    let mut err = 0.0f64;
+    for ((p, &lo), lut) in products.iter().zip(mins).zip(luts.chunks_exact_mut(16)) {
+        let values = p.values();
+        let low = _mm256_set1_pd(lo);
+        let mut worst = _mm256_setzero_pd();
+        let mut levels = [_mm_setzero_si128(); 4];
+        for (c, level) in levels.iter_mut().enumerate() {
+            // SAFETY: CPU: none (a load). Lengths: values 4c..4c + 4 of 16.
+            let v = unsafe { _mm256_loadu_pd(values.as_ptr().add(4 * c)) };
+            let above = _mm256_sub_pd(v, low);
+            let x = _mm256_min_pd(_mm256_add_pd(_mm256_mul_pd(above, inv), half), top);
+            *level = _mm256_cvttpd_epi32(_mm256_max_pd(x, floor));
+            let miss = _mm256_sub_pd(above, _mm256_mul_pd(_mm256_cvtepi32_pd(*level), step));
+            worst = _mm256_max_pd(worst, _mm256_andnot_pd(sign, miss));
+        }
+        let words = _mm_packs_epi32(levels[0], levels[1]);
+        let words_hi = _mm_packs_epi32(levels[2], levels[3]);
+        // SAFETY: CPU: SSE2 (a store). Lengths: `lut` is a chunk of exactly 16 bytes.
+        unsafe { _mm_storeu_si128(lut.as_mut_ptr().cast(), _mm_packus_epi16(words, words_hi)) };
+        let pair = _mm_max_pd(_mm256_castpd256_pd128(worst), _mm256_extractf128_pd(worst, 1));
+        err += _mm_cvtsd_f64(_mm_max_sd(pair, _mm_unpackhi_pd(pair, pair)));
+    }
+    err
 }
 
 /// ‖q‖ in f64, squares summed in dimension order (SPEC §8).
@@ -1588,7 +1653,7 @@ mod tests {
     /// The tables as first written (every pair's 16 values formed, then
     /// their minima and maxima folded): the bytes and bounds the search
     /// uses must not change (SPEC §8 fixes the quantisation).
-    fn reference_tables(q: &[f32], table: &Reconstruction) -> (Vec<u8>, [f64; 4]) {
+    pub(super) fn reference_tables(q: &[f32], table: &Reconstruction) -> (Vec<u8>, [f64; 4]) {
         let width = code_width(table.dim());
         let norm = query_norm(q);
         let mut luts = vec![0u8; 32 * width];
@@ -1701,3 +1766,4 @@ mod tests {
         }
     }
 }
+
