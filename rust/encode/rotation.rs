@@ -276,19 +276,21 @@ macro_rules! axpy {
 /// registers, and each loaded tile row of the matrix used by every row of the block.
 #[inline(always)]
 fn tile_block(x: &[f32], slab: &[f32], dim: usize, j0: usize, out: &mut [f32]) {
+    // Plain index loops over slices of known length (no nested iterator
+    // adapters): they compile to the register loop even without LTO.
     let row = |b: usize| &x[b * dim..(b + 1) * dim];
     let (x0, x1, x2, x3, x4) = (row(0), row(1), row(2), row(3), row(4));
+    let slab = &slab[..dim * TILE];
     let mut a = [[0f32; TILE]; BLOCK_ROWS];
     let [a0, a1, a2, a3, a4] = &mut a;
     let (mut b0, mut b1, mut b2, mut b3, mut b4) = (*a0, *a1, *a2, *a3, *a4);
-    let rows = x0.iter().zip(x1).zip(x2).zip(x3).zip(x4);
-    for (r, ((((s0, s1), s2), s3), s4)) in slab.chunks_exact(TILE).zip(rows) {
-        let r: &[f32; TILE] = r.try_into().expect("a whole tile");
-        axpy!(b0, *s0, r);
-        axpy!(b1, *s1, r);
-        axpy!(b2, *s2, r);
-        axpy!(b3, *s3, r);
-        axpy!(b4, *s4, r);
+    for i in 0..dim {
+        let r = &slab[i * TILE..i * TILE + TILE];
+        axpy!(b0, x0[i], r);
+        axpy!(b1, x1[i], r);
+        axpy!(b2, x2[i], r);
+        axpy!(b3, x3[i], r);
+        axpy!(b4, x4[i], r);
     }
     for (b, acc) in [b0, b1, b2, b3, b4].iter().enumerate() {
         out[b * dim + j0..][..TILE].copy_from_slice(acc);
@@ -299,9 +301,9 @@ fn tile_block(x: &[f32], slab: &[f32], dim: usize, j0: usize, out: &mut [f32]) {
 #[inline(always)]
 fn tile_row(x: &[f32], slab: &[f32], j0: usize, out: &mut [f32]) {
     let mut acc = [0f32; TILE];
-    for (r, s) in slab.chunks_exact(TILE).zip(x) {
-        let r: &[f32; TILE] = r.try_into().expect("a whole tile");
-        axpy!(acc, *s, r);
+    for (i, &s) in x.iter().enumerate() {
+        let r = &slab[i * TILE..i * TILE + TILE];
+        axpy!(acc, s, r);
     }
     out[j0..j0 + TILE].copy_from_slice(&acc);
 }

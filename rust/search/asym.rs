@@ -431,24 +431,43 @@ impl PairProducts {
     #[inline(always)]
     fn new(q: &[f32], q_norm: f64, table: &Reconstruction, m: usize) -> PairProducts {
         // One division per dimension (SPEC §8: u = q/‖q‖, then times x̂).
+        // (Plain loops, no array `map`: it stays a call in builds without LTO.)
         let products = |d: usize| -> [f64; 4] {
             let u = f64::from(q[d]) / q_norm;
-            [0u8, 1, 2, 3].map(|g| u * f64::from(table.of_gray(d, g)))
+            let mut p = [0.0f64; 4];
+            for (g, p) in p.iter_mut().enumerate() {
+                *p = u * f64::from(table.of_gray(d, g as u8));
+            }
+            p
         };
         let dim = table.dim();
         PairProducts {
             first: if 2 * m < dim { products(2 * m) } else { [0.0; 4] },
-            second: (2 * m + 1 < dim).then(|| products(2 * m + 1)),
+            second: if 2 * m + 1 < dim {
+                Some(products(2 * m + 1))
+            } else {
+                None
+            },
         }
     }
 
-    /// The pair's 16 values by nibble `n`: `(0 + first[n >> 2]) + second[n & 3]`.
+    /// The pair's 16 values by nibble `n`: `first[n >> 2] + second[n & 3]`.
     #[inline(always)]
     fn values(&self) -> [f64; 16] {
+        let mut v = [0.0f64; 16];
         match self.second {
-            Some(s) => std::array::from_fn(|n| self.first[n >> 2] + s[n & 3]),
-            None => std::array::from_fn(|n| self.first[n >> 2]),
+            Some(s) => {
+                for (n, v) in v.iter_mut().enumerate() {
+                    *v = self.first[n >> 2] + s[n & 3];
+                }
+            }
+            None => {
+                for (n, v) in v.iter_mut().enumerate() {
+                    *v = self.first[n >> 2];
+                }
+            }
         }
+        v
     }
 
     /// The smallest and largest of [`PairProducts::values`]: rounded addition
