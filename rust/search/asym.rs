@@ -68,6 +68,12 @@ impl QueryTables {
     }
 
     /// The tables of query `q` (finite, `table.dim()` values).
+    ///
+    /// The entries are the [`pair_values`] `v` of each pair m quantised
+    /// above the pair's minimum `lo_m`; as `v = first + second` (f64 sums of
+    /// the two dimensions' products) and rounded addition is monotone in
+    /// each operand, `lo_m` and the pair's maximum are the sums of the
+    /// products' minima and maxima: found without forming the 16 values.
     pub(crate) fn new(q: &[f32], table: &Reconstruction) -> QueryTables {
         let dim = table.dim();
         let width = code_width(dim);
@@ -82,13 +88,12 @@ impl QueryTables {
                 norm,
             };
         }
-        let values = pair_values(q, norm, table);
+        let products: Vec<PairProducts> = (0..2 * width).map(|m| PairProducts::new(q, norm, table, m)).collect();
         let (mut bias, mut range, mut magnitude) = (0.0f64, 0.0f64, 0.0f64);
-        let mins: Vec<f64> = values
-            .chunks_exact(16)
-            .map(|t| {
-                let lo = t.iter().copied().fold(f64::INFINITY, f64::min);
-                let hi = t.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let mins: Vec<f64> = products
+            .iter()
+            .map(|p| {
+                let (lo, hi) = p.range();
                 range = range.max(hi - lo);
                 magnitude += lo.abs().max(hi.abs()) + lo.abs();
                 bias += lo;
@@ -98,20 +103,7 @@ impl QueryTables {
         let top = f64::from(LUT_MAX);
         let scale = if range > 0.0 { range / top } else { 1.0 };
         let tables = 2 * width;
-        let inv_scale = 1.0 / scale;
-        let mut err = 0.0f64;
-        for (m, t) in values.chunks_exact(16).enumerate() {
-            let mut worst = 0.0f64;
-            for (n, &v) in t.iter().enumerate() {
-                // Round half up by truncation (v ≥ min): `f64::round` is a libm call on baseline x86-64.
-                // Any level works (its error is measured just below): multiply, don't divide.
-                // (Clamped before the conversion: the same level as clamping after, and it vectorises.)
-                let level = f64::from(((v - mins[m]) * inv_scale + 0.5).min(top) as i32);
-                luts[16 * m + n] = level as u8;
-                worst = worst.max((v - mins[m] - level * scale).abs());
-            }
-            err += worst;
-        }
+        let err = quantise_pairs(&products, &mins, scale, &mut luts);
         magnitude += scale * top * tables as f64 + err;
         QueryTables {
             luts,
@@ -127,6 +119,86 @@ impl QueryTables {
     fn approx(&self, sum: u32) -> f64 {
         self.bias + self.scale * f64::from(sum)
     }
+}
+
+/// Fills the tables `luts` (16 bytes per pair) of the pairs' `products`
+/// above their minima `mins`, in steps of `scale`, and returns the sum over
+/// pairs (in order) of each pair's largest miss `|v − lo − level·scale|`.
+/// With AVX2 (when the active kernels are AVX2 or better) four values at a
+/// time by the same IEEE operations, unfused: the same bytes and sum.
+fn quantise_pairs(products: &[PairProducts], mins: &[f64], scale: f64, luts: &mut [u8]) -> f64 {
+    assert!(mins.len() == products.len() && luts.len() == 16 * products.len());
+    #[cfg(target_arch = "x86_64")]
+    if Kernels::active().backend >= crate::kernels::Backend::Avx2 {
+        // SAFETY: CPU: the active kernels are AVX2 or AVX-512 only on a CPU
+        // with AVX2 (`Kernels::active` checks it). Lengths: asserted above.
+        return unsafe { quantise_pairs_avx2(products, mins, scale, luts) };
+    }
+    let top = f64::from(LUT_MAX);
+    let inv_scale = 1.0 / scale;
+    let mut err = 0.0f64;
+    for ((p, &lo), lut) in products.iter().zip(mins).zip(luts.chunks_exact_mut(16)) {
+        let mut worst = 0.0f64;
+        for (&v, l) in p.values().iter().zip(lut.iter_mut()) {
+            // Round half up by truncation (v ≥ lo): `f64::round` is a libm call on baseline x86-64.
+            // Any level works (its error is measured just below): multiply, don't divide.
+            // (Clamped before the conversion: the same level as clamping after.)
+            let level = f64::from(((v - lo) * inv_scale + 0.5).min(top) as i32);
+            *l = level as u8;
+            worst = worst.max((v - lo - level * scale).abs());
+        }
+        err += worst;
+    }
+    err
+}
+
+/// [`quantise_pairs`] with AVX2: per pair four vectors of four values.
+/// Each step is the scalar one's: `_mm256_min_pd(x, top)` gives `top` for a
+/// NaN `x` as `f64::min` does, the `max` with −2³¹ makes the truncating
+/// conversion saturate as `as i32` does, the signed-then-unsigned packs
+/// saturate to 0..=255 as `f64 as u8` does, and the largest miss is a
+/// maximum (any order, the same value).
+///
+/// # Safety
+/// The CPU must support AVX2 (the lengths are checked by the zips).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn quantise_pairs_avx2(products: &[PairProducts], mins: &[f64], scale: f64, luts: &mut [u8]) -> f64 {
+    use std::arch::x86_64::*;
+    let inv_scale = 1.0 / scale;
+    let (inv, half, top) = (
+        _mm256_set1_pd(inv_scale),
+        _mm256_set1_pd(0.5),
+        _mm256_set1_pd(f64::from(LUT_MAX)),
+    );
+    let (floor, step, sign) = (
+        _mm256_set1_pd(f64::from(i32::MIN)),
+        _mm256_set1_pd(scale),
+        _mm256_set1_pd(-0.0),
+    );
+    let mut err = 0.0f64;
+    for ((p, &lo), lut) in products.iter().zip(mins).zip(luts.chunks_exact_mut(16)) {
+        let values = p.values();
+        let low = _mm256_set1_pd(lo);
+        let mut worst = _mm256_setzero_pd();
+        let mut levels = [_mm_setzero_si128(); 4];
+        for (c, level) in levels.iter_mut().enumerate() {
+            // SAFETY: CPU: none (a load). Lengths: values 4c..4c + 4 of 16.
+            let v = unsafe { _mm256_loadu_pd(values.as_ptr().add(4 * c)) };
+            let above = _mm256_sub_pd(v, low);
+            let x = _mm256_min_pd(_mm256_add_pd(_mm256_mul_pd(above, inv), half), top);
+            *level = _mm256_cvttpd_epi32(_mm256_max_pd(x, floor));
+            let miss = _mm256_sub_pd(above, _mm256_mul_pd(_mm256_cvtepi32_pd(*level), step));
+            worst = _mm256_max_pd(worst, _mm256_andnot_pd(sign, miss));
+        }
+        let words = _mm_packs_epi32(levels[0], levels[1]);
+        let words_hi = _mm_packs_epi32(levels[2], levels[3]);
+        // SAFETY: CPU: SSE2 (a store). Lengths: `lut` is a chunk of exactly 16 bytes.
+        unsafe { _mm_storeu_si128(lut.as_mut_ptr().cast(), _mm_packus_epi16(words, words_hi)) };
+        let pair = _mm_max_pd(_mm256_castpd256_pd128(worst), _mm256_extractf128_pd(worst, 1));
+        err += _mm_cvtsd_f64(_mm_max_sd(pair, _mm_unpackhi_pd(pair, pair)));
+    }
+    err
 }
 
 /// ‖q‖ in f64, squares summed in dimension order (SPEC §8).
@@ -346,31 +418,79 @@ impl Database<'_> {
     }
 }
 
+/// The products `u_d·x̂_d(g)` (f64, `u = q/‖q‖`, per Gray code g) of the
+/// two dimensions of pair m (2m, 2m + 1); a dimension past `dim` has none.
+#[derive(Clone, Copy)]
+struct PairProducts {
+    first: [f64; 4],
+    /// `None` when 2m + 1 is past `dim` (the pair's value is `first` alone).
+    second: Option<[f64; 4]>,
+}
+
+impl PairProducts {
+    #[inline(always)]
+    fn new(q: &[f32], q_norm: f64, table: &Reconstruction, m: usize) -> PairProducts {
+        // One division per dimension (SPEC §8: u = q/‖q‖, then times x̂).
+        // (Plain loops, no array `map`: it stays a call in builds without LTO.)
+        let products = |d: usize| -> [f64; 4] {
+            let u = f64::from(q[d]) / q_norm;
+            let mut p = [0.0f64; 4];
+            for (g, p) in p.iter_mut().enumerate() {
+                *p = u * f64::from(table.of_gray(d, g as u8));
+            }
+            p
+        };
+        let dim = table.dim();
+        PairProducts {
+            first: if 2 * m < dim { products(2 * m) } else { [0.0; 4] },
+            second: if 2 * m + 1 < dim {
+                Some(products(2 * m + 1))
+            } else {
+                None
+            },
+        }
+    }
+
+    /// The pair's 16 values by nibble `n`: `first[n >> 2] + second[n & 3]`.
+    #[inline(always)]
+    fn values(&self) -> [f64; 16] {
+        let mut v = [0.0f64; 16];
+        match self.second {
+            Some(s) => {
+                for (n, v) in v.iter_mut().enumerate() {
+                    *v = self.first[n >> 2] + s[n & 3];
+                }
+            }
+            None => {
+                for (n, v) in v.iter_mut().enumerate() {
+                    *v = self.first[n >> 2];
+                }
+            }
+        }
+        v
+    }
+
+    /// The smallest and largest of [`PairProducts::values`]: rounded addition
+    /// is monotone in each operand, so they are the sums of the extremes.
+    #[inline(always)]
+    fn range(&self) -> (f64, f64) {
+        let lo = |p: &[f64; 4]| p.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = |p: &[f64; 4]| p.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        match &self.second {
+            Some(s) => (lo(&self.first) + lo(s), hi(&self.first) + hi(s)),
+            None => (lo(&self.first), hi(&self.first)),
+        }
+    }
+}
+
 /// Per pair of dimensions m (2m, 2m + 1) and 4-bit Gray nibble n, the
 /// query's part of the dot product, `u_2m·x̂_2m + u_2m+1·x̂_2m+1` with
 /// `u = q/‖q‖` (f64; a dimension past `dim` adds nothing): SPEC §8.
 pub(crate) fn pair_values(q: &[f32], q_norm: f64, table: &Reconstruction) -> Vec<f64> {
-    let dim = table.dim();
-    let pairs = 2 * code_width(dim);
-    let mut values = vec![0.0f64; 16 * pairs];
-    // Per dimension and Gray code, u_d·x̂_d (one division per dimension).
-    let products = |d: usize| -> [f64; 4] {
-        if d >= dim {
-            return [0.0; 4];
-        }
-        let u = f64::from(q[d]) / q_norm;
-        [0u8, 1, 2, 3].map(|g| u * f64::from(table.of_gray(d, g)))
-    };
-    for (m, out) in values.chunks_exact_mut(16).enumerate() {
-        let (first, second) = (products(2 * m), products(2 * m + 1));
-        for (n, v) in out.iter_mut().enumerate() {
-            // (0 + first) + second: a missing second dimension adds nothing.
-            *v = if 2 * m + 1 < dim {
-                first[n >> 2] + second[n & 3]
-            } else {
-                first[n >> 2]
-            };
-        }
+    let pairs = 2 * code_width(table.dim());
+    let mut values = Vec::with_capacity(16 * pairs);
+    for m in 0..pairs {
+        values.extend_from_slice(&PairProducts::new(q, q_norm, table, m).values());
     }
     values
 }
@@ -1547,5 +1667,121 @@ mod tests {
 
     fn scoped_columns_for(k: usize, n: usize, scope: RowScope<'_>) -> usize {
         crate::search::scoped_columns(k, n, scope)
+    }
+
+    /// The tables as first written (every pair's 16 values formed, then
+    /// their minima and maxima folded): the bytes and bounds the search
+    /// uses must not change (SPEC §8 fixes the quantisation).
+    pub(super) fn reference_tables(q: &[f32], table: &Reconstruction) -> (Vec<u8>, [f64; 4]) {
+        let width = code_width(table.dim());
+        let norm = query_norm(q);
+        let mut luts = vec![0u8; 32 * width];
+        if norm == 0.0 {
+            return (luts, [0.0, 0.0, 0.0, norm]);
+        }
+        let dim = table.dim();
+        let mut values = vec![0.0f64; 32 * width];
+        let products = |d: usize| -> [f64; 4] {
+            if d >= dim {
+                return [0.0; 4];
+            }
+            let u = f64::from(q[d]) / norm;
+            [0u8, 1, 2, 3].map(|g| u * f64::from(table.of_gray(d, g)))
+        };
+        for (m, out) in values.chunks_exact_mut(16).enumerate() {
+            let (first, second) = (products(2 * m), products(2 * m + 1));
+            for (n, v) in out.iter_mut().enumerate() {
+                *v = if 2 * m + 1 < dim {
+                    first[n >> 2] + second[n & 3]
+                } else {
+                    first[n >> 2]
+                };
+            }
+        }
+        let (mut bias, mut range, mut magnitude) = (0.0f64, 0.0f64, 0.0f64);
+        let mins: Vec<f64> = values
+            .chunks_exact(16)
+            .map(|t| {
+                let lo = t.iter().copied().fold(f64::INFINITY, f64::min);
+                let hi = t.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                range = range.max(hi - lo);
+                magnitude += lo.abs().max(hi.abs()) + lo.abs();
+                bias += lo;
+                lo
+            })
+            .collect();
+        let top = f64::from(LUT_MAX);
+        let scale = if range > 0.0 { range / top } else { 1.0 };
+        let mut err = 0.0f64;
+        for (m, t) in values.chunks_exact(16).enumerate() {
+            let mut worst = 0.0f64;
+            for (n, &v) in t.iter().enumerate() {
+                let level = f64::from(((v - mins[m]) * (1.0 / scale) + 0.5).min(top) as i32);
+                luts[16 * m + n] = level as u8;
+                worst = worst.max((v - mins[m] - level * scale).abs());
+            }
+            err += worst;
+        }
+        magnitude += scale * top * (2 * width) as f64 + err;
+        let err = err + BOUND_SLACK * magnitude + f64::MIN_POSITIVE;
+        (luts, [scale, bias, err, norm])
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        /// The query tables (bytes, scale, bias, error bound) and pair values
+        /// are those of the direct computation, bit for bit, for any
+        /// dimension (odd ones and a last code byte of padding too), tables
+        /// with equal values and zeros, and queries with zeros, repeats and
+        /// a wide range of magnitudes.
+        #[test]
+        fn query_tables_equal_the_direct_computation(
+            dim in 1usize..70,
+            seed in proptest::prelude::any::<u64>(),
+            zero_query in proptest::prelude::any::<bool>(),
+        ) {
+            let mut state = seed | 1;
+            let mut next = move |n: u64| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state % n
+            };
+            let values: Vec<f32> = (0..dim)
+                .flat_map(|_| {
+                    let mut v = [0u64; 4].map(|_| next(9) as f32 * 0.125 - 0.5);
+                    if next(4) == 0 {
+                        v = [0.0; 4];
+                    }
+                    v.sort_by(f32::total_cmp);
+                    v
+                })
+                .collect();
+            let table = Reconstruction::new(&values, dim).unwrap();
+            let q: Vec<f32> = (0..dim)
+                .map(|_| if zero_query { 0.0 } else { (next(21) as f32 - 10.0) * [1e-3f32, 1.0, 7.5e2][next(3) as usize] })
+                .collect();
+            let qt = QueryTables::new(&q, &table);
+            let (luts, [scale, bias, err, norm]) = reference_tables(&q, &table);
+            proptest::prop_assert_eq!(&qt.luts, &luts);
+            proptest::prop_assert_eq!(
+                [qt.scale, qt.bias, qt.err, qt.norm].map(f64::to_bits),
+                [scale, bias, err, norm].map(f64::to_bits)
+            );
+            if norm > 0.0 {
+                let got = pair_values(&q, norm, &table);
+                let width = code_width(dim);
+                proptest::prop_assert_eq!(got.len(), 32 * width);
+                for (m, t) in got.chunks_exact(16).enumerate() {
+                    for (n, &v) in t.iter().enumerate() {
+                        let part = |d: usize, g: usize| {
+                            if d < dim { f64::from(q[d]) / norm * f64::from(table.of_gray(d, g as u8)) } else { 0.0 }
+                        };
+                        let want = if 2 * m + 1 < dim { part(2 * m, n >> 2) + part(2 * m + 1, n & 3) } else { part(2 * m, n >> 2) };
+                        proptest::prop_assert_eq!(v.to_bits(), want.to_bits());
+                    }
+                }
+            }
+        }
     }
 }
