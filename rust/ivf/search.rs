@@ -25,6 +25,9 @@ use std::collections::BinaryHeap;
 
 /// Queries routed together (one matrix product against the centroids).
 const ROUTE_QUERIES: usize = 256;
+/// The fewest queries an asymmetric search task takes (below, a list is
+/// rarely shared by two of them).
+const MIN_CHUNK_QUERIES: usize = 64;
 
 /// Asymmetric results: `queries × columns`, ascending by `1 − cosine`
 /// (f32), ties to the lower id; a query whose probed lists hold fewer than
@@ -189,17 +192,20 @@ impl IvfIndex {
             .map(|l| self.lists[l].block_set(masks.get(l)))
             .collect();
         let scored = rotated.as_deref().unwrap_or(queries);
-        // Each list is scanned once for all the queries routed to it (the
-        // lists split between the threads).
-        let found = search_asym_lists_batch(kernels, scored, &self.table, &shared, &sets, &routes, kk);
-        distances
-            .par_chunks_mut(kk)
-            .zip(ids.par_chunks_mut(kk))
-            .zip(found)
-            .for_each(|((d, i), found)| {
-                for ((d, i), (score, list, row)) in d.iter_mut().zip(i.iter_mut()).zip(found) {
-                    *d = cosine_distance(score);
-                    *i = self.lists[list].ids[row];
+        // One task per chunk of queries: each list is scanned once for all
+        // the chunk's queries routed to it (fewer, larger chunks share more).
+        let chunk = nq.div_ceil(2 * rayon::current_num_threads()).max(MIN_CHUNK_QUERIES);
+        scored
+            .par_chunks(chunk * self.dim)
+            .zip(routes.par_chunks(chunk))
+            .zip(distances.par_chunks_mut(chunk * kk).zip(ids.par_chunks_mut(chunk * kk)))
+            .for_each(|((q, routes), (d, i))| {
+                let found = search_asym_lists_batch(kernels, q, &self.table, &shared, &sets, routes, kk);
+                for ((found, d), i) in found.into_iter().zip(d.chunks_mut(kk)).zip(i.chunks_mut(kk)) {
+                    for ((d, i), (score, list, row)) in d.iter_mut().zip(i.iter_mut()).zip(found) {
+                        *d = cosine_distance(score);
+                        *i = self.lists[list].ids[row];
+                    }
                 }
             });
         Ok(IvfAsymNeighbours {

@@ -20,7 +20,6 @@ use crate::kernels::Kernels;
 use crate::keys::check_padding;
 use crate::search::{result_columns, RowScope};
 use rayon::prelude::*;
-use std::borrow::Borrow;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
@@ -57,6 +56,17 @@ pub(crate) struct QueryTables {
 }
 
 impl QueryTables {
+    /// A placeholder holding nothing (what a moved-out slot keeps).
+    fn none() -> QueryTables {
+        QueryTables {
+            luts: Vec::new(),
+            scale: 0.0,
+            bias: 0.0,
+            err: 0.0,
+            norm: 0.0,
+        }
+    }
+
     /// The tables of query `q` (finite, `table.dim()` values).
     pub(crate) fn new(q: &[f32], table: &Reconstruction) -> QueryTables {
         let dim = table.dim();
@@ -148,9 +158,6 @@ struct Candidates {
     k: usize,
     lower: BinaryHeap<Reverse<Bound>>,
     rows: Vec<(u32, f64)>,
-    /// A bound known from elsewhere (another scan of the same query's
-    /// rows): the k-th best exact score is at least this (−∞: none).
-    floor: f64,
 }
 
 impl Candidates {
@@ -159,30 +166,13 @@ impl Candidates {
             k,
             lower: BinaryHeap::with_capacity(k + 1),
             rows: Vec::new(),
-            floor: f64::NEG_INFINITY,
         }
     }
 
-    /// A placeholder holding nothing (what a moved-out slot keeps; no allocation).
-    fn empty() -> Self {
-        Candidates {
-            k: 0,
-            lower: BinaryHeap::new(),
-            rows: Vec::new(),
-            floor: f64::NEG_INFINITY,
-        }
-    }
-
-    /// The k-th largest lower bound so far (−∞ before k rows were offered),
-    /// or the floor when higher: the k-th best exact score is at least this.
+    /// The k-th largest lower bound so far (−∞ before k rows were offered):
+    /// the k-th best exact score is at least this.
     #[inline(always)]
     fn bound(&self) -> f64 {
-        self.own_bound().max(self.floor)
-    }
-
-    /// The k-th largest lower bound of the rows offered here (−∞ before k).
-    #[inline(always)]
-    fn own_bound(&self) -> f64 {
         if self.lower.len() < self.k {
             f64::NEG_INFINITY
         } else {
@@ -198,7 +188,7 @@ impl Candidates {
         self.rows.push((row, hi));
         if self.lower.len() < self.k {
             self.lower.push(Reverse(Bound(lo)));
-        } else if lo > self.own_bound() {
+        } else if lo > self.bound() {
             self.lower.pop();
             self.lower.push(Reverse(Bound(lo)));
         }
@@ -215,7 +205,7 @@ impl Candidates {
         for &(_, lo, _) in &rows {
             if self.lower.len() < self.k {
                 self.lower.push(Reverse(Bound(lo)));
-            } else if lo > self.own_bound() {
+            } else if lo > self.bound() {
                 self.lower.pop();
                 self.lower.push(Reverse(Bound(lo)));
             }
@@ -234,21 +224,16 @@ impl Candidates {
         self.rows.retain(|&(_, hi)| hi >= bound);
     }
 
-    /// Merges another scan's lower bounds of the same query (not its rows).
-    fn merge_bounds(&mut self, other: &Candidates) {
-        for &Reverse(b) in &other.lower {
+    /// Merges another shard's candidates of the same query.
+    fn merge(&mut self, other: Candidates) {
+        for Reverse(b) in other.lower {
             if self.lower.len() < self.k {
                 self.lower.push(Reverse(b));
-            } else if b.0 > self.own_bound() {
+            } else if b.0 > self.bound() {
                 self.lower.pop();
                 self.lower.push(Reverse(b));
             }
         }
-    }
-
-    /// Merges another shard's candidates of the same query.
-    fn merge(&mut self, other: Candidates) {
-        self.merge_bounds(&other);
         self.rows.extend(other.rows);
     }
 }
@@ -313,9 +298,8 @@ impl FastScanCodes {
 pub(crate) fn block_code_into(blocks: &[u8], row: usize, out: &mut [u8]) {
     let width = out.len();
     let block = &blocks[(row / BLOCK_ROWS) * BLOCK_ROWS * width..][..BLOCK_ROWS * width];
-    // Byte b of the 32 rows side by side: whole chunks, so no index check per byte.
-    for (o, rows) in out.iter_mut().zip(block.chunks_exact(BLOCK_ROWS)) {
-        *o = rows[row % BLOCK_ROWS];
+    for (b, o) in out.iter_mut().enumerate() {
+        *o = block[b * BLOCK_ROWS + row % BLOCK_ROWS];
     }
 }
 
@@ -475,11 +459,11 @@ struct ScanBuffers {
     flags: Vec<u8>,
 }
 
-/// [`scan_rows`] with caller-kept buffers (the queries' tables owned or borrowed).
-fn scan_rows_with<T: Borrow<QueryTables>>(
+/// [`scan_rows`] with caller-kept buffers.
+fn scan_rows_with(
     kernels: &Kernels,
     db: &Database<'_>,
-    queries: &[T],
+    queries: &[QueryTables],
     first: usize,
     last: usize,
     cands: &mut [Candidates],
@@ -495,11 +479,11 @@ fn scan_rows_with<T: Borrow<QueryTables>>(
     } = buffers;
     // One query (an inverted file's lists): its tables as they are; several: side by side.
     let luts: &[u8] = if let [only] = queries {
-        &only.borrow().luts
+        &only.luts
     } else {
         luts.clear();
         for qt in queries {
-            luts.extend_from_slice(&qt.borrow().luts);
+            luts.extend_from_slice(&qt.luts);
         }
         luts
     };
@@ -544,7 +528,6 @@ fn scan_rows_with<T: Borrow<QueryTables>>(
             let group_luts = &luts[q0 * 32 * width..(q0 + group.len()) * 32 * width];
             (kernels.asym_scan)(group_luts, width, chunk_blocks, sums);
             for ((qt, c), sums) in group.iter().zip(&mut cands[q0..]).zip(sums.chunks_exact(padded)) {
-                let qt = qt.borrow();
                 if qt.norm == 0.0 {
                     continue; // every score is 0: chosen by key at the end
                 }
@@ -1294,13 +1277,12 @@ impl KeptRows {
         self.codes.truncate(kept * width);
     }
 
-    /// The exact top `k` (SPEC §8, best first by (score, key)) of the rows
-    /// several scans of one query kept (`parts`): `(score, set, row)`. Rows
-    /// whose upper bound reaches `bound` are scored by decreasing upper
-    /// bound until the next upper bound is below the k-th best exact score
-    /// so far (no later row can then reach the top `k`).
+    /// The exact top `k` of the rows (SPEC §8, best first by (score, key)):
+    /// `(score, set, row)`. Rows are scored by decreasing upper bound until
+    /// the next upper bound is below the k-th best exact score so far (no
+    /// later row can then reach the top `k`).
     fn best(
-        parts: &[KeptRows],
+        self,
         sets: &[BlockSet<'_>],
         values: &[f64],
         pair_squares: &[f64],
@@ -1308,31 +1290,23 @@ impl KeptRows {
         k: usize,
         width: usize,
     ) -> Vec<(f32, usize, usize)> {
-        // (upper bound, part, index in it) of every row still in reach, the
-        // highest upper bound on top: only the few rows scored are ever ordered.
-        let mut order: Vec<(Bound, u32, u32)> = Vec::with_capacity(parts.iter().map(|p| p.rows.len()).sum());
-        for (p, part) in parts.iter().enumerate() {
-            order.extend(
-                (part.rows.iter().enumerate())
-                    .filter(|(_, row)| row.0 >= bound)
-                    .map(|(i, row)| (Bound(row.0), p as u32, i as u32)),
-            );
-        }
-        let mut order = BinaryHeap::from(order);
-        // The k best (score, key, row) so far, the k-th on top.
+        let mut order: Vec<usize> = (0..self.rows.len()).filter(|&i| self.rows[i].0 >= bound).collect();
+        order.sort_unstable_by(|&a, &b| self.rows[b].0.total_cmp(&self.rows[a].0));
+        // The k best (score, key, index) so far, the k-th on top.
         let mut best: BinaryHeap<ByScoreThenKey> = BinaryHeap::with_capacity(k + 1);
-        let mut scored: Vec<(u32, u32)> = Vec::with_capacity(order.len());
         let mut rescored = 0u64;
-        while let Some((Bound(hi), p, i)) = order.pop() {
+        for (j, &i) in order.iter().enumerate() {
+            if let Some(&ahead) = order.get(j + PREFETCH_AHEAD) {
+                let (_, s, r) = self.rows[ahead];
+                prefetch(std::slice::from_ref(&sets[s as usize].keys[r as usize]));
+            }
+            let (hi, s, r) = self.rows[i];
             if best.len() == k && best.peek().is_some_and(|kth| hi < kth.0 .0) {
                 break;
             }
             rescored += 1;
-            let code = &parts[p as usize].codes[i as usize * width..][..width];
-            let score = exact_score(values, pair_squares, code);
-            let (_, s, r) = parts[p as usize].rows[i as usize];
-            let hit = ByScoreThenKey((score, sets[s as usize].keys[r as usize], scored.len() as u32));
-            scored.push((s, r));
+            let score = exact_score(values, pair_squares, &self.codes[i * width..][..width]);
+            let hit = ByScoreThenKey((score, sets[s as usize].keys[r as usize], i as u32));
             if best.len() < k {
                 best.push(hit);
             } else if best.peek().is_some_and(|kth| hit < *kth) {
@@ -1343,8 +1317,8 @@ impl KeptRows {
         RESCORED.fetch_add(rescored, AtomicOrdering::Relaxed);
         best.into_sorted_vec()
             .into_iter()
-            .map(|ByScoreThenKey((score, _, j))| {
-                let (s, r) = scored[j as usize];
+            .map(|ByScoreThenKey((score, _, i))| {
+                let (_, s, r) = self.rows[i as usize];
                 (score as f32, s as usize, r as usize)
             })
             .collect()
@@ -1373,56 +1347,14 @@ impl PartialEq for ByScoreThenKey {
 }
 impl Eq for ByScoreThenKey {}
 
-/// An f64 as a u64 of the same order (−0 below +0; never NaN), so that a
-/// bound shared between threads can rise by `fetch_max`.
-fn ordered_bits(v: f64) -> u64 {
-    let bits = v.to_bits();
-    if bits >> 63 == 1 {
-        !bits
-    } else {
-        bits | 1 << 63
-    }
-}
-
-/// The inverse of [`ordered_bits`].
-fn from_ordered_bits(key: u64) -> f64 {
-    if key >> 63 == 1 {
-        f64::from_bits(key & !(1 << 63))
-    } else {
-        f64::from_bits(!key)
-    }
-}
-
-/// The candidate rows a scan task makes room for per query before it
-/// starts (a few hundred are typical at 1 M rows and 24 of 2 000 lists).
-const KEPT_ROWS_RESERVED: usize = 256;
-
-/// What one scan task keeps of one query of [`search_asym_lists_batch`]:
-/// its candidates' bounds and the rows (with codes) they kept.
-struct QueryScan {
-    cands: Candidates,
-    kept: KeptRows,
-}
-
 /// [`search_asym_lists`] for several finite queries (`queries`, `Q × dim`)
 /// at once, query `i` over the sets `routes[i]` (numbers into `sets`, each
-/// at most once). Per query, `(score, set, row)` (`set` a number into
-/// `sets`), exactly what [`search_asym_lists`] returns over that query's
-/// sets, on every thread count.
-///
-/// The sets are split into contiguous ranges of about equal work (rows ×
-/// queries routed), one parallel task each; a task scans each of its sets
-/// once for all the queries routed to it, [`QUERY_GROUP`] queries per kernel
-/// pass, so a set's codes are read once per group instead of once per query
-/// (the whole batch shares each visit: more queries per group than chunks of
-/// queries would give). Each task keeps its own candidates per query and
-/// publishes their bound (a k-th best exact score is at least it) to the
-/// others after each set, who start their next set of that query from the
-/// highest bound published (which tasks saw which bound varies from run to
-/// run: only which rows are re-ranked does). A query's lower bounds are
-/// merged at the end, and the rows kept by any task whose
-/// upper bound reaches it are re-ranked exactly: the exact re-rank keeps the
-/// true top `k` whatever split and order the sets are scanned in.
+/// at most once): each set is scanned once for all the queries routed to
+/// it, [`QUERY_GROUP`] queries per kernel pass, so its codes are read once
+/// per group instead of once per query. Per query, `(score, set, row)`
+/// (`set` a number into `sets`), exactly what [`search_asym_lists`] returns
+/// over that query's sets: the exact re-rank keeps the true top `k`
+/// whatever order the sets are scanned in.
 ///
 /// A candidate's code is copied out of its set's blocks right after the
 /// set's scan (while they are in cache), and the candidates are scored
@@ -1437,22 +1369,6 @@ pub(crate) fn search_asym_lists_batch(
     routes: &[Vec<u32>],
     k: usize,
 ) -> Vec<Vec<(f32, usize, usize)>> {
-    let tasks = 2 * rayon::current_num_threads().max(1);
-    search_asym_lists_batch_split(kernels, queries, table, shared, sets, routes, k, tasks)
-}
-
-/// [`search_asym_lists_batch`] with the sets split into at most `tasks` ranges.
-#[allow(clippy::too_many_arguments)]
-fn search_asym_lists_batch_split(
-    kernels: &Kernels,
-    queries: &[f32],
-    table: &Reconstruction,
-    shared: &SharedTables,
-    sets: &[BlockSet<'_>],
-    routes: &[Vec<u32>],
-    k: usize,
-    tasks: usize,
-) -> Vec<Vec<(f32, usize, usize)>> {
     let dim = table.dim();
     let width = code_width(dim);
     let allowed = |s: &BlockSet<'_>| {
@@ -1462,24 +1378,28 @@ fn search_asym_lists_batch_split(
         }
         .allowed(s.rows)
     };
-    let tables: Vec<QueryTables> = queries
-        .par_chunks_exact(dim)
-        .map(|q| QueryTables::new(q, table))
-        .collect();
-    let columns: Vec<usize> = routes
-        .iter()
-        .map(|route| result_columns(k, route.iter().map(|&s| allowed(&sets[s as usize])).sum()))
-        .collect();
-    // Per set, the queries scanned over it (compressed rows: `first[s]..first[s + 1]`);
-    // a zero query is answered by key alone, below.
-    let scanned = |i: usize| tables[i].norm != 0.0 && columns[i] > 0;
+    let mut out: Vec<Vec<(f32, usize, usize)>> = (0..routes.len()).map(|_| Vec::new()).collect();
+    let mut tables: Vec<QueryTables> = Vec::with_capacity(routes.len());
+    let mut cands: Vec<Candidates> = Vec::with_capacity(routes.len());
+    // Per set, the queries routed to it (compressed rows: `first[s]..first[s + 1]`).
     let mut first = vec![0u32; sets.len() + 1];
-    for (i, route) in routes.iter().enumerate() {
-        if scanned(i) {
+    for (i, (q, route)) in queries.chunks_exact(dim).zip(routes).enumerate() {
+        let qt = QueryTables::new(q, table);
+        if qt.norm == 0.0 {
+            // Every score is 0, chosen by key among the query's own sets.
+            let own: Vec<BlockSet<'_>> = route.iter().map(|&s| sets[s as usize]).collect();
+            out[i] = search_asym_lists(kernels, q, table, shared, &own, k)
+                .into_iter()
+                .map(|(score, s, r)| (score, route[s] as usize, r))
+                .collect();
+        } else {
             for &s in route {
                 first[s as usize + 1] += 1;
             }
         }
+        let kk = result_columns(k, route.iter().map(|&s| allowed(&sets[s as usize])).sum());
+        tables.push(qt);
+        cands.push(Candidates::new(kk));
     }
     for s in 0..sets.len() {
         first[s + 1] += first[s];
@@ -1487,125 +1407,60 @@ fn search_asym_lists_batch_split(
     let mut members = vec![0u32; first[sets.len()] as usize];
     let mut fill = first.clone();
     for (i, route) in routes.iter().enumerate() {
-        if scanned(i) {
+        if tables[i].norm != 0.0 && cands[i].k > 0 {
             for &s in route {
                 members[fill[s as usize] as usize] = i as u32;
                 fill[s as usize] += 1;
             }
         }
     }
-    // Contiguous ranges of sets of about equal work (rows scanned × queries).
-    let work = |s: usize| (sets[s].rows.div_ceil(BLOCK_ROWS) as u64 + 1) * u64::from(first[s + 1] - first[s]);
-    let total: u64 = (0..sets.len()).map(work).sum();
-    let tasks = tasks.clamp(1, sets.len().max(1)) as u64;
-    let mut ranges = Vec::with_capacity(tasks as usize);
-    let (mut start, mut done) = (0usize, 0u64);
-    for s in 0..sets.len() {
-        done += work(s);
-        // Cut when this range reached its share of the total.
-        if done * tasks >= total * (ranges.len() as u64 + 1) && ranges.len() + 1 < tasks as usize {
-            ranges.push(start..s + 1);
-            start = s + 1;
+    let mut kept: Vec<KeptRows> = (0..routes.len()).map(|_| KeptRows::default()).collect();
+    let mut buffers = ScanBuffers::default();
+    let (mut group_tables, mut group_cands) = (Vec::new(), Vec::new());
+    for (s, set) in sets.iter().enumerate() {
+        let routed = &members[first[s] as usize..fill[s] as usize];
+        if routed.is_empty() || set.rows == 0 {
+            continue;
         }
-    }
-    ranges.push(start..sets.len());
-    let shared_bounds: Vec<AtomicU64> = (0..routes.len())
-        .map(|_| AtomicU64::new(ordered_bits(f64::NEG_INFINITY)))
-        .collect();
-    let scans: Vec<Vec<QueryScan>> = ranges
-        .into_par_iter()
-        .map(|range| {
-            // Room for a typical query's candidates up front: growing each
-            // of these vectors from empty costs more than the scan's tests.
-            let mut state: Vec<QueryScan> = columns
+        // Moved out and back (no copy of the tables): the scan takes contiguous slices.
+        group_tables.extend(
+            routed
                 .iter()
-                .map(|&kk| {
-                    let mut cands = Candidates::new(kk);
-                    cands.rows.reserve(KEPT_ROWS_RESERVED);
-                    QueryScan {
-                        cands,
-                        kept: KeptRows {
-                            rows: Vec::with_capacity(KEPT_ROWS_RESERVED),
-                            codes: Vec::with_capacity(KEPT_ROWS_RESERVED * width),
-                        },
-                    }
-                })
-                .collect();
-            let mut buffers = ScanBuffers::default();
-            let (mut group_tables, mut group_cands): (Vec<&QueryTables>, Vec<Candidates>) = (Vec::new(), Vec::new());
-            for s in range {
-                let set = &sets[s];
-                let routed = &members[first[s] as usize..first[s + 1] as usize];
-                if routed.is_empty() || set.rows == 0 {
-                    continue;
-                }
-                group_tables.extend(routed.iter().map(|&i| &tables[i as usize]));
-                // Moved out and back: the scan takes a contiguous slice.
-                group_cands.extend(routed.iter().map(|&i| {
-                    let mut c = std::mem::replace(&mut state[i as usize].cands, Candidates::empty());
-                    c.floor = from_ordered_bits(shared_bounds[i as usize].load(AtomicOrdering::Relaxed));
-                    c
-                }));
-                let db = Database {
-                    codes: CodesRef::Blocks(set.blocks, set.rows),
-                    width,
-                    rows: set.rows,
-                    norms: Some(set.norms),
-                    norm_range: Some(set.norm_range),
-                    squares: &shared.squares,
-                    pair_squares: &shared.pair_squares,
-                    scope: RowScope {
-                        mask: set.mask,
-                        tie_keys: Some(set.keys),
-                    },
-                    base: 0,
-                };
-                scan_rows_with(kernels, &db, &group_tables, 0, set.rows, &mut group_cands, &mut buffers);
-                group_tables.clear();
-                for (&i, mut c) in routed.iter().zip(group_cands.drain(..)) {
-                    let q = &mut state[i as usize];
-                    q.kept.take(&mut c, set, s, width);
-                    shared_bounds[i as usize].fetch_max(ordered_bits(c.bound()), AtomicOrdering::Relaxed);
-                    q.cands = c;
-                }
-            }
-            state
-        })
-        .collect();
-    // Per query, each task's scan of it.
-    let mut per_query: Vec<Vec<QueryScan>> = (0..routes.len()).map(|_| Vec::with_capacity(scans.len())).collect();
-    for scan in scans {
-        for (q, s) in per_query.iter_mut().zip(scan) {
-            q.push(s);
+                .map(|&i| std::mem::replace(&mut tables[i as usize], QueryTables::none())),
+        );
+        group_cands.extend(
+            routed
+                .iter()
+                .map(|&i| std::mem::replace(&mut cands[i as usize], Candidates::new(0))),
+        );
+        let db = Database {
+            codes: CodesRef::Blocks(set.blocks, set.rows),
+            width,
+            rows: set.rows,
+            norms: Some(set.norms),
+            norm_range: Some(set.norm_range),
+            squares: &shared.squares,
+            pair_squares: &shared.pair_squares,
+            scope: RowScope {
+                mask: set.mask,
+                tie_keys: Some(set.keys),
+            },
+            base: 0,
+        };
+        scan_rows_with(kernels, &db, &group_tables, 0, set.rows, &mut group_cands, &mut buffers);
+        for ((&i, qt), mut c) in routed.iter().zip(group_tables.drain(..)).zip(group_cands.drain(..)) {
+            kept[i as usize].take(&mut c, set, s, width);
+            (tables[i as usize], cands[i as usize]) = (qt, c);
         }
     }
-    per_query
-        .into_par_iter()
-        .enumerate()
-        .map(|(i, scans)| {
-            let (q, qt, kk) = (&queries[i * dim..][..dim], &tables[i], columns[i]);
-            if kk == 0 {
-                return Vec::new();
-            }
-            if qt.norm == 0.0 {
-                // Every score is 0, chosen by key among the query's own sets.
-                let route = &routes[i];
-                let own: Vec<BlockSet<'_>> = route.iter().map(|&s| sets[s as usize]).collect();
-                return search_asym_lists(kernels, q, table, shared, &own, k)
-                    .into_iter()
-                    .map(|(score, s, r)| (score, route[s] as usize, r))
-                    .collect();
-            }
-            let mut merged = Candidates::new(kk);
-            merged.floor = from_ordered_bits(shared_bounds[i].load(AtomicOrdering::Relaxed));
-            for scan in &scans {
-                merged.merge_bounds(&scan.cands);
-            }
-            let parts: Vec<KeptRows> = scans.into_iter().map(|s| s.kept).collect();
-            let values = pair_values(q, qt.norm, table);
-            KeptRows::best(&parts, sets, &values, &shared.pair_squares, merged.bound(), kk, width)
-        })
-        .collect()
+    for (i, (((q, qt), c), kept)) in queries.chunks_exact(dim).zip(tables).zip(cands).zip(kept).enumerate() {
+        if qt.norm == 0.0 || c.k == 0 {
+            continue;
+        }
+        let values = pair_values(q, qt.norm, table);
+        out[i] = kept.best(sets, &values, &shared.pair_squares, c.bound(), c.k, width);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -1692,14 +1547,14 @@ mod tests {
 
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
-        /// The batch search over block sets, its sets split between any
-        /// number of scan tasks (each with its own candidates, bounds shared)
-        /// on any thread count and backend, returns for every query exactly
+        /// The batch search over block sets (each set scanned once for all
+        /// its queries, candidates re-ranked by decreasing upper bound) on
+        /// any thread count and backend returns for every query exactly
         /// what the one-query search returns over that query's sets: rows
         /// repeated within and across sets (equal scores ordered by key),
         /// masks, a zero query and a query routed nowhere included.
         #[test]
-        fn batch_over_split_sets_equals_each_query_alone(
+        fn batch_over_sets_equals_each_query_alone(
             seed in 0u64..1_000_000, dim in 2usize..24, k in 1usize..25,
             masked in proptest::bool::ANY, threads in 1usize..4,
         ) {
@@ -1793,18 +1648,16 @@ mod tests {
                             .collect()
                     })
                     .collect();
-                for tasks in [1usize, 2, 3, 7, 20] {
-                    let got = crate::parallel::install(Some(threads), || {
-                        search_asym_lists_batch_split(kernels, &queries, &table, &shared, &sets, &routes, k, tasks)
-                    })
-                    .unwrap();
-                    for (q, (g, w)) in got.iter().zip(&want).enumerate() {
-                        proptest::prop_assert_eq!(
-                            g.iter().map(|h| (h.0.to_bits(), h.1, h.2)).collect::<Vec<_>>(),
-                            w.iter().map(|h| (h.0.to_bits(), h.1, h.2)).collect::<Vec<_>>(),
-                            "tasks {} query {}", tasks, q
-                        );
-                    }
+                let got = crate::parallel::install(Some(threads), || {
+                    search_asym_lists_batch(kernels, &queries, &table, &shared, &sets, &routes, k)
+                })
+                .unwrap();
+                for (q, (g, w)) in got.iter().zip(&want).enumerate() {
+                    proptest::prop_assert_eq!(
+                        g.iter().map(|h| (h.0.to_bits(), h.1, h.2)).collect::<Vec<_>>(),
+                        w.iter().map(|h| (h.0.to_bits(), h.1, h.2)).collect::<Vec<_>>(),
+                        "query {}", q
+                    );
                 }
             }
         }
