@@ -1665,6 +1665,124 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+        /// The batch search over block sets (each set scanned once for all
+        /// its queries, candidates re-ranked by decreasing upper bound) on
+        /// any thread count and backend returns for every query exactly
+        /// what the one-query search returns over that query's sets: rows
+        /// repeated within and across sets (equal scores ordered by key),
+        /// masks, a zero query and a query routed nowhere included.
+        #[test]
+        fn batch_over_sets_equals_each_query_alone(
+            seed in 0u64..1_000_000, dim in 2usize..24, k in 1usize..25,
+            masked in proptest::bool::ANY, threads in 1usize..4,
+        ) {
+            let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            let mut next = move |n: usize| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state % n as u64) as usize
+            };
+            let width = code_width(dim);
+            let values: Vec<f32> = (0..dim)
+                .flat_map(|_| {
+                    let mut v = [-1.0f32, -0.25, 0.25, 1.0].map(|x| x + next(3) as f32 * 0.125);
+                    v.sort_by(f32::total_cmp);
+                    v
+                })
+                .collect();
+            let table = Reconstruction::new(&values, dim).unwrap();
+            let shared = SharedTables::new(&table);
+            // 7 sets of 0..150 rows; every third row repeats an earlier code.
+            let sizes: Vec<usize> = (0..7).map(|s| if s == 3 { 0 } else { next(150) }).collect();
+            let mut codes: Vec<Vec<u8>> = Vec::new();
+            for &n in &sizes {
+                let mut c = vec![0u8; n * width];
+                for r in 0..n {
+                    if r % 3 == 2 {
+                        c.copy_within((r / 2) * width..(r / 2 + 1) * width, r * width);
+                    } else {
+                        let signs: Vec<u8> = (0..dim).map(|_| next(4) as u8).collect();
+                        pack_row(&signs, &mut c[r * width..(r + 1) * width]);
+                    }
+                }
+                codes.push(c);
+            }
+            let total: usize = sizes.iter().sum();
+            let mut keys: Vec<u64> = (0..total as u64).map(|i| 3 * i + 1).collect();
+            for i in (1..total).rev() {
+                keys.swap(i, next(i + 1));
+            }
+            let blocks: Vec<Vec<u8>> = codes
+                .iter()
+                .zip(&sizes)
+                .map(|(c, &n)| {
+                    let mut b = vec![0u8; n.div_ceil(BLOCK_ROWS) * BLOCK_ROWS * width];
+                    fast_scan_blocks(c, width, &mut b);
+                    b
+                })
+                .collect();
+            let norms: Vec<Vec<f32>> = codes
+                .iter()
+                .map(|c| c.chunks_exact(width).map(|row| shared.squares.norm(row)).collect())
+                .collect();
+            let masks: Vec<Vec<u8>> = sizes.iter().map(|&n| (0..n.div_ceil(8)).map(|_| next(256) as u8).collect()).collect();
+            let mut at = 0;
+            let sets: Vec<BlockSet<'_>> = (0..sizes.len())
+                .map(|s| {
+                    let set = BlockSet {
+                        blocks: &blocks[s],
+                        rows: sizes[s],
+                        norms: &norms[s],
+                        norm_range: norm_range(&norms[s]),
+                        keys: &keys[at..at + sizes[s]],
+                        mask: masked.then_some(&masks[s][..]),
+                    };
+                    at += sizes[s];
+                    set
+                })
+                .collect();
+            let nq = 9;
+            let mut queries: Vec<f32> = (0..nq * dim).map(|_| next(9) as f32 - 4.0).collect();
+            queries[..dim].fill(0.0);
+            let routes: Vec<Vec<u32>> = (0..nq)
+                .map(|q| {
+                    let mut r: Vec<u32> = (0..7).filter(|_| q != 1 && next(2) == 0).collect();
+                    if q % 2 == 0 {
+                        r.reverse();
+                    }
+                    r
+                })
+                .collect();
+            for kernels in crate::Backend::supported().into_iter().filter_map(Kernels::for_backend) {
+                let want: Vec<Vec<(f32, usize, usize)>> = queries
+                    .chunks_exact(dim)
+                    .zip(&routes)
+                    .map(|(q, route)| {
+                        let own: Vec<BlockSet<'_>> = route.iter().map(|&s| sets[s as usize]).collect();
+                        search_asym_lists(kernels, q, &table, &shared, &own, k)
+                            .into_iter()
+                            .map(|(score, s, r)| (score, route[s] as usize, r))
+                            .collect()
+                    })
+                    .collect();
+                let got = crate::parallel::install(Some(threads), || {
+                    search_asym_lists_batch(kernels, &queries, &table, &shared, &sets, &routes, k)
+                })
+                .unwrap();
+                for (q, (g, w)) in got.iter().zip(&want).enumerate() {
+                    proptest::prop_assert_eq!(
+                        g.iter().map(|h| (h.0.to_bits(), h.1, h.2)).collect::<Vec<_>>(),
+                        w.iter().map(|h| (h.0.to_bits(), h.1, h.2)).collect::<Vec<_>>(),
+                        "query {}", q
+                    );
+                }
+            }
+        }
+    }
+
     fn scoped_columns_for(k: usize, n: usize, scope: RowScope<'_>) -> usize {
         crate::search::scoped_columns(k, n, scope)
     }
