@@ -1,4 +1,4 @@
-"""``q2key index build --lists N``: an :class:`q2key.IVFIndex` built from a file in two streamed passes.
+"""``q2key index build --lists N``: an :class:`q2key.IVFIndex` built from a file in three streamed passes.
 
 Pass 1 keeps a uniform float32 reservoir sample of the rows (the training sample); the centroids are
 fitted to it and it is dropped. Pass 2 finds each row's list (kept as 2 bytes a row) and counts the
