@@ -11,10 +11,10 @@ The rows are ``benches/ivf_data.py``'s structured data (made first if missing; f
 1. ``q2key calibrate --method lloyd_max --rows 20000`` on the file (thresholds JSON; ``--calibration``);
 2. ``q2key index build FILE --lists L --thresholds JSON`` **in a child process** of a fresh parent,
    so the peak resident memory the parent reads (``getrusage(RUSAGE_CHILDREN).ru_maxrss``) is the
-   build's own (the interpreter's ≈ 40 MB included): one pass samples
-   the training rows, k-means fits the lists, a second pass encodes and adds the rows batch by batch —
-   the float matrix is never in memory. The target is a peak ≤ 120 bytes per row (ids, lists and
-   centroids included);
+   build's own (the interpreter's ≈ 40 MB included): one pass samples the training rows, k-means fits
+   the lists, a second pass finds every row's list and sizes the lists once, a third encodes and adds
+   the rows batch by batch — the float matrix is never in memory. The target is a peak ≤ 120 bytes
+   per row (ids, lists and centroids included);
 3. ``IVFIndex.load`` of the file, read into memory and with ``mmap=True`` (each in a fresh child
    process, so neither finds the other's pages in its heap; the file is in the page cache for both);
 4. the first ``--queries`` real held-out queries, k = 10, 2 threads: IVF queries/s and recall@10 for each

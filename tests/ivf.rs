@@ -651,3 +651,65 @@ fn a_corrupted_rotation_or_an_unknown_version_is_refused() {
         assert!(matches!(err, Error::Format { .. }), "{version}: {err}");
     }
 }
+
+#[test]
+fn assign_reserve_add_to_lists_equals_add_and_reserved_lists_do_not_grow() {
+    // The streamed build's two passes (route every batch, size every list once, add with the lists
+    // found) give the one-pass index byte for byte; after `reserve` adding takes no more memory.
+    let mut rng = Rng::new(11);
+    let dim = 24;
+    let x = mixture(&mut rng, 2000, dim, 10);
+    let mut one = IvfIndex::new(dim, Thresholds::gaussian(dim).unwrap()).unwrap();
+    one.train(&x, params(9, 5)).unwrap();
+    let mut two = IvfIndex::new(dim, Thresholds::gaussian(dim).unwrap()).unwrap();
+    two.train(&x, params(9, 5)).unwrap();
+    let batches: Vec<&[f32]> = x.chunks(333 * dim).collect();
+    let routes: Vec<Vec<u32>> = batches.iter().map(|b| two.assign(b).unwrap()).collect();
+    let mut counts = vec![0u64; 9];
+    for &l in routes.iter().flatten() {
+        counts[l as usize] += 1;
+    }
+    two.reserve(&counts).unwrap();
+    let reserved = two.memory_bytes();
+    for (b, r) in batches.iter().zip(&routes) {
+        one.add(b, None).unwrap();
+        two.add_to_lists(b, None, r).unwrap();
+    }
+    assert_eq!(two.memory_bytes(), reserved, "a reserved list reallocated");
+    assert_eq!(one.memory_bytes(), two.memory_bytes());
+    assert_eq!(one.to_bytes().unwrap(), two.to_bytes().unwrap());
+
+    // Bad input fails, naming it, before anything is stored.
+    let rows = two.len();
+    let err = two.add_to_lists(&x[..3 * dim], None, &[0, 9, 1]).unwrap_err();
+    assert_eq!(err.to_string(), "lists: row 1: list 9 is not below the index's 9 lists");
+    let err = two.add_to_lists(&x[..3 * dim], None, &[0, 1]).unwrap_err();
+    assert!(matches!(err, Error::Shape { arg: "lists", .. }), "{err}");
+    let err = two.reserve(&[1; 8]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Shape {
+                arg: "rows_per_list",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    for huge in [u64::MAX, 1 << 62] {
+        let err = two.reserve(&[0, 0, huge, 0, 0, 0, 0, 0, 0]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Alloc {
+                    arg: "rows_per_list",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+    assert_eq!(two.len(), rows);
+    let untrained = IvfIndex::new(dim, Thresholds::gaussian(dim).unwrap()).unwrap();
+    assert!(untrained.assign(&x[..dim]).is_err());
+}

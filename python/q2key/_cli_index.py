@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -60,19 +61,22 @@ def _load(path: str, *, mmap: bool = True) -> Index | IVFIndex:
 def cmd_build(args: argparse.Namespace, ctx: Context) -> int:
     check_output_path(args.output)
     index: Index | IVFIndex
+    ivf: IVFIndex | None = None
     if args.lists is not None:
         from ._cli_ivf import trained  # pass 1: the training sample
 
-        index = trained(args, ctx)
+        index = ivf = trained(args, ctx)
     with open_source(args.vectors, args.column, what="vectors") as src:
         if args.lists is None:
             index = Index(src.dim, threshold=load_thresholds(args.thresholds, src.dim), weights=_weights(args.weights))
         ids = None if args.ids is None else _ids(args.ids, src.rows)
         batch_rows = args.batch_rows or default_batch_rows(src.dim, src.dtype.itemsize)
-        if args.lists is not None:
-            from ._cli_ivf import add_batch_rows
+        add: Callable[..., object] = index.add
+        if ivf is not None:
+            from ._cli_ivf import add_batch_rows, routed_adder
 
             batch_rows = add_batch_rows(args, batch_rows)
+            add = routed_adder(ivf, args, ctx)  # pass 2: every row's list, every list sized
         done = 0
         with ctx.progress(src.rows, "index", args.quiet) as bar:
             for batch in src.batches(batch_rows):
@@ -83,7 +87,7 @@ def cmd_build(args: argparse.Namespace, ctx: Context) -> int:
                         raise CliError(f"{args.ids}: {ids.shape[0]:,} ids for more vectors; expected one id per vector")
                     batch_ids = np.asarray(ids[done : done + n])
                 try:
-                    index.add(batch, ids=batch_ids, threads=args.threads)
+                    add(batch, ids=batch_ids, threads=args.threads)
                 except Q2KeyError as e:
                     where = args.ids if e.arg == "ids" else src.path
                     raise located(e, where, done) from None

@@ -12,7 +12,7 @@ import numpy.typing as npt
 from . import _args, _native
 from ._args import threads as check_threads
 from ._encode import ThresholdLike
-from ._errors import Q2KeyError
+from ._errors import DTypeError, Q2KeyError, ShapeError
 from ._index import _thresholds_for
 from ._index_args import Rescore, filter_arrays, id_array, id_list, index_codes, index_floats, rescore_candidates
 from ._results import SearchResult
@@ -176,15 +176,39 @@ class IVFIndex:
             check_threads(threads),
         )
 
-    def add(self, vectors: Any, ids: Any = None, *, threads: int | None = None) -> npt.NDArray[np.uint64]:
+    def add(
+        self, vectors: Any, ids: Any = None, *, lists: Any = None, threads: int | None = None
+    ) -> npt.NDArray[np.uint64]:
         """Encodes ``vectors`` (``(N, dim)`` or ``(dim,)``) and appends each to its nearest list.
 
         Returns their ids (sequential from the next free id when ``ids`` is None). All or nothing:
         a NaN row, a wrong width, or a duplicate or present id raises before anything is stored.
-        Needs a trained index.
+        Needs a trained index. ``lists``: the rows' lists as :meth:`assign` gave them (one per row),
+        to skip finding them again; any list numbers below :attr:`lists` are stored as given, and a
+        search finds a row only in its list.
         """
         rows = index_floats(vectors, self.dim, "vectors")
-        return self._native.add(rows, id_array(ids, int(rows.shape[0])), check_threads(threads))
+        n = int(rows.shape[0])
+        where = None if lists is None else _unsigned(lists, "lists", np.uint32, "list numbers", n)
+        return self._native.add(rows, id_array(ids, n), check_threads(threads), where)
+
+    def assign(self, vectors: Any, *, threads: int | None = None) -> npt.NDArray[np.uint32]:
+        """The list :meth:`add` would put each row of ``vectors`` in (its nearest centroid), uint32.
+
+        With :meth:`reserve`, a streamed build counts its rows per list first and sizes every list
+        once (``index.reserve(np.bincount(lists, minlength=index.lists))``), then adds with
+        ``add(rows, lists=...)``: the lists never reallocate while they fill.
+        """
+        rows = index_floats(vectors, self.dim, "vectors")
+        return self._native.assign(rows, check_threads(threads))
+
+    def reserve(self, rows_per_list: Any) -> None:
+        """Makes room for ``rows_per_list[l]`` more rows in each list ``l`` (one count per list).
+
+        Only capacity changes (memory is taken as the rows arrive); a count the memory cannot
+        hold raises ``MemoryError``.
+        """
+        self._native.reserve(_unsigned(rows_per_list, "rows_per_list", np.uint64, "row counts", self.lists))
 
     def remove(self, ids: Any) -> int:
         """Removes ``ids`` (unknown ones are ignored) and returns how many were removed.
@@ -286,3 +310,27 @@ class IVFIndex:
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickled as its saved form (checked on arrival), as Index is.
         return (IVFIndex.from_bytes, (self.to_bytes(),))
+
+
+def _unsigned(values: Any, arg: str, dtype: type[np.unsignedinteger[Any]], what: str, length: int) -> Any:
+    """``values`` as a contiguous 1-D array of ``dtype`` of ``length`` elements; errors name ``arg``."""
+    top = int(np.iinfo(dtype).max)
+    a = np.asarray(values)
+    if a.dtype.kind in "fO" and a.ndim == 1 and not isinstance(values, np.ndarray):
+        # A list of ints past 2^63 becomes float64 or object in numpy: check them as Python ints.
+        ints = list(np.asarray(values, dtype=object))
+        if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in ints):
+            bad = next((int(v) for v in ints if not 0 <= int(v) <= top), None)
+            if bad is not None:
+                raise Q2KeyError(f"{what} are integers from 0 to {top}, got {bad}", arg=arg)
+            a = np.array([int(v) for v in ints], dtype=dtype)
+    if a.dtype.kind not in "iu" and not (a.size == 0 and a.dtype.kind == "f"):
+        raise DTypeError(f"expected integer {what}, got dtype {a.dtype}", arg=arg)
+    if a.ndim != 1:
+        raise ShapeError(f"expected a 1-D array, got shape {a.shape}", arg=arg)
+    if a.size and (int(a.min()) < 0 or int(a.max()) > top):
+        bad = int(a.min()) if int(a.min()) < 0 else int(a.max())
+        raise Q2KeyError(f"{what} are integers from 0 to {top}, got {bad}", arg=arg)
+    if a.shape[0] != length:
+        raise ShapeError(f"expected {length} {what}, got {a.shape[0]}", arg=arg)
+    return np.require(a, dtype=dtype, requirements=["C", "A"])

@@ -157,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_lists,
         metavar="N|auto",
         help="build an inverted-file index (q2key.IVFIndex) of N lists (auto: ≈ 4·√rows): one pass samples "
-        "the training rows, k-means fits the lists, a second pass encodes and adds the rows",
+        "the training rows, k-means fits the lists, a second pass sizes the lists, a third encodes and adds the rows",
     )
     b.add_argument(
         "--train-rows",

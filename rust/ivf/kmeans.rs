@@ -19,7 +19,7 @@ use rayon::prelude::*;
 /// per task, so larger tasks amortise it (64 rows: 12 GFLOP/s, 256 rows:
 /// 18 GFLOP/s on one AVX2 core at 2 048 centroids × 384-d); a task's dot
 /// products (`rows × centroids` f32) are 4 MB at 4 096 centroids.
-const ASSIGN_ROWS: usize = 256;
+pub(crate) const ASSIGN_ROWS: usize = 256;
 /// The relative perturbation of a split centroid (faiss's `EPS`).
 const SPLIT_EPS: f32 = 1.0 / 1024.0;
 

@@ -89,26 +89,31 @@ impl List {
     }
 
     /// Reserves room for `more` rows (exactly: lists are sized by their
-    /// batches, so memory stays at what the rows need). `MemoryError` naming `x`.
-    pub(crate) fn reserve(&mut self, more: usize, width: usize) -> Result<()> {
+    /// batches, or once by [`crate::ivf::IvfIndex::reserve`], so memory stays
+    /// at what the rows need). `MemoryError` naming `arg` when the size
+    /// overflows or cannot be allocated.
+    pub(crate) fn reserve(&mut self, more: usize, width: usize, arg: &'static str) -> Result<()> {
         let Blocks::Owned(blocks) = &mut self.blocks else {
             return Err(Error::ReadOnly);
         };
-        let rows = self.ids.len() + more;
-        let want = rows.div_ceil(BLOCK_ROWS) * BLOCK_ROWS * width;
-        let fail = |_| Error::Alloc {
-            arg: "x",
+        let fail = || Error::Alloc {
+            arg,
             what: "the inverted lists",
             size: format!("{more} more rows"),
         };
+        let rows = self.ids.len().checked_add(more).ok_or_else(fail)?;
+        let want = rows
+            .div_ceil(BLOCK_ROWS)
+            .checked_mul(BLOCK_ROWS * width)
+            .ok_or_else(fail)?;
         blocks
             .try_reserve_exact(want.saturating_sub(blocks.len()))
-            .map_err(fail)?;
-        self.ids.try_reserve_exact(more).map_err(fail)?;
-        self.norms.try_reserve_exact(more).map_err(fail)?;
+            .map_err(|_| fail())?;
+        self.ids.try_reserve_exact(more).map_err(|_| fail())?;
+        self.norms.try_reserve_exact(more).map_err(|_| fail())?;
         self.alive
             .try_reserve_exact(rows.div_ceil(8).saturating_sub(self.alive.len()))
-            .map_err(fail)?;
+            .map_err(|_| fail())?;
         Ok(())
     }
 
@@ -151,7 +156,7 @@ impl List {
             return Ok(());
         }
         let mut kept = List::empty();
-        kept.reserve(self.live(), width)?;
+        kept.reserve(self.live(), width, "index")?;
         let mut code = vec![0u8; width];
         for row in (0..self.rows()).filter(|&r| self.is_alive(r)) {
             self.code_into(row, &mut code);

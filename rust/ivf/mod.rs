@@ -41,8 +41,6 @@ use std::borrow::Cow;
 pub const DEFAULT_POINTS_PER_LIST: usize = 64;
 /// k-means iterations by default.
 pub const DEFAULT_ITERATIONS: usize = 10;
-/// Rows normalised and assigned together by `add` (bounds its extra memory).
-const ADD_BATCH: usize = 1 << 16;
 /// A list is compacted once more than this share of its rows is removed.
 const DEAD_SHARE_LIMIT: f64 = 0.25;
 
@@ -261,14 +259,60 @@ impl IvfIndex {
         Ok(codes)
     }
 
-    /// The nearest list of each row of `x` (normalised in batches).
+    /// The nearest list of each row of `x`. Each parallel task normalises
+    /// its own [`kmeans::ASSIGN_ROWS`] rows into a buffer of that size (the
+    /// chunks `assign` would make), so routing holds no copy of `x`.
     fn nearest_lists(&self, x: &[f32], rows: usize) -> Result<Vec<u32>> {
         let mut lists = zeroed::<u32>("add", "the lists of the vectors", rows, 1)?;
-        for (chunk, out) in x.chunks(ADD_BATCH * self.dim).zip(lists.chunks_mut(ADD_BATCH)) {
-            let unit = kmeans::normalised(chunk, self.dim)?;
-            kmeans::assign(&unit, &self.centroids, self.dim, out)?;
-        }
+        x.par_chunks(kmeans::ASSIGN_ROWS * self.dim)
+            .zip(lists.par_chunks_mut(kmeans::ASSIGN_ROWS))
+            .try_for_each(|(chunk, out)| {
+                let unit = kmeans::normalised(chunk, self.dim)?;
+                kmeans::assign(&unit, &self.centroids, self.dim, out)
+            })?;
         Ok(lists)
+    }
+
+    /// The list each row of `x` (`rows × dim`, finite) would be added to:
+    /// its nearest centroid, as [`IvfIndex::add`] assigns it. With
+    /// [`IvfIndex::reserve`] and [`IvfIndex::add_to_lists`] a streamed build
+    /// counts its rows per list first and sizes every list once: the lists
+    /// never reallocate, so the heap holds no blocks they outgrew.
+    pub fn assign(&self, x: &[f32]) -> Result<Vec<u32>> {
+        if !self.is_trained() {
+            return Err(Error::value("index", "is not trained: call train first"));
+        }
+        let rows = self.check_floats("x", x)?;
+        self.nearest_lists(x, rows)
+    }
+
+    /// Makes room for `rows_per_list[l]` more rows in list `l` (one count
+    /// per list), exactly, so adding them does not reallocate. Errors name
+    /// `rows_per_list`: a wrong length, or `MemoryError` when a size
+    /// overflows or cannot be allocated (the lists may then be partly
+    /// reserved: capacity only, no rows change).
+    pub fn reserve(&mut self, rows_per_list: &[u64]) -> Result<()> {
+        self.check_writable()?;
+        if !self.is_trained() {
+            return Err(Error::value("index", "is not trained: call train first"));
+        }
+        if rows_per_list.len() != self.lists.len() {
+            return Err(Error::shape(
+                "rows_per_list",
+                format!("{} counts (one per list)", self.lists.len()),
+                rows_per_list.len(),
+            ));
+        }
+        let width = code_width(self.dim);
+        for (list, &more) in self.lists.iter_mut().zip(rows_per_list) {
+            let more = usize::try_from(more).map_err(|_| Error::Alloc {
+                arg: "rows_per_list",
+                what: "the inverted lists",
+                size: format!("{more} more rows"),
+            })?;
+            list.reserve(more, width, "rows_per_list")?;
+        }
+        Ok(())
     }
 
     /// Encodes `x` (`rows × dim`, finite) and adds each row to its nearest
@@ -276,11 +320,27 @@ impl IvfIndex {
     /// All-or-nothing: a bad shape, value or id (repeated, or already
     /// stored) fails before anything is stored. Returns the ids.
     pub fn add(&mut self, x: &[f32], ids: Option<&[u64]>) -> Result<Vec<u64>> {
+        self.add_rows(x, ids, None)
+    }
+
+    /// [`IvfIndex::add`] of rows whose lists [`IvfIndex::assign`] gave
+    /// (`lists[r]` for row `r`; not recomputed). A count or list number
+    /// that does not fit fails, naming `lists`, before anything is stored.
+    /// Any list numbers below [`IvfIndex::lists`] are accepted: the index
+    /// stays valid, but a search finds a row only in the list it was put in.
+    pub fn add_to_lists(&mut self, x: &[f32], ids: Option<&[u64]>, lists: &[u32]) -> Result<Vec<u64>> {
+        self.add_rows(x, ids, Some(lists))
+    }
+
+    fn add_rows(&mut self, x: &[f32], ids: Option<&[u64]>, lists: Option<&[u32]>) -> Result<Vec<u64>> {
         self.check_writable()?;
         if !self.is_trained() {
             return Err(Error::value("index", "is not trained: call train first"));
         }
         let rows = self.check_floats("x", x)?;
+        if let Some(lists) = lists {
+            self.check_lists(lists, rows)?;
+        }
         let ids = self.new_ids(rows, ids)?;
         let total = self.lists.iter().map(List::rows).sum::<usize>() + rows;
         if total > u32::MAX as usize {
@@ -289,11 +349,14 @@ impl IvfIndex {
         let codes = self.encode(x, rows)?;
         let mut norms = zeroed("add", "the norms of the vectors", rows, 1)?;
         crate::row_norms(&codes, self.dim, &self.table, &mut norms)?;
-        let assignment = self.nearest_lists(x, rows)?;
+        let assignment = match lists {
+            Some(lists) => Cow::Borrowed(lists),
+            None => Cow::Owned(self.nearest_lists(x, rows)?),
+        };
         let members = kmeans::group_by_list(&assignment, self.lists.len());
         let width = code_width(self.dim);
         for (l, list) in self.lists.iter_mut().enumerate() {
-            list.reserve(members.starts[l + 1] - members.starts[l], width)?;
+            list.reserve(members.starts[l + 1] - members.starts[l], width, "x")?;
         }
         // Nothing fails from here on.
         self.lists.par_iter_mut().enumerate().for_each(|(l, list)| {
@@ -306,6 +369,28 @@ impl IvfIndex {
             self.next_id = self.next_id.max(max.saturating_add(1));
         }
         Ok(ids)
+    }
+
+    /// `lists` (one list number per row of `rows`, each below the number of lists).
+    fn check_lists(&self, lists: &[u32], rows: usize) -> Result<()> {
+        if lists.len() != rows {
+            return Err(Error::shape(
+                "lists",
+                format!("{rows} list numbers (one per row)"),
+                lists.len(),
+            ));
+        }
+        if let Some(row) = lists.iter().position(|&l| l as usize >= self.lists.len()) {
+            return Err(Error::value(
+                "lists",
+                format!(
+                    "row {row}: list {} is not below the index's {} lists",
+                    lists[row],
+                    self.lists.len()
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// The ids of `rows` new rows: `given` (checked: one per row, distinct,

@@ -122,27 +122,66 @@ impl PyIvfIndex {
         })
     }
 
-    /// Encodes and adds float rows `x` under `ids` (sequential when None);
-    /// all-or-nothing. Returns the ids (uint64).
-    #[pyo3(signature = (x, ids=None, threads=None))]
+    /// Encodes and adds float rows `x` under `ids` (sequential when None),
+    /// each to its nearest list, or to `lists[r]` (from `assign`) when
+    /// given; all-or-nothing. Returns the ids (uint64).
+    #[pyo3(signature = (x, ids=None, threads=None, lists=None))]
     fn add<'py>(
         &self,
         py: Python<'py>,
         x: FloatRows<'py>,
         ids: Option<PyReadonlyArray1<'py, u64>>,
         threads: Option<usize>,
+        lists: Option<PyReadonlyArray1<'py, u32>>,
     ) -> PyResult<Bound<'py, PyArray1<u64>>> {
         let x = self.floats(py, &x, "vectors")?;
         let ids = ids
             .as_ref()
             .map(|i| copied("ids", "a copy of the ids", vector("ids", i)?, 1).map_err(from_err))
             .transpose()?;
+        let lists = lists
+            .as_ref()
+            .map(|l| copied("lists", "a copy of the lists", vector("lists", l)?, 1).map_err(from_err))
+            .transpose()?;
         let added = py.detach(|| {
             run_as(threads, "vectors", || {
-                core_write(self, |index| index.add(&x, ids.as_deref()))
+                core_write(self, |index| match &lists {
+                    Some(lists) => index.add_to_lists(&x, ids.as_deref(), lists),
+                    None => index.add(&x, ids.as_deref()),
+                })
             })
         })?;
         Ok(to_vector(py, added))
+    }
+
+    /// The list `add` would put each float row of `x` in (uint32).
+    #[pyo3(signature = (x, threads=None))]
+    fn assign<'py>(
+        &self,
+        py: Python<'py>,
+        x: FloatRows<'py>,
+        threads: Option<usize>,
+    ) -> PyResult<Bound<'py, PyArray1<u32>>> {
+        let x = self.floats(py, &x, "vectors")?;
+        let lists = py.detach(|| {
+            run_as(threads, "vectors", || {
+                let index = self.inner.read().map_err(|_| poisoned_core())?;
+                index.assign(&x)
+            })
+        })?;
+        Ok(to_vector(py, lists))
+    }
+
+    /// Makes room for `rows_per_list[l]` more rows in each list `l`.
+    fn reserve(&self, py: Python<'_>, rows_per_list: PyReadonlyArray1<'_, u64>) -> PyResult<()> {
+        let counts = copied(
+            "rows_per_list",
+            "a copy of the counts",
+            vector("rows_per_list", &rows_per_list)?,
+            1,
+        )
+        .map_err(from_err)?;
+        py.detach(|| run(None, || core_write(self, |index| index.reserve(&counts))))
     }
 
     /// Asymmetric search of float queries (SPEC §8) in their `nprobe`

@@ -164,7 +164,7 @@ def test_mistakes_are_one_line_errors(tmp_path: Path, x: np.ndarray, files: tupl
 def test_build_adds_in_bounded_batches_and_the_file_does_not_depend_on_them(
     tmp_path: Path, files: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Without --batch-rows, pass 2 adds at most ADD_BATCH_ROWS rows at a time (each batch is held several
+    # Without --batch-rows, pass 3 adds at most ADD_BATCH_ROWS rows at a time (each batch is held several
     # times over while it is added, so its size is the build's memory above the index); the file is the
     # same whatever the batches.
     from q2key import _cli_ivf

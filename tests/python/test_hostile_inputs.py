@@ -130,6 +130,7 @@ THREADS: dict[str, Callable[[Any], Any]] = {
     "Index.range_search": lambda t: INDEX.range_search(X, 10, threads=t),
     "IVFIndex.train": lambda t: q2key.IVFIndex(DIM).train(X, lists=2, threads=t),
     "IVFIndex.add": lambda t: IVF.add(X[:0], threads=t),
+    "IVFIndex.assign": lambda t: IVF.assign(X, threads=t),
     "IVFIndex.search": lambda t: IVF.search(X, k=3, threads=t),
     "IVFIndex.search(lee)": lambda t: IVF.search(X, k=3, threads=t, scoring="lee"),
     "asymmetric_search": lambda t: q2key.asymmetric_search(X, CODES, 3, threads=t),

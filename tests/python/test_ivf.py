@@ -283,3 +283,77 @@ def test_ids_lists_the_stored_ids_in_storage_order(rng: np.random.Generator, tmp
     ivf.save(tmp_path / "i.ivf")
     assert np.array_equal(q2key.IVFIndex.load(tmp_path / "i.ivf", mmap=True).ids(), ivf.ids())
     assert q2key.IVFIndex(16).ids().shape == (0,)
+
+
+@SETTINGS
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    rows=st.integers(1, 400),
+    lists=st.integers(1, 9),
+    batch=st.integers(1, 150),
+    reserve=st.booleans(),
+)
+def test_assign_reserve_then_add_to_lists_is_the_one_pass_build(
+    seed: int, rows: int, lists: int, batch: int, reserve: bool
+) -> None:
+    # The streamed build's law: routing every batch first (assign), sizing the lists once (reserve) and
+    # adding with the lists found gives the index, byte for byte, that adding the same batches gives.
+    rng = np.random.default_rng(seed)
+    x = clustered(rng, rows, 24)
+    lists = min(lists, rows)
+    one, two = q2key.IVFIndex(24), q2key.IVFIndex(24)
+    one.train(x, lists=lists, seed=seed)
+    two.train(x, lists=lists, seed=seed)
+    batches = [x[lo : lo + batch] for lo in range(0, rows, batch)]
+    routes = [two.assign(b) for b in batches]
+    assert all(r.dtype == np.uint32 and r.shape == (len(b),) for r, b in zip(routes, batches))
+    if reserve:
+        two.reserve(np.bincount(np.concatenate(routes), minlength=lists))
+    for b, r in zip(batches, routes):
+        one.add(b)
+        two.add(b, lists=r.astype(np.uint16))
+    assert one.to_bytes() == two.to_bytes()
+
+
+def test_add_to_lists_and_reserve_refuse_bad_input_before_storing(rng: np.random.Generator) -> None:
+    x = clustered(rng, 60, 16)
+    index = q2key.IVFIndex(16)
+    with pytest.raises(q2key.Q2KeyError, match="not trained"):
+        index.assign(x)
+    with pytest.raises(q2key.Q2KeyError, match="not trained"):
+        index.reserve([])
+    index.train(x, lists=4)
+    good = index.assign(x[:3])
+    bad_lists: list[tuple[Any, type[Exception], str]] = [
+        ([0, 1, 4], q2key.Q2KeyError, "lists: row 2: list 4 is not below the index's 4 lists"),
+        ([0, 1, -1], q2key.Q2KeyError, "lists: list numbers are integers from 0 to 4294967295, got -1"),
+        ([0, 1, 2**32], q2key.Q2KeyError, "got 4294967296"),
+        ([0, 1], q2key.ShapeError, "lists: expected 3 list numbers, got 2"),
+        ([[0, 1, 2]], q2key.ShapeError, "lists: expected a 1-D array"),
+        ([0.0, 1.0, 2.0], q2key.DTypeError, "lists: expected integer list numbers, got dtype float64"),
+    ]
+    for lists, kind, words in bad_lists:
+        with pytest.raises(kind) as e:
+            index.add(x[:3], ids=[7, 8, 9], lists=lists)
+        assert words in str(e.value) and e.value.arg == "lists"  # type: ignore[attr-defined]
+        assert len(index) == 0
+    nan = x[:3].copy()
+    nan[1, 2] = np.nan
+    with pytest.raises(q2key.NonFiniteError):
+        index.assign(nan)
+    with pytest.raises(q2key.NonFiniteError):
+        index.add(nan, lists=good)
+    assert len(index) == 0
+    with pytest.raises(q2key.ShapeError, match="rows_per_list: expected 4 row counts, got 3"):
+        index.reserve([1, 2, 3])
+    with pytest.raises(q2key.Q2KeyError, match="rows_per_list: row counts are integers from 0 to"):
+        index.reserve([1, 2, 3, -4])
+    with pytest.raises(MemoryError, match="rows_per_list: cannot allocate the inverted lists"):
+        index.reserve([1, 2**63, 3, 4])
+    with pytest.raises(MemoryError, match="rows_per_list"):
+        index.reserve([2**64 - 1, 0, 0, 0])
+    assert len(index) == 0
+    assert index.add(x[:3], lists=good).tolist() == [0, 1, 2]
+    assert index.stats().rows == 3
+    path_index = q2key.IVFIndex.from_bytes(index.to_bytes())
+    assert np.array_equal(path_index.ids(), index.ids())

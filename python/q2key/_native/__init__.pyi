@@ -44,6 +44,7 @@ __all__ = [
 ]
 
 _U8 = npt.NDArray[np.uint8]
+_U32 = npt.NDArray[np.uint32]
 _U64 = npt.NDArray[np.uint64]
 _Floats = npt.NDArray[np.float32] | npt.NDArray[np.float64]
 _Encoded = tuple[_U8, npt.NDArray[np.uint64], npt.NDArray[np.uint32]]
@@ -146,7 +147,11 @@ class IvfIndex:
         seed: int = 0,
         threads: int | None = None,
     ) -> None: ...
-    def add(self, x: _Floats, ids: _U64 | None = None, threads: int | None = None) -> _U64: ...
+    def add(
+        self, x: _Floats, ids: _U64 | None = None, threads: int | None = None, lists: _U32 | None = None
+    ) -> _U64: ...
+    def assign(self, x: _Floats, threads: int | None = None) -> _U32: ...
+    def reserve(self, rows_per_list: _U64) -> None: ...
     def search_asym(
         self,
         queries: _Floats,
