@@ -11,13 +11,7 @@ use q2key::{fast_scan_blocks, search_masked_with, search_with, Backend, Kernels,
 
 /// Distances and hit masks of `queries` against `db` on `kernels`, bounds
 /// from `bound(query)`.
-fn scan(
-    kernels: &Kernels,
-    queries: &[u8],
-    db: &[u8],
-    width: usize,
-    bounds: Option<&[u32]>,
-) -> (Vec<u32>, Vec<u8>) {
+fn scan(kernels: &Kernels, queries: &[u8], db: &[u8], width: usize, bounds: Option<&[u32]>) -> (Vec<u32>, Vec<u8>) {
     let nq = queries.len() / width;
     let rows = db.len() / width;
     let padded = rows.div_ceil(32) * 32;
@@ -47,10 +41,19 @@ fn check_all_backends(queries: &[u8], db: &[u8], width: usize, bounds: &[u32]) {
         let (out, _) = scan(k, queries, db, width, None);
         assert_eq!(out, expected, "{backend:?} width {width} rows {rows} queries {nq}");
         let (out, hits) = scan(k, queries, db, width, Some(bounds));
-        assert_eq!(out, expected, "{backend:?} with hits, width {width} rows {rows} queries {nq}");
+        assert_eq!(
+            out, expected,
+            "{backend:?} with hits, width {width} rows {rows} queries {nq}"
+        );
         for (i, &d) in expected.iter().enumerate() {
             let hit = hits[i / 8] >> (i % 8) & 1 == 1;
-            assert_eq!(hit, d < bounds[i / padded], "{backend:?} width {width} query {} row {}", i / padded, i % padded);
+            assert_eq!(
+                hit,
+                d < bounds[i / padded],
+                "{backend:?} width {width} query {} row {}",
+                i / padded,
+                i % padded
+            );
         }
     }
 }
@@ -147,11 +150,14 @@ fn database(rng: &mut Rng, n: usize, width: usize) -> Vec<u8> {
 fn search_through_the_scan_equals_the_scalar_backend_and_brute_force() {
     let scalar = Kernels::for_backend(Backend::Scalar).unwrap();
     let mut rng = Rng::new(3);
-    for (width, n) in [(96usize, 3000usize), (5, 20_000), (33, 700), (300, 400)] {
+    for (width, n) in [(96usize, 3000usize), (5, 9_000), (33, 700), (300, 400)] {
         let db = database(&mut rng, n, width);
-        let mask: Vec<u8> = (0..n.div_ceil(8)).map(|_| rng.next_u64() as u8 & rng.next_u64() as u8).collect();
+        let mask: Vec<u8> = (0..n.div_ceil(8))
+            .map(|_| rng.next_u64() as u8 & rng.next_u64() as u8)
+            .collect();
         let allowed: Vec<usize> = (0..n).filter(|&r| mask[r / 8] >> (r % 8) & 1 == 1).collect();
-        for nq in [1usize, 2, 3, 5, 9, 17] {
+        // The engine switches kernels at 32 queries a chunk (two threads: 64 queries).
+        for nq in [1usize, 2, 5, 31, 32, 33, 64, 65, 70] {
             // Half the queries repeat database rows (distance-0 ties).
             let mut queries = rng.bytes(nq * width);
             for q in (0..nq).step_by(2) {
@@ -186,7 +192,11 @@ fn search_through_the_scan_equals_the_scalar_backend_and_brute_force() {
                         brute_d.extend(all[..cols].iter().map(|p| p.0));
                         brute_r.extend(all[..cols].iter().map(|p| p.1));
                     }
-                    assert_eq!(expected, (brute_d, brute_r), "scalar width {width} nq {nq} k {k} masked {masked}");
+                    assert_eq!(
+                        expected,
+                        (brute_d, brute_r),
+                        "scalar width {width} nq {nq} k {k} masked {masked}"
+                    );
                     for backend in Backend::supported() {
                         let got = run(Kernels::for_backend(backend).unwrap());
                         assert_eq!(got, expected, "{backend:?} width {width} nq {nq} k {k} masked {masked}");

@@ -15,8 +15,11 @@ const BLOCK_BYTES: usize = 96 * 1024;
 /// Queries per tile-kernel call, bounding the distance buffer.
 const TILE_QUERIES: usize = 8;
 /// From this many queries in a chunk, the fast-scan layout of each block
-/// pays for itself (see `lee_scan` in benches/kernels.rs).
-pub(crate) const SCAN_MIN_QUERIES: usize = 2;
+/// pays for itself: on AVX2 (Zen 3) the layout costs about 19 ns per row
+/// more than the 8-row transpose at 96 B (46 at 256 B) and the scan saves
+/// 0.6 ns per distance (1.9 at 256 B) against the tile kernel, so the
+/// crossover is 24–32 queries (`lee_scan/layout` in benches/kernels.rs).
+pub(crate) const SCAN_MIN_QUERIES: usize = 32;
 
 /// Rows per database block for codes of `width` bytes (a multiple of 8).
 pub(crate) fn block_rows(width: usize) -> usize {
