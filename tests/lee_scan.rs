@@ -122,7 +122,7 @@ proptest! {
         if complement {
             for (r, row) in db.chunks_exact_mut(width).enumerate() {
                 for (b, q) in row.iter_mut().zip(&queries[(r % nq) * width..][..width]) {
-                    *b = !q ^ (1 << (r % 8)) * u8::from(r % 3 == 0);
+                    *b = !q ^ ((1 << (r % 8)) * u8::from(r % 3 == 0));
                 }
             }
         }
@@ -202,6 +202,87 @@ fn search_through_the_scan_equals_the_scalar_backend_and_brute_force() {
                         assert_eq!(got, expected, "{backend:?} width {width} nq {nq} k {k} masked {masked}");
                     }
                 }
+            }
+        }
+    }
+}
+
+/// The distance matrix runs chunks of up to 64 queries through the same
+/// engine: with enough queries a chunk takes the fast-scan path.
+#[test]
+fn distance_matrix_through_the_scan_equals_brute_force() {
+    let mut rng = Rng::new(11);
+    for (width, m, n) in [(96usize, 300usize, 1500usize), (7, 130, 70), (300, 70, 40)] {
+        let a = rng.bytes(m * width);
+        let b = database(&mut rng, n, width);
+        let mut out = vec![0u32; m * n];
+        install(Some(2), || q2key::lee_matrix(&a, &b, width, &mut out))
+            .unwrap()
+            .unwrap();
+        for (i, q) in a.chunks_exact(width).enumerate() {
+            for (j, row) in b.chunks_exact(width).enumerate() {
+                assert_eq!(out[i * n + j], naive_lee(q, row), "width {width} query {i} row {j}");
+            }
+        }
+    }
+}
+
+/// An index with ids out of order (ties break by id, through the tie keys)
+/// and both kinds of filter: every backend equals the scalar one and brute
+/// force, with enough queries for the fast-scan path.
+#[test]
+fn index_search_ties_by_id_and_filters_equal_the_scalar_backend() {
+    use q2key::{Filter, Index, IndexThresholds};
+    let (dim, width, n, nq) = (384usize, 96usize, 2500usize, 80usize);
+    let mut rng = Rng::new(21);
+    let codes = database(&mut rng, n, width);
+    // Distinct ids in no particular order.
+    let mut ids: Vec<u64> = (0..n as u64).map(|i| 7 * i + 3).collect();
+    for i in (1..n).rev() {
+        ids.swap(i, rng.below(i + 1));
+    }
+    let mut index = Index::new(dim, IndexThresholds::Gaussian, None).unwrap();
+    index.add_codes(&codes, Some(&ids)).unwrap();
+    let mut queries = rng.bytes(nq * width);
+    for q in (0..nq).step_by(3) {
+        let r = rng.below(n);
+        queries[q * width..][..width].copy_from_slice(&codes[r * width..][..width]);
+    }
+    let wanted: Vec<u64> = ids.iter().copied().filter(|id| !id.is_multiple_of(5)).collect();
+    let mask: Vec<u8> = (0..=7 * n as u64 + 3).map(|id| u8::from(id % 3 != 1) * 0x80).collect();
+    let scalar = Kernels::for_backend(Backend::Scalar).unwrap();
+    for k in [1usize, 10, n + 1] {
+        for filter in [None, Some(Filter::Ids(&wanted)), Some(Filter::Mask(&mask))] {
+            let allowed = |id: u64| match filter {
+                None => true,
+                Some(Filter::Ids(_)) => !id.is_multiple_of(5),
+                Some(Filter::Mask(_)) => id % 3 != 1,
+            };
+            let run = |kernels: &Kernels| {
+                let found = install(Some(2), || index.search_with(kernels, &queries, k, filter))
+                    .unwrap()
+                    .unwrap();
+                (found.columns, found.distances, found.ids)
+            };
+            let expected = run(scalar);
+            let (cols, mut brute_d, mut brute_i) = (expected.0, Vec::new(), Vec::new());
+            for q in queries.chunks_exact(width) {
+                let mut all: Vec<(u32, u64)> = (0..n)
+                    .filter(|&r| allowed(ids[r]))
+                    .map(|r| (naive_lee(q, &codes[r * width..][..width]), ids[r]))
+                    .collect();
+                all.sort_unstable();
+                assert_eq!(cols, k.min(all.len()));
+                brute_d.extend(all[..cols].iter().map(|p| p.0));
+                brute_i.extend(all[..cols].iter().map(|p| p.1));
+            }
+            assert_eq!((&expected.1, &expected.2), (&brute_d, &brute_i), "scalar k {k}");
+            for backend in Backend::supported() {
+                assert_eq!(
+                    run(Kernels::for_backend(backend).unwrap()),
+                    expected,
+                    "{backend:?} k {k}"
+                );
             }
         }
     }
