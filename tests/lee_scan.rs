@@ -287,3 +287,65 @@ fn index_search_ties_by_id_and_filters_equal_the_scalar_backend() {
         }
     }
 }
+
+/// Wrong lengths panic before anything is written, on every backend; the
+/// exact lengths work.
+#[test]
+fn short_or_ragged_buffers_panic_without_writing_on_every_backend() {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    let (width, nq, rows) = (40usize, 5usize, 64usize);
+    let mut rng = Rng::new(5);
+    let tables = LeeTables::new(&rng.bytes(nq * width), width);
+    let mut layout = vec![0u8; rows * width];
+    fast_scan_blocks(&rng.bytes(rows * width), width, &mut layout);
+    let full = nq * rows;
+    // (queries, blocks bytes, out, bounds, hits); None: no hits.
+    type Case = (std::ops::Range<usize>, usize, usize, Option<(usize, usize)>);
+    let bad: Vec<Case> = vec![
+        (0..nq, layout.len(), full - 1, None),
+        (0..nq, layout.len(), 0, None),
+        (0..nq + 1, layout.len(), full + rows, None),
+        (0..nq, layout.len() - 1, full, None),
+        (0..nq, layout.len() - 32 * width + 1, full, None),
+        (0..nq, layout.len(), full, Some((nq - 1, full / 8))),
+        (0..nq, layout.len(), full, Some((nq + 1, full / 8))),
+        (0..nq, layout.len(), full, Some((nq, full / 8 - 1))),
+    ];
+    for backend in Backend::supported() {
+        let k = Kernels::for_backend(backend).unwrap();
+        for (queries, blocks, out_len, hits) in bad.iter().cloned() {
+            let mut out = vec![0xDEAD_BEEFu32; out_len];
+            let mut masks = vec![0xa5u8; hits.map_or(0, |h| h.1)];
+            let bounds = vec![u32::MAX; hits.map_or(0, |h| h.0)];
+            let call = AssertUnwindSafe(|| {
+                k.lee_scan(
+                    &tables,
+                    queries.clone(),
+                    &layout[..blocks],
+                    hits.map(|_| (&bounds[..], &mut masks[..])),
+                    &mut out,
+                )
+            });
+            assert!(
+                catch_unwind(call).is_err(),
+                "{backend:?} {queries:?} {blocks} {out_len} {hits:?}"
+            );
+            assert!(
+                out.iter().all(|&v| v == 0xDEAD_BEEF),
+                "{backend:?} wrote before panicking"
+            );
+            assert!(
+                masks.iter().all(|&v| v == 0xa5),
+                "{backend:?} wrote masks before panicking"
+            );
+        }
+        let (mut out, mut masks) = (vec![0u32; full], vec![0u8; full / 8]);
+        let bounds = vec![u32::MAX; nq];
+        k.lee_scan(&tables, 0..nq, &layout, Some((&bounds, &mut masks)), &mut out);
+        assert!(
+            masks.iter().all(|&m| m == 0xff),
+            "{backend:?}: every row is below u32::MAX"
+        );
+        k.lee_scan(&tables, 2..4, &layout, None, &mut out[..2 * rows]);
+    }
+}
