@@ -25,16 +25,16 @@ const _: () = assert!(U8_BYTES * BYTE_MAX <= u8::MAX as usize && (U8_BYTES + 1) 
 pub(crate) const U16_BYTES: usize = U8_BYTES * 264;
 const _: () = assert!(U16_BYTES * BYTE_MAX <= u16::MAX as usize);
 
-/// Table bytes per query code byte: the high-nibble table twice, then the
-/// low-nibble table twice, so each is one 32-byte load for both 128-bit
-/// lanes of a byte shuffle (a 16-byte broadcast load measured slower).
+/// Table bytes per query code byte: the high-nibble table, then the
+/// low-nibble table (the AVX2 kernel broadcasts each to both 128-bit lanes;
+/// tables stored twice for plain 32-byte loads measured no faster).
 pub(crate) const TABLE_BYTES: usize = 32;
 
 /// The Lee lookup tables of a set of query codes, [`TABLE_BYTES`] per code
-/// byte: with `t = TABLE_BYTES·(q·width + b)`, `entries[t + n]` and
-/// `entries[t + 16 + n]` = `popcount((byte_b >> 4) ^ n)`, `entries[t + 32 + n]`
-/// and `entries[t + 48 + n]` = `popcount((byte_b & 15) ^ n)`. Built only from
-/// codes, so every entry is at most 4 (the kernels rely on it).
+/// byte: with `t = TABLE_BYTES·(q·width + b)`, `entries[t + n]` =
+/// `popcount((byte_b >> 4) ^ n)` and `entries[t + 16 + n]` =
+/// `popcount((byte_b & 15) ^ n)`. Built only from codes, so every entry is
+/// at most 4 (the kernels rely on it).
 #[doc(hidden)]
 pub struct LeeTables {
     width: usize,

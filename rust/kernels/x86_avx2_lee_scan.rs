@@ -10,7 +10,8 @@ use std::arch::x86_64::*;
 use std::ops::Range;
 
 /// Queries scanned together: each shares one block load and nibble split.
-/// Inner loop: 4 accumulators + 2 nibble vectors + the mask + 2 tables.
+/// With [`SCAN_BLOCKS`] = 2 the inner loop holds 8 accumulators + 4 nibble
+/// vectors + the mask + 2 tables in the 16 ymm registers (one spills).
 pub(crate) const SCAN_GROUP: usize = 4;
 /// 32-row blocks scanned together: each table load serves all of them.
 pub(crate) const SCAN_BLOCKS: usize = 2;
