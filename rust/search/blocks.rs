@@ -7,7 +7,7 @@
 
 use crate::kernels::scalar_asym::{fast_scan_blocks, BLOCK_ROWS};
 use crate::kernels::scalar_lee_scan::LeeTables;
-use crate::kernels::{code_words, transpose_block, words_per_code, Kernels};
+use crate::kernels::{code_words, transpose_block, words_per_code, Backend, Kernels};
 use crate::search::topk::TopK;
 use std::sync::OnceLock;
 
@@ -22,17 +22,25 @@ const TILE_QUERIES: usize = 8;
 /// crossover is 24–32 queries (`lee_scan/layout` in benches/kernels.rs).
 pub(crate) const SCAN_MIN_QUERIES: usize = 32;
 
-/// [`SCAN_MIN_QUERIES`], unless `Q2KEY_LEE_SCAN_MIN_QUERIES` sets another
-/// count (read once; for measuring the crossover and comparing the kernels
-/// end to end, like `Q2KEY_AVX2_TILE`). The results are the same either way.
-fn scan_min_queries() -> usize {
-    static MIN: OnceLock<usize> = OnceLock::new();
-    *MIN.get_or_init(|| {
+/// The query count from which `kernels` use the fast scan: [`SCAN_MIN_QUERIES`],
+/// unless `Q2KEY_LEE_SCAN_MIN_QUERIES` sets another count (read once; for
+/// measuring the crossover and comparing the kernels end to end, like
+/// `Q2KEY_AVX2_TILE`). The results are the same either way. The AVX-512
+/// backend keeps its VPOPCNTDQ tile kernel (one instruction per 64 bytes,
+/// 5–6× faiss) unless the variable is set: the AVX2 fast scan its table
+/// reuses was not measured against it.
+fn scan_min_queries(kernels: &Kernels) -> usize {
+    static MIN: OnceLock<Option<usize>> = OnceLock::new();
+    let set = *MIN.get_or_init(|| {
         std::env::var("Q2KEY_LEE_SCAN_MIN_QUERIES")
             .ok()
             .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(SCAN_MIN_QUERIES)
-    })
+    });
+    match (set, kernels.backend) {
+        (Some(n), _) => n,
+        (None, Backend::Avx512) => usize::MAX,
+        (None, _) => SCAN_MIN_QUERIES,
+    }
 }
 
 /// Rows per database block for codes of `width` bytes (a multiple of 8).
@@ -119,7 +127,7 @@ pub(crate) fn for_each_block(
         }
         return;
     }
-    if nq >= scan_min_queries() {
+    if nq >= scan_min_queries(kernels) {
         let mut scan = Scan::new(queries, width);
         dists.resize(TILE_QUERIES.min(nq) * block_rows(width).next_multiple_of(BLOCK_ROWS), 0);
         for (first, rows, block) in blocks(db, width) {
@@ -185,7 +193,7 @@ pub(crate) fn top_k_blocks(
     let mut dists = vec![0u32; TILE_QUERIES.min(nq) * rows_per_block];
     let mut hits = vec![0u8; TILE_QUERIES.min(nq) * groups_per_block];
     let mut bounds = [0u32; TILE_QUERIES];
-    if nq >= scan_min_queries() {
+    if nq >= scan_min_queries(kernels) {
         let mut scan = Scan::new(queries, width);
         for (first, rows, block) in blocks(db, width) {
             let padded = scan.load(block, width);
