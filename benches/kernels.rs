@@ -27,6 +27,15 @@
 //!   Timed in this thread's CPU time (Linux), not wall time: see `thread_cpu_time`.
 //! - `transpose/<W>B`: `transpose_block` of a 1 024-row block (output stays in
 //!   L2, as in search); elements = rows.
+//! - `lee_scan/<backend>/<W>B/q8` (`…/q8_hits`): the fast-scan Lee kernel,
+//!   8 queries against a 1 024-row block in the fast-scan layout (the shape
+//!   search uses from `SCAN_MIN_QUERIES` queries), without and with hit
+//!   masks (bounds about the 10th-nearest of 1 M random rows, so few hits);
+//!   beside `lee_scan/tile_<backend>/<W>B/q8_hits`, the tile kernel
+//!   (`lee_tile_hits`) on the same rows and bounds, and
+//!   `lee_scan/layout/<W>B`: `fast_scan_blocks` of the 1 024-row block
+//!   (elements = rows; what a block costs before its queries, against
+//!   `transpose`). Elements = queries × rows otherwise; thread CPU time.
 //! - `search/<backend>/<W>B/q100`: `search_with`, 100 queries × 100 000 rows,
 //!   k = 10, one thread; elements = distances (queries × rows). `q1` and `q8`:
 //!   small batches (the one-query path uses `lee_rows`), active backend only.
@@ -647,6 +656,106 @@ fn bench_avx2_tile_variants(c: &mut Criterion) {
 #[cfg(not(target_arch = "x86_64"))]
 fn bench_avx2_tile_variants(_: &mut Criterion) {}
 
+fn bench_lee_scan(c: &mut Criterion) {
+    use q2key::{fast_scan_blocks, LeeTables};
+    let mut g = c.benchmark_group("lee_scan");
+    let cpu_time = |b: &mut criterion::Bencher, f: &mut dyn FnMut()| {
+        b.iter_custom(|iters| {
+            let start = thread_cpu_time();
+            for _ in 0..iters {
+                f();
+            }
+            thread_cpu_time() - start
+        })
+    };
+    for width in VARIANT_WIDTHS {
+        let mut rng = Rng::new(700 + width as u64);
+        let rows = rng.bytes(HOT_ROWS * width);
+        let queries = rng.bytes(TILE_QUERIES * width);
+        let tables = LeeTables::new(&queries, width);
+        let mut layout = vec![0u8; HOT_ROWS * width];
+        fast_scan_blocks(&rows, width, &mut layout);
+        let qw = query_words(&queries, width);
+        let words = words_per_code(width);
+        let mut t = Vec::new();
+        transpose_block(&rows, width, &mut t);
+        let block = Placed::new(&t, 0);
+        // About the 10th-nearest distance of 1 M random codes: 4·width − 3.4·√(2·width).
+        let bound = (4.0 * width as f64 - 3.4 * (2.0 * width as f64).sqrt()) as u32;
+        let bounds = [bound; TILE_QUERIES];
+        let (mut expected, mut expected_hits) = (
+            vec![0u32; TILE_QUERIES * HOT_ROWS],
+            vec![0u8; TILE_QUERIES * HOT_ROWS / 8],
+        );
+        scalar().lee_scan(
+            &tables,
+            0..TILE_QUERIES,
+            &layout,
+            Some((&bounds, &mut expected_hits)),
+            &mut expected,
+        );
+        let mut tile = vec![0u32; TILE_QUERIES * HOT_ROWS];
+        scalar().lee_tile(&qw, words, block.words(), &mut tile);
+        assert!(tile == expected, "lee_scan differs from lee_tile at width {width}");
+        let w = format!("{width}B");
+        g.throughput(Throughput::Elements((TILE_QUERIES * HOT_ROWS) as u64));
+        for k in kernels() {
+            let (mut out, mut hits) = (
+                vec![0u32; TILE_QUERIES * HOT_ROWS],
+                vec![0u8; TILE_QUERIES * HOT_ROWS / 8],
+            );
+            k.lee_scan(&tables, 0..TILE_QUERIES, &layout, Some((&bounds, &mut hits)), &mut out);
+            assert!(
+                out == expected && hits == expected_hits,
+                "{:?} lee_scan differs from scalar at width {width}",
+                k.backend
+            );
+            let name = k.backend.name();
+            g.bench_function(BenchmarkId::new(name, format!("{w}/q{TILE_QUERIES}")), |b| {
+                cpu_time(b, &mut || {
+                    k.lee_scan(&tables, 0..TILE_QUERIES, black_box(&layout), None, black_box(&mut out))
+                })
+            });
+            g.bench_function(BenchmarkId::new(name, format!("{w}/q{TILE_QUERIES}_hits")), |b| {
+                cpu_time(b, &mut || {
+                    k.lee_scan(
+                        &tables,
+                        0..TILE_QUERIES,
+                        black_box(&layout),
+                        Some((&bounds, &mut hits)),
+                        black_box(&mut out),
+                    )
+                })
+            });
+            g.bench_function(
+                BenchmarkId::new(format!("tile_{name}"), format!("{w}/q{TILE_QUERIES}_hits")),
+                |b| {
+                    cpu_time(b, &mut || {
+                        k.lee_tile_hits(
+                            black_box(&qw),
+                            words,
+                            black_box(block.words()),
+                            &bounds,
+                            &mut out,
+                            &mut hits,
+                        )
+                    })
+                },
+            );
+        }
+        g.throughput(Throughput::Elements(HOT_ROWS as u64));
+        g.bench_function(BenchmarkId::new("layout", &w), |b| {
+            cpu_time(b, &mut || {
+                fast_scan_blocks(black_box(&rows), width, black_box(&mut layout))
+            })
+        });
+        g.bench_function(BenchmarkId::new("transpose", &w), |b| {
+            cpu_time(b, &mut || transpose_block(black_box(&rows), width, black_box(&mut t)))
+        });
+    }
+    g.finish();
+}
+
 // ---------------------------------------------------------------- search, encode
 
 /// Runs `f` on a one-thread rayon pool whose only worker is the calling
@@ -891,6 +1000,7 @@ fn benches(c: &mut Criterion) {
     bench_probes(c);
     bench_lee(c);
     bench_avx2_tile_variants(c);
+    bench_lee_scan(c);
     bench_search(c);
     bench_encode(c);
     bench_encode_rotated(c);

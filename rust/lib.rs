@@ -76,6 +76,8 @@ pub use error::{Error, Result};
 pub use index::{Filter, Index, IndexThresholds};
 pub use ivf::{IvfIndex, IvfParams, IvfStats};
 pub use kernels::scalar_asym::fast_scan_blocks;
+#[doc(hidden)]
+pub use kernels::scalar_lee_scan::LeeTables;
 #[cfg(target_arch = "x86_64")]
 #[doc(hidden)]
 pub use kernels::x86_avx2_lee::Avx2Tile;

@@ -16,12 +16,15 @@
 
 pub(crate) mod scalar;
 pub mod scalar_asym;
+pub mod scalar_lee_scan;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86_avx2;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86_avx2_asym;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86_avx2_lee;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod x86_avx2_lee_scan;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86_avx512;
 #[cfg(target_arch = "x86_64")]
@@ -147,6 +150,7 @@ pub struct Kernels {
     pub(crate) lee_tile: LeeTile,
     pub(crate) lee_tile_hits: LeeTileHits,
     pub(crate) asym_scan: scalar_asym::AsymScan,
+    pub(crate) lee_scan: scalar_lee_scan::LeeScan,
     pub(crate) rotate: RotateRows,
 }
 
@@ -188,6 +192,16 @@ impl Kernels {
     }
     pub fn asym_scan(&self, luts: &[u8], width: usize, blocks: &[u8], out: &mut [u32]) {
         (self.asym_scan)(luts, width, blocks, out)
+    }
+    pub fn lee_scan(
+        &self,
+        tables: &scalar_lee_scan::LeeTables,
+        queries: std::ops::Range<usize>,
+        blocks: &[u8],
+        hits: Option<(&[u32], &mut [u8])>,
+        out: &mut [u32],
+    ) {
+        (self.lee_scan)(tables, queries, blocks, hits, out)
     }
 }
 

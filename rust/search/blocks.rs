@@ -1,15 +1,47 @@
 //! The blocked distance engine shared by exact search and the distance matrix:
 //! a chunk of queries meets the database one cache-sized block at a time.
-//! With several queries the block is transposed once into 8-row groups so the
-//! tile kernel needs no horizontal sums; a lone query uses the row kernel.
+//! With a few queries the block is transposed once into 8-row groups so the
+//! tile kernel needs no horizontal sums; with many, once into fast-scan
+//! blocks of 32 rows for the table-lookup kernel (cheaper per distance, a
+//! dearer layout); a lone query uses the row kernel.
 
-use crate::kernels::{code_words, transpose_block, words_per_code, Kernels};
+use crate::kernels::scalar_asym::{fast_scan_blocks, BLOCK_ROWS};
+use crate::kernels::scalar_lee_scan::LeeTables;
+use crate::kernels::{code_words, transpose_block, words_per_code, Backend, Kernels};
 use crate::search::topk::TopK;
+use std::sync::OnceLock;
 
 /// About this many database bytes per block: stays in L2 beside the tile output.
 const BLOCK_BYTES: usize = 96 * 1024;
 /// Queries per tile-kernel call, bounding the distance buffer.
 const TILE_QUERIES: usize = 8;
+/// From this many queries in a chunk, the fast-scan layout of each block
+/// pays for itself: on AVX2 (Zen 3) the layout costs about 19 ns per row
+/// more than the 8-row transpose at 96 B (46 at 256 B) and the scan saves
+/// 0.6 ns per distance (1.9 at 256 B) against the tile kernel, so the
+/// crossover is 24–32 queries (`lee_scan/layout` in benches/kernels.rs).
+pub(crate) const SCAN_MIN_QUERIES: usize = 32;
+
+/// The query count from which `kernels` use the fast scan: [`SCAN_MIN_QUERIES`],
+/// unless `Q2KEY_LEE_SCAN_MIN_QUERIES` sets another count (read once; for
+/// measuring the crossover and comparing the kernels end to end, like
+/// `Q2KEY_AVX2_TILE`). The results are the same either way. The AVX-512
+/// backend keeps its VPOPCNTDQ tile kernel (one instruction per 64 bytes,
+/// 5–6× faiss) unless the variable is set: the AVX2 fast scan its table
+/// reuses was not measured against it.
+fn scan_min_queries(kernels: &Kernels) -> usize {
+    static MIN: OnceLock<Option<usize>> = OnceLock::new();
+    let set = *MIN.get_or_init(|| {
+        std::env::var("Q2KEY_LEE_SCAN_MIN_QUERIES")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+    });
+    match (set, kernels.backend) {
+        (Some(n), _) => n,
+        (None, Backend::Avx512) => usize::MAX,
+        (None, _) => SCAN_MIN_QUERIES,
+    }
+}
 
 /// Rows per database block for codes of `width` bytes (a multiple of 8).
 pub(crate) fn block_rows(width: usize) -> usize {
@@ -43,6 +75,30 @@ impl Tiles {
     }
 }
 
+/// A chunk of queries prepared for the fast-scan kernel, and the current
+/// block in that layout.
+struct Scan {
+    tables: LeeTables,
+    layout: Vec<u8>,
+}
+
+impl Scan {
+    fn new(queries: &[u8], width: usize) -> Self {
+        Scan {
+            tables: LeeTables::new(queries, width),
+            layout: Vec::new(),
+        }
+    }
+
+    /// Lays `block` out as fast-scan blocks; returns its rows padded to 32.
+    fn load(&mut self, block: &[u8], width: usize) -> usize {
+        let padded = (block.len() / width).div_ceil(BLOCK_ROWS) * BLOCK_ROWS;
+        self.layout.resize(padded * width, 0);
+        fast_scan_blocks(block, width, &mut self.layout);
+        padded
+    }
+}
+
 /// Database blocks as `(first_row, rows, bytes)`, in increasing row order.
 fn blocks(db: &[u8], width: usize) -> impl Iterator<Item = (usize, usize, &[u8])> {
     let per = block_rows(width);
@@ -67,6 +123,22 @@ pub(crate) fn for_each_block(
             for (q, query) in queries.chunks_exact(width).enumerate() {
                 (kernels.lee_rows)(query, block, &mut dists[..rows]);
                 sink(q, first, &dists[..rows]);
+            }
+        }
+        return;
+    }
+    if nq >= scan_min_queries(kernels) {
+        let mut scan = Scan::new(queries, width);
+        dists.resize(TILE_QUERIES.min(nq) * block_rows(width).next_multiple_of(BLOCK_ROWS), 0);
+        for (first, rows, block) in blocks(db, width) {
+            let padded = scan.load(block, width);
+            for q0 in (0..nq).step_by(TILE_QUERIES) {
+                let tq = TILE_QUERIES.min(nq - q0);
+                let out = &mut dists[..tq * padded];
+                (kernels.lee_scan)(&scan.tables, q0..q0 + tq, &scan.layout, None, out);
+                for t in 0..tq {
+                    sink(q0 + t, first, &out[t * padded..][..rows]);
+                }
             }
         }
         return;
@@ -115,11 +187,36 @@ pub(crate) fn top_k_blocks(
         });
         return;
     }
-    let rows_per_block = block_rows(width);
+    // Fast-scan blocks pad the block to a multiple of 32 rows.
+    let rows_per_block = block_rows(width).next_multiple_of(BLOCK_ROWS);
     let groups_per_block = rows_per_block / 8;
     let mut dists = vec![0u32; TILE_QUERIES.min(nq) * rows_per_block];
     let mut hits = vec![0u8; TILE_QUERIES.min(nq) * groups_per_block];
     let mut bounds = [0u32; TILE_QUERIES];
+    if nq >= scan_min_queries(kernels) {
+        let mut scan = Scan::new(queries, width);
+        for (first, rows, block) in blocks(db, width) {
+            let padded = scan.load(block, width);
+            let groups = padded / 8;
+            for q0 in (0..nq).step_by(TILE_QUERIES) {
+                let tq = TILE_QUERIES.min(nq - q0);
+                for (b, top) in bounds.iter_mut().zip(&tops[q0..q0 + tq]) {
+                    *b = top.bound();
+                }
+                let out = &mut dists[..tq * padded];
+                let hit = &mut hits[..tq * groups];
+                (kernels.lee_scan)(
+                    &scan.tables,
+                    q0..q0 + tq,
+                    &scan.layout,
+                    Some((&bounds[..tq], &mut *hit)),
+                    out,
+                );
+                offer_block(&mut tops[q0..q0 + tq], groups, hit, out, mask, first, rows, row0);
+            }
+        }
+        return;
+    }
     let mut tiles = Tiles::new(queries, width);
     for (first, rows, block) in blocks(db, width) {
         transpose_block(block, width, &mut tiles.transposed);
@@ -139,16 +236,36 @@ pub(crate) fn top_k_blocks(
                 out,
                 hit,
             );
-            if let Some(m) = mask {
-                let allowed = &m[first / 8..][..groups];
-                for h in hit.chunks_exact_mut(groups) {
-                    h.iter_mut().zip(allowed).for_each(|(h, a)| *h &= a);
-                }
-            }
-            for t in 0..tq {
-                let d = &out[t * groups * 8..][..groups * 8];
-                tops[q0 + t].offer_hits(d, &hit[t * groups..][..groups], rows, row0 + first as u64);
-            }
+            offer_block(&mut tops[q0..q0 + tq], groups, hit, out, mask, first, rows, row0);
         }
+    }
+}
+
+/// Offers one block's flagged rows to `tops` (the block's queries, in
+/// order): `hits` holds `groups` 8-row masks per query and `dists` the
+/// matching `8 · groups` distances (rows past `rows` are padding, never
+/// offered); `mask` (the whole database's) clears the flags of rows it
+/// excludes. `first` is the block's first row in `db`, `row0` `db`'s.
+#[allow(clippy::too_many_arguments)]
+fn offer_block(
+    tops: &mut [TopK],
+    groups: usize,
+    hits: &mut [u8],
+    dists: &[u32],
+    mask: Option<&[u8]>,
+    first: usize,
+    rows: usize,
+    row0: u64,
+) {
+    if let Some(m) = mask {
+        // Blocks start on multiples of 8 rows, so a block's mask starts on a byte.
+        let allowed = &m[first / 8..][..rows.div_ceil(8)];
+        for h in hits.chunks_exact_mut(groups) {
+            h.iter_mut().zip(allowed).for_each(|(h, a)| *h &= a);
+        }
+    }
+    for (t, top) in tops.iter_mut().enumerate() {
+        let d = &dists[t * groups * 8..][..groups * 8];
+        top.offer_hits(d, &hits[t * groups..][..groups], rows, row0 + first as u64);
     }
 }

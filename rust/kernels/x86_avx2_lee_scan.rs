@@ -1,0 +1,200 @@
+//! AVX2 fast-scan Lee kernel: per code byte of 32 rows, the nibbles are split
+//! once for a group of queries, then each query adds its two `vpshufb`
+//! lookups (entries ≤ 4) into u8 lanes for [`U8_BYTES`] bytes, 16-bit lanes
+//! for [`U16_BYTES`] bytes, then 32-bit sums. With bounds, the sums are
+//! compared in registers and give the per-8-row hit masks the top-k reads.
+
+use super::scalar_asym::BLOCK_ROWS;
+use super::scalar_lee_scan::{assert_lee_scan_buffers, LeeTables, TABLE_BYTES, U16_BYTES, U8_BYTES};
+use std::arch::x86_64::*;
+use std::ops::Range;
+
+/// Queries scanned together: each shares one block load and nibble split.
+/// With [`SCAN_BLOCKS`] = 2 the inner loop holds 8 accumulators + 4 nibble
+/// vectors + the mask + 2 tables in the 16 ymm registers (one spills).
+pub(crate) const SCAN_GROUP: usize = 4;
+/// 32-row blocks scanned together: each table load serves all of them.
+pub(crate) const SCAN_BLOCKS: usize = 2;
+
+// Safe shim: only reachable through the AVX2 and AVX-512 `KERNELS` tables,
+// which `Kernels::for_backend` hands out after checking the CPU has AVX2.
+pub(crate) fn lee_scan(
+    tables: &LeeTables,
+    queries: Range<usize>,
+    blocks: &[u8],
+    mut hits: Option<(&[u32], &mut [u8])>,
+    out: &mut [u32],
+) {
+    let shape = assert_lee_scan_buffers(
+        tables,
+        &queries,
+        blocks.len(),
+        out.len(),
+        hits.as_ref().map(|(b, m)| (b.len(), m.len())),
+    );
+    let width = tables.width();
+    let rows = shape.blocks * BLOCK_ROWS;
+    let mut i = 0;
+    while i < shape.queries {
+        let group = SCAN_GROUP.min(shape.queries - i);
+        let q = queries.start + i;
+        let luts = tables.entries(q..q + group).as_ptr();
+        // Sums are below 2³¹ (asserted), so a bound clamped to i32::MAX
+        // admits the same rows when compared as signed lanes.
+        let mut bounds = [0i32; SCAN_GROUP];
+        if let Some((b, _)) = &hits {
+            for (s, &b) in bounds.iter_mut().zip(&b[i..i + group]) {
+                *s = b.min(i32::MAX as u32) as i32;
+            }
+        }
+        let mut j = 0;
+        while j < shape.blocks {
+            let pair = SCAN_BLOCKS.min(shape.blocks - j);
+            let block = blocks[j * width * BLOCK_ROWS..].as_ptr();
+            let sums = out[i * rows + j * BLOCK_ROWS..].as_mut_ptr();
+            let masks = match &mut hits {
+                Some((_, m)) => m[i * rows / 8 + j * BLOCK_ROWS / 8..].as_mut_ptr(),
+                None => std::ptr::null_mut(),
+            };
+            let dst = Sums {
+                out: sums,
+                stride: rows,
+                masks,
+            };
+            // SAFETY: CPU: AVX2 (this table is only handed out on such a
+            // CPU); lengths: queries q..q+group have TABLE_BYTES·width table
+            // bytes each (`entries`), entries ≤ 4 (built by `LeeTables::new`),
+            // blocks j..j+pair are whole, out holds `rows` sums per query of
+            // the range and, with hits, masks holds rows/8 masks per query
+            // (`assert_lee_scan_buffers` above), so every access of
+            // `scan_blocks` (the tables of `group` queries, `pair` blocks,
+            // 32·pair sums and 4·pair masks per query at strides rows and
+            // rows/8) is in bounds.
+            unsafe {
+                match (group, pair) {
+                    (1, 1) => scan_blocks::<1, 1>(luts, width, block, &bounds, dst),
+                    (2, 1) => scan_blocks::<2, 1>(luts, width, block, &bounds, dst),
+                    (3, 1) => scan_blocks::<3, 1>(luts, width, block, &bounds, dst),
+                    (_, 1) => scan_blocks::<SCAN_GROUP, 1>(luts, width, block, &bounds, dst),
+                    (1, _) => scan_blocks::<1, SCAN_BLOCKS>(luts, width, block, &bounds, dst),
+                    (2, _) => scan_blocks::<2, SCAN_BLOCKS>(luts, width, block, &bounds, dst),
+                    (3, _) => scan_blocks::<3, SCAN_BLOCKS>(luts, width, block, &bounds, dst),
+                    _ => scan_blocks::<SCAN_GROUP, SCAN_BLOCKS>(luts, width, block, &bounds, dst),
+                }
+            }
+            j += pair;
+        }
+        i += group;
+    }
+}
+
+/// Where one block's results go: query `i`'s 32 sums at `out + stride·i`,
+/// its 4 masks at `masks + (stride/8)·i` (none when `masks` is null).
+#[derive(Clone, Copy)]
+struct Sums {
+    out: *mut u32,
+    stride: usize,
+    masks: *mut u8,
+}
+
+/// The Lee distances of `B` consecutive 32-row blocks to `Q` queries, whose
+/// tables are at `luts + TABLE_BYTES·width·i`; with masks, row `r` of query
+/// `i` is flagged iff its distance is below `bounds[i]`. Each table load
+/// serves the `B` blocks.
+///
+/// # Safety
+/// The CPU supports AVX2; `luts` is readable for `Q·TABLE_BYTES·width`
+/// bytes, every entry ≤ 4; `block` is readable for `B·32·width` bytes; for
+/// each `i < Q`, `dst.out + dst.stride·i` is writable for `32·B` `u32` and,
+/// unless `dst.masks` is null, `dst.masks + (dst.stride/8)·i` for `4·B` bytes.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn scan_blocks<const Q: usize, const B: usize>(
+    luts: *const u8,
+    width: usize,
+    block: *const u8,
+    bounds: &[i32],
+    dst: Sums,
+) {
+    let low4 = _mm256_set1_epi8(0x0f);
+    let block_len = BLOCK_ROWS * width;
+    let mut b0 = 0;
+    while b0 < width {
+        let b1 = (b0 + U16_BYTES).min(width);
+        // `all` holds Σ(even + 256·odd) mod 2¹⁶ per 16-bit lane, `odd` the
+        // exact odd-row sums; the even-row sums are their difference.
+        let mut all = [[_mm256_setzero_si256(); B]; Q];
+        let mut odd = [[_mm256_setzero_si256(); B]; Q];
+        let mut r0 = b0;
+        while r0 < b1 {
+            let r1 = (r0 + U8_BYTES).min(b1);
+            let mut acc = [[_mm256_setzero_si256(); B]; Q];
+            for b in r0..r1 {
+                let mut hi = [_mm256_setzero_si256(); B];
+                let mut lo = [_mm256_setzero_si256(); B];
+                for k in 0..B {
+                    // SAFETY: k < B and b < width: bytes 32b..32b+32 of block k are in bounds.
+                    let v = unsafe { _mm256_loadu_si256(block.add(k * block_len + 32 * b) as *const __m256i) };
+                    hi[k] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+                    lo[k] = _mm256_and_si256(v, low4);
+                }
+                for (i, a) in acc.iter_mut().enumerate() {
+                    // SAFETY: i < Q and b < width: inside query i's TABLE_BYTES·width table bytes.
+                    let (th, tl) = unsafe {
+                        let t = luts.add(TABLE_BYTES * (width * i + b));
+                        (
+                            _mm256_broadcastsi128_si256(_mm_loadu_si128(t as *const __m128i)),
+                            _mm256_broadcastsi128_si256(_mm_loadu_si128(t.add(TABLE_BYTES / 2) as *const __m128i)),
+                        )
+                    };
+                    for k in 0..B {
+                        let s = _mm256_add_epi8(_mm256_shuffle_epi8(th, hi[k]), _mm256_shuffle_epi8(tl, lo[k]));
+                        a[k] = _mm256_add_epi8(a[k], s);
+                    }
+                }
+            }
+            for i in 0..Q {
+                for k in 0..B {
+                    all[i][k] = _mm256_add_epi16(all[i][k], acc[i][k]);
+                    odd[i][k] = _mm256_add_epi16(odd[i][k], _mm256_srli_epi16(acc[i][k], 8));
+                }
+            }
+            r0 = r1;
+        }
+        for i in 0..Q {
+            let bound = _mm256_set1_epi32(bounds[i]);
+            for k in 0..B {
+                let even = _mm256_sub_epi16(all[i][k], _mm256_slli_epi16(odd[i][k], 8));
+                // Per 128-bit lane: unpacklo gives rows 0..8 (lane 1: 16..24), unpackhi 8..16 (24..32).
+                let a = _mm256_unpacklo_epi16(even, odd[i][k]);
+                let c = _mm256_unpackhi_epi16(even, odd[i][k]);
+                let parts = [
+                    _mm256_castsi256_si128(a),
+                    _mm256_castsi256_si128(c),
+                    _mm256_extracti128_si256(a, 1),
+                    _mm256_extracti128_si256(c, 1),
+                ];
+                for (p, part) in parts.into_iter().enumerate() {
+                    // SAFETY: query i's 32·B sums at out + stride·i are writable,
+                    // and unless null its 4·B masks at masks + (stride/8)·i; k < B, p < 4.
+                    unsafe {
+                        let at = dst.out.add(dst.stride * i + 32 * k + 8 * p) as *mut __m256i;
+                        let wide = _mm256_cvtepu16_epi32(part);
+                        let sum = if b0 == 0 {
+                            wide
+                        } else {
+                            _mm256_add_epi32(_mm256_loadu_si256(at), wide)
+                        };
+                        _mm256_storeu_si256(at, sum);
+                        if b1 == width && !dst.masks.is_null() {
+                            let below = _mm256_cmpgt_epi32(bound, sum);
+                            *dst.masks.add(dst.stride / 8 * i + 4 * k + p) =
+                                _mm256_movemask_ps(_mm256_castsi256_ps(below)) as u8;
+                        }
+                    }
+                }
+            }
+        }
+        b0 = b1;
+    }
+}
