@@ -1419,6 +1419,9 @@ impl KeptRows {
             if let Some(&ahead) = order.get(j + PREFETCH_AHEAD) {
                 let (_, s, r) = self.rows[ahead];
                 prefetch(std::slice::from_ref(&sets[s as usize].keys[r as usize]));
+                // The codes were copied while their lists were hot, but a
+                // chunk's kept codes outgrow the caches before its re-rank.
+                prefetch(&self.codes[ahead * width..][..width]);
             }
             let (hi, s, r) = self.rows[i];
             if best.len() == k && best.peek().is_some_and(|kth| hi < kth.0 .0) {
