@@ -150,6 +150,7 @@ pub struct Kernels {
     pub(crate) lee_tile: LeeTile,
     pub(crate) lee_tile_hits: LeeTileHits,
     pub(crate) asym_scan: scalar_asym::AsymScan,
+    pub(crate) quantise_pairs: scalar_asym::QuantisePairs,
     pub(crate) lee_scan: scalar_lee_scan::LeeScan,
     pub(crate) rotate: RotateRows,
 }

@@ -168,3 +168,87 @@ fn transpose_8x8(m: [u64; 8]) -> [u64; 8] {
     let (m6, m7) = exchange(m6, m7, 8, M8);
     [m0, m1, m2, m3, m4, m5, m6, m7]
 }
+
+/// The products `u_d·x̂_d(g)` (f64, `u = q/‖q‖`, per Gray code g) of the
+/// two dimensions of pair m (2m, 2m + 1); a dimension past `dim` has none.
+/// (Built by `PairProducts::new` in `search::asym`, from the query and the
+/// reconstruction table.)
+#[derive(Clone, Copy)]
+pub(crate) struct PairProducts {
+    pub(crate) first: [f64; 4],
+    /// `None` when 2m + 1 is past `dim` (the pair's value is `first` alone).
+    pub(crate) second: Option<[f64; 4]>,
+}
+
+impl PairProducts {
+    /// The pair's 16 values by nibble `n`: `first[n >> 2] + second[n & 3]`.
+    #[inline(always)]
+    pub(crate) fn values(&self) -> [f64; 16] {
+        let mut v = [0.0f64; 16];
+        match self.second {
+            Some(s) => {
+                for (n, v) in v.iter_mut().enumerate() {
+                    *v = self.first[n >> 2] + s[n & 3];
+                }
+            }
+            None => {
+                for (n, v) in v.iter_mut().enumerate() {
+                    *v = self.first[n >> 2];
+                }
+            }
+        }
+        v
+    }
+
+    /// The smallest and largest of [`PairProducts::values`]: rounded addition
+    /// is monotone in each operand, so they are the sums of the extremes.
+    #[inline(always)]
+    pub(crate) fn range(&self) -> (f64, f64) {
+        let lo = |p: &[f64; 4]| p.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = |p: &[f64; 4]| p.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        match &self.second {
+            Some(s) => (lo(&self.first) + lo(s), hi(&self.first) + hi(s)),
+            None => (lo(&self.first), hi(&self.first)),
+        }
+    }
+}
+
+/// Quantises query tables: see [`quantise_pairs`].
+pub(crate) type QuantisePairs = fn(products: &[PairProducts], mins: &[f64], scale: f64, luts: &mut [u8]) -> f64;
+
+/// The lengths [`QuantisePairs`] relies on: one minimum and 16 table bytes per pair.
+pub(crate) fn assert_quantise_buffers(products: &[PairProducts], mins: &[f64], luts: &[u8]) {
+    assert!(
+        mins.len() == products.len() && Some(luts.len()) == products.len().checked_mul(16),
+        "quantise_pairs: {} pairs need {} minima and 16 table bytes each, got {} and {}",
+        products.len(),
+        products.len(),
+        mins.len(),
+        luts.len()
+    );
+}
+
+/// Fills the tables `luts` (16 bytes per pair) of the pairs' `products`
+/// above their minima `mins`, in steps of `scale`, and returns the sum over
+/// pairs (in order) of each pair's largest miss `|v − lo − level·scale|`.
+/// Every SIMD variant gives the same bytes and sum (the same IEEE
+/// operations, unfused).
+pub(crate) fn quantise_pairs(products: &[PairProducts], mins: &[f64], scale: f64, luts: &mut [u8]) -> f64 {
+    assert_quantise_buffers(products, mins, luts);
+    let top = f64::from(LUT_MAX);
+    let inv_scale = 1.0 / scale;
+    let mut err = 0.0f64;
+    for ((p, &lo), lut) in products.iter().zip(mins).zip(luts.chunks_exact_mut(16)) {
+        let mut worst = 0.0f64;
+        for (&v, l) in p.values().iter().zip(lut.iter_mut()) {
+            // Round half up by truncation (v ≥ lo): `f64::round` is a libm call on baseline x86-64.
+            // Any level works (its error is measured just below): multiply, don't divide.
+            // (Clamped before the conversion: the same level as clamping after.)
+            let level = f64::from(((v - lo) * inv_scale + 0.5).min(top) as i32);
+            *l = level as u8;
+            worst = worst.max((v - lo - level * scale).abs());
+        }
+        err += worst;
+    }
+    err
+}

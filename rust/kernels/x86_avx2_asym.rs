@@ -4,7 +4,9 @@
 //! code bytes) and widen to 32 bits. Up to [`QUERY_GROUP`] queries share
 //! each block load.
 
-use super::scalar_asym::{assert_asym_buffers, BLOCK_ROWS, QUERY_GROUP, U16_BYTES};
+use super::scalar_asym::{
+    assert_asym_buffers, assert_quantise_buffers, PairProducts, BLOCK_ROWS, LUT_MAX, QUERY_GROUP, U16_BYTES,
+};
 use std::arch::x86_64::*;
 
 // Safe shim: only reachable through the AVX2 and AVX-512 `KERNELS` tables,
@@ -108,4 +110,60 @@ pub(crate) unsafe fn scan_block<const Q: usize>(
         }
         b0 = b1;
     }
+}
+
+// Safe shim: only reachable through the AVX2 and AVX-512 `KERNELS` tables,
+// which `Kernels::for_backend` hands out after checking the CPU has AVX2.
+pub(crate) fn quantise_pairs(products: &[PairProducts], mins: &[f64], scale: f64, luts: &mut [u8]) -> f64 {
+    assert_quantise_buffers(products, mins, luts);
+    // SAFETY: CPU: AVX2 (this table is only handed out on such a CPU);
+    // lengths: one minimum and 16 table bytes per pair (asserted above).
+    unsafe { quantise_pairs_avx2(products, mins, scale, luts) }
+}
+
+/// [`super::scalar_asym::quantise_pairs`] with AVX2: per pair four vectors of four values.
+/// Each step is the scalar one's: `_mm256_min_pd(x, top)` gives `top` for a
+/// NaN `x` as `f64::min` does, the `max` with −2³¹ makes the truncating
+/// conversion saturate as `as i32` does, the signed-then-unsigned packs
+/// saturate to 0..=255 as `f64 as u8` does, and the largest miss is a
+/// maximum (any order, the same value).
+///
+/// # Safety
+/// The CPU must support AVX2 (the lengths are checked by the zips).
+#[target_feature(enable = "avx2")]
+unsafe fn quantise_pairs_avx2(products: &[PairProducts], mins: &[f64], scale: f64, luts: &mut [u8]) -> f64 {
+    let inv_scale = 1.0 / scale;
+    let (inv, half, top) = (
+        _mm256_set1_pd(inv_scale),
+        _mm256_set1_pd(0.5),
+        _mm256_set1_pd(f64::from(LUT_MAX)),
+    );
+    let (floor, step, sign) = (
+        _mm256_set1_pd(f64::from(i32::MIN)),
+        _mm256_set1_pd(scale),
+        _mm256_set1_pd(-0.0),
+    );
+    let mut err = 0.0f64;
+    for ((p, &lo), lut) in products.iter().zip(mins).zip(luts.chunks_exact_mut(16)) {
+        let values = p.values();
+        let low = _mm256_set1_pd(lo);
+        let mut worst = _mm256_setzero_pd();
+        let mut levels = [_mm_setzero_si128(); 4];
+        for (c, level) in levels.iter_mut().enumerate() {
+            // SAFETY: CPU: none (a load). Lengths: values 4c..4c + 4 of 16.
+            let v = unsafe { _mm256_loadu_pd(values.as_ptr().add(4 * c)) };
+            let above = _mm256_sub_pd(v, low);
+            let x = _mm256_min_pd(_mm256_add_pd(_mm256_mul_pd(above, inv), half), top);
+            *level = _mm256_cvttpd_epi32(_mm256_max_pd(x, floor));
+            let miss = _mm256_sub_pd(above, _mm256_mul_pd(_mm256_cvtepi32_pd(*level), step));
+            worst = _mm256_max_pd(worst, _mm256_andnot_pd(sign, miss));
+        }
+        let words = _mm_packs_epi32(levels[0], levels[1]);
+        let words_hi = _mm_packs_epi32(levels[2], levels[3]);
+        // SAFETY: CPU: SSE2 (a store). Lengths: `lut` is a chunk of exactly 16 bytes.
+        unsafe { _mm_storeu_si128(lut.as_mut_ptr().cast(), _mm_packus_epi16(words, words_hi)) };
+        let pair = _mm_max_pd(_mm256_castpd256_pd128(worst), _mm256_extractf128_pd(worst, 1));
+        err += _mm_cvtsd_f64(_mm_max_sd(pair, _mm_unpackhi_pd(pair, pair)));
+    }
+    err
 }

@@ -15,7 +15,7 @@ use crate::check::{check_len, check_rows};
 use crate::codes::code_width;
 use crate::decode::{ByteSquares, Reconstruction};
 use crate::error::{with_capacity, Error, Result};
-use crate::kernels::scalar_asym::{fast_scan_blocks, BLOCK_ROWS, LUT_MAX, QUERY_GROUP};
+use crate::kernels::scalar_asym::{fast_scan_blocks, PairProducts, BLOCK_ROWS, LUT_MAX, QUERY_GROUP};
 use crate::kernels::Kernels;
 use crate::keys::check_padding;
 use crate::search::{result_columns, RowScope};
@@ -74,7 +74,7 @@ impl QueryTables {
     /// the two dimensions' products) and rounded addition is monotone in
     /// each operand, `lo_m` and the pair's maximum are the sums of the
     /// products' minima and maxima: found without forming the 16 values.
-    pub(crate) fn new(q: &[f32], table: &Reconstruction) -> QueryTables {
+    pub(crate) fn new(kernels: &Kernels, q: &[f32], table: &Reconstruction) -> QueryTables {
         let dim = table.dim();
         let width = code_width(dim);
         let norm = query_norm(q);
@@ -103,7 +103,7 @@ impl QueryTables {
         let top = f64::from(LUT_MAX);
         let scale = if range > 0.0 { range / top } else { 1.0 };
         let tables = 2 * width;
-        let err = quantise_pairs(&products, &mins, scale, &mut luts);
+        let err = (kernels.quantise_pairs)(&products, &mins, scale, &mut luts);
         magnitude += scale * top * tables as f64 + err;
         QueryTables {
             luts,
@@ -119,86 +119,6 @@ impl QueryTables {
     fn approx(&self, sum: u32) -> f64 {
         self.bias + self.scale * f64::from(sum)
     }
-}
-
-/// Fills the tables `luts` (16 bytes per pair) of the pairs' `products`
-/// above their minima `mins`, in steps of `scale`, and returns the sum over
-/// pairs (in order) of each pair's largest miss `|v − lo − level·scale|`.
-/// With AVX2 (when the active kernels are AVX2 or better) four values at a
-/// time by the same IEEE operations, unfused: the same bytes and sum.
-fn quantise_pairs(products: &[PairProducts], mins: &[f64], scale: f64, luts: &mut [u8]) -> f64 {
-    assert!(mins.len() == products.len() && luts.len() == 16 * products.len());
-    #[cfg(target_arch = "x86_64")]
-    if Kernels::active().backend >= crate::kernels::Backend::Avx2 {
-        // SAFETY: CPU: the active kernels are AVX2 or AVX-512 only on a CPU
-        // with AVX2 (`Kernels::active` checks it). Lengths: asserted above.
-        return unsafe { quantise_pairs_avx2(products, mins, scale, luts) };
-    }
-    let top = f64::from(LUT_MAX);
-    let inv_scale = 1.0 / scale;
-    let mut err = 0.0f64;
-    for ((p, &lo), lut) in products.iter().zip(mins).zip(luts.chunks_exact_mut(16)) {
-        let mut worst = 0.0f64;
-        for (&v, l) in p.values().iter().zip(lut.iter_mut()) {
-            // Round half up by truncation (v ≥ lo): `f64::round` is a libm call on baseline x86-64.
-            // Any level works (its error is measured just below): multiply, don't divide.
-            // (Clamped before the conversion: the same level as clamping after.)
-            let level = f64::from(((v - lo) * inv_scale + 0.5).min(top) as i32);
-            *l = level as u8;
-            worst = worst.max((v - lo - level * scale).abs());
-        }
-        err += worst;
-    }
-    err
-}
-
-/// [`quantise_pairs`] with AVX2: per pair four vectors of four values.
-/// Each step is the scalar one's: `_mm256_min_pd(x, top)` gives `top` for a
-/// NaN `x` as `f64::min` does, the `max` with −2³¹ makes the truncating
-/// conversion saturate as `as i32` does, the signed-then-unsigned packs
-/// saturate to 0..=255 as `f64 as u8` does, and the largest miss is a
-/// maximum (any order, the same value).
-///
-/// # Safety
-/// The CPU must support AVX2 (the lengths are checked by the zips).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn quantise_pairs_avx2(products: &[PairProducts], mins: &[f64], scale: f64, luts: &mut [u8]) -> f64 {
-    use std::arch::x86_64::*;
-    let inv_scale = 1.0 / scale;
-    let (inv, half, top) = (
-        _mm256_set1_pd(inv_scale),
-        _mm256_set1_pd(0.5),
-        _mm256_set1_pd(f64::from(LUT_MAX)),
-    );
-    let (floor, step, sign) = (
-        _mm256_set1_pd(f64::from(i32::MIN)),
-        _mm256_set1_pd(scale),
-        _mm256_set1_pd(-0.0),
-    );
-    let mut err = 0.0f64;
-    for ((p, &lo), lut) in products.iter().zip(mins).zip(luts.chunks_exact_mut(16)) {
-        let values = p.values();
-        let low = _mm256_set1_pd(lo);
-        let mut worst = _mm256_setzero_pd();
-        let mut levels = [_mm_setzero_si128(); 4];
-        for (c, level) in levels.iter_mut().enumerate() {
-            // SAFETY: CPU: none (a load). Lengths: values 4c..4c + 4 of 16.
-            let v = unsafe { _mm256_loadu_pd(values.as_ptr().add(4 * c)) };
-            let above = _mm256_sub_pd(v, low);
-            let x = _mm256_min_pd(_mm256_add_pd(_mm256_mul_pd(above, inv), half), top);
-            *level = _mm256_cvttpd_epi32(_mm256_max_pd(x, floor));
-            let miss = _mm256_sub_pd(above, _mm256_mul_pd(_mm256_cvtepi32_pd(*level), step));
-            worst = _mm256_max_pd(worst, _mm256_andnot_pd(sign, miss));
-        }
-        let words = _mm_packs_epi32(levels[0], levels[1]);
-        let words_hi = _mm_packs_epi32(levels[2], levels[3]);
-        // SAFETY: CPU: SSE2 (a store). Lengths: `lut` is a chunk of exactly 16 bytes.
-        unsafe { _mm_storeu_si128(lut.as_mut_ptr().cast(), _mm_packus_epi16(words, words_hi)) };
-        let pair = _mm_max_pd(_mm256_castpd256_pd128(worst), _mm256_extractf128_pd(worst, 1));
-        err += _mm_cvtsd_f64(_mm_max_sd(pair, _mm_unpackhi_pd(pair, pair)));
-    }
-    err
 }
 
 /// ‖q‖ in f64, squares summed in dimension order (SPEC §8).
@@ -418,15 +338,6 @@ impl Database<'_> {
     }
 }
 
-/// The products `u_d·x̂_d(g)` (f64, `u = q/‖q‖`, per Gray code g) of the
-/// two dimensions of pair m (2m, 2m + 1); a dimension past `dim` has none.
-#[derive(Clone, Copy)]
-struct PairProducts {
-    first: [f64; 4],
-    /// `None` when 2m + 1 is past `dim` (the pair's value is `first` alone).
-    second: Option<[f64; 4]>,
-}
-
 impl PairProducts {
     #[inline(always)]
     fn new(q: &[f32], q_norm: f64, table: &Reconstruction, m: usize) -> PairProducts {
@@ -448,37 +359,6 @@ impl PairProducts {
             } else {
                 None
             },
-        }
-    }
-
-    /// The pair's 16 values by nibble `n`: `first[n >> 2] + second[n & 3]`.
-    #[inline(always)]
-    fn values(&self) -> [f64; 16] {
-        let mut v = [0.0f64; 16];
-        match self.second {
-            Some(s) => {
-                for (n, v) in v.iter_mut().enumerate() {
-                    *v = self.first[n >> 2] + s[n & 3];
-                }
-            }
-            None => {
-                for (n, v) in v.iter_mut().enumerate() {
-                    *v = self.first[n >> 2];
-                }
-            }
-        }
-        v
-    }
-
-    /// The smallest and largest of [`PairProducts::values`]: rounded addition
-    /// is monotone in each operand, so they are the sums of the extremes.
-    #[inline(always)]
-    fn range(&self) -> (f64, f64) {
-        let lo = |p: &[f64; 4]| p.iter().copied().fold(f64::INFINITY, f64::min);
-        let hi = |p: &[f64; 4]| p.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        match &self.second {
-            Some(s) => (lo(&self.first) + lo(s), hi(&self.first) + hi(s)),
-            None => (lo(&self.first), hi(&self.first)),
         }
     }
 }
@@ -942,7 +822,7 @@ pub(crate) fn search_asym_lists(
     if kk == 0 {
         return Vec::new();
     }
-    let qt = QueryTables::new(q, table);
+    let qt = QueryTables::new(kernels, q, table);
     let mut cands = Candidates::new(kk);
     let mut buffers = ScanBuffers::default();
     if qt.norm != 0.0 {
@@ -1196,7 +1076,10 @@ pub(crate) fn search_asym_scoped(
     let threads = rayon::current_num_threads().max(1);
     if nq < threads && n >= 2 * SHARD_MIN_ROWS {
         // Few queries, many rows: shard the rows, merge each query's candidates.
-        let tables: Vec<QueryTables> = queries.chunks_exact(dim).map(|q| QueryTables::new(q, table)).collect();
+        let tables: Vec<QueryTables> = queries
+            .chunks_exact(dim)
+            .map(|q| QueryTables::new(kernels, q, table))
+            .collect();
         let shard = n.div_ceil(threads).max(SHARD_MIN_ROWS).next_multiple_of(CHUNK_ROWS);
         let shards: Vec<Vec<Candidates>> = (0..n.div_ceil(shard))
             .into_par_iter()
@@ -1225,7 +1108,10 @@ pub(crate) fn search_asym_scoped(
         .par_chunks(per * dim)
         .zip(scores.par_chunks_mut(per * kk).zip(rows.par_chunks_mut(per * kk)))
         .for_each(|(chunk, (s, r))| {
-            let tables: Vec<QueryTables> = chunk.chunks_exact(dim).map(|q| QueryTables::new(q, table)).collect();
+            let tables: Vec<QueryTables> = chunk
+                .chunks_exact(dim)
+                .map(|q| QueryTables::new(kernels, q, table))
+                .collect();
             let mut cands: Vec<Candidates> = (0..tables.len()).map(|_| Candidates::new(kk)).collect();
             scan_rows(kernels, &db, &tables, 0, n, &mut cands);
             for ((((q, qt), c), s), r) in chunk
@@ -1507,7 +1393,7 @@ pub(crate) fn search_asym_lists_batch(
     // Per set, the queries routed to it (compressed rows: `first[s]..first[s + 1]`).
     let mut first = vec![0u32; sets.len() + 1];
     for (i, (q, route)) in queries.chunks_exact(dim).zip(routes).enumerate() {
-        let qt = QueryTables::new(q, table);
+        let qt = QueryTables::new(kernels, q, table);
         if qt.norm == 0.0 {
             // Every score is 0, chosen by key among the query's own sets.
             let own: Vec<BlockSet<'_>> = route.iter().map(|&s| sets[s as usize]).collect();
@@ -1882,13 +1768,17 @@ mod tests {
             let q: Vec<f32> = (0..dim)
                 .map(|_| if zero_query { 0.0 } else { (next(21) as f32 - 10.0) * [1e-3f32, 1.0, 7.5e2][next(3) as usize] })
                 .collect();
-            let qt = QueryTables::new(&q, &table);
             let (luts, [scale, bias, err, norm]) = reference_tables(&q, &table);
-            proptest::prop_assert_eq!(&qt.luts, &luts);
-            proptest::prop_assert_eq!(
-                [qt.scale, qt.bias, qt.err, qt.norm].map(f64::to_bits),
-                [scale, bias, err, norm].map(f64::to_bits)
-            );
+            // Every backend's table quantiser gives the same bytes and bounds.
+            for backend in crate::kernels::Backend::supported() {
+                let kernels = Kernels::for_backend(backend).unwrap();
+                let qt = QueryTables::new(kernels, &q, &table);
+                proptest::prop_assert_eq!(&qt.luts, &luts, "{:?}", backend);
+                proptest::prop_assert_eq!(
+                    [qt.scale, qt.bias, qt.err, qt.norm].map(f64::to_bits),
+                    [scale, bias, err, norm].map(f64::to_bits)
+                );
+            }
             if norm > 0.0 {
                 let got = pair_values(&q, norm, &table);
                 let width = code_width(dim);
