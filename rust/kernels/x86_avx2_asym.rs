@@ -84,31 +84,63 @@ pub(crate) unsafe fn scan_block<const Q: usize>(
             }
         }
         for i in 0..Q {
-            let even = _mm256_sub_epi16(all[i], _mm256_slli_epi16(odd[i], 8));
-            // Per 128-bit lane: unpacklo gives rows 0..8 (lane 1: 16..24), unpackhi 8..16 (24..32).
-            let a = _mm256_unpacklo_epi16(even, odd[i]);
-            let c = _mm256_unpackhi_epi16(even, odd[i]);
-            let parts = [
-                _mm256_castsi256_si128(a),
-                _mm256_castsi256_si128(c),
-                _mm256_extracti128_si256(a, 1),
-                _mm256_extracti128_si256(c, 1),
-            ];
+            // SAFETY: CPU: AVX2 (this function's).
+            let parts = unsafe { row_sums(all[i], odd[i]) };
             for (p, part) in parts.into_iter().enumerate() {
-                // SAFETY: query i's 32 sums at out + stride·i are writable; p < 4.
-                unsafe {
-                    let at = out.add(stride * i + 8 * p) as *mut __m256i;
-                    let wide = _mm256_cvtepu16_epi32(part);
-                    let sum = if b0 == 0 {
-                        wide
-                    } else {
-                        _mm256_add_epi32(_mm256_loadu_si256(at), wide)
-                    };
-                    _mm256_storeu_si256(at, sum);
-                }
+                // SAFETY: CPU: AVX2 (this function's); query i's 32 sums at
+                // out + stride·i are writable (and readable); p < 4.
+                unsafe { add_widened(out.add(stride * i + 8 * p), part, b0 == 0) };
             }
         }
         b0 = b1;
+    }
+}
+
+/// The 32 row sums of one block as four vectors of eight 16-bit sums, rows
+/// 0..8, 8..16, 16..24, 24..32, from `all` = Σ(even + 256·odd) mod 2¹⁶ and
+/// the exact odd-row sums `odd` of the 16-bit lanes (even = all − 256·odd).
+///
+/// # Safety
+/// The CPU supports AVX2. (No `#[target_feature]`: always inlined into the
+/// AVX2 kernels, so the vectors never cross a call.)
+#[inline(always)]
+pub(crate) unsafe fn row_sums(all: __m256i, odd: __m256i) -> [__m128i; 4] {
+    // SAFETY: CPU: AVX2 (the caller's contract); no memory access.
+    unsafe {
+        let even = _mm256_sub_epi16(all, _mm256_slli_epi16(odd, 8));
+        // Per 128-bit lane: unpacklo gives rows 0..8 (lane 1: 16..24), unpackhi 8..16 (24..32).
+        let a = _mm256_unpacklo_epi16(even, odd);
+        let c = _mm256_unpackhi_epi16(even, odd);
+        [
+            _mm256_castsi256_si128(a),
+            _mm256_castsi256_si128(c),
+            _mm256_extracti128_si256(a, 1),
+            _mm256_extracti128_si256(c, 1),
+        ]
+    }
+}
+
+/// Widens eight 16-bit sums to u32 and stores them at `at` (`first`) or adds
+/// them to the eight u32 there; returns the stored sums. The last step of
+/// every fast-scan kernel, which sums a code in runs of 16-bit lanes.
+///
+/// # Safety
+/// The CPU supports AVX2; `at` is writable for 8 `u32`, and readable unless `first`.
+/// (No `#[target_feature]`: always inlined into the AVX2 kernels.)
+#[inline(always)]
+pub(crate) unsafe fn add_widened(at: *mut u32, part: __m128i, first: bool) -> __m256i {
+    let at = at as *mut __m256i;
+    // SAFETY: CPU: AVX2 (the caller's contract); `at` is readable unless
+    // `first`, and writable, for 8 `u32` (the caller's contract).
+    unsafe {
+        let wide = _mm256_cvtepu16_epi32(part);
+        let sum = if first {
+            wide
+        } else {
+            _mm256_add_epi32(_mm256_loadu_si256(at), wide)
+        };
+        _mm256_storeu_si256(at, sum);
+        sum
     }
 }
 

@@ -6,6 +6,7 @@
 
 use super::scalar_asym::BLOCK_ROWS;
 use super::scalar_lee_scan::{assert_lee_scan_buffers, LeeTables, TABLE_BYTES, U16_BYTES, U8_BYTES};
+use super::x86_avx2_asym::{add_widened, row_sums};
 use std::arch::x86_64::*;
 use std::ops::Range;
 
@@ -164,28 +165,14 @@ unsafe fn scan_blocks<const Q: usize, const B: usize>(
         for i in 0..Q {
             let bound = _mm256_set1_epi32(bounds[i]);
             for k in 0..B {
-                let even = _mm256_sub_epi16(all[i][k], _mm256_slli_epi16(odd[i][k], 8));
-                // Per 128-bit lane: unpacklo gives rows 0..8 (lane 1: 16..24), unpackhi 8..16 (24..32).
-                let a = _mm256_unpacklo_epi16(even, odd[i][k]);
-                let c = _mm256_unpackhi_epi16(even, odd[i][k]);
-                let parts = [
-                    _mm256_castsi256_si128(a),
-                    _mm256_castsi256_si128(c),
-                    _mm256_extracti128_si256(a, 1),
-                    _mm256_extracti128_si256(c, 1),
-                ];
+                // SAFETY: CPU: AVX2 (this function's).
+                let parts = unsafe { row_sums(all[i][k], odd[i][k]) };
                 for (p, part) in parts.into_iter().enumerate() {
-                    // SAFETY: query i's 32·B sums at out + stride·i are writable,
-                    // and unless null its 4·B masks at masks + (stride/8)·i; k < B, p < 4.
+                    // SAFETY: CPU: AVX2 (this function's); query i's 32·B sums at
+                    // out + stride·i are writable (and readable), and unless null
+                    // its 4·B masks at masks + (stride/8)·i; k < B, p < 4.
                     unsafe {
-                        let at = dst.out.add(dst.stride * i + 32 * k + 8 * p) as *mut __m256i;
-                        let wide = _mm256_cvtepu16_epi32(part);
-                        let sum = if b0 == 0 {
-                            wide
-                        } else {
-                            _mm256_add_epi32(_mm256_loadu_si256(at), wide)
-                        };
-                        _mm256_storeu_si256(at, sum);
+                        let sum = add_widened(dst.out.add(dst.stride * i + 32 * k + 8 * p), part, b0 == 0);
                         if b1 == width && !dst.masks.is_null() {
                             let below = _mm256_cmpgt_epi32(bound, sum);
                             *dst.masks.add(dst.stride / 8 * i + 4 * k + p) =

@@ -3,7 +3,7 @@
 //! last block. Same integers as the scalar reference.
 
 use super::scalar_asym::{assert_asym_buffers, BLOCK_ROWS, QUERY_GROUP, U16_BYTES};
-use super::x86_avx2_asym::scan_block;
+use super::x86_avx2_asym::{add_widened, scan_block};
 use std::arch::x86_64::*;
 
 // Safe shim: only reachable through the AVX-512 `KERNELS` table, which
@@ -108,17 +108,9 @@ unsafe fn scan_pair<const Q: usize>(luts: *const u8, width: usize, blocks: *cons
                 _mm512_extracti32x4_epi32(c, 3),
             ];
             for (p, part) in parts.into_iter().enumerate() {
-                // SAFETY: query i's 64 sums at out + stride·i are writable; p < 8.
-                unsafe {
-                    let at = out.add(stride * i + 8 * p) as *mut __m256i;
-                    let wide = _mm256_cvtepu16_epi32(part);
-                    let sum = if b0 == 0 {
-                        wide
-                    } else {
-                        _mm256_add_epi32(_mm256_loadu_si256(at), wide)
-                    };
-                    _mm256_storeu_si256(at, sum);
-                }
+                // SAFETY: CPU: AVX2 (this function enables it); query i's 64 sums
+                // at out + stride·i are writable (and readable); p < 8.
+                unsafe { add_widened(out.add(stride * i + 8 * p), part, b0 == 0) };
             }
         }
         b0 = b1;
