@@ -10,7 +10,12 @@
 //!   (the ALU ceiling), `load_bcast` with a zmm load and a broadcast load per
 //!   step (the one-query tile shape), `tile4` with one zmm load per four steps
 //!   (the four-query tile shape). Together they give the popcount ceiling of
-//!   this CPU (see benches/README.md).
+//!   this CPU (see benches/README.md). `probe/ymm_*` (AVX2): 16 independent
+//!   `VPSHUFB`, `VPADDB`, `VPAND`, or 8 `VPSHUFB` + 8 `VPADDB`, per iteration
+//!   (elements = instructions): the port limit of the fast-scan kernels, whose
+//!   inner loop is one shuffle and one byte add per table lookup;
+//!   `probe/ymm_vbroadcasti128` (16 table loads) and `…_vpshufb` (8 loads +
+//!   8 shuffles): whether the kernels' 16-byte table broadcasts take a shuffle port.
 //! - `lee_pair/<backend>/<W>B`: one query against 100 000 rows (row-major), one
 //!   `lee_pair` call per row; elements = distances.
 //! - `lee_rows/<backend>/<W>B`: the same through one `lee_rows` call (100 000
@@ -223,6 +228,95 @@ mod probe {
         }
     }
 
+    /// The CPU supports AVX2 (for the `ymm_*` probes below).
+    pub fn has_avx2() -> bool {
+        std::arch::is_x86_feature_detected!("avx2")
+    }
+
+    /// `iters × 16` AVX2 instructions with no dependency between them (every
+    /// one reads ymm8, ymm9 and writes one of ymm0–7): `$a` and `$b`
+    /// alternate, so `(vpshufb, vpshufb)` is the shuffle throughput and
+    /// `(vpshufb, vpaddb)` shows whether shuffles and adds share ports (the
+    /// fast-scan kernels' inner loop is one shuffle and one add per lookup).
+    macro_rules! ymm_probe {
+        ($name:ident, $a:literal, $b:literal) => {
+            /// # Safety
+            /// The CPU supports AVX2.
+            #[target_feature(enable = "avx2")]
+            pub unsafe fn $name(iters: u64) {
+                // SAFETY: CPU: AVX2 (this function's contract); lengths: no memory is accessed.
+                unsafe {
+                    asm!(
+                        "vpxor ymm8, ymm8, ymm8",
+                        "vpcmpeqb ymm9, ymm9, ymm9",
+                        "2:",
+                        concat!($a, " ymm0, ymm8, ymm9"), concat!($b, " ymm1, ymm8, ymm9"),
+                        concat!($a, " ymm2, ymm8, ymm9"), concat!($b, " ymm3, ymm8, ymm9"),
+                        concat!($a, " ymm4, ymm8, ymm9"), concat!($b, " ymm5, ymm8, ymm9"),
+                        concat!($a, " ymm6, ymm8, ymm9"), concat!($b, " ymm7, ymm8, ymm9"),
+                        concat!($a, " ymm1, ymm8, ymm9"), concat!($b, " ymm0, ymm8, ymm9"),
+                        concat!($a, " ymm3, ymm8, ymm9"), concat!($b, " ymm2, ymm8, ymm9"),
+                        concat!($a, " ymm5, ymm8, ymm9"), concat!($b, " ymm4, ymm8, ymm9"),
+                        concat!($a, " ymm7, ymm8, ymm9"), concat!($b, " ymm6, ymm8, ymm9"),
+                        "dec {n}",
+                        "jnz 2b",
+                        "vzeroupper",
+                        n = inout(reg) iters => _,
+                        out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _,
+                        out("ymm4") _, out("ymm5") _, out("ymm6") _, out("ymm7") _,
+                        out("ymm8") _, out("ymm9") _,
+                        options(nomem, nostack),
+                    );
+                }
+            }
+        };
+    }
+    ymm_probe!(ymm_shuffle, "vpshufb", "vpshufb");
+    ymm_probe!(ymm_add, "vpaddb", "vpaddb");
+    ymm_probe!(ymm_shuffle_add, "vpshufb", "vpaddb");
+    ymm_probe!(ymm_and, "vpand", "vpand");
+
+    /// `iters × 16` instructions: `vbroadcasti128` loads of 16 bytes into
+    /// ymm0–7, alternating with `$b` (`vbroadcasti128` itself or `vpshufb`):
+    /// whether the fast-scan kernels' table loads take a shuffle port.
+    macro_rules! bcast_probe {
+        ($name:ident, $b:literal, $b_operands:literal) => {
+            /// # Safety
+            /// The CPU supports AVX2; `table` is readable for 16 bytes.
+            #[target_feature(enable = "avx2")]
+            pub unsafe fn $name(iters: u64, table: &[u8; 16]) {
+                // SAFETY: CPU: AVX2 (this function's contract); lengths: only the
+                // 16 bytes of `table` are read.
+                unsafe {
+                    asm!(
+                        "vpxor ymm8, ymm8, ymm8",
+                        "vpcmpeqb ymm9, ymm9, ymm9",
+                        "2:",
+                        "vbroadcasti128 ymm0, [{t}]", concat!($b, " ymm1", $b_operands),
+                        "vbroadcasti128 ymm2, [{t}]", concat!($b, " ymm3", $b_operands),
+                        "vbroadcasti128 ymm4, [{t}]", concat!($b, " ymm5", $b_operands),
+                        "vbroadcasti128 ymm6, [{t}]", concat!($b, " ymm7", $b_operands),
+                        "vbroadcasti128 ymm1, [{t}]", concat!($b, " ymm0", $b_operands),
+                        "vbroadcasti128 ymm3, [{t}]", concat!($b, " ymm2", $b_operands),
+                        "vbroadcasti128 ymm5, [{t}]", concat!($b, " ymm4", $b_operands),
+                        "vbroadcasti128 ymm7, [{t}]", concat!($b, " ymm6", $b_operands),
+                        "dec {n}",
+                        "jnz 2b",
+                        "vzeroupper",
+                        n = inout(reg) iters => _,
+                        t = in(reg) table.as_ptr(),
+                        out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _,
+                        out("ymm4") _, out("ymm5") _, out("ymm6") _, out("ymm7") _,
+                        out("ymm8") _, out("ymm9") _,
+                        options(readonly, nostack),
+                    );
+                }
+            }
+        };
+    }
+    bcast_probe!(ymm_bcast, "vbroadcasti128", ", [{t}]");
+    bcast_probe!(ymm_bcast_shuffle, "vpshufb", ", ymm8, ymm9");
+
     /// `iters × 8` steps of `acc += popcnt(d ^ q)`, all operands in
     /// registers, 8 independent accumulators: the ALU ceiling of one step.
     ///
@@ -354,6 +448,30 @@ fn bench_probes(c: &mut Criterion) {
         const ITERS: u64 = 100_000;
         g.throughput(Throughput::Elements(ITERS * 100));
         g.bench_function("dep_add", |b| b.iter(|| probe::dep_add(black_box(ITERS))));
+        if probe::has_avx2() {
+            g.throughput(Throughput::Elements(ITERS * 16));
+            type Probe = unsafe fn(u64);
+            let ymm: [(&str, Probe); 4] = [
+                ("ymm_vpshufb", probe::ymm_shuffle),
+                ("ymm_vpaddb", probe::ymm_add),
+                ("ymm_vpshufb_vpaddb", probe::ymm_shuffle_add),
+                ("ymm_vpand", probe::ymm_and),
+            ];
+            for (name, f) in ymm {
+                // SAFETY: CPU: AVX2 (checked above); lengths: no memory.
+                g.bench_function(name, |b| b.iter(|| unsafe { f(black_box(ITERS)) }));
+            }
+            let table = [7u8; 16];
+            type TableProbe = unsafe fn(u64, &[u8; 16]);
+            let loads: [(&str, TableProbe); 2] = [
+                ("ymm_vbroadcasti128", probe::ymm_bcast),
+                ("ymm_vbroadcasti128_vpshufb", probe::ymm_bcast_shuffle),
+            ];
+            for (name, f) in loads {
+                // SAFETY: CPU: AVX2 (checked above); lengths: `table` is the 16 bytes read.
+                g.bench_function(name, |b| b.iter(|| unsafe { f(black_box(ITERS), &table) }));
+            }
+        }
         if probe::has_vpopcntdq() {
             g.throughput(Throughput::Elements(ITERS * 16));
             g.bench_function("vpopcntq_zmm", |b| {

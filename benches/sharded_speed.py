@@ -136,12 +136,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out["speedup_2w"] = out["qps_2w"] / out["qps_1w"]
     # The same search in one process on both cores: what two cores of this machine give at best.
     out["local_speedup_2t"] = out["local_s"] / out["local_2t_s"]
+    out.update(paired_speedups(out))
     out["overhead_per_batch_s"] = out["sharded_1w_s"] - out["local_s"]
     out["small_overhead_s"] = out["small_sharded_1w_s"] - out["small_local_s"]
     print(json.dumps(out, indent=1))
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=1) + "\n")
     return out
+
+
+def paired_speedups(out: dict[str, Any]) -> dict[str, float]:
+    """Median over rounds of each round's own 1-vs-2 ratio: the rounds interleave the
+    configurations, so a ratio within one round cancels the machine's drift between rounds
+    (on a shared VM single rounds of one configuration vary by ±20 %), which a ratio of
+    medians taken from different rounds does not."""
+    return {
+        "speedup_2w_paired": statistics.median(
+            one / two for one, two in zip(out["sharded_1w_all_s"], out["sharded_2w_all_s"])
+        ),
+        "local_speedup_2t_paired": statistics.median(
+            one / two for one, two in zip(out["local_all_s"], out["local_2t_all_s"])
+        ),
+    }
 
 
 if __name__ == "__main__":
