@@ -234,72 +234,35 @@ mod probe {
     }
 
     /// `iters × 16` AVX2 instructions with no dependency between them (every
-    /// one reads ymm8, ymm9 and writes one of ymm0–7): `$a` and `$b`
-    /// alternate, so `(vpshufb, vpshufb)` is the shuffle throughput and
-    /// `(vpshufb, vpaddb)` shows whether shuffles and adds share ports (the
-    /// fast-scan kernels' inner loop is one shuffle and one add per lookup).
+    /// one reads ymm8, ymm9 or the 16 bytes of `table` and writes one of
+    /// ymm0–7): `$a` and `$b` alternate, each followed by its operands, so
+    /// `(vpshufb, vpshufb)` is the shuffle throughput, `(vpshufb, vpaddb)`
+    /// shows whether shuffles and adds share ports (the fast-scan kernels'
+    /// inner loop is one shuffle and one add per lookup) and
+    /// `(vbroadcasti128, vpshufb)` whether the kernels' 16-byte table
+    /// broadcasts take a shuffle port.
     macro_rules! ymm_probe {
-        ($name:ident, $a:literal, $b:literal) => {
+        ($name:ident, $a:literal, $a_operands:literal, $b:literal, $b_operands:literal) => {
             /// # Safety
             /// The CPU supports AVX2.
-            #[target_feature(enable = "avx2")]
-            pub unsafe fn $name(iters: u64) {
-                // SAFETY: CPU: AVX2 (this function's contract); lengths: no memory is accessed.
-                unsafe {
-                    asm!(
-                        "vpxor ymm8, ymm8, ymm8",
-                        "vpcmpeqb ymm9, ymm9, ymm9",
-                        "2:",
-                        concat!($a, " ymm0, ymm8, ymm9"), concat!($b, " ymm1, ymm8, ymm9"),
-                        concat!($a, " ymm2, ymm8, ymm9"), concat!($b, " ymm3, ymm8, ymm9"),
-                        concat!($a, " ymm4, ymm8, ymm9"), concat!($b, " ymm5, ymm8, ymm9"),
-                        concat!($a, " ymm6, ymm8, ymm9"), concat!($b, " ymm7, ymm8, ymm9"),
-                        concat!($a, " ymm1, ymm8, ymm9"), concat!($b, " ymm0, ymm8, ymm9"),
-                        concat!($a, " ymm3, ymm8, ymm9"), concat!($b, " ymm2, ymm8, ymm9"),
-                        concat!($a, " ymm5, ymm8, ymm9"), concat!($b, " ymm4, ymm8, ymm9"),
-                        concat!($a, " ymm7, ymm8, ymm9"), concat!($b, " ymm6, ymm8, ymm9"),
-                        "dec {n}",
-                        "jnz 2b",
-                        "vzeroupper",
-                        n = inout(reg) iters => _,
-                        out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _,
-                        out("ymm4") _, out("ymm5") _, out("ymm6") _, out("ymm7") _,
-                        out("ymm8") _, out("ymm9") _,
-                        options(nomem, nostack),
-                    );
-                }
-            }
-        };
-    }
-    ymm_probe!(ymm_shuffle, "vpshufb", "vpshufb");
-    ymm_probe!(ymm_add, "vpaddb", "vpaddb");
-    ymm_probe!(ymm_shuffle_add, "vpshufb", "vpaddb");
-    ymm_probe!(ymm_and, "vpand", "vpand");
-
-    /// `iters × 16` instructions: `vbroadcasti128` loads of 16 bytes into
-    /// ymm0–7, alternating with `$b` (`vbroadcasti128` itself or `vpshufb`):
-    /// whether the fast-scan kernels' table loads take a shuffle port.
-    macro_rules! bcast_probe {
-        ($name:ident, $b:literal, $b_operands:literal) => {
-            /// # Safety
-            /// The CPU supports AVX2; `table` is readable for 16 bytes.
             #[target_feature(enable = "avx2")]
             pub unsafe fn $name(iters: u64, table: &[u8; 16]) {
                 // SAFETY: CPU: AVX2 (this function's contract); lengths: only the
                 // 16 bytes of `table` are read.
                 unsafe {
                     asm!(
+                        "prefetcht0 [{t}]",
                         "vpxor ymm8, ymm8, ymm8",
                         "vpcmpeqb ymm9, ymm9, ymm9",
                         "2:",
-                        "vbroadcasti128 ymm0, [{t}]", concat!($b, " ymm1", $b_operands),
-                        "vbroadcasti128 ymm2, [{t}]", concat!($b, " ymm3", $b_operands),
-                        "vbroadcasti128 ymm4, [{t}]", concat!($b, " ymm5", $b_operands),
-                        "vbroadcasti128 ymm6, [{t}]", concat!($b, " ymm7", $b_operands),
-                        "vbroadcasti128 ymm1, [{t}]", concat!($b, " ymm0", $b_operands),
-                        "vbroadcasti128 ymm3, [{t}]", concat!($b, " ymm2", $b_operands),
-                        "vbroadcasti128 ymm5, [{t}]", concat!($b, " ymm4", $b_operands),
-                        "vbroadcasti128 ymm7, [{t}]", concat!($b, " ymm6", $b_operands),
+                        concat!($a, " ymm0", $a_operands), concat!($b, " ymm1", $b_operands),
+                        concat!($a, " ymm2", $a_operands), concat!($b, " ymm3", $b_operands),
+                        concat!($a, " ymm4", $a_operands), concat!($b, " ymm5", $b_operands),
+                        concat!($a, " ymm6", $a_operands), concat!($b, " ymm7", $b_operands),
+                        concat!($a, " ymm1", $a_operands), concat!($b, " ymm0", $b_operands),
+                        concat!($a, " ymm3", $a_operands), concat!($b, " ymm2", $b_operands),
+                        concat!($a, " ymm5", $a_operands), concat!($b, " ymm4", $b_operands),
+                        concat!($a, " ymm7", $a_operands), concat!($b, " ymm6", $b_operands),
                         "dec {n}",
                         "jnz 2b",
                         "vzeroupper",
@@ -314,8 +277,18 @@ mod probe {
             }
         };
     }
-    bcast_probe!(ymm_bcast, "vbroadcasti128", ", [{t}]");
-    bcast_probe!(ymm_bcast_shuffle, "vpshufb", ", ymm8, ymm9");
+    ymm_probe!(ymm_shuffle, "vpshufb", ", ymm8, ymm9", "vpshufb", ", ymm8, ymm9");
+    ymm_probe!(ymm_add, "vpaddb", ", ymm8, ymm9", "vpaddb", ", ymm8, ymm9");
+    ymm_probe!(ymm_shuffle_add, "vpshufb", ", ymm8, ymm9", "vpaddb", ", ymm8, ymm9");
+    ymm_probe!(ymm_and, "vpand", ", ymm8, ymm9", "vpand", ", ymm8, ymm9");
+    ymm_probe!(ymm_bcast, "vbroadcasti128", ", [{t}]", "vbroadcasti128", ", [{t}]");
+    ymm_probe!(
+        ymm_bcast_shuffle,
+        "vbroadcasti128",
+        ", [{t}]",
+        "vpshufb",
+        ", ymm8, ymm9"
+    );
 
     /// `iters × 8` steps of `acc += popcnt(d ^ q)`, all operands in
     /// registers, 8 independent accumulators: the ALU ceiling of one step.
@@ -450,24 +423,17 @@ fn bench_probes(c: &mut Criterion) {
         g.bench_function("dep_add", |b| b.iter(|| probe::dep_add(black_box(ITERS))));
         if probe::has_avx2() {
             g.throughput(Throughput::Elements(ITERS * 16));
-            type Probe = unsafe fn(u64);
-            let ymm: [(&str, Probe); 4] = [
+            type Probe = unsafe fn(u64, &[u8; 16]);
+            let ymm: [(&str, Probe); 6] = [
                 ("ymm_vpshufb", probe::ymm_shuffle),
                 ("ymm_vpaddb", probe::ymm_add),
                 ("ymm_vpshufb_vpaddb", probe::ymm_shuffle_add),
                 ("ymm_vpand", probe::ymm_and),
-            ];
-            for (name, f) in ymm {
-                // SAFETY: CPU: AVX2 (checked above); lengths: no memory.
-                g.bench_function(name, |b| b.iter(|| unsafe { f(black_box(ITERS)) }));
-            }
-            let table = [7u8; 16];
-            type TableProbe = unsafe fn(u64, &[u8; 16]);
-            let loads: [(&str, TableProbe); 2] = [
                 ("ymm_vbroadcasti128", probe::ymm_bcast),
                 ("ymm_vbroadcasti128_vpshufb", probe::ymm_bcast_shuffle),
             ];
-            for (name, f) in loads {
+            let table = [7u8; 16];
+            for (name, f) in ymm {
                 // SAFETY: CPU: AVX2 (checked above); lengths: `table` is the 16 bytes read.
                 g.bench_function(name, |b| b.iter(|| unsafe { f(black_box(ITERS), &table) }));
             }

@@ -204,7 +204,7 @@ pub(crate) fn reserve<T>(v: &mut Vec<T>, more: usize, arg: &'static str, what: &
     })
 }
 
-fn alloc_error<T>(arg: &'static str, what: &'static str, rows: usize, cols: usize) -> Error {
+pub(crate) fn alloc_error<T>(arg: &'static str, what: &'static str, rows: usize, cols: usize) -> Error {
     let size = match rows.checked_mul(cols) {
         Some(len) => bytes(len, std::mem::size_of::<T>()),
         None => "more than 2^64 elements".to_string(),

@@ -504,6 +504,89 @@ mod round_trip {
     }
 }
 
+mod id_map {
+    use super::{mixture, params, Error, IvfIndex, Thresholds};
+    use proptest::prelude::*;
+    use std::collections::BTreeSet;
+
+    /// One step of a sequence: add rows (given ids from a small range, so
+    /// duplicates happen, or sequential ones), remove ids, ask `contains`,
+    /// compact.
+    #[derive(Debug, Clone)]
+    enum Op {
+        Add { rows: usize, ids: Option<Vec<u64>> },
+        Remove(Vec<u64>),
+        Contains(u64),
+        Compact,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (1usize..12, any::<bool>(), prop::collection::vec(0u64..60, 12)).prop_map(|(rows, given, ids)| Op::Add {
+                rows,
+                ids: given.then(|| ids[..rows].to_vec()),
+            }),
+            prop::collection::vec(0u64..60, 0..10).prop_map(Op::Remove),
+            (0u64..60).prop_map(Op::Contains),
+            Just(Op::Compact),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        /// Whether the id map is built (by `contains` or `remove`) or not,
+        /// adds, duplicate-id rejections, removals, compactions and
+        /// `contains` agree with a set of the live ids, and the index's ids
+        /// are that set.
+        #[test]
+        fn ids_follow_a_model(ops in prop::collection::vec(op(), 1..40), seed in 0u64..1000) {
+            let dim = 6;
+            let mut rng = super::Rng::new(seed);
+            let x = mixture(&mut rng, 64, dim, 3);
+            let mut ivf = IvfIndex::new(dim, Thresholds::gaussian(dim).unwrap()).unwrap();
+            ivf.train(&x, params(4, seed)).unwrap();
+            let mut live = BTreeSet::new();
+            let mut next = 0u64;
+            for op in ops {
+                match op {
+                    Op::Add { rows, ids } => {
+                        let got = ivf.add(&x[..rows * dim], ids.as_deref());
+                        let given = ids.clone().unwrap_or_else(|| (next..next + rows as u64).collect());
+                        // A repeat within the batch is reported first, then the first stored id.
+                        let mut batch = BTreeSet::new();
+                        let clash = given
+                            .iter()
+                            .position(|id| !batch.insert(*id))
+                            .or_else(|| given.iter().position(|id| live.contains(id)));
+                        match (clash, got) {
+                            (None, Ok(added)) => {
+                                prop_assert_eq!(&added, &given);
+                                live.extend(given.iter().copied());
+                                next = next.max(given.iter().max().unwrap() + 1);
+                            }
+                            (Some(row), Err(Error::DuplicateId { row: r, .. })) => prop_assert_eq!(r, row),
+                            (clash, got) => prop_assert!(false, "clash {:?}, add gave {:?}", clash, got),
+                        }
+                    }
+                    Op::Remove(ids) => {
+                        let want = ids.iter().collect::<BTreeSet<_>>().iter().filter(|id| live.contains(**id)).count();
+                        prop_assert_eq!(ivf.remove(&ids).unwrap(), want);
+                        for id in &ids {
+                            live.remove(id);
+                        }
+                    }
+                    Op::Contains(id) => prop_assert_eq!(ivf.contains(id), live.contains(&id)),
+                    Op::Compact => ivf.compact().unwrap(),
+                }
+                prop_assert_eq!(ivf.len(), live.len());
+            }
+            let mut ids = ivf.ids().unwrap();
+            ids.sort_unstable();
+            prop_assert_eq!(ids, live.into_iter().collect::<Vec<_>>());
+        }
+    }
+}
+
 /// The seeds of the `load_ivf` fuzz target, by file name: small valid files
 /// of every threshold kind, with and without a fitted table, with removals,
 /// untrained, and (format 2) rotated.

@@ -573,6 +573,7 @@ fn assemble(p: Parts, mapped: bool, mut blocks: impl FnMut(Range<usize>) -> Bloc
         lists,
         next_id: p.next_id,
         mapped,
+        rows_of: std::sync::OnceLock::new(),
     }
 }
 

@@ -32,10 +32,14 @@ pub use search::{IvfAsymNeighbours, IvfLeeNeighbours};
 use crate::code_width;
 use crate::decode::Reconstruction;
 use crate::encode::thresholds::Thresholds;
-use crate::error::{with_capacity, zeroed, Error, Result};
+use crate::error::{alloc_error, with_capacity, zeroed, Error, Result};
 use lists::List;
 use rayon::prelude::*;
 use std::borrow::Cow;
+use std::sync::OnceLock;
+
+/// Live id → (list, row in the list).
+type IdRows = foldhash::HashMap<u64, (u32, u32)>;
 
 /// Training points per list by default.
 pub const DEFAULT_POINTS_PER_LIST: usize = 64;
@@ -72,7 +76,8 @@ pub struct IvfStats {
     /// list holds as many rows, `lists` when one list holds all; 0 when empty.
     pub imbalance: f64,
     /// Heap bytes: lists (codes with their block padding, ids, norms,
-    /// liveness), centroids and the reconstruction table; mapped codes count.
+    /// liveness), centroids, the reconstruction table and, once `contains`
+    /// or `remove` has built it, the id map; mapped codes count.
     pub memory_bytes: usize,
     pub mapped: bool,
 }
@@ -91,6 +96,11 @@ pub struct IvfIndex {
     next_id: u64,
     /// Whether the lists' codes are mapped from a file (then read-only).
     mapped: bool,
+    /// Every live id's (list, row), built on first use by `contains` or
+    /// `remove` (an index that is only searched never needs it; ≈ 17–34 B
+    /// per row, in `memory_bytes`), kept up to date by adds and removals,
+    /// dropped when rows move (compaction, training) and rebuilt on next use.
+    rows_of: OnceLock<IdRows>,
 }
 
 impl IvfIndex {
@@ -105,6 +115,7 @@ impl IvfIndex {
             table,
             centroids: Vec::new(),
             lists: Vec::new(),
+            rows_of: OnceLock::new(),
             next_id: 0,
             mapped: false,
         })
@@ -159,11 +170,23 @@ impl IvfIndex {
         self.len() == 0
     }
 
-    /// Whether a live row has id `id` (a scan of the ids: O(rows)).
+    /// Whether a live row has id `id` (O(1) once the id map is built: the
+    /// first call builds it, O(rows)).
     pub fn contains(&self, id: u64) -> bool {
-        self.lists
-            .par_iter()
-            .any(|l| l.ids.iter().enumerate().any(|(r, &i)| i == id && l.is_alive(r)))
+        self.id_rows().contains_key(&id)
+    }
+
+    /// The id map, built now if it was not.
+    fn id_rows(&self) -> &IdRows {
+        self.rows_of.get_or_init(|| {
+            let mut map = IdRows::default();
+            map.reserve(self.len());
+            for (l, list) in self.lists.iter().enumerate() {
+                let live = (0..list.rows()).filter(|&r| list.is_alive(r));
+                map.extend(live.map(|r| (list.ids[r], (l as u32, r as u32))));
+            }
+            map
+        })
     }
 
     /// Trains the centroids on `x` (`rows × dim` float rows, finite): a
@@ -226,6 +249,7 @@ impl IvfIndex {
             },
         )?;
         self.lists = (0..lists).map(|_| List::empty()).collect();
+        self.rows_of = OnceLock::new();
         self.centroids = centroids;
         Ok(())
     }
@@ -358,13 +382,29 @@ impl IvfIndex {
         for (l, list) in self.lists.iter_mut().enumerate() {
             list.reserve(members.starts[l + 1] - members.starts[l], width, "x")?;
         }
+        if let Some(map) = self.rows_of.get_mut() {
+            map.try_reserve(rows)
+                .map_err(|_| alloc_error::<(u64, (u32, u32))>("x", "the id map", rows, 1))?;
+        }
         // Nothing fails from here on.
+        let before: Vec<usize> = self.lists.iter().map(List::rows).collect();
         self.lists.par_iter_mut().enumerate().for_each(|(l, list)| {
             for &r in &members.rows[members.starts[l]..members.starts[l + 1]] {
                 let r = r as usize;
                 list.push(&codes[r * width..][..width], ids[r], norms[r]);
             }
         });
+        if let Some(map) = self.rows_of.get_mut() {
+            for (l, &first) in before.iter().enumerate() {
+                let added = &members.rows[members.starts[l]..members.starts[l + 1]];
+                map.extend(
+                    added
+                        .iter()
+                        .zip(first..)
+                        .map(|(&r, row)| (ids[r as usize], (l as u32, row as u32))),
+                );
+            }
+        }
         if let Some(&max) = ids.iter().max() {
             self.next_id = self.next_id.max(max.saturating_add(1));
         }
@@ -421,16 +461,22 @@ impl IvfIndex {
                 });
             }
         }
-        let stored = self
-            .lists
-            .par_iter()
-            .filter_map(|l| {
-                (0..l.rows())
-                    .filter(|&r| l.is_alive(r))
-                    .filter_map(|r| batch.get(&l.ids[r]).copied())
-                    .min()
-            })
-            .min();
+        // The first row of the batch whose id is stored: by the id map when it
+        // is built, else by a scan of the lists (not building the map for it
+        // keeps a streamed build at the memory it needs).
+        let stored = match self.rows_of.get() {
+            Some(map) => ids.iter().position(|id| map.contains_key(id)),
+            None => self
+                .lists
+                .par_iter()
+                .filter_map(|l| {
+                    (0..l.rows())
+                        .filter(|&r| l.is_alive(r))
+                        .filter_map(|r| batch.get(&l.ids[r]).copied())
+                        .min()
+                })
+                .min(),
+        };
         if let Some(i) = stored {
             return Err(Error::DuplicateId {
                 id: ids[i],
@@ -442,35 +488,47 @@ impl IvfIndex {
     }
 
     /// Removes the rows of `ids` (unknown ids are ignored); returns how
-    /// many were removed. A list is compacted once more than a quarter of
-    /// its rows are removed.
+    /// many were removed, O(1) per id through the id map (built by the first
+    /// call). A list is compacted once more than a quarter of its rows are
+    /// removed.
     pub fn remove(&mut self, ids: &[u64]) -> Result<usize> {
         self.check_writable()?;
-        let wanted: foldhash::HashSet<u64> = ids.iter().copied().collect();
+        self.id_rows();
+        let mut map = self.rows_of.take().unwrap_or_default();
+        let mut removed = 0;
+        for id in ids {
+            if let Some((l, r)) = map.remove(id) {
+                if self.lists[l as usize].kill(r as usize) {
+                    removed += 1;
+                }
+            }
+        }
         let width = code_width(self.dim);
-        let removed = self
+        let compacted = self
             .lists
             .par_iter_mut()
-            .map(|l| -> Result<usize> {
-                let mut n = 0;
-                for r in 0..l.rows() {
-                    if wanted.contains(&l.ids[r]) && l.kill(r) {
-                        n += 1;
-                    }
-                }
+            .map(|l| -> Result<bool> {
                 if l.dead as f64 > DEAD_SHARE_LIMIT * l.rows() as f64 {
                     l.compact(width)?;
+                    return Ok(true);
                 }
-                Ok(n)
+                Ok(false)
             })
-            .collect::<Result<Vec<usize>>>()?;
-        Ok(removed.iter().sum())
+            .collect::<Result<Vec<bool>>>()?;
+        // Compaction moves rows: the map is rebuilt on next use.
+        if !compacted.contains(&true) {
+            self.rows_of = OnceLock::from(map);
+        }
+        Ok(removed)
     }
 
     /// Drops every removed row and frees its memory.
     pub fn compact(&mut self) -> Result<()> {
         self.check_writable()?;
         let width = code_width(self.dim);
+        if self.lists.iter().any(|l| l.dead > 0) {
+            self.rows_of = OnceLock::new(); // rows move: rebuilt on next use
+        }
         self.lists.par_iter_mut().try_for_each(|l| l.compact(width))
     }
 
@@ -506,6 +564,18 @@ impl IvfIndex {
             + self.lists.iter().map(List::memory_bytes).sum::<usize>()
             + 4 * self.centroids.capacity()
             + 16 * self.dim
+            + self.id_rows_bytes()
+    }
+
+    /// Heap bytes of the id map (from its capacity: hashbrown keeps capacity
+    /// = 7/8 of a power-of-two bucket count, each bucket the entry plus a
+    /// control byte).
+    fn id_rows_bytes(&self) -> usize {
+        let cap = self.rows_of.get().map_or(0, |m| m.capacity());
+        if cap == 0 {
+            return 0;
+        }
+        (cap * 8).div_ceil(7).next_power_of_two() * (std::mem::size_of::<(u64, (u32, u32))>() + 1)
     }
 
     /// Compacts, then saves atomically to `path` (docs/FORMAT.md). Saving
