@@ -135,7 +135,7 @@ class IVFIndex:
 
     def __contains__(self, id: object) -> bool:
         """Whether a live row has this id. The first call (or :meth:`remove`) builds an id map,
-        ≈ 17–34 bytes per row, that later calls, removals and adds use (O(1) per id); an index that
+        ≈ 20–39 bytes per row, that later calls, removals and adds use (O(1) per id); an index that
         is only searched never builds it.
 
         >>> import numpy as np, q2key

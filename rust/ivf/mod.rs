@@ -97,7 +97,7 @@ pub struct IvfIndex {
     /// Whether the lists' codes are mapped from a file (then read-only).
     mapped: bool,
     /// Every live id's (list, row), built on first use by `contains` or
-    /// `remove` (an index that is only searched never needs it; ≈ 17–34 B
+    /// `remove` (an index that is only searched never needs it; ≈ 20–39 B
     /// per row, in `memory_bytes`), kept up to date by adds and removals,
     /// dropped when rows move (compaction, training) and rebuilt on next use.
     rows_of: OnceLock<IdRows>,
