@@ -343,7 +343,10 @@ fn adds_are_all_or_nothing_and_ids_unique() {
         Err(Error::Shape { arg: "x", .. })
     ));
     assert_eq!(ivf.len(), 10);
+    let before_map = ivf.memory_bytes();
     assert!(ivf.contains(3) && !ivf.contains(100));
+    // The id map `contains` built is counted: at least one (id, list, row) entry and control byte per row.
+    assert!(ivf.memory_bytes() >= before_map + 17 * ivf.len());
     assert_eq!(ivf.remove(&[3, 3, 999]).unwrap(), 1);
     assert!(!ivf.contains(3));
     // A removed id may be added again; sequential ids continue above every id seen.

@@ -276,22 +276,14 @@ impl Index {
         }
     }
 
-    /// Heap bytes of the id → row map (from its capacity: hashbrown keeps
-    /// capacity = 7/8 of a power-of-two bucket count, each bucket the entry
-    /// plus a control byte) and of the alive-row mask a removal leads to.
+    /// Heap bytes of the id → row map and of the alive-row mask a removal leads to.
     fn map_and_mask_bytes(&self) -> usize {
-        let cap = self.rows_of.get().map_or(0, |m| m.capacity());
-        let buckets = if cap == 0 {
-            0
-        } else {
-            (cap * 8).div_ceil(7).next_power_of_two()
-        };
         let mask = if self.dead > 0 {
             self.data.ids.len().div_ceil(8)
         } else {
             0
         };
-        buckets * (std::mem::size_of::<(u64, usize)>() + 1) + mask
+        self.rows_of.get().map_or(0, hash_map_bytes) + mask
     }
 
     /// Encodes `x` (`rows × dim`) with the index's thresholds and adds the
@@ -592,6 +584,16 @@ fn stored_norms(codes: &[u8], dim: usize, table: &Reconstruction) -> Result<Vec<
 /// Id → stored row. foldhash: several times faster than SipHash on u64 keys,
 /// and seeded per process, so crafted ids cannot predict collisions.
 type IdMap = foldhash::HashMap<u64, usize>;
+
+/// Heap bytes of a hash map, from its capacity: hashbrown keeps capacity =
+/// 7/8 of a power-of-two bucket count, each bucket one entry plus a control
+/// byte.
+pub(crate) fn hash_map_bytes<K, V, S>(map: &std::collections::HashMap<K, V, S>) -> usize {
+    match map.capacity() {
+        0 => 0,
+        cap => (cap * 8).div_ceil(7).next_power_of_two() * (std::mem::size_of::<(K, V)>() + 1),
+    }
+}
 
 /// Maps `ids` to rows `first..` in `map`, or, when one is already present or
 /// repeated in the batch, leaves the map as it was and says which.

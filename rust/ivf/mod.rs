@@ -564,18 +564,7 @@ impl IvfIndex {
             + self.lists.iter().map(List::memory_bytes).sum::<usize>()
             + 4 * self.centroids.capacity()
             + 16 * self.dim
-            + self.id_rows_bytes()
-    }
-
-    /// Heap bytes of the id map (from its capacity: hashbrown keeps capacity
-    /// = 7/8 of a power-of-two bucket count, each bucket the entry plus a
-    /// control byte).
-    fn id_rows_bytes(&self) -> usize {
-        let cap = self.rows_of.get().map_or(0, |m| m.capacity());
-        if cap == 0 {
-            return 0;
-        }
-        (cap * 8).div_ceil(7).next_power_of_two() * (std::mem::size_of::<(u64, (u32, u32))>() + 1)
+            + self.rows_of.get().map_or(0, crate::index::hash_map_bytes)
     }
 
     /// Compacts, then saves atomically to `path` (docs/FORMAT.md). Saving
