@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{naive_lee, Rng};
+use common::{database, naive_lee, Rng};
 use proptest::prelude::*;
 use q2key::parallel::install;
 use q2key::{fast_scan_blocks, search_masked_with, search_with, Backend, Kernels, LeeTables};
@@ -129,18 +129,6 @@ proptest! {
         let bounds: Vec<u32> = (0..nq).map(|_| rng.below(8 * width + 2) as u32).collect();
         check_all_backends(&queries, &db, width, &bounds);
     }
-}
-
-/// Random codes where about a third of the rows repeat an earlier row (ties).
-fn database(rng: &mut Rng, n: usize, width: usize) -> Vec<u8> {
-    let mut db = rng.bytes(n * width);
-    for r in 1..n {
-        if rng.below(3) == 0 {
-            let src = rng.below(r);
-            db.copy_within(src * width..(src + 1) * width, r * width);
-        }
-    }
-    db
 }
 
 /// Search on every backend, with and without a filter, equals the scalar

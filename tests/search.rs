@@ -2,21 +2,9 @@
 
 mod common;
 
-use common::{naive_lee, Rng};
+use common::{database, naive_lee, Rng};
 use q2key::parallel::install;
 use q2key::{lee_matrix, lee_one_to_many, lee_pairwise, search};
-
-/// Random codes where about a third of the rows repeat an earlier row (ties).
-fn database(rng: &mut Rng, n: usize, width: usize) -> Vec<u8> {
-    let mut db = rng.bytes(n * width);
-    for r in 1..n {
-        if rng.below(3) == 0 {
-            let src = rng.below(r);
-            db.copy_within(src * width..(src + 1) * width, r * width);
-        }
-    }
-    db
-}
 
 /// Every database row of each query sorted by (distance, row).
 fn brute_sorted(queries: &[u8], db: &[u8], width: usize) -> Vec<Vec<(u32, i64)>> {

@@ -108,10 +108,12 @@ pub(crate) struct LeeScanShape {
 pub(crate) fn assert_lee_scan_buffers(
     tables: &LeeTables,
     queries: &Range<usize>,
-    blocks: usize,
-    out: usize,
-    hits: Option<(usize, usize)>,
+    blocks: &[u8],
+    hits: &Option<(&[u32], &mut [u8])>,
+    out: &[u32],
 ) -> LeeScanShape {
+    let (blocks, out) = (blocks.len(), out.len());
+    let hits = hits.as_ref().map(|(b, m)| (b.len(), m.len()));
     let width = tables.width;
     assert!(
         queries.start <= queries.end && queries.end <= tables.queries(),
@@ -157,13 +159,7 @@ pub(crate) fn lee_scan(
     hits: Option<(&[u32], &mut [u8])>,
     out: &mut [u32],
 ) {
-    let shape = assert_lee_scan_buffers(
-        tables,
-        &queries,
-        blocks.len(),
-        out.len(),
-        hits.as_ref().map(|(b, m)| (b.len(), m.len())),
-    );
+    let shape = assert_lee_scan_buffers(tables, &queries, blocks, &hits, out);
     let width = tables.width;
     let rows = shape.blocks * BLOCK_ROWS;
     for (i, q) in queries.enumerate() {

@@ -26,13 +26,7 @@ pub(crate) fn lee_scan(
     mut hits: Option<(&[u32], &mut [u8])>,
     out: &mut [u32],
 ) {
-    let shape = assert_lee_scan_buffers(
-        tables,
-        &queries,
-        blocks.len(),
-        out.len(),
-        hits.as_ref().map(|(b, m)| (b.len(), m.len())),
-    );
+    let shape = assert_lee_scan_buffers(tables, &queries, blocks, &hits, out);
     let width = tables.width();
     let rows = shape.blocks * BLOCK_ROWS;
     let mut i = 0;

@@ -205,3 +205,15 @@ pub fn row(rng: &mut Rng, kind: usize, dim: usize) -> Vec<f64> {
 }
 
 pub const KINDS: usize = 10;
+
+/// Random codes where about a third of the rows repeat an earlier row (ties).
+pub fn database(rng: &mut Rng, n: usize, width: usize) -> Vec<u8> {
+    let mut db = rng.bytes(n * width);
+    for r in 1..n {
+        if rng.below(3) == 0 {
+            let src = rng.below(r);
+            db.copy_within(src * width..(src + 1) * width, r * width);
+        }
+    }
+    db
+}
