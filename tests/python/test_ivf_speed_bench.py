@@ -57,6 +57,15 @@ def test_qps_at_interpolates_log_qps_between_the_points_around_a_recall() -> Non
     assert ivf_speed.qps_at(pts, "ivf", 1.01, "recall_exhaustive")[0] is None
 
 
+def test_paired_speedup_is_the_median_of_per_round_ratios() -> None:
+    slow = ivf_speed.Point("exhaustive", None, 1.0, 1.0, [2.0, 1.0, 3.0], 0.6, 1.0)
+    fast = ivf_speed.Point("ivf", 24, 1.0, 1.0, [0.1, 0.1, 0.1], 0.6, 0.95)
+    assert ivf_speed.paired_speedup(slow, fast) == 20.0  # ratios 20, 10, 30; medians of times give 20 too
+    drift = ivf_speed.Point("ivf", 24, 1.0, 1.0, [0.1, 0.05, 0.15], 0.6, 0.95)  # drifts with the machine
+    assert ivf_speed.paired_speedup(slow, drift) == 20.0  # each round's ratio is 20
+    assert ivf_speed.paired_speedup(slow, ivf_speed.Point("ivf", 24, 1.0, 1.0, [], 0.6, 0.95)) is None
+
+
 def test_unknown_method_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as e:
         ivf_speed.main(["--methods", "ivf,hnsw"])
