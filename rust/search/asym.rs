@@ -69,7 +69,7 @@ impl QueryTables {
 
     /// The tables of query `q` (finite, `table.dim()` values).
     ///
-    /// The entries are the [`pair_values`] `v` of each pair m quantised
+    /// The entries are the [`pair_terms`] values `v` of each pair m quantised
     /// above the pair's minimum `lo_m`; as `v = first + second` (f64 sums of
     /// the two dimensions' products) and rounded addition is monotone in
     /// each operand, `lo_m` and the pair's maximum are the sums of the
@@ -363,18 +363,6 @@ impl PairProducts {
     }
 }
 
-/// Per pair of dimensions m (2m, 2m + 1) and 4-bit Gray nibble n, the
-/// query's part of the dot product, `u_2m·x̂_2m + u_2m+1·x̂_2m+1` with
-/// `u = q/‖q‖` (f64; a dimension past `dim` adds nothing): SPEC §8.
-pub(crate) fn pair_values(q: &[f32], q_norm: f64, table: &Reconstruction) -> Vec<f64> {
-    let pairs = 2 * code_width(table.dim());
-    let mut values = Vec::with_capacity(16 * pairs);
-    for m in 0..pairs {
-        values.extend_from_slice(&PairProducts::new(q, q_norm, table, m).values());
-    }
-    values
-}
-
 /// Per pair of dimensions and Gray nibble, `x̂_2m² + x̂_2m+1²` (f64): the
 /// norm's part of SPEC §8's exact score.
 pub(crate) fn pair_squares(table: &Reconstruction) -> Vec<f64> {
@@ -397,11 +385,20 @@ pub(crate) fn pair_squares(table: &Reconstruction) -> Vec<f64> {
     squares
 }
 
-/// [`pair_values`] and [`pair_squares`] side by side, `[value, square]` per
-/// (pair, nibble): each lookup of [`exact_score`] then reads one 16-byte
-/// entry, one cache line instead of two (the two tables outgrow L1 together).
-pub(crate) fn pair_terms(values: &[f64], squares: &[f64]) -> Vec<[f64; 2]> {
-    values.iter().zip(squares).map(|(&v, &s)| [v, s]).collect()
+/// Per pair of dimensions m (2m, 2m + 1) and 4-bit Gray nibble n, the two
+/// f64 terms of SPEC §8's exact score side by side, `[value, square]`: the
+/// query's part of the dot product, `u_2m·x̂_2m + u_2m+1·x̂_2m+1` with
+/// `u = q/‖q‖` (a dimension past `dim` adds nothing), and the entry of
+/// [`pair_squares`] (`squares`). Side by side, each lookup of
+/// [`exact_score`] reads one 16-byte entry: one cache line, not one per table.
+pub(crate) fn pair_terms(q: &[f32], q_norm: f64, table: &Reconstruction, squares: &[f64]) -> Vec<[f64; 2]> {
+    let pairs = 2 * code_width(table.dim());
+    let mut terms = Vec::with_capacity(16 * pairs);
+    for (m, squares) in squares.chunks_exact(16).take(pairs).enumerate() {
+        let values = PairProducts::new(q, q_norm, table, m).values();
+        terms.extend(values.iter().zip(squares).map(|(&v, &s)| [v, s]));
+    }
+    terms
 }
 
 /// The exact score of SPEC §8 from the [`pair_terms`]: per pair m the
@@ -709,7 +706,7 @@ fn finish(
     } else {
         c.prune();
         RESCORED.fetch_add(c.rows.len() as u64, AtomicOrdering::Relaxed);
-        let terms = pair_terms(&pair_values(q, qt.norm, table), pair_squares);
+        let terms = pair_terms(q, qt.norm, table, pair_squares);
         c.rows.sort_unstable_by_key(|&(r, _)| r);
         let mut buf = vec![0u8; width];
         (0..c.rows.len())
@@ -1235,7 +1232,7 @@ pub(crate) fn rerank_asym_scoped(
         .zip(scores.par_chunks_mut(kk).zip(rows.par_chunks_mut(kk)))
         .try_for_each(|((q, cand), (s, r))| -> Result<()> {
             let q_norm = query_norm(q);
-            let terms = pair_terms(&pair_values(q, q_norm, table), &squares);
+            let terms = pair_terms(q, q_norm, table, &squares);
             let mut scored: Vec<(f64, u64, u32)> = with_capacity("rerank_asym", "the candidate scores", c, 1)?;
             let mut distinct: Vec<usize> = cand.iter().filter(|&&r| r >= 0).map(|&r| r as usize).collect();
             distinct.sort_unstable();
@@ -1505,7 +1502,7 @@ pub(crate) fn search_asym_lists_batch<'a>(
         if qt.norm == 0.0 || c.k == 0 {
             continue;
         }
-        let terms = pair_terms(&pair_values(q, qt.norm, table), &shared.pair_squares);
+        let terms = pair_terms(q, qt.norm, table, &shared.pair_squares);
         out[i] = kept.best(sets, &terms, c.bound(), c.k, width);
     }
     out
@@ -1571,7 +1568,7 @@ mod tests {
                     )
                     .unwrap();
                     for (qi, q) in queries.chunks_exact(dim).enumerate() {
-                        let terms = pair_terms(&pair_values(q, query_norm(q), &table), &pair_squares(&table));
+                        let terms = pair_terms(q, query_norm(q), &table, &pair_squares(&table));
                         let mut want: Vec<(f64, u64, u32)> = (0..n)
                             .filter(|&row| mask[row / 8] >> (row % 8) & 1 == 1)
                             .map(|row| {
@@ -1830,11 +1827,13 @@ mod tests {
                 );
             }
             if norm > 0.0 {
-                let got = pair_values(&q, norm, &table);
+                let squares = pair_squares(&table);
+                let got = pair_terms(&q, norm, &table, &squares);
                 let width = code_width(dim);
                 proptest::prop_assert_eq!(got.len(), 32 * width);
                 for (m, t) in got.chunks_exact(16).enumerate() {
-                    for (n, &v) in t.iter().enumerate() {
+                    for (n, &[v, square]) in t.iter().enumerate() {
+                        proptest::prop_assert_eq!(square.to_bits(), squares[16 * m + n].to_bits());
                         let part = |d: usize, g: usize| {
                             if d < dim { f64::from(q[d]) / norm * f64::from(table.of_gray(d, g as u8)) } else { 0.0 }
                         };
