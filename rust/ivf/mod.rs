@@ -178,15 +178,18 @@ impl IvfIndex {
 
     /// The id map, built now if it was not.
     fn id_rows(&self) -> &IdRows {
-        self.rows_of.get_or_init(|| {
-            let mut map = IdRows::default();
-            map.reserve(self.len());
-            for (l, list) in self.lists.iter().enumerate() {
-                let live = (0..list.rows()).filter(|&r| list.is_alive(r));
-                map.extend(live.map(|r| (list.ids[r], (l as u32, r as u32))));
-            }
-            map
-        })
+        self.rows_of.get_or_init(|| self.build_id_rows())
+    }
+
+    /// Every live id's (list, row), from the lists.
+    fn build_id_rows(&self) -> IdRows {
+        let mut map = IdRows::default();
+        map.reserve(self.len());
+        for (l, list) in self.lists.iter().enumerate() {
+            let live = (0..list.rows()).filter(|&r| list.is_alive(r));
+            map.extend(live.map(|r| (list.ids[r], (l as u32, r as u32))));
+        }
+        map
     }
 
     /// Trains the centroids on `x` (`rows × dim` float rows, finite): a
@@ -493,8 +496,7 @@ impl IvfIndex {
     /// removed.
     pub fn remove(&mut self, ids: &[u64]) -> Result<usize> {
         self.check_writable()?;
-        self.id_rows();
-        let mut map = self.rows_of.take().unwrap_or_default();
+        let mut map = self.rows_of.take().unwrap_or_else(|| self.build_id_rows());
         let mut removed = 0;
         for id in ids {
             if let Some((l, r)) = map.remove(id) {
