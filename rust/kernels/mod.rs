@@ -191,8 +191,10 @@ impl Kernels {
     ) {
         (self.lee_tile_hits)(queries, words, block, bounds, out, hits)
     }
+    /// `luts`: the queries' tables side by side, `32·width` bytes each.
     pub fn asym_scan(&self, luts: &[u8], width: usize, blocks: &[u8], out: &mut [u32]) {
-        (self.asym_scan)(luts, width, blocks, out)
+        let tables: Vec<&[u8]> = luts.chunks(32 * width.max(1)).collect();
+        (self.asym_scan)(&tables, width, blocks, out)
     }
     pub fn lee_scan(
         &self,

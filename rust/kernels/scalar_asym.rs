@@ -20,12 +20,14 @@ pub(crate) const U16_BYTES: usize = 256;
 /// Queries the SIMD kernels scan together (sharing each block load).
 pub(crate) const QUERY_GROUP: usize = 4;
 
-/// Sums, for each of `luts.len() / (32·width)` queries and each row of
-/// `blocks` (the fast-scan layout of codes of `width` bytes), the query's
-/// table entries of the row's nibbles:
-/// `out[q·rows + row] = Σ_b luts_q[32b + hi(byte_b)] + luts_q[32b + 16 + lo(byte_b)]`
-/// with `rows = 32 · blocks`. Entries must be at most [`LUT_MAX`].
-pub(crate) type AsymScan = fn(luts: &[u8], width: usize, blocks: &[u8], out: &mut [u32]);
+/// Sums, for each query `q` (its table `luts[q]`, `32·width` bytes) and each
+/// row of `blocks` (the fast-scan layout of codes of `width` bytes), the
+/// query's table entries of the row's nibbles:
+/// `out[q·rows + row] = Σ_b luts[q][32b + hi(byte_b)] + luts[q][32b + 16 + lo(byte_b)]`
+/// with `rows = 32 · blocks`. Entries must be at most [`LUT_MAX`]. Each
+/// query's table is its own slice, so a caller scanning a set for some of its
+/// queries passes theirs without copying them side by side.
+pub(crate) type AsymScan = fn(luts: &[&[u8]], width: usize, blocks: &[u8], out: &mut [u32]);
 
 /// The shape of one [`AsymScan`] call, as [`assert_asym_buffers`] checked it.
 #[derive(Debug, Clone, Copy)]
@@ -34,33 +36,36 @@ pub(crate) struct ScanShape {
     pub blocks: usize,
 }
 
-/// The lengths and values [`AsymScan`] relies on: `width ≥ 1`, whole
-/// queries of `32·width` table bytes, every entry ≤ [`LUT_MAX`], whole
-/// blocks of `32·width` bytes and `out` at least one sum per (query, row).
-/// The SIMD kernels read and write through raw pointers and sum two entries
-/// in one byte, so every shim checks these first (one pass over the tables
-/// per call, which scans many blocks).
+/// The lengths and values [`AsymScan`] relies on: `width ≥ 1`, tables of
+/// `32·width` bytes, every entry ≤ [`LUT_MAX`], whole blocks of `32·width`
+/// bytes and `out` at least one sum per (query, row). The SIMD kernels read
+/// and write through raw pointers and sum two entries in one byte, so every
+/// shim checks these first (one pass over the tables per call, which scans
+/// many blocks).
 #[inline(always)]
-pub(crate) fn assert_asym_buffers(luts: &[u8], width: usize, blocks: usize, out: usize) -> ScanShape {
+pub(crate) fn assert_asym_buffers(luts: &[&[u8]], width: usize, blocks: usize, out: usize) -> ScanShape {
     assert!(width >= 1, "asym_scan: width must be at least 1");
     let lut_len = width.checked_mul(32).expect("asym_scan: width overflows");
-    assert!(
-        luts.len().is_multiple_of(lut_len),
-        "asym_scan: {} table bytes are not whole queries of {lut_len}",
-        luts.len()
-    );
-    // An OR over every entry (vectorises, no early exit): LUT_MAX + 1 is a power of two.
-    assert!(
-        luts.iter().fold(0u8, |acc, &v| acc | v) <= LUT_MAX,
-        "asym_scan: table entries must be at most {LUT_MAX}"
-    );
+    for lut in luts {
+        assert_eq!(
+            lut.len(),
+            lut_len,
+            "asym_scan: a table of {} bytes, not {lut_len}",
+            lut.len()
+        );
+        // An OR over every entry (vectorises, no early exit): LUT_MAX + 1 is a power of two.
+        assert!(
+            lut.iter().fold(0u8, |acc, &v| acc | v) <= LUT_MAX,
+            "asym_scan: table entries must be at most {LUT_MAX}"
+        );
+    }
     let block_len = lut_len; // 32 rows × width bytes
     assert!(
         blocks.is_multiple_of(block_len),
         "asym_scan: {blocks} bytes are not whole blocks of {BLOCK_ROWS} rows × {width} bytes"
     );
     let shape = ScanShape {
-        queries: luts.len() / lut_len,
+        queries: luts.len(),
         blocks: blocks / block_len,
     };
     let need = shape
@@ -72,10 +77,10 @@ pub(crate) fn assert_asym_buffers(luts: &[u8], width: usize, blocks: usize, out:
 }
 
 /// The reference kernel.
-pub(crate) fn asym_scan(luts: &[u8], width: usize, blocks: &[u8], out: &mut [u32]) {
+pub(crate) fn asym_scan(luts: &[&[u8]], width: usize, blocks: &[u8], out: &mut [u32]) {
     let shape = assert_asym_buffers(luts, width, blocks.len(), out.len());
     let rows = shape.blocks * BLOCK_ROWS;
-    for (lut, out) in luts.chunks_exact(32 * width).zip(out.chunks_exact_mut(rows.max(1))) {
+    for (lut, out) in luts.iter().zip(out.chunks_exact_mut(rows.max(1))) {
         for (block, sums) in blocks
             .chunks_exact(width * BLOCK_ROWS)
             .zip(out.chunks_exact_mut(BLOCK_ROWS))

@@ -11,28 +11,28 @@ use std::arch::x86_64::*;
 
 // Safe shim: only reachable through the AVX2 and AVX-512 `KERNELS` tables,
 // which `Kernels::for_backend` hands out after checking the CPU has AVX2.
-pub(crate) fn asym_scan(luts: &[u8], width: usize, blocks: &[u8], out: &mut [u32]) {
+pub(crate) fn asym_scan(luts: &[&[u8]], width: usize, blocks: &[u8], out: &mut [u32]) {
     let shape = assert_asym_buffers(luts, width, blocks.len(), out.len());
     let rows = shape.blocks * BLOCK_ROWS;
     let mut q = 0;
     while q < shape.queries {
         let group = QUERY_GROUP.min(shape.queries - q);
+        let tables = table_pointers(&luts[q..q + group]);
         for j in 0..shape.blocks {
-            let lut = luts[32 * width * q..].as_ptr();
             let block = blocks[j * width * BLOCK_ROWS..].as_ptr();
             let sums = out[q * rows + j * BLOCK_ROWS..].as_mut_ptr();
             // SAFETY: CPU: AVX2 (this table is only handed out on such a
-            // CPU); lengths: queries q..q+group have 32·width table bytes
-            // each, block j is whole and out holds rows sums per query
-            // (`assert_asym_buffers` above), so every access of `scan_block`
-            // (tables of `group` queries, one block, 32 sums per query at
+            // CPU); lengths: the first `group` of `tables` point at tables of
+            // 32·width bytes, block j is whole and out holds rows sums per
+            // query (`assert_asym_buffers` above), so every access of
+            // `scan_block` (those tables, one block, 32 sums per query at
             // stride `rows`) is in bounds; entries are ≤ 127 (asserted).
             unsafe {
                 match group {
-                    1 => scan_block::<1>(lut, width, block, sums, rows),
-                    2 => scan_block::<2>(lut, width, block, sums, rows),
-                    3 => scan_block::<3>(lut, width, block, sums, rows),
-                    _ => scan_block::<4>(lut, width, block, sums, rows),
+                    1 => scan_block::<1>(&tables, width, block, sums, rows),
+                    2 => scan_block::<2>(&tables, width, block, sums, rows),
+                    3 => scan_block::<3>(&tables, width, block, sums, rows),
+                    _ => scan_block::<4>(&tables, width, block, sums, rows),
                 }
             }
         }
@@ -40,17 +40,27 @@ pub(crate) fn asym_scan(luts: &[u8], width: usize, blocks: &[u8], out: &mut [u32
     }
 }
 
+/// The first pointer of each of up to [`QUERY_GROUP`] tables (the rest null).
+#[inline(always)]
+pub(crate) fn table_pointers(luts: &[&[u8]]) -> [*const u8; QUERY_GROUP] {
+    let mut tables = [std::ptr::null(); QUERY_GROUP];
+    for (t, lut) in tables.iter_mut().zip(luts) {
+        *t = lut.as_ptr();
+    }
+    tables
+}
+
 /// The sums of one 32-row block for `Q` queries: query `i`'s tables at
-/// `luts + 32·width·i`, its 32 sums at `out + stride·i`.
+/// `luts[i]`, its 32 sums at `out + stride·i`.
 ///
 /// # Safety
-/// The CPU supports AVX2; `luts` is readable for `Q·32·width` bytes, every
-/// entry ≤ 127; `block` is readable for `32·width` bytes; `out + stride·i`
-/// is writable for 32 `u32` for each `i < Q`.
+/// The CPU supports AVX2; `Q ≤ luts.len()` and `luts[i]` is readable for
+/// `32·width` bytes for each `i < Q`, every entry ≤ 127; `block` is readable
+/// for `32·width` bytes; `out + stride·i` is writable for 32 `u32` for each `i < Q`.
 #[target_feature(enable = "avx2")]
 #[inline]
 pub(crate) unsafe fn scan_block<const Q: usize>(
-    luts: *const u8,
+    luts: &[*const u8],
     width: usize,
     block: *const u8,
     out: *mut u32,
@@ -72,7 +82,7 @@ pub(crate) unsafe fn scan_block<const Q: usize>(
             for i in 0..Q {
                 // SAFETY: i < Q and b < width: inside query i's 32·width table bytes.
                 let (th, tl) = unsafe {
-                    let t = luts.add(32 * width * i + 32 * b);
+                    let t = luts[i].add(32 * b);
                     (
                         _mm256_broadcastsi128_si256(_mm_loadu_si128(t as *const __m128i)),
                         _mm256_broadcastsi128_si256(_mm_loadu_si128(t.add(16) as *const __m128i)),

@@ -3,34 +3,34 @@
 //! last block. Same integers as the scalar reference.
 
 use super::scalar_asym::{assert_asym_buffers, BLOCK_ROWS, QUERY_GROUP, U16_BYTES};
-use super::x86_avx2_asym::{add_widened, scan_block};
+use super::x86_avx2_asym::{add_widened, scan_block, table_pointers};
 use std::arch::x86_64::*;
 
 // Safe shim: only reachable through the AVX-512 `KERNELS` table, which
 // `Kernels::for_backend` hands out after checking the CPU has AVX-512F/BW
 // (and AVX2).
-pub(crate) fn asym_scan(luts: &[u8], width: usize, blocks: &[u8], out: &mut [u32]) {
+pub(crate) fn asym_scan(luts: &[&[u8]], width: usize, blocks: &[u8], out: &mut [u32]) {
     let shape = assert_asym_buffers(luts, width, blocks.len(), out.len());
     let rows = shape.blocks * BLOCK_ROWS;
     let block_len = width * BLOCK_ROWS;
     let mut q = 0;
     while q < shape.queries {
         let group = QUERY_GROUP.min(shape.queries - q);
-        let lut = luts[32 * width * q..].as_ptr();
+        let lut = table_pointers(&luts[q..q + group]);
         for p in 0..shape.blocks / 2 {
             let pair = blocks[2 * p * block_len..].as_ptr();
             let sums = out[q * rows + 2 * p * BLOCK_ROWS..].as_mut_ptr();
             // SAFETY: CPU: AVX-512F, AVX-512BW and AVX2 (this table is only
-            // handed out on such a CPU); lengths: queries q..q+group have
-            // 32·width table bytes each (entries ≤ 127), blocks 2p and 2p+1
+            // handed out on such a CPU); lengths: the first `group` of `lut`
+            // point at tables of 32·width bytes (entries ≤ 127), blocks 2p and 2p+1
             // are whole, and each query's 64 sums from row 64p lie inside its
             // `rows` sums (`assert_asym_buffers` above).
             unsafe {
                 match group {
-                    1 => scan_pair::<1>(lut, width, pair, sums, rows),
-                    2 => scan_pair::<2>(lut, width, pair, sums, rows),
-                    3 => scan_pair::<3>(lut, width, pair, sums, rows),
-                    _ => scan_pair::<4>(lut, width, pair, sums, rows),
+                    1 => scan_pair::<1>(&lut, width, pair, sums, rows),
+                    2 => scan_pair::<2>(&lut, width, pair, sums, rows),
+                    3 => scan_pair::<3>(&lut, width, pair, sums, rows),
+                    _ => scan_pair::<4>(&lut, width, pair, sums, rows),
                 }
             }
         }
@@ -42,10 +42,10 @@ pub(crate) fn asym_scan(luts: &[u8], width: usize, blocks: &[u8], out: &mut [u32
             // block j is whole and each query's 32 sums from row 32j are in bounds.
             unsafe {
                 match group {
-                    1 => scan_block::<1>(lut, width, block, sums, rows),
-                    2 => scan_block::<2>(lut, width, block, sums, rows),
-                    3 => scan_block::<3>(lut, width, block, sums, rows),
-                    _ => scan_block::<4>(lut, width, block, sums, rows),
+                    1 => scan_block::<1>(&lut, width, block, sums, rows),
+                    2 => scan_block::<2>(&lut, width, block, sums, rows),
+                    3 => scan_block::<3>(&lut, width, block, sums, rows),
+                    _ => scan_block::<4>(&lut, width, block, sums, rows),
                 }
             }
         }
@@ -54,14 +54,15 @@ pub(crate) fn asym_scan(luts: &[u8], width: usize, blocks: &[u8], out: &mut [u32
 }
 
 /// The sums of two consecutive 32-row blocks for `Q` queries: query `i`'s
-/// tables at `luts + 32·width·i`, its 64 sums at `out + stride·i`.
+/// tables at `luts[i]`, its 64 sums at `out + stride·i`.
 ///
 /// # Safety
-/// The CPU supports AVX-512F, AVX-512BW and AVX2; `luts` is readable for
-/// `Q·32·width` bytes, every entry ≤ 127; `blocks` is readable for
-/// `2·32·width` bytes; `out + stride·i` is writable for 64 `u32` for each `i < Q`.
+/// The CPU supports AVX-512F, AVX-512BW and AVX2; `Q ≤ luts.len()` and
+/// `luts[i]` is readable for `32·width` bytes for each `i < Q`, every entry
+/// ≤ 127; `blocks` is readable for `2·32·width` bytes; `out + stride·i` is
+/// writable for 64 `u32` for each `i < Q`.
 #[target_feature(enable = "avx512f,avx512bw,avx2")]
-unsafe fn scan_pair<const Q: usize>(luts: *const u8, width: usize, blocks: *const u8, out: *mut u32, stride: usize) {
+unsafe fn scan_pair<const Q: usize>(luts: &[*const u8], width: usize, blocks: *const u8, out: *mut u32, stride: usize) {
     let low4 = _mm512_set1_epi8(0x0f);
     let second = 32 * width;
     let mut b0 = 0;
@@ -81,7 +82,7 @@ unsafe fn scan_pair<const Q: usize>(luts: *const u8, width: usize, blocks: *cons
             for i in 0..Q {
                 // SAFETY: i < Q and b < width: inside query i's 32·width table bytes.
                 let (th, tl) = unsafe {
-                    let t = luts.add(32 * width * i + 32 * b);
+                    let t = luts[i].add(32 * b);
                     (
                         _mm512_broadcast_i32x4(_mm_loadu_si128(t as *const __m128i)),
                         _mm512_broadcast_i32x4(_mm_loadu_si128(t.add(16) as *const __m128i)),
