@@ -318,7 +318,7 @@ impl IvfIndex {
                 continue;
             }
             sums.resize(rows.div_ceil(BLOCK_ROWS) * BLOCK_ROWS, 0u32);
-            (kernels.asym_scan)(&[&luts], width, &list.blocks, &mut sums);
+            (kernels.asym_scan_lists)(&[&luts], width, &list.blocks, &mut sums);
             let mask = masks.get(l as usize);
             for (r, &s) in sums[..rows].iter().enumerate() {
                 if mask.is_some_and(|m| m[r / 8] >> (r % 8) & 1 == 0) {

@@ -510,6 +510,10 @@ fn scan_rows_with(
         // The offers read the norms of scattered rows after the scan: ask for
         // them now so they arrive while the kernel runs.
         prefetch(norms);
+        let asym_scan = match db.codes {
+            CodesRef::Blocks(..) => kernels.asym_scan_lists, // an inverted list
+            _ => kernels.asym_scan,
+        };
         for (g, group) in queries.chunks(QUERY_GROUP).enumerate() {
             let q0 = g * QUERY_GROUP;
             let sums = &mut sums[..group.len() * padded];
@@ -519,7 +523,7 @@ fn scan_rows_with(
             for (t, qt) in tables.iter_mut().zip(group) {
                 *t = &qt.luts;
             }
-            (kernels.asym_scan)(&tables[..group.len()], width, chunk_blocks, sums);
+            asym_scan(&tables[..group.len()], width, chunk_blocks, sums);
             for ((qt, c), sums) in group.iter().zip(&mut cands[q0..]).zip(sums.chunks_exact(padded)) {
                 if qt.norm == 0.0 {
                     continue; // every score is 0: chosen by key at the end
