@@ -341,6 +341,10 @@ def machine() -> dict[str, Any]:
 
         out["faiss"] = faiss.__version__
         out["faiss_compile_options"] = faiss.get_compile_options()
+        # The level its dynamic dispatch runs (FAISS_SIMD_LEVEL=AVX2 lowers it on an AVX-512 CPU).
+        simd_config = getattr(faiss, "SIMDConfig", None)
+        if simd_config is not None:
+            out["faiss_simd_level"] = simd_config.get_level_name()
     except ImportError:
         pass
     return out

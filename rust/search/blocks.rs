@@ -26,9 +26,9 @@ pub(crate) const SCAN_MIN_QUERIES: usize = 32;
 /// unless `Q2KEY_LEE_SCAN_MIN_QUERIES` sets another count (read once; for
 /// measuring the crossover and comparing the kernels end to end, like
 /// `Q2KEY_AVX2_TILE`). The results are the same either way. The AVX-512
-/// backend keeps its VPOPCNTDQ tile kernel (one instruction per 64 bytes,
-/// 5–6× faiss) unless the variable is set: the AVX2 fast scan its table
-/// reuses was not measured against it.
+/// backend keeps its VPOPCNTDQ tile kernel (one instruction per 64 bytes)
+/// unless the variable is set: on Zen 5, 1 M × 96 B codes and 1 000 queries,
+/// the tile search answered 5 550 queries/s and the AVX2 fast scan 1 770.
 fn scan_min_queries(kernels: &Kernels) -> usize {
     static MIN: OnceLock<Option<usize>> = OnceLock::new();
     let set = *MIN.get_or_init(|| {
