@@ -222,6 +222,34 @@ pub(crate) fn quantize_pack_scalar<T: Element + std::ops::Neg<Output = T>>(x: &[
     }
 }
 
+/// Asserts that `simd` gives [`sum_of_squares`]'s bits for every length up
+/// to 300 (every tail shape) and three dynamic ranges (values up to 2^±60),
+/// or encodes could differ by backend. For the SIMD backends' own tests.
+#[cfg(test)]
+pub(crate) fn assert_sum_of_squares_f32_matches(simd: impl Fn(&[f32]) -> f64) {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for len in 0..=300usize {
+        for spread in [0i32, 8, 60] {
+            let x: Vec<f32> = (0..len)
+                .map(|_| {
+                    let r = next();
+                    let mantissa = (r >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+                    let exponent = (r % (2 * spread as u64 + 1)) as i32 - spread;
+                    mantissa * 2f32.powi(exponent)
+                })
+                .collect();
+            let (got, want) = (simd(&x), sum_of_squares(&x));
+            assert_eq!(got.to_bits(), want.to_bits(), "len {len} spread {spread}");
+        }
+    }
+}
+
 /// Fills a code with all-B symbols (Gray `01`), padding zero.
 pub(crate) fn fill_all_b(out: &mut [u8], dim: usize) {
     out.fill(0b0101_0101);

@@ -104,7 +104,9 @@ impl Backend {
             Backend::Scalar => true,
             #[cfg(target_arch = "x86_64")]
             Backend::Avx2 => {
-                std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("popcnt")
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                    && std::arch::is_x86_feature_detected!("popcnt")
             }
             #[cfg(target_arch = "x86_64")]
             Backend::Avx512 => {

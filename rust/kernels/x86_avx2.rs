@@ -33,12 +33,12 @@ pub(crate) static KERNELS: Kernels = Kernels {
 // software popcount, a fifth of the encode time at n = 1024).
 
 // Safe shims: only reachable through `KERNELS`, which `Kernels::for_backend`
-// hands out after checking the CPU supports AVX2 and POPCNT. Each checks the
+// hands out after checking the CPU supports AVX2, FMA and POPCNT. Each checks the
 // buffer lengths its kernel relies on before calling it.
 
 fn encode_f32(x: &[f32], tau: f64, code: &mut [u8]) -> Result<(u64, u32), usize> {
     assert_encode_buffers(x.len(), None, code.len());
-    // SAFETY: CPU: AVX2 and POPCNT (this table is only handed out on such a
+    // SAFETY: CPU: AVX2, FMA and POPCNT (this table is only handed out on such a
     // CPU); lengths: `code` holds `code_width(x.len())` bytes (asserted above).
     unsafe { encode_f32_avx2(x, tau, code) }
 }
@@ -50,7 +50,7 @@ fn encode_f64(x: &[f64], tau: f64, code: &mut [u8]) -> Result<(u64, u32), usize>
 }
 fn encode_cuts_f32(x: &[f32], cuts: &[f32], code: &mut [u8]) -> Result<(u64, u32), usize> {
     assert_encode_buffers(x.len(), Some(cuts.len()), code.len());
-    // SAFETY: CPU: AVX2 and POPCNT (this table is only handed out on such a
+    // SAFETY: CPU: AVX2, FMA and POPCNT (this table is only handed out on such a
     // CPU); lengths: `code` holds `code_width(x.len())` bytes and `cuts`
     // `3 × x.len()` values (asserted above).
     unsafe { encode_cuts_f32_avx2(x, cuts, code) }
@@ -63,11 +63,11 @@ fn encode_cuts_f64(x: &[f64], cuts: &[f64], code: &mut [u8]) -> Result<(u64, u32
     unsafe { encode_cuts_f64_avx2(x, cuts, code) }
 }
 /// # Safety
-/// The CPU supports AVX2 and POPCNT, and `code` holds `code_width(x.len())` bytes.
-#[target_feature(enable = "avx2,popcnt")]
+/// The CPU supports AVX2, FMA and POPCNT, and `code` holds `code_width(x.len())` bytes.
+#[target_feature(enable = "avx2,fma,popcnt")]
 #[allow(clippy::redundant_closure, reason = "closures keep the target features (see above)")]
 unsafe fn encode_f32_avx2(x: &[f32], tau: f64, code: &mut [u8]) -> Result<(u64, u32), usize> {
-    // SAFETY: CPU: AVX2 and POPCNT (this function's contract); lengths: the row
+    // SAFETY: CPU: AVX2, FMA and POPCNT (this function's contract); lengths: the row
     // encoder hands `quantize_f32` the whole row and `code`, which holds
     // `code_width` bytes.
     unsafe {
@@ -102,12 +102,12 @@ unsafe fn encode_f64_avx2(x: &[f64], tau: f64, code: &mut [u8]) -> Result<(u64, 
 }
 
 /// # Safety
-/// The CPU supports AVX2 and POPCNT, `code` holds `code_width(x.len())` bytes
-/// and `cuts` exactly `3 × x.len()` values.
-#[target_feature(enable = "avx2,popcnt")]
+/// The CPU supports AVX2, FMA and POPCNT, `code` holds `code_width(x.len())`
+/// bytes and `cuts` exactly `3 × x.len()` values.
+#[target_feature(enable = "avx2,fma,popcnt")]
 #[allow(clippy::redundant_closure, reason = "closures keep the target features (see above)")]
 unsafe fn encode_cuts_f32_avx2(x: &[f32], cuts: &[f32], code: &mut [u8]) -> Result<(u64, u32), usize> {
-    // SAFETY: CPU: AVX2 (this function's contract); lengths: the row encoder
+    // SAFETY: CPU: AVX2 and FMA (this function's contract); lengths: the row encoder
     // passes the whole row, `cuts` (`3 × x.len()`) and `code` (`code_width` bytes).
     unsafe {
         encode_row_cuts(
@@ -143,14 +143,15 @@ unsafe fn encode_cuts_f64_avx2(x: &[f64], cuts: &[f64], code: &mut [u8]) -> Resu
 
 /// Σx² of f32 coordinates in eight registers of four f64 lanes: register `q`
 /// lane `j` sums coordinates `4q + j`, `4q + j + 32`, … in order, exactly as
-/// the portable 32-lane loop does (an f32's square is exact in f64, and the
-/// adds happen in the same order), so the bits match every other backend.
+/// the portable 32-lane loop does, so the bits match every other backend. An
+/// f32's square is exact in f64, so one fused multiply-add (one rounding of
+/// `acc + x·x`) gives the bits of the loop's multiply then add.
 ///
 /// # Safety
-/// The CPU supports AVX2.
+/// The CPU supports AVX2 and FMA.
 #[inline(always)]
 unsafe fn sum_of_squares_f32(x: &[f32]) -> f64 {
-    // SAFETY: CPU: AVX2 (this function's contract); lengths: the loop reads
+    // SAFETY: CPU: AVX2 and FMA (this function's contract); lengths: the loop reads
     // x[i + 4q..][..4] (q < 8) for i + 32 ≤ x.len(), and the stores fill the
     // 32-lane local `lanes`, 4 lanes per register.
     unsafe {
@@ -161,7 +162,7 @@ unsafe fn sum_of_squares_f32(x: &[f32]) -> f64 {
         while i < body {
             for (q, a) in acc.iter_mut().enumerate() {
                 let v = _mm256_cvtps_pd(_mm_loadu_ps(p.add(i + 4 * q)));
-                *a = _mm256_add_pd(*a, _mm256_mul_pd(v, v));
+                *a = _mm256_fmadd_pd(v, v, *a);
             }
             i += NORM_LANES;
         }
@@ -435,4 +436,28 @@ fn rotate(rows: &[f32], matrix: &[f32], dim: usize, out: &mut [f32]) {
 #[target_feature(enable = "avx2")]
 unsafe fn rotate_avx2(rows: &[f32], matrix: &[f32], dim: usize, out: &mut [f32]) {
     crate::encode::rotation::rotate_rows(rows, matrix, dim, out)
+}
+
+#[cfg(test)]
+mod tests {
+    /// The register-resident Σx² (fused multiply-adds) must give the portable
+    /// loop's bits for every length and dynamic range.
+    #[test]
+    fn sum_of_squares_f32_is_bit_identical_to_the_portable_loop() {
+        if super::super::Kernels::for_backend(super::Backend::Avx2).is_none() {
+            eprintln!("no AVX2 and FMA here: nothing to compare");
+            return;
+        }
+        // SAFETY: the backend check above found every feature the function enables.
+        crate::encode::quantize::assert_sum_of_squares_f32_matches(|x| unsafe { sum_of_squares_f32_checked(x) });
+    }
+
+    /// # Safety
+    /// The CPU supports the features enabled here.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn sum_of_squares_f32_checked(x: &[f32]) -> f64 {
+        // SAFETY: CPU: AVX2 and FMA are enabled here (this function's contract);
+        // lengths: none needed.
+        unsafe { super::sum_of_squares_f32(x) }
+    }
 }
