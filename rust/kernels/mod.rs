@@ -199,13 +199,16 @@ impl Kernels {
     ) {
         (self.lee_tile_hits)(queries, words, block, bounds, out, hits)
     }
-    /// `luts`: the queries' tables side by side, `32·width` bytes each.
+    /// `luts`: the queries' tables side by side, `32·width` bytes each, every
+    /// entry at most 127 (checked: the kernels only check lengths).
     pub fn asym_scan(&self, luts: &[u8], width: usize, blocks: &[u8], out: &mut [u32]) {
+        scalar_asym::assert_table_entries(luts);
         let tables: Vec<&[u8]> = luts.chunks(32 * width.max(1)).collect();
         (self.asym_scan)(&tables, width, blocks, out)
     }
     /// [`Kernels::asym_scan`] with the kernel that scans inverted lists.
     pub fn asym_scan_lists(&self, luts: &[u8], width: usize, blocks: &[u8], out: &mut [u32]) {
+        scalar_asym::assert_table_entries(luts);
         let tables: Vec<&[u8]> = luts.chunks(32 * width.max(1)).collect();
         (self.asym_scan_lists)(&tables, width, blocks, out)
     }

@@ -26,7 +26,7 @@ pub(crate) fn asym_scan(luts: &[&[u8]], width: usize, blocks: &[u8], out: &mut [
             // 32·width bytes, block j is whole and out holds rows sums per
             // query (`assert_asym_buffers` above), so every access of
             // `scan_block` (those tables, one block, 32 sums per query at
-            // stride `rows`) is in bounds; entries are ≤ 127 (asserted).
+            // stride `rows`) is in bounds.
             unsafe {
                 match group {
                     1 => scan_block::<1>(&tables, width, block, sums, rows),
@@ -51,12 +51,13 @@ pub(crate) fn table_pointers(luts: &[&[u8]]) -> [*const u8; QUERY_GROUP] {
 }
 
 /// The sums of one 32-row block for `Q` queries: query `i`'s tables at
-/// `luts[i]`, its 32 sums at `out + stride·i`.
+/// `luts[i]`, its 32 sums at `out + stride·i` (the scalar kernel's when every
+/// entry is ≤ 127).
 ///
 /// # Safety
 /// The CPU supports AVX2; `Q ≤ luts.len()` and `luts[i]` is readable for
-/// `32·width` bytes for each `i < Q`, every entry ≤ 127; `block` is readable
-/// for `32·width` bytes; `out + stride·i` is writable for 32 `u32` for each `i < Q`.
+/// `32·width` bytes for each `i < Q`; `block` is readable for `32·width`
+/// bytes; `out + stride·i` is writable for 32 `u32` for each `i < Q`.
 #[target_feature(enable = "avx2")]
 #[inline]
 pub(crate) unsafe fn scan_block<const Q: usize>(

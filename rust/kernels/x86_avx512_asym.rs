@@ -22,7 +22,7 @@ pub(crate) fn asym_scan(luts: &[&[u8]], width: usize, blocks: &[u8], out: &mut [
             let sums = out[q * rows + 2 * p * BLOCK_ROWS..].as_mut_ptr();
             // SAFETY: CPU: AVX-512F, AVX-512BW and AVX2 (this table is only
             // handed out on such a CPU); lengths: the first `group` of `lut`
-            // point at tables of 32·width bytes (entries ≤ 127), blocks 2p and 2p+1
+            // point at tables of 32·width bytes, blocks 2p and 2p+1
             // are whole, and each query's 64 sums from row 64p lie inside its
             // `rows` sums (`assert_asym_buffers` above).
             unsafe {
@@ -54,13 +54,14 @@ pub(crate) fn asym_scan(luts: &[&[u8]], width: usize, blocks: &[u8], out: &mut [
 }
 
 /// The sums of two consecutive 32-row blocks for `Q` queries: query `i`'s
-/// tables at `luts[i]`, its 64 sums at `out + stride·i`.
+/// tables at `luts[i]`, its 64 sums at `out + stride·i` (the scalar kernel's
+/// when every entry is ≤ 127).
 ///
 /// # Safety
 /// The CPU supports AVX-512F, AVX-512BW and AVX2; `Q ≤ luts.len()` and
-/// `luts[i]` is readable for `32·width` bytes for each `i < Q`, every entry
-/// ≤ 127; `blocks` is readable for `2·32·width` bytes; `out + stride·i` is
-/// writable for 64 `u32` for each `i < Q`.
+/// `luts[i]` is readable for `32·width` bytes for each `i < Q`; `blocks` is
+/// readable for `2·32·width` bytes; `out + stride·i` is writable for 64 `u32`
+/// for each `i < Q`.
 #[target_feature(enable = "avx512f,avx512bw,avx2")]
 unsafe fn scan_pair<const Q: usize>(luts: &[*const u8], width: usize, blocks: *const u8, out: *mut u32, stride: usize) {
     let low4 = _mm512_set1_epi8(0x0f);

@@ -104,6 +104,8 @@ impl QueryTables {
         let scale = if range > 0.0 { range / top } else { 1.0 };
         let tables = 2 * width;
         let err = (kernels.quantise_pairs)(&products, &mins, scale, &mut luts);
+        // The scans rely on it without checking (see `AsymScan`); the quantisers clamp to it.
+        debug_assert!(luts.iter().all(|&v| v <= LUT_MAX), "a table entry above LUT_MAX");
         magnitude += scale * top * tables as f64 + err;
         QueryTables {
             luts,
