@@ -36,8 +36,9 @@ const SPLIT_EPS: f32 = 1.0 / 1024.0;
 /// routing's share of an inverted file's search on Zen 5, 14 % → 7 %), and a
 /// kernel with FMA rounds once per multiply-add where the others round twice,
 /// so two machines, one with and one without FMA, can differ in the last bits
-/// of a dot product and so in a near tie of the argmax. Results are identical on one machine for
-/// every thread count and q2key backend, which is the promise.
+/// of a dot product and so in a near tie of the argmax. Results are identical
+/// on one machine for every thread count and q2key backend, which is the
+/// promise.
 pub(crate) fn dots(a: &[f32], b: &[f32], dim: usize, out: &mut [f32]) {
     let rows = a.len() / dim;
     let cols = b.len() / dim;

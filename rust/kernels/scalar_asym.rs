@@ -45,7 +45,7 @@ pub(crate) struct ScanShape {
 /// (query, row). The SIMD kernels read and write through raw pointers, so
 /// every shim checks these first. The entries are not read here: checking
 /// them on every call (an inverted list is scanned once per few queries)
-/// cost 2.5 % of an inverted file's search; see [`AsymScan`].
+/// cost 2–4 % of an inverted file's search; see [`AsymScan`].
 #[inline(always)]
 pub(crate) fn assert_asym_buffers(luts: &[&[u8]], width: usize, blocks: usize, out: usize) -> ScanShape {
     assert!(width >= 1, "asym_scan: width must be at least 1");
