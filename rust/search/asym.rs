@@ -887,7 +887,17 @@ pub(crate) fn search_asym_lists(
 /// The result order of SPEC §8: score descending (as real numbers: −0 = +0;
 /// scores are never NaN), then tie key ascending.
 fn by_score_then_key(a: &(f64, u64, u32), b: &(f64, u64, u32)) -> Ordering {
-    b.0.partial_cmp(&a.0).unwrap_or(Ordering::Equal).then(a.1.cmp(&b.1))
+    by_score_then(a.0, b.0, || a.1.cmp(&b.1))
+}
+
+/// [`by_score_then_key`] for scores `a` and `b`, with `tie` (the tie keys'
+/// order) called only when the scores are equal.
+#[inline(always)]
+fn by_score_then(a: f64, b: f64, tie: impl FnOnce() -> Ordering) -> Ordering {
+    match b.partial_cmp(&a).unwrap_or(Ordering::Equal) {
+        Ordering::Equal => tie(),
+        unequal => unequal,
+    }
 }
 
 /// `1 − cosine` of an asymmetric score, rounded to f32: the distance the
@@ -1368,11 +1378,9 @@ struct LazyKeyHit<'a> {
 
 impl Ord for LazyKeyHit<'_> {
     fn cmp(&self, other: &Self) -> Ordering {
-        // As `by_score_then_key`; scores are never NaN.
-        match other.score.partial_cmp(&self.score).unwrap_or(Ordering::Equal) {
-            Ordering::Equal => self.keys[self.row as usize].cmp(&other.keys[other.row as usize]),
-            unequal => unequal,
-        }
+        by_score_then(self.score, other.score, || {
+            self.keys[self.row as usize].cmp(&other.keys[other.row as usize])
+        })
     }
 }
 impl PartialOrd for LazyKeyHit<'_> {
