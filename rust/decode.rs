@@ -515,14 +515,12 @@ pub fn row_norms(codes: &[u8], dim: usize, table: &Reconstruction, out: &mut [f3
         out.fill(0.0);
         return Ok(());
     }
-    let squares = ByteSquares::new(table);
-    for (code, o) in codes.chunks_exact(width).zip(out.iter_mut()) {
-        *o = squares.norm(code);
-    }
+    ByteSquares::new(table).norms(codes, out);
     Ok(())
 }
 
 /// Per code byte position, Σ x̂² of its four dimensions for each of the 256 bytes.
+#[derive(Debug)]
 pub(crate) struct ByteSquares {
     sums: Vec<f64>,
 }
@@ -546,6 +544,20 @@ impl ByteSquares {
             }
         }
         ByteSquares { sums }
+    }
+
+    /// Values held (256 per code byte).
+    pub(crate) fn len(&self) -> usize {
+        self.sums.len()
+    }
+
+    /// [`ByteSquares::norm`] of each code of `codes` (whole codes of this
+    /// table's width, as many as `out` holds) into `out`.
+    pub(crate) fn norms(&self, codes: &[u8], out: &mut [f32]) {
+        let width = self.sums.len() / 256;
+        for (code, o) in codes.chunks_exact(width.max(1)).zip(out.iter_mut()) {
+            *o = self.norm(code);
+        }
     }
 
     /// ‖x̂‖ of one code, rounded to f32.

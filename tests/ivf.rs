@@ -292,6 +292,38 @@ fn a_few_probes_find_most_of_the_exhaustive_top_10() {
     assert!(hits as f64 / 500.0 > 0.8, "recall {}", hits as f64 / 500.0);
 }
 
+/// Routing is exact integer arithmetic: every backend and thread count
+/// probes the same lists, so a search with few probes (where a different
+/// route would change the answer) gives the same answer everywhere.
+#[test]
+fn few_probes_give_the_same_answer_on_every_backend_and_thread_count() {
+    let mut rng = Rng::new(6);
+    let (dim, lists) = (96usize, 70usize);
+    let (ivf, _, x, _) = pair(&mut rng, 5000, dim, lists);
+    let queries: Vec<f32> = x[..40 * dim].iter().map(|&v| v + 0.5 * rng.gaussian() as f32).collect();
+    let mut codes = vec![0u8; 40 * code_width(dim)];
+    let (mut keys, mut tr) = (vec![0u64; 40], vec![0u32; 40]);
+    q2key::encode(&queries, dim, None, &mut codes, &mut keys, &mut tr).unwrap();
+    let scalar = Kernels::for_backend(Backend::Scalar).unwrap();
+    for nprobe in [1usize, 3] {
+        let want = ivf.search_asym_with(scalar, &queries, 10, nprobe, None).unwrap();
+        let want_lee = ivf.search_lee_with(scalar, &codes, None, 10, nprobe, None).unwrap();
+        for threads in [1, 2] {
+            for kernels in Backend::supported().into_iter().filter_map(Kernels::for_backend) {
+                let (got, got_lee) = parallel::install(Some(threads), || {
+                    (
+                        ivf.search_asym_with(kernels, &queries, 10, nprobe, None).unwrap(),
+                        ivf.search_lee_with(kernels, &codes, None, 10, nprobe, None).unwrap(),
+                    )
+                })
+                .unwrap();
+                assert_eq!(got, want, "{:?} nprobe {nprobe}", kernels.backend);
+                assert_eq!(got_lee, want_lee, "{:?} nprobe {nprobe}", kernels.backend);
+            }
+        }
+    }
+}
+
 #[test]
 fn adds_are_all_or_nothing_and_ids_unique() {
     let mut rng = Rng::new(6);

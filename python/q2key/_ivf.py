@@ -253,7 +253,10 @@ class IVFIndex:
         A :class:`q2key.SearchResult` ``(distances, ids)``, ascending, ties to the lower id; every
         argument but ``nprobe`` is :meth:`q2key.Index.search`'s. ``nprobe`` (default
         ``min(32, lists)``; more than ``lists`` means all) trades speed for recall: the lists are
-        ranked by the cosine of the query with their centroids. ``columns = min(k, rows allowed)``;
+        ranked by the query's dot product with their centroids, computed exactly in integers from
+        both rounded to levels (±63 for the query, ±127 for a centroid), so every CPU routes alike
+        (up to 131 072 dimensions; float dot products above). 99 % of the lists are those of the
+        float dot products, the rest at the cut-off. ``columns = min(k, rows allowed)``;
         when the probed lists of a query hold fewer than that, its row is padded at the end with
         distance ``inf`` (asymmetric; ``2**32 − 1`` for Lee) and id ``2**64 − 1``.
 

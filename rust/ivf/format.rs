@@ -505,6 +505,8 @@ fn check_codes(code: &[u8], sizes: &[usize], dim: usize, table: &Reconstruction,
         starts.push(at);
         at += blocks_len(s, width).unwrap_or(0);
     }
+    // Once for every list (building it per list took most of a load).
+    let squares = crate::decode::ByteSquares::new(table);
     let per_list: Vec<Result<Vec<f32>>> = sizes
         .par_iter()
         .zip(&starts)
@@ -530,7 +532,7 @@ fn check_codes(code: &[u8], sizes: &[usize], dim: usize, table: &Reconstruction,
                 }
             }
             let mut norms = vec![0f32; rows];
-            crate::row_norms(&codes, dim, table, &mut norms).map_err(|e| fail(path, e.to_string()))?;
+            squares.norms(&codes, &mut norms);
             Ok(norms)
         })
         .collect();
@@ -543,7 +545,7 @@ fn check_codes(code: &[u8], sizes: &[usize], dim: usize, table: &Reconstruction,
 
 /// The index from validated parts; `blocks(range)` gives a list's blocks
 /// (a copy, or a range of the map).
-fn assemble(p: Parts, mapped: bool, mut blocks: impl FnMut(Range<usize>) -> Blocks) -> IvfIndex {
+fn assemble(p: Parts, mapped: bool, mut blocks: impl FnMut(Range<usize>) -> Blocks) -> Result<IvfIndex> {
     let width = code_width(p.dim);
     let mut lists = Vec::with_capacity(p.sizes.len());
     let (mut at, mut row) = (p.code.start, 0);
@@ -565,7 +567,9 @@ fn assemble(p: Parts, mapped: bool, mut blocks: impl FnMut(Range<usize>) -> Bloc
         at += len;
         row += rows;
     }
-    IvfIndex {
+    Ok(IvfIndex {
+        route: super::route::RouteTable::new(&p.centroids, p.dim)?,
+        shared: std::sync::OnceLock::new(),
         dim: p.dim,
         thresholds: p.thresholds,
         table: p.table,
@@ -574,13 +578,13 @@ fn assemble(p: Parts, mapped: bool, mut blocks: impl FnMut(Range<usize>) -> Bloc
         next_id: p.next_id,
         mapped,
         rows_of: std::sync::OnceLock::new(),
-    }
+    })
 }
 
 /// An index from the bytes of a file (errors name `path`).
 pub fn decode(bytes: &[u8], path: &str) -> Result<IvfIndex> {
     let p = read_parts(bytes, path)?;
-    Ok(assemble(p, false, |r| Blocks::Owned(bytes[r].to_vec())))
+    assemble(p, false, |r| Blocks::Owned(bytes[r].to_vec()))
 }
 
 /// Loads an index saved by [`save`]; with `mmap` the lists' blocks stay in
@@ -598,11 +602,11 @@ pub fn load(path: &Path, mmap: bool) -> Result<IvfIndex> {
         // outside what this function can guard against (docs/FORMAT.md).
         let map = Arc::new(unsafe { memmap2::Mmap::map(&file) }.map_err(|e| io_err("cannot map", e))?);
         let p = read_parts(&map, &shown)?;
-        return Ok(assemble(p, true, |r| Blocks::Mapped {
+        return assemble(p, true, |r| Blocks::Mapped {
             map: Arc::clone(&map),
             offset: r.start,
             len: r.len(),
-        }));
+        });
     }
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes).map_err(|e| io_err("cannot read", e))?;

@@ -17,6 +17,7 @@
 pub(crate) mod scalar;
 pub mod scalar_asym;
 pub mod scalar_lee_scan;
+pub(crate) mod scalar_route;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86_avx2;
 #[cfg(target_arch = "x86_64")]
@@ -26,9 +27,13 @@ pub(crate) mod x86_avx2_lee;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86_avx2_lee_scan;
 #[cfg(target_arch = "x86_64")]
+pub(crate) mod x86_avx2_route;
+#[cfg(target_arch = "x86_64")]
 pub(crate) mod x86_avx512;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86_avx512_asym;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod x86_avx512_route;
 
 use crate::encode::cuts::{quantize_cuts_wide, row_scale, RowScale};
 use crate::encode::quantize::{fill_all_b, row_threshold_with, sum_of_squares, Element, RowThreshold};
@@ -152,15 +157,18 @@ pub struct Kernels {
     pub(crate) lee_tile: LeeTile,
     pub(crate) lee_tile_hits: LeeTileHits,
     pub(crate) asym_scan: scalar_asym::AsymScan,
-    /// The fast-scan kernel for inverted lists (same integers as `asym_scan`):
-    /// the AVX2 one on AVX-512 CPUs too. On Zen 5 the AVX-512 kernel scans a
-    /// whole database 1.1–1.4× faster (from 32 queries a batch; a tie below),
-    /// but makes an inverted file's search (lists of ≈ 500 rows, a dozen
-    /// queries each) 1.1× slower.
+    /// The fast-scan kernel for inverted lists (same integers as `asym_scan`).
+    /// On AVX-512 CPUs `asym_scan` puts two blocks in a zmm, which scans a
+    /// whole database 1.1–1.4× faster than AVX2 on Zen 5 but waits on the
+    /// second block's load in a list read from memory (an inverted file's
+    /// search 1.1× slower than with AVX2); the lists' kernel puts two
+    /// queries of one block in a zmm instead (1.05–1.09× AVX2 there).
     pub(crate) asym_scan_lists: scalar_asym::AsymScan,
     pub(crate) quantise_pairs: scalar_asym::QuantisePairs,
     pub(crate) lee_scan: scalar_lee_scan::LeeScan,
     pub(crate) rotate: RotateRows,
+    /// The inverted file's routing dot products (exact integers).
+    pub(crate) route_dots: scalar_route::RouteDots,
 }
 
 /// The kernels one at a time, for the backend tests and benchmarks (not a
@@ -211,6 +219,15 @@ impl Kernels {
         scalar_asym::assert_table_entries(luts);
         let tables: Vec<&[u8]> = luts.chunks(32 * width.max(1)).collect();
         (self.asym_scan_lists)(&tables, width, blocks, out)
+    }
+    /// `queries`: `4·groups` bytes each (every byte ≤ 127); `centroids`:
+    /// whole tiles of 64 centroids × `4·groups` i8 in the routing layout.
+    pub fn route_dots(&self, queries: &[u8], groups: usize, centroids: &[i8], out: &mut [i32]) {
+        assert!(
+            queries.iter().all(|&b| b <= 127),
+            "route_dots: query bytes must be at most 127"
+        );
+        (self.route_dots)(queries, groups, centroids, out)
     }
     pub fn lee_scan(
         &self,

@@ -23,6 +23,7 @@ pub(crate) static KERNELS: Kernels = Kernels {
     quantise_pairs: super::scalar_asym::quantise_pairs,
     lee_scan: super::scalar_lee_scan::lee_scan,
     rotate: crate::encode::rotation::rotate_rows_scalar,
+    route_dots: super::scalar_route::route_dots,
 };
 
 // The entry points check the same lengths as the SIMD shims: safe Rust would

@@ -24,6 +24,7 @@ pub(crate) static KERNELS: Kernels = Kernels {
     quantise_pairs: super::x86_avx2_asym::quantise_pairs,
     lee_scan: super::x86_avx2_lee_scan::lee_scan,
     rotate,
+    route_dots: super::x86_avx2_route::route_dots,
 };
 
 // Safe shims: only reachable through `KERNELS`, which `Kernels::for_backend`
