@@ -91,13 +91,17 @@ impl RouteTable {
         self.centroids.capacity() + 4 * self.scales.capacity() + 4 * self.offsets.capacity()
     }
 
-    /// Calls `each` with the routing scores of each of `queries` (`rows ×
-    /// dim`, finite) with every centroid (`lists` values), in order.
-    pub(crate) fn for_each_query(
+    /// Calls `each(query, first, scores)` with the routing scores of each
+    /// of `queries` (`rows × dim`, finite) with the centroids
+    /// `first..first + scores.len()`, a tile of 64 centroids at a time in
+    /// ascending order (every query per tile: only `rows × 64` dot products
+    /// are ever held, where the scores of every list took megabytes that
+    /// were allocated and paged in again by each search).
+    pub(crate) fn for_each_tile(
         &self,
         kernels: &Kernels,
         queries: &[f32],
-        mut each: impl FnMut(&[f32]),
+        mut each: impl FnMut(usize, usize, &[f32]),
     ) -> Result<()> {
         let rows = queries.len() / self.dim;
         let query_len = self.groups * ROUTE_GROUP;
@@ -106,17 +110,21 @@ impl RouteTable {
         for (q, l) in queries.chunks_exact(self.dim).zip(levels.chunks_exact_mut(query_len)) {
             query_levels(q, l);
         }
-        let padded = self.centroids.len() / query_len;
-        let mut dots = with_capacity("queries", "the routing dot products", rows, padded)?;
-        dots.resize(rows * padded, 0i32);
-        (kernels.route_dots)(&levels, self.groups, &self.centroids, &mut dots);
-        let mut scores = vec![0f32; self.lists];
-        for dots in dots.chunks_exact(padded) {
-            for (((o, &d), &offset), &scale) in scores.iter_mut().zip(dots).zip(&self.offsets).zip(&self.scales) {
-                // Exact in i32 (|Σ q'·c'| ≤ 63·127·dim) and in f32 below 2²⁴.
-                *o = d.wrapping_sub(offset) as f32 * scale;
+        let mut dots = with_capacity("queries", "the routing dot products", rows, ROUTE_TILE)?;
+        dots.resize(rows * ROUTE_TILE, 0i32);
+        let mut scores = [0f32; ROUTE_TILE];
+        for (t, tile) in self.centroids.chunks_exact(ROUTE_TILE * query_len).enumerate() {
+            (kernels.route_dots)(&levels, self.groups, tile, &mut dots);
+            let first = t * ROUTE_TILE;
+            let count = ROUTE_TILE.min(self.lists - first);
+            let (offsets, scales) = (&self.offsets[first..][..count], &self.scales[first..][..count]);
+            for (q, dots) in dots.chunks_exact(ROUTE_TILE).enumerate() {
+                for (((o, &d), &offset), &scale) in scores.iter_mut().zip(dots).zip(offsets).zip(scales) {
+                    // Exact in i32 (|Σ q'·c'| ≤ 63·127·dim) and in f32 below 2²⁴.
+                    *o = d.wrapping_sub(offset) as f32 * scale;
+                }
+                each(q, first, &scores[..count]);
             }
-            each(&scores);
         }
         Ok(())
     }
@@ -179,8 +187,12 @@ mod tests {
             prop_assert!(want[..lists].iter().all(|&s| s == 0.0));
             for backend in Backend::supported() {
                 let kernels = Kernels::for_backend(backend).unwrap();
-                let mut got = Vec::new();
-                table.for_each_query(kernels, &queries, |s| got.extend_from_slice(s)).unwrap();
+                let mut got = vec![f32::NAN; rows * lists];
+                table
+                    .for_each_tile(kernels, &queries, |q, first, s| {
+                        got[q * lists + first..][..s.len()].copy_from_slice(s)
+                    })
+                    .unwrap();
                 prop_assert_eq!(&got, &want, "{:?}", backend);
             }
         }

@@ -121,20 +121,24 @@ impl IvfIndex {
         queries
             .par_chunks(chunk * dim)
             .map(|chunk| {
-                let mut kept = Vec::new();
-                let mut routes = Vec::with_capacity(chunk.len() / dim);
-                let mut route = |scores: &[f32]| routes.push(nearest_lists(scores, nprobe, &mut kept));
+                let mut nearest: Vec<NearestLists> = (0..chunk.len() / dim)
+                    .map(|_| NearestLists::new(nprobe.min(lists), Vec::new()))
+                    .collect();
                 match &self.route {
-                    Some(table) => table.for_each_query(kernels, chunk, route)?,
+                    Some(table) => {
+                        table.for_each_tile(kernels, chunk, |q, first, scores| nearest[q].feed(first, scores))?
+                    }
                     None => {
                         let mut unit = chunk.to_vec();
                         unit.chunks_exact_mut(dim).for_each(normalise_row);
                         let mut d = zeroed("queries", "the routing scores", unit.len() / dim, lists)?;
                         dots(&unit, &self.centroids, dim, &mut d);
-                        d.chunks_exact(lists).for_each(&mut route);
+                        for (n, d) in nearest.iter_mut().zip(d.chunks_exact(lists)) {
+                            n.feed(0, d);
+                        }
                     }
                 }
-                Ok(routes)
+                Ok(nearest.into_iter().map(NearestLists::finish).collect::<Vec<_>>())
             })
             .collect::<Result<Vec<_>>>()
             .map(|chunks| chunks.into_iter().flatten().collect())
@@ -377,45 +381,77 @@ fn route_key_dot(key: u64) -> f32 {
 }
 
 /// The `nprobe` (≥ 1) lists of the largest `dots` (one per list), by (dot
-/// descending by `total_cmp`, list ascending). One pass keeps the keys below
-/// a threshold in `kept` (a reused buffer): each time it holds
-/// [`ROUTE_KEPT`]·`nprobe` keys, the `nprobe` smallest stay and the largest
-/// of them becomes the threshold, so few keys are compared and moved.
+/// descending by `total_cmp`, list ascending): [`NearestLists`] fed once.
+#[cfg(test)]
 fn nearest_lists(dots: &[f32], nprobe: usize, kept: &mut Vec<u64>) -> Vec<u32> {
-    let nprobe = nprobe.min(dots.len());
-    if nprobe == 0 {
-        return Vec::new();
-    }
-    let full = (ROUTE_KEPT * nprobe).max(nprobe + 16);
-    kept.clear();
-    let mut threshold = u64::MAX;
-    // The threshold's dot: a dot below it (`<`, so never a NaN) has a key
-    // above the threshold, so a run of 16 such dots is skipped whole (a
-    // fold that vectorises; most runs once the threshold has settled).
-    let mut floor = f32::NEG_INFINITY;
-    for (run, ds) in dots.chunks(16).enumerate() {
-        if !ds.iter().fold(false, |any, &d| any | (d >= floor || d.is_nan())) {
-            continue;
+    let mut nearest = NearestLists::new(nprobe.min(dots.len()), std::mem::take(kept));
+    nearest.feed(0, dots);
+    nearest.finish()
+}
+
+/// One query's `nprobe` nearest lists, fed the dots of the lists in
+/// ascending order in runs of any length (the routing computes them a tile
+/// of centroids at a time). One pass keeps the keys below a threshold:
+/// each time it holds [`ROUTE_KEPT`]·`nprobe` keys, the `nprobe` smallest
+/// stay and the largest of them becomes the threshold, so few keys are
+/// compared and moved; a run of 16 dots below the threshold's dot (`<`, so
+/// never a NaN: their keys are above it) is skipped whole by a fold that
+/// vectorises, as most are once the threshold has settled.
+struct NearestLists {
+    nprobe: usize,
+    full: usize,
+    kept: Vec<u64>,
+    threshold: u64,
+    floor: f32,
+}
+
+impl NearestLists {
+    /// For `nprobe` lists (at most the number of lists fed), keeping keys in `kept` (cleared).
+    fn new(nprobe: usize, mut kept: Vec<u64>) -> NearestLists {
+        kept.clear();
+        NearestLists {
+            nprobe,
+            full: (ROUTE_KEPT * nprobe).max(nprobe + 16),
+            kept,
+            threshold: u64::MAX,
+            floor: f32::NEG_INFINITY,
         }
-        for (j, &d) in ds.iter().enumerate() {
-            let key = route_key(d, (16 * run + j) as u32);
-            if key < threshold {
-                kept.push(key);
-                if kept.len() == full {
-                    kept.select_nth_unstable(nprobe - 1);
-                    kept.truncate(nprobe);
-                    threshold = kept[nprobe - 1];
-                    floor = route_key_dot(threshold);
+    }
+
+    /// The dots of lists `first..first + dots.len()`.
+    fn feed(&mut self, first: usize, dots: &[f32]) {
+        if self.nprobe == 0 {
+            return;
+        }
+        for (run, ds) in dots.chunks(16).enumerate() {
+            let floor = self.floor;
+            if !ds.iter().fold(false, |any, &d| any | (d >= floor || d.is_nan())) {
+                continue;
+            }
+            for (j, &d) in ds.iter().enumerate() {
+                let key = route_key(d, (first + 16 * run + j) as u32);
+                if key < self.threshold {
+                    self.kept.push(key);
+                    if self.kept.len() == self.full {
+                        self.kept.select_nth_unstable(self.nprobe - 1);
+                        self.kept.truncate(self.nprobe);
+                        self.threshold = self.kept[self.nprobe - 1];
+                        self.floor = route_key_dot(self.threshold);
+                    }
                 }
             }
         }
     }
-    if kept.len() > nprobe {
-        kept.select_nth_unstable(nprobe - 1);
-        kept.truncate(nprobe);
+
+    /// The lists, nearest first.
+    fn finish(mut self) -> Vec<u32> {
+        if self.kept.len() > self.nprobe {
+            self.kept.select_nth_unstable(self.nprobe - 1);
+            self.kept.truncate(self.nprobe);
+        }
+        self.kept.sort_unstable();
+        self.kept.iter().map(|&k| k as u32).collect()
     }
-    kept.sort_unstable();
-    kept.iter().map(|&k| k as u32).collect()
 }
 
 /// Per code byte `b` of query `q`: 16 entries `4 − popcount(hi(q_b) ^ n)`
@@ -488,7 +524,16 @@ mod tests {
             order.sort_by(|&a, &b| dots[b as usize].total_cmp(&dots[a as usize]).then(a.cmp(&b)));
             order.truncate(nprobe);
             let mut kept = vec![7u64; 3];
-            prop_assert_eq!(nearest_lists(&dots, nprobe, &mut kept), order);
+            prop_assert_eq!(&nearest_lists(&dots, nprobe, &mut kept), &order);
+            // Fed in runs of any lengths (as the routing feeds tiles), the same lists.
+            let mut nearest = NearestLists::new(nprobe.min(dots.len()), vec![9u64; 5]);
+            let mut at = 0;
+            while at < dots.len() {
+                let run = (1 + (at * 7 + nprobe) % 70).min(dots.len() - at);
+                nearest.feed(at, &dots[at..at + run]);
+                at += run;
+            }
+            prop_assert_eq!(nearest.finish(), order);
             for (l, &d) in dots.iter().enumerate() {
                 prop_assert_eq!(route_key_dot(route_key(d, l as u32)).to_bits(), d.to_bits());
             }
