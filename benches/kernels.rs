@@ -57,6 +57,10 @@
 //!   `search_with` (Lee) of the same codes with the queries' codes, so the
 //!   ratio is visible; elements = queries × rows.
 //!
+//! - `route_dots/<backend>/256x2048x384`: the inverted file's routing
+//!   kernel (exact integer dot products of 8-bit levels), one thread;
+//!   elements = multiply-adds, beside `kmeans_assign` (f32 sgemm, FLOPs).
+//!
 //! Before timing, every backend's results are checked against the scalar ones.
 //! `cargo bench --bench kernels -- --test` runs each benchmark once (smoke test).
 
@@ -1075,6 +1079,39 @@ fn bench_kmeans_assign(c: &mut Criterion) {
     g.finish();
 }
 
+/// The inverted file's routing kernel: 256 queries' 8-bit levels against
+/// 2 048 centroids' (the tile layout), one thread; elements =
+/// multiply-adds (queries·lists·dim), against `kmeans_assign`'s f32 sgemm
+/// of the same shape (whose elements are FLOPs, two per multiply-add).
+fn bench_route(c: &mut Criterion) {
+    let (queries, lists, dim) = (256usize, 2048usize, ENCODE_DIM);
+    let groups = dim.div_ceil(4);
+    let q: Vec<u8> = Rng::new(8)
+        .bytes(queries * 4 * groups)
+        .into_iter()
+        .map(|b| b & 127)
+        .collect();
+    let centroids: Vec<i8> = Rng::new(9)
+        .bytes(lists * 4 * groups)
+        .into_iter()
+        .map(|b| (b % 255) as i8 - 127 + 1)
+        .collect();
+    let mut expected = vec![0i32; queries * lists];
+    scalar().route_dots(&q, groups, &centroids, &mut expected);
+    let mut g = c.benchmark_group("route_dots");
+    g.throughput(Throughput::Elements((queries * lists * dim) as u64));
+    for k in kernels() {
+        let mut out = vec![0i32; queries * lists];
+        k.route_dots(&q, groups, &centroids, &mut out);
+        assert_eq!(out, expected, "{:?} route_dots differs from scalar", k.backend);
+        g.bench_function(
+            BenchmarkId::new(k.backend.name(), format!("{queries}x{lists}x{dim}")),
+            |b| b.iter(|| k.route_dots(black_box(&q), groups, black_box(&centroids), black_box(&mut out))),
+        );
+    }
+    g.finish();
+}
+
 fn benches(c: &mut Criterion) {
     eprintln!(
         "q2key benches: supported backends {:?}, active {}",
@@ -1090,6 +1127,7 @@ fn benches(c: &mut Criterion) {
     bench_encode_rotated(c);
     bench_asym(c);
     bench_kmeans_assign(c);
+    bench_route(c);
 }
 
 criterion_group! {

@@ -121,8 +121,9 @@ impl IvfIndex {
         queries
             .par_chunks(chunk * dim)
             .map(|chunk| {
+                let nprobe = nprobe.min(lists);
                 let mut nearest: Vec<NearestLists> = (0..chunk.len() / dim)
-                    .map(|_| NearestLists::new(nprobe.min(lists), Vec::new()))
+                    .map(|_| NearestLists::new(nprobe, Vec::with_capacity(NearestLists::kept_len(nprobe))))
                     .collect();
                 match &self.route {
                     Some(table) => {
@@ -406,12 +407,17 @@ struct NearestLists {
 }
 
 impl NearestLists {
+    /// The most keys kept for `nprobe` lists.
+    fn kept_len(nprobe: usize) -> usize {
+        (ROUTE_KEPT * nprobe).max(nprobe + 16)
+    }
+
     /// For `nprobe` lists (at most the number of lists fed), keeping keys in `kept` (cleared).
     fn new(nprobe: usize, mut kept: Vec<u64>) -> NearestLists {
         kept.clear();
         NearestLists {
             nprobe,
-            full: (ROUTE_KEPT * nprobe).max(nprobe + 16),
+            full: NearestLists::kept_len(nprobe),
             kept,
             threshold: u64::MAX,
             floor: f32::NEG_INFINITY,
