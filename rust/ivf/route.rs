@@ -69,7 +69,7 @@ impl RouteTable {
             let (tile, lane) = (l / ROUTE_TILE, l % ROUTE_TILE);
             let mut sum = 0i32;
             for (d, &v) in c.iter().enumerate() {
-                let level = (f64::from(v) * step).round().clamp(-CENTROID_LEVELS, CENTROID_LEVELS) as i8;
+                let level = level(f64::from(v) * step, CENTROID_LEVELS) as i8;
                 let (g, j) = (d / ROUTE_GROUP, d % ROUTE_GROUP);
                 packed[((tile * groups + g) * ROUTE_TILE + lane) * ROUTE_GROUP + j] = level;
                 sum += i32::from(level);
@@ -130,6 +130,15 @@ impl RouteTable {
     }
 }
 
+/// `x` rounded half away from zero, clamped to `±top`: `f64::round`,
+/// without its libm call (the x86-64 baseline has no rounding instruction;
+/// the call took 1 % of a search): `as` truncates. (Unlike `round`, the sum
+/// rounds 0.5 − 2⁻⁵⁴ up; the levels only have to be the same everywhere.)
+#[inline]
+fn level(x: f64, top: f64) -> i32 {
+    (x + 0.5f64.copysign(x)).clamp(-top, top) as i32
+}
+
 /// A query's levels plus 64 (1..=127; all 64 for a zero query), zero-padded
 /// to whole groups (a padding byte meets a zero centroid level).
 fn query_levels(q: &[f32], out: &mut [u8]) {
@@ -137,7 +146,7 @@ fn query_levels(q: &[f32], out: &mut [u8]) {
     let top = f64::from(q.iter().fold(0f32, |m, &v| m.max(v.abs())));
     let step = if top > 0.0 { QUERY_LEVELS / top } else { 0.0 };
     for (o, &v) in out.iter_mut().zip(q) {
-        let level = (f64::from(v) * step).round().clamp(-QUERY_LEVELS, QUERY_LEVELS) as i32;
+        let level = level(f64::from(v) * step, QUERY_LEVELS);
         *o = (level + QUERY_OFFSET) as u8;
     }
 }
@@ -177,7 +186,7 @@ mod tests {
                     let top = f64::from(c.iter().fold(0f32, |m, &v| m.max(v.abs())));
                     let dot: i64 = (0..dim)
                         .map(|d| {
-                            let level = (f64::from(c[d]) * 127.0 / top).round() as i64;
+                            let level = i64::from(level(f64::from(c[d]) * (127.0 / top), 127.0));
                             (i64::from(levels[d]) - 64) * level
                         })
                         .sum();
@@ -194,6 +203,16 @@ mod tests {
                     })
                     .unwrap();
                 prop_assert_eq!(&got, &want, "{:?}", backend);
+            }
+        }
+    }
+
+    /// `level` is `f64::round`, clamped, on quarters, halves and near-halves.
+    #[test]
+    fn level_rounds_half_away_from_zero_and_clamps() {
+        for i in -1000..=1000 {
+            for x in [i as f64 * 0.25, i as f64 * 0.25 + 1e-9, i as f64 * 0.25 - 1e-9] {
+                assert_eq!(level(x, 63.0), x.round().clamp(-63.0, 63.0) as i32, "{x}");
             }
         }
     }
