@@ -191,24 +191,25 @@ impl Candidates {
         }
     }
 
-    /// Whether k lower bounds are in (a lower bound not above [`Candidates::bound`]
-    /// then changes nothing).
-    #[inline]
-    fn lower_is_full(&self) -> bool {
-        self.lower.len() >= self.k
-    }
-
-    /// A row's lower bound enters the k largest (the first rows of a scan,
-    /// before any bound exists, enter each once; then the rows whose upper
-    /// bound reaches the bound they make are kept).
-    #[inline]
-    fn enter_lower(&mut self, lo: f64) {
-        if self.lower.len() < self.k {
-            self.lower.push(Reverse(Bound(lo)));
-        } else if lo > self.bound() {
-            self.lower.pop();
-            self.lower.push(Reverse(Bound(lo)));
+    /// The first rows of a scan, before any bound exists: the k largest
+    /// lower bounds among them make the bound, then every row whose upper
+    /// bound reaches it is kept (each row's lower bound enters once).
+    fn seed(&mut self, rows: impl Iterator<Item = (u32, f64, f64)>) {
+        let rows: Vec<(u32, f64, f64)> = rows.collect();
+        for &(_, lo, _) in &rows {
+            if self.lower.len() < self.k {
+                self.lower.push(Reverse(Bound(lo)));
+            } else if lo > self.bound() {
+                self.lower.pop();
+                self.lower.push(Reverse(Bound(lo)));
+            }
         }
+        let bound = self.bound();
+        self.rows.extend(
+            rows.into_iter()
+                .filter(|&(_, _, hi)| hi >= bound)
+                .map(|(r, _, hi)| (r, hi)),
+        );
     }
 
     /// Drops the rows that can no longer reach the top k.
@@ -565,35 +566,10 @@ fn offer_chunk(
         }
     };
     if c.bound() == f64::NEG_INFINITY {
-        // The first rows, before any bound exists (`Candidates::seed`): the k
-        // largest lower bounds make the bound, then every row whose upper
-        // bound reaches it is kept. A quotient x/n is taken only where
-        // `x < t·n − |t·n|·1e-9` (so x/n < t: the rounding of either side is
-        // ~1e-16 relative) cannot settle the comparison with t: once k rows
-        // are in, most rows need no division.
-        let below = |x: f64, n: f64, t: f64| {
-            let need = t * n;
-            x < need - need.abs() * 1e-9
-        };
-        let allowed = (0..sums.len()).filter(|&i| db.allowed(start + i));
-        for i in allowed.clone() {
-            let n = f64::from(norms[i]);
-            if c.lower_is_full() && n > 0.0 && below(qt.approx(sums[i]) - qt.err, n, c.bound()) {
-                continue; // its lower bound is below the k-th: it would not enter
-            }
-            c.enter_lower(bounds(i).0);
-        }
-        let bound = c.bound();
-        for i in allowed {
-            let n = f64::from(norms[i]);
-            if n > 0.0 && below(qt.approx(sums[i]) + qt.err, n, bound) {
-                continue;
-            }
-            let hi = bounds(i).1;
-            if hi >= bound {
-                c.rows.push((db.base + (start + i) as u32, hi));
-            }
-        }
+        c.seed((0..sums.len()).filter(|&i| db.allowed(start + i)).map(|i| {
+            let (lo, hi) = bounds(i);
+            (db.base + (start + i) as u32, lo, hi)
+        }));
         return;
     }
     // hi ≥ bound ⇔ approx + err ≥ bound·‖x̂‖, in f32 with margins that only
