@@ -1,16 +1,17 @@
 //! Kernel variants and the table of the one chosen at run time.
 //!
-//! Every variant exposes the same eight functions; `scalar` is the reference
-//! the others are tested against. The x86 variants are `#[target_feature]`
-//! functions wrapped in safe shims that are only reachable through a
-//! [`Kernels`] table built after the CPU was checked.
+//! Every variant exposes the same functions (one [`Kernels`] table each);
+//! `scalar` is the reference the others are tested against. The x86
+//! variants are `#[target_feature]` functions wrapped in safe shims that are
+//! only reachable through a [`Kernels`] table built after the CPU was checked.
 //!
 //! The SIMD kernels read and write through raw pointers, so every shim (the
 //! scalar ones too, so that every backend fails alike) first checks the buffer
-//! lengths the kernel relies on with `assert_encode_buffers`,
-//! `assert_lee_pair`, `assert_lee_rows` or `assert_tile_buffers`: a
-//! wrong length panics before anything is read or written. One check per call
-//! (per row or per tile), never per element. The table's function pointers are
+//! lengths the kernel relies on (`assert_encode_buffers`, `assert_lee_pair`,
+//! `assert_lee_rows`, `assert_tile_buffers`, `assert_asym_buffers`,
+//! `assert_route_buffers`, ...): a wrong length panics before anything is
+//! read or written. One check per call (per row or per tile), never per
+//! element. The table's function pointers are
 //! crate-private; tests and benchmarks call the same shims through
 //! `#[doc(hidden)]` methods of [`Kernels`].
 
