@@ -1094,7 +1094,7 @@ fn bench_route(c: &mut Criterion) {
     let centroids: Vec<i8> = Rng::new(9)
         .bytes(lists * 4 * groups)
         .into_iter()
-        .map(|b| (b % 255) as i8 - 127 + 1)
+        .map(|b| (i16::from(b % 255) - 127) as i8)
         .collect();
     let mut expected = vec![0i32; queries * lists];
     scalar().route_dots(&q, groups, &centroids, &mut expected);

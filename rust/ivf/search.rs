@@ -38,6 +38,9 @@ const MAX_CHUNK_QUERIES: usize = 1024;
 /// The route selection keeps up to this many times `nprobe` candidate keys
 /// before cutting them back to `nprobe`.
 const ROUTE_KEPT: usize = 4;
+/// Route keys (8 bytes each) a routing task may hold: 32 MB. Caps its
+/// queries below [`ROUTE_QUERIES`] only above 16 384 lists.
+const ROUTE_KEYS: usize = 1 << 22;
 
 /// Asymmetric results: `queries × columns`, ascending by `1 − cosine`
 /// (f32), ties to the lower id; a query whose probed lists hold fewer than
@@ -115,15 +118,19 @@ impl IvfIndex {
         let dim = self.dim;
         let lists = self.lists.len();
         let nq = queries.len() / dim.max(1);
+        // Every query of a chunk keeps up to min(4·nprobe, lists) keys at once
+        // (its lists arrive a tile at a time): at most ROUTE_KEYS a chunk (or
+        // one query's, above ROUTE_KEYS lists).
         let chunk = nq
             .div_ceil(rayon::current_num_threads())
-            .clamp(MIN_ROUTE_QUERIES, ROUTE_QUERIES);
+            .clamp(MIN_ROUTE_QUERIES, ROUTE_QUERIES)
+            .min((ROUTE_KEYS / lists.max(1)).max(1));
         queries
             .par_chunks(chunk * dim)
             .map(|chunk| {
                 let nprobe = nprobe.min(lists);
                 let mut nearest: Vec<NearestLists> = (0..chunk.len() / dim)
-                    .map(|_| NearestLists::new(nprobe, Vec::with_capacity(NearestLists::kept_len(nprobe))))
+                    .map(|_| NearestLists::new(nprobe, Vec::new()))
                     .collect();
                 match &self.route {
                     Some(table) => {
@@ -407,17 +414,12 @@ struct NearestLists {
 }
 
 impl NearestLists {
-    /// The most keys kept for `nprobe` lists.
-    fn kept_len(nprobe: usize) -> usize {
-        (ROUTE_KEPT * nprobe).max(nprobe + 16)
-    }
-
     /// For `nprobe` lists (at most the number of lists fed), keeping keys in `kept` (cleared).
     fn new(nprobe: usize, mut kept: Vec<u64>) -> NearestLists {
         kept.clear();
         NearestLists {
             nprobe,
-            full: NearestLists::kept_len(nprobe),
+            full: (ROUTE_KEPT * nprobe).max(nprobe + 16),
             kept,
             threshold: u64::MAX,
             floor: f32::NEG_INFINITY,

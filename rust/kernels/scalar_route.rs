@@ -109,7 +109,7 @@ mod tests {
                 .map(|_| if extreme { 127 } else { (next() % 128) as u8 })
                 .collect();
             let c: Vec<i8> = (0..tiles * ROUTE_TILE * query_len)
-                .map(|_| if extreme { [127i8, -127][(next() % 2) as usize] } else { (next() % 255) as i8 - 127 + 1 })
+                .map(|_| if extreme { [127i8, -127][(next() % 2) as usize] } else { ((next() % 255) as i16 - 127) as i8 })
                 .collect();
             let padded = tiles * ROUTE_TILE;
             let mut want = vec![0i32; queries * padded];
