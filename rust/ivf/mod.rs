@@ -79,8 +79,10 @@ pub struct IvfStats {
     /// list holds as many rows, `lists` when one list holds all; 0 when empty.
     pub imbalance: f64,
     /// Heap bytes: lists (codes with their block padding, ids, norms,
-    /// liveness), centroids, the reconstruction table and, once `contains`
-    /// or `remove` has built it, the id map; mapped codes count.
+    /// liveness), centroids and their routing levels, the reconstruction
+    /// table, once an asymmetric search has built them its shared tables
+    /// (≈ 200 KB at 384 dimensions), and once `contains` or `remove` has
+    /// built it, the id map; mapped codes count.
     pub memory_bytes: usize,
     pub mapped: bool,
 }
