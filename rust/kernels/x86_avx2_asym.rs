@@ -14,10 +14,7 @@ use std::arch::x86_64::*;
 pub(crate) fn asym_scan(luts: &[&[u8]], width: usize, blocks: &[u8], out: &mut [u32]) {
     let shape = assert_asym_buffers(luts, width, blocks.len(), out.len());
     let rows = shape.blocks * BLOCK_ROWS;
-    let mut q = 0;
-    while q < shape.queries {
-        let group = QUERY_GROUP.min(shape.queries - q);
-        let tables = table_pointers(&luts[q..q + group]);
+    for (q, group, tables) in query_groups(luts) {
         for j in 0..shape.blocks {
             let block = blocks[j * width * BLOCK_ROWS..].as_ptr();
             let sums = out[q * rows + j * BLOCK_ROWS..].as_mut_ptr();
@@ -36,18 +33,22 @@ pub(crate) fn asym_scan(luts: &[&[u8]], width: usize, blocks: &[u8], out: &mut [
                 }
             }
         }
-        q += group;
     }
 }
 
-/// The first pointer of each of up to [`QUERY_GROUP`] tables (the rest null).
-#[inline(always)]
-pub(crate) fn table_pointers(luts: &[&[u8]]) -> [*const u8; QUERY_GROUP] {
-    let mut tables = [std::ptr::null(); QUERY_GROUP];
-    for (t, lut) in tables.iter_mut().zip(luts) {
-        *t = lut.as_ptr();
-    }
-    tables
+/// The queries in groups of up to [`QUERY_GROUP`], which the kernels scan
+/// together (sharing each block load): each group's first query, its size
+/// and its tables' first pointers (the rest null).
+pub(crate) fn query_groups<'a>(
+    luts: &'a [&[u8]],
+) -> impl Iterator<Item = (usize, usize, [*const u8; QUERY_GROUP])> + 'a {
+    luts.chunks(QUERY_GROUP).enumerate().map(|(g, group)| {
+        let mut tables = [std::ptr::null(); QUERY_GROUP];
+        for (t, lut) in tables.iter_mut().zip(group) {
+            *t = lut.as_ptr();
+        }
+        (g * QUERY_GROUP, group.len(), tables)
+    })
 }
 
 /// The sums of one 32-row block for `Q` queries: query `i`'s tables at

@@ -2,8 +2,8 @@
 //! zmm (`vpshufb` on 64 bytes needs AVX-512BW), the AVX2 kernel for an odd
 //! last block. Same integers as the scalar reference.
 
-use super::scalar_asym::{assert_asym_buffers, BLOCK_ROWS, QUERY_GROUP, U16_BYTES};
-use super::x86_avx2_asym::{add_widened, row_sums, scan_block, table_pointers};
+use super::scalar_asym::{assert_asym_buffers, BLOCK_ROWS, U16_BYTES};
+use super::x86_avx2_asym::{add_widened, query_groups, row_sums, scan_block};
 use std::arch::x86_64::*;
 
 // Safe shim: only reachable through the AVX-512 `KERNELS` table, which
@@ -13,10 +13,7 @@ pub(crate) fn asym_scan(luts: &[&[u8]], width: usize, blocks: &[u8], out: &mut [
     let shape = assert_asym_buffers(luts, width, blocks.len(), out.len());
     let rows = shape.blocks * BLOCK_ROWS;
     let block_len = width * BLOCK_ROWS;
-    let mut q = 0;
-    while q < shape.queries {
-        let group = QUERY_GROUP.min(shape.queries - q);
-        let lut = table_pointers(&luts[q..q + group]);
+    for (q, group, lut) in query_groups(luts) {
         for p in 0..shape.blocks / 2 {
             let pair = blocks[2 * p * block_len..].as_ptr();
             let sums = out[q * rows + 2 * p * BLOCK_ROWS..].as_mut_ptr();
@@ -49,7 +46,6 @@ pub(crate) fn asym_scan(luts: &[&[u8]], width: usize, blocks: &[u8], out: &mut [
                 }
             }
         }
-        q += group;
     }
 }
 
@@ -126,10 +122,7 @@ pub(crate) fn asym_scan_lists(luts: &[&[u8]], width: usize, blocks: &[u8], out: 
     let shape = assert_asym_buffers(luts, width, blocks.len(), out.len());
     let rows = shape.blocks * BLOCK_ROWS;
     let block_len = width * BLOCK_ROWS;
-    let mut q = 0;
-    while q < shape.queries {
-        let group = QUERY_GROUP.min(shape.queries - q);
-        let lut = table_pointers(&luts[q..q + group]);
+    for (q, group, lut) in query_groups(luts) {
         for j in 0..shape.blocks {
             let block = blocks[j * block_len..].as_ptr();
             let sums = out[q * rows + j * BLOCK_ROWS..].as_mut_ptr();
@@ -147,7 +140,6 @@ pub(crate) fn asym_scan_lists(luts: &[&[u8]], width: usize, blocks: &[u8], out: 
                 }
             }
         }
-        q += group;
     }
 }
 
