@@ -129,9 +129,8 @@ impl IvfIndex {
             .par_chunks(chunk * dim)
             .map(|chunk| {
                 let nprobe = nprobe.min(lists);
-                let mut nearest: Vec<NearestLists> = (0..chunk.len() / dim)
-                    .map(|_| NearestLists::new(nprobe, Vec::new()))
-                    .collect();
+                let mut nearest: Vec<NearestLists> =
+                    (0..chunk.len() / dim).map(|_| NearestLists::new(nprobe)).collect();
                 match &self.route {
                     Some(table) => {
                         table.for_each_tile(kernels, chunk, |q, first, scores| nearest[q].feed(first, scores))?
@@ -391,8 +390,8 @@ fn route_key_dot(key: u64) -> f32 {
 /// The `nprobe` (≥ 1) lists of the largest `dots` (one per list), by (dot
 /// descending by `total_cmp`, list ascending): [`NearestLists`] fed once.
 #[cfg(test)]
-fn nearest_lists(dots: &[f32], nprobe: usize, kept: &mut Vec<u64>) -> Vec<u32> {
-    let mut nearest = NearestLists::new(nprobe.min(dots.len()), std::mem::take(kept));
+fn nearest_lists(dots: &[f32], nprobe: usize) -> Vec<u32> {
+    let mut nearest = NearestLists::new(nprobe.min(dots.len()));
     nearest.feed(0, dots);
     nearest.finish()
 }
@@ -414,13 +413,12 @@ struct NearestLists {
 }
 
 impl NearestLists {
-    /// For `nprobe` lists (at most the number of lists fed), keeping keys in `kept` (cleared).
-    fn new(nprobe: usize, mut kept: Vec<u64>) -> NearestLists {
-        kept.clear();
+    /// For `nprobe` lists (at most the number of lists fed).
+    fn new(nprobe: usize) -> NearestLists {
         NearestLists {
             nprobe,
             full: (ROUTE_KEPT * nprobe).max(nprobe + 16),
-            kept,
+            kept: Vec::new(),
             threshold: u64::MAX,
             floor: f32::NEG_INFINITY,
         }
@@ -531,10 +529,9 @@ mod tests {
             let mut order: Vec<u32> = (0..dots.len() as u32).collect();
             order.sort_by(|&a, &b| dots[b as usize].total_cmp(&dots[a as usize]).then(a.cmp(&b)));
             order.truncate(nprobe);
-            let mut kept = vec![7u64; 3];
-            prop_assert_eq!(&nearest_lists(&dots, nprobe, &mut kept), &order);
+            prop_assert_eq!(&nearest_lists(&dots, nprobe), &order);
             // Fed in runs of any lengths (as the routing feeds tiles), the same lists.
-            let mut nearest = NearestLists::new(nprobe.min(dots.len()), vec![9u64; 5]);
+            let mut nearest = NearestLists::new(nprobe.min(dots.len()));
             let mut at = 0;
             while at < dots.len() {
                 let run = (1 + (at * 7 + nprobe) % 70).min(dots.len() - at);

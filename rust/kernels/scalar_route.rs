@@ -57,6 +57,28 @@ pub(crate) fn assert_route_buffers(queries: usize, groups: usize, centroids: usi
     shape
 }
 
+/// Queries the SIMD routing kernels compute together.
+pub(crate) const ROUTE_QUERIES: usize = 4;
+
+/// `queries` (whole queries of `query_len` bytes) in groups of up to
+/// [`ROUTE_QUERIES`]: each group's first query, its size and its queries'
+/// first pointers (the rest null).
+pub(crate) fn query_groups(
+    queries: &[u8],
+    query_len: usize,
+) -> impl Iterator<Item = (usize, usize, [*const u8; ROUTE_QUERIES])> + '_ {
+    queries
+        .chunks(ROUTE_QUERIES * query_len)
+        .enumerate()
+        .map(move |(g, group)| {
+            let mut rows = [std::ptr::null(); ROUTE_QUERIES];
+            for (r, query) in rows.iter_mut().zip(group.chunks_exact(query_len)) {
+                *r = query.as_ptr();
+            }
+            (g * ROUTE_QUERIES, group.len() / query_len, rows)
+        })
+}
+
 /// The reference [`RouteDots`].
 pub(crate) fn route_dots(queries: &[u8], groups: usize, centroids: &[i8], out: &mut [i32]) {
     let shape = assert_route_buffers(queries.len(), groups, centroids.len(), out.len());

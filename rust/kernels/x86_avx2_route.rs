@@ -4,11 +4,9 @@
 //! finishes each centroid's four-dimension sum in an i32 lane. Up to four
 //! queries share each centroid load.
 
-use super::scalar_route::{assert_route_buffers, ROUTE_GROUP, ROUTE_TILE};
+use super::scalar_route::{assert_route_buffers, query_groups, ROUTE_GROUP, ROUTE_TILE};
 use std::arch::x86_64::*;
 
-/// Queries computed together.
-const QUERIES: usize = 4;
 /// Centroids per pass: two vectors of eight.
 const CENTROIDS: usize = 16;
 
@@ -21,13 +19,7 @@ pub(crate) fn route_dots(queries: &[u8], groups: usize, centroids: &[i8], out: &
     // Tile by tile (4·groups·64 bytes, in L1 at 384 dimensions), each for
     // every query in turn.
     for t in 0..shape.tiles {
-        let mut q = 0;
-        while q < shape.queries {
-            let count = QUERIES.min(shape.queries - q);
-            let mut rows = [std::ptr::null(); QUERIES];
-            for (i, r) in rows.iter_mut().enumerate().take(count) {
-                *r = queries[(q + i) * query_len..].as_ptr();
-            }
+        for (q, count, rows) in query_groups(queries, query_len) {
             for s in 0..ROUTE_TILE / CENTROIDS {
                 let tile = centroids[t * ROUTE_TILE * query_len + s * CENTROIDS * ROUTE_GROUP..].as_ptr();
                 let dots = out[q * padded + t * ROUTE_TILE + s * CENTROIDS..].as_mut_ptr();
@@ -46,7 +38,6 @@ pub(crate) fn route_dots(queries: &[u8], groups: usize, centroids: &[i8], out: &
                     }
                 }
             }
-            q += count;
         }
     }
 }

@@ -3,11 +3,8 @@
 //! into each centroid's i32 lane. Four queries × a whole tile of 64
 //! centroids per pass (16 accumulators). CPUs without VNNI run the AVX2 kernel.
 
-use super::scalar_route::{assert_route_buffers, ROUTE_GROUP, ROUTE_TILE};
+use super::scalar_route::{assert_route_buffers, query_groups, ROUTE_GROUP, ROUTE_TILE};
 use std::arch::x86_64::*;
-
-/// Queries computed together.
-const QUERIES: usize = 4;
 
 /// Whether this CPU has AVX-512 VNNI (read once).
 fn has_vnni() -> bool {
@@ -28,13 +25,7 @@ pub(crate) fn route_dots(queries: &[u8], groups: usize, centroids: &[i8], out: &
     // every query in turn.
     for t in 0..shape.tiles {
         let tile = centroids[t * ROUTE_TILE * query_len..].as_ptr();
-        let mut q = 0;
-        while q < shape.queries {
-            let count = QUERIES.min(shape.queries - q);
-            let mut rows = [std::ptr::null(); QUERIES];
-            for (i, r) in rows.iter_mut().enumerate().take(count) {
-                *r = queries[(q + i) * query_len..].as_ptr();
-            }
+        for (q, count, rows) in query_groups(queries, query_len) {
             let dots = out[q * padded + t * ROUTE_TILE..].as_mut_ptr();
             // SAFETY: CPU: AVX-512F and AVX-512 VNNI (`has_vnni` above; this
             // table is only handed out on AVX-512F CPUs); lengths: the first
@@ -50,7 +41,6 @@ pub(crate) fn route_dots(queries: &[u8], groups: usize, centroids: &[i8], out: &
                     _ => dots_tile::<4>(&rows, groups, tile, dots, padded),
                 }
             }
-            q += count;
         }
     }
 }
