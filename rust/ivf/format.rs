@@ -23,6 +23,7 @@ use crate::index::format::{
     write_u64s, KIND_GAUSSIAN, KIND_GLOBAL, KIND_PER_DIM,
 };
 use crate::kernels::scalar_asym::BLOCK_ROWS;
+use crate::search::asym::norm_range;
 use rayon::prelude::*;
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -557,10 +558,12 @@ fn assemble(p: Parts, mapped: bool, mut blocks: impl FnMut(Range<usize>) -> Bloc
                 *last = (1u8 << (rows % 8)) - 1;
             }
         }
+        let norms = &p.norms[row..row + rows];
         lists.push(List {
             blocks: blocks(at..at + len),
             ids: p.ids[row..row + rows].to_vec(),
-            norms: p.norms[row..row + rows].to_vec(),
+            norms: norms.to_vec(),
+            norm_range: norm_range(norms),
             alive,
             dead: 0,
         });

@@ -32,12 +32,15 @@ impl std::ops::Deref for Blocks {
 /// One inverted list. Invariants: `blocks` holds `⌈rows/32⌉` whole blocks
 /// (padding rows zero), `ids`, `norms` hold `rows` values, `alive` ⌈rows/8⌉
 /// bytes (bit `r % 8` of byte `r / 8`; bits past `rows` zero) with `dead`
-/// bits clear.
+/// bits clear; `norm_range` is [`norm_range`] of `norms`.
 #[derive(Debug)]
 pub(crate) struct List {
     pub(crate) blocks: Blocks,
     pub(crate) ids: Vec<u64>,
     pub(crate) norms: Vec<f32>,
+    /// Kept as rows are pushed: every search needs it, and folding it over
+    /// every list's norms took ≈ 1 µs per query of a 1 000-query search.
+    pub(crate) norm_range: (f32, f32),
     pub(crate) alive: Vec<u8>,
     pub(crate) dead: usize,
 }
@@ -48,6 +51,7 @@ impl List {
             blocks: Blocks::Owned(Vec::new()),
             ids: Vec::new(),
             norms: Vec::new(),
+            norm_range: norm_range(&[]),
             alive: Vec::new(),
             dead: 0,
         }
@@ -78,11 +82,13 @@ impl List {
 
     /// The list as a block set for the asymmetric search, with `mask`.
     pub(crate) fn block_set<'a>(&'a self, mask: Option<&'a [u8]>) -> BlockSet<'a> {
+        // Every debug-built test that searches checks the kept range (O(rows)).
+        debug_assert_eq!(self.norm_range, norm_range(&self.norms), "a stale norm range");
         BlockSet {
             blocks: &self.blocks,
             rows: self.rows(),
             norms: &self.norms,
-            norm_range: norm_range(&self.norms),
+            norm_range: self.norm_range,
             keys: &self.ids,
             mask,
         }
@@ -133,6 +139,8 @@ impl List {
         }
         self.ids.push(id);
         self.norms.push(norm);
+        // The fold of `norm_range`, one step further.
+        self.norm_range = (self.norm_range.0.min(norm), self.norm_range.1.max(norm));
         if row.is_multiple_of(8) {
             self.alive.push(0);
         }
@@ -177,5 +185,37 @@ impl List {
             + 8 * self.ids.capacity()
             + 4 * self.norms.capacity()
             + self.alive.capacity()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kept norm range is the fold of the norms after pushes, removals
+    /// and compaction, and (+∞, 0) for an empty list.
+    #[test]
+    fn the_norm_range_follows_pushes_removals_and_compaction() {
+        let width = 3;
+        let mut list = List::empty();
+        assert_eq!(list.norm_range, (f32::INFINITY, 0.0));
+        let norms = [0.75f32, 0.0, 2.5, 1.25, 0.5, 3.0, 1.0];
+        list.reserve(norms.len(), width, "x").unwrap();
+        for (r, &n) in norms.iter().enumerate() {
+            list.push(&[r as u8; 3], r as u64, n);
+            assert_eq!(list.norm_range, norm_range(&list.norms));
+        }
+        assert_eq!(list.norm_range, (0.0, 3.0));
+        for row in [1, 5] {
+            assert!(list.kill(row));
+        }
+        list.compact(width).unwrap();
+        assert_eq!(list.norms, [0.75, 2.5, 1.25, 0.5, 1.0]);
+        assert_eq!(list.norm_range, (0.5, 2.5));
+        for row in 0..list.rows() {
+            list.kill(row);
+        }
+        list.compact(width).unwrap();
+        assert_eq!(list.norm_range, (f32::INFINITY, 0.0));
     }
 }

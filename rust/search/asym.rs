@@ -18,7 +18,7 @@ use crate::error::{with_capacity, Error, Result};
 use crate::kernels::scalar_asym::{fast_scan_blocks, PairProducts, BLOCK_ROWS, LUT_MAX, QUERY_GROUP};
 use crate::kernels::Kernels;
 use crate::keys::check_padding;
-use crate::search::{result_columns, RowScope};
+use crate::search::{flag_bits, result_columns, RowScope};
 use rayon::prelude::*;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
@@ -75,18 +75,26 @@ impl QueryTables {
     /// each operand, `lo_m` and the pair's maximum are the sums of the
     /// products' minima and maxima: found without forming the 16 values.
     pub(crate) fn new(kernels: &Kernels, q: &[f32], table: &Reconstruction) -> QueryTables {
+        QueryTables::with_products(kernels, q, table).0
+    }
+
+    /// [`QueryTables::new`], and the query's [`PairProducts`] the tables
+    /// quantise (empty for a zero query): [`pair_values`] scores
+    /// rows exactly from them, without building [`pair_terms`].
+    fn with_products(kernels: &Kernels, q: &[f32], table: &Reconstruction) -> (QueryTables, Vec<PairProducts>) {
         let dim = table.dim();
         let width = code_width(dim);
         let norm = query_norm(q);
         let mut luts = vec![0u8; 32 * width];
         if norm == 0.0 {
-            return QueryTables {
+            let none = QueryTables {
                 luts,
                 scale: 0.0,
                 bias: 0.0,
                 err: 0.0,
                 norm,
             };
+            return (none, Vec::new());
         }
         let products: Vec<PairProducts> = (0..2 * width).map(|m| PairProducts::new(q, norm, table, m)).collect();
         let (mut bias, mut range, mut magnitude) = (0.0f64, 0.0f64, 0.0f64);
@@ -107,13 +115,14 @@ impl QueryTables {
         // The scans rely on it without checking (see `AsymScan`); the quantisers clamp to it.
         debug_assert!(luts.iter().all(|&v| v <= LUT_MAX), "a table entry above LUT_MAX");
         magnitude += scale * top * tables as f64 + err;
-        QueryTables {
+        let tables = QueryTables {
             luts,
             scale,
             bias,
             err: err + BOUND_SLACK * magnitude + f64::MIN_POSITIVE,
             norm,
-        }
+        };
+        (tables, products)
     }
 
     /// The approximate dot(q/‖q‖, x̂) of an integer sum.
@@ -146,32 +155,48 @@ impl Ord for Bound {
     }
 }
 
-/// What the scan of one query keeps: the `k` largest lower bounds and the
-/// rows whose upper bound reached the k-th lower bound when they were seen.
+/// What the scan of one query keeps: the `k` largest lower bounds, the
+/// k-th best of k exact scores when a scan started from them, and the rows
+/// whose upper bound reached the bound when they were seen.
 struct Candidates {
     k: usize,
     lower: BinaryHeap<Reverse<Bound>>,
+    /// The k-th best exact score of k scored rows (−∞: none scored).
+    floor: f64,
     rows: Vec<(u32, f64)>,
 }
+
+/// One query's exact score (SPEC §8) of a row, by its number in the scan.
+type ExactScore<'s> = dyn FnMut(u32) -> f64 + 's;
+
+/// The largest `k` for which a scan that can score rows exactly starts
+/// from k exact scores ([`Candidates::start_from_exact`]) instead of
+/// seeding its bound from every row's lower bound: each costs about as
+/// much as seeding 20 rows.
+const EXACT_START_MAX_K: usize = 32;
 
 impl Candidates {
     fn new(k: usize) -> Self {
         Candidates {
             k,
             lower: BinaryHeap::with_capacity(k + 1),
+            floor: f64::NEG_INFINITY,
             rows: Vec::new(),
         }
     }
 
-    /// The k-th largest lower bound so far (−∞ before k rows were offered):
-    /// the k-th best exact score is at least this.
+    /// The larger of the k-th largest lower bound so far (−∞ before k rows
+    /// were offered) and the floor: the k-th best exact score is at least
+    /// each (both count each row once, and any k rows' k-th best is at most
+    /// the k-th best of all).
     #[inline(always)]
     fn bound(&self) -> f64 {
-        if self.lower.len() < self.k {
+        let lower = if self.lower.len() < self.k {
             f64::NEG_INFINITY
         } else {
             self.lower.peek().map_or(f64::NEG_INFINITY, |b| b.0 .0)
-        }
+        };
+        lower.max(self.floor)
     }
 
     #[inline]
@@ -212,6 +237,73 @@ impl Candidates {
         );
     }
 
+    /// Starts the bound from exact scores: `exact(i)` of the k rows `i`
+    /// that `allowed` lets through with the largest approximate scores
+    /// (`qt`'s approximation of `sums[i]` over `norms[i]`) become the
+    /// floor, the k-th best exact score's own lower bound. That is about the
+    /// tables' error above the k-th largest lower bound seeding would give
+    /// (a lower bound is the approximation less the error), so the scan
+    /// offers and keeps about half as many rows, and no row's bounds are
+    /// computed before the bound is known. False (nothing done) with fewer
+    /// than k rows allowed or k above [`EXACT_START_MAX_K`].
+    fn start_from_exact(
+        &mut self,
+        qt: &QueryTables,
+        sums: &[u32],
+        norms: &[f32],
+        allowed: impl Fn(usize) -> bool,
+        mut exact: impl FnMut(usize) -> f64,
+    ) -> bool {
+        let k = self.k;
+        if k == 0 || k > EXACT_START_MAX_K {
+            return false;
+        }
+        // Only which rows are scored depends on these f32 approximations.
+        let (scale, bias) = (qt.scale as f32, qt.bias as f32);
+        let score = |i: usize| {
+            if norms[i] == 0.0 {
+                0.0
+            } else {
+                (sums[i] as f32 * scale + bias) / norms[i]
+            }
+        };
+        // The k best so far, and the worst of them (−∞ until there are k).
+        let mut best: Vec<(f32, usize)> = Vec::with_capacity(k);
+        let mut worst = (f32::NEG_INFINITY, 0usize);
+        let worst_of = |best: &[(f32, usize)]| {
+            best.iter().enumerate().fold(
+                (f32::INFINITY, 0usize),
+                |w, (j, &(v, _))| if v < w.0 { (v, j) } else { w },
+            )
+        };
+        for (i, (&sum, &n)) in sums.iter().zip(norms).enumerate() {
+            // score > worst without the division (the norm is positive),
+            // which most rows fail once k are held.
+            let above = if n > 0.0 {
+                sum as f32 * scale + bias > worst.0 * n
+            } else {
+                0.0 > worst.0
+            };
+            if !above || !allowed(i) {
+                continue;
+            }
+            if best.len() < k {
+                best.push((score(i), i));
+                if best.len() < k {
+                    continue;
+                }
+            } else {
+                best[worst.1] = (score(i), i);
+            }
+            worst = worst_of(&best);
+        }
+        if best.len() < k {
+            return false;
+        }
+        self.floor = best.iter().map(|&(_, i)| exact(i)).fold(f64::INFINITY, f64::min);
+        true
+    }
+
     /// Drops the rows that can no longer reach the top k.
     fn prune(&mut self) {
         let bound = self.bound();
@@ -220,6 +312,7 @@ impl Candidates {
 
     /// Merges another shard's candidates of the same query.
     fn merge(&mut self, other: Candidates) {
+        self.floor = self.floor.max(other.floor);
         for Reverse(b) in other.lower {
             if self.lower.len() < self.k {
                 self.lower.push(Reverse(b));
@@ -411,6 +504,31 @@ pub(crate) fn pair_terms(q: &[f32], q_norm: f64, table: &Reconstruction, squares
 /// (Four independent chains: the sum is latency-bound otherwise.)
 #[inline]
 pub(crate) fn exact_score(terms: &[[f64; 2]], code: &[u8]) -> f64 {
+    exact_score_with(code, |i| terms[i])
+}
+
+/// The values half of [`pair_terms`] (`16·m + n`: pair m, nibble n) from
+/// the query's [`PairProducts`]: with [`SharedTables`]' squares,
+/// [`exact_score_of_values`] gives [`exact_score`]'s scores without the
+/// interleaved terms (half their bytes to write, for a few rows).
+fn pair_values(products: &[PairProducts]) -> Vec<f64> {
+    let mut values = Vec::with_capacity(16 * products.len());
+    for p in products {
+        values.extend_from_slice(&p.values());
+    }
+    values
+}
+
+/// [`exact_score`] of the terms [`pair_terms`] would build (the same f64
+/// values, summed in the same order: the same score), from [`pair_values`]
+/// and [`pair_squares`] side by side.
+fn exact_score_of_values(values: &[f64], pair_squares: &[f64], code: &[u8]) -> f64 {
+    exact_score_with(code, |i| [values[i], pair_squares[i]])
+}
+
+/// [`exact_score`] with `term(16·m + n)` giving pair m's `[value, square]` for nibble n.
+#[inline(always)]
+fn exact_score_with(code: &[u8], term: impl Fn(usize) -> [f64; 2]) -> f64 {
     let (mut dot, mut sq) = ([0.0f64; 4], [0.0f64; 4]);
     // Byte b holds pairs 2b (high nibble) and 2b + 1 (low nibble): two bytes, pairs 4c..4c+4.
     let pairs = code.chunks_exact(2);
@@ -419,7 +537,7 @@ pub(crate) fn exact_score(terms: &[[f64; 2]], code: &[u8]) -> f64 {
         let base = 64 * c;
         let n = [two[0] >> 4, two[0] & 15, two[1] >> 4, two[1] & 15];
         for j in 0..4 {
-            let [v, s] = terms[base + 16 * j + usize::from(n[j])];
+            let [v, s] = term(base + 16 * j + usize::from(n[j]));
             dot[j] += v;
             sq[j] += s;
         }
@@ -427,7 +545,7 @@ pub(crate) fn exact_score(terms: &[[f64; 2]], code: &[u8]) -> f64 {
     if let [last] = remainder {
         let base = 32 * (code.len() - 1);
         for (j, n) in [last >> 4, last & 15].into_iter().enumerate() {
-            let [v, s] = terms[base + 16 * j + usize::from(n)];
+            let [v, s] = term(base + 16 * j + usize::from(n));
             dot[j] += v;
             sq[j] += s;
         }
@@ -451,7 +569,16 @@ fn scan_rows(
     last: usize,
     cands: &mut [Candidates],
 ) {
-    scan_rows_with(kernels, db, queries, first, last, cands, &mut ScanBuffers::default());
+    scan_rows_with(
+        kernels,
+        db,
+        queries,
+        first,
+        last,
+        cands,
+        &mut ScanBuffers::default(),
+        None,
+    );
 }
 
 /// The working buffers of [`scan_rows_with`], kept between calls that scan
@@ -464,7 +591,9 @@ struct ScanBuffers {
     norms: Vec<f32>,
 }
 
-/// [`scan_rows`] with caller-kept buffers.
+/// [`scan_rows`] with caller-kept buffers; `exact`: for one query, its
+/// exact score of a row, to start from ([`Candidates::start_from_exact`]).
+#[allow(clippy::too_many_arguments)]
 fn scan_rows_with(
     kernels: &Kernels,
     db: &Database<'_>,
@@ -473,7 +602,9 @@ fn scan_rows_with(
     last: usize,
     cands: &mut [Candidates],
     buffers: &mut ScanBuffers,
+    mut exact: Option<&mut ExactScore<'_>>,
 ) {
+    debug_assert!(exact.is_none() || queries.len() == 1, "an exact scorer is one query's");
     let width = db.width;
     let ScanBuffers { blocks, sums, norms } = buffers;
     // The re-layout buffer of row-major codes only (fast-scan codes are read in place).
@@ -531,7 +662,16 @@ fn scan_rows_with(
                 if qt.norm == 0.0 {
                     continue; // every score is 0: chosen by key at the end
                 }
-                offer_chunk(db, qt, c, start, &sums[..count], norms, norm_range);
+                offer_chunk(
+                    db,
+                    qt,
+                    c,
+                    start,
+                    &sums[..count],
+                    norms,
+                    norm_range,
+                    exact.as_deref_mut(),
+                );
             }
         }
         start = end;
@@ -546,7 +686,9 @@ pub(crate) fn norm_range(norms: &[f32]) -> (f32, f32) {
 }
 
 /// Offers the rows `start..start + sums.len()` of one chunk to a query's
-/// candidates, given their integer sums, norms and the norms' (min, max).
+/// candidates, given their integer sums, norms and the norms' (min, max);
+/// the first chunk starts the bound from `exact` scores when it can.
+#[allow(clippy::too_many_arguments)]
 fn offer_chunk(
     db: &Database<'_>,
     qt: &QueryTables,
@@ -555,6 +697,7 @@ fn offer_chunk(
     sums: &[u32],
     norms: &[f32],
     norm_range: (f32, f32),
+    exact: Option<&mut ExactScore<'_>>,
 ) {
     let bounds = |i: usize| {
         let a = qt.approx(sums[i]);
@@ -566,11 +709,22 @@ fn offer_chunk(
         }
     };
     if c.bound() == f64::NEG_INFINITY {
-        c.seed((0..sums.len()).filter(|&i| db.allowed(start + i)).map(|i| {
-            let (lo, hi) = bounds(i);
-            (db.base + (start + i) as u32, lo, hi)
-        }));
-        return;
+        let started = exact.is_some_and(|exact| {
+            c.start_from_exact(
+                qt,
+                sums,
+                norms,
+                |i| db.allowed(start + i),
+                |i| exact(db.base + (start + i) as u32),
+            )
+        });
+        if !started {
+            c.seed((0..sums.len()).filter(|&i| db.allowed(start + i)).map(|i| {
+                let (lo, hi) = bounds(i);
+                (db.base + (start + i) as u32, lo, hi)
+            }));
+            return;
+        }
     }
     // hi ≥ bound ⇔ approx + err ≥ bound·‖x̂‖, in f32 with margins that only
     // let more rows through (a stale bound is lower, too). Sums are < 2³¹.
@@ -610,16 +764,6 @@ fn offer_chunk(
             }
         }
     }
-}
-
-/// Bit `j` set for each `flags[j]` that is 1 (every flag 0 or 1): a multiply
-/// moves the low bit of each of eight bytes into the top byte, in order.
-#[inline(always)]
-fn flag_bits(flags: [u8; 16]) -> u32 {
-    const GATHER: u64 = 0x0102_0408_1020_4080;
-    let word = u128::from_le_bytes(flags);
-    let [lo, hi] = [word as u64, (word >> 64) as u64].map(|half| (half.wrapping_mul(GATHER) >> 56) as u32);
-    lo | hi << 8
 }
 
 /// How many candidates ahead [`finish`] and [`KeptRows::best`] prefetch a code.
@@ -865,6 +1009,7 @@ pub(crate) fn search_asym_lists(
                 s.rows,
                 std::slice::from_mut(&mut cands),
                 &mut buffers,
+                None,
             );
         }
     }
@@ -1435,47 +1580,6 @@ pub(crate) fn search_asym_lists_batch<'a>(
         }
         .allowed(s.rows)
     };
-    let mut out: Vec<Vec<(f32, usize, usize)>> = (0..routes.len()).map(|_| Vec::new()).collect();
-    let mut tables: Vec<QueryTables> = Vec::with_capacity(routes.len());
-    let mut cands: Vec<Candidates> = Vec::with_capacity(routes.len());
-    // Per set, the queries routed to it (compressed rows: `first[s]..first[s + 1]`).
-    let mut first = vec![0u32; sets.len() + 1];
-    for (i, (q, route)) in queries.chunks_exact(dim).zip(routes).enumerate() {
-        let qt = QueryTables::new(kernels, q, table);
-        if qt.norm == 0.0 {
-            // Every score is 0, chosen by key among the query's own sets.
-            let own: Vec<BlockSet<'_>> = route.iter().map(|&s| sets[s as usize]).collect();
-            out[i] = search_asym_lists(kernels, q, table, shared, &own, k)
-                .into_iter()
-                .map(|(score, s, r)| (score, route[s] as usize, r))
-                .collect();
-        } else {
-            // The nearest set is scanned first, alone (below).
-            for &s in route.iter().skip(1) {
-                first[s as usize + 1] += 1;
-            }
-        }
-        let kk = result_columns(k, route.iter().map(|&s| allowed(&sets[s as usize])).sum());
-        tables.push(qt);
-        cands.push(Candidates::new(kk));
-    }
-    for s in 0..sets.len() {
-        first[s + 1] += first[s];
-    }
-    let mut members = vec![0u32; first[sets.len()] as usize];
-    let mut fill = first.clone();
-    for (i, route) in routes.iter().enumerate() {
-        if tables[i].norm != 0.0 && cands[i].k > 0 {
-            for &s in route.iter().skip(1) {
-                members[fill[s as usize] as usize] = i as u32;
-                fill[s as usize] += 1;
-            }
-        }
-    }
-    let mut kept: Vec<KeptRows> = (0..routes.len())
-        .map(|_| KeptRows::with_capacity(KEPT_ROWS_RESERVED, width))
-        .collect();
-    let mut buffers = ScanBuffers::default();
     let database = |set: &BlockSet<'a>| Database {
         codes: CodesRef::Blocks(set.blocks, set.rows),
         width,
@@ -1490,18 +1594,73 @@ pub(crate) fn search_asym_lists_batch<'a>(
         },
         base: 0,
     };
-    // Each query first scans its nearest set alone: the bound that leaves is
-    // near the final one, so the shared scans below offer and keep few rows
-    // (in set order, a query's nearest set may come last).
-    for (i, route) in routes.iter().enumerate() {
-        let Some(&s) = route.first() else { continue };
-        let set = &sets[s as usize];
-        if tables[i].norm == 0.0 || cands[i].k == 0 || set.rows == 0 {
-            continue;
+    let mut out: Vec<Vec<(f32, usize, usize)>> = (0..routes.len()).map(|_| Vec::new()).collect();
+    let mut tables: Vec<QueryTables> = Vec::with_capacity(routes.len());
+    let mut cands: Vec<Candidates> = Vec::with_capacity(routes.len());
+    let mut kept: Vec<KeptRows> = (0..routes.len())
+        .map(|_| KeptRows::with_capacity(KEPT_ROWS_RESERVED, width))
+        .collect();
+    let mut buffers = ScanBuffers::default();
+    let mut code = vec![0u8; width];
+    // Per set, the queries routed to it (compressed rows: `first[s]..first[s + 1]`).
+    let mut first = vec![0u32; sets.len() + 1];
+    for (i, (q, route)) in queries.chunks_exact(dim).zip(routes).enumerate() {
+        let (qt, products) = QueryTables::with_products(kernels, q, table);
+        let kk = result_columns(k, route.iter().map(|&s| allowed(&sets[s as usize])).sum());
+        let mut c = Candidates::new(kk);
+        if qt.norm == 0.0 {
+            // Every score is 0, chosen by key among the query's own sets.
+            let own: Vec<BlockSet<'_>> = route.iter().map(|&s| sets[s as usize]).collect();
+            out[i] = search_asym_lists(kernels, q, table, shared, &own, k)
+                .into_iter()
+                .map(|(score, s, r)| (score, route[s] as usize, r))
+                .collect();
+        } else if let Some(&s) = route.first().filter(|_| kk > 0) {
+            // The nearest set first, alone, and its best rows scored
+            // exactly: the bound that leaves is near the final one, so the
+            // shared scans below offer and keep few rows (in set order, a
+            // query's nearest set may come last).
+            let set = &sets[s as usize];
+            if set.rows > 0 {
+                let mut values = Vec::new(); // built at the first exact score
+                let mut exact = |row: u32| {
+                    if values.is_empty() {
+                        values = pair_values(&products);
+                    }
+                    block_code_into(set.blocks, row as usize, &mut code);
+                    exact_score_of_values(&values, &shared.pair_squares, &code)
+                };
+                scan_rows_with(
+                    kernels,
+                    &database(set),
+                    std::slice::from_ref(&qt),
+                    0,
+                    set.rows,
+                    std::slice::from_mut(&mut c),
+                    &mut buffers,
+                    Some(&mut exact),
+                );
+                kept[i].take(&mut c, set, s as usize, width);
+            }
+            for &s in route.iter().skip(1) {
+                first[s as usize + 1] += 1;
+            }
         }
-        let (qt, c) = (std::slice::from_ref(&tables[i]), std::slice::from_mut(&mut cands[i]));
-        scan_rows_with(kernels, &database(set), qt, 0, set.rows, c, &mut buffers);
-        kept[i].take(&mut cands[i], set, s as usize, width);
+        tables.push(qt);
+        cands.push(c);
+    }
+    for s in 0..sets.len() {
+        first[s + 1] += first[s];
+    }
+    let mut members = vec![0u32; first[sets.len()] as usize];
+    let mut fill = first.clone();
+    for (i, route) in routes.iter().enumerate() {
+        if tables[i].norm != 0.0 && cands[i].k > 0 {
+            for &s in route.iter().skip(1) {
+                members[fill[s as usize] as usize] = i as u32;
+                fill[s as usize] += 1;
+            }
+        }
     }
     let (mut group_tables, mut group_cands) = (Vec::new(), Vec::new());
     for (s, set) in sets.iter().enumerate() {
@@ -1528,6 +1687,7 @@ pub(crate) fn search_asym_lists_batch<'a>(
             set.rows,
             &mut group_cands,
             &mut buffers,
+            None,
         );
         for ((&i, qt), mut c) in routed.iter().zip(group_tables.drain(..)).zip(group_cands.drain(..)) {
             kept[i as usize].take(&mut c, set, s, width);
@@ -1632,10 +1792,13 @@ mod tests {
         /// any thread count and backend returns for every query exactly
         /// what the one-query search returns over that query's sets: rows
         /// repeated within and across sets (equal scores ordered by key),
-        /// masks, a zero query and a query routed nowhere included.
+        /// masks, a zero query and a query routed nowhere included. The
+        /// batch starts each query's bound from exact scores up to
+        /// `EXACT_START_MAX_K` and seeds it above; the one-query search
+        /// always seeds: `k` spans both.
         #[test]
         fn batch_over_sets_equals_each_query_alone(
-            seed in 0u64..1_000_000, dim in 2usize..24, k in 1usize..25,
+            seed in 0u64..1_000_000, dim in 2usize..24, k in 1usize..45,
             masked in proptest::bool::ANY, threads in 1usize..4,
         ) {
             let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -1877,7 +2040,77 @@ mod tests {
                         proptest::prop_assert_eq!(v.to_bits(), want.to_bits());
                     }
                 }
+                // The values the first list's exact scores use, with the
+                // shared squares, score every code as the terms do.
+                let (_, products) = QueryTables::with_products(Kernels::active(), &q, &table);
+                let values = pair_values(&products);
+                proptest::prop_assert_eq!(values.len(), got.len());
+                for _ in 0..8 {
+                    let code: Vec<u8> = (0..width).map(|_| next(256) as u8).collect();
+                    proptest::prop_assert_eq!(
+                        exact_score_of_values(&values, &squares, &code).to_bits(),
+                        exact_score(&got, &code).to_bits()
+                    );
+                }
             }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        /// An exact start sets the floor to the least exact score of the k
+        /// allowed rows of the largest approximations (never a disallowed
+        /// row's, so at most the k-th best allowed score: a valid bound), and
+        /// refuses (changing nothing) with fewer than k allowed rows, k = 0
+        /// or k above `EXACT_START_MAX_K`; zero norms score 0.
+        #[test]
+        fn an_exact_start_floors_at_the_kth_best_of_the_best_approximations(
+            seed in 0u64..1_000_000, rows in 0usize..200, k in 0usize..40, masked in proptest::bool::ANY,
+        ) {
+            let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            let mut next = move |n: u64| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state % n
+            };
+            // Few distinct sums and norms: ties in both.
+            let sums: Vec<u32> = (0..rows).map(|_| next(6) as u32 * 40).collect();
+            let norms: Vec<f32> = (0..rows).map(|_| [0.0f32, 0.5, 1.0, 2.0][next(4) as usize]).collect();
+            let allowed: Vec<bool> = (0..rows).map(|_| !masked || next(3) != 0).collect();
+            let qt = QueryTables { luts: Vec::new(), scale: 0.01, bias: -0.7, err: 0.05, norm: 1.0 };
+            let approx = |i: usize| {
+                if norms[i] == 0.0 { 0.0 } else { (sums[i] as f32 * qt.scale as f32 + qt.bias as f32) / norms[i] }
+            };
+            // "Exact" scores near the approximations, deterministic per row.
+            let exact = |i: usize| f64::from(approx(i)) + (i % 7) as f64 * 1e-3;
+            let mut c = Candidates::new(k);
+            let mut scored = Vec::new();
+            let started = c.start_from_exact(&qt, &sums, &norms, |i| allowed[i], |i| {
+                scored.push(i);
+                exact(i)
+            });
+            let allowed_rows: Vec<usize> = (0..rows).filter(|&i| allowed[i]).collect();
+            let can = k > 0 && k <= EXACT_START_MAX_K && allowed_rows.len() >= k;
+            proptest::prop_assert_eq!(started, can);
+            if !can {
+                proptest::prop_assert!(scored.is_empty());
+                proptest::prop_assert_eq!(c.floor, f64::NEG_INFINITY);
+                return Ok(());
+            }
+            scored.sort_unstable();
+            scored.dedup();
+            proptest::prop_assert_eq!(scored.len(), k);
+            proptest::prop_assert!(scored.iter().all(|&i| allowed[i]));
+            // The k best approximations (any of equal ones): none left out beats one scored.
+            let least_scored = scored.iter().map(|&i| approx(i)).fold(f32::INFINITY, f32::min);
+            proptest::prop_assert!(allowed_rows.iter().filter(|i| !scored.contains(i)).all(|&i| approx(i) <= least_scored));
+            let floor = scored.iter().map(|&i| exact(i)).fold(f64::INFINITY, f64::min);
+            proptest::prop_assert_eq!(c.floor.to_bits(), floor.to_bits());
+            let mut best: Vec<f64> = allowed_rows.iter().map(|&i| exact(i)).collect();
+            best.sort_by(|a, b| b.total_cmp(a));
+            proptest::prop_assert!(c.floor <= best[k - 1]);
+            proptest::prop_assert_eq!(c.bound().to_bits(), floor.to_bits());
         }
     }
 }
