@@ -29,3 +29,12 @@ pub(crate) fn check_len(arg: &'static str, got: usize, expected: usize) -> Resul
     }
     Ok(())
 }
+
+/// The number of neighbours a search returns: at least 1 (one wording for
+/// every search).
+pub(crate) fn check_k(k: usize) -> Result<()> {
+    if k == 0 {
+        return Err(Error::value("k", "must be at least 1"));
+    }
+    Ok(())
+}

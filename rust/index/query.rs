@@ -255,9 +255,7 @@ impl Index {
     ) -> Result<Neighbours> {
         let width = self.width();
         let nq = self.check_queries(queries)?;
-        if k == 0 {
-            return Err(Error::value("k", "must be at least 1"));
-        }
+        crate::check::check_k(k)?;
         let scope = self.scope(filter, nq);
         let (codes, ids) = (scope.codes(self), scope.ids(self));
         if let Some(weights) = self.weights() {
@@ -308,9 +306,7 @@ impl Index {
     ) -> Result<AsymNeighbours> {
         let dim = self.dim();
         let nq = crate::check::check_rows("queries", queries.len(), dim)?;
-        if k == 0 {
-            return Err(Error::value("k", "must be at least 1"));
-        }
+        crate::check::check_k(k)?;
         let state = self.asym_state()?;
         // Rotated by the thresholds' rotation (SPEC §9) before §8; as given without one.
         let rotated = match self.rotation() {

@@ -11,6 +11,7 @@
 use super::kmeans::{dots, normalise_row};
 use super::lists::List;
 use super::IvfIndex;
+use crate::check::check_k;
 use crate::code_width;
 use crate::error::{with_capacity, zeroed, Error, Result};
 use crate::index::Filter;
@@ -151,9 +152,7 @@ impl IvfIndex {
 
     /// Checks `k` and `nprobe` (clamped to the number of lists) and the output size.
     fn check_search(&self, nq: usize, k: usize, nprobe: usize, allowed: usize) -> Result<(usize, usize)> {
-        if k == 0 {
-            return Err(Error::value("k", "must be at least 1"));
-        }
+        check_k(k)?;
         if nprobe == 0 {
             return Err(Error::value("nprobe", "must be at least 1"));
         }

@@ -5,7 +5,7 @@ pub(crate) mod blocks;
 pub(crate) mod lee;
 pub(crate) mod topk;
 
-use crate::check::{check_len, check_rows};
+use crate::check::{check_k, check_len, check_rows};
 use crate::error::{Error, Result};
 use crate::kernels::Kernels;
 use blocks::top_k_blocks;
@@ -165,9 +165,7 @@ fn search_rows(
     if width == 0 {
         return Err(Error::shape("codes", "a code width of at least 1 byte", "width 0"));
     }
-    if k == 0 {
-        return Err(Error::value("k", "must be at least 1"));
-    }
+    check_k(k)?;
     let nq = check_rows("queries", queries.len(), width)?;
     let n = check_rows("database", db.len(), width)?;
     let allowed = match mask {

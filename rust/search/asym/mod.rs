@@ -31,7 +31,7 @@ pub(crate) use lists::{search_asym_lists_batch, BlockSet, SharedTables};
 pub use rerank::rerank_asym;
 pub(crate) use scan::norm_range;
 
-use crate::check::{check_len, check_rows};
+use crate::check::{check_k, check_len, check_rows};
 use crate::codes::code_width;
 use crate::decode::{ByteSquares, Reconstruction};
 use crate::error::{Error, Result};
@@ -216,9 +216,7 @@ pub(crate) fn search_asym_scoped(
     rows: &mut [i64],
 ) -> Result<usize> {
     table.check_dim(dim)?;
-    if k == 0 {
-        return Err(Error::value("k", "must be at least 1"));
-    }
+    check_k(k)?;
     let width = code_width(dim);
     let nq = check_queries(queries, dim)?;
     let n = match codes {

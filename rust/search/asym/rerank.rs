@@ -6,7 +6,7 @@ use super::exact::{exact_score, pair_squares, pair_terms};
 use super::scan::{prefetch, PREFETCH_AHEAD};
 use super::tables::{query_norm, QueryTables};
 use super::{by_score_then_key, check_queries, RESCORED};
-use crate::check::{check_len, check_rows};
+use crate::check::{check_k, check_len, check_rows};
 use crate::codes::code_width;
 use crate::decode::Reconstruction;
 use crate::error::{with_capacity, Error, Result};
@@ -112,33 +112,12 @@ pub fn rerank_asym(
     scores: &mut [f32],
     rows: &mut [i64],
 ) -> Result<usize> {
-    rerank_asym_scoped(queries, codes, dim, table, candidates, k, None, scores, rows)
-}
-
-/// [`rerank_asym`] with ties by `tie_keys[row]` (distinct) instead of by row.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn rerank_asym_scoped(
-    queries: &[f32],
-    codes: &[u8],
-    dim: usize,
-    table: &Reconstruction,
-    candidates: &[i64],
-    k: usize,
-    tie_keys: Option<&[u64]>,
-    scores: &mut [f32],
-    rows: &mut [i64],
-) -> Result<usize> {
     table.check_dim(dim)?;
-    if k == 0 {
-        return Err(Error::value("k", "must be at least 1"));
-    }
+    check_k(k)?;
     let width = code_width(dim);
     let nq = check_queries(queries, dim)?;
     let n = check_rows("codes", codes.len(), width)?;
     check_padding(codes, dim)?;
-    if let Some(keys) = tie_keys {
-        check_len("keys", keys.len(), n)?;
-    }
     let c = if nq == 0 {
         if !candidates.is_empty() {
             return Err(Error::shape(
@@ -175,7 +154,6 @@ pub(crate) fn rerank_asym_scoped(
     if cells == 0 {
         return Ok(kk);
     }
-    let key = |r: usize| tie_keys.map_or(r as u64, |k| k[r]);
     let squares = pair_squares(table);
     queries
         .par_chunks_exact(dim)
@@ -191,7 +169,7 @@ pub(crate) fn rerank_asym_scoped(
             for row in distinct {
                 let code = &codes[row * width..][..width];
                 let score = if q_norm == 0.0 { 0.0 } else { exact_score(&terms, code) };
-                scored.push((score, key(row), row as u32));
+                scored.push((score, row as u64, row as u32));
             }
             scored.sort_unstable_by(by_score_then_key);
             s.fill(f32::NEG_INFINITY);
