@@ -215,7 +215,8 @@ pub(super) fn offer_chunk(
     }
 }
 
-/// How many candidates ahead [`finish`](super::rerank::finish) and [`KeptRows::best`](super::lists::KeptRows::best) prefetch a code.
+/// How many candidates ahead [`finish`](super::rerank::finish) and
+/// [`KeptRows::best`](super::lists::KeptRows::best) prefetch a code.
 pub(super) const PREFETCH_AHEAD: usize = 8;
 
 /// Asks for every cache line `items` spans (one address per 48 bytes, and
