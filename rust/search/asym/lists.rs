@@ -180,56 +180,79 @@ pub(crate) fn search_asym_lists(
 }
 
 /// The candidates of one query of [`search_asym_lists_batch`], each with
-/// its code copied out of its set's blocks while they were in cache.
+/// its code copied out of its set's blocks while they were in cache, into
+/// [`KeptCodes`] the batch's queries share.
 pub(super) struct KeptRows {
-    /// (upper bound, set, row), in the order they were kept.
-    pub(super) rows: Vec<(f64, u32, u32)>,
-    /// Their codes, `width` bytes each, in the same order.
-    pub(super) codes: Vec<u8>,
+    /// (upper bound, set, row, its code's place in the [`KeptCodes`]), in
+    /// the order they were kept.
+    pub(super) rows: Vec<(f64, u32, u32, usize)>,
 }
 
-/// Rows [`KeptRows`] makes room for at first: a query of an inverted file
-/// at 1 M rows keeps ≈ 150 (measured at nprobe 24), so its codes grow by at
-/// most one copy, not the eight of doubling from empty (1.5 % of a search).
+/// The codes of every query's [`KeptRows`] of one batch, `width` bytes each,
+/// in the order they were kept: appended one after another, so copying
+/// them writes one stream instead of a buffer per query (a thousand
+/// queries' buffers outgrow L2, and each write to one missed).
+pub(super) struct KeptCodes {
+    codes: Vec<u8>,
+    width: usize,
+    /// How many of the codes a [`KeptRows`] still holds (pruned rows' stay).
+    live: usize,
+}
+
+impl KeptCodes {
+    fn code(&self, at: usize) -> &[u8] {
+        &self.codes[at * self.width..][..self.width]
+    }
+
+    /// Rewrites the codes the rows of `kept` still hold, in order, once
+    /// pruned rows' codes are most of the buffer: it then stays within
+    /// about twice what the rows hold, as the per-query buffers did.
+    fn compact_if_sparse(&mut self, kept: &mut [KeptRows]) {
+        if self.codes.len() / self.width < 2 * self.live + 4096 {
+            return;
+        }
+        let mut codes = Vec::with_capacity(2 * self.live * self.width);
+        for r in kept.iter_mut().flat_map(|k| k.rows.iter_mut()) {
+            codes.extend_from_slice(self.code(r.3));
+            r.3 = codes.len() / self.width - 1;
+        }
+        self.codes = codes;
+    }
+}
+
+/// Rows [`KeptRows`] makes room for at first, and [`KeptCodes`] per query:
+/// a query of an inverted file at 1 M rows keeps ≈ 77 (measured at nprobe
+/// 24), so they grow by at most one copy, not the seven of doubling from
+/// empty.
 pub(super) const KEPT_ROWS_RESERVED: usize = 128;
+/// The most bytes [`KeptCodes`] reserves up front (wide codes grow from there).
+const KEPT_CODES_RESERVED_MAX: usize = 1 << 24;
 
 impl KeptRows {
-    pub(super) fn with_capacity(rows: usize, width: usize) -> KeptRows {
+    pub(super) fn with_capacity(rows: usize) -> KeptRows {
         KeptRows {
             rows: Vec::with_capacity(rows),
-            codes: Vec::with_capacity(rows * width),
         }
     }
 
     /// Moves the rows `c` kept from set `s` whose upper bound still reaches
     /// `c`'s bound here, with their codes, keys and set number.
-    pub(super) fn take(&mut self, c: &mut Candidates, set: &BlockSet<'_>, s: usize, width: usize) {
-        let bound = c.bound();
+    pub(super) fn take(&mut self, codes: &mut KeptCodes, c: &mut Candidates, set: &BlockSet<'_>, s: usize) {
+        let (bound, width, held) = (c.bound(), codes.width, self.rows.len());
         for &(row, hi) in c.rows.iter().filter(|&&(_, hi)| hi >= bound) {
-            let row = row as usize;
-            self.rows.push((hi, s as u32, row as u32));
-            let at = self.codes.len();
-            self.codes.resize(at + width, 0);
-            block_code_into(set.blocks, row, &mut self.codes[at..]);
+            let at = codes.codes.len();
+            self.rows.push((hi, s as u32, row, at / width));
+            codes.codes.resize(at + width, 0);
+            block_code_into(set.blocks, row as usize, &mut codes.codes[at..]);
         }
         c.rows.clear();
         if self.rows.len() >= 4 * c.k + 4096 {
-            self.prune(c.bound(), width);
+            // Their codes stay in the shared buffer, unread, until it is compacted.
+            let bound = c.bound();
+            self.rows.retain(|r| r.0 >= bound);
         }
-    }
-
-    /// Drops the rows whose upper bound is below `bound`.
-    pub(super) fn prune(&mut self, bound: f64, width: usize) {
-        let mut kept = 0;
-        for i in 0..self.rows.len() {
-            if self.rows[i].0 >= bound {
-                self.rows[kept] = self.rows[i];
-                self.codes.copy_within(i * width..(i + 1) * width, kept * width);
-                kept += 1;
-            }
-        }
-        self.rows.truncate(kept);
-        self.codes.truncate(kept * width);
+        // `live` counted the `held` rows already (and holds at least them).
+        codes.live = codes.live - held + self.rows.len();
     }
 
     /// The exact top `k` of the rows (SPEC §8, best first by (score, key)):
@@ -238,11 +261,11 @@ impl KeptRows {
     /// later row can then reach the top `k`).
     pub(super) fn best(
         self,
+        codes: &KeptCodes,
         sets: &[BlockSet<'_>],
         terms: &[[f64; 2]],
         bound: f64,
         k: usize,
-        width: usize,
     ) -> Vec<(f32, usize, usize)> {
         let mut order: Vec<usize> = (0..self.rows.len()).filter(|&i| self.rows[i].0 >= bound).collect();
         order.sort_unstable_by(|&a, &b| self.rows[b].0.total_cmp(&self.rows[a].0));
@@ -253,15 +276,15 @@ impl KeptRows {
             if let Some(&ahead) = order.get(j + PREFETCH_AHEAD) {
                 // The codes were copied while their lists were hot, but a
                 // chunk's kept codes outgrow the caches before its re-rank.
-                prefetch(&self.codes[ahead * width..][..width]);
+                prefetch(codes.code(self.rows[ahead].3));
             }
-            let (hi, s, r) = self.rows[i];
+            let (hi, s, r, at) = self.rows[i];
             if best.len() == k && best.peek().is_some_and(|kth| hi < kth.score) {
                 break;
             }
             rescored += 1;
             let hit = LazyKeyHit {
-                score: exact_score(terms, &self.codes[i * width..][..width]),
+                score: exact_score(terms, codes.code(at)),
                 keys: sets[s as usize].keys,
                 row: r,
                 index: i as u32,
@@ -277,7 +300,7 @@ impl KeptRows {
         best.into_sorted_vec()
             .into_iter()
             .map(|hit| {
-                let (_, s, r) = self.rows[hit.index as usize];
+                let (_, s, r, _) = self.rows[hit.index as usize];
                 (hit.score as f32, s as usize, r as usize)
             })
             .collect()
@@ -369,8 +392,13 @@ pub(crate) fn search_asym_lists_batch<'a>(
     let mut tables: Vec<QueryTables> = Vec::with_capacity(routes.len());
     let mut cands: Vec<Candidates> = Vec::with_capacity(routes.len());
     let mut kept: Vec<KeptRows> = (0..routes.len())
-        .map(|_| KeptRows::with_capacity(KEPT_ROWS_RESERVED, width))
+        .map(|_| KeptRows::with_capacity(KEPT_ROWS_RESERVED))
         .collect();
+    let mut kept_codes = KeptCodes {
+        codes: Vec::with_capacity((routes.len() * KEPT_ROWS_RESERVED * width).min(KEPT_CODES_RESERVED_MAX)),
+        width,
+        live: 0,
+    };
     let mut buffers = ScanBuffers::default();
     let mut code = vec![0u8; width];
     // Per set, the queries routed to it (compressed rows: `first[s]..first[s + 1]`).
@@ -411,7 +439,7 @@ pub(crate) fn search_asym_lists_batch<'a>(
                     &mut buffers,
                     Some(&mut exact),
                 );
-                kept[i].take(&mut c, set, s as usize, width);
+                kept[i].take(&mut kept_codes, &mut c, set, s as usize);
             }
             for &s in route.iter().skip(1) {
                 first[s as usize + 1] += 1;
@@ -461,16 +489,17 @@ pub(crate) fn search_asym_lists_batch<'a>(
             None,
         );
         for ((&i, qt), mut c) in routed.iter().zip(group_tables.drain(..)).zip(group_cands.drain(..)) {
-            kept[i as usize].take(&mut c, set, s, width);
+            kept[i as usize].take(&mut kept_codes, &mut c, set, s);
             (tables[i as usize], cands[i as usize]) = (qt, c);
         }
+        kept_codes.compact_if_sparse(&mut kept);
     }
     for (i, (((q, qt), c), kept)) in queries.chunks_exact(dim).zip(tables).zip(cands).zip(kept).enumerate() {
         if qt.norm == 0.0 || c.k == 0 {
             continue;
         }
         let terms = pair_terms(q, qt.norm, table, &shared.pair_squares);
-        out[i] = kept.best(sets, &terms, c.bound(), c.k, width);
+        out[i] = kept.best(&kept_codes, sets, &terms, c.bound(), c.k);
     }
     out
 }

@@ -411,3 +411,60 @@ proptest::proptest! {
         proptest::prop_assert_eq!(c.bound().to_bits(), floor.to_bits());
     }
 }
+
+/// A query whose nearest set keeps more rows than the prune threshold
+/// (4·k + 4096; all its rows tie), then meets a better set: the kept rows
+/// are pruned against the raised bound, the shared code buffer (then
+/// mostly pruned rows' codes) is compacted, and the batch still answers
+/// exactly what one query's search over the same sets does.
+#[test]
+fn kept_rows_pruned_past_the_threshold_keep_the_exact_answer() {
+    let dim = 8;
+    let width = code_width(dim);
+    let values: Vec<f32> = (0..dim).flat_map(|_| [-1.0f32, -0.25, 0.25, 1.0]).collect();
+    let table = Reconstruction::new(&values, dim).unwrap();
+    let shared = SharedTables::new(&table);
+    let set_of = |symbols: &[&[u8]], repeats: usize| {
+        let mut codes = vec![0u8; symbols.len() * repeats * width];
+        for (r, row) in codes.chunks_exact_mut(width).enumerate() {
+            pack_row(symbols[r % symbols.len()], row);
+        }
+        let rows = codes.len() / width;
+        let mut blocks = vec![0u8; rows.div_ceil(BLOCK_ROWS) * BLOCK_ROWS * width];
+        fast_scan_blocks(&codes, width, &mut blocks);
+        let norms: Vec<f32> = codes.chunks_exact(width).map(|c| shared.squares.norm(c)).collect();
+        (blocks, norms, rows)
+    };
+    // Set 0: 5 000 copies of one middling code; set 1: a few better ones.
+    let (middling, good, best) = ([2u8, 2, 2, 2, 1, 1, 1, 1], [3u8, 3, 3, 3, 3, 3, 2, 2], [3u8; 8]);
+    let parts = [set_of(&[&middling], 5000), set_of(&[&good, &best, &good], 3)];
+    let keys: Vec<u64> = (0..parts.iter().map(|p| p.2).sum::<usize>() as u64).rev().collect();
+    let mut at = 0;
+    let sets: Vec<BlockSet<'_>> = parts
+        .iter()
+        .map(|(blocks, norms, rows)| {
+            let set = BlockSet {
+                blocks,
+                rows: *rows,
+                norms,
+                norm_range: norm_range(norms),
+                keys: &keys[at..at + rows],
+                mask: None,
+            };
+            at += rows;
+            set
+        })
+        .collect();
+    let query = [1.0f32; 8];
+    let routes = vec![vec![0u32, 1]];
+    for kernels in crate::Backend::supported().into_iter().filter_map(Kernels::for_backend) {
+        for k in [1, 4] {
+            let want = search_asym_lists(kernels, &query, &table, &shared, &sets, k);
+            let got = search_asym_lists_batch(kernels, &query, &table, &shared, &sets, &routes, k);
+            assert_eq!(got, vec![want.clone()], "k = {k}");
+            // The best code first, then the good ones (by key), none of the middling.
+            assert_eq!(want[0].1, 1, "k = {k}");
+            assert!(want.iter().all(|&(_, s, _)| s == 1), "k = {k}: {want:?}");
+        }
+    }
+}
