@@ -205,8 +205,8 @@ impl KeptCodes {
     }
 
     /// Rewrites the codes the rows of `kept` still hold, in order, once
-    /// pruned rows' codes are most of the buffer: it then stays within
-    /// about twice what the rows hold, as the per-query buffers did.
+    /// pruned rows' codes are most of the buffer, so it stays within about
+    /// twice what the rows hold (plus 4 096 codes).
     fn compact_if_sparse(&mut self, kept: &mut [KeptRows]) {
         if self.codes.len() / self.width < 2 * self.live + 4096 {
             return;
