@@ -183,8 +183,8 @@ pub(crate) fn search_asym_lists(
 /// its code copied out of its set's blocks while they were in cache, into
 /// [`KeptCodes`] the batch's queries share.
 pub(super) struct KeptRows {
-    /// (upper bound, set, row, its code's place in the [`KeptCodes`]), in
-    /// the order they were kept.
+    /// (upper bound, set, row, its code's first byte in the [`KeptCodes`]),
+    /// in the order they were kept.
     pub(super) rows: Vec<(f64, u32, u32, usize)>,
 }
 
@@ -201,20 +201,21 @@ pub(super) struct KeptCodes {
 
 impl KeptCodes {
     fn code(&self, at: usize) -> &[u8] {
-        &self.codes[at * self.width..][..self.width]
+        &self.codes[at..][..self.width]
     }
 
     /// Rewrites the codes the rows of `kept` still hold, in order, once
     /// pruned rows' codes are most of the buffer, so it stays within about
     /// twice what the rows hold (plus 4 096 codes).
     fn compact_if_sparse(&mut self, kept: &mut [KeptRows]) {
-        if self.codes.len() / self.width < 2 * self.live + 4096 {
+        if self.codes.len() < (2 * self.live + 4096) * self.width {
             return;
         }
         let mut codes = Vec::with_capacity(2 * self.live * self.width);
         for r in kept.iter_mut().flat_map(|k| k.rows.iter_mut()) {
+            let at = codes.len();
             codes.extend_from_slice(self.code(r.3));
-            r.3 = codes.len() / self.width - 1;
+            r.3 = at;
         }
         self.codes = codes;
     }
@@ -241,7 +242,7 @@ impl KeptRows {
         let (bound, width, held) = (c.bound(), codes.width, self.rows.len());
         for &(row, hi) in c.rows.iter().filter(|&&(_, hi)| hi >= bound) {
             let at = codes.codes.len();
-            self.rows.push((hi, s as u32, row, at / width));
+            self.rows.push((hi, s as u32, row, at));
             codes.codes.resize(at + width, 0);
             block_code_into(set.blocks, row as usize, &mut codes.codes[at..]);
         }
