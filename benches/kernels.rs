@@ -1015,15 +1015,15 @@ fn bench_asym(c: &mut Criterion) {
     q2key::fast_scan_blocks(&db[..HOT_ROWS * width], width, &mut blocks);
     let luts: Vec<u8> = Rng::new(5).bytes(4 * 32 * width).into_iter().map(|b| b & 127).collect();
     let mut expected = vec![0u32; 4 * HOT_ROWS];
-    scalar().asym_scan(&luts, width, &blocks, &mut expected);
+    scalar().asym_scan(&luts, width, &blocks, &[], &mut expected);
     let mut g = c.benchmark_group("asym_scan");
     g.throughput(Throughput::Elements((4 * HOT_ROWS) as u64));
     for k in kernels() {
         let mut sums = vec![0u32; 4 * HOT_ROWS];
-        k.asym_scan(&luts, width, &blocks, &mut sums);
+        k.asym_scan(&luts, width, &blocks, &[], &mut sums);
         assert_eq!(sums, expected, "{:?} asym_scan differs from scalar", k.backend);
         g.bench_function(BenchmarkId::new(k.backend.name(), format!("{width}B/q4_hot")), |b| {
-            b.iter(|| k.asym_scan(black_box(&luts), width, black_box(&blocks), black_box(&mut sums)))
+            b.iter(|| k.asym_scan(black_box(&luts), width, black_box(&blocks), &[], black_box(&mut sums)))
         });
     }
     g.finish();

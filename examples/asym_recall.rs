@@ -153,7 +153,7 @@ fn main() {
                 let reps = 5;
                 let t = Instant::now();
                 for _ in 0..reps {
-                    kernels.asym_scan(&luts, width, &blocks, &mut sums);
+                    kernels.asym_scan(&luts, width, &blocks, &[], &mut sums);
                 }
                 println!(
                     "kernel {backend:?}, 4 queries per block load, blocks streamed from memory: {:.2} ns/row/query",

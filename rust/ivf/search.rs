@@ -15,7 +15,7 @@ use crate::check::check_k;
 use crate::code_width;
 use crate::error::{with_capacity, zeroed, Error, Result};
 use crate::index::Filter;
-use crate::kernels::scalar_asym::BLOCK_ROWS;
+use crate::kernels::scalar_asym::{first_pair, BLOCK_ROWS};
 use crate::kernels::Kernels;
 use crate::keys::check_padding;
 use crate::search::asym::{check_queries, cosine_distance, search_asym_lists_batch, BlockSet, SharedTables};
@@ -335,14 +335,18 @@ impl IvfIndex {
         let full = 8 * width as u32; // 4 per nibble: the table entries of a zero distance
         let mut best: BinaryHeap<(u32, u64)> = BinaryHeap::with_capacity(kk + 1);
         let mut sums = Vec::new();
-        for &l in route {
+        for (i, &l) in route.iter().enumerate() {
             let list = &self.lists[l as usize];
             let rows = list.rows();
             if rows == 0 {
                 continue;
             }
             sums.resize(rows.div_ceil(BLOCK_ROWS) * BLOCK_ROWS, 0u32);
-            (kernels.asym_scan_lists)(&[&luts], width, &list.blocks, &mut sums);
+            // The next list's first blocks, prefetched while this one's last are scanned.
+            let next = route
+                .get(i + 1)
+                .map_or(&[][..], |&n| first_pair(&self.lists[n as usize].blocks, width));
+            (kernels.asym_scan)(&[&luts], width, &list.blocks, next, &mut sums);
             let mask = masks.get(l as usize);
             for (r, &s) in sums[..rows].iter().enumerate() {
                 if mask.is_some_and(|m| m[r / 8] >> (r % 8) & 1 == 0) {

@@ -158,13 +158,6 @@ pub struct Kernels {
     pub(crate) lee_tile: LeeTile,
     pub(crate) lee_tile_hits: LeeTileHits,
     pub(crate) asym_scan: scalar_asym::AsymScan,
-    /// The fast-scan kernel for inverted lists (same integers as `asym_scan`).
-    /// On AVX-512 CPUs `asym_scan` puts two blocks in a zmm, which scans a
-    /// whole database 1.1–1.4× faster than AVX2 on Zen 5 but waits on the
-    /// second block's load in a list read from memory (an inverted file's
-    /// search 1.1× slower than with AVX2); the lists' kernel puts two
-    /// queries of one block in a zmm instead (1.05–1.09× AVX2 there).
-    pub(crate) asym_scan_lists: scalar_asym::AsymScan,
     pub(crate) quantise_pairs: scalar_asym::QuantisePairs,
     pub(crate) lee_scan: scalar_lee_scan::LeeScan,
     pub(crate) rotate: RotateRows,
@@ -209,17 +202,12 @@ impl Kernels {
         (self.lee_tile_hits)(queries, words, block, bounds, out, hits)
     }
     /// `luts`: the queries' tables side by side, `32·width` bytes each, every
-    /// entry at most 127 (checked: the kernels only check lengths).
-    pub fn asym_scan(&self, luts: &[u8], width: usize, blocks: &[u8], out: &mut [u32]) {
+    /// entry at most 127 (checked: the kernels only check lengths); `next`:
+    /// bytes to prefetch after `blocks` (never read).
+    pub fn asym_scan(&self, luts: &[u8], width: usize, blocks: &[u8], next: &[u8], out: &mut [u32]) {
         scalar_asym::assert_table_entries(luts);
         let tables: Vec<&[u8]> = luts.chunks(32 * width.max(1)).collect();
-        (self.asym_scan)(&tables, width, blocks, out)
-    }
-    /// [`Kernels::asym_scan`] with the kernel that scans inverted lists.
-    pub fn asym_scan_lists(&self, luts: &[u8], width: usize, blocks: &[u8], out: &mut [u32]) {
-        scalar_asym::assert_table_entries(luts);
-        let tables: Vec<&[u8]> = luts.chunks(32 * width.max(1)).collect();
-        (self.asym_scan_lists)(&tables, width, blocks, out)
+        (self.asym_scan)(&tables, width, blocks, next, out)
     }
     /// `queries`: `4·groups` bytes each (every byte ≤ 127); `centroids`:
     /// whole tiles of 64 centroids × `4·groups` i8 in the routing layout.

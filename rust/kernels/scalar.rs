@@ -19,7 +19,6 @@ pub(crate) static KERNELS: Kernels = Kernels {
     lee_tile,
     lee_tile_hits,
     asym_scan: super::scalar_asym::asym_scan,
-    asym_scan_lists: super::scalar_asym::asym_scan,
     quantise_pairs: super::scalar_asym::quantise_pairs,
     lee_scan: super::scalar_lee_scan::lee_scan,
     rotate: crate::encode::rotation::rotate_rows_scalar,

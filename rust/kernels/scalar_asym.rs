@@ -30,8 +30,10 @@ pub(crate) const QUERY_GROUP: usize = 4;
 /// tables make them so, and [`crate::Kernels::asym_scan`], the entry for tables
 /// from elsewhere, checks them ([`assert_table_entries`]). Each query's table
 /// is its own slice, so a caller scanning a set for some of its queries
-/// passes theirs without copying them side by side.
-pub(crate) type AsymScan = fn(luts: &[&[u8]], width: usize, blocks: &[u8], out: &mut [u32]);
+/// passes theirs without copying them side by side. `next`: the codes the
+/// caller scans after `blocks` (any length, often empty), which the SIMD
+/// kernels prefetch while they scan the last of `blocks` and never read.
+pub(crate) type AsymScan = fn(luts: &[&[u8]], width: usize, blocks: &[u8], next: &[u8], out: &mut [u32]);
 
 /// The shape of one [`AsymScan`] call, as [`assert_asym_buffers`] checked it.
 #[derive(Debug, Clone, Copy)]
@@ -84,8 +86,14 @@ pub(crate) fn assert_table_entries(luts: &[u8]) {
     );
 }
 
-/// The reference kernel.
-pub(crate) fn asym_scan(luts: &[&[u8]], width: usize, blocks: &[u8], out: &mut [u32]) {
+/// The first two blocks of fast-scan codes (fewer if there are fewer): as
+/// far as an [`AsymScan`] kernel prefetches its `next` codes.
+pub(crate) fn first_pair(blocks: &[u8], width: usize) -> &[u8] {
+    &blocks[..blocks.len().min(2 * BLOCK_ROWS * width)]
+}
+
+/// The reference kernel (it prefetches nothing).
+pub(crate) fn asym_scan(luts: &[&[u8]], width: usize, blocks: &[u8], _next: &[u8], out: &mut [u32]) {
     let shape = assert_asym_buffers(luts, width, blocks.len(), out.len());
     let rows = shape.blocks * BLOCK_ROWS;
     for (lut, out) in luts.iter().zip(out.chunks_exact_mut(rows.max(1))) {

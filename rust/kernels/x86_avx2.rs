@@ -20,7 +20,6 @@ pub(crate) static KERNELS: Kernels = Kernels {
     lee_tile,
     lee_tile_hits,
     asym_scan: super::x86_avx2_asym::asym_scan,
-    asym_scan_lists: super::x86_avx2_asym::asym_scan,
     quantise_pairs: super::x86_avx2_asym::quantise_pairs,
     lee_scan: super::x86_avx2_lee_scan::lee_scan,
     rotate,

@@ -11,12 +11,17 @@ use std::arch::x86_64::*;
 
 // Safe shim: only reachable through the AVX2 and AVX-512 `KERNELS` tables,
 // which `Kernels::for_backend` hands out after checking the CPU has AVX2.
-pub(crate) fn asym_scan(luts: &[&[u8]], width: usize, blocks: &[u8], out: &mut [u32]) {
+pub(crate) fn asym_scan(luts: &[&[u8]], width: usize, blocks: &[u8], next: &[u8], out: &mut [u32]) {
     let shape = assert_asym_buffers(luts, width, blocks.len(), out.len());
     let rows = shape.blocks * BLOCK_ROWS;
     for (q, group, tables) in query_groups(luts) {
         for j in 0..shape.blocks {
             let block = blocks[j * width * BLOCK_ROWS..].as_ptr();
+            let after = if j + 1 < shape.blocks {
+                &blocks[(j + 1) * width * BLOCK_ROWS..]
+            } else {
+                next
+            };
             let sums = out[q * rows + j * BLOCK_ROWS..].as_mut_ptr();
             // SAFETY: CPU: AVX2 (this table is only handed out on such a
             // CPU); lengths: the first `group` of `tables` point at tables of
@@ -26,10 +31,10 @@ pub(crate) fn asym_scan(luts: &[&[u8]], width: usize, blocks: &[u8], out: &mut [
             // stride `rows`) is in bounds.
             unsafe {
                 match group {
-                    1 => scan_block::<1>(&tables, width, block, sums, rows),
-                    2 => scan_block::<2>(&tables, width, block, sums, rows),
-                    3 => scan_block::<3>(&tables, width, block, sums, rows),
-                    _ => scan_block::<4>(&tables, width, block, sums, rows),
+                    1 => scan_block::<1>(&tables, width, block, after, sums, rows),
+                    2 => scan_block::<2>(&tables, width, block, after, sums, rows),
+                    3 => scan_block::<3>(&tables, width, block, after, sums, rows),
+                    _ => scan_block::<4>(&tables, width, block, after, sums, rows),
                 }
             }
         }
@@ -59,12 +64,14 @@ pub(crate) fn query_groups<'a>(
 /// The CPU supports AVX2; `Q ≤ luts.len()` and `luts[i]` is readable for
 /// `32·width` bytes for each `i < Q`; `block` is readable for `32·width`
 /// bytes; `out + stride·i` is writable for 32 `u32` for each `i < Q`.
+/// `next` (the codes scanned after this block) is only prefetched, never read.
 #[target_feature(enable = "avx2")]
 #[inline]
 pub(crate) unsafe fn scan_block<const Q: usize>(
     luts: &[*const u8],
     width: usize,
     block: *const u8,
+    next: &[u8],
     out: *mut u32,
     stride: usize,
 ) {
@@ -77,6 +84,10 @@ pub(crate) unsafe fn scan_block<const Q: usize>(
         let mut all = [_mm256_setzero_si256(); Q];
         let mut odd = [_mm256_setzero_si256(); Q];
         for b in b0..b1 {
+            if b % 2 == 0 {
+                // A block is width/2 cache lines: the next one's line b/2 at byte b.
+                prefetch_line(next, b / 2);
+            }
             // SAFETY: b < width: bytes 32b..32b+32 of `block` are in bounds.
             let v = unsafe { _mm256_loadu_si256(block.add(32 * b) as *const __m256i) };
             let hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
@@ -105,6 +116,19 @@ pub(crate) unsafe fn scan_block<const Q: usize>(
             }
         }
         b0 = b1;
+    }
+}
+
+/// Asks for cache line `line` of `next`, the codes a kernel scans after the
+/// ones it is on, if `next` reaches it: a block spans one or two pages and
+/// the hardware prefetcher does not cross a page, so an inverted list (and
+/// each page of a database) read from memory would otherwise wait on its loads.
+#[inline(always)]
+pub(crate) fn prefetch_line(next: &[u8], line: usize) {
+    if let Some(byte) = next.get(64 * line) {
+        // SAFETY: CPU: SSE (part of every x86-64); the address is a byte of
+        // `next`, and PREFETCHT0 never faults anyway.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>((byte as *const u8).cast::<i8>()) };
     }
 }
 

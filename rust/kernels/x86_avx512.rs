@@ -22,8 +22,6 @@ pub(crate) static KERNELS: Kernels = Kernels {
     lee_tile,
     lee_tile_hits,
     asym_scan: super::x86_avx512_asym::asym_scan,
-    // Two queries per zmm rather than two blocks: see `Kernels::asym_scan_lists`.
-    asym_scan_lists: super::x86_avx512_asym::asym_scan_lists,
     quantise_pairs: super::x86_avx2_asym::quantise_pairs,
     // AVX-512 CPUs run the AVX2 fast-scan kernel (no wider variant yet).
     lee_scan: super::x86_avx2_lee_scan::lee_scan,

@@ -1,21 +1,28 @@
 //! AVX-512 fast-scan kernel of the asymmetric search: two 32-row blocks per
 //! zmm (`vpshufb` on 64 bytes needs AVX-512BW), the AVX2 kernel for an odd
-//! last block. Same integers as the scalar reference.
+//! last block; each pair's scan prefetches the next pair (see
+//! [`prefetch_line`]). Same integers as the scalar reference.
 
 use super::scalar_asym::{assert_asym_buffers, BLOCK_ROWS, U16_BYTES};
-use super::x86_avx2_asym::{add_widened, query_groups, row_sums, scan_block};
+use super::x86_avx2_asym::{add_widened, prefetch_line, query_groups, scan_block};
 use std::arch::x86_64::*;
 
 // Safe shim: only reachable through the AVX-512 `KERNELS` table, which
 // `Kernels::for_backend` hands out after checking the CPU has AVX-512F/BW
 // (and AVX2).
-pub(crate) fn asym_scan(luts: &[&[u8]], width: usize, blocks: &[u8], out: &mut [u32]) {
+pub(crate) fn asym_scan(luts: &[&[u8]], width: usize, blocks: &[u8], next: &[u8], out: &mut [u32]) {
     let shape = assert_asym_buffers(luts, width, blocks.len(), out.len());
     let rows = shape.blocks * BLOCK_ROWS;
     let block_len = width * BLOCK_ROWS;
     for (q, group, lut) in query_groups(luts) {
         for p in 0..shape.blocks / 2 {
             let pair = blocks[2 * p * block_len..].as_ptr();
+            // The codes after this pair, prefetched while it is scanned.
+            let after = if 2 * p + 2 < shape.blocks {
+                &blocks[(2 * p + 2) * block_len..]
+            } else {
+                next
+            };
             let sums = out[q * rows + 2 * p * BLOCK_ROWS..].as_mut_ptr();
             // SAFETY: CPU: AVX-512F, AVX-512BW and AVX2 (this table is only
             // handed out on such a CPU); lengths: the first `group` of `lut`
@@ -24,10 +31,10 @@ pub(crate) fn asym_scan(luts: &[&[u8]], width: usize, blocks: &[u8], out: &mut [
             // `rows` sums (`assert_asym_buffers` above).
             unsafe {
                 match group {
-                    1 => scan_pair::<1>(&lut, width, pair, sums, rows),
-                    2 => scan_pair::<2>(&lut, width, pair, sums, rows),
-                    3 => scan_pair::<3>(&lut, width, pair, sums, rows),
-                    _ => scan_pair::<4>(&lut, width, pair, sums, rows),
+                    1 => scan_pair::<1>(&lut, width, pair, after, sums, rows),
+                    2 => scan_pair::<2>(&lut, width, pair, after, sums, rows),
+                    3 => scan_pair::<3>(&lut, width, pair, after, sums, rows),
+                    _ => scan_pair::<4>(&lut, width, pair, after, sums, rows),
                 }
             }
         }
@@ -39,10 +46,10 @@ pub(crate) fn asym_scan(luts: &[&[u8]], width: usize, blocks: &[u8], out: &mut [
             // block j is whole and each query's 32 sums from row 32j are in bounds.
             unsafe {
                 match group {
-                    1 => scan_block::<1>(&lut, width, block, sums, rows),
-                    2 => scan_block::<2>(&lut, width, block, sums, rows),
-                    3 => scan_block::<3>(&lut, width, block, sums, rows),
-                    _ => scan_block::<4>(&lut, width, block, sums, rows),
+                    1 => scan_block::<1>(&lut, width, block, next, sums, rows),
+                    2 => scan_block::<2>(&lut, width, block, next, sums, rows),
+                    3 => scan_block::<3>(&lut, width, block, next, sums, rows),
+                    _ => scan_block::<4>(&lut, width, block, next, sums, rows),
                 }
             }
         }
@@ -57,9 +64,16 @@ pub(crate) fn asym_scan(luts: &[&[u8]], width: usize, blocks: &[u8], out: &mut [
 /// The CPU supports AVX-512F, AVX-512BW and AVX2; `Q ≤ luts.len()` and
 /// `luts[i]` is readable for `32·width` bytes for each `i < Q`; `blocks` is
 /// readable for `2·32·width` bytes; `out + stride·i` is writable for 64 `u32`
-/// for each `i < Q`.
+/// for each `i < Q`. `next` is only prefetched, never read.
 #[target_feature(enable = "avx512f,avx512bw,avx2")]
-unsafe fn scan_pair<const Q: usize>(luts: &[*const u8], width: usize, blocks: *const u8, out: *mut u32, stride: usize) {
+unsafe fn scan_pair<const Q: usize>(
+    luts: &[*const u8],
+    width: usize,
+    blocks: *const u8,
+    next: &[u8],
+    out: *mut u32,
+    stride: usize,
+) {
     let low4 = _mm512_set1_epi8(0x0f);
     let second = 32 * width;
     let mut b0 = 0;
@@ -68,6 +82,8 @@ unsafe fn scan_pair<const Q: usize>(luts: &[*const u8], width: usize, blocks: *c
         let mut all = [_mm512_setzero_si512(); Q];
         let mut odd = [_mm512_setzero_si512(); Q];
         for b in b0..b1 {
+            // A pair is `width` cache lines: the next one's line b at byte b.
+            prefetch_line(next, b);
             // SAFETY: b < width: bytes 32b..32b+32 of both blocks are in bounds.
             let v = unsafe {
                 let first = _mm256_loadu_si256(blocks.add(32 * b) as *const __m256i);
@@ -109,130 +125,6 @@ unsafe fn scan_pair<const Q: usize>(luts: &[*const u8], width: usize, blocks: *c
                 // SAFETY: CPU: AVX2 (this function enables it); query i's 64 sums
                 // at out + stride·i are writable (and readable); p < 8.
                 unsafe { add_widened(out.add(stride * i + 8 * p), part, b0 == 0) };
-            }
-        }
-        b0 = b1;
-    }
-}
-
-// Safe shim: only reachable through the AVX-512 `KERNELS` table, which
-// `Kernels::for_backend` hands out after checking the CPU has AVX-512F/BW
-// (and AVX2).
-pub(crate) fn asym_scan_lists(luts: &[&[u8]], width: usize, blocks: &[u8], out: &mut [u32]) {
-    let shape = assert_asym_buffers(luts, width, blocks.len(), out.len());
-    let rows = shape.blocks * BLOCK_ROWS;
-    let block_len = width * BLOCK_ROWS;
-    for (q, group, lut) in query_groups(luts) {
-        for j in 0..shape.blocks {
-            let block = blocks[j * block_len..].as_ptr();
-            let sums = out[q * rows + j * BLOCK_ROWS..].as_mut_ptr();
-            // SAFETY: CPU: AVX-512F, AVX-512BW and AVX2 (this table is only
-            // handed out on such a CPU); lengths: the first `group` of `lut`
-            // point at tables of 32·width bytes, block j is whole, and each
-            // query's 32 sums from row 32j lie inside its `rows` sums
-            // (`assert_asym_buffers` above).
-            unsafe {
-                match group {
-                    1 => scan_block::<1>(&lut, width, block, sums, rows),
-                    2 => scan_block_paired::<1, false>(&lut, width, block, sums, rows),
-                    3 => scan_block_paired::<1, true>(&lut, width, block, sums, rows),
-                    _ => scan_block_paired::<2, false>(&lut, width, block, sums, rows),
-                }
-            }
-        }
-    }
-}
-
-/// The sums of one 32-row block for `2·P` queries (`2·P + 1` with `ODD`),
-/// two queries per zmm: the block's bytes fill both 256-bit halves, query
-/// `2p`'s tables the low half and `2p + 1`'s the high one (a masked
-/// broadcast load), so each pair of queries takes one 512-bit shuffle per
-/// nibble where the AVX2 kernel takes two 256-bit ones. The odd query runs
-/// in a ymm. One block at a time: an inverted list is read from memory, and
-/// the two-block zmm of [`asym_scan`] waits on its second block's load.
-/// Same integers as the scalar reference (entries ≤ 127).
-///
-/// # Safety
-/// The CPU supports AVX-512F, AVX-512BW and AVX2; for each query `i` below
-/// `2·P + ODD`, `luts[i]` is readable for `32·width` bytes and `out + stride·i`
-/// is writable for 32 `u32`; `block` is readable for `32·width` bytes.
-#[target_feature(enable = "avx512f,avx512bw,avx2")]
-unsafe fn scan_block_paired<const P: usize, const ODD: bool>(
-    luts: &[*const u8],
-    width: usize,
-    block: *const u8,
-    out: *mut u32,
-    stride: usize,
-) {
-    let low4 = _mm512_set1_epi8(0x0f);
-    let mut b0 = 0;
-    while b0 < width {
-        let b1 = (b0 + U16_BYTES).min(width);
-        let mut all = [_mm512_setzero_si512(); P];
-        let mut odd = [_mm512_setzero_si512(); P];
-        let mut all_last = _mm256_setzero_si256();
-        let mut odd_last = _mm256_setzero_si256();
-        for b in b0..b1 {
-            // SAFETY: b < width: bytes 32b..32b+32 of the block are in bounds.
-            let v = unsafe { _mm512_broadcast_i64x4(_mm256_loadu_si256(block.add(32 * b) as *const __m256i)) };
-            let hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
-            let lo = _mm512_and_si512(v, low4);
-            for p in 0..P {
-                // SAFETY: 2p + 1 < 2P ≤ the queries and b < width: inside the
-                // two queries' 32·width table bytes.
-                let (th, tl) = unsafe {
-                    let (ta, tb) = (luts[2 * p].add(32 * b), luts[2 * p + 1].add(32 * b));
-                    let th = _mm512_broadcast_i32x4(_mm_loadu_si128(ta as *const __m128i));
-                    let tl = _mm512_broadcast_i32x4(_mm_loadu_si128(ta.add(16) as *const __m128i));
-                    (
-                        _mm512_mask_broadcast_i32x4(th, 0xff00, _mm_loadu_si128(tb as *const __m128i)),
-                        _mm512_mask_broadcast_i32x4(tl, 0xff00, _mm_loadu_si128(tb.add(16) as *const __m128i)),
-                    )
-                };
-                let s = _mm512_add_epi8(_mm512_shuffle_epi8(th, hi), _mm512_shuffle_epi8(tl, lo));
-                all[p] = _mm512_add_epi16(all[p], s);
-                odd[p] = _mm512_add_epi16(odd[p], _mm512_srli_epi16(s, 8));
-            }
-            if ODD {
-                // SAFETY: query 2P exists (ODD) and b < width: inside its table bytes.
-                let (th, tl) = unsafe {
-                    let t = luts[2 * P].add(32 * b);
-                    (
-                        _mm256_broadcastsi128_si256(_mm_loadu_si128(t as *const __m128i)),
-                        _mm256_broadcastsi128_si256(_mm_loadu_si128(t.add(16) as *const __m128i)),
-                    )
-                };
-                let (h, l) = (_mm512_castsi512_si256(hi), _mm512_castsi512_si256(lo));
-                let s = _mm256_add_epi8(_mm256_shuffle_epi8(th, h), _mm256_shuffle_epi8(tl, l));
-                all_last = _mm256_add_epi16(all_last, s);
-                odd_last = _mm256_add_epi16(odd_last, _mm256_srli_epi16(s, 8));
-            }
-        }
-        for p in 0..P {
-            for (half, query) in [(0, 2 * p), (1, 2 * p + 1)] {
-                let (a, o) = if half == 0 {
-                    (_mm512_castsi512_si256(all[p]), _mm512_castsi512_si256(odd[p]))
-                } else {
-                    (
-                        _mm512_extracti64x4_epi64(all[p], 1),
-                        _mm512_extracti64x4_epi64(odd[p], 1),
-                    )
-                };
-                // SAFETY: CPU: AVX2 (this function enables it); no memory access.
-                let parts = unsafe { row_sums(a, o) };
-                for (k, part) in parts.into_iter().enumerate() {
-                    // SAFETY: CPU: AVX2; the query's 32 sums at out + stride·query
-                    // are writable (and readable); k < 4.
-                    unsafe { add_widened(out.add(stride * query + 8 * k), part, b0 == 0) };
-                }
-            }
-        }
-        if ODD {
-            // SAFETY: CPU: AVX2; no memory access.
-            let parts = unsafe { row_sums(all_last, odd_last) };
-            for (k, part) in parts.into_iter().enumerate() {
-                // SAFETY: CPU: AVX2; query 2P's 32 sums are writable (and readable); k < 4.
-                unsafe { add_widened(out.add(stride * 2 * P + 8 * k), part, b0 == 0) };
             }
         }
         b0 = b1;

@@ -91,6 +91,9 @@ pub(super) struct Database<'a> {
     /// Added to every row number offered to the candidates (several
     /// databases feeding one query's candidates number their rows apart).
     pub(super) base: u32,
+    /// Codes the caller scans after this database's (e.g. the next inverted
+    /// list's first blocks): prefetched while the last blocks are scanned.
+    pub(super) next: &'a [u8],
 }
 
 impl Database<'_> {

@@ -9,6 +9,7 @@ use super::tables::QueryTables;
 use super::{by_score_then, RESCORED};
 use crate::codes::code_width;
 use crate::decode::{ByteSquares, Reconstruction};
+use crate::kernels::scalar_asym::first_pair;
 use crate::kernels::Kernels;
 use crate::search::{result_columns, RowScope};
 use std::cmp::Ordering;
@@ -130,7 +131,7 @@ pub(crate) fn search_asym_lists(
     let mut cands = Candidates::new(kk);
     let mut buffers = ScanBuffers::default();
     if qt.norm != 0.0 {
-        for (s, start) in sets.iter().zip(&all.starts) {
+        for (i, (s, start)) in sets.iter().zip(&all.starts).enumerate() {
             let db = Database {
                 codes: CodesRef::Blocks(s.blocks, s.rows),
                 width,
@@ -144,6 +145,7 @@ pub(crate) fn search_asym_lists(
                     tie_keys: Some(s.keys),
                 },
                 base: *start as u32,
+                next: sets.get(i + 1).map_or(&[], |n| first_pair(n.blocks, width)),
             };
             scan_rows_with(
                 kernels,
@@ -375,7 +377,7 @@ pub(crate) fn search_asym_lists_batch<'a>(
         }
         .allowed(s.rows)
     };
-    let database = |set: &BlockSet<'a>| Database {
+    let database = |set: &BlockSet<'a>, next: &'a [u8]| Database {
         codes: CodesRef::Blocks(set.blocks, set.rows),
         width,
         rows: set.rows,
@@ -388,6 +390,7 @@ pub(crate) fn search_asym_lists_batch<'a>(
             tie_keys: Some(set.keys),
         },
         base: 0,
+        next,
     };
     let mut out: Vec<Vec<(f32, usize, usize)>> = (0..routes.len()).map(|_| Vec::new()).collect();
     let mut tables: Vec<QueryTables> = Vec::with_capacity(routes.len());
@@ -430,9 +433,12 @@ pub(crate) fn search_asym_lists_batch<'a>(
                     block_code_into(set.blocks, row as usize, &mut code);
                     exact_score_of_values(&values, &shared.pair_squares, &code)
                 };
+                // The next query's nearest set is scanned next.
+                let next = routes.get(i + 1).and_then(|r| r.first());
+                let next = next.map_or(&[][..], |&n| first_pair(sets[n as usize].blocks, width));
                 scan_rows_with(
                     kernels,
-                    &database(set),
+                    &database(set, next),
                     std::slice::from_ref(&qt),
                     0,
                     set.rows,
@@ -463,11 +469,14 @@ pub(crate) fn search_asym_lists_batch<'a>(
         }
     }
     let (mut group_tables, mut group_cands) = (Vec::new(), Vec::new());
+    let scanned = |s: usize| fill[s] > first[s] && sets[s].rows > 0;
     for (s, set) in sets.iter().enumerate() {
         let routed = &members[first[s] as usize..fill[s] as usize];
-        if routed.is_empty() || set.rows == 0 {
+        if !scanned(s) {
             continue;
         }
+        let next = (s + 1..sets.len()).find(|&n| scanned(n));
+        let next = next.map_or(&[][..], |n| first_pair(sets[n].blocks, width));
         // Moved out and back (no copy of the tables): the scan takes contiguous slices.
         group_tables.extend(
             routed
@@ -481,7 +490,7 @@ pub(crate) fn search_asym_lists_batch<'a>(
         );
         scan_rows_with(
             kernels,
-            &database(set),
+            &database(set, next),
             &group_tables,
             0,
             set.rows,

@@ -274,6 +274,7 @@ pub(crate) fn search_asym_scoped(
         pair_squares: &pair_squares,
         scope,
         base: 0,
+        next: &[],
     };
     let threads = rayon::current_num_threads().max(1);
     if nq < threads && n >= 2 * SHARD_MIN_ROWS {

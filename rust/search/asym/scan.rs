@@ -70,15 +70,17 @@ pub(super) fn scan_rows_with(
         let end = (start + CHUNK_ROWS).min(last);
         let count = end - start;
         let padded = count.div_ceil(BLOCK_ROWS) * BLOCK_ROWS;
-        let chunk_blocks: &[u8] = match db.codes {
+        // The chunk's blocks, and the codes scanned after them (prefetched).
+        let (chunk_blocks, next): (&[u8], &[u8]) = match db.codes {
             CodesRef::RowMajor(c) => {
                 fast_scan_blocks(&c[start * width..end * width], width, &mut blocks[..padded * width]);
-                &blocks[..padded * width]
+                (&blocks[..padded * width], &[])
             }
             // `start` is a multiple of 32: the chunk's blocks are whole.
-            CodesRef::FastScan(f) => &f.blocks[start * width..][..padded * width],
-            CodesRef::Blocks(b, _) => &b[start * width..][..padded * width],
+            CodesRef::FastScan(f) => f.blocks[start * width..].split_at(padded * width),
+            CodesRef::Blocks(b, _) => b[start * width..].split_at(padded * width),
         };
+        let next = if end < last { next } else { db.next };
         let norms = match db.norms {
             Some(n) => &n[start..end],
             None => {
@@ -93,10 +95,6 @@ pub(super) fn scan_rows_with(
         // The offers read the norms of scattered rows after the scan: ask for
         // them now so they arrive while the kernel runs.
         prefetch(norms);
-        let asym_scan = match db.codes {
-            CodesRef::Blocks(..) => kernels.asym_scan_lists, // an inverted list
-            _ => kernels.asym_scan,
-        };
         for (g, group) in queries.chunks(QUERY_GROUP).enumerate() {
             let q0 = g * QUERY_GROUP;
             let sums = &mut sums[..group.len() * padded];
@@ -106,7 +104,7 @@ pub(super) fn scan_rows_with(
             for (t, qt) in tables.iter_mut().zip(group) {
                 *t = &qt.luts;
             }
-            asym_scan(&tables[..group.len()], width, chunk_blocks, sums);
+            (kernels.asym_scan)(&tables[..group.len()], width, chunk_blocks, next, sums);
             for ((qt, c), sums) in group.iter().zip(&mut cands[q0..]).zip(sums.chunks_exact(padded)) {
                 if qt.norm == 0.0 {
                     continue; // every score is 0: chosen by key at the end
