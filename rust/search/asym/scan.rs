@@ -101,8 +101,9 @@ pub(super) fn scan_rows_with(
             // Each query's tables where they are (copying them side by side
             // cost 4 % of an inverted file's search, whose queries share sets).
             let mut tables: [&[u8]; QUERY_GROUP] = [&[]; QUERY_GROUP];
-            for (t, qt) in tables.iter_mut().zip(group) {
+            for ((t, qt), c) in tables.iter_mut().zip(group).zip(&cands[q0..]) {
                 *t = &qt.luts;
+                c.prefetch_bound();
             }
             (kernels.asym_scan)(&tables[..group.len()], width, chunk_blocks, next, sums);
             for ((qt, c), sums) in group.iter().zip(&mut cands[q0..]).zip(sums.chunks_exact(padded)) {
@@ -189,19 +190,17 @@ pub(super) fn offer_chunk(
     let least = least.max(-1.0) as i32;
     let bound32 = (bound - 1e-6 * bound.abs()) as f32;
     let (scale, top) = (qt.scale as f32, (qt.bias + qt.err) as f32);
+    let passes = |s: u32, n: f32| {
+        let t = bound32 * n;
+        (s as i32) as f32 * scale + top >= t - t.abs() * 1e-6
+    };
     for (g, group) in sums.chunks(16).enumerate() {
         // Sums are < 2³¹; a fold (no early exit) vectorises.
         if !group.iter().fold(false, |any, &s| any | (s as i32 > least)) {
             continue;
         }
-        // The row test as 0/1 bytes (vectorises), then one bit per row:
-        // only the rows that pass are visited.
-        let mut pass = [0u8; 16];
-        for ((p, &s), &n) in pass.iter_mut().zip(group).zip(&norms[16 * g..]) {
-            let t = bound32 * n;
-            *p = u8::from((s as i32) as f32 * scale + top >= t - t.abs() * 1e-6);
-        }
-        let mut bits = flag_bits(pass);
+        // One bit per row that passes: only those are visited.
+        let mut bits = pass_bits(group, &norms[16 * g..], passes);
         while bits != 0 {
             let i = 16 * g + bits.trailing_zeros() as usize;
             bits &= bits - 1;
@@ -210,6 +209,29 @@ pub(super) fn offer_chunk(
                 c.offer(db.base + (start + i) as u32, lo, hi);
             }
         }
+    }
+}
+
+/// Bit `j` set for each row `j` of a group of at most 16 (sums and norms)
+/// that `passes`.
+#[inline(always)]
+pub(super) fn pass_bits(sums: &[u32], norms: &[f32], passes: impl Fn(u32, f32) -> bool) -> u32 {
+    match (<&[u32; 16]>::try_from(sums), norms.first_chunk::<16>()) {
+        (Ok(sums), Some(norms)) => {
+            // A whole group: the test as 0/1 bytes (vectorises), then bits.
+            let mut flags = [0u8; 16];
+            for ((f, &s), &n) in flags.iter_mut().zip(sums).zip(norms) {
+                *f = u8::from(passes(s, n));
+            }
+            flag_bits(flags)
+        }
+        // The short last group: bit by bit (its bytes were stored one at a
+        // time and read back as words, which stalled on store forwarding).
+        _ => sums
+            .iter()
+            .zip(norms)
+            .enumerate()
+            .fold(0, |bits, (j, (&s, &n))| bits | u32::from(passes(s, n)) << j),
     }
 }
 

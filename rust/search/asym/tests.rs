@@ -84,6 +84,25 @@ fn scoped_search_follows_the_mask_and_the_tie_keys() {
 }
 
 proptest::proptest! {
+    /// The rows of a group that pass the bound test, as bits: a whole group
+    /// of 16 (the vectorised path) and a short last group (bit by bit), with
+    /// more norms than sums as the scan passes them, equal the test row by row.
+    #[test]
+    fn pass_bits_sets_the_bit_of_each_row_that_passes(
+        sums in proptest::collection::vec(0u32..1000, 1..=16),
+        norms in proptest::collection::vec(0.0f32..2.0, 16..40),
+        need in 0.0f32..1000.0,
+    ) {
+        let passes = |s: u32, n: f32| s as f32 * n >= need;
+        let bits = super::scan::pass_bits(&sums, &norms, passes);
+        for (j, (&s, &n)) in sums.iter().zip(&norms).enumerate() {
+            proptest::prop_assert_eq!(bits >> j & 1 == 1, passes(s, n), "row {}", j);
+        }
+        proptest::prop_assert_eq!(bits >> sums.len(), 0);
+    }
+}
+
+proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
     /// The batch search over block sets (each set scanned once for all
     /// its queries, candidates re-ranked by decreasing upper bound) on
