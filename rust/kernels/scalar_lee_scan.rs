@@ -87,7 +87,9 @@ impl LeeTables {
 /// `out[i·rows + r]` for the `i`-th query of the range and row `r`, with
 /// `rows = 32 · blocks`. With `hits = Some((bounds, masks))` also sets, per
 /// (query, 8-row group), bit `r` of `masks[i·rows/8 + g]` iff row `8g + r`
-/// is below `bounds[i]` (as [`LeeTileHits`](super::LeeTileHits) does).
+/// is below `bounds[i]` (as [`LeeTileHits`](super::LeeTileHits) does); then
+/// only the flagged rows' distances are promised: the others may be left
+/// unwritten (the top-k reads no other).
 pub(crate) type LeeScan =
     fn(tables: &LeeTables, queries: Range<usize>, blocks: &[u8], hits: Option<(&[u32], &mut [u8])>, out: &mut [u32]);
 

@@ -5,7 +5,7 @@
 //! compared in registers and give the per-8-row hit masks the top-k reads.
 
 use super::scalar_asym::BLOCK_ROWS;
-use super::scalar_lee_scan::{assert_lee_scan_buffers, LeeTables, TABLE_BYTES, U16_BYTES, U8_BYTES};
+use super::scalar_lee_scan::{assert_lee_scan_buffers, LeeTables, BYTE_MAX, TABLE_BYTES, U16_BYTES, U8_BYTES};
 use super::x86_avx2_asym::{add_widened, row_sums};
 use std::arch::x86_64::*;
 use std::ops::Range;
@@ -163,6 +163,12 @@ unsafe fn scan_blocks<const Q: usize, const B: usize>(
             }
             r0 = r1;
         }
+        if b0 == 0 && b1 == width && !dst.masks.is_null() && width * BYTE_MAX <= i16::MAX as usize {
+            // SAFETY: CPU: AVX2 (this function's); the pointers as in the
+            // contract of this function (the caller's).
+            unsafe { hits_from_u16(&all, &odd, bounds, dst) };
+            return;
+        }
         for i in 0..Q {
             let bound = _mm256_set1_epi32(bounds[i]);
             for k in 0..B {
@@ -184,5 +190,58 @@ unsafe fn scan_blocks<const Q: usize, const B: usize>(
             }
         }
         b0 = b1;
+    }
+}
+
+/// The hit masks of `Q` queries × `B` blocks straight from the 16-bit sums of
+/// a code that fits them as signed lanes (`8·width ≤ 32 767`): one compare
+/// per parity, one blend, one byte mask for 32 rows. Sums are widened and
+/// stored only for the blocks with a hit, which is all the top-k reads (once
+/// a list is full almost no block has one); the other blocks' sums are left
+/// as they were.
+///
+/// # Safety
+/// The CPU supports AVX2; `all`/`odd` are [`scan_blocks`]'s sums of a whole
+/// code with `8·width ≤ 32 767`; `bounds` holds `Q` bounds; for each
+/// `i < Q`, `dst.out + dst.stride·i` is writable for `32·B` `u32` and
+/// `dst.masks + (dst.stride/8)·i` (not null) for `4·B` bytes.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn hits_from_u16<const Q: usize, const B: usize>(
+    all: &[[__m256i; B]; Q],
+    odd: &[[__m256i; B]; Q],
+    bounds: &[i32],
+    dst: Sums,
+) {
+    // 16-bit lane j of a block holds rows 2j (even, low byte of `all`) and 2j + 1
+    // (`odd`), so taking the even compare's low byte and the odd one's high byte
+    // puts row r's flag in byte r: `movemask` gives the block's four mask bytes.
+    let odd_bytes = _mm256_set1_epi16(0xff00u16 as i16);
+    for i in 0..Q {
+        // Sums are at most 32 767, so a bound clamped to that admits the same rows.
+        let bound = _mm256_set1_epi16(bounds[i].min(i16::MAX as i32) as i16);
+        for k in 0..B {
+            let even = _mm256_sub_epi16(all[i][k], _mm256_slli_epi16(odd[i][k], 8));
+            let below = _mm256_blendv_epi8(
+                _mm256_cmpgt_epi16(bound, even),
+                _mm256_cmpgt_epi16(bound, odd[i][k]),
+                odd_bytes,
+            );
+            let bits = _mm256_movemask_epi8(below) as u32;
+            // SAFETY: query i's 4·B masks at masks + (stride/8)·i are writable
+            // (this function's contract) and k < B: 4 bytes at 4k.
+            unsafe {
+                std::ptr::write_unaligned(dst.masks.add(dst.stride / 8 * i + 4 * k) as *mut u32, bits.to_le());
+            }
+            if bits != 0 {
+                // SAFETY: CPU: AVX2 (this function's).
+                let parts = unsafe { row_sums(all[i][k], odd[i][k]) };
+                for (p, part) in parts.into_iter().enumerate() {
+                    // SAFETY: query i's 32·B sums at out + stride·i are writable
+                    // (this function's contract); k < B, p < 4.
+                    unsafe { add_widened(dst.out.add(dst.stride * i + 32 * k + 8 * p), part, true) };
+                }
+            }
+        }
     }
 }

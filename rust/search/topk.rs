@@ -97,12 +97,18 @@ impl<'a> TopK<'a> {
     /// `hits[g]` = row `8g + r` of `dists`), rows below `valid` only.
     pub(crate) fn offer_hits(&mut self, dists: &[u32], hits: &[u8], valid: usize, first_row: u64) {
         // Almost every mask is zero once the list is full: skip them eight at a time.
-        for (c, chunk) in hits.chunks(8).enumerate() {
-            let mut any = [0u8; 8];
-            any[..chunk.len()].copy_from_slice(chunk);
-            if u64::from_ne_bytes(any) != 0 {
+        // Whole chunks are read as one word: a copy of a slice of unknown
+        // length into a word buffer was a `memmove` call per chunk.
+        let mut chunks = hits.chunks_exact(8);
+        for (c, chunk) in chunks.by_ref().enumerate() {
+            let word = u64::from_ne_bytes(chunk.try_into().expect("chunks of 8"));
+            if word != 0 {
                 self.offer_hit_groups(dists, chunk, c * 8, valid, first_row);
             }
+        }
+        let tail = chunks.remainder();
+        if tail.iter().any(|&m| m != 0) {
+            self.offer_hit_groups(dists, tail, hits.len() - tail.len(), valid, first_row);
         }
     }
 
