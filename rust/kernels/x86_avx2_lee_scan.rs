@@ -11,10 +11,11 @@ use std::arch::x86_64::*;
 use std::ops::Range;
 
 /// Queries scanned together: each shares one block load and nibble split.
-/// With [`SCAN_BLOCKS`] = 2 the inner loop holds 8 accumulators + 4 nibble
-/// vectors + the mask + one table + one lookup: 15 of the 16 ymm registers.
-/// (Eight queries on one block, 35 vector operations per code byte instead of
-/// 38, ran 10 % faster on hot data but 7 % slower in the search on Zen 3.)
+/// With [`SCAN_BLOCKS`] = 2 the inner loop ([`lookups_4x2`]) holds 8
+/// accumulators, the mask, 4 nibble vectors and 3 temporaries: all 16 ymm
+/// registers. (Eight queries on one block, 35 vector operations per code
+/// byte instead of 38, ran 10 % faster on hot data but 5–7 % slower in the
+/// search on Zen 3.)
 pub(crate) const SCAN_GROUP: usize = 4;
 /// 32-row blocks scanned together: each table load serves all of them.
 pub(crate) const SCAN_BLOCKS: usize = 2;
@@ -113,8 +114,6 @@ unsafe fn scan_blocks<const Q: usize, const B: usize>(
     bounds: &[i32],
     dst: Sums,
 ) {
-    let low4 = _mm256_set1_epi8(0x0f);
-    let block_len = BLOCK_ROWS * width;
     let mut b0 = 0;
     while b0 < width {
         let b1 = (b0 + U16_BYTES).min(width);
@@ -126,35 +125,10 @@ unsafe fn scan_blocks<const Q: usize, const B: usize>(
         while r0 < b1 {
             let r1 = (r0 + U8_BYTES).min(b1);
             let mut acc = [[_mm256_setzero_si256(); B]; Q];
-            for b in r0..r1 {
-                let mut hi = [_mm256_setzero_si256(); B];
-                let mut lo = [_mm256_setzero_si256(); B];
-                for k in 0..B {
-                    // SAFETY: k < B and b < width: bytes 32b..32b+32 of block k are in bounds.
-                    let v = unsafe { _mm256_loadu_si256(block.add(k * block_len + 32 * b) as *const __m256i) };
-                    hi[k] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
-                    lo[k] = _mm256_and_si256(v, low4);
-                }
-                for (i, a) in acc.iter_mut().enumerate() {
-                    // SAFETY: i < Q and b < width: inside query i's TABLE_BYTES·width table bytes.
-                    let t = unsafe { luts.add(TABLE_BYTES * (width * i + b)) };
-                    // One table live at a time and each lookup added straight into its
-                    // accumulator: with both tables and a pair sum live, the Q·B = 8
-                    // accumulators did not fit and one made a store-load round trip per byte.
-                    // SAFETY: as above, t..t+TABLE_BYTES is query i's table of byte b.
-                    let th = unsafe { _mm256_broadcastsi128_si256(_mm_loadu_si128(t as *const __m128i)) };
-                    for k in 0..B {
-                        a[k] = _mm256_add_epi8(a[k], _mm256_shuffle_epi8(th, hi[k]));
-                    }
-                    // SAFETY: as above.
-                    let tl = unsafe {
-                        _mm256_broadcastsi128_si256(_mm_loadu_si128(t.add(TABLE_BYTES / 2) as *const __m128i))
-                    };
-                    for k in 0..B {
-                        a[k] = _mm256_add_epi8(a[k], _mm256_shuffle_epi8(tl, lo[k]));
-                    }
-                }
-            }
+            // SAFETY: CPU: AVX2 (this function's); r0 < r1 ≤ width, so bytes
+            // r0..r1 of the B blocks and of the Q queries' tables are in bounds
+            // (this function's contract).
+            unsafe { add_lookups(luts, width, block, r0..r1, &mut acc) };
             for i in 0..Q {
                 for k in 0..B {
                     all[i][k] = _mm256_add_epi16(all[i][k], acc[i][k]);
@@ -244,4 +218,181 @@ unsafe fn hits_from_u16<const Q: usize, const B: usize>(
             }
         }
     }
+}
+
+/// Adds the table lookups of code bytes `bytes` of `B` blocks for `Q`
+/// queries into `acc` (u8 lanes: at most [`U8_BYTES`] bytes). The full group
+/// (4 queries × 2 blocks) runs [`lookups_4x2`]; partial groups, which have
+/// registers to spare, the same steps in intrinsics.
+///
+/// # Safety
+/// The CPU supports AVX2; `bytes` is non-empty and ends at most at `width`;
+/// `luts` and `block` are readable as in [`scan_blocks`].
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn add_lookups<const Q: usize, const B: usize>(
+    luts: *const u8,
+    width: usize,
+    block: *const u8,
+    bytes: Range<usize>,
+    acc: &mut [[__m256i; B]; Q],
+) {
+    let block_len = BLOCK_ROWS * width;
+    let stride = TABLE_BYTES * width;
+    if let (Ok(acc), 2) = (<&mut [__m256i; 8]>::try_from(acc.as_flattened_mut()), B) {
+        // SAFETY: CPU: AVX2 (this function's); Q·B = 8 with B = 2 is 4
+        // queries; blocks 0 and 1 from byte `bytes.start` and the 4 tables
+        // from that byte are readable for `bytes.len() ≥ 1` bytes (this
+        // function's contract).
+        unsafe {
+            lookups_4x2(
+                acc,
+                block.add(32 * bytes.start),
+                block.add(block_len + 32 * bytes.start),
+                luts.add(TABLE_BYTES * bytes.start),
+                stride,
+                bytes.len(),
+            )
+        };
+        return;
+    }
+    let low4 = _mm256_set1_epi8(0x0f);
+    for b in bytes {
+        let mut hi = [_mm256_setzero_si256(); B];
+        let mut lo = [_mm256_setzero_si256(); B];
+        for k in 0..B {
+            // SAFETY: k < B and b < width: bytes 32b..32b+32 of block k are in bounds.
+            let v = unsafe { _mm256_loadu_si256(block.add(k * block_len + 32 * b) as *const __m256i) };
+            hi[k] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+            lo[k] = _mm256_and_si256(v, low4);
+        }
+        for (i, a) in acc.iter_mut().enumerate() {
+            // SAFETY: i < Q and b < width: inside query i's TABLE_BYTES·width table bytes.
+            let t = unsafe { luts.add(stride * i + TABLE_BYTES * b) };
+            // SAFETY: as above, t..t+TABLE_BYTES is query i's table of byte b.
+            let (th, tl) = unsafe {
+                (
+                    _mm256_broadcastsi128_si256(_mm_loadu_si128(t as *const __m128i)),
+                    _mm256_broadcastsi128_si256(_mm_loadu_si128(t.add(TABLE_BYTES / 2) as *const __m128i)),
+                )
+            };
+            for k in 0..B {
+                a[k] = _mm256_add_epi8(a[k], _mm256_shuffle_epi8(th, hi[k]));
+                a[k] = _mm256_add_epi8(a[k], _mm256_shuffle_epi8(tl, lo[k]));
+            }
+        }
+    }
+}
+
+/// [`add_lookups`] for 4 queries × 2 blocks, `n` code bytes, in assembly so
+/// that every build keeps the 8 accumulators in registers: they, the mask,
+/// 4 nibble vectors and 3 temporaries take the 16 ymm registers.
+/// Written with intrinsics, the register allocator spilled one accumulator
+/// in some builds (the wheel, not `cargo build`), which then made a
+/// store-load round trip per code byte: 5–7 % of the search.
+///
+/// # Safety
+/// The CPU supports AVX2; `n ≥ 1`; `block0` and `block1` are readable for
+/// `32·n` bytes, and so is `luts + stride·i` for each query `i < 4`.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn lookups_4x2(
+    acc: &mut [__m256i; 8],
+    block0: *const u8,
+    block1: *const u8,
+    luts: *const u8,
+    stride: usize,
+    n: usize,
+) {
+    let low4 = _mm256_set1_epi8(0x0f);
+    let [mut a0, mut a1, mut a2, mut a3, mut a4, mut a5, mut a6, mut a7] = *acc;
+    // SAFETY: CPU: AVX2 (this function's); reads only 32 bytes per step of
+    // each block and 2 × 16 bytes per step of each query's table, n ≥ 1
+    // steps (this function's contract); writes no memory, keeps the stack.
+    unsafe {
+        std::arch::asm!(
+            // The order of LLVM's own schedule for this loop (from a build where
+            // it kept the accumulators in registers); 3 temporaries, and hi0's
+            // register takes the last table once hi0 is used.
+            ".p2align 6",
+            "2:",
+            "vmovdqu {lo0}, ymmword ptr [{p0}]",
+            "vpsrlw {hi0}, {lo0}, 4",
+            "vmovdqu {lo1}, ymmword ptr [{p1}]",
+            "vbroadcasti128 {z}, xmmword ptr [{q}]",
+            "vpsrlw {hi1}, {lo1}, 4",
+            "vpand {hi0}, {hi0}, {m}",
+            "vbroadcasti128 {x}, xmmword ptr [{q} + 16]",
+            "vpand {lo0}, {lo0}, {m}",
+            "vpshufb {y}, {x}, {lo0}",
+            "vpaddb {y}, {a0}, {y}",
+            "vpshufb {a0}, {z}, {hi0}",
+            "vpand {hi1}, {hi1}, {m}",
+            "vpshufb {z}, {z}, {hi1}",
+            "vpaddb {a0}, {a0}, {y}",
+            "vpand {lo1}, {lo1}, {m}",
+            "vpshufb {x}, {x}, {lo1}",
+            "vpaddb {x}, {a1}, {x}",
+            "vpaddb {a1}, {z}, {x}",
+            "vbroadcasti128 {x}, xmmword ptr [{q} + {st}]",
+            "vbroadcasti128 {y}, xmmword ptr [{q} + {st} + 16]",
+            "vpshufb {z}, {y}, {lo0}",
+            "vpaddb {a2}, {z}, {a2}",
+            "vpshufb {z}, {x}, {hi0}",
+            "vpshufb {x}, {x}, {hi1}",
+            "vpaddb {a2}, {a2}, {z}",
+            "vpshufb {y}, {y}, {lo1}",
+            "vpaddb {y}, {y}, {a3}",
+            "vpaddb {a3}, {y}, {x}",
+            "vbroadcasti128 {x}, xmmword ptr [{q} + 2*{st}]",
+            "vbroadcasti128 {y}, xmmword ptr [{q} + 2*{st} + 16]",
+            "vpshufb {z}, {y}, {lo0}",
+            "vpaddb {a4}, {z}, {a4}",
+            "vpshufb {z}, {x}, {hi0}",
+            "vpaddb {a4}, {z}, {a4}",
+            "vpshufb {y}, {y}, {lo1}",
+            "vpaddb {y}, {y}, {a5}",
+            "vpshufb {x}, {x}, {hi1}",
+            "vpaddb {a5}, {y}, {x}",
+            "vbroadcasti128 {x}, xmmword ptr [{q} + {st3}]",
+            "vpshufb {y}, {x}, {hi0}",
+            "vpaddb {y}, {y}, {a6}",
+            "vpshufb {x}, {x}, {hi1}",
+            "vbroadcasti128 {hi0}, xmmword ptr [{q} + {st3} + 16]",
+            "vpaddb {x}, {x}, {a7}",
+            "vpshufb {a7}, {hi0}, {lo0}",
+            "vpaddb {a6}, {a7}, {y}",
+            "vpshufb {y}, {hi0}, {lo1}",
+            "vpaddb {a7}, {y}, {x}",
+            "add {q}, 32",
+            "add {p0}, 32",
+            "add {p1}, 32",
+            "dec {n}",
+            "jnz 2b",
+            p0 = inout(reg) block0 => _,
+            p1 = inout(reg) block1 => _,
+            q = inout(reg) luts => _,
+            n = inout(reg) n => _,
+            st = in(reg) stride,
+            st3 = in(reg) 3 * stride,
+            m = in(ymm_reg) low4,
+            a0 = inout(ymm_reg) a0,
+            a1 = inout(ymm_reg) a1,
+            a2 = inout(ymm_reg) a2,
+            a3 = inout(ymm_reg) a3,
+            a4 = inout(ymm_reg) a4,
+            a5 = inout(ymm_reg) a5,
+            a6 = inout(ymm_reg) a6,
+            a7 = inout(ymm_reg) a7,
+            lo0 = out(ymm_reg) _,
+            lo1 = out(ymm_reg) _,
+            hi0 = out(ymm_reg) _,
+            hi1 = out(ymm_reg) _,
+            x = out(ymm_reg) _,
+            y = out(ymm_reg) _,
+            z = out(ymm_reg) _,
+            options(nostack, readonly),
+        );
+    }
+    *acc = [a0, a1, a2, a3, a4, a5, a6, a7];
 }
