@@ -99,14 +99,12 @@ impl<'a> TopK<'a> {
         // Almost every mask is zero once the list is full: skip them eight at a time.
         // Whole chunks are read as one word: a copy of a slice of unknown
         // length into a word buffer was a `memmove` call per chunk.
-        let mut chunks = hits.chunks_exact(8);
-        for (c, chunk) in chunks.by_ref().enumerate() {
-            let word = u64::from_ne_bytes(chunk.try_into().expect("chunks of 8"));
-            if word != 0 {
-                self.offer_hit_groups(dists, chunk, c * 8, valid, first_row);
+        let (words, tail) = hits.as_chunks::<8>();
+        for (c, word) in words.iter().enumerate() {
+            if u64::from_ne_bytes(*word) != 0 {
+                self.offer_hit_groups(dists, word, c * 8, valid, first_row);
             }
         }
-        let tail = chunks.remainder();
         if tail.iter().any(|&m| m != 0) {
             self.offer_hit_groups(dists, tail, hits.len() - tail.len(), valid, first_row);
         }
