@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 import uuid
 from typing import Any
 
@@ -69,6 +70,8 @@ def _register_sizeof() -> None:
 def _search_shard(shard: ResidentShard, queries: Any, k: int, filter: Any, options: dict[str, Any]) -> SearchResult:
     return SearchResult(*shard.index.search(queries, k, filter=filter, **options))
 
+
+_RETRIES = 3  # batches re-sent after a worker took the queries with it (see ShardedIndex._gather)
 
 # -- serving ------------------------------------------------------------------------------------------------
 
@@ -284,40 +287,68 @@ class ShardedIndex:
         timeout: float | None,
         rows: int,
     ) -> list[SearchResult]:
-        """Each routed shard's top ``k`` for the ``rows`` queries, all of them or an exception."""
-        distributed = dask_module("distributed")
+        """Each routed shard's top ``k`` for the ``rows`` queries, all of them or an exception.
+
+        A worker that dies mid-batch can take the only copy of the scattered queries with it (the
+        scheduler's memory manager keeps one replica once the other workers' searches are done);
+        the searches that needed it are then cancelled, not rescheduled. They are sent again, with
+        the queries scattered anew, while the client runs and time is left — at most
+        ``_RETRIES`` times, then ``OSError``. The shards themselves are recomputed by the scheduler.
+        """
         client = self._client
-        [shared] = client.scatter([queries], broadcast=True, hash=False)  # once per batch, to every worker
-        futures = [
-            client.submit(_search_shard, self._futures[s.file], shared, k, part, options, pure=False)
-            for s, part in routed
-        ]
-        cancelled = (distributed.client.FutureCancelledError, distributed.client.FuturesCancelledError)
-        try:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        results: dict[int, SearchResult] = {}
+        waiting = list(range(len(routed)))
+        for attempt in range(_RETRIES + 1):
+            [shared] = client.scatter([queries], broadcast=True, hash=False)  # once per try, to every worker
+            futures = {
+                i: client.submit(
+                    _search_shard, self._futures[routed[i][0].file], shared, k, routed[i][1], options, pure=False
+                )
+                for i in waiting
+            }
             try:
-                distributed.wait(futures, timeout=timeout)
-                results = list(client.gather(futures))
-            except (TimeoutError, asyncio.TimeoutError, distributed.TimeoutError) as e:
-                late = [s.file for (s, _), f in zip(routed, futures) if not f.done()]
-                raise TimeoutError(
-                    f"q2key: the search of {len(late)} of {len(routed)} shards ({', '.join(late[:3])}"
-                    f"{', …' if len(late) > 3 else ''}) did not finish within timeout={timeout} s"
-                ) from e
+                why = self._wait(futures, routed, timeout, deadline)
+                cancelled = [i for i, f in futures.items() if f.cancelled()]
+                results.update((i, f.result()) for i, f in futures.items() if i not in cancelled)
             except Q2KeyError:
                 raise
-            except cancelled as e:  # wait() raises it too, not only gather()
-                raise OSError(f"q2key: a shard search was cancelled (client or cluster closing?): {e}") from e
             except Exception as e:
                 if type(e).__name__ == "KilledWorker":
                     raise OSError(f"q2key: a shard could not be searched, its workers kept dying: {e}") from e
                 raise
-        finally:
-            client.cancel([*futures, shared])
-        for (s, _), r in zip(routed, results):
+            finally:
+                client.cancel([*futures.values(), shared])
+            if not cancelled:
+                break
+            if client.status != "running" or attempt == _RETRIES:
+                raise OSError(f"q2key: a shard search was cancelled (client or cluster closing?): {why}")
+            waiting = cancelled
+        out = [results[i] for i in range(len(routed))]
+        for (s, _), r in zip(routed, out):
             # Never merge an answer to other queries: a shard result is (queries, ≤ k) or the batch fails.
             if not isinstance(r, SearchResult) or r.ids.shape != r.distances.shape or r.ids.shape[:1] != (rows,):
                 raise OSError(f"q2key: shard {s.file} answered {type(r).__name__} of another shape, not {rows} rows")
-        return results
+        return out
+
+    @staticmethod
+    def _wait(
+        futures: dict[int, Any], routed: list[tuple[ShardInfo, Any]], timeout: float | None, deadline: float | None
+    ) -> str:
+        """Waits until every future is done or past ``deadline`` (``TimeoutError``); returns why some were cancelled."""
+        distributed = dask_module("distributed")
+        left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+        try:
+            distributed.wait(list(futures.values()), timeout=left)
+        except (TimeoutError, asyncio.TimeoutError, distributed.TimeoutError) as e:
+            late = [routed[i][0].file for i, f in futures.items() if not f.done()]
+            raise TimeoutError(
+                f"q2key: the search of {len(late)} of {len(routed)} shards ({', '.join(late[:3])}"
+                f"{', …' if len(late) > 3 else ''}) did not finish within timeout={timeout} s"
+            ) from e
+        except (distributed.client.FutureCancelledError, distributed.client.FuturesCancelledError) as e:
+            return str(e)  # wait() raises it once all are done if any was cancelled
+        return ""
 
     # -- writing --------------------------------------------------------------------------------------------
 

@@ -281,11 +281,12 @@ def test_add_appends_shards_and_rejects_ids_already_present(client: Any, tmp_pat
         assert _shard_files.read_manifest(directory).next_id == 10_050
 
 
-def _slow_shard_searches(seconds: float, started: str | None = None) -> None:
+def _slow_shard_searches(seconds: float, started: str | None = None, release: str | None = None) -> None:
     """Run on a worker: its shard searches sleep first (tasks name the function by module attribute).
 
     ``started``: a file each search creates as it starts sleeping — the test kills the worker only
-    once a search is surely running there, not merely assigned to it.
+    once a search is surely running there, not merely assigned to it. ``release``: a file that ends
+    the sleep early, so a test leaves no busy worker thread behind for the next one.
     """
     import q2key._sharded as sharded
 
@@ -295,7 +296,9 @@ def _slow_shard_searches(seconds: float, started: str | None = None) -> None:
     def slow(*a: Any) -> Any:
         if started is not None:
             Path(started).touch()
-        time.sleep(seconds)
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and not (release is not None and Path(release).exists()):
+            time.sleep(0.01)
         return search(*a)
 
     sharded._search_shard = slow  # type: ignore[assignment]
@@ -314,6 +317,16 @@ def _first_row_only_searches() -> None:
     search = getattr(sharded, "_fast_search_shard", sharded._search_shard)
     sharded._fast_search_shard = search  # type: ignore[attr-defined]
     sharded._search_shard = lambda *a: q2key.SearchResult(*(part[:1] for part in search(*a)))  # type: ignore[assignment]
+
+
+def _queries_only_on(client: Any, worker: str, deadline: float) -> bool:
+    """Waits until the batch's scattered queries (an ``ndarray-…`` key) are held by ``worker`` alone."""
+    while time.monotonic() < deadline:
+        holders = [set(w) for key, w in client.who_has().items() if str(key).startswith("ndarray-")]
+        if holders and all(h == {worker} for h in holders):
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def test_a_worker_killed_mid_batch(client: Any, tmp_path: Path) -> None:
@@ -342,6 +355,10 @@ def test_a_worker_killed_mid_batch(client: Any, tmp_path: Path) -> None:
         while not started.exists():  # a search is running on the victim (it sleeps 60 s): kill it now
             assert time.monotonic() - start < 30 and searching.is_alive(), results
             time.sleep(0.01)
+        # Once the other worker's searches are done the scheduler's memory manager drops its copy
+        # of the scattered queries: the kill then takes their last copy, and the victim's searches
+        # are cancelled, not rescheduled — the batch must send them again (CI saw it fail so).
+        assert _queries_only_on(client, victim, deadline=time.monotonic() + 20), client.who_has()
         os.kill(pid, signal.SIGKILL)  # kill -9 of the worker process (its nanny starts a new one)
         searching.join()
         assert time.monotonic() - start < 50  # answered by the shards re-opened elsewhere, not the sleeper
@@ -371,15 +388,18 @@ def test_a_timeout_raises_rather_than_answering_in_part(client: Any, tmp_path: P
     directory, _ = _build(tmp_path, x, 200, 2)
     index = qd.ShardedIndex(directory, client)
     worker = sorted(index.placement())[0]
-    client.run(_slow_shard_searches, 3, workers=[worker])
+    index.search(x[:3], 10)  # a worker's first search (imports, first transfer) is not what is timed
+    release = tmp_path / "release"
+    client.run(_slow_shard_searches, 30, None, str(release), workers=[worker])
     try:
         start = time.monotonic()
         with pytest.raises(
-            TimeoutError, match=r"^q2key: the search of 1 of 2 shards \(shard-0000\d.0.q2\) .*timeout=0.5 s"
+            TimeoutError, match=r"^q2key: the search of 1 of 2 shards \(shard-0000\d.0.q2\) .*timeout=2 s"
         ):
-            index.search(x[:3], 10, timeout=0.5)
-        assert time.monotonic() - start < 2.5
+            index.search(x[:3], 10, timeout=2)
+        assert time.monotonic() - start < 5  # not the 30 s the slow shard sleeps
     finally:
+        release.touch()
         client.run(_fast_shard_searches)
     with pytest.raises(q2key.Q2KeyError, match=r"^timeout: "):
         index.search(x[:2], 3, timeout=0)
