@@ -3,7 +3,7 @@
 
 use super::x86_avx2_lee::{lee_pair, lee_rows, lee_tile, lee_tile_hits};
 use super::{assert_encode_buffers, encode_row_cuts, encode_row_gather, Backend, Kernels};
-use super::{prefetch_next_row, INTERLEAVE};
+use super::{prefetch_row_ahead, INTERLEAVE};
 use crate::encode::cuts::quantize_cuts_tail;
 use crate::encode::quantize::{finish_sum_of_squares, quantize_pack_scalar, sum_of_squares, NORM_LANES};
 use crate::keys::{count_run_starts, gather_run_starts_bytewise};
@@ -243,14 +243,16 @@ row_encoder_with_both_gathers! {
 #[inline(always)]
 unsafe fn sum_of_squares_f32(x: &[f32]) -> f64 {
     // SAFETY: CPU: AVX2 and FMA (this function's contract); lengths: the loop reads
-    // x[i + 4q..][..4] (q < 8) for i + 32 ≤ x.len(), and the stores fill the
-    // 32-lane local `lanes`, 4 lanes per register.
+    // x[i + 4q..][..4] (q < 8) for i + 32 ≤ x.len() (its prefetches of the row
+    // ahead never fault), and the stores fill the 32-lane local `lanes`, 4 lanes
+    // per register.
     unsafe {
         let mut acc = [_mm256_setzero_pd(); NORM_LANES / 4];
         let body = x.len() / NORM_LANES * NORM_LANES;
         let p = x.as_ptr();
         let mut i = 0;
         while i < body {
+            prefetch_row_ahead(x, i / 2);
             for (q, a) in acc.iter_mut().enumerate() {
                 let v = _mm256_cvtps_pd(_mm_loadu_ps(p.add(i + 4 * q)));
                 *a = _mm256_fmadd_pd(v, v, *a);
@@ -336,7 +338,7 @@ unsafe fn pack_body(masks: &impl RowMasks, x: &[f32], dst: *mut u8) -> usize {
         let n = x.len();
         let mut i = 0;
         while i + 32 <= n {
-            prefetch_next_row(x, i);
+            prefetch_row_ahead(x, x.len() / 2 + i / 2);
             store16(dst.add(i / 4), masks.at(i), masks.at(i + 8));
             store16(dst.add(i / 4 + 4), masks.at(i + 16), masks.at(i + 24));
             i += 32;

@@ -5,7 +5,7 @@ use super::{
     assert_encode_buffers, assert_lee_pair, assert_lee_rows, assert_tile_buffers, encode_row_cuts, encode_row_gather,
     lend, Backend, Hits, Kernels, TileArgs,
 };
-use super::{prefetch_next_row, INTERLEAVE};
+use super::{prefetch_row_ahead, INTERLEAVE};
 use crate::encode::cuts::quantize_cuts_tail;
 use crate::encode::quantize::quantize_pack_scalar;
 use crate::keys::count_run_starts;
@@ -179,7 +179,8 @@ unsafe fn encode_cuts_f64_avx512(x: &[f64], cuts: &[f64], code: &mut [u8]) -> Re
 #[inline(always)]
 unsafe fn sum_of_squares_f32(x: &[f32]) -> f64 {
     // SAFETY: CPU: AVX-512 F and VL (this function's contract); lengths: the
-    // loop reads x[i + 8q..][..8] for i + 32 ≤ x.len(), and the tail loads are
+    // loop reads x[i + 8q..][..8] for i + 32 ≤ x.len() (its prefetches of the
+    // row ahead never fault), and the tail loads are
     // masked to the `x.len() - i` elements left; the store fills the 8-lane local.
     unsafe {
         let mut acc = [_mm512_setzero_pd(); 4];
@@ -191,6 +192,7 @@ unsafe fn sum_of_squares_f32(x: &[f32]) -> f64 {
         let body = x.len() / 32 * 32;
         let mut i = 0;
         while i < body {
+            prefetch_row_ahead(x, i / 2);
             for (q, a) in acc.iter_mut().enumerate() {
                 *a = add_square(*a, _mm256_loadu_ps(x.as_ptr().add(i + 8 * q)));
             }
@@ -299,7 +301,7 @@ unsafe fn quantize_f32(x: &[f32], t: f32, out: &mut [u8]) {
         let body = x.len() / 32 * 32;
         let mut i = 0;
         while i < body {
-            prefetch_next_row(x, i);
+            prefetch_row_ahead(x, x.len() / 2 + i / 2);
             let (h0, l0) = masks(_mm512_loadu_ps(x.as_ptr().add(i)));
             let (h1, l1) = masks(_mm512_loadu_ps(x.as_ptr().add(i + 16)));
             let (h, l) = (h0 | h1 << 16, l0 | l1 << 16);
@@ -358,7 +360,7 @@ unsafe fn quantize_cuts_f32(x: &[f32], inv: f32, cuts: &[f32], out: &mut [u8]) {
         let body = n / 32 * 32;
         let mut i = 0;
         while i < body {
-            prefetch_next_row(x, i);
+            prefetch_row_ahead(x, x.len() / 2 + i / 2);
             let (h0, l0) = masks(i);
             let (h1, l1) = masks(i + 16);
             let (h, l) = (h0 | h1 << 16, l0 | l1 << 16);
