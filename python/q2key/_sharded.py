@@ -8,6 +8,8 @@ lost future from its task — re-opening the file on another worker — and the 
 it run there: recovery for free. An actor lives and dies with its worker and is never recomputed;
 we would have to notice the death and re-create it ourselves. A shard that must move anyway
 (rebalancing, spilling) pickles as its path and re-opens on arrival: no codes are copied.
+A batch's queries are scattered data, not a task: if a dying worker held their last copy, the
+searches that needed them are cancelled, and the batch sends those again (``ShardedIndex._gather``).
 """
 
 from __future__ import annotations

@@ -324,7 +324,8 @@ trait RowMasks {
 }
 
 /// Packs the row's first `n / 16 · 16` coordinates into `dst` (32 per step,
-/// then 16, prefetching the next row of `x`); returns where the tail starts.
+/// then 16, prefetching the second half of the row ahead); returns where the
+/// tail starts.
 ///
 /// # Safety
 /// The CPU supports AVX2, `masks` reads coordinates `0..n` (`n = x.len()`),
@@ -414,7 +415,7 @@ impl RowMasks for CutMasks {
 
 /// Per-dimension cuts, thirty-two coordinates → eight code bytes per step
 /// (then sixteen → four): `v = x·inv`, the mid-cut mask and the low/high-cut
-/// mask, packed by [`pack_masks16`]; the next row is prefetched meanwhile.
+/// mask, packed by [`pack_masks16`]; the row ahead is prefetched meanwhile.
 ///
 /// # Safety
 /// The CPU supports AVX2, `cuts` holds `3 × x.len()` values and `out`
@@ -469,7 +470,7 @@ unsafe fn quantize_cuts_f64(x: &[f64], inv: f64, cuts: &[f64], out: &mut [u8]) {
 }
 
 /// Thirty-two coordinates → eight code bytes per step (then sixteen → four):
-/// sign and near-zero masks packed by [`pack_masks16`]; the next row is
+/// sign and near-zero masks packed by [`pack_masks16`]; the row ahead is
 /// prefetched meanwhile.
 ///
 /// # Safety
