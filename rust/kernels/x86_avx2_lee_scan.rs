@@ -121,22 +121,10 @@ unsafe fn scan_blocks<const Q: usize, const B: usize>(
         // exact odd-row sums; the even-row sums are their difference.
         let mut all = [[_mm256_setzero_si256(); B]; Q];
         let mut odd = [[_mm256_setzero_si256(); B]; Q];
-        let mut r0 = b0;
-        while r0 < b1 {
-            let r1 = (r0 + U8_BYTES).min(b1);
-            let mut acc = [[_mm256_setzero_si256(); B]; Q];
-            // SAFETY: CPU: AVX2 (this function's); r0 < r1 ≤ width, so bytes
-            // r0..r1 of the B blocks and of the Q queries' tables are in bounds
-            // (this function's contract).
-            unsafe { add_lookups(luts, width, block, r0..r1, &mut acc) };
-            for i in 0..Q {
-                for k in 0..B {
-                    all[i][k] = _mm256_add_epi16(all[i][k], acc[i][k]);
-                    odd[i][k] = _mm256_add_epi16(odd[i][k], _mm256_srli_epi16(acc[i][k], 8));
-                }
-            }
-            r0 = r1;
-        }
+        // SAFETY: CPU: AVX2 (this function's); b0 < b1 ≤ width and
+        // b1 - b0 ≤ U16_BYTES, so bytes b0..b1 of the B blocks and of the Q
+        // queries' tables are in bounds (this function's contract).
+        unsafe { add_u16_sums(luts, width, block, b0..b1, &mut all, &mut odd) };
         if b0 == 0 && b1 == width && !dst.masks.is_null() && width * BYTE_MAX <= i16::MAX as usize {
             // SAFETY: CPU: AVX2 (this function's); the pointers as in the
             // contract of this function (the caller's).
@@ -220,10 +208,70 @@ unsafe fn hits_from_u16<const Q: usize, const B: usize>(
     }
 }
 
+/// Adds the Lee sums of code bytes `bytes` (at most [`U16_BYTES`]) of `B`
+/// blocks for `Q` queries into the 16-bit `all`/`odd` sums of
+/// [`scan_blocks`], summing each run of [`U8_BYTES`] bytes in u8 lanes first.
+/// The full group (4 queries × 2 blocks) runs [`lookups_4x2`], runs and all;
+/// partial groups, which have registers to spare, the same steps in
+/// intrinsics.
+///
+/// # Safety
+/// The CPU supports AVX2; `bytes` is non-empty, at most [`U16_BYTES`] long
+/// and ends at most at `width`; `luts` and `block` are readable as in
+/// [`scan_blocks`].
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn add_u16_sums<const Q: usize, const B: usize>(
+    luts: *const u8,
+    width: usize,
+    block: *const u8,
+    bytes: Range<usize>,
+    all: &mut [[__m256i; B]; Q],
+    odd: &mut [[__m256i; B]; Q],
+) {
+    let block_len = BLOCK_ROWS * width;
+    let stride = TABLE_BYTES * width;
+    if let (Ok(all8), Ok(odd8), 2) = (
+        <&mut [__m256i; 8]>::try_from(all.as_flattened_mut()),
+        <&mut [__m256i; 8]>::try_from(odd.as_flattened_mut()),
+        B,
+    ) {
+        // SAFETY: CPU: AVX2 (this function's); Q·B = 8 with B = 2 is 4
+        // queries; blocks 0 and 1 from byte `bytes.start` and the 4 tables
+        // from that byte are readable for `bytes.len() ≥ 1` bytes (this
+        // function's contract).
+        unsafe {
+            lookups_4x2(
+                all8,
+                odd8,
+                block.add(32 * bytes.start),
+                block.add(block_len + 32 * bytes.start),
+                luts.add(TABLE_BYTES * bytes.start),
+                stride,
+                bytes.len(),
+            )
+        };
+        return;
+    }
+    let mut r0 = bytes.start;
+    while r0 < bytes.end {
+        let r1 = (r0 + U8_BYTES).min(bytes.end);
+        let mut acc = [[_mm256_setzero_si256(); B]; Q];
+        // SAFETY: CPU: AVX2 (this function's); r0 < r1 ≤ bytes.end ≤ width
+        // (this function's contract).
+        unsafe { add_lookups(luts, width, block, r0..r1, &mut acc) };
+        for i in 0..Q {
+            for k in 0..B {
+                all[i][k] = _mm256_add_epi16(all[i][k], acc[i][k]);
+                odd[i][k] = _mm256_add_epi16(odd[i][k], _mm256_srli_epi16(acc[i][k], 8));
+            }
+        }
+        r0 = r1;
+    }
+}
+
 /// Adds the table lookups of code bytes `bytes` of `B` blocks for `Q`
-/// queries into `acc` (u8 lanes: at most [`U8_BYTES`] bytes). The full group
-/// (4 queries × 2 blocks) runs [`lookups_4x2`]; partial groups, which have
-/// registers to spare, the same steps in intrinsics.
+/// queries into `acc` (u8 lanes: at most [`U8_BYTES`] bytes).
 ///
 /// # Safety
 /// The CPU supports AVX2; `bytes` is non-empty and ends at most at `width`;
@@ -239,23 +287,6 @@ unsafe fn add_lookups<const Q: usize, const B: usize>(
 ) {
     let block_len = BLOCK_ROWS * width;
     let stride = TABLE_BYTES * width;
-    if let (Ok(acc), 2) = (<&mut [__m256i; 8]>::try_from(acc.as_flattened_mut()), B) {
-        // SAFETY: CPU: AVX2 (this function's); Q·B = 8 with B = 2 is 4
-        // queries; blocks 0 and 1 from byte `bytes.start` and the 4 tables
-        // from that byte are readable for `bytes.len() ≥ 1` bytes (this
-        // function's contract).
-        unsafe {
-            lookups_4x2(
-                acc,
-                block.add(32 * bytes.start),
-                block.add(block_len + 32 * bytes.start),
-                luts.add(TABLE_BYTES * bytes.start),
-                stride,
-                bytes.len(),
-            )
-        };
-        return;
-    }
     let low4 = _mm256_set1_epi8(0x0f);
     for b in bytes {
         let mut hi = [_mm256_setzero_si256(); B];
@@ -284,20 +315,24 @@ unsafe fn add_lookups<const Q: usize, const B: usize>(
     }
 }
 
-/// [`add_lookups`] for 4 queries × 2 blocks, `n` code bytes, in assembly so
-/// that every build keeps the 8 accumulators in registers: they, the mask,
-/// 4 nibble vectors and 3 temporaries take the 16 ymm registers.
+/// [`add_u16_sums`] for 4 queries × 2 blocks, `n` code bytes, in assembly
+/// so that every build keeps the 8 u8 accumulators in registers: they, the
+/// mask, 4 nibble vectors and 3 temporaries take the 16 ymm registers.
 /// Written with intrinsics, the register allocator spilled one accumulator
 /// in some builds (the wheel, not `cargo build`), which then made a
-/// store-load round trip per code byte: 5–7 % of the search.
+/// store-load round trip per code byte: 5–7 % of the search. Each run of
+/// [`U8_BYTES`] bytes ends by adding its u8 sums into `all` and their odd
+/// bytes into `odd` (16-bit lanes, in memory) straight from the registers.
 ///
 /// # Safety
-/// The CPU supports AVX2; `n ≥ 1`; `block0` and `block1` are readable for
-/// `32·n` bytes, and so is `luts + stride·i` for each query `i < 4`.
+/// The CPU supports AVX2; `1 ≤ n ≤ U16_BYTES`; `block0` and `block1` are
+/// readable for `32·n` bytes, and so is `luts + stride·i` for each query
+/// `i < 4`.
 #[target_feature(enable = "avx2")]
 #[inline]
 unsafe fn lookups_4x2(
-    acc: &mut [__m256i; 8],
+    all: &mut [__m256i; 8],
+    odd: &mut [__m256i; 8],
     block0: *const u8,
     block1: *const u8,
     luts: *const u8,
@@ -305,12 +340,25 @@ unsafe fn lookups_4x2(
     n: usize,
 ) {
     let low4 = _mm256_set1_epi8(0x0f);
-    let [mut a0, mut a1, mut a2, mut a3, mut a4, mut a5, mut a6, mut a7] = *acc;
     // SAFETY: CPU: AVX2 (this function's); reads only 32 bytes per step of
     // each block and 2 × 16 bytes per step of each query's table, n ≥ 1
-    // steps (this function's contract); writes no memory, keeps the stack.
+    // steps (this function's contract); writes only `all` and `odd` (8 ymm
+    // each, through their own pointers), keeps the stack.
     unsafe {
         std::arch::asm!(
+            "3:",
+            "mov {r}, {run}",
+            "cmp {n}, {r}",
+            "cmovb {r}, {n}",
+            "sub {n}, {r}",
+            "vpxor {a0}, {a0}, {a0}",
+            "vpxor {a1}, {a1}, {a1}",
+            "vpxor {a2}, {a2}, {a2}",
+            "vpxor {a3}, {a3}, {a3}",
+            "vpxor {a4}, {a4}, {a4}",
+            "vpxor {a5}, {a5}, {a5}",
+            "vpxor {a6}, {a6}, {a6}",
+            "vpxor {a7}, {a7}, {a7}",
             // The order of LLVM's own schedule for this loop (from a build where
             // it kept the accumulators in registers); 3 temporaries, and hi0's
             // register takes the last table once hi0 is used.
@@ -367,23 +415,70 @@ unsafe fn lookups_4x2(
             "add {q}, 32",
             "add {p0}, 32",
             "add {p1}, 32",
-            "dec {n}",
+            "dec {r}",
             "jnz 2b",
+            // The run's u8 sums into the 16-bit sums: all += acc, odd += acc >> 8.
+            "vpaddw {x}, {a0}, ymmword ptr [{all} + 0]",
+            "vmovdqu ymmword ptr [{all} + 0], {x}",
+            "vpsrlw {a0}, {a0}, 8",
+            "vpaddw {a0}, {a0}, ymmword ptr [{odd} + 0]",
+            "vmovdqu ymmword ptr [{odd} + 0], {a0}",
+            "vpaddw {x}, {a1}, ymmword ptr [{all} + 32]",
+            "vmovdqu ymmword ptr [{all} + 32], {x}",
+            "vpsrlw {a1}, {a1}, 8",
+            "vpaddw {a1}, {a1}, ymmword ptr [{odd} + 32]",
+            "vmovdqu ymmword ptr [{odd} + 32], {a1}",
+            "vpaddw {x}, {a2}, ymmword ptr [{all} + 64]",
+            "vmovdqu ymmword ptr [{all} + 64], {x}",
+            "vpsrlw {a2}, {a2}, 8",
+            "vpaddw {a2}, {a2}, ymmword ptr [{odd} + 64]",
+            "vmovdqu ymmword ptr [{odd} + 64], {a2}",
+            "vpaddw {x}, {a3}, ymmword ptr [{all} + 96]",
+            "vmovdqu ymmword ptr [{all} + 96], {x}",
+            "vpsrlw {a3}, {a3}, 8",
+            "vpaddw {a3}, {a3}, ymmword ptr [{odd} + 96]",
+            "vmovdqu ymmword ptr [{odd} + 96], {a3}",
+            "vpaddw {x}, {a4}, ymmword ptr [{all} + 128]",
+            "vmovdqu ymmword ptr [{all} + 128], {x}",
+            "vpsrlw {a4}, {a4}, 8",
+            "vpaddw {a4}, {a4}, ymmword ptr [{odd} + 128]",
+            "vmovdqu ymmword ptr [{odd} + 128], {a4}",
+            "vpaddw {x}, {a5}, ymmword ptr [{all} + 160]",
+            "vmovdqu ymmword ptr [{all} + 160], {x}",
+            "vpsrlw {a5}, {a5}, 8",
+            "vpaddw {a5}, {a5}, ymmword ptr [{odd} + 160]",
+            "vmovdqu ymmword ptr [{odd} + 160], {a5}",
+            "vpaddw {x}, {a6}, ymmword ptr [{all} + 192]",
+            "vmovdqu ymmword ptr [{all} + 192], {x}",
+            "vpsrlw {a6}, {a6}, 8",
+            "vpaddw {a6}, {a6}, ymmword ptr [{odd} + 192]",
+            "vmovdqu ymmword ptr [{odd} + 192], {a6}",
+            "vpaddw {x}, {a7}, ymmword ptr [{all} + 224]",
+            "vmovdqu ymmword ptr [{all} + 224], {x}",
+            "vpsrlw {a7}, {a7}, 8",
+            "vpaddw {a7}, {a7}, ymmword ptr [{odd} + 224]",
+            "vmovdqu ymmword ptr [{odd} + 224], {a7}",
+            "test {n}, {n}",
+            "jnz 3b",
             p0 = inout(reg) block0 => _,
             p1 = inout(reg) block1 => _,
             q = inout(reg) luts => _,
             n = inout(reg) n => _,
+            r = out(reg) _,
+            run = const U8_BYTES,
             st = in(reg) stride,
             st3 = in(reg) 3 * stride,
+            all = in(reg) all.as_mut_ptr(),
+            odd = in(reg) odd.as_mut_ptr(),
             m = in(ymm_reg) low4,
-            a0 = inout(ymm_reg) a0,
-            a1 = inout(ymm_reg) a1,
-            a2 = inout(ymm_reg) a2,
-            a3 = inout(ymm_reg) a3,
-            a4 = inout(ymm_reg) a4,
-            a5 = inout(ymm_reg) a5,
-            a6 = inout(ymm_reg) a6,
-            a7 = inout(ymm_reg) a7,
+            a0 = out(ymm_reg) _,
+            a1 = out(ymm_reg) _,
+            a2 = out(ymm_reg) _,
+            a3 = out(ymm_reg) _,
+            a4 = out(ymm_reg) _,
+            a5 = out(ymm_reg) _,
+            a6 = out(ymm_reg) _,
+            a7 = out(ymm_reg) _,
             lo0 = out(ymm_reg) _,
             lo1 = out(ymm_reg) _,
             hi0 = out(ymm_reg) _,
@@ -391,8 +486,7 @@ unsafe fn lookups_4x2(
             x = out(ymm_reg) _,
             y = out(ymm_reg) _,
             z = out(ymm_reg) _,
-            options(nostack, readonly),
+            options(nostack),
         );
     }
-    *acc = [a0, a1, a2, a3, a4, a5, a6, a7];
 }
