@@ -312,7 +312,8 @@ class ShardedIndex:
             try:
                 why = self._wait(futures, routed, timeout, deadline)
                 cancelled = [i for i, f in futures.items() if f.cancelled()]
-                results.update((i, f.result()) for i, f in futures.items() if i not in cancelled)
+                done = [i for i in futures if i not in cancelled]
+                results.update(zip(done, client.gather([futures[i] for i in done])))  # one round trip
             except Q2KeyError:
                 raise
             except Exception as e:
